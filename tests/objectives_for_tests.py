@@ -1,0 +1,39 @@
+"""Objective functions for `objective.kind: python` in tests (imported by Ray workers too)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+TARGET = {"caption": 0.5, "count": 0.3, "compare": 0.2}
+
+
+def landscape(proportions: dict[str, float], volume: int, seed: int) -> float:
+    """Deterministic: best near TARGET, a little better with more rows, a small seed offset."""
+    dist = sum((proportions.get(t, 0.0) - p) ** 2 for t, p in TARGET.items())
+    return 1.0 - dist + 0.01 * math.log(volume) + 0.001 * seed
+
+
+def fails_for_seed_1(proportions: dict[str, float], volume: int, seed: int) -> float:
+    if seed == 1:
+        raise ValueError(f"bad luck for seed {seed}")
+    return landscape(proportions, volume, seed)
+
+
+def marker_path(volume: int, seed: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"ablate-test-died-v{volume}-s{seed}"
+
+
+def dies_once(proportions: dict[str, float], volume: int, seed: int) -> float:
+    """Kills its worker process the first time it sees (volume, seed); then behaves."""
+    marker = marker_path(volume, seed)
+    if not marker.exists():
+        marker.write_text("died")
+        os._exit(1)
+    return landscape(proportions, volume, seed)
+
+
+def always_dies(proportions: dict[str, float], volume: int, seed: int) -> float:
+    os._exit(1)
