@@ -1,0 +1,762 @@
+"""The sweep driver: Optuna decides, Ray runs, MLflow records. The only module that imports ray.
+
+    ablate sweep JOB.yaml      ->  run_sweep(job, task_types, address)
+    ablate status JOB.yaml     ->  study_status(job)
+
+Reading order of `run_sweep`: lock the study, open the Optuna study, reconcile what a dead
+driver left behind, enqueue the design (skipping points already done or queued), start the
+workers, then loop: ask -> dispatch -> ray.wait -> tell -> log, until nothing waits or runs.
+
+The Optuna study is the one record of truth: the driver alone asks and tells; workers only
+compute a `TrialResult`. Each trial carries the user attributes `proportions`, `volume`, `seed`,
+`balance` (plus `design_key`, `mixture_name`, `taxonomy`); a finished one adds `metrics`,
+`selection_hash`, `seconds`, `retries` and, when it failed, `error`.
+
+Resume rules: a COMPLETE trial never reruns; a trial left RUNNING by a dead driver is told FAIL
+(`error` says why) and its parameters are enqueued again; a design point whose `design_key`
+is in a COMPLETE, WAITING or RUNNING trial is not enqueued again (so FAILED points are retried
+by the next `ablate sweep`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+
+if TYPE_CHECKING:
+    from ablate.config import JobSpec
+    from ablate.trial import TrialResult
+
+#: How often a worker may die under one trial before the trial is told FAIL.
+MAX_WORKER_RETRIES = 2
+#: Object store of a Ray the driver starts itself: trials return small results, not tensors.
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+#: User attributes that define a trial's parameters (copied when a trial is enqueued again).
+DESIGN_ATTRS = (
+    "proportions",
+    "volume",
+    "seed",
+    "balance",
+    "design_key",
+    "mixture_name",
+    "taxonomy",
+)
+#: A database lock (non-file storages) whose heartbeat is older than this is taken over.
+LOCK_STALE_SECONDS = 120.0
+LOCK_HEARTBEAT_SECONDS = 30.0
+_LOCK_ATTR = "ablate.driver_lock"
+
+
+# --------------------------------------------------------------------------- public data
+
+
+@dataclass
+class SweepProgress:
+    """A snapshot after each event of the sweep (counts are over the whole study)."""
+
+    done: int
+    running: int
+    failed: int
+    waiting: int
+    total: int
+    best_value: float | None = None
+    best_trial: int | None = None
+    last: str = ""
+    """What just happened, e.g. `v200-b0.50-s1 -> 0.65 in 14.2s`."""
+
+
+@dataclass
+class SweepSummary:
+    n_complete: int
+    """COMPLETE trials in the study (including those of earlier runs)."""
+    n_failed: int
+    """Trials that failed during this run."""
+    best_value: float | None
+    best_trial: int | None
+    best_mixture: Mixture | None
+    wall_seconds: float
+    n_run: int = 0
+    """Trials that completed during this run."""
+    parent_run_id: str = ""
+    """The MLflow parent run of the sweep."""
+
+
+def print_progress(p: SweepProgress) -> None:
+    """Default progress printer: one line per finished trial."""
+    best = f"{p.best_value:.4g} (trial {p.best_trial})" if p.best_value is not None else "-"
+    width = len(str(p.total))
+    print(
+        f"[{p.done + p.failed:>{width}}/{p.total}] done {p.done}  running {p.running}  failed {p.failed}  "
+        f"best {best}  last: {p.last}",
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------- storage and lock
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage: a plain file path (no `://`) is a journal file, anything else a DB URL."""
+    import optuna
+
+    if "://" not in url:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.get_storage(url)
+
+
+def _lock_file(job: JobSpec) -> Path | None:
+    """For storages on local disk, the driver lock is a file beside them; None for servers."""
+    url = job.storage_url
+    if url.startswith("sqlite:///"):
+        base = Path(url[len("sqlite:///") :])
+    elif "://" not in url:
+        base = Path(url)
+    else:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job.study)
+    return base.with_name(f"{base.name}.{safe}.driver.lock")
+
+
+def _holder() -> dict[str, Any]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": _now_iso(),
+        "heartbeat": time.time(),
+    }
+
+
+def _now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return f"host {holder.get('host')}, pid {holder.get('pid')}, since {holder.get('since')}"
+
+
+@contextlib.contextmanager
+def driver_lock(job: JobSpec, study: Any) -> Iterator[None]:
+    """Only one driver per study. A second one fails with a UserError naming the holder.
+
+    Local storages (SQLite file, journal file) use `fcntl.flock` on a lock file beside them: the
+    kernel releases it when the driver dies, however it dies. Server storages (PostgreSQL) use
+    a study user attribute with a heartbeat; a heartbeat older than LOCK_STALE_SECONDS is a dead
+    driver's and is taken over.
+    """
+    path = _lock_file(job)
+    if path is not None:
+        with _file_lock(path):
+            yield
+    else:
+        with _attr_lock(study):
+            yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(Path(path).read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            raise UserError(
+                f"another `ablate sweep` is driving this study ({_describe(holder)}; lock file {path}). "
+                "Wait for it to finish, or stop it first; rerunning afterwards resumes the study."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(_holder()).encode())
+        os.fsync(fd)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def _attr_lock(study: Any) -> Iterator[None]:
+    me = _holder()
+    current = study.user_attrs.get(_LOCK_ATTR)
+    alive = bool(current) and time.time() - float(current.get("heartbeat", 0)) < LOCK_STALE_SECONDS
+    if alive and (current.get("host"), current.get("pid")) != (me["host"], me["pid"]):
+        raise UserError(
+            f"another `ablate sweep` is driving this study ({_describe(current)}; last heartbeat "
+            f"{time.time() - float(current['heartbeat']):.0f}s ago). Wait for it, or if it is dead, "
+            f"retry after {LOCK_STALE_SECONDS:.0f}s without a heartbeat."
+        )
+    study.set_user_attr(_LOCK_ATTR, me)
+    time.sleep(0.2)  # two drivers starting together: the later write wins, the other backs off
+    if (study.user_attrs.get(_LOCK_ATTR) or {}).get("pid") != me["pid"]:
+        raise UserError(
+            f"another `ablate sweep` took the lock of this study at the same moment ({_describe(study.user_attrs[_LOCK_ATTR])})"
+        )
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(LOCK_HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception):
+                study.set_user_attr(_LOCK_ATTR, {**me, "heartbeat": time.time()})
+
+    thread = threading.Thread(target=beat, name="ablate-lock-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            study.set_user_attr(_LOCK_ATTR, {})
+
+
+def open_study(job: JobSpec, create: bool = True) -> Any:
+    """The job's Optuna study (created when missing and `create`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(job.storage_url)
+    if create:
+        return optuna.create_study(
+            study_name=job.study,
+            storage=storage,
+            direction=job.objective.direction,
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=job.study, storage=storage)
+    except KeyError:
+        raise UserError(
+            f"no study `{job.study}` in {job.storage_url}; start it with `ablate sweep`"
+        ) from None
+
+
+# --------------------------------------------------------------------------- trials <-> mixtures
+
+
+def trial_attrs(mixture: Mixture) -> dict[str, Any]:
+    """The user attributes that define a trial: its mixture, `balance` and `design_key`."""
+    from ablate.design import balance_of, design_key
+
+    props = {t: float(p) for t, p in dict(mixture.proportions).items()}
+    return {
+        "proportions": props,
+        "volume": int(mixture.volume)
+        if float(mixture.volume).is_integer()
+        else float(mixture.volume),
+        "seed": int(mixture.seed),
+        "balance": balance_of(props),
+        "design_key": design_key(mixture),
+        "mixture_name": mixture.name,
+        "taxonomy": mixture.taxonomy,
+    }
+
+
+def mixture_from_attrs(attrs: dict[str, Any], default_taxonomy: str = "task_type") -> Mixture:
+    """Rebuild a trial's Mixture from its user attributes."""
+    missing = [k for k in ("proportions", "volume", "seed") if k not in attrs]
+    if missing:
+        raise ValueError(
+            f"trial has no user attribute(s) {missing}: not a trial enqueued by ablate"
+        )
+    return Mixture(
+        name=str(attrs.get("mixture_name") or f"v{attrs['volume']}-s{attrs['seed']}"),
+        volume=attrs["volume"],
+        proportions={str(t): float(p) for t, p in attrs["proportions"].items()},
+        taxonomy=str(attrs.get("taxonomy") or default_taxonomy),
+        seed=int(attrs["seed"]),
+    )
+
+
+def design_mixtures(job: JobSpec, task_types: list[str]) -> list[Mixture]:
+    """The fixed design of the job (only `grid` exists so far)."""
+    from ablate.design import grid_design
+
+    return grid_design(job, task_types)
+
+
+def _reconcile(job: JobSpec, study: Any, parent_run_id: str) -> list[int]:
+    """Trials RUNNING in storage belong to a dead driver (we hold the lock): FAIL + enqueue again."""
+    from optuna.trial import TrialState
+
+    from ablate import tracking
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study._storage.set_trial_user_attr(
+            t._trial_id, "error", "driver died while the trial ran (reconciled on restart)"
+        )
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        attrs = {k: t.user_attrs[k] for k in DESIGN_ATTRS if k in t.user_attrs}
+        if "proportions" in attrs:
+            study.enqueue_trial(params={}, user_attrs={**attrs, "requeued_from": t.number})
+    numbers = [t.number for t in stale]
+    if numbers:
+        tracking.mark_killed(job, parent_run_id, numbers)
+    return numbers
+
+
+def _enqueue_design(study: Any, mixtures: list[Mixture]) -> int:
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    have = {t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=live)}
+    n = 0
+    for mix in mixtures:
+        attrs = trial_attrs(mix)
+        if attrs["design_key"] in have:
+            continue
+        study.enqueue_trial(params={}, user_attrs=attrs)
+        have.add(attrs["design_key"])
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class TrialWorker:
+    """A long-lived Ray actor: one per GPU slot. `cache` outlives trials (the resident base model)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.cache: dict[str, Any] = {}
+        self.threads = threads
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
+        start = time.perf_counter()
+        if job.objective.kind == "python":
+            from ablate.objectives import run_python_objective
+
+            result = run_python_objective(job, mixture)
+        elif job.objective.kind == "train":
+            if self.threads and "torch_threads" not in self.cache:
+                import torch
+
+                torch.set_num_threads(self.threads)
+                self.cache["torch_threads"] = self.threads
+            from ablate.trial import run_trial
+
+            result = run_trial(job, mixture, self.cache)
+        else:  # validated by config; kept for a clear message if a new kind is half-added
+            raise ValueError(f"unknown objective kind {job.objective.kind!r}")
+        result.seconds = result.seconds or (time.perf_counter() - start)
+        result.info.setdefault("worker_pid", os.getpid())
+        return result
+
+
+def _init_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray; True when this call started it (so the driver shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": _worker_env(None)})
+    else:
+        ray.init(
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            log_to_driver=True,
+            runtime_env={"env_vars": _worker_env(None)},
+        )
+    return True
+
+
+def _worker_env(threads: int | None) -> dict[str, str]:
+    """PYTHONPATH = the driver's sys.path, so `module:function` targets import on workers."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def _gpus_per_trial(job: JobSpec) -> float:
+    import ray
+
+    if job.resources.gpus_per_trial is not None:
+        return float(job.resources.gpus_per_trial)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def _n_workers(job: JobSpec, cpus: float, gpus: float) -> int:
+    import ray
+
+    total = ray.cluster_resources()
+    slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
+    if gpus > 0:
+        if total.get("GPU", 0) < gpus:
+            raise UserError(
+                f"resources.gpus_per_trial is {gpus:g} but the Ray cluster has {total.get('GPU', 0):g} GPUs"
+            )
+        slots = min(slots, int(total["GPU"] // gpus))
+    if slots < 1:
+        raise UserError(
+            f"the Ray cluster ({total.get('CPU', 0):g} CPUs) cannot host one trial of "
+            f"resources.cpus_per_trial={cpus:g}"
+        )
+    return max(1, min(job.resources.max_in_flight, slots))
+
+
+@dataclass
+class _InFlight:
+    trial: Any
+    mixture: Mixture
+    actor: Any
+    run_id: str
+    started: float
+    retries: int = 0
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    failed: int = 0
+    run: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+    best_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_worker_death(err: BaseException) -> bool:
+    from ray import exceptions as rex
+
+    kinds: tuple[type[BaseException], ...] = (
+        rex.RayActorError,
+        rex.WorkerCrashedError,
+        rex.NodeDiedError,
+        rex.ObjectLostError,
+    )
+    oom = getattr(rex, "OutOfMemoryError", None)
+    if oom is not None:
+        kinds = (*kinds, oom)
+    return isinstance(err, kinds) and not isinstance(err, rex.RayTaskError)
+
+
+def _error_text(err: BaseException) -> str:
+    from ray.exceptions import RayTaskError
+
+    if isinstance(err, RayTaskError):
+        cause = getattr(err, "cause", None)
+        if cause is not None:
+            return f"{type(cause).__name__}: {cause}"
+    return f"{type(err).__name__}: {err}"
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def run_sweep(
+    job: JobSpec,
+    task_types: list[str],
+    address: str | None = None,
+    progress: Callable[[SweepProgress], None] | None = print_progress,
+) -> SweepSummary:
+    """Run (or resume) the job's sweep until every design point has a finished trial."""
+    import optuna
+
+    from ablate import tracking
+
+    start_wall = time.perf_counter()
+    if job.objective.kind == "python":
+        from ablate.objectives import load_target
+
+        load_target(job.objective.target)  # a bad target fails here, once, not in every trial
+    mixtures = design_mixtures(job, task_types)
+    study = open_study(job)
+    with driver_lock(job, study):
+        parent = tracking.start_sweep(job)  # creates the tracking DB before any worker exists
+        _reconcile(job, study, parent)
+        _enqueue_design(study, mixtures)
+        tally = _Tally()
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            _update_best(job, tally, t.number, t.value, t.user_attrs)
+            tally.done += 1
+        n_waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        status = "FINISHED"
+        started_ray = False
+        try:
+            if n_waiting:
+                started_ray = _init_ray(address)
+                _drive(job, study, parent, tally, n_waiting, progress)
+        except BaseException:
+            status = "KILLED"
+            raise
+        finally:
+            tracking.finish_sweep(
+                job,
+                parent,
+                {
+                    "n_complete": tally.done,
+                    "n_failed": tally.failed,
+                    **({"best_value": tally.best_value} if tally.best_value is not None else {}),
+                },
+                status=status,
+            )
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+    best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
+    return SweepSummary(
+        n_complete=tally.done,
+        n_failed=tally.failed,
+        best_value=tally.best_value,
+        best_trial=tally.best_trial,
+        best_mixture=best_mix,
+        wall_seconds=time.perf_counter() - start_wall,
+        n_run=tally.run,
+        parent_run_id=parent,
+    )
+
+
+def _update_best(
+    job: JobSpec, tally: _Tally, number: int, value: float | None, attrs: dict[str, Any]
+) -> None:
+    if value is None:
+        return
+    better = (
+        tally.best_value is None
+        or (job.objective.direction == "maximize" and value > tally.best_value)
+        or (job.objective.direction == "minimize" and value < tally.best_value)
+    )
+    if better:
+        tally.best_value, tally.best_trial, tally.best_attrs = float(value), number, dict(attrs)
+
+
+def _drive(
+    job: JobSpec,
+    study: Any,
+    parent: str,
+    tally: _Tally,
+    n_waiting: int,
+    progress: Callable[[SweepProgress], None] | None,
+) -> None:
+    import ray
+    from optuna.trial import TrialState
+
+    from ablate import tracking
+
+    cpus = float(job.resources.cpus_per_trial)
+    gpus = _gpus_per_trial(job)
+    threads = job.train.threads or max(1, int(cpus))
+    actor_cls = ray.remote(TrialWorker).options(
+        num_cpus=cpus,
+        num_gpus=gpus,
+        max_restarts=0,
+        runtime_env={"env_vars": _worker_env(threads)},
+    )
+
+    def new_actor() -> Any:
+        return actor_cls.remote(threads)
+
+    idle = [new_actor() for _ in range(min(_n_workers(job, cpus, gpus), n_waiting))]
+    flight: dict[Any, _InFlight] = {}
+
+    def report(last: str) -> None:
+        if progress is not None:
+            progress(
+                SweepProgress(
+                    done=tally.done,
+                    running=len(flight),
+                    failed=tally.failed,
+                    waiting=n_waiting,
+                    total=tally.done + tally.failed + len(flight) + n_waiting,
+                    best_value=tally.best_value,
+                    best_trial=tally.best_trial,
+                    last=last,
+                )
+            )
+
+    def finish_fail(f: _InFlight, error: str, result: TrialResult | None = None) -> None:
+        f.trial.set_user_attr("error", error[:4000])
+        f.trial.set_user_attr("retries", f.retries)
+        study.tell(f.trial, state=TrialState.FAIL)
+        tally.failed += 1
+        tracking.log_trial(
+            job, parent, f.trial.number, f.mixture, result, "FAIL", run_id=f.run_id, error=error
+        )
+        report(
+            f"{f.mixture.name} FAILED after {time.perf_counter() - f.started:.1f}s: {error.splitlines()[0][:200]}"
+        )
+
+    try:
+        while flight or n_waiting:
+            while idle and n_waiting:
+                trial = study.ask()
+                n_waiting -= 1
+                try:
+                    mixture = mixture_from_attrs(trial.user_attrs, job.taxonomy)
+                except ValueError as err:
+                    trial.set_user_attr("error", str(err))
+                    study.tell(trial, state=TrialState.FAIL)
+                    tally.failed += 1
+                    continue
+                actor = idle.pop()
+                run_id = tracking.start_trial(job, parent, trial.number, mixture)
+                ref = actor.run.remote(job, mixture)
+                flight[ref] = _InFlight(trial, mixture, actor, run_id, time.perf_counter())
+            if not flight:
+                break
+            ready, _ = ray.wait(list(flight), num_returns=1)
+            ref = ready[0]
+            f = flight.pop(ref)
+            try:
+                result: TrialResult = ray.get(ref)
+            except Exception as err:
+                if _is_worker_death(err):
+                    with contextlib.suppress(Exception):
+                        ray.kill(f.actor)
+                    fresh = new_actor()
+                    if f.retries < MAX_WORKER_RETRIES:
+                        f.retries += 1
+                        f.trial.set_user_attr("retries", f.retries)
+                        f.actor = fresh
+                        flight[fresh.run.remote(job, f.mixture)] = f
+                        report(
+                            f"{f.mixture.name}: worker died ({type(err).__name__}), retry {f.retries}/{MAX_WORKER_RETRIES}"
+                        )
+                    else:
+                        idle.append(fresh)
+                        finish_fail(f, f"worker died {f.retries + 1} times: {_error_text(err)}")
+                    continue
+                idle.append(f.actor)
+                finish_fail(f, _error_text(err))
+                continue
+            idle.append(f.actor)
+            value = result.metrics.get(job.objective.metric)
+            if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+                finish_fail(
+                    f,
+                    f"objective metric `{job.objective.metric}` is missing or not finite in the trial's "
+                    f"result (got {value!r}; metrics: {sorted(result.metrics)})",
+                    result,
+                )
+                continue
+            f.trial.set_user_attr("metrics", {k: float(v) for k, v in result.metrics.items()})
+            f.trial.set_user_attr("selection_hash", result.selection_hash)
+            f.trial.set_user_attr("counts", dict(result.counts))
+            f.trial.set_user_attr("seconds", float(result.seconds))
+            f.trial.set_user_attr("retries", f.retries)
+            study.tell(f.trial, float(value))
+            tally.done += 1
+            tally.run += 1
+            _update_best(job, tally, f.trial.number, float(value), f.trial.user_attrs)
+            tracking.log_trial(
+                job, parent, f.trial.number, f.mixture, result, "COMPLETE", run_id=f.run_id
+            )
+            report(f"{f.mixture.name} -> {value:.4g} in {time.perf_counter() - f.started:.1f}s")
+    finally:
+        for f in flight.values():  # interrupted: cancel what still runs; the next driver reconciles
+            with contextlib.suppress(Exception):
+                ray.cancel(next(r for r, g in flight.items() if g is f), force=True)
+        for actor in idle + [f.actor for f in flight.values()]:
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def study_status(job: JobSpec) -> str:
+    """`ablate status JOB.yaml`: counts by state, best so far and a time-left estimate."""
+    from optuna.trial import TrialState
+
+    study = open_study(job, create=False)
+    trials = study.get_trials(deepcopy=False)
+    counts = {
+        s.name: 0
+        for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
+    }
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    lines = [f"study {job.study} ({job.storage_url}): {len(trials)} trials"]
+    lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if complete:
+        pick = max if job.objective.direction == "maximize" else min
+        best = pick(complete, key=lambda t: t.value)
+        props = best.user_attrs.get("proportions", {})
+        share = ", ".join(f"{k} {v:.3f}" for k, v in props.items())
+        lines.append(
+            f"  best {job.objective.metric} = {best.value:.4g} (trial {best.number}): "
+            f"volume {best.user_attrs.get('volume')}, seed {best.user_attrs.get('seed')}, proportions {{{share}}}"
+        )
+        durations = [
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in complete
+            if t.datetime_complete and t.datetime_start
+        ]
+        remaining = counts["WAITING"] + counts["RUNNING"]
+        if durations and remaining:
+            mean = sum(durations) / len(durations)
+            parallel = counts["RUNNING"] or job.resources.max_in_flight
+            left = mean * remaining / max(1, parallel)
+            lines.append(
+                f"  mean trial {mean:.1f}s; {remaining} to go on {parallel} in flight: about {_human(left)} left"
+            )
+    path = _lock_file(job)
+    holder = None
+    if path is not None and path.exists():
+        holder = _file_holder(path)
+    elif path is None:
+        attr = study.user_attrs.get(_LOCK_ATTR) or {}
+        if attr.get("pid") and time.time() - float(attr.get("heartbeat", 0)) < LOCK_STALE_SECONDS:
+            holder = attr
+    lines.append(f"  driver: {_describe(holder)}" if holder else "  driver: none running")
+    return "\n".join(lines)
+
+
+def _file_holder(path: Path) -> dict[str, Any] | None:
+    """The holder recorded in a lock file, if the lock is currently held."""
+    import fcntl
+    import json
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return dict(json.loads(path.read_text() or "{}"))
+            except ValueError:
+                return {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _human(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,297 @@
+"""MLflow tracking: one parent run per sweep, one child run per Optuna trial.
+
+The only module that imports mlflow (inside the functions). Everything goes through one cached
+`MlflowClient` per tracking URI and `log_batch`, so logging a trial costs a handful of database
+writes (well under a second on SQLite).
+
+Tags: the parent carries `ablate.study=<study>` and `ablate.role=sweep` (found again on resume);
+a child carries `mlflow.parentRunId`, `ablate.study`, `ablate.role=trial`, `optuna.trial_number`
+and, once finished, `ablate.selection_hash` (and `ablate.error` when it failed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ablate.config import JobSpec
+    from ablate.mixture import Mixture
+    from ablate.trial import TrialResult
+
+_CLIENTS: dict[str, Any] = {}
+
+# MLflow's limits: params per log_batch call and characters per param value.
+_MAX_PARAMS_PER_BATCH = 100
+_MAX_PARAM_CHARS = 6000
+_MAX_TAG_CHARS = 5000
+
+
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
+
+
+def _artifact_location(uri: str, study: str) -> str | None:
+    """Artifacts of a SQLite-tracked study live beside the database (not in the current folder)."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study)
+        return (db.parent / "mlartifacts" / safe).resolve().as_uri()
+    return None
+
+
+def _experiment_id(job: JobSpec) -> str:
+    client = _client(job.tracking_uri)
+    exp = client.get_experiment_by_name(job.study)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+    return str(
+        client.create_experiment(
+            job.study, artifact_location=_artifact_location(job.tracking_uri, job.study)
+        )
+    )
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+        out[prefix.rstrip(".")] = str(data)[:_MAX_PARAM_CHARS]
+    return out
+
+
+def _log_params(client: Any, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i : i + _MAX_PARAMS_PER_BATCH])
+
+
+def start_sweep(job: JobSpec) -> str:
+    """The parent run of the job's study: found again by tag (resume) or created. Returns its id.
+
+    Call it in the driver before any worker starts: it creates the SQLite tracking database (and
+    runs its migrations) exactly once.
+    """
+    import yaml
+
+    from ablate.config import to_dict
+
+    client = _client(job.tracking_uri)
+    exp_id = _experiment_id(job)
+    found = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`ablate.study` = '{_quote(job.study)}' and tags.`ablate.role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if found:
+        run_id = str(found[0].info.run_id)
+        if found[0].info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run_id
+    run = client.create_run(
+        exp_id,
+        run_name=f"sweep-{job.study}",
+        tags={
+            "ablate.study": job.study,
+            "ablate.role": "sweep",
+            "optuna.storage": _redact(job.storage_url),
+        },
+    )
+    run_id = str(run.info.run_id)
+    job_dict = to_dict(job)
+    _log_params(client, run_id, _flatten(job_dict))
+    client.log_text(run_id, yaml.safe_dump(job_dict, sort_keys=False), "job.yaml")
+    return run_id
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password (postgresql://user:secret@host -> user:***@host)."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def trial_params(job: JobSpec, mixture: Mixture, balance: float | None = None) -> dict[str, str]:
+    """The parameters a child run records (strings, as MLflow stores them)."""
+    from ablate.design import balance_of
+
+    props = mixture.proportions if isinstance(mixture.proportions, dict) else {}
+    params = {f"p/{t}": f"{float(p):.6g}" for t, p in props.items()}
+    params.update(
+        {
+            "volume": f"{mixture.volume:g}",
+            "balance": f"{(balance if balance is not None else balance_of(props)):.6g}",
+            "seed": str(mixture.seed),
+            "mixture": mixture.name,
+            "taxonomy": mixture.taxonomy,
+            "model.path": job.model.path,
+            "lora.r": str(job.model.lora.r),
+            "lora.alpha": str(job.model.lora.alpha),
+            "train.lr": f"{job.train.lr:g}",
+            "train.batch_size": str(job.train.batch_size),
+            "train.epochs": f"{job.train.epochs:g}",
+            "objective": job.objective.kind,
+        }
+    )
+    return params
+
+
+def start_trial(job: JobSpec, parent_run_id: str, trial_number: int, mixture: Mixture) -> str:
+    """A RUNNING child run for a dispatched trial (so the MLflow UI shows what is in flight)."""
+    client = _client(job.tracking_uri)
+    run = client.create_run(
+        _experiment_id(job),
+        run_name=f"{trial_number:04d}-{mixture.name}",
+        tags={
+            "mlflow.parentRunId": parent_run_id,
+            "ablate.study": job.study,
+            "ablate.role": "trial",
+            "optuna.trial_number": str(trial_number),
+        },
+    )
+    run_id = str(run.info.run_id)
+    _log_params(client, run_id, trial_params(job, mixture))
+    return run_id
+
+
+def log_trial(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_number: int,
+    mixture: Mixture,
+    result: TrialResult | None,
+    state: str,
+    *,
+    run_id: str | None = None,
+    error: str | None = None,
+) -> str:
+    """Finish (or create and finish) the child run of a trial; `state` is COMPLETE or FAIL.
+
+    Metrics: every `result.metrics` value and every numeric `result.info` value (as `info/<key>`).
+    Artifact `selection.json`: the selected row ids and the rows per task type.
+    """
+    from mlflow.entities import Metric, RunTag
+
+    if run_id is None:
+        run_id = start_trial(job, parent_run_id, trial_number, mixture)
+    client = _client(job.tracking_uri)
+    now = int(time.time() * 1000)
+    metrics: list[Any] = []
+    tags: list[Any] = []
+    if result is not None:
+        for key, value in result.metrics.items():
+            if _is_number(value):
+                metrics.append(Metric(_metric_key(key), float(value), now, 0))
+        for key, value in result.info.items():
+            if _is_number(value):
+                metrics.append(Metric(_metric_key(f"info/{key}"), float(value), now, 0))
+        if result.seconds:
+            metrics.append(Metric("seconds", float(result.seconds), now, 0))
+        for task, n in result.counts.items():
+            metrics.append(Metric(_metric_key(f"rows/{task}"), float(n), now, 0))
+        if result.selection_hash:
+            tags.append(RunTag("ablate.selection_hash", result.selection_hash))
+    if error:
+        tags.append(RunTag("ablate.error", error[:_MAX_TAG_CHARS]))
+    tags.append(RunTag("ablate.state", state))
+    for i in range(0, max(len(metrics), 1), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000], tags=tags if i == 0 else [])
+    if result is not None and (result.row_ids or result.counts):
+        selection = {
+            "selection_hash": result.selection_hash,
+            "counts": result.counts,
+            "row_ids": list(result.row_ids),
+        }
+        client.log_text(run_id, json.dumps(selection), "selection.json")
+    client.set_terminated(run_id, status="FINISHED" if state == "COMPLETE" else "FAILED")
+    return run_id
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _metric_key(key: str) -> str:
+    """MLflow metric names allow alphanumerics, `_ - . / space`; anything else becomes `_`."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
+
+
+def child_runs(job: JobSpec, parent_run_id: str, status: str | None = None) -> list[Any]:
+    """All child runs of a sweep (optionally only those with an MLflow `status`)."""
+    client = _client(job.tracking_uri)
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [_experiment_id(job)], filter_string=query, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def mark_killed(job: JobSpec, parent_run_id: str, trial_numbers: list[int] | set[int]) -> int:
+    """Mark the still-RUNNING child runs of these trials (from a dead driver) KILLED; returns how many."""
+    from mlflow.entities import RunTag
+
+    wanted = {str(n) for n in trial_numbers}
+    if not wanted:
+        return 0
+    client = _client(job.tracking_uri)
+    n = 0
+    for run in child_runs(job, parent_run_id, status="RUNNING"):
+        if run.data.tags.get("optuna.trial_number") in wanted:
+            client.log_batch(
+                run.info.run_id, tags=[RunTag("ablate.error", "driver died while the trial ran")]
+            )
+            client.set_terminated(run.info.run_id, status="KILLED")
+            n += 1
+    return n
+
+
+def log_parent_artifact(
+    job: JobSpec, parent_run_id: str, path: str | Path, artifact_path: str | None = None
+) -> None:
+    """Attach a file (a report, a plot) to the sweep's parent run."""
+    _client(job.tracking_uri).log_artifact(parent_run_id, str(path), artifact_path)
+
+
+def finish_sweep(
+    job: JobSpec, parent_run_id: str, summary: dict[str, float], status: str = "FINISHED"
+) -> None:
+    """Log the sweep's summary numbers on the parent run and end it (`FINISHED`, `FAILED`, `KILLED`)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(_metric_key(k), float(v), now, 0) for k, v in summary.items() if _is_number(v)
+    ]
+    client = _client(job.tracking_uri)
+    if metrics:
+        client.log_batch(parent_run_id, metrics=metrics)
+    client.set_terminated(parent_run_id, status=status)
