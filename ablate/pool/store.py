@@ -1,0 +1,148 @@
+"""An imported pool on disk: `pool.arrow` (Arrow IPC file, memory-mapped) + `manifest.json`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from ablate.config import build, to_dict
+from ablate.errors import UserError
+
+POOL_FILE = "pool.arrow"
+MANIFEST_FILE = "manifest.json"
+SKIPPED_FILE = "skipped.jsonl"
+
+TASK_TYPE = "task_type"
+"""The label column every pool has, derived from the number of images of a dialogue."""
+
+# Columns every pool has; label columns (`domain`, `skill`, ...) follow them.
+BASE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("images", pa.list_(pa.string())),
+        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+        ("n_images", pa.int32()),
+        ("n_turns", pa.int32()),
+        (TASK_TYPE, pa.string()),
+    ]
+)
+
+
+def task_type_of(n_images: int) -> str:
+    """`text_only` / `single_image` / `multi_image` from the number of images of a dialogue."""
+    if n_images == 0:
+        return "text_only"
+    return "single_image" if n_images == 1 else "multi_image"
+
+
+@dataclass(frozen=True)
+class PoolManifest:
+    """What a pool holds, saved as `manifest.json` beside `pool.arrow`."""
+
+    rows: int
+    """Number of dialogues in the pool."""
+    columns: tuple[str, ...]
+    """Column names of `pool.arrow`, in order."""
+    labels: dict[str, dict[str, int]]
+    """Taxonomy column -> {label: rows}, for `task_type` and every label field."""
+    fingerprint: str
+    """sha256 over ids + conversations + image paths (relative to the image root), in row order."""
+    source: str
+    """The file the pool was imported from (absolute)."""
+    skipped: int = 0
+    """Invalid records left out (`--on-invalid skip`)."""
+    skipped_report: str | None = None
+    """`skipped.jsonl` in the pool folder listing each skipped record and why, or null."""
+    created: str = ""
+    """ISO 8601 time of the import (UTC)."""
+    image_root: str = ""
+    """The folder relative image paths of the source were resolved against."""
+
+    @property
+    def taxonomies(self) -> tuple[str, ...]:
+        """Label columns a mixture may refer to (`task_type` first)."""
+        return tuple(self.labels)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(to_dict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> PoolManifest:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(
+                f"{path}: cannot read the pool manifest ({err}); re-import the pool with `ablate data import`"
+            ) from None
+        return build(cls, data, path)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """An opened pool folder. The table is memory-mapped, so opening a large pool is cheap."""
+
+    path: Path
+    """The pool folder."""
+    manifest: PoolManifest
+    """Its `manifest.json`."""
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def table(self) -> pa.Table:
+        """The whole pool as an Arrow table backed by the memory-mapped file (read once, cached)."""
+        if "table" not in self._cache:
+            source = pa.memory_map(str(self.path / POOL_FILE), "r")
+            self._cache["table"] = ipc.open_file(source).read_all()
+        table: pa.Table = self._cache["table"]
+        return table
+
+    def labels(self, taxonomy: str) -> np.ndarray:
+        """The `taxonomy` label of every row, as a numpy array of str (one per row, in pool order)."""
+        if taxonomy not in self.manifest.labels:
+            raise UserError(
+                f"{self.path}: the pool has no label column `{taxonomy}`; "
+                f"available: {', '.join(self.manifest.taxonomies)}"
+            )
+        key = f"labels:{taxonomy}"
+        if key not in self._cache:
+            values = self.table().column(taxonomy).to_pylist()
+            self._cache[key] = np.array(values, dtype=str)
+        labels: np.ndarray = self._cache[key]
+        return labels
+
+
+def open_pool(path: str | Path) -> Pool:
+    """Open a pool folder made by `ablate data import`."""
+    path = Path(path)
+    if not (path / POOL_FILE).is_file() or not (path / MANIFEST_FILE).is_file():
+        what = "does not exist" if not path.exists() else f"has no {POOL_FILE} + {MANIFEST_FILE}"
+        raise UserError(
+            f"{path}: not a pool folder ({what}); make one with `ablate data import SOURCE --out {path}`"
+        )
+    return Pool(path=path, manifest=PoolManifest.load(path / MANIFEST_FILE))
+
+
+def show_pool(pool: Pool) -> str:
+    """Counts per taxonomy as a plain text table, for `ablate data show`."""
+    m = pool.manifest
+    lines = [
+        f"pool         {pool.path}",
+        f"source       {m.source}",
+        f"rows         {m.rows:,}",
+        f"fingerprint  {m.fingerprint[:16]}",
+        f"created      {m.created}",
+    ]
+    if m.skipped:
+        lines.append(f"skipped      {m.skipped:,} invalid records (see {m.skipped_report})")
+    for taxonomy, counts in m.labels.items():
+        width = max([len(taxonomy), *map(len, counts)])
+        lines += ["", f"{taxonomy:<{width}}  {'rows':>9}  {'share':>6}"]
+        for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            share = n / m.rows if m.rows else 0.0
+            lines.append(f"{label:<{width}}  {n:>9,}  {share:>6.1%}")
+    return "\n".join(lines)
