@@ -1,0 +1,322 @@
+"""YAML files -> frozen dataclasses, with `--set a.b=c` overrides and precise errors.
+
+Every user-facing file (job, mixture, bench) goes through `read_yaml` + `build`, so an unknown
+key, a wrong type or a missing value fails the same way: the file, the dotted key, what is
+wrong and what would fix it, before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ablate.errors import UserError
+
+T = TypeVar("T")
+
+
+def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping and apply `key.sub=value` overrides (values parsed as YAML)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level, found {type(data).__name__}")
+    for item in overrides:
+        apply_override(data, item, path)
+    return data
+
+
+def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (`1e-3`, `[1, 2]`)."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {item!r}: expected KEY=VALUE, for example --set train.lr=1e-3")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{path}: --set {item!r}: `{part}` is not a mapping, cannot set `{key}`")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        node[parts[-1]] = raw
+
+
+def build(cls: type[T], data: Any, source: str | Path, prefix: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking every key and type against its fields."""
+    where = f"{source}: `{prefix.rstrip('.')}`" if prefix else str(source)
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, found {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+            raise UserError(
+                f"{source}: unknown key `{prefix}{key}`{hint}; known keys here: {', '.join(sorted(known))}"
+            )
+    kwargs: dict[str, Any] = {}
+    for name, fld in known.items():
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], source, f"{prefix}{name}")
+        elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+            raise UserError(f"{source}: missing required key `{prefix}{name}`")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, source, key)
+            except UserError as err:
+                errors.append(str(err))
+        raise UserError(errors[-1] if len(errors) == 1 else f"{source}: `{key}` has an invalid value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, source, prefix=f"{key}.")  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{source}: `{key}` must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: `{key}` must be a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(vt, v, source, f"{key}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{source}: `{key}` must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{source}: `{key}` must be an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{source}: `{key}` must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise UserError(f"{source}: `{key}` must be a string, got {value!r}")
+        return str(value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise UserError(f"{source}: `{key}` must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    return value
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested) as plain YAML-able data, dropping fields marked `internal`."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not f.metadata.get("internal")
+        }
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """A path from a config file: relative paths are relative to the file's own folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def resolve_db_url(url: str, base: Path) -> str:
+    """Make `sqlite:///relative.db` relative to the config file's folder; other URLs unchanged.
+
+    A plain path (no `scheme://`) is resolved too: for `storage:` it means an Optuna journal file.
+    """
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str((base / url[len("sqlite:///") :]).resolve())
+    if "://" not in url:
+        return str(resolve_path(url, base).resolve())
+    return url
+
+
+# --------------------------------------------------------------------------- job file
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.0
+    target_modules: str | tuple[str, ...] = "all-linear"
+    """peft target modules: `all-linear` or a list of module names."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: str = "tiny-llava"
+    """A local model folder or hub id; `tiny-llava` is the built-in offline model."""
+    lora: LoraSpec = field(default_factory=LoraSpec)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: float = 1.0
+    lr: float = 2.0e-4
+    batch_size: int = 8
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs when set)."""
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    """Longest tokenised dialogue; longer ones are cut at a turn boundary."""
+    threads: int | None = None
+    """torch CPU threads per trial (default: cpus_per_trial)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    kind: typing.Literal["train", "python"] = "train"
+    """`train`: fine-tune and benchmark; `python`: call `target` instead (rehearse a sweep)."""
+    metric: str = "overall_accuracy"
+    direction: typing.Literal["maximize", "minimize"] = "maximize"
+    target: str | None = None
+    """For kind python: `module:function` taking (proportions, volume, seed) -> float."""
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    kind: typing.Literal["grid"] = "grid"
+    volumes: tuple[int, ...] = (1000,)
+    """Rows per trial."""
+    balance: tuple[float, ...] = (1.0,)
+    """Normalised entropy of the proportions, 0 (one task type) .. 1 (uniform)."""
+    seeds: tuple[int, ...] = (0,)
+    """Replicates: each seed draws a different subset and trains with a different init."""
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    gpus_per_trial: float | None = None
+    """GPUs per trial; default 1 when the Ray cluster has GPUs, else 0 (CPU)."""
+    cpus_per_trial: float = 1.0
+    max_in_flight: int = 8
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    study: str
+    """Optuna study name; running the same job again resumes it."""
+    storage: str = "sqlite:///ablate.db"
+    tracking: str = "sqlite:///mlflow.db"
+    pool: str | None = None
+    """A pool folder made by `ablate data import` (relative to this file)."""
+    bench: str | None = None
+    """A bench YAML file (relative to this file)."""
+    taxonomy: str = "task_type"
+    """The pool label column the proportions refer to."""
+    task_types: tuple[str, ...] = ()
+    """Task types to mix; default: all of the pool's taxonomy."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    design: DesignSpec = field(default_factory=DesignSpec)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    seed: int = 0
+    """Seed of the design and sampler."""
+    source: str = field(default="", metadata={"internal": True})
+    """The file this job came from (set by `load_job`)."""
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source else Path.cwd()
+
+    @property
+    def pool_dir(self) -> Path | None:
+        return resolve_path(self.pool, self.base_dir) if self.pool else None
+
+    @property
+    def bench_file(self) -> Path | None:
+        return resolve_path(self.bench, self.base_dir) if self.bench else None
+
+    @property
+    def storage_url(self) -> str:
+        return resolve_db_url(self.storage, self.base_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        return resolve_db_url(self.tracking, self.base_dir)
+
+
+def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """Read and check a job file; pool-dependent checks happen in `validate_job`."""
+    data = read_yaml(path, overrides)
+    job = build(JobSpec, data, path)
+    job = dataclasses.replace(job, source=str(Path(path).resolve()))
+    _check_job(job, str(path))
+    return job
+
+
+def _check_job(job: JobSpec, src: str) -> None:
+    if not job.study.strip():
+        raise UserError(f"{src}: `study` must be a non-empty name")
+    if job.objective.kind == "train":
+        for key in ("pool", "bench"):
+            if getattr(job, key) is None:
+                raise UserError(f"{src}: `{key}` is required when objective.kind is train")
+    if job.objective.kind == "python":
+        if not job.objective.target or ":" not in job.objective.target:
+            raise UserError(f"{src}: `objective.target` must be `module:function` for objective.kind python")
+        if not job.task_types and job.pool is None:
+            raise UserError(f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix")
+    d = job.design
+    for i, v in enumerate(d.volumes):
+        if v <= 0:
+            raise UserError(f"{src}: `design.volumes[{i}]` must be a positive number of rows, got {v}")
+    for i, b in enumerate(d.balance):
+        if not 0.0 <= b <= 1.0:
+            raise UserError(f"{src}: `design.balance[{i}]` must lie in 0..1 (normalised entropy), got {b}")
+    if not d.volumes or not d.balance or not d.seeds:
+        raise UserError(f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value")
+    t = job.train
+    if t.lr <= 0 or t.batch_size < 1 or t.epochs <= 0:
+        raise UserError(f"{src}: `train.lr`, `train.batch_size` and `train.epochs` must be positive")
+    r = job.resources
+    if r.max_in_flight < 1 or r.cpus_per_trial <= 0:
+        raise UserError(f"{src}: `resources.max_in_flight` and `resources.cpus_per_trial` must be positive")
+    if job.model.lora.r < 1 or job.model.lora.alpha <= 0:
+        raise UserError(f"{src}: `model.lora.r` and `model.lora.alpha` must be positive")
