@@ -233,7 +233,8 @@ def max_volume(proportions: Mapping[str, float], counts: Mapping[str, int], max_
     """The largest volume the pool can supply at these proportions and max_repeat."""
     caps = {t: counts.get(t, 0) * max_repeat for t, p in proportions.items() if p > 0}
     total = sum(proportions.values())
-    v = math.floor(min(caps[t] * total / proportions[t] for t in caps) + 1)
+    # Each type gets at least floor(p_t * v) rows, so no v >= (cap_t + 1) / p_t fits: search down.
+    v = math.ceil(min((caps[t] + 1) * total / proportions[t] for t in caps))
     while v > 0 and any(n > caps.get(t, 0) for t, n in rows_per_type(proportions, v).items()):
         v -= 1
     return v
