@@ -44,7 +44,12 @@ def make_job(tmp_path: Path) -> Callable[..., JobSpec]:
             "storage": f"sqlite:///{tmp_path}/optuna.db",
             "tracking": f"sqlite:///{tmp_path}/mlflow.db",
             "task_types": ["caption", "count", "compare"],
-            "objective": {"kind": "python", "target": target, "metric": "score", "direction": "maximize"},
+            "objective": {
+                "kind": "python",
+                "target": target,
+                "metric": "score",
+                "direction": "maximize",
+            },
             "design": {"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
             "resources": {"cpus_per_trial": 1, "max_in_flight": 2, "gpus_per_trial": 0},
         }

@@ -38,7 +38,7 @@ def test_balance_endpoints_and_known_value() -> None:
         dominant_share(1.5, 3)
 
 
-def test_grid_size_names_and_keys(make_job) -> None:  # type: ignore[no-untyped-def]
+def test_grid_size_names_and_keys(make_job) -> None:
     job = make_job(design={"volumes": [200, 1000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]})
     points = grid_design(job, ["caption", "count", "compare"])
     assert len(points) == 2 * 2 * 3
@@ -54,22 +54,24 @@ def test_grid_size_names_and_keys(make_job) -> None:  # type: ignore[no-untyped-
     assert design_key(renamed) == keys[0]
 
 
-def test_single_type_grid_collapses_duplicate_points(make_job) -> None:  # type: ignore[no-untyped-def]
+def test_single_type_grid_collapses_duplicate_points(make_job) -> None:
     job = make_job(design={"volumes": [100], "balance": [0.0, 0.5, 1.0], "seeds": [0]})
     points = grid_design(job, ["only"])
     assert len(points) == 1
     assert points[0].proportions == {"only": 1.0}
 
 
-def test_python_objective(make_job) -> None:  # type: ignore[no-untyped-def]
+def test_python_objective(make_job) -> None:
     job = make_job()
-    mix = Mixture(name="m", volume=100, proportions={"caption": 0.5, "count": 0.3, "compare": 0.2}, seed=2)
+    mix = Mixture(
+        name="m", volume=100, proportions={"caption": 0.5, "count": 0.3, "compare": 0.2}, seed=2
+    )
     result = run_python_objective(job, mix)
     assert result.metrics == {"score": pytest.approx(1.0 + 0.01 * math.log(100) + 0.002)}
 
 
 def test_bad_target_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="no_such_module.*sys.path"):
+    with pytest.raises(UserError, match=r"no_such_module.*sys\.path"):
         load_target("no_such_module:f")
     with pytest.raises(UserError, match="has no function `nope`"):
         load_target("objectives_for_tests:nope")

@@ -34,7 +34,7 @@ def states(job: Any) -> dict[str, int]:
     return out
 
 
-def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, make_job) -> None:  # type: ignore[no-untyped-def]
+def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, make_job) -> None:
     job = make_job(design=GRID)
     events: list[SweepProgress] = []
     summary = run_sweep(job, TYPES, progress=events.append)
@@ -44,7 +44,15 @@ def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, mak
     assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
         a = t.user_attrs
-        assert set(a) >= {"proportions", "volume", "seed", "balance", "design_key", "metrics", "retries"}
+        assert set(a) >= {
+            "proportions",
+            "volume",
+            "seed",
+            "balance",
+            "design_key",
+            "metrics",
+            "retries",
+        }
         assert math.isclose(sum(a["proportions"].values()), 1.0, abs_tol=1e-12)
         level = float(a["mixture_name"].split("-b")[1].split("-")[0])
         assert abs(a["balance"] - level) < 1e-6
@@ -66,7 +74,9 @@ def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, mak
         run = by_number[t.number]
         assert run.info.status == "FINISHED"
         assert run.data.metrics["score"] == pytest.approx(t.value)
-        assert float(run.data.params["p/caption"]) == pytest.approx(t.user_attrs["proportions"]["caption"], abs=1e-5)
+        assert float(run.data.params["p/caption"]) == pytest.approx(
+            t.user_attrs["proportions"]["caption"], abs=1e-5
+        )
         assert run.data.params["volume"] == str(t.user_attrs["volume"])
         assert {"balance", "seed", "model.path", "lora.r", "train.lr"} <= set(run.data.params)
 
@@ -76,10 +86,12 @@ def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, mak
     assert again.parent_run_id == summary.parent_run_id
     assert len(open_study(job, create=False).get_trials()) == 12
     text = study_status(job)
-    assert "complete 12" in text and f"trial {best.number}" in text and "driver: none running" in text
+    assert (
+        "complete 12" in text and f"trial {best.number}" in text and "driver: none running" in text
+    )
 
 
-def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:  # type: ignore[no-untyped-def]
+def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:
     job = make_job(design={"volumes": [100], "balance": [0.5, 1.0], "seeds": [0, 1]})
     design = design_mixtures(job, TYPES)
     study = open_study(job)
@@ -103,7 +115,7 @@ def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:
     assert tracking._client(job.tracking_uri).get_run(stale_run).info.status == "KILLED"
 
 
-def test_lock_refuses_a_second_driver(make_job) -> None:  # type: ignore[no-untyped-def]
+def test_lock_refuses_a_second_driver(make_job) -> None:
     job = make_job()
     study = open_study(job)
     with driver_lock(job, study):
@@ -116,17 +128,20 @@ def test_lock_refuses_a_second_driver(make_job) -> None:  # type: ignore[no-unty
 def test_database_lock_refuses_a_live_holder_and_takes_a_stale_one() -> None:
     study = optuna.create_study()
     study.set_user_attr(
-        "ablate.driver_lock", {"host": "other", "pid": 1, "since": "earlier", "heartbeat": time.time()}
+        "ablate.driver_lock",
+        {"host": "other", "pid": 1, "since": "earlier", "heartbeat": time.time()},
     )
     with pytest.raises(UserError, match="host other, pid 1, since earlier"), _attr_lock(study):
         pass
-    study.set_user_attr("ablate.driver_lock", {"host": "other", "pid": 1, "heartbeat": time.time() - 3600})
+    study.set_user_attr(
+        "ablate.driver_lock", {"host": "other", "pid": 1, "heartbeat": time.time() - 3600}
+    )
     with _attr_lock(study):
         assert study.user_attrs["ablate.driver_lock"]["pid"] == os.getpid()
     assert study.user_attrs["ablate.driver_lock"] == {}
 
 
-def test_trial_exception_is_recorded_and_the_sweep_goes_on(ray_session, make_job) -> None:  # type: ignore[no-untyped-def]
+def test_trial_exception_is_recorded_and_the_sweep_goes_on(ray_session, make_job) -> None:
     job = make_job(target="objectives_for_tests:fails_for_seed_1", design={"seeds": [0, 1, 2]})
     summary = run_sweep(job, TYPES, progress=None)
     assert summary.n_complete == 2 and summary.n_failed == 1
@@ -137,7 +152,7 @@ def test_trial_exception_is_recorded_and_the_sweep_goes_on(ray_session, make_job
     assert len(runs) == 1 and "bad luck" in runs[0].data.tags["ablate.error"]
 
 
-def test_worker_death_is_retried_on_a_new_worker(ray_session, make_job) -> None:  # type: ignore[no-untyped-def]
+def test_worker_death_is_retried_on_a_new_worker(ray_session, make_job) -> None:
     volume = 1000 + os.getpid() % 100000
     marker = marker_path(volume, 0)
     marker.unlink(missing_ok=True)
@@ -152,7 +167,7 @@ def test_worker_death_is_retried_on_a_new_worker(ray_session, make_job) -> None:
     assert trial.value == pytest.approx(landscape(trial.user_attrs["proportions"], volume, 0))
 
 
-def test_a_worker_that_always_dies_fails_after_two_retries(ray_session, make_job) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_that_always_dies_fails_after_two_retries(ray_session, make_job) -> None:
     job = make_job(target="objectives_for_tests:always_dies", resources={"max_in_flight": 1})
     summary = run_sweep(job, TYPES, progress=None)
     assert summary.n_failed == 1
@@ -161,7 +176,7 @@ def test_a_worker_that_always_dies_fails_after_two_retries(ray_session, make_job
     assert "worker died 3 times" in trial.user_attrs["error"]
 
 
-def test_journal_file_storage(ray_session, make_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_journal_file_storage(ray_session, make_job, tmp_path) -> None:
     job = make_job(storage=str(tmp_path / "study.journal"), design={"balance": [0.3, 1.0]})
     summary = run_sweep(job, TYPES, progress=None)
     assert summary.n_complete == 2

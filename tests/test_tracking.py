@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ablate import tracking
+from ablate.mixture import Mixture
+from ablate.trial import TrialResult
+
+MIX = Mixture(name="v200-b0.50-s1", volume=200, proportions={"caption": 0.8, "count": 0.2}, seed=1)
+
+
+def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: Path) -> None:
+    job = make_job()
+    parent = tracking.start_sweep(job)
+    client = tracking._client(job.tracking_uri)
+    run = client.get_run(parent)
+    assert run.data.tags["ablate.role"] == "sweep" and run.data.tags["ablate.study"] == "test-study"
+    assert run.data.params["objective.metric"] == "score"
+    assert [a.path for a in client.list_artifacts(parent)] == ["job.yaml"]
+    # artifacts live beside the SQLite database, not in the current folder
+    assert str(tmp_path) in client.get_experiment(run.info.experiment_id).artifact_location
+    tracking.finish_sweep(job, parent, {"n_complete": 3, "best_value": 0.5})
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert tracking.start_sweep(job) == parent  # resume: same parent, RUNNING again
+    assert client.get_run(parent).info.status == "RUNNING"
+
+    result = TrialResult(
+        metrics={"score": 0.75, "accuracy/Science": 0.5},
+        counts={"caption": 160, "count": 40},
+        selection_hash="abc123",
+        row_ids=("r1", "r2"),
+        seconds=1.5,
+        info={"tokens_per_second": 900.0, "device": "cpu"},
+    )
+    start = time.perf_counter()
+    child = tracking.log_trial(job, parent, 7, MIX, result, "COMPLETE")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0, f"logging one trial took {elapsed:.2f}s"
+    run = client.get_run(child)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["optuna.trial_number"] == "7"
+    assert run.data.tags["ablate.selection_hash"] == "abc123"
+    assert run.data.params["p/caption"] == "0.8" and run.data.params["volume"] == "200"
+    assert run.data.params["seed"] == "1" and run.data.params["lora.r"] == "16"
+    assert abs(float(run.data.params["balance"]) - 0.7219281) < 1e-6
+    assert run.data.metrics == {
+        "score": 0.75,
+        "accuracy/Science": 0.5,
+        "info/tokens_per_second": 900.0,
+        "seconds": 1.5,
+        "rows/caption": 160.0,
+        "rows/count": 40.0,
+    }
+    local = client.download_artifacts(child, "selection.json", str(tmp_path))
+    assert json.loads(Path(local).read_text())["row_ids"] == ["r1", "r2"]
+
+    failed = tracking.log_trial(job, parent, 8, MIX, None, "FAIL", error="ValueError: boom")
+    assert client.get_run(failed).info.status == "FAILED"
+    assert client.get_run(failed).data.tags["ablate.error"] == "ValueError: boom"
+
+    running = tracking.start_trial(job, parent, 9, MIX)
+    assert tracking.mark_killed(job, parent, [9, 10]) == 1
+    assert client.get_run(running).info.status == "KILLED"
+    assert len(tracking.child_runs(job, parent)) == 3
+
+    report = tmp_path / "report.md"
+    report.write_text("# report\n")
+    tracking.log_parent_artifact(job, parent, report)
+    assert "report.md" in [a.path for a in client.list_artifacts(parent)]
