@@ -214,6 +214,8 @@ def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = Non
     """Read `req.source`, validate every record, write `req.out/pool.arrow` + `manifest.json`.
 
     `progress(n)` is called after each batch with the number of records read so far.
+    With `on_invalid="skip"`, `skipped.jsonl` gets one object per bad record:
+    `{"id": ... or null, "line": N (JSONL) | "record": N (JSON list), "code": ..., "reason": ...}`.
     """
     source = Path(req.source).resolve()
     if not source.is_file():
