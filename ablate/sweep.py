@@ -297,7 +297,12 @@ def design_mixtures(job: JobSpec, task_types: list[str]) -> list[Mixture]:
     return grid_design(job, task_types)
 
 
-def _reconcile(job: JobSpec, study: Any, parent_run_id: str) -> list[int]:
+def _reconcile(
+    job: JobSpec,
+    study: Any,
+    parent_run_id: str,
+    reason: str = "driver died while the trial ran (reconciled on restart)",
+) -> list[int]:
     """Trials RUNNING in storage belong to a dead driver (we hold the lock): FAIL + enqueue again."""
     from optuna.trial import TrialState
 
@@ -305,16 +310,14 @@ def _reconcile(job: JobSpec, study: Any, parent_run_id: str) -> list[int]:
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in stale:
-        study._storage.set_trial_user_attr(
-            t._trial_id, "error", "driver died while the trial ran (reconciled on restart)"
-        )
+        study._storage.set_trial_user_attr(t._trial_id, "error", reason)
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         attrs = {k: t.user_attrs[k] for k in DESIGN_ATTRS if k in t.user_attrs}
         if "proportions" in attrs:
             study.enqueue_trial(params={}, user_attrs={**attrs, "requeued_from": t.number})
     numbers = [t.number for t in stale]
     if numbers:
-        tracking.mark_killed(job, parent_run_id, numbers)
+        tracking.mark_killed(job, parent_run_id, numbers, reason)
     return numbers
 
 
@@ -506,8 +509,12 @@ def run_sweep(
             if n_waiting:
                 started_ray = _init_ray(address)
                 _drive(job, study, parent, tally, n_waiting, progress)
-        except BaseException:
+        except BaseException as err:
             status = "KILLED"
+            with contextlib.suppress(Exception):
+                _reconcile(
+                    job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"
+                )
             raise
         finally:
             tracking.finish_sweep(
@@ -674,9 +681,8 @@ def _drive(
             )
             report(f"{f.mixture.name} -> {value:.4g} in {time.perf_counter() - f.started:.1f}s")
     finally:
-        for f in flight.values():  # interrupted: cancel what still runs; the next driver reconciles
-            with contextlib.suppress(Exception):
-                ray.cancel(next(r for r, g in flight.items() if g is f), force=True)
+        # Interrupted (Ctrl-C, an error): stop the workers; run_sweep then fails and re-enqueues
+        # the trials that were in flight, as a restarted driver would.
         for actor in idle + [f.actor for f in flight.values()]:
             with contextlib.suppress(Exception):
                 ray.kill(actor)

@@ -255,7 +255,12 @@ def child_runs(job: JobSpec, parent_run_id: str, status: str | None = None) -> l
             return runs
 
 
-def mark_killed(job: JobSpec, parent_run_id: str, trial_numbers: list[int] | set[int]) -> int:
+def mark_killed(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_numbers: list[int] | set[int],
+    reason: str = "driver died while the trial ran",
+) -> int:
     """Mark the still-RUNNING child runs of these trials (from a dead driver) KILLED; returns how many."""
     from mlflow.entities import RunTag
 
@@ -266,9 +271,7 @@ def mark_killed(job: JobSpec, parent_run_id: str, trial_numbers: list[int] | set
     n = 0
     for run in child_runs(job, parent_run_id, status="RUNNING"):
         if run.data.tags.get("optuna.trial_number") in wanted:
-            client.log_batch(
-                run.info.run_id, tags=[RunTag("ablate.error", "driver died while the trial ran")]
-            )
+            client.log_batch(run.info.run_id, tags=[RunTag("ablate.error", reason)])
             client.set_terminated(run.info.run_id, status="KILLED")
             n += 1
     return n

@@ -51,7 +51,7 @@ def make_job(tmp_path: Path) -> Callable[..., JobSpec]:
                 "direction": "maximize",
             },
             "design": {"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
-            "resources": {"cpus_per_trial": 1, "max_in_flight": 2, "gpus_per_trial": 0},
+            "resources": {"cpus_per_trial": 1, "max_in_flight": 1, "gpus_per_trial": 0},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -35,7 +35,7 @@ def states(job: Any) -> dict[str, int]:
 
 
 def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, make_job) -> None:
-    job = make_job(design=GRID)
+    job = make_job(design=GRID, resources={"max_in_flight": 2})
     events: list[SweepProgress] = []
     summary = run_sweep(job, TYPES, progress=events.append)
     assert summary.n_complete == 12 and summary.n_failed == 0 and summary.n_run == 12
@@ -168,7 +168,7 @@ def test_worker_death_is_retried_on_a_new_worker(ray_session, make_job) -> None:
 
 
 def test_a_worker_that_always_dies_fails_after_two_retries(ray_session, make_job) -> None:
-    job = make_job(target="objectives_for_tests:always_dies", resources={"max_in_flight": 1})
+    job = make_job(target="objectives_for_tests:always_dies")
     summary = run_sweep(job, TYPES, progress=None)
     assert summary.n_failed == 1
     (trial,) = open_study(job, create=False).get_trials()
@@ -183,3 +183,23 @@ def test_journal_file_storage(ray_session, make_job, tmp_path) -> None:
     assert (tmp_path / "study.journal").stat().st_size > 0
     assert run_sweep(job, TYPES, progress=None).n_run == 0
     assert states(job) == {"COMPLETE": 2}
+
+
+def test_an_interrupted_driver_hands_its_trials_back(ray_session, make_job) -> None:
+    job = make_job(design={"seeds": [0, 1, 2, 3]}, resources={"max_in_flight": 2})
+
+    def stop_after_first(p: SweepProgress) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        run_sweep(job, TYPES, progress=stop_after_first)
+    after_stop = states(job)
+    assert after_stop["COMPLETE"] == 1 and after_stop.get("RUNNING", 0) == 0
+    interrupted = [
+        t for t in open_study(job, create=False).get_trials() if t.state == TrialState.FAIL
+    ]
+    assert len(interrupted) == 1  # the other trial that was in flight
+    assert "driver stopped (RuntimeError)" in interrupted[0].user_attrs["error"]
+    summary = run_sweep(job, TYPES, progress=None)
+    assert summary.n_complete == 4 and summary.n_run == 3
+    assert states(job) == {"COMPLETE": 4, "FAIL": 1}
