@@ -19,12 +19,11 @@ Example, k = 2: b = 1.0 -> (0.5, 0.5); b = 0.5 -> (0.89, 0.11); b = 0.0 -> (1.0,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ablate.errors import UserError
-from ablate.mixture import Mixture
+from ablate.mixture import Mixture, normalized_entropy
 
 if TYPE_CHECKING:
     from ablate.config import JobSpec
@@ -34,20 +33,13 @@ KEY_DIGITS = 9
 
 
 def _normalized_entropy(proportions: Sequence[float]) -> float:
-    """H(p) / log(k) in [0, 1]; 1.0 for k = 1 (a single type is trivially "balanced").
-
-    TODO: switch to `ablate.mixture.normalized_entropy` once it lands.
-    """
-    k = len(proportions)
-    if k <= 1:
-        return 1.0
-    h = -sum(p * math.log(p) for p in proportions if p > 0)
-    return max(0.0, min(1.0, h / math.log(k)))
+    """H(p) / log(k) in [0, 1] of a share vector (1.0 for k = 1), as `mixture.normalized_entropy`."""
+    return normalized_entropy({str(i): float(p) for i, p in enumerate(proportions)})
 
 
 def balance_of(proportions: Mapping[str, float]) -> float:
     """Normalised entropy of a proportions mapping (the `balance` user attribute of a trial)."""
-    return _normalized_entropy(list(proportions.values()))
+    return normalized_entropy(proportions)
 
 
 def dominant_share(balance: float, k: int, tol: float = 1e-13) -> float:
