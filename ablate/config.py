@@ -32,7 +32,9 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of keys at the top level, found {type(data).__name__}")
+        raise UserError(
+            f"{path}: expected a mapping of keys at the top level, found {type(data).__name__}"
+        )
     for item in overrides:
         apply_override(data, item, path)
     return data
@@ -52,7 +54,9 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise UserError(f"{path}: --set {item!r}: `{part}` is not a mapping, cannot set `{key}`")
+            raise UserError(
+                f"{path}: --set {item!r}: `{part}` is not a mapping, cannot set `{key}`"
+            )
         node = child
     try:
         node[parts[-1]] = yaml.safe_load(raw)
@@ -97,7 +101,9 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
                 return _coerce(arg, value, source, key)
             except UserError as err:
                 errors.append(str(err))
-        raise UserError(errors[-1] if len(errors) == 1 else f"{source}: `{key}` has an invalid value {value!r}")
+        raise UserError(
+            errors[-1] if len(errors) == 1 else f"{source}: `{key}` has an invalid value {value!r}"
+        )
     if dataclasses.is_dataclass(hint):
         return build(hint, value, source, prefix=f"{key}.")  # type: ignore[arg-type]
     if origin in (list, tuple):
@@ -132,7 +138,9 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
         return str(value)
     if origin is typing.Literal:
         if value not in args:
-            raise UserError(f"{source}: `{key}` must be one of {', '.join(map(str, args))}; got {value!r}")
+            raise UserError(
+                f"{source}: `{key}` must be one of {', '.join(map(str, args))}; got {value!r}"
+            )
         return value
     return value
 
@@ -300,23 +308,75 @@ def _check_job(job: JobSpec, src: str) -> None:
                 raise UserError(f"{src}: `{key}` is required when objective.kind is train")
     if job.objective.kind == "python":
         if not job.objective.target or ":" not in job.objective.target:
-            raise UserError(f"{src}: `objective.target` must be `module:function` for objective.kind python")
+            raise UserError(
+                f"{src}: `objective.target` must be `module:function` for objective.kind python"
+            )
         if not job.task_types and job.pool is None:
-            raise UserError(f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix")
+            raise UserError(
+                f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix"
+            )
     d = job.design
     for i, v in enumerate(d.volumes):
         if v <= 0:
-            raise UserError(f"{src}: `design.volumes[{i}]` must be a positive number of rows, got {v}")
+            raise UserError(
+                f"{src}: `design.volumes[{i}]` must be a positive number of rows, got {v}"
+            )
     for i, b in enumerate(d.balance):
         if not 0.0 <= b <= 1.0:
-            raise UserError(f"{src}: `design.balance[{i}]` must lie in 0..1 (normalised entropy), got {b}")
+            raise UserError(
+                f"{src}: `design.balance[{i}]` must lie in 0..1 (normalised entropy), got {b}"
+            )
     if not d.volumes or not d.balance or not d.seeds:
-        raise UserError(f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value")
+        raise UserError(
+            f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
+        )
     t = job.train
     if t.lr <= 0 or t.batch_size < 1 or t.epochs <= 0:
-        raise UserError(f"{src}: `train.lr`, `train.batch_size` and `train.epochs` must be positive")
+        raise UserError(
+            f"{src}: `train.lr`, `train.batch_size` and `train.epochs` must be positive"
+        )
     r = job.resources
     if r.max_in_flight < 1 or r.cpus_per_trial <= 0:
-        raise UserError(f"{src}: `resources.max_in_flight` and `resources.cpus_per_trial` must be positive")
+        raise UserError(
+            f"{src}: `resources.max_in_flight` and `resources.cpus_per_trial` must be positive"
+        )
     if job.model.lora.r < 1 or job.model.lora.alpha <= 0:
         raise UserError(f"{src}: `model.lora.r` and `model.lora.alpha` must be positive")
+
+
+def job_task_types(job: JobSpec) -> list[str]:
+    """The task types a job mixes: its `task_types`, or every label of the pool's taxonomy."""
+    if job.task_types:
+        return list(job.task_types)
+    if job.pool_dir is None:
+        raise UserError(f"{job.source}: list `task_types` or give a `pool`")
+    from ablate.pool import open_pool
+
+    return sorted(open_pool(job.pool_dir).manifest.labels.get(job.taxonomy, {}))
+
+
+def validate_job(job: JobSpec) -> None:
+    """Every design point must be suppliable by the pool: fail before any training."""
+    if job.objective.kind != "train":
+        return
+    from ablate.mixture import validate
+    from ablate.pool import open_pool
+    from ablate.sweep import design_mixtures
+
+    assert job.pool_dir is not None  # load_job requires it for kind train
+    pool = open_pool(job.pool_dir)
+    if job.taxonomy not in pool.manifest.labels:
+        raise UserError(
+            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool {job.pool_dir}; "
+            f"available: {', '.join(pool.manifest.labels)}"
+        )
+    missing = [t for t in job.task_types if t not in pool.manifest.labels[job.taxonomy]]
+    if missing:
+        raise UserError(
+            f"{job.source}: `task_types` lists {', '.join(missing)}, which the pool's `{job.taxonomy}` lacks; "
+            f"the pool has {', '.join(sorted(pool.manifest.labels[job.taxonomy]))}"
+        )
+    for mixture in design_mixtures(job, job_task_types(job)):
+        validate(mixture, pool.manifest, source=f"{job.source} (design point {mixture.name})")
+    if job.bench_file is not None and not job.bench_file.is_file():
+        raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")

@@ -64,7 +64,10 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
 
     spec = spec or TinyModelSpec()
     stamp = out / "ablate_tiny.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == {"version": TINY_VERSION, **spec.__dict__}:
+    if stamp.is_file() and json.loads(stamp.read_text()) == {
+        "version": TINY_VERSION,
+        **spec.__dict__,
+    }:
         return out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -86,7 +89,7 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
         extra_special_tokens={"image_token": IMAGE_TOKEN},
     )
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    image_token_id = int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))  # type: ignore[arg-type]
 
     tokens_per_image = (spec.image_size // spec.patch_size) ** 2
     config = LlavaConfig(
@@ -166,10 +169,14 @@ def load_model(path: Path | str, device: str | None = None) -> LoadedModel:
     """Load any image-text-to-text model with a processor, in a sensible dtype for the device."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per worker and trial is noise in a sweep's log
+    hf_logging.set_verbosity_error()
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=dtype)
-    model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]  # transformers' stubs mistype .to
     processor = AutoProcessor.from_pretrained(str(path))
     return LoadedModel(path=str(path), model=model, processor=processor, device=device)

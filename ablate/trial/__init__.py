@@ -24,7 +24,7 @@ class TrialResult:
     """Anything else worth logging: steps, tokens, tokens per second, model, device."""
 
 
-def run_trial(job: Any, mixture: Any, cache: dict[str, Any] | None = None) -> TrialResult:
+def run_trial(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -> TrialResult:
     """Materialise `mixture` from the job's pool, LoRA fine-tune the job's model, score the bench.
 
     `cache` lives as long as the worker: it keeps the base model, the pool and the encoded bench
@@ -48,26 +48,23 @@ def run_trial(job: Any, mixture: Any, cache: dict[str, Any] | None = None) -> Tr
     if job.pool_dir is None or job.bench_file is None:
         raise UserError(f"{job.source}: a training trial needs `pool` and `bench`")
 
-    pool = cache.get(("pool", str(job.pool_dir))) or open_pool(job.pool_dir)
-    cache[("pool", str(job.pool_dir))] = pool
+    pool = _cached(cache, ("pool", str(job.pool_dir)), lambda: open_pool(job.pool_dir))
     validate(mixture, pool.manifest, source=job.source or "job")
     selection = materialize(mixture, pool)
 
-    model_path = str(job.model.path)
-    local = job.base_dir / model_path
-    model_path = str(local) if local.exists() else model_path
-    loaded = cache.get(("model", model_path))
-    if loaded is None:
-        cache.pop("encoder", None)
-        loaded = cache[("model", model_path)] = load_model(model_path)
+    local = job.base_dir / job.model.path
+    model_path = str(local) if local.exists() else job.model.path
+    loaded = _cached(cache, ("model", model_path), lambda: load_model(model_path))
     if loaded.device == "cpu":
-        threads = job.train.threads or max(1, int(job.resources.cpus_per_trial))
-        torch.set_num_threads(threads)
-    key = ("encoder", model_path, job.train.max_length)
-    encoder = cache.get(key) or DialogueEncoder(loaded.processor, job.train.max_length)
-    cache[key] = encoder
-    pixels = cache.get(("pixels", model_path)) or PixelCache(loaded.processor.image_processor)
-    cache[("pixels", model_path)] = pixels
+        torch.set_num_threads(job.train.threads or max(1, int(job.resources.cpus_per_trial)))
+    encoder = _cached(
+        cache,
+        ("encoder", model_path, job.train.max_length),
+        lambda: DialogueEncoder(loaded.processor, job.train.max_length),
+    )
+    pixels = _cached(
+        cache, ("pixels", model_path), lambda: PixelCache(loaded.processor.image_processor)
+    )
     pad_id = loaded.processor.tokenizer.pad_token_id
 
     table = pool.table().select(["id", "conversations", "images"]).take(selection.positions)
@@ -76,8 +73,7 @@ def run_trial(job: Any, mixture: Any, cache: dict[str, Any] | None = None) -> Tr
     truncated = sum(e.truncated_turns for e in examples)
     examples = [e for e in examples if e.turn_spans]
 
-    bench_key = ("bench", str(job.bench_file), model_path, job.train.max_length)
-    if bench_key not in cache:
+    def encode_bench() -> tuple[Any, list[Any], list[dict[str, str]]]:
         spec = load_bench(job.bench_file)
         records = bench_records(spec)
         fields = (spec.domain_field, *spec.group_fields)
@@ -85,19 +81,28 @@ def run_trial(job: Any, mixture: Any, cache: dict[str, Any] | None = None) -> Tr
             {("domain" if f == spec.domain_field else f): str(r.get(f, "unknown")) for f in fields}
             for r in records
         ]
-        cache[bench_key] = (spec, [encoder.encode(r["conversations"], r["images"]) for r in records], labels)
-    bench, bench_examples, bench_labels = cache[bench_key]
+        return spec, [encoder.encode(r["conversations"], r["images"]) for r in records], labels
+
+    bench, bench_examples, bench_labels = _cached(
+        cache, ("bench", str(job.bench_file), model_path, job.train.max_length), encode_bench
+    )
 
     peft_model = attach_lora(loaded.model, job.model.lora, mixture.seed)
     try:
-        stats = train_lora(peft_model, examples, pixels, pad_id, job.train, mixture.seed, loaded.device)
+        stats = train_lora(
+            peft_model, examples, pixels, pad_id, job.train, mixture.seed, loaded.device
+        )
         eval_start = time.perf_counter()
-        scores, bench_loss = score_turns(peft_model, bench_examples, bench_labels, pixels, pad_id, loaded.device)
+        scores, bench_loss = score_turns(
+            peft_model, bench_examples, bench_labels, pixels, pad_id, loaded.device
+        )
         eval_seconds = time.perf_counter() - eval_start
     finally:
         peft_model.unload()  # drop the adapter: the resident base model is as it was loaded
     metrics = accuracy_metrics(scores)
-    metrics.update(train_loss=stats.train_loss, final_train_loss=stats.final_loss, bench_loss=bench_loss)
+    metrics.update(
+        train_loss=stats.train_loss, final_train_loss=stats.final_loss, bench_loss=bench_loss
+    )
     return TrialResult(
         metrics=metrics,
         counts=dict(selection.counts),
@@ -117,3 +122,10 @@ def run_trial(job: Any, mixture: Any, cache: dict[str, Any] | None = None) -> Tr
             "device": loaded.device,
         },
     )
+
+
+def _cached(cache: dict[Any, Any], key: tuple[Any, ...], make: Any) -> Any:
+    """`cache[key]`, made on first use: what a worker keeps resident between trials."""
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IGNORE = -100
-ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant", "system": "system"}
+ROLES = {
+    "human": "user",
+    "gpt": "assistant",
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+}
 
 
 @dataclass
@@ -50,7 +56,9 @@ class DialogueEncoder:
     def _count_image_tokens(self) -> int:
         from PIL import Image
 
-        probe = self.processor(text=self.image_token, images=[Image.new("RGB", (32, 32))], return_tensors="np")
+        probe = self.processor(
+            text=self.image_token, images=[Image.new("RGB", (32, 32))], return_tensors="np"
+        )
         image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         return int((probe["input_ids"][0] == image_id).sum())
 
@@ -60,18 +68,24 @@ class DialogueEncoder:
         )
         return str(text)
 
-    def encode(
-        self, conversations: Sequence[dict[str, Any]], images: Sequence[str]
-    ) -> Encoded:
+    def encode(self, conversations: Sequence[dict[str, Any]], images: Sequence[str]) -> Encoded:
         messages = to_messages(conversations)
-        flags = [bool(t.get("contextual", False)) for t in conversations if ROLES[t["from"]] == "assistant"]
+        flags = [
+            bool(t.get("contextual", False))
+            for t in conversations
+            if ROLES[t["from"]] == "assistant"
+        ]
         expand = self.image_token * self.tokens_per_image
         full = self.render(messages).replace(self.image_token, expand)
         char_spans: list[tuple[int, int]] = []
         for i, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
-            start = len(self.render(messages[:i], add_generation_prompt=True).replace(self.image_token, expand))
+            start = len(
+                self.render(messages[:i], add_generation_prompt=True).replace(
+                    self.image_token, expand
+                )
+            )
             end = len(self.render(messages[: i + 1]).replace(self.image_token, expand))
             char_spans.append((start, end))
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -121,7 +135,9 @@ class PixelCache:
         for path in paths:
             if path not in self._cache:
                 with Image.open(path) as img:
-                    pixels = self.image_processor(img.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+                    pixels = self.image_processor(img.convert("RGB"), return_tensors="pt")[
+                        "pixel_values"
+                    ][0]
                 if len(self._cache) >= self.max_items:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[path] = pixels

@@ -54,7 +54,12 @@ def score_turns(
             loss_tokens += int((target != -100).sum())
             for row, example in enumerate(chunk):
                 for (start, end), flag in zip(example.turn_spans, example.turn_flags, strict=True):
-                    ok = bool((predicted[row, start - 1 : end - 1] == batch["input_ids"][row, start:end]).all())
+                    ok = bool(
+                        (
+                            predicted[row, start - 1 : end - 1]
+                            == batch["input_ids"][row, start:end]
+                        ).all()
+                    )
                     scores.append(TurnScore(correct=ok, contextual=flag, labels=labels[lo + row]))
     model.train()
     return scores, loss_sum / max(1, loss_tokens)

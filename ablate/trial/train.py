@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,12 @@ def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
+    targets = (
+        lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    )
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets
+    )
     return get_peft_model(model, config)
 
 
@@ -45,8 +50,9 @@ def train_lora(
     seed: int,
     device: str,
 ) -> TrainStats:
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     start = time.perf_counter()
     steps_per_epoch = math.ceil(len(examples) / train.batch_size)
     max_steps = train.max_steps or max(1, math.ceil(steps_per_epoch * train.epochs))
@@ -76,6 +82,7 @@ def train_lora(
             train_dataset=list(examples),
             data_collator=lambda batch: collate(batch, pixels, pad_id),
         )
+        trainer.remove_callback(PrinterCallback)  # losses go to the TrialResult, not stdout
         result = trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]

@@ -128,8 +128,11 @@ def _dialogue_colors(rng: np.random.Generator, frame: str) -> tuple[list[dict], 
         (f"<image>\nWhat color is the {im['shape']} in {frame}?", im["fg"]),
     ]
     first, second = asks[order[0]], asks[order[1]]
-    turns = _turn(*first, False) + _turn(second[0].replace("<image>\n", ""), second[1], False)
-    recall = [("Which color did you name first?", first[1]), ("And which did you name second?", second[1])]
+    turns = _turn(first[0], first[1], False) + _turn(second[0].replace("<image>\n", ""), second[1], False)
+    recall = [
+        ("Which color did you name first?", first[1]),
+        ("And which did you name second?", second[1]),
+    ]
     for q, a in [recall[i] for i in rng.permutation(2)]:
         turns += _turn(q, a, True)
     return [im], turns
@@ -159,14 +162,23 @@ def _dialogue_compare(rng: np.random.Generator, frame: str) -> tuple[list[dict],
     images = []
     for bg in bgs:
         fg = rng.choice([c for c in COLORS if c != bg])
-        images.append({"bg": str(bg), "fg": str(fg), "shape": str(rng.choice(SHAPES)), "pos": str(rng.choice(POSITIONS))})
+        images.append(
+            {
+                "bg": str(bg),
+                "fg": str(fg),
+                "shape": str(rng.choice(SHAPES)),
+                "pos": str(rng.choice(POSITIONS)),
+            }
+        )
     prefix = "".join(f"Image{i + 1}: <image>\n" for i in range(k))
     turns = _turn(f"{prefix}How many pictures like {frame} are there?", NUMBER_WORDS[k], False)
     for _ in range(7):
         i = int(rng.integers(k))
         kind = int(rng.integers(3))
         if kind == 0:
-            turns += _turn(f"Which image has a {images[i]['bg']} background?", f"image {i + 1}", False)
+            turns += _turn(
+                f"Which image has a {images[i]['bg']} background?", f"image {i + 1}", False
+            )
         elif kind == 1:
             turns += _turn(f"What shape is in image {i + 1}?", images[i]["shape"], False)
         else:
@@ -190,7 +202,11 @@ def _dialogue_lists(rng: np.random.Generator, frame: str) -> tuple[list[dict], l
     n = int(rng.integers(2, 5))
     items = [str(x) for x in rng.choice(FRUITS, size=n, replace=False)]
     listed = ", ".join(items[:-1]) + " and " + items[-1]
-    turns = _turn(f"For {frame.replace('this ', 'my ')} I picked {listed}. How many did I pick?", NUMBER_WORDS[n], False)
+    turns = _turn(
+        f"For {frame.replace('this ', 'my ')} I picked {listed}. How many did I pick?",
+        NUMBER_WORDS[n],
+        False,
+    )
     turns += _turn("Which one did I pick first?", items[0], True)
     turns += _turn("And the last one?", items[-1], True)
     turns += _turn("How many was that again?", NUMBER_WORDS[n], True)
@@ -211,7 +227,9 @@ def make_dialogue(rng: np.random.Generator, skill: str, domain: str, dialogue_id
     record: dict = {"id": dialogue_id}
     if images:
         names = [_image_name(im["bg"], im["shape"], im["fg"], im["pos"]) for im in images]
-        record["image"] = f"images/{names[0]}" if len(names) == 1 else [f"images/{n}" for n in names]
+        record["image"] = (
+            f"images/{names[0]}" if len(names) == 1 else [f"images/{n}" for n in names]
+        )
     record["conversations"] = turns
     record["domain"] = domain
     record["skill"] = skill
@@ -249,7 +267,9 @@ def synth_world(spec: WorldSpec) -> WorldFiles:
                     draw_image(bg, shape, fg, pos, spec.image_size).save(path)
 
     rng = np.random.default_rng([spec.seed, 1])
-    skills = rng.choice(list(TRAIN_SKILL_SHARES), size=spec.n_train, p=list(TRAIN_SKILL_SHARES.values()))
+    skills = rng.choice(
+        list(TRAIN_SKILL_SHARES), size=spec.n_train, p=list(TRAIN_SKILL_SHARES.values())
+    )
     domains = rng.choice(list(DOMAINS), size=spec.n_train)
     with files.train.open("w") as f:
         for i, (skill, domain) in enumerate(zip(skills, domains, strict=True)):
@@ -264,7 +284,9 @@ def synth_world(spec: WorldSpec) -> WorldFiles:
         for domain in DOMAINS:
             for skill in SKILLS:
                 for _ in range(spec.n_bench_per_cell):
-                    f.write(json.dumps(make_dialogue(bench_rng, skill, domain, f"bench-{n:04d}")) + "\n")
+                    f.write(
+                        json.dumps(make_dialogue(bench_rng, skill, domain, f"bench-{n:04d}")) + "\n"
+                    )
                     n += 1
     files.bench_yaml.write_text(
         "# the built-in world's bench: exact match on every assistant turn\n"
@@ -277,3 +299,12 @@ def synth_world(spec: WorldSpec) -> WorldFiles:
     )
     stamp.write_text(json.dumps(want, indent=1))
     return files
+
+
+def world_corpus(files: WorldFiles) -> list[str]:
+    """Every text of the training set: what the tiny model's tokenizer is trained on."""
+    texts = []
+    with files.train.open() as f:
+        for line in f:
+            texts += [turn["value"] for turn in json.loads(line)["conversations"]]
+    return texts

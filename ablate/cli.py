@@ -1,0 +1,305 @@
+"""The `ablate` command: parses arguments and calls the stages. Heavy imports happen per command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ablate.errors import UserError
+
+if TYPE_CHECKING:
+    from ablate.config import JobSpec
+
+SET_HELP = "override a key of the YAML file, e.g. --set train.lr=1e-3 (repeatable)"
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ablate",
+        description="Data-mixture ablations for fine-tuning vision-language models: "
+        "import dialogue pools, describe mixtures, run LoRA fine-tunes per mixture on Ray, "
+        "search proportions with Optuna, track trials in MLflow.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the built-in end-to-end demo sweep on this machine",
+        description="Make the built-in world, import it, run jobs/demo.yaml as a sweep "
+        "(Ray + Optuna + MLflow), plot score against volume and balance. "
+        "Rerunning on the same --out resumes the sweep.",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)"
+    )
+    _add_set(p)
+
+    data = sub.add_parser("data", help="make, import and inspect dialogue pools").add_subparsers(
+        dest="data_command", metavar="SUBCOMMAND", required=True
+    )
+    p = data.add_parser(
+        "synth",
+        help="write the built-in miniature MMCR-like world",
+        description="Write the world's training set (LLaVA JSONL + PNG images), its "
+        "held-out bench and the tiny offline model built for it.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write the world into")
+    p.add_argument("--n-train", type=int, default=8000, help="training dialogues (default 8000)")
+    p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    p.add_argument("--no-model", action="store_true", help="do not build the tiny model")
+
+    p = data.add_parser(
+        "import",
+        help="import a dialogue file into an Arrow pool",
+        description="Import LLaVA/Ovis JSON or JSONL (or the messages+images layout) "
+        "into a memory-mapped Arrow pool with task-type labels and a manifest.",
+    )
+    p.add_argument("source", type=Path, help="JSON or JSONL file of dialogues")
+    p.add_argument("--out", type=Path, required=True, help="pool folder to write")
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        default=None,
+        help="folder relative image paths resolve against (default: the source's folder)",
+    )
+    p.add_argument(
+        "--on-invalid",
+        choices=["error", "skip"],
+        default="error",
+        help="error: stop at the first bad record; skip: keep good ones, report the rest",
+    )
+    p.add_argument(
+        "--no-check-images", action="store_true", help="do not check that image files exist"
+    )
+
+    p = data.add_parser("show", help="counts per label of a pool")
+    p.add_argument("pool", type=Path, help="pool folder")
+
+    mix = sub.add_parser("mixture", help="inspect and materialise mixtures").add_subparsers(
+        dest="mixture_command", metavar="SUBCOMMAND", required=True
+    )
+    p = mix.add_parser("show", help="resolved proportions, rows per type and balance of a mixture")
+    p.add_argument("mixture", type=Path, help="mixture YAML file")
+    p.add_argument("--pool", type=Path, required=True, help="pool folder")
+    _add_set(p)
+    p = mix.add_parser("materialize", help="write the selected row ids of a mixture as Parquet")
+    p.add_argument("mixture", type=Path, help="mixture YAML file")
+    p.add_argument("--pool", type=Path, required=True, help="pool folder")
+    p.add_argument(
+        "--out", type=Path, required=True, help="Parquet file to write (columns id, task_type, ...)"
+    )
+    _add_set(p)
+
+    p = sub.add_parser(
+        "trial",
+        help="run one trial (fine-tune + benchmark) without Ray",
+        description="Run one trial of the job: by default its design's first mixture, "
+        "or the mixture file given with --mixture.",
+    )
+    p.add_argument("job", type=Path, help="job YAML file")
+    p.add_argument("--mixture", type=Path, default=None, help="mixture YAML file to train on")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_set(p)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run or resume the job's sweep on Ray",
+        description="Enqueue the job's design into its Optuna study and run every trial on "
+        "Ray, logging to MLflow. Running it again resumes the same study.",
+    )
+    p.add_argument("job", type=Path, help="job YAML file")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"
+    )
+    _add_set(p)
+
+    p = sub.add_parser("status", help="counts by state, best so far, time left")
+    p.add_argument("job", type=Path, help="job YAML file")
+    _add_set(p)
+
+    p = sub.add_parser("report", help="write a table, a CSV and plots of a study")
+    p.add_argument("job", type=Path, help="job YAML file")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the report into")
+    _add_set(p)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "demo":
+        from ablate.demo import DemoSpec, run_demo
+
+        run_demo(DemoSpec(out=args.out, overrides=tuple(args.overrides)))
+        return 0
+    if cmd == "data":
+        return _run_data(args)
+    if cmd == "mixture":
+        from ablate.mixture import load_mixture, materialize, mixture_summary, validate
+        from ablate.pool import open_pool
+
+        mixture = load_mixture(args.mixture, args.overrides)
+        pool = open_pool(args.pool)
+        if args.mixture_command == "show":
+            print(mixture_summary(mixture, pool, source=str(args.mixture)))
+            return 0
+        validate(mixture, pool.manifest, source=str(args.mixture))
+        selection = materialize(mixture, pool)
+        selection.to_parquet(args.out, pool)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(selection.counts.items()))
+        print(
+            f"wrote {len(selection.ids)} row ids to {args.out} ({counts}); content hash {selection.content_hash[:16]}"
+        )
+        return 0
+
+    from ablate.config import job_task_types, load_job, validate_job
+
+    job = load_job(args.job, args.overrides)
+    if cmd == "trial":
+        return _run_trial(job, args)
+    if cmd == "sweep":
+        from ablate.sweep import run_sweep
+
+        validate_job(job)
+        summary = run_sweep(job, job_task_types(job), address=args.address)
+        best = (
+            f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
+            if summary.best_mixture
+            else "-"
+        )
+        print(
+            f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
+            f"best {best}, {summary.wall_seconds:.0f} s"
+        )
+        return 0
+    if cmd == "status":
+        from ablate.sweep import study_status
+
+        print(study_status(job))
+        return 0
+    if cmd == "report":
+        from ablate.analysis import load, mixture_effect, mixture_table, plot_volume_balance
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        df = load(job)
+        df.to_csv(args.out / "trials.csv", index=False)
+        plot = plot_volume_balance(df, args.out / "volume_balance.png", label=job.objective.metric)
+        print(mixture_table(df).round(3).to_string())
+        print(mixture_effect(df).describe(job.objective.metric))
+        print(f"wrote {args.out / 'trials.csv'} and {plot}")
+        return 0
+    raise AssertionError(cmd)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    if args.data_command == "synth":
+        from ablate.models import build_tiny_model
+        from ablate.world import WorldSpec, synth_world, world_corpus
+
+        files = synth_world(WorldSpec(out=args.out, n_train=args.n_train, seed=args.seed))
+        print(
+            f"wrote {files.n_train} training dialogues to {files.train}, {files.n_bench} bench dialogues "
+            f"to {files.bench} ({files.bench_yaml}), images in {files.images}"
+        )
+        if not args.no_model:
+            model = build_tiny_model(args.out / "models" / "tiny-llava", world_corpus(files))
+            print(f"built the tiny offline model in {model}")
+        return 0
+    from ablate.pool import ImportRequest, import_pool, open_pool, show_pool
+
+    if args.data_command == "import":
+        done = {"n": 0}
+
+        def progress(n: int) -> None:
+            done["n"] = n
+            print(f"\r  {n:,} records read", end="", file=sys.stderr, flush=True)
+
+        manifest = import_pool(
+            ImportRequest(
+                source=args.source,
+                out=args.out,
+                image_root=args.image_root,
+                on_invalid=args.on_invalid,
+                check_images=not args.no_check_images,
+            ),
+            progress=progress,
+        )
+        if done["n"]:
+            print(file=sys.stderr)
+        skipped = (
+            f", skipped {manifest.skipped} (see {manifest.skipped_report})"
+            if manifest.skipped
+            else ""
+        )
+        print(f"imported {manifest.rows:,} dialogues into {args.out}{skipped}")
+        print(show_pool(open_pool(args.out)))
+        return 0
+    print(show_pool(open_pool(args.pool)))
+    return 0
+
+
+def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.config import job_task_types
+    from ablate.trial import run_trial
+
+    if args.mixture is not None:
+        from ablate.mixture import load_mixture
+
+        mixture = load_mixture(args.mixture)
+    else:
+        from ablate.sweep import design_mixtures
+
+        mixture = design_mixtures(job, job_task_types(job))[0]
+    from ablate.mixture import validate
+    from ablate.pool import open_pool
+
+    if job.pool_dir is None:
+        raise UserError(f"{job.source}: `pool` is required to run a training trial")
+    validate(mixture, open_pool(job.pool_dir).manifest, source=str(args.mixture or job.source))
+    result = run_trial(job, mixture)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "mixture": mixture.name,
+                    "metrics": result.metrics,
+                    "counts": result.counts,
+                    "selection_hash": result.selection_hash,
+                    "seconds": result.seconds,
+                    "info": result.info,
+                }
+            )
+        )
+    else:
+        print(f"trial {mixture.name}: {len(result.row_ids)} rows in {result.seconds:.1f} s")
+        for key, value in sorted(result.metrics.items()):
+            print(f"  {key:40s} {value:.4f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"ablate: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `ablate data show POOL | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ablate: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
