@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,9 +29,13 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (not UTF-8); expected a YAML file") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise UserError(
             f"{path}: expected a mapping of keys at the top level, found {type(data).__name__}"
@@ -59,9 +64,29 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
             )
         node = child
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = yaml.load(raw, Loader=_loader())
     except yaml.YAMLError:
         node[parts[-1]] = raw
+
+
+_FLOAT_WITHOUT_DOT = r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"
+"""`1e-3`, `5E4`: floats in YAML 1.2 (and to every reader), strings to PyYAML's YAML 1.1."""
+
+
+@functools.cache
+def _loader() -> type:
+    """PyYAML's safe loader, also reading `1e-3` as a float (as `--set train.lr=1e-3` means)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(_FLOAT_WITHOUT_DOT), list("-+0123456789")
+    )
+    return Loader
 
 
 def build(cls: type[T], data: Any, source: str | Path, prefix: str = "") -> T:
@@ -70,7 +95,11 @@ def build(cls: type[T], data: Any, source: str | Path, prefix: str = "") -> T:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping, found {data!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    known = {
+        f.name: f
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.init and not f.metadata.get("internal")  # set by the loader, not by the file
+    }
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1)
@@ -376,7 +405,40 @@ def validate_job(job: JobSpec) -> None:
             f"{job.source}: `task_types` lists {', '.join(missing)}, which the pool's `{job.taxonomy}` lacks; "
             f"the pool has {', '.join(sorted(pool.manifest.labels[job.taxonomy]))}"
         )
-    for mixture in design_mixtures(job, job_task_types(job)):
+    mixtures = design_mixtures(job, job_task_types(job))
+    _check_design_volumes(job, mixtures, pool.manifest)
+    for mixture in mixtures:
         validate(mixture, pool.manifest, source=f"{job.source} (design point {mixture.name})")
     if job.bench_file is not None and not job.bench_file.is_file():
         raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")
+
+
+def _check_design_volumes(job: JobSpec, mixtures: list[Any], manifest: Any) -> None:
+    """Name the job's own keys when a design volume is more than the pool can supply.
+
+    (A mixture file's message would suggest `max_repeat`, which a job file has no key for.)
+    """
+    from ablate.mixture import max_volume, resolve_proportions, rows_per_type, volume_rows
+
+    counts = manifest.labels.get(job.taxonomy, {})
+    short = []
+    for m in mixtures:
+        props = resolve_proportions(m, manifest)
+        if any(p > 0 and not counts.get(t) for t, p in props.items()):
+            continue  # a type the pool lacks: `validate` says so
+        need = rows_per_type(props, volume_rows(m, manifest))
+        over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * m.max_repeat]
+        if over:
+            short.append((m, props, over[0]))
+    if not short:
+        return
+    m, _, (label, n) = short[0]
+    cap = min(max_volume(resolve_proportions(x, manifest), counts, x.max_repeat) for x in mixtures)
+    volumes = sorted({int(x.volume) for x, _, _ in short})
+    raise UserError(
+        f"{job.source}: `design.volumes` {', '.join(map(str, volumes))} cannot be drawn from "
+        f"the pool {job.pool_dir}: design point {m.name} needs {n:,} rows of `{label}`, the "
+        f"pool's `{job.taxonomy}` has {counts.get(label, 0):,}. Lower `design.volumes` to at "
+        f"most {cap:,} (the largest volume every `design.balance` level can draw), or import "
+        "a larger pool"
+    )

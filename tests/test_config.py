@@ -1,0 +1,388 @@
+"""Job files: YAML + `--set` overrides -> a checked JobSpec, with precise errors naming file and key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ablate.config import (
+    JobSpec,
+    apply_override,
+    build,
+    job_task_types,
+    load_job,
+    read_yaml,
+    validate_job,
+)
+from ablate.errors import UserError
+
+DEMO_JOB = Path(__file__).parent.parent / "jobs" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def small_pool(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 300-dialogue world and its pool (skills colors 87, layout 85, compare 78, lists 50)."""
+    from ablate.pool import ImportRequest, import_pool
+    from ablate.world import WorldSpec, synth_world
+
+    root = tmp_path_factory.mktemp("config-world")
+    files = synth_world(WorldSpec(out=root / "world", n_train=300))
+    import_pool(ImportRequest(source=files.train, out=root / "pool"))
+    return {"pool": root / "pool", "bench": files.bench_yaml, "world": files.root}
+
+
+def demo_data() -> dict[str, Any]:
+    return copy.deepcopy(yaml.safe_load(DEMO_JOB.read_text()))
+
+
+def write(path: Path, data: dict[str, Any] | str) -> Path:
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def error_of(fn: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(UserError) as info:
+        fn(*args, **kwargs)
+    return str(info.value)
+
+
+# --------------------------------------------------------------------------- --set overrides
+
+
+def test_override_parses_numbers_lists_and_strings_as_yaml() -> None:
+    data: dict[str, Any] = {"train": {"lr": 0.1}, "study": "a"}
+    for item in (
+        "train.lr=1e-3",
+        "train.batch_size=4",
+        "design.volumes=[100, 200]",
+        "study=other",
+        "train.max_steps=null",
+        "objective.direction=minimize",
+    ):
+        apply_override(data, item)
+    assert data["train"] == {"lr": 0.001, "batch_size": 4, "max_steps": None}
+    assert isinstance(data["train"]["lr"], float)
+    assert data["design"] == {"volumes": [100, 200]}  # nested keys are created
+    assert data["study"] == "other"
+    assert data["objective"] == {"direction": "minimize"}
+
+
+def test_override_scientific_notation_is_a_float_both_in_set_and_in_files(tmp_path: Path) -> None:
+    # PyYAML alone reads `1e-3` as a string; the `--set train.lr=1e-3` of the help must work.
+    path = write(
+        tmp_path / "job.yaml",
+        "study: s\ntrain: {lr: 2e-4}\nobjective: {kind: python, "
+        "target: 'm:f'}\ntask_types: [a, b]\n",
+    )
+    assert load_job(path).train.lr == pytest.approx(2e-4)
+    assert "must be positive" in error_of(load_job, path, ["train.lr=-1E+2"])  # a number, checked
+    job = load_job(path, ["train.lr=5E-3", "design.volumes=[1e3]"])
+    assert job.train.lr == pytest.approx(5e-3)
+    assert job.design.volumes == (1000,)
+
+
+def test_override_creates_deep_nested_keys_and_replaces_values() -> None:
+    data: dict[str, Any] = {"model": {"path": "x"}}
+    apply_override(data, "model.lora.r=8")
+    apply_override(data, "model.path=other")
+    assert data == {"model": {"path": "other", "lora": {"r": 8}}}
+
+
+def test_override_value_may_contain_equals_and_spaces_around_key() -> None:
+    data: dict[str, Any] = {}
+    apply_override(data, " objective.target =pkg.mod:f")
+    apply_override(data, "tracking=http://host:5000/?a=b")
+    assert data == {"objective": {"target": "pkg.mod:f"}, "tracking": "http://host:5000/?a=b"}
+
+
+@pytest.mark.parametrize("item", ["foo", "=3", "  =x"])
+def test_bad_override_says_key_value_is_expected(item: str) -> None:
+    msg = error_of(apply_override, {}, item)
+    assert msg == f"--set {item!r}: expected KEY=VALUE, for example --set train.lr=1e-3"
+
+
+def test_override_through_a_non_mapping_names_the_part_and_file() -> None:
+    msg = error_of(apply_override, {"train": {"lr": 0.1}}, "train.lr.x=1", "job.yaml")
+    assert msg == "job.yaml: --set 'train.lr.x=1': `lr` is not a mapping, cannot set `train.lr.x`"
+
+
+# --------------------------------------------------------------------------- read_yaml
+
+
+def test_read_yaml_applies_overrides_in_order(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.yaml", "x: 1\ny: {z: 2}\n")
+    assert read_yaml(path, ["y.z=3", "x=[1, 2]", "x=4"]) == {"x": 4, "y": {"z": 3}}
+    assert read_yaml(write(tmp_path / "empty.yaml", "# nothing\n")) == {}
+
+
+def test_read_yaml_missing_file(tmp_path: Path) -> None:
+    assert error_of(read_yaml, tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_read_yaml_a_folder_is_no_file(tmp_path: Path) -> None:
+    assert error_of(read_yaml, tmp_path) == f"{tmp_path}: no such file"
+
+
+def test_read_yaml_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.yaml", "study: x\ndesign: {volumes: [1, 2\n")
+    msg = error_of(read_yaml, path)
+    assert msg.startswith(f"{path}: not valid YAML: ")
+    assert "line 2" in msg
+
+
+def test_read_yaml_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    msg = error_of(read_yaml, write(tmp_path / "list.yaml", "- a\n- b\n"))
+    assert msg.endswith("expected a mapping of keys at the top level, found list")
+
+
+def test_read_yaml_binary_file_is_a_user_error(tmp_path: Path) -> None:
+    path = tmp_path / "selection.yaml"
+    path.write_bytes(b"PAR1\xff\xfe\x00\x81" * 20)
+    assert error_of(read_yaml, path) == f"{path}: not a text file (not UTF-8); expected a YAML file"
+
+
+# --------------------------------------------------------------------------- build: keys and types
+
+
+def test_demo_job_loads(tmp_path: Path) -> None:
+    job = load_job(DEMO_JOB)
+    assert job.study == "demo"
+    assert job.taxonomy == "skill"
+    assert job.task_types == ("colors", "layout", "compare", "lists")
+    assert job.design.volumes == (250, 750, 2000)
+    assert job.train.lr == pytest.approx(5e-3)
+    assert job.source == str(DEMO_JOB.resolve())
+
+
+def test_unknown_key_suggests_the_close_match() -> None:
+    msg = error_of(build, JobSpec, {"study": "s", "desing": {}}, "job.yaml")
+    assert msg.startswith(
+        "job.yaml: unknown key `desing` (did you mean `design`?); known keys here: "
+    )
+    assert "design, model, objective" in msg
+
+
+def test_unknown_nested_key_suggests_the_dotted_key() -> None:
+    msg = error_of(build, JobSpec, {"study": "s", "design": {"volume": [1]}}, "job.yaml")
+    assert msg == (
+        "job.yaml: unknown key `design.volume` (did you mean `design.volumes`?); "
+        "known keys here: balance, kind, seeds, volumes"
+    )
+    msg = error_of(build, JobSpec, {"study": "s", "model": {"lora": {"rank": 4}}}, "j.yaml")
+    assert msg.startswith("j.yaml: unknown key `model.lora.rank`")
+    assert "known keys here: alpha, dropout, r, target_modules" in msg
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
+    msg = error_of(build, JobSpec, {"study": "s", "zzzzzz": 1}, "job.yaml")
+    assert "did you mean" not in msg
+    assert msg.startswith("job.yaml: unknown key `zzzzzz`; known keys here: bench, design,")
+
+
+def test_internal_source_key_is_not_a_job_key() -> None:
+    msg = error_of(build, JobSpec, {"study": "s", "source": "elsewhere.yaml"}, "job.yaml")
+    assert msg.startswith("job.yaml: unknown key `source`")
+    assert "source" not in msg.split("known keys here: ")[1].split(", ")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"train": {"lr": "fast"}}, "job.yaml: `train.lr` must be a number, got 'fast'"),
+        (
+            {"train": {"batch_size": 2.5}},
+            "job.yaml: `train.batch_size` must be an integer, got 2.5",
+        ),
+        (
+            {"train": {"batch_size": True}},
+            "job.yaml: `train.batch_size` must be an integer, got True",
+        ),
+        ({"design": {"volumes": 5}}, "job.yaml: `design.volumes` must be a list, got 5"),
+        ({"task_types": "colors"}, "job.yaml: `task_types` must be a list, got 'colors'"),
+        (
+            {"design": {"seeds": [0, "a"]}},
+            "job.yaml: `design.seeds[1]` must be an integer, got 'a'",
+        ),
+        ({"design": 5}, "job.yaml: `design`: expected a mapping, found 5"),
+        ({"model": {"lora": [1]}}, "job.yaml: `model.lora`: expected a mapping, found [1]"),
+        (
+            {"objective": {"direction": "up"}},
+            "job.yaml: `objective.direction` must be one of maximize, minimize; got 'up'",
+        ),
+        ({"study": ["a"]}, "job.yaml: `study` must be a string, got ['a']"),
+    ],
+)
+def test_wrong_types_name_the_dotted_key_and_file(data: dict[str, Any], expected: str) -> None:
+    assert error_of(build, JobSpec, {"study": "s", **data}, "job.yaml") == expected
+
+
+def test_integral_float_is_an_integer_and_int_is_a_float() -> None:
+    job = build(JobSpec, {"study": "s", "train": {"batch_size": 4.0, "lr": 1}}, "j")
+    assert job.train.batch_size == 4 and isinstance(job.train.batch_size, int)
+    assert job.train.lr == 1.0 and isinstance(job.train.lr, float)
+
+
+def test_missing_study_is_required(tmp_path: Path) -> None:
+    data = demo_data()
+    del data["study"]
+    path = write(tmp_path / "job.yaml", data)
+    assert error_of(load_job, path) == f"{path}: missing required key `study`"
+
+
+def test_empty_study_name(tmp_path: Path) -> None:
+    path = write(tmp_path / "job.yaml", demo_data())
+    assert error_of(load_job, path, ["study=' '"]) == f"{path}: `study` must be a non-empty name"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("design.volumes=[100, 0]", "`design.volumes[1]` must be a positive number of rows, got 0"),
+        (
+            "design.balance=[1.5]",
+            "`design.balance[0]` must lie in 0..1 (normalised entropy), got 1.5",
+        ),
+        ("design.seeds=[]", "`design.volumes`, `design.balance` and `design.seeds` need at least"),
+        ("train.lr=0", "`train.lr`, `train.batch_size` and `train.epochs` must be positive"),
+        ("resources.max_in_flight=0", "`resources.max_in_flight` and `resources.cpus_per_trial`"),
+        ("model.lora.r=0", "`model.lora.r` and `model.lora.alpha` must be positive"),
+        ("pool=null", "`pool` is required when objective.kind is train"),
+        ("objective.kind=python", "`objective.target` must be `module:function`"),
+    ],
+)
+def test_out_of_range_values_name_the_key(tmp_path: Path, override: str, expected: str) -> None:
+    path = write(tmp_path / "job.yaml", demo_data())
+    msg = error_of(load_job, path, [override])
+    assert msg.startswith(f"{path}: ")
+    assert expected in msg
+
+
+def test_set_overrides_reach_the_job(tmp_path: Path) -> None:
+    path = write(tmp_path / "job.yaml", demo_data())
+    job = load_job(
+        path,
+        ["design.volumes=[10, 20]", "train.lr=1e-3", "model.lora.r=4", "study=renamed"],
+    )
+    assert job.design.volumes == (10, 20)
+    assert job.train.lr == pytest.approx(1e-3)
+    assert job.model.lora.r == 4
+    assert job.study == "renamed"
+
+
+def test_bad_set_through_load_job_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "job.yaml", demo_data())
+    msg = error_of(load_job, path, ["study.name=x"])
+    assert msg == f"{path}: --set 'study.name=x': `study` is not a mapping, cannot set `study.name`"
+    msg = error_of(load_job, path, ["design.volumez=[1]"])
+    assert "unknown key `design.volumez` (did you mean `design.volumes`?)" in msg
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_relative_paths_resolve_against_the_job_folder(tmp_path: Path, monkeypatch: Any) -> None:
+    folder = tmp_path / "jobs" / "sub"
+    folder.mkdir(parents=True)
+    path = write(folder / "job.yaml", demo_data())
+    monkeypatch.chdir(tmp_path)  # the working folder must not matter
+    job = load_job(Path("jobs/sub/job.yaml"))
+    assert job.source == str(path.resolve())
+    assert job.pool_dir == folder.resolve() / "pool"
+    assert job.bench_file == folder.resolve() / "world" / "bench.yaml"
+    assert job.storage_url == f"sqlite:///{folder.resolve() / 'optuna.db'}"
+    assert job.tracking_uri == f"sqlite:///{folder.resolve() / 'mlflow.db'}"
+
+
+def test_absolute_paths_and_server_urls_stay_as_they_are(tmp_path: Path) -> None:
+    data = demo_data()
+    data |= {
+        "pool": "/data/pool",
+        "storage": "sqlite:////abs/optuna.db",
+        "tracking": "http://mlflow:5000",
+    }
+    job = load_job(write(tmp_path / "job.yaml", data))
+    assert job.pool_dir == Path("/data/pool")
+    assert job.storage_url == "sqlite:////abs/optuna.db"
+    assert job.tracking_uri == "http://mlflow:5000"
+    job = load_job(tmp_path / "job.yaml", ["storage=postgresql://u@127.0.0.1:5432/test"])
+    assert job.storage_url == "postgresql://u@127.0.0.1:5432/test"
+
+
+def test_plain_path_storage_is_a_journal_file_next_to_the_job(tmp_path: Path) -> None:
+    job = load_job(write(tmp_path / "job.yaml", demo_data()), ["storage=runs/journal.log"])
+    assert job.storage == "runs/journal.log"
+    assert job.storage_url == str(tmp_path.resolve() / "runs" / "journal.log")
+    assert "://" not in job.storage_url
+
+
+# --------------------------------------------------------------------------- validate_job
+
+
+def pool_job(tmp_path: Path, pool: dict[str, Path], overrides: tuple[str, ...] = ()) -> JobSpec:
+    data = demo_data()
+    data |= {
+        "pool": str(pool["pool"]),
+        "bench": str(pool["bench"]),
+        "storage": f"sqlite:///{tmp_path}/optuna.db",
+        "tracking": f"sqlite:///{tmp_path}/mlflow.db",
+        "design": {"kind": "grid", "volumes": [40, 80], "balance": [0.4, 1.0], "seeds": [0]},
+    }
+    return load_job(write(tmp_path / "job.yaml", data), list(overrides))
+
+
+def test_validate_job_accepts_what_the_pool_supplies(
+    tmp_path: Path, small_pool: dict[str, Path]
+) -> None:
+    job = pool_job(tmp_path, small_pool)
+    validate_job(job)
+    assert job_task_types(job) == ["colors", "layout", "compare", "lists"]
+    job = pool_job(tmp_path, small_pool, ("task_types=[]",))
+    assert job_task_types(job) == ["colors", "compare", "layout", "lists"]  # the pool's, sorted
+    validate_job(job)
+
+
+def test_validate_job_task_type_the_pool_lacks(tmp_path: Path, small_pool: dict[str, Path]) -> None:
+    job = pool_job(tmp_path, small_pool, ("task_types=[colors, painting]",))
+    assert error_of(validate_job, job) == (
+        f"{job.source}: `task_types` lists painting, which the pool's `skill` lacks; "
+        "the pool has colors, compare, layout, lists"
+    )
+
+
+def test_validate_job_taxonomy_the_pool_lacks(tmp_path: Path, small_pool: dict[str, Path]) -> None:
+    job = pool_job(tmp_path, small_pool, ("taxonomy=genre",))
+    assert error_of(validate_job, job) == (
+        f"{job.source}: `taxonomy` 'genre' is not a label column of the pool "
+        f"{small_pool['pool']}; available: task_type, domain, skill"
+    )
+
+
+def test_validate_job_volume_too_large_names_design_volumes_and_the_most_it_can_be(
+    tmp_path: Path, small_pool: dict[str, Path]
+) -> None:
+    job = pool_job(tmp_path, small_pool, ("design.volumes=[40, 250, 2000]",))
+    msg = error_of(validate_job, job)
+    # At balance 0.4 the dominant `colors` share is 0.86: 250 rows need 215 colors, the pool has 87.
+    assert msg == (
+        f"{job.source}: `design.volumes` 250, 2000 cannot be drawn from the pool "
+        f"{small_pool['pool']}: design point v250-b0.40-s0 needs 215 rows of `colors`, the pool's "
+        "`skill` has 87. Lower `design.volumes` to at most 101 (the largest volume every "
+        "`design.balance` level can draw), or import a larger pool"
+    )
+    assert "max_repeat" not in msg  # a job file has no such key
+    validate_job(pool_job(tmp_path, small_pool, ("design.volumes=[101]",)))
+
+
+def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[str, Path]) -> None:
+    job = pool_job(tmp_path, small_pool, (f"pool={tmp_path / 'nopool'}",))
+    msg = error_of(validate_job, job)
+    assert msg.startswith(f"{tmp_path / 'nopool'}: not a pool folder (does not exist); ")
+    assert "ablate data import" in msg
+    job = pool_job(tmp_path, small_pool, ("bench=missing.yaml",))
+    assert error_of(validate_job, job) == (
+        f"{job.source}: `bench` file {tmp_path.resolve() / 'missing.yaml'} does not exist"
+    )
