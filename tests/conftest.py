@@ -12,6 +12,16 @@ import pytest
 from ablate.config import JobSpec, build
 
 
+def merge_sections(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Job data with overrides applied; a mapping override updates that section key by key."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[Any]:
     """A small local Ray (2 CPUs, 100 MB object store, no dashboard), shared by all tests.
@@ -53,11 +63,50 @@ def make_job(tmp_path: Path) -> Callable[..., JobSpec]:
             "design": {"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
             "resources": {"cpus_per_trial": 1, "max_in_flight": 1, "gpus_per_trial": 0},
         }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
-        return build(JobSpec, data, "test")
+        return build(JobSpec, merge_sections(data, overrides), "test")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small built-in world (600 training dialogues), its pool and the tiny model, built once."""
+    from ablate.models import build_tiny_model
+    from ablate.pool import ImportRequest, import_pool
+    from ablate.world import WorldSpec, synth_world, world_corpus
+
+    root = tmp_path_factory.mktemp("world")
+    files = synth_world(WorldSpec(out=root / "world", n_train=600, n_bench_per_cell=1))
+    model = build_tiny_model(root / "world" / "models" / "tiny-llava", world_corpus(files))
+    import_pool(ImportRequest(source=files.train, out=root / "pool"))
+    return {
+        "root": root,
+        "world": files.root,
+        "train": files.train,
+        "bench": files.bench_yaml,
+        "pool": root / "pool",
+        "model": model,
+    }
+
+
+@pytest.fixture
+def train_job(tiny_world: dict[str, Path], tmp_path: Path) -> Callable[..., JobSpec]:
+    """A training job on the tiny world, stores in tmp_path; keyword overrides per section."""
+
+    def make(**overrides: Any) -> JobSpec:
+        data: dict[str, Any] = {
+            "study": "train-test",
+            "storage": f"sqlite:///{tmp_path}/optuna.db",
+            "tracking": f"sqlite:///{tmp_path}/mlflow.db",
+            "pool": str(tiny_world["pool"]),
+            "bench": str(tiny_world["bench"]),
+            "taxonomy": "skill",
+            "task_types": ["colors", "layout", "compare", "lists"],
+            "model": {"path": str(tiny_world["model"]), "lora": {"r": 8, "alpha": 16}},
+            "train": {"epochs": 1, "lr": 5.0e-3, "batch_size": 8, "warmup_ratio": 0.1},
+            "design": {"kind": "grid", "volumes": [48], "balance": [1.0], "seeds": [0]},
+            "resources": {"cpus_per_trial": 1, "max_in_flight": 2, "gpus_per_trial": 0},
+        }
+        return build(JobSpec, merge_sections(data, overrides), "test")
 
     return make

@@ -1,0 +1,164 @@
+"""Encoding, training and scoring of one trial on the tiny offline model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ablate.mixture import Mixture
+from ablate.trial.encode import IGNORE, DialogueEncoder
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_world: dict[str, Path]) -> Any:
+    from ablate.models import load_model
+
+    return load_model(tiny_world["model"])
+
+
+def _bench(tiny_world: dict[str, Path]) -> list[dict]:
+    from ablate.bench import bench_records, load_bench
+
+    return bench_records(load_bench(tiny_world["bench"]))
+
+
+def test_labels_cover_exactly_the_assistant_turns(loaded: Any, tiny_world: dict[str, Path]) -> None:
+    encoder = DialogueEncoder(loaded.processor)
+    tok = loaded.processor.tokenizer
+    assert encoder.tokens_per_image == 17  # (32 / 8)^2 patches + CLS
+    image_id = tok.convert_tokens_to_ids("<image>")
+    for record in _bench(tiny_world)[:24]:
+        enc = encoder.encode(record["conversations"], record["images"])
+        answers = [t["value"] for t in record["conversations"] if t["from"] == "gpt"]
+        assert len(enc.turn_spans) == len(answers)
+        for (start, end), answer in zip(enc.turn_spans, answers, strict=True):
+            # token by token: the span is the answer, then the template's end-of-turn marker
+            assert tok.decode(enc.input_ids[start:end]) == f"{answer}<|end|>\n"
+            assert enc.labels[start:end] == enc.input_ids[start:end]
+        labelled = {i for s, e in enc.turn_spans for i in range(s, e)}
+        assert all(lab == IGNORE for i, lab in enumerate(enc.labels) if i not in labelled)
+        assert enc.input_ids.count(image_id) == 17 * len(record["images"])
+        assert enc.turn_flags == [
+            bool(t["contextual"]) for t in record["conversations"] if t["from"] == "gpt"
+        ]
+
+
+def test_overlong_dialogues_are_cut_at_turn_boundaries(
+    loaded: Any, tiny_world: dict[str, Path]
+) -> None:
+    record = next(r for r in _bench(tiny_world) if len(r["images"]) >= 2)
+    full = DialogueEncoder(loaded.processor).encode(record["conversations"], record["images"])
+    limit = full.turn_spans[2][1] + 1  # room for 3 turns and one token of the 4th
+    cut = DialogueEncoder(loaded.processor, max_length=limit).encode(
+        record["conversations"], record["images"]
+    )
+    assert len(cut.turn_spans) == 3 and cut.truncated_turns == len(full.turn_spans) - 3
+    assert cut.input_ids == full.input_ids[: full.turn_spans[2][1]]
+    assert len(cut.images) == len(record["images"])  # every image sits in the first question
+
+
+def test_teacher_forced_exact_match_equals_greedy_generation(
+    loaded: Any, tiny_world: dict[str, Path]
+) -> None:
+    """The one-pass scorer gives the same verdict as decoding each answer greedily."""
+    import torch
+
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.trial.encode import PixelCache
+    from ablate.trial.evaluate import score_turns
+    from ablate.trial.train import attach_lora, train_lora
+
+    encoder = DialogueEncoder(loaded.processor)
+    pixels = PixelCache(loaded.processor.image_processor)
+    tok = loaded.processor.tokenizer
+    train = [json.loads(x) for x in tiny_world["train"].read_text().splitlines()[:160]]
+    for r in train:
+        images = r.get("image", [])
+        r["images"] = [
+            str(tiny_world["world"] / p) for p in ([images] if isinstance(images, str) else images)
+        ]
+    examples = [encoder.encode(r["conversations"], r["images"]) for r in train]
+    model = attach_lora(loaded.model, LoraSpec(r=8, alpha=16), seed=0)
+    try:
+        train_lora(
+            model, examples, pixels, tok.pad_token_id, TrainSpec(lr=5e-3, max_steps=40), 0, "cpu"
+        )
+        bench = [r for r in _bench(tiny_world) if r["skill"] in ("colors", "lists")][:6]
+        bench_enc = [encoder.encode(r["conversations"], r["images"]) for r in bench]
+        scores, _ = score_turns(
+            model, bench_enc, [{}] * len(bench), pixels, tok.pad_token_id, "cpu"
+        )
+        greedy = []
+        end_id = tok.convert_tokens_to_ids("<|end|>")
+        model.eval()
+        for enc in bench_enc:
+            for start, end in enc.turn_spans:
+                prompt = torch.tensor([enc.input_ids[:start]])
+                n_images = enc.input_ids[:start].count(tok.convert_tokens_to_ids("<image>")) // 17
+                kwargs = {"pixel_values": pixels(enc.images[:n_images])} if n_images else {}
+                out = model.generate(
+                    input_ids=prompt,
+                    attention_mask=torch.ones_like(prompt),
+                    max_new_tokens=end - start,
+                    do_sample=False,
+                    eos_token_id=end_id,
+                    **kwargs,
+                )[0, start:].tolist()
+                want = enc.input_ids[start:end]  # answer, <|end|>, "\n"
+                # generation stops at <|end|>; the newline after it is the template's, never sampled
+                greedy.append(out[: len(want) - 1] == want[:-1])
+    finally:
+        model.unload()
+    assert [s.correct for s in scores] == greedy
+    assert 0 < sum(greedy) < len(greedy)  # a partly trained model: both verdicts occur
+
+
+def test_trial_numbers_reuse_and_base_untouched(train_job: Any) -> None:
+    import torch
+
+    from ablate.trial import run_trial
+
+    job = train_job()
+    mix = Mixture(
+        name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill", seed=3
+    )
+    cache: dict[Any, Any] = {}
+    first = run_trial(job, mix, cache)
+    (base,) = [v for k, v in cache.items() if k[0] == "model"]
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    again = run_trial(job, mix, cache)  # resident base model, a fresh adapter
+    cold = run_trial(job, mix, {})
+    after = base.model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert first.counts == {"colors": 24, "lists": 24} and len(first.row_ids) == 48
+    assert first.selection_hash == again.selection_hash == cold.selection_hash
+    for key, value in first.metrics.items():
+        assert again.metrics[key] == pytest.approx(value, abs=1e-6), key
+        assert cold.metrics[key] == pytest.approx(value, abs=1e-5), key
+    m = first.metrics
+    assert 0.0 <= m["overall_accuracy"] <= 1.0 and 0.0 <= m["contextual_accuracy"] <= 1.0
+    assert {"accuracy/skill=colors", "accuracy/science", "bench_loss", "train_loss"} <= set(m)
+    assert (
+        first.info["steps"] == 6 and first.info["bench_turns"] == 160
+    )  # 48 rows / batch 8; 32 dialogues
+
+
+@pytest.mark.slow
+def test_the_mixture_decides_what_is_learned(train_job: Any) -> None:
+    """Training only on `lists` teaches lists, not colours; and the other way round."""
+    from ablate.trial import run_trial
+
+    job = train_job(train={"epochs": 3})
+    results = {}
+    for skill in ("lists", "colors"):
+        mix = Mixture(name=skill, volume=80, proportions={skill: 1.0}, taxonomy="skill", seed=0)
+        results[skill] = run_trial(job, mix).metrics
+    assert (
+        results["lists"]["accuracy/skill=lists"] > results["colors"]["accuracy/skill=lists"] + 0.2
+    )
+    assert (
+        results["colors"]["accuracy/skill=colors"] > results["lists"]["accuracy/skill=colors"] + 0.1
+    )
