@@ -128,7 +128,9 @@ def _dialogue_colors(rng: np.random.Generator, frame: str) -> tuple[list[dict], 
         (f"<image>\nWhat color is the {im['shape']} in {frame}?", im["fg"]),
     ]
     first, second = asks[order[0]], asks[order[1]]
-    turns = _turn(first[0], first[1], False) + _turn(second[0].replace("<image>\n", ""), second[1], False)
+    turns = _turn(first[0], first[1], False) + _turn(
+        second[0].replace("<image>\n", ""), second[1], False
+    )
     recall = [
         ("Which color did you name first?", first[1]),
         ("And which did you name second?", second[1]),
