@@ -248,24 +248,23 @@ def _run_data(args: argparse.Namespace) -> int:
 
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
-    from ablate.config import job_task_types
-    from ablate.trial import run_trial
+    from ablate.config import job_task_types, validate_job
+    from ablate.trial import run_objective
 
     if args.mixture is not None:
-        from ablate.mixture import load_mixture
+        from ablate.mixture import load_mixture, validate
+        from ablate.pool import open_pool
 
         mixture = load_mixture(args.mixture)
+        if job.objective.kind == "train":
+            assert job.pool_dir is not None  # load_job requires it for kind train
+            validate(mixture, open_pool(job.pool_dir).manifest, source=str(args.mixture))
     else:
         from ablate.sweep import design_mixtures
 
+        validate_job(job)
         mixture = design_mixtures(job, job_task_types(job))[0]
-    from ablate.mixture import validate
-    from ablate.pool import open_pool
-
-    if job.pool_dir is None:
-        raise UserError(f"{job.source}: `pool` is required to run a training trial")
-    validate(mixture, open_pool(job.pool_dir).manifest, source=str(args.mixture or job.source))
-    result = run_trial(job, mixture)
+    result = run_objective(job, mixture)
     if args.json:
         print(
             json.dumps(

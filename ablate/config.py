@@ -359,18 +359,28 @@ def _check_job(job: JobSpec, src: str) -> None:
         raise UserError(
             f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
         )
-    t = job.train
-    if t.lr <= 0 or t.batch_size < 1 or t.epochs <= 0:
-        raise UserError(
-            f"{src}: `train.lr`, `train.batch_size` and `train.epochs` must be positive"
-        )
-    r = job.resources
-    if r.max_in_flight < 1 or r.cpus_per_trial <= 0:
-        raise UserError(
-            f"{src}: `resources.max_in_flight` and `resources.cpus_per_trial` must be positive"
-        )
-    if job.model.lora.r < 1 or job.model.lora.alpha <= 0:
-        raise UserError(f"{src}: `model.lora.r` and `model.lora.alpha` must be positive")
+    if len(set(job.task_types)) != len(job.task_types):
+        raise UserError(f"{src}: `task_types` lists a type twice: {list(job.task_types)}")
+    # `not x > 0` also catches NaN, which `x <= 0` lets through
+    positive = {
+        "train.lr": job.train.lr,
+        "train.epochs": job.train.epochs,
+        "train.batch_size": job.train.batch_size,
+        "train.max_steps": 1 if job.train.max_steps is None else job.train.max_steps,
+        "train.max_length": job.train.max_length,
+        "resources.max_in_flight": job.resources.max_in_flight,
+        "resources.cpus_per_trial": job.resources.cpus_per_trial,
+        "model.lora.r": job.model.lora.r,
+        "model.lora.alpha": job.model.lora.alpha,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise UserError(f"{src}: `{key}` must be positive, got {value}")
+    gpus = job.resources.gpus_per_trial
+    if gpus is not None and not gpus >= 0:
+        raise UserError(f"{src}: `resources.gpus_per_trial` must be 0 or more, got {gpus}")
+    if not 0 <= job.train.warmup_ratio < 1 or not 0 <= job.model.lora.dropout < 1:
+        raise UserError(f"{src}: `train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)")
 
 
 def job_task_types(job: JobSpec) -> list[str]:

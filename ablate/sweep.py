@@ -237,7 +237,20 @@ def open_study(job: JobSpec, create: bool = True) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(job.storage_url)
+    url = job.storage_url
+    store_file = (
+        url[len("sqlite:///") :]
+        if url.startswith("sqlite:///")
+        else url
+        if "://" not in url
+        else None
+    )
+    if not create and store_file is not None and not Path(store_file).is_file():
+        # reading must not leave an empty database behind
+        raise UserError(
+            f"no study `{job.study}`: {store_file} does not exist; start it with `ablate sweep`"
+        )
+    storage = open_storage(url)
     if create:
         return optuna.create_study(
             study_name=job.study,
@@ -353,23 +366,9 @@ class TrialWorker:
         return os.getpid()
 
     def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
-        start = time.perf_counter()
-        if job.objective.kind == "python":
-            from ablate.objectives import run_python_objective
+        from ablate.trial import run_objective
 
-            result = run_python_objective(job, mixture)
-        elif job.objective.kind == "train":
-            if self.threads and "torch_threads" not in self.cache:
-                import torch
-
-                torch.set_num_threads(self.threads)
-                self.cache["torch_threads"] = self.threads
-            from ablate.trial import run_trial
-
-            result = run_trial(job, mixture, self.cache)
-        else:  # validated by config; kept for a clear message if a new kind is half-added
-            raise ValueError(f"unknown objective kind {job.objective.kind!r}")
-        result.seconds = result.seconds or (time.perf_counter() - start)
+        result = run_objective(job, mixture, self.cache)
         result.info.setdefault("worker_pid", os.getpid())
         return result
 

@@ -539,3 +539,17 @@ def test_missing_job_file_and_invalid_yaml(
     msg = fails(capsys, "sweep", bad)
     assert msg.startswith(f"{bad}: not valid YAML: ")
     assert "line 2" in msg
+
+
+def test_status_of_a_missing_study_leaves_no_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "study: nothing-yet\nstorage: sqlite:///optuna.db\ntask_types: [a, b]\n"
+        "objective: {kind: python, target: 'math:fsum'}\n"
+    )
+    assert main(["status", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ablate: error: no study `nothing-yet`") and "ablate sweep" in err
+    assert not (tmp_path / "optuna.db").exists()

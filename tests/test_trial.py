@@ -162,3 +162,20 @@ def test_the_mixture_decides_what_is_learned(train_job: Any) -> None:
     assert (
         results["colors"]["accuracy/skill=colors"] > results["lists"]["accuracy/skill=colors"] + 0.1
     )
+
+
+def test_trial_command_prints_one_json_object(train_job: Any, tmp_path: Path, capsys: Any) -> None:
+    import yaml
+
+    from ablate.cli import main
+    from ablate.config import to_dict
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(to_dict(train_job())))
+    assert main(["trial", str(path), "--json", "--set", "design.volumes=[16]"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(line)
+    assert result["mixture"] == "v16-b1.00-s0"
+    assert sum(result["counts"].values()) == 16
+    assert 0 <= result["metrics"]["overall_accuracy"] <= 1 and result["info"]["steps"] == 2
+    assert not (tmp_path / "optuna.db").exists()  # a single trial touches no study

@@ -24,6 +24,21 @@ class TrialResult:
     """Anything else worth logging: steps, tokens, tokens per second, model, device."""
 
 
+def run_objective(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -> TrialResult:
+    """Run one trial of the job's objective kind: `train` fine-tunes, `python` calls the target."""
+    import time
+
+    start = time.perf_counter()
+    if job.objective.kind == "python":
+        from ablate.objectives import run_python_objective
+
+        result = run_python_objective(job, mixture)
+    else:
+        result = run_trial(job, mixture, cache)
+    result.seconds = result.seconds or (time.perf_counter() - start)
+    return result
+
+
 def run_trial(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -> TrialResult:
     """Materialise `mixture` from the job's pool, LoRA fine-tune the job's model, score the bench.
 
