@@ -52,7 +52,8 @@ def train_lora(
 ) -> TrainStats:
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    # transformers' own Trainer calls a deprecated property of the model: not the user's concern
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     start = time.perf_counter()
     steps_per_epoch = math.ceil(len(examples) / train.batch_size)
     max_steps = train.max_steps or max(1, math.ceil(steps_per_epoch * train.epochs))
