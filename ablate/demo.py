@@ -55,12 +55,10 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
     build_tiny_model(out / "world" / "models" / "tiny-llava", world_corpus(world))
 
     pool_dir = out / "pool"
-    try:
-        pool = open_pool(pool_dir)
-        if Path(pool.manifest.source) != world.train.resolve():
-            raise ValueError("pool from another source")
+    pool = open_pool(pool_dir) if (pool_dir / "manifest.json").is_file() else None
+    if pool is not None and Path(pool.manifest.source) == world.train.resolve():
         say(f"2/4 pool: reusing {pool_dir} ({pool.manifest.rows} dialogues)")
-    except Exception:
+    else:
         manifest = import_pool(ImportRequest(source=world.train, out=pool_dir))
         say(f"2/4 pool: imported {manifest.rows} dialogues into {pool_dir}")
 
