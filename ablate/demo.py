@@ -56,7 +56,13 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
 
     pool_dir = out / "pool"
     pool = open_pool(pool_dir) if (pool_dir / "manifest.json").is_file() else None
-    if pool is not None and Path(pool.manifest.source) == world.train.resolve():
+    fresh = (
+        pool is not None
+        and Path(pool.manifest.source) == world.train.resolve()
+        # a world rewritten with another spec after the import needs a new pool
+        and (pool_dir / "manifest.json").stat().st_mtime >= world.train.stat().st_mtime
+    )
+    if pool is not None and fresh:
         say(f"2/4 pool: reusing {pool_dir} ({pool.manifest.rows} dialogues)")
     else:
         manifest = import_pool(ImportRequest(source=world.train, out=pool_dir))
