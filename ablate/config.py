@@ -220,7 +220,11 @@ class LoraSpec:
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.0
     target_modules: str | tuple[str, ...] = "all-linear"
-    """peft target modules: `all-linear` or a list of module names."""
+    """peft target modules: `all-linear` (the language model's linear layers; peft leaves the
+    output head out) or a list of module names or suffixes (`q_proj`, `v_proj`, ...)."""
+    modules_to_save: tuple[str, ...] = ()
+    """Modules trained in full next to the adapter, e.g. `multi_modal_projector` (Llava) or
+    `visual.merger` (Qwen2-VL); `vision_tower` trains the whole vision encoder (costly)."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,16 @@ class ModelSpec:
     path: str = "tiny-llava"
     """A local model folder or hub id; `tiny-llava` is the built-in offline model."""
     lora: LoraSpec = field(default_factory=LoraSpec)
+    kind: typing.Literal["auto", "image-text-to-text", "causal-lm"] = "auto"
+    """`auto`: an image-text-to-text model when the folder has a processor with an image
+    processor, else a text-only causal LM (for text-only pools and cheap proxies)."""
+    trust_remote_code: bool = False
+    """Run the model's own Python code from its folder or the hub; only when you trust it."""
+    dtype: typing.Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """`auto`: bfloat16 on CUDA, float32 on CPU."""
+    attn_implementation: str = "auto"
+    """`auto`: sdpa (flash_attention_2 when the package is installed and on CUDA); or any name
+    transformers accepts (`eager`, `sdpa`, `flash_attention_2`)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,22 @@ class TrainSpec:
     """Longest tokenised dialogue; longer ones are cut at a turn boundary."""
     threads: int | None = None
     """torch CPU threads per trial (default: cpus_per_trial)."""
+    scheduler: str = "linear"
+    """Learning-rate schedule (transformers names: linear, cosine, constant_with_warmup, ...)."""
+    grad_accum: int = 1
+    """Gradient accumulation steps: an optimizer step sees batch_size x grad_accum rows."""
+    group_by_length: bool = False
+    """Batch dialogues of similar length together (shuffled groups) to cut padding."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: ~30% slower, much less memory; only when
+    a batch does not fit otherwise."""
+    liger: bool = False
+    """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); ignored on CPU."""
+    checkpoint_dir: str | None = None
+    """Folder (relative to the job file; shared storage on a cluster) for per-trial checkpoints:
+    `<dir>/<selection hash[:16]>-s<seed>/`; a retried trial resumes from its last one."""
+    checkpoint_every: int = 0
+    """Save adapter + optimizer state every N optimizer steps (0: no checkpoints)."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +305,16 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True)
+class BenchRef:
+    file: str | None = None
+    """A bench YAML file (relative to the job file)."""
+    heldout_of_pool: float = 0.0
+    """Hold this share of the pool out of every trial's training (the same rows for every
+    trial, drawn from the job's `seed`) and report `heldout_loss` and
+    `heldout_loss/<task_type>` on it."""
+
+
+@dataclass(frozen=True)
 class JobSpec:
     study: str
     """Optuna study name; running the same job again resumes it."""
@@ -282,8 +322,11 @@ class JobSpec:
     tracking: str = "sqlite:///mlflow.db"
     pool: str | None = None
     """A pool folder made by `ablate data import` (relative to this file)."""
-    bench: str | None = None
-    """A bench YAML file (relative to this file)."""
+    bench: str | BenchRef | None = None
+    """A bench YAML file (relative to this file), or `{file: ..., heldout_of_pool: FRACTION}`."""
+    mixture: str | dict[str, Any] | None = None
+    """The mixture `ablate trial` runs: a mixture YAML path (relative to this file) or an
+    inline mapping with the keys of a mixture file; default: the design's first point."""
     taxonomy: str = "task_type"
     """The pool label column the proportions refer to."""
     task_types: tuple[str, ...] = ()
@@ -308,7 +351,13 @@ class JobSpec:
 
     @property
     def bench_file(self) -> Path | None:
-        return resolve_path(self.bench, self.base_dir) if self.bench else None
+        path = self.bench.file if isinstance(self.bench, BenchRef) else self.bench
+        return resolve_path(path, self.base_dir) if path else None
+
+    @property
+    def heldout_fraction(self) -> float:
+        """Share of the pool held out of training and scored by loss (0: none)."""
+        return self.bench.heldout_of_pool if isinstance(self.bench, BenchRef) else 0.0
 
     @property
     def storage_url(self) -> str:
@@ -335,6 +384,14 @@ def _check_job(job: JobSpec, src: str) -> None:
         for key in ("pool", "bench"):
             if getattr(job, key) is None:
                 raise UserError(f"{src}: `{key}` is required when objective.kind is train")
+        if isinstance(job.bench, BenchRef):
+            if not 0 <= job.bench.heldout_of_pool < 1:
+                raise UserError(
+                    f"{src}: `bench.heldout_of_pool` must lie in [0, 1), for example 0.02; "
+                    f"got {job.bench.heldout_of_pool}"
+                )
+            if job.bench.file is None and not job.bench.heldout_of_pool > 0:
+                raise UserError(f"{src}: `bench` needs a `file`, a `heldout_of_pool` share, or both")
     if job.objective.kind == "python":
         if not job.objective.target or ":" not in job.objective.target:
             raise UserError(
@@ -372,6 +429,7 @@ def _check_job(job: JobSpec, src: str) -> None:
         "resources.cpus_per_trial": job.resources.cpus_per_trial,
         "model.lora.r": job.model.lora.r,
         "model.lora.alpha": job.model.lora.alpha,
+        "train.grad_accum": job.train.grad_accum,
     }
     for key, value in positive.items():
         if not value > 0:
