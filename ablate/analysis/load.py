@@ -1,0 +1,157 @@
+"""Read a study back as a tidy table: one row per trial, one column per quantity.
+
+Columns: `trial`, `state`, `value` (the objective), `mixture`, `volume`, `balance`, `seed`,
+`p/<type>` (one share per task type), every metric the trial recorded (`overall_accuracy`,
+`accuracy/<domain>`, ...), `seconds` (the trial's own compute time), `duration` (wall seconds
+from dispatch to result), `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`.
+
+`df.attrs` carries `study`, `metric`, `direction` and `task_types` so later calls need no job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ablate.config import JobSpec, load_job
+from ablate.errors import UserError
+
+#: The user attributes every ablate trial carries (see ablate.sweep).
+REQUIRED_ATTRS = ("proportions", "volume", "seed")
+
+
+def _open(job: JobSpec) -> Any:
+    from ablate.sweep import open_study
+
+    try:
+        return open_study(job, create=False)
+    except UserError:
+        raise
+    except KeyError:
+        raise UserError(
+            f"{job.source or 'job'}: the storage {job.storage} holds no study `{job.study}`; "
+            "run `ablate sweep` first"
+        ) from None
+    except Exception as err:  # not an Optuna database, a newer schema, an unreachable server
+        first = str(err).splitlines()[0][:300] if str(err) else ""
+        raise UserError(
+            f"{job.source or 'job'}: `storage` {job.storage_url} cannot be read as an Optuna "
+            f"storage ({type(err).__name__}: {first}); point `storage` at the database "
+            "`ablate sweep` wrote"
+        ) from None
+
+
+def load(
+    job: JobSpec | str | Path | Any, metric: str | None = None, gpus_per_trial: float | None = None
+) -> Any:
+    """The study of a job (a JobSpec, a job YAML path or an `optuna.Study`) as a DataFrame.
+
+    `metric` (default: the job's objective metric) only sets `df.attrs["metric"]`. GPU-seconds
+    use the trial's recorded `gpus` attribute, else `gpus_per_trial`, else the job's
+    `resources.gpus_per_trial`; when none is known `gpu_seconds` is empty (NaN), never guessed.
+    """
+    import optuna
+    import pandas as pd
+
+    if isinstance(job, optuna.Study):
+        study, name = job, job.study_name
+        direction = (
+            "minimize" if job.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
+        )
+        where = f"study `{name}`"
+    else:
+        if not isinstance(job, JobSpec):
+            job = load_job(job)
+        study = _open(job)
+        name, direction = job.study, job.objective.direction
+        metric = metric or job.objective.metric
+        if gpus_per_trial is None:
+            gpus_per_trial = job.resources.gpus_per_trial
+        where = f"study `{name}` in {job.storage_url}"
+    trials = study.get_trials(deepcopy=False)
+    foreign = [t for t in trials if not all(k in t.user_attrs for k in REQUIRED_ATTRS)]
+    if trials and len(foreign) == len(trials):
+        raise UserError(
+            f"{where}: none of its {len(trials)} trials carries the ablate attributes "
+            f"{list(REQUIRED_ATTRS)}: it was not made by `ablate sweep`; point the job's "
+            "`storage` and `study` at an ablate study"
+        )
+    rows = []
+    types: list[str] = []
+    for t in trials:
+        attrs = t.user_attrs
+        props = attrs.get("proportions") or {}
+        for k in props:
+            if k not in types:
+                types.append(str(k))
+        seconds = attrs.get("seconds")
+        gpus = attrs.get("gpus", gpus_per_trial)
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "mixture": attrs.get("mixture_name"),
+            "volume": attrs.get("volume"),
+            "balance": attrs.get("balance"),
+            "seed": attrs.get("seed"),
+            "seconds": seconds,
+            "duration": duration,
+            "gpus": gpus,
+            "gpu_seconds": seconds * gpus if seconds is not None and gpus is not None else None,
+        }
+        for task_type, share in props.items():
+            row[f"p/{task_type}"] = float(share)
+        row.update(attrs.get("metrics") or {})
+        row["error"] = attrs.get("error") if t.state != optuna.trial.TrialState.COMPLETE else None
+        rows.append(row)
+    columns = ["trial", "state", "value", "mixture", "volume", "balance", "seed"]
+    df = pd.DataFrame(rows, columns=None if rows else columns)
+    for col in ("value", "volume", "balance", "seconds", "duration", "gpus", "gpu_seconds"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for t_ in types:  # a type missing from a trial's proportions has share 0
+        df[f"p/{t_}"] = df[f"p/{t_}"].fillna(0.0)
+    df.attrs.update(
+        {"study": name, "metric": metric or "value", "direction": direction, "task_types": types}
+    )
+    return df
+
+
+def completed(df: Any, metric: str = "value") -> Any:
+    """The COMPLETE trials with a finite `metric`; a UserError says why there are none."""
+    import numpy as np
+
+    study = df.attrs.get("study", "the study")
+    if df.empty:
+        raise UserError(f"study `{study}` has no trials yet; run `ablate sweep JOB.yaml` first")
+    done = df[df["state"] == "COMPLETE"]
+    if done.empty:
+        failed = df[df["state"] == "FAIL"]
+        hint = ""
+        if len(failed) and "error" in failed and failed["error"].notna().any():
+            hint = f"; first error: {str(failed['error'].dropna().iloc[0]).splitlines()[0][:300]}"
+        states = ", ".join(f"{k.lower()} {v}" for k, v in df["state"].value_counts().items())
+        raise UserError(f"study `{study}` has no completed trials ({states}){hint}")
+    if metric not in done.columns or done[metric].isna().all():
+        known = sorted(
+            c
+            for c in done.columns
+            if c not in ("trial", "state", "mixture", "error") and not c.startswith("p/")
+        )
+        raise UserError(
+            f"metric `{metric}` is not recorded by any completed trial of study `{study}`; "
+            f"choose one of: {', '.join(known)}"
+        )
+    done = done[np.isfinite(done[metric].astype(float))]
+    return done.copy()
+
+
+def task_types(df: Any) -> list[str]:
+    """The task types of the study, in the order the trials first listed them."""
+    types = df.attrs.get("task_types")
+    return list(types) if types else [c[2:] for c in df.columns if c.startswith("p/")]
