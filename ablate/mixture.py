@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +48,27 @@ class Mixture:
     """Task type -> share (summing to 1); or `natural`; or {natural: true, temperature: T}."""
     taxonomy: str = "task_type"
     """Which label column of the pool the proportions refer to."""
-    max_repeat: int = 1
-    """1 = no upsampling; 2 = a row may appear twice."""
+    max_repeat: int | dict[str, int] = 1
+    """1 = no upsampling; 2 = a row may appear twice. A mapping caps per type (unlisted: 1)."""
     seed: int = 0
+    """Seeds every draw (sha256-derived, so the same on every machine)."""
+    min_share: float | dict[str, float] = 0.0
+    """Floor on the resolved shares: a number for every type with a positive share, or a
+    mapping per type. Shares below it are raised to it, the others scaled down in proportion."""
+    within: dict[str, Nested] = field(default_factory=dict)
+    """Per label of `taxonomy`, how its rows split over a second taxonomy (nested mixture),
+    e.g. `{base: {taxonomy: task_type, proportions: natural}}`; unlisted labels: unstratified."""
+
+
+@dataclass(frozen=True)
+class Nested:
+    """The split of one label's rows over a second taxonomy (a part of a nested mixture)."""
+
+    taxonomy: str = "task_type"
+    """The inner label column."""
+    proportions: Any = "natural"
+    """Inner label -> share (summing to 1), `natural` (the label's own rows), or
+    {natural: true, temperature: T}."""
 
 
 # --------------------------------------------------------------------------- loading, checking
@@ -79,15 +97,52 @@ def check_mixture(mixture: Mixture, source: str = "mixture") -> Mixture:
             f"{source}: `volume` {v} is neither a whole number of rows nor a fraction below 1; "
             f"use {math.floor(v)} or a fraction such as 0.25"
         )
-    if isinstance(mixture.max_repeat, bool) or mixture.max_repeat < 1:
+    caps = (
+        mixture.max_repeat if isinstance(mixture.max_repeat, Mapping) else {"": mixture.max_repeat}
+    )
+    for key, cap in caps.items():
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            name = f"max_repeat.{key}" if key else "max_repeat"
+            raise UserError(
+                f"{source}: `{name}` must be an integer >= 1 (1 = no upsampling), got {cap!r}"
+            )
+    floors = (
+        mixture.min_share if isinstance(mixture.min_share, Mapping) else {"": mixture.min_share}
+    )
+    for key, floor in floors.items():
+        name = f"min_share.{key}" if key else "min_share"
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1:
+            raise UserError(f"{source}: `{name}` must be a share between 0 and 1, got {floor!r}")
+    if (
+        isinstance(mixture.min_share, Mapping)
+        and sum(mixture.min_share.values()) > 1 + SUM_TOLERANCE
+    ):
         raise UserError(
-            f"{source}: `max_repeat` must be an integer >= 1 (1 = no upsampling), got {mixture.max_repeat!r}"
+            f"{source}: `min_share` sums to {sum(mixture.min_share.values()):.4g}, more than 1; "
+            "lower the floors"
         )
+    within = {}
+    for label, nested in mixture.within.items():
+        if not isinstance(nested, Nested):
+            raise UserError(
+                f"{source}: `within.{label}` must be a mapping with taxonomy and proportions"
+            )
+        if nested.taxonomy == mixture.taxonomy:
+            raise UserError(
+                f"{source}: `within.{label}.taxonomy` is `{nested.taxonomy}`, the mixture's own "
+                "taxonomy; name a second label column (e.g. task_type inside source)"
+            )
+        props = _canonical_proportions(nested.proportions, f"{source}: `within.{label}`")
+        within[label] = replace(nested, proportions=props)
     if not str(mixture.taxonomy).strip():
         raise UserError(
             f"{source}: `taxonomy` must name a label column of the pool, e.g. task_type"
         )
-    return replace(mixture, proportions=_canonical_proportions(mixture.proportions, source))
+    return replace(
+        mixture,
+        proportions=_canonical_proportions(mixture.proportions, source),
+        within=within,
+    )
 
 
 def _canonical_proportions(props: Any, source: str) -> Any:
@@ -165,16 +220,64 @@ def _type_counts(mixture: Mixture, manifest: PoolManifest, source: str) -> dict[
     return counts
 
 
-def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, float]:
-    """Shares per type: the given ones, or the pool's own (natural), or p_i ∝ n_i^T (temperature)."""
-    props = _canonical_proportions(mixture.proportions, "mixture")
+def _natural_shares(props: Any, counts: Mapping[str, int]) -> dict[str, float]:
+    """The given shares, or p_i ∝ n_i^T over the labels present (natural: T = 1)."""
     if isinstance(props, dict) and "natural" not in props:
         return dict(props)
-    counts = {k: n for k, n in _type_counts(mixture, manifest, "mixture").items() if n > 0}
+    present = {k: n for k, n in counts.items() if n > 0}
     t = props["temperature"] if isinstance(props, dict) else 1.0
-    weights = {k: float(n) ** t for k, n in counts.items()}
+    weights = {k: float(n) ** t for k, n in present.items()}
     total = sum(weights.values())
     return {k: w / total for k, w in weights.items()}
+
+
+def apply_min_share(
+    proportions: Mapping[str, float], min_share: float | Mapping[str, float]
+) -> dict[str, float]:
+    """Raise shares below their floor to it and scale the others down in proportion.
+
+    A number floors every type with a positive share; a mapping floors the types it names
+    (adding them when absent). Water-filling: a type scaled below its floor is fixed at it and
+    the rest is rescaled again, so the result sums to 1 and no share ends below its floor.
+    """
+    if isinstance(min_share, Mapping):
+        floors = {t: float(f) for t, f in min_share.items() if f > 0}
+    else:
+        floors = {t: float(min_share) for t, p in proportions.items() if p > 0 and min_share > 0}
+    if not floors:
+        return dict(proportions)
+    p = {t: float(v) for t, v in proportions.items()}
+    for t in floors:
+        p.setdefault(t, 0.0)
+    fixed: dict[str, float] = {}
+    while True:
+        mass = 1.0 - sum(fixed.values())
+        total = sum(v for t, v in p.items() if t not in fixed)
+        low = {
+            t: floors[t]
+            for t, v in p.items()
+            if t not in fixed and t in floors and (total <= 0 or v * mass / total < floors[t])
+        }
+        if not low:
+            break
+        fixed |= low
+    out = {
+        t: fixed[t] if t in fixed else (v * mass / total if total > 0 else 0.0)
+        for t, v in p.items()
+    }
+    norm = sum(out.values())
+    return {t: v / norm for t, v in out.items()}
+
+
+def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, float]:
+    """Shares per type: the given ones, or the pool's own (natural), or p_i ∝ n_i^T
+    (temperature); then floored by `min_share`."""
+    props = _canonical_proportions(mixture.proportions, "mixture")
+    if isinstance(props, dict) and "natural" not in props:
+        shares = dict(props)
+    else:
+        shares = _natural_shares(props, _type_counts(mixture, manifest, "mixture"))
+    return apply_min_share(shares, mixture.min_share)
 
 
 def rows_per_type(proportions: Mapping[str, float], volume: int) -> dict[str, int]:
@@ -198,40 +301,173 @@ def rows_per_type(proportions: Mapping[str, float], volume: int) -> dict[str, in
     return {k: rows.get(k, 0) for k in sorted(proportions)}
 
 
-def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> None:
-    """Fail before any compute is spent if the pool cannot supply the mixture."""
+def repeat_cap(mixture: Mixture, label: str) -> int:
+    """How many times a row of `label` may appear (`max_repeat`, per type or for all)."""
+    if isinstance(mixture.max_repeat, Mapping):
+        return int(mixture.max_repeat.get(label, 1))
+    return int(mixture.max_repeat)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One stratum of a mixture's plan: rows of `label` (and of `inner` in a nested mixture)."""
+
+    label: str
+    """Label of the mixture's taxonomy."""
+    inner: str | None
+    """Label of `within[label].taxonomy`, or None for an unstratified label."""
+    rows: int
+    """Rows to draw (copies included)."""
+    available: int
+    """Distinct pool rows in this stratum."""
+    max_repeat: int
+
+    @property
+    def key(self) -> str:
+        return self.label if self.inner is None else f"{self.label}/{self.inner}"
+
+
+def _inner_counts(
+    mixture: Mixture, manifest: PoolManifest, label: str, nested: Nested, source: str
+) -> dict[str, int]:
+    if nested.taxonomy not in manifest.labels:
+        raise UserError(
+            f"{source}: `within.{label}.taxonomy` {nested.taxonomy!r} is not a label column of "
+            f"the pool; available: {', '.join(manifest.labels)}"
+        )
+    joint = manifest.joint.get(mixture.taxonomy, {}).get(nested.taxonomy)
+    if joint is None:
+        raise UserError(
+            f"{source}: `within` needs the pool's joint label counts, which its manifest lacks "
+            "(an older import, or too many distinct label combinations); re-import the pool "
+            "with `ablate data import`"
+        )
+    return dict(joint.get(label, {}))
+
+
+def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> list[Cell]:
+    """The rows per stratum the mixture draws; raises UserError for a label the pool lacks.
+
+    Capacity (rows vs available x max_repeat) is checked by `validate`, not here.
+    """
     mixture = check_mixture(mixture, source)
     counts = _type_counts(mixture, manifest, source)
     props = resolve_proportions(mixture, manifest)
     have = ", ".join(f"{k} ({n:,})" for k, n in counts.items())
     for t, p in props.items():
         if p > 0 and counts.get(t, 0) == 0:
+            floored = isinstance(mixture.min_share, Mapping) and t in mixture.min_share
+            key = "min_share" if floored and t not in _given(mixture.proportions) else "proportions"
             raise UserError(
-                f"{source}: `proportions.{t}` is {p:g} but the pool has no `{t}` rows in "
+                f"{source}: `{key}.{t}` is {p:g} but the pool has no `{t}` rows in "
                 f"`{mixture.taxonomy}`; the pool has: {have}"
             )
+    unknown = sorted(set(mixture.within) - set(counts))
+    if unknown:
+        raise UserError(
+            f"{source}: `within.{unknown[0]}`: the pool's `{mixture.taxonomy}` has no label "
+            f"{unknown[0]!r}; it has: {have}"
+        )
     volume = volume_rows(mixture, manifest)
     if volume < 1:
         raise UserError(
             f"{source}: `volume` {mixture.volume} of a {manifest.rows:,}-row pool is 0 rows; "
             "raise it"
         )
-    need = rows_per_type(props, volume)
-    for t, n in need.items():
-        cap = counts.get(t, 0) * mixture.max_repeat
-        if n > cap:
-            repeat = max(math.ceil(need[k] / counts[k]) for k in need if need[k])
-            raise UserError(
-                f"{source}: `volume` needs {n:,} rows of {t}, the pool has {counts[t]:,} and "
-                f"max_repeat is {mixture.max_repeat}; lower `volume` to at most "
-                f"{max_volume(props, counts, mixture.max_repeat):,}, raise `max_repeat` to "
-                f"{repeat}, or change `proportions`"
-            )
+    cells = []
+    for label, n in rows_per_type(props, volume).items():
+        cap = repeat_cap(mixture, label)
+        nested = mixture.within.get(label)
+        if nested is None:
+            cells.append(Cell(label, None, n, counts.get(label, 0), cap))
+            continue
+        inner = _inner_counts(mixture, manifest, label, nested, source)
+        inner_props = _natural_shares(nested.proportions, inner)
+        for t, p in inner_props.items():
+            if p > 0 and inner.get(t, 0) == 0:
+                rows_have = ", ".join(f"{k} ({v:,})" for k, v in inner.items())
+                raise UserError(
+                    f"{source}: `within.{label}.proportions.{t}` is {p:g} but the pool has no "
+                    f"`{t}` rows in `{nested.taxonomy}` among its `{label}` rows; they have: "
+                    f"{rows_have}"
+                )
+        for t, m in rows_per_type(inner_props, n).items():
+            cells.append(Cell(label, t, m, inner.get(t, 0), cap))
+    return cells
 
 
-def max_volume(proportions: Mapping[str, float], counts: Mapping[str, int], max_repeat: int) -> int:
-    """The largest volume the pool can supply at these proportions and max_repeat."""
-    caps = {t: counts.get(t, 0) * max_repeat for t, p in proportions.items() if p > 0}
+def _given(props: Any) -> set[str]:
+    return set(props) if isinstance(props, dict) and "natural" not in props else set()
+
+
+def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> None:
+    """Fail before any compute is spent if the pool cannot supply the mixture."""
+    mixture = check_mixture(mixture, source)
+    cells = plan(mixture, manifest, source)
+    for cell in cells:
+        if cell.rows <= cell.available * cell.max_repeat:
+            continue
+        best = _max_volume_of(mixture, manifest)
+        repeat = math.ceil(cell.rows / cell.available)
+        if isinstance(mixture.max_repeat, Mapping):
+            raise_to = f"raise `max_repeat.{cell.label}` to {repeat}"
+        else:
+            repeat = max(math.ceil(c.rows / c.available) for c in cells if c.rows)
+            raise_to = f"raise `max_repeat` to {repeat}"
+        what = cell.label
+        if cell.inner is not None:
+            nested = mixture.within[cell.label]
+            what = f"{cell.label} / {cell.inner} (`{nested.taxonomy}` {cell.inner} within {cell.label})"
+        change = "`proportions`" + (
+            f" or `within.{cell.label}.proportions`" if cell.inner is not None else ""
+        )
+        raise UserError(
+            f"{source}: `volume` needs {cell.rows:,} rows of {what}, the pool has "
+            f"{cell.available:,} and max_repeat is {cell.max_repeat}; lower `volume` to at most "
+            f"{best:,}, {raise_to}, or change {change}"
+        )
+
+
+def _max_volume_of(mixture: Mixture, manifest: PoolManifest) -> int:
+    """The largest volume (rows) at which every stratum of the mixture fits."""
+    if not mixture.within:
+        props = resolve_proportions(mixture, manifest)
+        counts = manifest.labels[mixture.taxonomy]
+        caps = {t: repeat_cap(mixture, t) for t in props}
+        return max_volume(props, counts, caps)
+
+    def fits(v: int) -> bool:
+        cells = plan(replace(mixture, volume=v), manifest)
+        return all(c.rows <= c.available * c.max_repeat for c in cells)
+
+    lo, hi = 0, max(1, manifest.rows * max(_all_caps(mixture)))
+    while lo < hi:  # largest v with fits(v); fits is monotone up to rounding
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _all_caps(mixture: Mixture) -> list[int]:
+    if isinstance(mixture.max_repeat, Mapping):
+        return [1, *mixture.max_repeat.values()]
+    return [int(mixture.max_repeat)]
+
+
+def max_volume(
+    proportions: Mapping[str, float],
+    counts: Mapping[str, int],
+    max_repeat: int | Mapping[str, int],
+) -> int:
+    """The largest volume the pool can supply at these proportions and max_repeat (per type)."""
+
+    def cap(t: str) -> int:
+        r = max_repeat.get(t, 1) if isinstance(max_repeat, Mapping) else max_repeat
+        return counts.get(t, 0) * int(r)
+
+    caps = {t: cap(t) for t, p in proportions.items() if p > 0}
     total = sum(proportions.values())
     # Each type gets at least floor(p_t * v) rows, so no v >= (cap_t + 1) / p_t fits: search down.
     v = math.ceil(min((caps[t] + 1) * total / proportions[t] for t in caps))
@@ -257,6 +493,8 @@ class Selection:
     """sha256 of the pool fingerprint + the selected ids in order: same hash, same training data."""
     taxonomy: str = "task_type"
     """The label column `counts` refers to."""
+    cells: dict[str, int] = field(default_factory=dict)
+    """Rows per stratum `label/inner` of a nested mixture (`within`); empty for a flat one."""
 
     def to_parquet(self, path: str | Path, pool: Pool) -> Path:
         """Write the selection: `id`, `position`, `task_type` and the pool's other label columns.
@@ -304,29 +542,47 @@ def type_draw(seed: int, label: str, rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def materialize(mixture: Mixture, pool: Pool) -> Selection:
-    """Select the mixture's rows from the pool: deterministic given the mixture and fingerprint."""
+    """Select the mixture's rows from the pool: deterministic given the mixture and fingerprint.
+
+    Cost: one pass over the label codes per stratum, a seeded permutation per stratum, one
+    `take` of the selected ids; the pool's text is never read (it stays memory-mapped).
+    """
     validate(mixture, pool.manifest)
     mixture = check_mixture(mixture)
-    props = resolve_proportions(mixture, pool.manifest)
-    counts = rows_per_type(props, volume_rows(mixture, pool.manifest))
-    labels = pool.labels(mixture.taxonomy)
+    cells = plan(mixture, pool.manifest)
+    outer, outer_labels = pool.codes(mixture.taxonomy)
+    outer_index = {label: i for i, label in enumerate(outer_labels)}
     parts = []
-    for label, n in counts.items():
-        if n:
-            rows = np.flatnonzero(labels == label).astype(np.int64)
-            parts.append(type_draw(mixture.seed, label, rows, n))
+    for cell in cells:
+        if not cell.rows:
+            continue
+        mask = outer == outer_index[cell.label]
+        if cell.inner is None:
+            key = cell.label
+        else:
+            inner_tax = mixture.within[cell.label].taxonomy
+            inner, inner_labels = pool.codes(inner_tax)
+            mask &= inner == inner_labels.index(cell.inner)
+            key = f"{cell.label}/{inner_tax}={cell.inner}"
+        rows = np.flatnonzero(mask).astype(np.int64)
+        parts.append(type_draw(mixture.seed, key, rows, cell.rows))
     chosen = np.concatenate(parts)
     positions = chosen[_rng(mixture.seed, "order").permutation(len(chosen))]
     ids = tuple(pool.table().column("id").take(positions).to_pylist())
+    # sha256(fingerprint + "\n" + id1 + "\n" + id2 ...), in one update.
     h = hashlib.sha256(pool.manifest.fingerprint.encode())
-    for rid in ids:
-        h.update(b"\n" + rid.encode())
+    if ids:
+        h.update(("\n" + "\n".join(ids)).encode())
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.label] = counts.get(cell.label, 0) + cell.rows
     return Selection(
         ids=ids,
         positions=positions,
         counts=counts,
         content_hash=h.hexdigest(),
         taxonomy=mixture.taxonomy,
+        cells={c.key: c.rows for c in cells if c.inner is not None},
     )
 
 
@@ -381,7 +637,12 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
     kind = mixture.proportions if isinstance(mixture.proportions, str) else "given"
     if isinstance(mixture.proportions, dict) and "natural" in mixture.proportions:
         kind = f"natural, temperature {mixture.proportions['temperature']:g}"
-    width = max([len(mixture.taxonomy), *map(len, props)])
+    if mixture.min_share:
+        kind += f", min_share {mixture.min_share}"
+    cells = plan(mixture, pool.manifest, source)
+    inner = [c for c in cells if c.inner is not None]
+    names = [*props, *(f"  {c.inner}" for c in inner)]
+    width = max([len(mixture.taxonomy), *map(len, names)])
     lines = [
         f"mixture      {mixture.name}",
         f"pool         {pool.path} ({pool.manifest.rows:,} rows)",
@@ -397,6 +658,16 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
         have = available.get(t, 0)
         reps = f"{rows[t] / have:.2f}" if have else "-"
         lines.append(f"{t:<{width}}  {props[t]:>7.2%}  {rows[t]:>9,}  {have:>9,}  {reps:>7}")
+        if t in mixture.within:
+            lines[-1] += f"   within: {mixture.within[t].taxonomy}"
+            for c in inner:
+                if c.label == t:
+                    share = c.rows / volume if volume else 0.0
+                    reps = f"{c.rows / c.available:.2f}" if c.available else "-"
+                    name = f"  {c.inner}"
+                    lines.append(
+                        f"{name:<{width}}  {share:>7.2%}  {c.rows:>9,}  {c.available:>9,}  {reps:>7}"
+                    )
     lines += [
         "",
         f"balance      normalised entropy {normalized_entropy(props):.3f}, "

@@ -62,7 +62,18 @@ class PoolManifest:
     created: str = ""
     """ISO 8601 time of the import (UTC)."""
     image_root: str = ""
-    """The folder relative image paths of the source were resolved against."""
+    """The folder relative image paths of the (first) source were resolved against."""
+    records_read: int = 0
+    """Records read from all sources: always `rows + skipped` (nothing dropped silently)."""
+    sources: tuple[dict[str, Any], ...] = ()
+    """Per source: path, name, format, image_root, read, rows, skipped."""
+    rules: dict[str, str] = field(default_factory=dict)
+    """Label column -> the rule that made it (`images:...`, `field:domain`, ...)."""
+    joint: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
+    """Joint counts: taxonomy A -> taxonomy B -> label of A -> label of B -> rows (for nested
+    mixtures); empty when the pool has too many distinct label combinations."""
+    checks: dict[str, Any] = field(default_factory=dict)
+    """What the import checked: images_exist, images_decoded, allow_outside_root, turns."""
 
     @property
     def taxonomies(self) -> tuple[str, ...]:
@@ -103,17 +114,31 @@ class Pool:
 
     def labels(self, taxonomy: str) -> np.ndarray:
         """The `taxonomy` label of every row, as a numpy array of str (one per row, in pool order)."""
+        codes, names = self.codes(taxonomy)
+        return np.array(names, dtype=str)[codes]
+
+    def codes(self, taxonomy: str) -> tuple[np.ndarray, list[str]]:
+        """The `taxonomy` label of every row as int32 codes into a list of label names.
+
+        Dictionary-encoded from the memory-mapped column (4 bytes per row, cached): the fast
+        path `materialize` uses, without building a Python string per row.
+        """
         if taxonomy not in self.manifest.labels:
             raise UserError(
                 f"{self.path}: the pool has no label column `{taxonomy}`; "
                 f"available: {', '.join(self.manifest.taxonomies)}"
             )
-        key = f"labels:{taxonomy}"
+        key = f"codes:{taxonomy}"
         if key not in self._cache:
-            values = self.table().column(taxonomy).to_pylist()
-            self._cache[key] = np.array(values, dtype=str)
-        labels: np.ndarray = self._cache[key]
-        return labels
+            import pyarrow.compute as pc
+
+            encoded = pc.dictionary_encode(self.table().column(taxonomy)).unify_dictionaries()
+            names = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
+            chunks = [c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]
+            codes = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
+            self._cache[key] = (codes, names)
+        cached: tuple[np.ndarray, list[str]] = self._cache[key]
+        return cached
 
 
 def open_pool(path: str | Path) -> Pool:

@@ -1,0 +1,281 @@
+"""Read dialogue records from a source, one at a time, in bounded memory.
+
+Formats (`--format`, default `auto`):
+
+- `json`: one JSON array of records, parsed record by record (memory: one record plus a 1 MiB
+  read buffer, whatever the file's size), or JSONL when the file does not start with `[`;
+- `jsonl`: one record per line (also `.ndjson`);
+- `parquet`: a Parquet file, read in record batches;
+- `disk`: a Hugging Face dataset saved with `save_to_disk` (`datasets.load_from_disk`);
+- any other name is a `datasets.load_dataset` builder (`csv`, `arrow`, `parquet`, `json`,
+  `webdataset`, ...) or `dataset` for `load_dataset(PATH)` itself, read in streaming mode.
+
+`auto` picks by the path: a folder with `dataset_info.json` or `state.json` -> `disk`, another
+folder -> `dataset`; `.parquet` -> `parquet`; `.jsonl`/`.ndjson` -> `jsonl`; `.json` -> `json`;
+`.csv`/`.tsv`/`.arrow` -> that builder.
+
+Each reader yields (location kind, number, record or InvalidRecord): kind `line` (JSONL, 1-based
+line number), `record` (JSON array, 1-based) or `row` (tabular sources, 1-based).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import UserError
+
+CHUNK = 1 << 20
+"""Bytes per read of a JSON array: the bound on the parser's buffer beyond one record."""
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+FORMATS = ("auto", "json", "jsonl", "parquet", "disk", "dataset")
+
+
+class InvalidRecord(Exception):
+    """One record failed validation; `code` is a stable short name, the message says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+Item = tuple[str, int, Any]
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    """The reader a path needs (see the module docstring)."""
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+            return "disk"
+        return "dataset"
+    suffix = path.suffix.lower()
+    return {
+        ".parquet": "parquet",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".arrow": "arrow",
+    }.get(suffix, "json")
+
+
+def read_records(path: Path, fmt: str = "auto", split: str = "train") -> Iterator[Item]:
+    """Yield the records of one source in file order (see the module docstring)."""
+    fmt = detect_format(path, fmt)
+    if fmt in ("json", "jsonl"):
+        return _read_json(path, array_allowed=fmt == "json")
+    if fmt == "parquet":
+        return _read_parquet(path)
+    return _read_hf(path, fmt, split)
+
+
+def _check_text_start(path: Path, head: bytes) -> None:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(
+            f"{path}: the file is UTF-16 text; convert it to UTF-8 "
+            f"(e.g. iconv -f UTF-16 -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix})"
+        )
+
+
+def _read_json(path: Path, array_allowed: bool) -> Iterator[Item]:
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    _check_text_start(path, head)
+    stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if array_allowed and stripped.startswith(b"["):
+        yield from _read_json_array(path)
+        return
+    yield from _read_jsonl(path)
+
+
+def _read_jsonl(path: Path) -> Iterator[Item]:
+    """Line by line in binary, decoding each line, so a bad byte costs one line, not the file."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if n == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield (
+                    "line",
+                    n,
+                    InvalidRecord(
+                        "bad_encoding",
+                        f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                        "re-encode the file as UTF-8",
+                    ),
+                )
+                continue
+            try:
+                yield "line", n, json.loads(line)
+            except json.JSONDecodeError as err:
+                truncated = not raw.endswith(b"\n")
+                hint = (
+                    "; the last line has no newline: the file looks truncated" if truncated else ""
+                )
+                yield "line", n, InvalidRecord("bad_json", f"unparsable JSON line ({err}){hint}")
+
+
+def _read_json_array(path: Path) -> Iterator[Item]:
+    """Stream the elements of one top-level JSON array with `raw_decode`, a chunk at a time.
+
+    Memory: the text of the element being parsed plus one chunk. A syntax error inside the
+    array is a file-level error (the parser cannot find the next element reliably).
+    """
+    decoder = json.JSONDecoder()
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        buf = ""
+        pos = 0  # parse position in buf
+        base = 0  # characters dropped before buf[0], for messages
+        eof = False
+
+        def fill() -> bool:
+            """Append a chunk, first dropping the consumed text (so buf stays ~one chunk)."""
+            nonlocal buf, pos, base, eof
+            if eof:
+                return False
+            try:
+                chunk = fh.read(CHUNK)
+            except UnicodeDecodeError as err:
+                raise UserError(
+                    f"{path}: not UTF-8 text ({err.reason} after character {base + len(buf):,}); "
+                    "re-encode the file as UTF-8"
+                ) from None
+            if not chunk:
+                eof = True
+                return False
+            base += pos
+            buf = buf[pos:] + chunk
+            pos = 0
+            return True
+
+        def skip_ws() -> str:
+            """Move past whitespace; the next character, or "" at the end of the file."""
+            nonlocal pos
+            while True:
+                pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]
+                if pos < len(buf):
+                    return buf[pos]
+                if not fill():
+                    return ""
+
+        if skip_ws() != "[":
+            raise UserError(f"{path}: expected a JSON array starting with `[`")
+        pos += 1
+        n = 0
+        while True:
+            c = skip_ws()
+            if not c:
+                raise UserError(
+                    f"{path}: the JSON array ends after {n:,} records without its closing `]`: "
+                    "the file looks truncated"
+                )
+            if c == "]":
+                pos += 1
+                if skip_ws():
+                    raise UserError(
+                        f"{path}: text after the closing `]` of the JSON array "
+                        f"(character {base + pos + 1:,}); a file holds one array"
+                    )
+                return
+            if n:
+                if c != ",":
+                    raise UserError(
+                        f"{path}: expected `,` or `]` after record {n:,} "
+                        f"(character {base + pos + 1:,}); fix the JSON"
+                    )
+                pos += 1
+                skip_ws()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    # A number at the end of the buffer may continue in the next chunk.
+                    if end == len(buf) and fill():
+                        continue
+                    break
+                except json.JSONDecodeError as err:
+                    if fill():
+                        continue
+                    cut = err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip())
+                    what = "cut short: the file looks truncated" if cut else "not valid JSON"
+                    raise UserError(
+                        f"{path}: record {n + 1:,} of the JSON array is {what} ({err.msg} at "
+                        f"character {base + err.pos + 1:,}); fix the file or convert it to JSONL"
+                    ) from None
+            n += 1
+            pos = end
+            yield "record", n, value
+
+
+def _read_parquet(path: Path) -> Iterator[Item]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(str(path))
+    except (OSError, pa.ArrowException) as err:
+        raise UserError(f"{path}: not a readable Parquet file ({err})") from None
+    n = 0
+    try:
+        for batch in reader.iter_batches(batch_size=1000):
+            for rec in batch.to_pylist():
+                n += 1
+                yield "row", n, rec
+    except (OSError, pa.ArrowException) as err:
+        raise UserError(f"{path}: Parquet file unreadable after row {n:,} ({err})") from None
+
+
+def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
+    """A Hugging Face dataset: saved to disk, or anything `datasets.load_dataset` reads locally.
+
+    Rows come as Arrow batches (`with_format("arrow")`), so image columns stay
+    `{"bytes", "path"}` structs instead of being decoded into PIL images.
+    """
+    import datasets
+
+    try:
+        if fmt == "disk":
+            ds: Any = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise UserError(
+                        f"{path}: the saved dataset has splits {', '.join(ds)}, not `{split}`; "
+                        "pass --split NAME"
+                    )
+                ds = ds[split]
+        elif fmt == "dataset":
+            ds = datasets.load_dataset(str(path), split=split, streaming=True)
+        else:
+            files = str(path / "**") if path.is_dir() else str(path)
+            ds = datasets.load_dataset(fmt, data_files={split: files}, split=split, streaming=True)
+    except UserError:
+        raise
+    except Exception as err:  # datasets raises many kinds; all mean "cannot read this source"
+        raise UserError(
+            f"{path}: cannot read it as format `{fmt}` ({type(err).__name__}: {err}); "
+            "choose another --format (json, jsonl, parquet, disk, dataset, or a "
+            "datasets.load_dataset builder such as csv or arrow)"
+        ) from None
+    n = 0
+    try:
+        for table in ds.with_format("arrow").iter(batch_size=1000):
+            for rec in table.to_pylist():
+                n += 1
+                yield "row", n, rec
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(
+            f"{path}: reading failed after row {n:,} ({type(err).__name__}: {err})"
+        ) from None
