@@ -298,3 +298,25 @@ def finish_sweep(
     if metrics:
         client.log_batch(parent_run_id, metrics=metrics)
     client.set_terminated(parent_run_id, status=status)
+
+
+def find_sweep_run(job: JobSpec) -> str | None:
+    """The id of the sweep's parent run, found by its tags; None when there is none.
+
+    Read-only: unlike `start_sweep` it creates no database, experiment or run and leaves the
+    run's status alone (a report on a finished sweep must not mark it RUNNING again).
+    """
+    uri = job.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        return None
+    client = _client(uri)
+    exp = client.get_experiment_by_name(job.study)
+    if exp is None:
+        return None
+    found = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`ablate.study` = '{_quote(job.study)}' and tags.`ablate.role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    return str(found[0].info.run_id) if found else None

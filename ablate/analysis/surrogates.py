@@ -1,0 +1,384 @@
+"""Surrogates: predict a mixture's score from its proportions and volume, rank, propose.
+
+Three models over completed trials (inputs: shares p_1..p_k and z = standardised ln(volume)):
+
+- `loglinear` (RegMix-style regression): ridge on p_i, ln(p_i + 0.01), z, z^2 and p_i * z,
+  so the best shares may move with volume and the score may peak along volume;
+- `mixing_law` (Ye et al.'s exponential data-mixing law with a volume term):
+  score = c + k * exp(sum_i t_i p_i + t_v z + t_vv z^2), fitted by scipy least squares;
+- `gp`: a Gaussian process (scikit-learn) with an anisotropic RBF kernel plus white noise.
+
+Held-out quality: K-fold cross-validation that keeps every seed replicate of a mixture in the
+same fold (else a model would "predict" a mixture it saw), then the Spearman rank correlation
+between the out-of-fold predictions and the observed scores, both averaged per mixture.
+
+Proposals: the best of 20,000 Dirichlet(1) mixtures (plus corners, the centre and every tried
+mixture) at the target volume; its interval is the 2.5-97.5% range of the predictions of the
+same model refitted on bootstrap resamples of the mixtures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ablate.analysis.load import completed, task_types
+from ablate.analysis.tables import mixture_keys
+from ablate.errors import UserError
+
+MODELS = ("loglinear", "mixing_law", "gp")
+#: Floor inside ln(p + EPS): a share of 0 is a finite (very negative) feature, not -inf.
+EPS = 0.01
+
+
+class Model(Protocol):
+    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> Model: ...
+    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray: ...
+    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> Model: ...
+
+
+class LogLinear:
+    """Ridge regression on [p, ln(p + EPS), z, z^2, p * z] (features standardised)."""
+
+    def __init__(self, alpha: float | None = None) -> None:
+        self.alpha = alpha
+
+    @staticmethod
+    def _features(p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        z = z[:, None]
+        return np.hstack([p[:, :-1], np.log(p + EPS), z, z * z, p[:, :-1] * z])
+
+    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> LogLinear:
+        from sklearn.linear_model import Ridge, RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        reg = (
+            Ridge(alpha=self.alpha)
+            if self.alpha is not None
+            else RidgeCV(alphas=np.logspace(-4, 2, 13))
+        )
+        self.pipe = make_pipeline(StandardScaler(), reg).fit(self._features(p, z), y)
+        if self.alpha is None:
+            self.alpha = float(self.pipe[-1].alpha_)
+        return self
+
+    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pipe.predict(self._features(p, z)))
+
+    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> LogLinear:
+        return LogLinear(self.alpha).fit(p, z, y)
+
+
+class MixingLaw:
+    """score = c + k * exp(t . p + t_v z + t_vv z^2); a small L2 penalty on t fixes its offset
+    (sum p = 1, so adding a constant to every t_i is the same as rescaling k)."""
+
+    def __init__(self, start: np.ndarray | None = None) -> None:
+        self.start = start
+
+    @staticmethod
+    def _f(theta: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        k_types = p.shape[1]
+        c, k, t = theta[0], theta[1], theta[2 : 2 + k_types]
+        tv, tvv = theta[2 + k_types], theta[3 + k_types]
+        return np.asarray(c + k * np.exp(np.clip(p @ t + tv * z + tvv * z * z, -30, 30)))
+
+    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> MixingLaw:
+        from scipy.optimize import least_squares
+
+        n, kt = p.shape
+        scale = float(y.std()) or 1.0
+        lam = math.sqrt(1e-3 * n) * scale
+
+        def resid(theta: np.ndarray) -> np.ndarray:
+            return np.concatenate([self._f(theta, p, z) - y, lam * theta[2 : 2 + kt]])
+
+        def jac(theta: np.ndarray) -> np.ndarray:
+            # d/dc = 1, d/dk = e, d/dt_i = k e p_i, d/dt_v = k e z, d/dt_vv = k e z^2
+            k = theta[1]
+            e = np.exp(np.clip(p @ theta[2 : 2 + kt] + theta[-2] * z + theta[-1] * z * z, -30, 30))
+            top = np.column_stack([np.ones(n), e, (k * e)[:, None] * p, k * e * z, k * e * z * z])
+            bottom = np.zeros((kt, kt + 4))
+            bottom[:, 2 : 2 + kt] = lam * np.eye(kt)
+            return np.vstack([top, bottom])
+
+        starts = (
+            [self.start]
+            if self.start is not None
+            else [
+                np.r_[y.min() - 0.1 * scale, scale, np.zeros(kt), 0.0, 0.0],
+                np.r_[y.max() + 0.1 * scale, -scale, np.zeros(kt), 0.0, 0.0],
+                np.r_[y.mean(), 0.5 * scale, np.zeros(kt), 0.5, -0.5],
+            ]
+        )
+        best = None
+        for x0 in starts:
+            res = least_squares(resid, x0, jac=jac, method="trf", max_nfev=200)
+            if best is None or res.cost < best.cost:
+                best = res
+        assert best is not None
+        self.theta = best.x
+        return self
+
+    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return self._f(self.theta, p, z)
+
+    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> MixingLaw:
+        return MixingLaw(self.theta).fit(p, z, y)
+
+
+class GP:
+    """Gaussian process on [p, z]: constant x anisotropic RBF + white noise, normalised y."""
+
+    def __init__(self, kernel: Any = None) -> None:
+        self.kernel = kernel
+
+    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> GP:
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        x = np.column_stack([p, z])
+        fixed = self.kernel is not None
+        kernel = self.kernel or ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
+            np.ones(x.shape[1]), (1e-2, 1e2)
+        ) + WhiteKernel(0.1, (1e-6, 1.0))
+        self.gp = GaussianProcessRegressor(
+            kernel,
+            normalize_y=True,
+            optimizer=None if fixed else "fmin_l_bfgs_b",
+            n_restarts_optimizer=0 if fixed else 1,
+            random_state=0,
+        ).fit(x, y)
+        self.kernel_ = self.gp.kernel_
+        return self
+
+    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.gp.predict(np.column_stack([p, z])))
+
+    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> GP:
+        return GP(self.kernel_).fit(p, z, y)
+
+
+def make_model(name: str) -> Model:
+    if name == "loglinear":
+        return LogLinear()
+    if name == "mixing_law":
+        return MixingLaw()
+    if name == "gp":
+        return GP()
+    raise UserError(f"unknown surrogate {name!r}; choose one of {', '.join(MODELS)}")
+
+
+@dataclass
+class Data:
+    """A study's completed trials as arrays: shares, standardised ln(volume), score, mixture."""
+
+    types: list[str]
+    p: np.ndarray
+    z: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    z_mean: float
+    z_sd: float
+    volumes: np.ndarray
+    sign: float
+
+    def z_of(self, volume: float) -> float:
+        return (math.log(volume) - self.z_mean) / self.z_sd
+
+
+def study_data(df: Any, metric: str = "value") -> Data:
+    done = completed(df, metric)
+    types = task_types(done)
+    if not types:
+        raise UserError("the study's trials carry no proportions; nothing to fit")
+    p = done[[f"p/{t}" for t in types]].to_numpy(float)
+    lv = np.log(done["volume"].to_numpy(float))
+    sd = float(lv.std()) or 1.0
+    return Data(
+        types=types,
+        p=p,
+        z=(lv - lv.mean()) / sd,
+        y=done[metric].to_numpy(float),
+        groups=mixture_keys(done).to_numpy(),
+        z_mean=float(lv.mean()),
+        z_sd=sd,
+        volumes=done["volume"].to_numpy(float),
+        sign=-1.0 if df.attrs.get("direction") == "minimize" else 1.0,
+    )
+
+
+@dataclass
+class CrossValidation:
+    name: str
+    spearman: float
+    """Held-out Spearman over mixtures (out-of-fold prediction vs observed, means per mixture)."""
+    spearman_trials: float
+    """The same over single trials (seed noise included)."""
+    rmse: float
+    folds: int
+    seconds: float
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def cross_validate(data: Data, name: str, folds: int = 5, seed: int = 0) -> CrossValidation:
+    """Grouped K-fold: all seeds of a mixture are held out together."""
+    import time
+
+    import pandas as pd
+    from sklearn.model_selection import GroupKFold
+
+    start = time.perf_counter()
+    n_groups = len(set(data.groups))
+    if n_groups < 4:
+        raise UserError(
+            f"cross-validation needs at least 4 distinct mixtures; the study has {n_groups}"
+        )
+    folds = min(folds, n_groups)
+    pred = np.empty_like(data.y)
+    split = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in split.split(data.p, data.y, data.groups):
+        model = make_model(name).fit(data.p[train], data.z[train], data.y[train])
+        pred[test] = model.predict(data.p[test], data.z[test])
+    by_mix = pd.DataFrame({"g": data.groups, "y": data.y, "f": pred}).groupby("g").mean()
+    return CrossValidation(
+        name=name,
+        spearman=_spearman(by_mix["f"].to_numpy(), by_mix["y"].to_numpy()),
+        spearman_trials=_spearman(pred, data.y),
+        rmse=float(np.sqrt(np.mean((pred - data.y) ** 2))),
+        folds=folds,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass
+class Proposal:
+    proportions: dict[str, float]
+    volume: float
+    predicted: float
+    low: float
+    high: float
+    model: str
+    distance: float = 0.0
+    """L1 distance of the shares to the nearest tried mixture (large: an extrapolation)."""
+
+    def describe(self, metric: str) -> str:
+        shares = ", ".join(f"{t} {p:.3f}" for t, p in self.proportions.items())
+        return (
+            f"{{{shares}}} at {self.volume:,.0f} rows: predicted {metric} {self.predicted:.3f} "
+            f"(95% bootstrap interval {self.low:.3f} to {self.high:.3f}, {self.model}; "
+            f"L1 distance {self.distance:.2f} to the nearest tried mixture)"
+        )
+
+
+@dataclass
+class Surrogates:
+    """Cross-validated surrogates of one study and the best of them (by held-out Spearman)."""
+
+    data: Data
+    cv: dict[str, CrossValidation]
+    best: str
+    models: dict[str, Model] = field(default_factory=dict)
+    metric: str = "value"
+
+    def model(self, name: str | None = None) -> Model:
+        name = name or self.best
+        if name not in self.models:
+            d = self.data
+            self.models[name] = make_model(name).fit(d.p, d.z, d.y)
+        return self.models[name]
+
+    def predict(self, proportions: Any, volume: float, name: str | None = None) -> np.ndarray:
+        p = np.atleast_2d(np.asarray(proportions, float))
+        return self.model(name).predict(p, np.full(len(p), self.data.z_of(volume)))
+
+    def propose(
+        self,
+        volume: float | None = None,
+        n: int = 1,
+        name: str | None = None,
+        n_candidates: int = 20_000,
+        n_boot: int = 100,
+        min_distance: float = 0.1,
+        max_distance: float = 0.5,
+        seed: int = 0,
+    ) -> list[Proposal]:
+        """The n best mixtures at `volume` (default: the best tried volume), at least
+        `min_distance` apart in L1, each with a 95% bootstrap interval on its predicted score.
+
+        Candidates farther than `max_distance` (L1) from every tried mixture are left out: there
+        a surrogate extrapolates (an exponential law can promise scores above 1)."""
+        d = self.data
+        name = name or self.best
+        if volume is None:
+            means = {v: d.sign * d.y[d.volumes == v].mean() for v in np.unique(d.volumes)}
+            volume = float(max(means, key=lambda v: means[v]))
+        rng = np.random.default_rng(seed)
+        k = len(d.types)
+        cands = np.vstack(
+            [np.eye(k), np.full((1, k), 1 / k), d.p, rng.dirichlet(np.ones(k), n_candidates)]
+        )
+        cands = np.round(cands, 3)
+        cands = cands / cands.sum(axis=1, keepdims=True)
+        tried = np.unique(np.round(d.p, 3), axis=0)
+        near = np.array([np.abs(tried - c).sum(axis=1).min() <= max_distance + 1e-9 for c in cands])
+        cands = cands[near]
+        score = d.sign * self.predict(cands, volume, name)
+        chosen: list[int] = []
+        for i in np.argsort(-score):
+            if all(np.abs(cands[i] - cands[j]).sum() >= min_distance for j in chosen):
+                chosen.append(int(i))
+            if len(chosen) == n:
+                break
+        picks = cands[chosen]
+        # bootstrap over mixtures: resample whole mixtures (all their seeds) and refit
+        base = self.model(name)
+        groups = np.unique(d.groups)
+        index = {g: np.flatnonzero(d.groups == g) for g in groups}
+        zt = np.full(len(picks), d.z_of(volume))
+        boots = []
+        for _ in range(n_boot):
+            rows = np.concatenate([index[g] for g in rng.choice(groups, len(groups))])
+            try:
+                m = base.refit_fixed(d.p[rows], d.z[rows], d.y[rows])
+                boots.append(m.predict(picks, zt))
+            except (np.linalg.LinAlgError, ValueError):
+                continue  # a degenerate resample (e.g. one volume only): skip it
+        b = np.array(boots) if boots else np.full((1, len(picks)), np.nan)
+        lo, hi = np.nanpercentile(b, [2.5, 97.5], axis=0)
+        pred = self.predict(picks, volume, name)
+        return [
+            Proposal(
+                proportions={t: float(x) for t, x in zip(d.types, row, strict=True)},
+                volume=float(volume),
+                predicted=float(pred[j]),
+                low=float(lo[j]),
+                high=float(hi[j]),
+                model=name,
+                distance=float(np.abs(d.p - row).sum(axis=1).min()),
+            )
+            for j, row in enumerate(picks)
+        ]
+
+
+def fit_surrogates(
+    df: Any, metric: str = "value", models: tuple[str, ...] = MODELS, folds: int = 5
+) -> Surrogates:
+    """Cross-validate every model; the best by held-out Spearman is the one proposals use."""
+    data = study_data(df, metric)
+    cv = {name: cross_validate(data, name, folds) for name in models}
+    ranked = sorted(
+        cv, key=lambda n: -cv[n].spearman if math.isfinite(cv[n].spearman) else math.inf
+    )
+    return Surrogates(data=data, cv=cv, best=ranked[0], metric=metric)
