@@ -277,23 +277,73 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    kind: typing.Literal["train", "python"] = "train"
-    """`train`: fine-tune and benchmark; `python`: call `target` instead (rehearse a sweep)."""
+    kind: typing.Literal["train", "python", "sim"] = "train"
+    """`train`: fine-tune and benchmark; `python`: call `target` instead (rehearse a sweep);
+    `sim`: a built-in synthetic landscape (`ablate/sim.py`), no training."""
     metric: str = "overall_accuracy"
     direction: typing.Literal["maximize", "minimize"] = "maximize"
     target: str | None = None
     """For kind python: `module:function` taking (proportions, volume, seed) -> float."""
+    landscape: str = "less_is_more"
+    """For kind sim: less_is_more | peaked | harmful | synergy (see ablate/sim.py)."""
+    landscape_seed: int = 0
+    """For kind sim: draws the landscape's optimum and weights (same seed = same landscape)."""
+    noise: float = 0.0
+    """For kind sim: standard deviation of the Gaussian noise added per (mixture, seed)."""
+    duration_s: float = 0.0
+    """For kind sim: seconds each trial sleeps, like a fine-tune would take."""
+    report_steps: int = 0
+    """For kind sim: intermediate values reported during the trial (for `design.prune`)."""
 
 
 @dataclass(frozen=True)
 class DesignSpec:
-    kind: typing.Literal["grid"] = "grid"
+    kind: typing.Literal[
+        "grid", "lattice", "corners", "leave_one_out", "dirichlet", "random", "search"
+    ] = "grid"
+    """grid: volumes x balance x seeds; lattice: simplex lattice + centroid; corners: one task
+    type each; leave_one_out: uniform over all types but one; dirichlet: a space-filling
+    Dirichlet cover around `prior`; random: `n_trials` Dirichlet draws; search: Optuna."""
     volumes: tuple[int, ...] = (1000,)
     """Rows per trial."""
     balance: tuple[float, ...] = (1.0,)
     """Normalised entropy of the proportions, 0 (one task type) .. 1 (uniform)."""
     seeds: tuple[int, ...] = (0,)
     """Replicates: each seed draws a different subset and trains with a different init."""
+    concentration: tuple[float, ...] = ()
+    """grid: balance levels as symmetric Dirichlet concentrations instead of entropies
+    (small = skewed, large = balanced); random/dirichlet: concentration of the draws."""
+    divisions: int = 2
+    """lattice: the simplex lattice {0, 1/m, ..., 1} with m = divisions."""
+    centroid: bool = True
+    """lattice, corners, leave_one_out: also run the uniform mixture."""
+    n_trials: int = 20
+    """random, dirichlet: mixtures drawn (before seed replicates); search: trials asked."""
+    prior: str | dict[str, float] = "natural"
+    """dirichlet/random/search: `natural` (the pool's proportions; uniform without a pool),
+    `uniform`, or a mapping of task type -> share."""
+    prior_temperature: float = 0.5
+    """`natural` prior raised to this power and renormalised (RegMix uses 0.5)."""
+    min_share: float = 0.0
+    """dirichlet/random/search: every task type gets at least this share."""
+    max_share: dict[str, float] = field(default_factory=dict)
+    """search: per-type upper bounds, enforced as Optuna constraints (`trial.set_constraint`)."""
+    sampler: typing.Literal["default", "tpe", "gp", "cmaes", "random", "qmc"] = "default"
+    """search: Optuna sampler; `default` = GP after a centroid + Sobol start (see search.py)."""
+    parameterization: typing.Literal["stick", "logu"] = "stick"
+    """search: `stick` (k-1 coordinates, one per mixture) or `logu` (Optuna FAQ: k -log(u))."""
+    search_volume: bool = False
+    """search: also search the volume, log-uniform between min and max of `volumes`."""
+    multi_objective: typing.Literal["none", "volume", "gpu_hours"] = "none"
+    """search: also minimise volume or GPU-hours; the Pareto front is `study.best_trials`."""
+    prune: bool = False
+    """search: prune trials from intermediate values (Optuna MedianPruner)."""
+    warm_start: typing.Literal[
+        "none", "grid", "lattice", "corners", "leave_one_out", "dirichlet", "random"
+    ] = "none"
+    """search: enqueue this fixed design (built from the keys above) before searching."""
+    n_startup: int | None = None
+    """search: trials before the sampler models the results (sampler default when unset)."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +466,50 @@ def _check_job(job: JobSpec, src: str) -> None:
         raise UserError(
             f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
         )
+    if job.objective.kind == "sim" and not job.task_types and job.pool is None:
+        raise UserError(f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix")
+    for key, value in (
+        ("design.n_trials", d.n_trials),
+        ("design.divisions", d.divisions),
+        ("design.prior_temperature", d.prior_temperature),
+    ):
+        if not value > 0:
+            raise UserError(f"{src}: `{key}` must be positive, got {value}")
+    for i, c in enumerate(d.concentration):
+        if not c > 0:
+            raise UserError(f"{src}: `design.concentration[{i}]` must be positive, got {c}")
+    n_types = len(job.task_types) or 1
+    if not 0 <= d.min_share < 1 / n_types:
+        raise UserError(
+            f"{src}: `design.min_share` must lie in [0, 1/{n_types}) for {n_types} task types, "
+            f"got {d.min_share}"
+        )
+    for t, m in d.max_share.items():
+        if not 0 < m <= 1:
+            raise UserError(f"{src}: `design.max_share.{t}` must lie in (0, 1], got {m}")
+        if job.task_types and t not in job.task_types:
+            raise UserError(
+                f"{src}: `design.max_share` names {t!r}, which is not in `task_types` {list(job.task_types)}"
+            )
+    if isinstance(d.prior, str) and d.prior not in ("natural", "uniform"):
+        raise UserError(
+            f"{src}: `design.prior` must be natural, uniform or a mapping of task type -> share, got {d.prior!r}"
+        )
+    if d.search_volume and (len(d.volumes) < 2 or min(d.volumes) == max(d.volumes)):
+        raise UserError(
+            f"{src}: `design.search_volume` needs `design.volumes` with a smaller and a larger "
+            f"value (the range searched), got {list(d.volumes)}"
+        )
+    if not job.objective.noise >= 0 or not job.objective.duration_s >= 0:
+        raise UserError(f"{src}: `objective.noise` and `objective.duration_s` must be 0 or more")
+    if job.objective.kind == "sim":
+        from ablate.sim import LANDSCAPES
+
+        if job.objective.landscape not in LANDSCAPES:
+            raise UserError(
+                f"{src}: `objective.landscape` {job.objective.landscape!r} is not built in; "
+                f"choose one of {', '.join(LANDSCAPES)}"
+            )
     if len(set(job.task_types)) != len(job.task_types):
         raise UserError(f"{src}: `task_types` lists a type twice: {list(job.task_types)}")
     # `not x > 0` also catches NaN, which `x <= 0` lets through

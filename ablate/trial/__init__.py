@@ -25,7 +25,8 @@ class TrialResult:
 
 
 def run_objective(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -> TrialResult:
-    """Run one trial of the job's objective kind: `train` fine-tunes, `python` calls the target."""
+    """Run one trial of the job's objective kind: `train` fine-tunes, `python` calls the target,
+    `sim` scores a built-in landscape (`cache["report"]`, if set, gets its intermediate values)."""
     import time
 
     start = time.perf_counter()
@@ -33,6 +34,10 @@ def run_objective(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -
         from ablate.objectives import run_python_objective
 
         result = run_python_objective(job, mixture)
+    elif job.objective.kind == "sim":
+        from ablate.sim import run_sim_objective
+
+        result = run_sim_objective(job, mixture, (cache or {}).get("report"))
     else:
         result = run_trial(job, mixture, cache)
     result.seconds = result.seconds or (time.perf_counter() - start)
