@@ -127,9 +127,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", type=Path, help="job YAML file")
     _add_set(p)
 
-    p = sub.add_parser("report", help="write a table, a CSV and plots of a study")
+    p = sub.add_parser(
+        "report",
+        help="answer the study: verdict, intervals, surrogates, plots, HTML",
+        description="Read the job's study; test whether less is more (bootstrap over seeds), "
+        "fit surrogates, write DIR/report.html (self-contained), the PNG plots and "
+        "DIR/trials.csv, and log them to the sweep's MLflow run.",
+    )
     p.add_argument("job", type=Path, help="job YAML file")
     p.add_argument("--out", type=Path, required=True, help="folder to write the report into")
+    p.add_argument(
+        "--metric", default=None, help="metric to analyse (default: the job's objective metric)"
+    )
+    p.add_argument(
+        "--volume",
+        type=float,
+        default=None,
+        help="target volume (rows) of the proposed mixtures (default: the best tested volume)",
+    )
+    p.add_argument(
+        "--no-mlflow", action="store_true", help="do not log the report to the sweep's MLflow run"
+    )
+    _add_set(p)
+
+    p = sub.add_parser(
+        "propose",
+        help="enqueue the surrogate's N best mixtures into the study",
+        description="Fit the surrogates to the study's completed trials and enqueue the N best "
+        "mixtures at the target volume (once per seed of the design) as trials; the next "
+        "`ablate sweep JOB.yaml` runs them.",
+    )
+    p.add_argument("job", type=Path, help="job YAML file")
+    p.add_argument("-n", type=int, default=3, help="how many mixtures to propose (default 3)")
+    p.add_argument(
+        "--volume",
+        type=float,
+        default=None,
+        help="target volume in rows (default: the best tested volume)",
+    )
+    p.add_argument(
+        "--model",
+        choices=["loglinear", "mixing_law", "gp"],
+        default=None,
+        help="surrogate to use (default: the best by held-out Spearman)",
+    )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds per proposal (default: the design's seeds)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the proposals without enqueuing them"
+    )
     _add_set(p)
     return parser
 
@@ -187,15 +236,35 @@ def run(args: argparse.Namespace) -> int:
         print(study_status(job))
         return 0
     if cmd == "report":
-        from ablate.analysis import load, mixture_effect, mixture_table, plot_volume_balance
+        from ablate.analysis.report import summary_text, write_report
 
-        args.out.mkdir(parents=True, exist_ok=True)
-        df = load(job)
-        df.to_csv(args.out / "trials.csv", index=False)
-        plot = plot_volume_balance(df, args.out / "volume_balance.png", label=job.objective.metric)
-        print(mixture_table(df).round(3).to_string())
-        print(mixture_effect(df).describe(job.objective.metric))
-        print(f"wrote {args.out / 'trials.csv'} and {plot}")
+        report = write_report(
+            job, args.out, metric=args.metric, volume=args.volume, log_to_mlflow=not args.no_mlflow
+        )
+        print(summary_text(report))
+        return 0
+    if cmd == "propose":
+        from ablate.analysis.report import propose_and_enqueue
+
+        try:
+            seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
+        except ValueError:
+            raise UserError(
+                f"--seeds must be comma-separated integers, got {args.seeds!r}"
+            ) from None
+        done = propose_and_enqueue(
+            job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run
+        )
+        for i, p in enumerate(done.proposals, 1):
+            print(f"{i}. {p.describe(job.objective.metric)}")
+        if args.dry_run:
+            print("dry run: nothing enqueued")
+        else:
+            print(
+                f"enqueued {done.trials} trial(s) into study `{job.study}` "
+                f"({done.model}, held-out Spearman {done.spearman:.3f}); run them with "
+                f"`ablate sweep {args.job}`"
+            )
         return 0
     raise AssertionError(cmd)
 

@@ -40,7 +40,7 @@ class DemoResult:
 
 
 def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
-    from ablate.analysis import load, mixture_effect, mixture_table, plot_volume_balance
+    from ablate.analysis import analyse, load, mixture_effect, mixture_table, plot_volume_balance
     from ablate.config import job_task_types, load_job, validate_job
     from ablate.models import build_tiny_model
     from ablate.pool import ImportRequest, import_pool, open_pool
@@ -83,6 +83,7 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
     tracking.log_parent_artifact(job, summary.parent_run_id, plot)
     table = mixture_table(df).round(3).to_string()
     effect = mixture_effect(df).describe(job.objective.metric)
+    effect += "\n" + analyse(df).headline()
     seconds = time.perf_counter() - start
     say("4/4 results (one row per mixture; mean / min / max over seeds):")
     say(table)
@@ -96,6 +97,7 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
         f"Look at them:\n"
         f"  mlflow ui --backend-store-uri {job.tracking_uri}\n"
         f"  optuna-dashboard {job.storage_url}\n"
-        f"  ablate status {job_path}"
+        f"  ablate status {job_path}\n"
+        f"  ablate report {job_path} --out {out / 'report'}"
     )
     return DemoResult(job=job_path, plot=plot, table=table, effect=effect, seconds=seconds)
