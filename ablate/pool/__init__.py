@@ -5,7 +5,14 @@
 
 from __future__ import annotations
 
-from ablate.pool.importer import ImportRequest, InvalidRecord, import_pool
+from ablate.pool.importer import (
+    ImportRequest,
+    InvalidRecord,
+    Source,
+    import_pool,
+    parse_source,
+    parse_turns,
+)
 from ablate.pool.store import (
     BASE_SCHEMA,
     MANIFEST_FILE,
@@ -29,8 +36,11 @@ __all__ = [
     "InvalidRecord",
     "Pool",
     "PoolManifest",
+    "Source",
     "import_pool",
     "open_pool",
+    "parse_source",
+    "parse_turns",
     "show_pool",
     "task_type_of",
 ]

@@ -46,7 +46,15 @@ from ablate.pool.store import (
     PoolManifest,
 )
 
-__all__ = ["UNKNOWN", "ImportRequest", "InvalidRecord", "Source", "import_pool", "parse_source"]
+__all__ = [
+    "UNKNOWN",
+    "ImportRequest",
+    "InvalidRecord",
+    "Source",
+    "import_pool",
+    "parse_source",
+    "parse_turns",
+]
 
 IMAGE_TOKEN = "<image>"
 SOURCE_LABEL = "source"
@@ -79,6 +87,19 @@ def parse_source(text: str) -> Source:
     if sep and name and not Path(text).exists() and "/" not in name:
         return Source(Path(path), name=name)
     return Source(Path(text))
+
+
+def parse_turns(text: str | None) -> tuple[int | None, int | None]:
+    """`--turns MIN:MAX` (either side may be empty; `N` alone means exactly N)."""
+    if text is None:
+        return (None, None)
+    lo, sep, hi = text.partition(":")
+    if not sep:
+        hi = lo
+    try:
+        return (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise UserError(f"--turns {text!r}: expected MIN:MAX such as 4:8, 4: or :8") from None
 
 
 @dataclass(frozen=True)
@@ -175,17 +196,27 @@ def _build_rules(req: ImportRequest, combined: bool) -> _Rules:
 # --------------------------------------------------------------------------- one record
 
 
+def _json_struct(value: Any) -> Any:
+    """A struct `datasets` stored as JSON text (its `arrow.json` type for mixed structs)."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
     """Convert a Hugging Face `messages` + `images` record to the LLaVA layout."""
     turns = []
-    for msg in rec["messages"]:
+    for msg in map(_json_struct, rec["messages"]):
         if not isinstance(msg, dict):
             turns.append(msg)
             continue
         content = msg.get("content")
         if isinstance(content, list):
             parts = []
-            for part in content:
+            for part in map(_json_struct, content):
                 if isinstance(part, dict) and part.get("type") == "image":
                     parts.append(IMAGE_TOKEN)
                 elif isinstance(part, dict) and part.get("type") == "text":
@@ -305,12 +336,13 @@ class _Checker:
         images = [os.path.normpath(os.path.join(self.root, p)) for p in paths]
         if not req.allow_outside_root:
             for p, full in zip(paths, images, strict=True):
-                if os.path.isabs(p) or not _inside(full, self.root):
-                    kind = "absolute" if os.path.isabs(p) else "leaves the image root"
+                # An absolute path inside the root is fine (saved HF datasets store them).
+                if not _inside(full, self.root):
+                    kind = "is absolute and outside" if os.path.isabs(p) else "leaves"
                     raise InvalidRecord(
                         "outside_root",
-                        f"image path {p!r} is {kind} ({self.root}); pass --allow-outside-root "
-                        "to accept it, or set --image-root to a folder above it",
+                        f"image path {p!r} {kind} the image root {self.root}; pass "
+                        "--allow-outside-root to accept it, or set --image-root to a folder above it",
                     )
         if req.check_images or req.decode_images:
             for p, full in zip(paths, images, strict=True):
@@ -373,9 +405,7 @@ def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = Non
         path = Path(s.path).resolve()
         fmt = s.format or req.format
         if not path.exists():
-            raise UserError(
-                f"{s.path}: no such source file (a LLaVA-style JSON list or JSONL)"
-            )
+            raise UserError(f"{s.path}: no such source file (a LLaVA-style JSON list or JSONL)")
         if path.is_file() is False and fmt in ("json", "jsonl", "parquet"):
             raise UserError(f"{s.path}: is a folder, not a {fmt} file")
         if fmt not in FORMATS and not fmt.isidentifier():

@@ -164,6 +164,11 @@ def show_pool(pool: Pool) -> str:
     ]
     if m.skipped:
         lines.append(f"skipped      {m.skipped:,} invalid records (see {m.skipped_report})")
+    if len(m.sources) > 1:
+        for s in m.sources:
+            lines.append(
+                f"  {s['name']:<10} {s['rows']:>9,} rows, {s['skipped']:,} skipped  {s['path']}"
+            )
     for taxonomy, counts in m.labels.items():
         width = max([len(taxonomy), *map(len, counts)])
         lines += ["", f"{taxonomy:<{width}}  {'rows':>9}  {'share':>6}"]
