@@ -92,6 +92,8 @@ class SweepSummary:
     """Trials that completed during this run."""
     parent_run_id: str = ""
     """The MLflow parent run of the sweep."""
+    pareto_front: list[int] = field(default_factory=list)
+    """Multi-objective search: the trial numbers on the Pareto front (`study.best_trials`)."""
 
 
 def print_progress(p: SweepProgress) -> None:
@@ -232,9 +234,15 @@ def _attr_lock(study: Any) -> Iterator[None]:
             study.set_user_attr(_LOCK_ATTR, {})
 
 
-def open_study(job: JobSpec, create: bool = True) -> Any:
-    """The job's Optuna study (created when missing and `create`)."""
+def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
+    """The job's Optuna study (created when missing and `create`).
+
+    `sampler`: the driver passes the search's sampler; fixed designs only pop enqueued trials,
+    which a RandomSampler does without any modelling.
+    """
     import optuna
+
+    from ablate.search import directions, make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = job.storage_url
@@ -251,15 +259,25 @@ def open_study(job: JobSpec, create: bool = True) -> Any:
             f"no study `{job.study}`: {store_file} does not exist; start it with `ablate sweep`"
         )
     storage = open_storage(url)
+    if sampler is None:
+        sampler = optuna.samplers.RandomSampler(seed=job.seed)
     if create:
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=job.study,
             storage=storage,
-            direction=job.objective.direction,
+            directions=directions(job),
+            sampler=sampler,
+            pruner=make_pruner(job),
             load_if_exists=True,
         )
+        if len(study.directions) != len(directions(job)):
+            raise UserError(
+                f"study `{job.study}` in {job.storage_url} has {len(study.directions)} objective(s), "
+                f"the job asks for {len(directions(job))} (design.multi_objective); use a new `study` name"
+            )
+        return study
     try:
-        return optuna.load_study(study_name=job.study, storage=storage)
+        return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler)
     except KeyError:
         raise UserError(
             f"no study `{job.study}` in {job.storage_url}; start it with `ablate sweep`"
@@ -304,10 +322,11 @@ def mixture_from_attrs(attrs: dict[str, Any], default_taxonomy: str = "task_type
 
 
 def design_mixtures(job: JobSpec, task_types: list[str]) -> list[Mixture]:
-    """The fixed design of the job (only `grid` exists so far)."""
-    from ablate.design import grid_design
+    """The mixtures enqueued up front: the fixed design, or a search's warm start."""
+    from ablate.design import design_mixtures as fixed
+    from ablate.search import default_warm_start
 
-    return grid_design(job, task_types)
+    return default_warm_start(job, task_types) + fixed(job, task_types)
 
 
 def _reconcile(
@@ -324,17 +343,25 @@ def _reconcile(
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in stale:
         study._storage.set_trial_user_attr(t._trial_id, "error", reason)
+        # a requeued trial does not count against a search's n_trials: its copy runs instead
+        study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         attrs = {k: t.user_attrs[k] for k in DESIGN_ATTRS if k in t.user_attrs}
         if "proportions" in attrs:
-            study.enqueue_trial(params={}, user_attrs={**attrs, "requeued_from": t.number})
+            study.enqueue_trial(params=dict(t.params), user_attrs={**attrs, "requeued_from": t.number})
     numbers = [t.number for t in stale]
     if numbers:
         tracking.mark_killed(job, parent_run_id, numbers, reason)
     return numbers
 
 
-def _enqueue_design(study: Any, mixtures: list[Mixture]) -> int:
+def _enqueue_design(
+    study: Any, mixtures: list[Mixture], params: Callable[[Mixture], dict[str, Any]] | None = None
+) -> int:
+    """Enqueue the points not yet COMPLETE, WAITING or RUNNING (by `design_key`).
+
+    `params`: a search's coordinates of a mixture, so its sampler learns from warm-start trials.
+    """
     from optuna.trial import TrialState
 
     live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
@@ -344,7 +371,7 @@ def _enqueue_design(study: Any, mixtures: list[Mixture]) -> int:
         attrs = trial_attrs(mix)
         if attrs["design_key"] in have:
             continue
-        study.enqueue_trial(params={}, user_attrs=attrs)
+        study.enqueue_trial(params=params(mix) if params else {}, user_attrs=attrs)
         have.add(attrs["design_key"])
         n += 1
     return n
@@ -492,22 +519,34 @@ def run_sweep(
 
         load_target(job.objective.target)  # a bad target fails here, once, not in every trial
     mixtures = design_mixtures(job, task_types)
+    search = job.design.kind == "search"
     study = open_study(job)
     with driver_lock(job, study):
         parent = tracking.start_sweep(job)  # creates the tracking DB before any worker exists
         _reconcile(job, study, parent)
-        _enqueue_design(study, mixtures)
+        if search:
+            from ablate.search import cube_params, make_sampler
+
+            # seeded from the trial count: a restarted driver does not replay its start-up points
+            study.sampler = make_sampler(job, len(study.get_trials(deepcopy=False)))
+            _enqueue_design(study, mixtures, lambda m: cube_params(job, task_types, m))
+        else:
+            _enqueue_design(study, mixtures)
         tally = _Tally()
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            _update_best(job, tally, t.number, t.value, t.user_attrs)
+            _update_best(job, tally, t.number, t.values[0] if t.values else None, t.user_attrs)
             tally.done += 1
         n_waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        n_ask = 0
+        if search:
+            counted = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+            n_ask = max(0, job.design.n_trials - len(counted))
         status = "FINISHED"
         started_ray = False
         try:
-            if n_waiting:
+            if n_waiting or n_ask:
                 started_ray = _init_ray(address)
-                _drive(job, study, parent, tally, n_waiting, progress)
+                _drive(job, study, parent, tally, n_waiting, n_ask, task_types, progress)
         except BaseException as err:
             status = "KILLED"
             with contextlib.suppress(Exception):
@@ -530,6 +569,7 @@ def run_sweep(
                 import ray
 
                 ray.shutdown()
+        pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
     best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
     return SweepSummary(
         n_complete=tally.done,
@@ -540,6 +580,7 @@ def run_sweep(
         wall_seconds=time.perf_counter() - start_wall,
         n_run=tally.run,
         parent_run_id=parent,
+        pareto_front=pareto,
     )
 
 
@@ -563,12 +604,15 @@ def _drive(
     parent: str,
     tally: _Tally,
     n_waiting: int,
+    n_ask: int,
+    task_types: list[str],
     progress: Callable[[SweepProgress], None] | None,
 ) -> None:
     import ray
     from optuna.trial import TrialState
 
     from ablate import tracking
+    from ablate.search import objective_values
 
     cpus = float(job.resources.cpus_per_trial)
     gpus = _gpus_per_trial(job)
@@ -583,7 +627,8 @@ def _drive(
     def new_actor() -> Any:
         return actor_cls.remote(threads)
 
-    idle = [new_actor() for _ in range(min(_n_workers(job, cpus, gpus), n_waiting))]
+    search = job.design.kind == "search"
+    idle = [new_actor() for _ in range(min(_n_workers(job, cpus, gpus), n_waiting + n_ask))]
     flight: dict[Any, _InFlight] = {}
 
     def report(last: str) -> None:
@@ -593,8 +638,8 @@ def _drive(
                     done=tally.done,
                     running=len(flight),
                     failed=tally.failed,
-                    waiting=n_waiting,
-                    total=tally.done + tally.failed + len(flight) + n_waiting,
+                    waiting=n_waiting + n_ask,
+                    total=tally.done + tally.failed + len(flight) + n_waiting + n_ask,
                     best_value=tally.best_value,
                     best_trial=tally.best_trial,
                     last=last,
@@ -614,12 +659,18 @@ def _drive(
         )
 
     try:
-        while flight or n_waiting:
-            while idle and n_waiting:
-                trial = study.ask()
-                n_waiting -= 1
+        while flight or n_waiting or n_ask:
+            while idle and (n_waiting or n_ask):
+                trial = study.ask()  # enqueued trials first; then the sampler decides
+                if n_waiting:
+                    n_waiting -= 1
+                else:
+                    n_ask -= 1
                 try:
-                    mixture = mixture_from_attrs(trial.user_attrs, job.taxonomy)
+                    if search:
+                        mixture = _searched_mixture(trial, job, task_types)
+                    else:
+                        mixture = mixture_from_attrs(trial.user_attrs, job.taxonomy)
                 except ValueError as err:
                     trial.set_user_attr("error", str(err))
                     study.tell(trial, state=TrialState.FAIL)
@@ -671,7 +722,8 @@ def _drive(
             f.trial.set_user_attr("counts", dict(result.counts))
             f.trial.set_user_attr("seconds", float(result.seconds))
             f.trial.set_user_attr("retries", f.retries)
-            study.tell(f.trial, float(value))
+            values = objective_values(job, float(value), result, f.mixture, gpus)
+            study.tell(f.trial, values if len(values) > 1 else values[0])
             tally.done += 1
             tally.run += 1
             _update_best(job, tally, f.trial.number, float(value), f.trial.user_attrs)
@@ -685,6 +737,19 @@ def _drive(
         for actor in idle + [f.actor for f in flight.values()]:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
+
+
+def _searched_mixture(trial: Any, job: JobSpec, task_types: list[str]) -> Mixture:
+    """A search trial's mixture: enqueued ones (warm start, requeued) keep their attributes."""
+    from ablate.search import suggest
+
+    mixture = suggest(trial, job, task_types)
+    attrs = trial.user_attrs
+    if "proportions" in attrs:
+        return mixture_from_attrs(attrs, job.taxonomy)
+    for key, value in trial_attrs(mixture).items():
+        trial.set_user_attr(key, value)
+    return mixture
 
 
 # --------------------------------------------------------------------------- status
@@ -704,16 +769,22 @@ def study_status(job: JobSpec) -> str:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     lines = [f"study {job.study} ({job.storage_url}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     if complete:
         pick = max if job.objective.direction == "maximize" else min
-        best = pick(complete, key=lambda t: t.value)
+        best = pick(complete, key=lambda t: t.values[0])
         props = best.user_attrs.get("proportions", {})
         share = ", ".join(f"{k} {v:.3f}" for k, v in props.items())
         lines.append(
-            f"  best {job.objective.metric} = {best.value:.4g} (trial {best.number}): "
+            f"  best {job.objective.metric} = {best.values[0]:.4g} (trial {best.number}): "
             f"volume {best.user_attrs.get('volume')}, seed {best.user_attrs.get('seed')}, proportions {{{share}}}"
         )
+        if len(study.directions) > 1:
+            front = sorted(t.number for t in study.best_trials)
+            lines.append(
+                f"  Pareto front ({job.objective.metric} vs {job.design.multi_objective}): "
+                f"trials {', '.join(map(str, front))}"
+            )
         durations = [
             (t.datetime_complete - t.datetime_start).total_seconds()
             for t in complete
