@@ -60,12 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser(
         "import",
-        help="import a dialogue file into an Arrow pool",
-        description="Import LLaVA/Ovis JSON or JSONL (or the messages+images layout) "
-        "into a memory-mapped Arrow pool with task-type labels and a manifest.",
+        help="import dialogue sources into an Arrow pool",
+        description="Import LLaVA/Ovis JSON or JSONL, the Hugging Face messages+images layout "
+        "(JSONL, Parquet, a dataset saved to disk, any datasets.load_dataset source) into one "
+        "memory-mapped Arrow pool, validating and labelling every record. Several sources make "
+        "one combined pool with a `source` label (NAME=PATH names a source).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="label rules (--label NAME=RULE, or NAME: RULE in --labels FILE.yaml):\n"
+        "  images:0=text_only,1=single_image,2+=multi_image   buckets of the image count\n"
+        "  turns:1-4=short,5+=long                             buckets of assistant turns\n"
+        "  field:subtopic                                      a record field (else `unknown`)\n"
+        "  python:MODULE:FUNCTION                              FUNCTION(record) -> str\n"
+        "  value:TEXT                                          the same label for every record\n"
+        "The default task_type is images:0=text_only,1=single_image,2+=multi_image.",
     )
-    p.add_argument("source", type=Path, help="JSON or JSONL file of dialogues")
+    p.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="a JSON/JSONL/Parquet file or a dataset folder; NAME=PATH names it in a combined pool",
+    )
     p.add_argument("--out", type=Path, required=True, help="pool folder to write")
+    p.add_argument(
+        "--format",
+        default="auto",
+        help="auto (by suffix; default), json, jsonl, parquet, disk (save_to_disk folder), "
+        "dataset (datasets.load_dataset(PATH)), or a load_dataset builder such as csv or arrow",
+    )
+    p.add_argument("--split", default="train", help="split of a Hugging Face source (default train)")
     p.add_argument(
         "--image-root",
         type=Path,
@@ -80,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-check-images", action="store_true", help="do not check that image files exist"
+    )
+    p.add_argument(
+        "--decode-images",
+        action="store_true",
+        help="also decode every image with Pillow (verify): catches corrupt files, slower",
+    )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept absolute image paths and paths leaving the image root with ../",
+    )
+    p.add_argument(
+        "--turns",
+        default=None,
+        metavar="MIN:MAX",
+        help="allowed assistant turns per dialogue, e.g. 4:8, 4: or :8 (others are invalid)",
+    )
+    p.add_argument(
+        "--label",
+        dest="label_rules",
+        action="append",
+        default=[],
+        metavar="NAME=RULE",
+        help="add or redefine a label column (repeatable; rules below)",
+    )
+    p.add_argument(
+        "--labels", type=Path, default=None, help="YAML file of label rules (NAME: RULE per line)"
     )
 
     p = data.add_parser("show", help="counts per label of a pool")
@@ -286,19 +335,36 @@ def _run_data(args: argparse.Namespace) -> int:
     from ablate.pool import ImportRequest, import_pool, open_pool, show_pool
 
     if args.data_command == "import":
+        import time
+
+        from ablate.pool import parse_source, parse_turns
+        from ablate.pool.labels import parse_label_args, read_label_file
+
+        rules = read_label_file(args.labels) if args.labels else ()
+        rules += parse_label_args(args.label_rules)
+        start = time.perf_counter()
         done = {"n": 0}
 
         def progress(n: int) -> None:
             done["n"] = n
-            print(f"\r  {n:,} records read", end="", file=sys.stderr, flush=True)
+            rate = n / max(time.perf_counter() - start, 1e-9)
+            print(
+                f"\r  {n:,} records read ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True
+            )
 
         manifest = import_pool(
             ImportRequest(
-                source=args.source,
+                source=[parse_source(s) for s in args.source],
                 out=args.out,
                 image_root=args.image_root,
                 on_invalid=args.on_invalid,
                 check_images=not args.no_check_images,
+                format=args.format,
+                split=args.split,
+                decode_images=args.decode_images,
+                allow_outside_root=args.allow_outside_root,
+                turns=parse_turns(args.turns),
+                labels=rules,
             ),
             progress=progress,
         )
