@@ -1,14 +1,76 @@
-"""Reading a study back, the mixture effect and the volume plot, on a python-objective sweep."""
+"""ablate.analysis: the tidy table, bootstrap intervals, the "less is more" verdict, surrogates.
+
+Studies are built directly in a tmp_path SQLite storage with `optuna.trial.create_trial`,
+carrying the user attributes the sweep writes, on landscapes with a known answer.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from ablate.analysis import load, mixture_effect, mixture_table, plot_volume_balance
+from ablate.analysis import (
+    analyse,
+    bootstrap_mean_ci,
+    load,
+    mixture_effect,
+    mixture_table,
+    plot_volume_balance,
+)
+from ablate.design import proportions_for_balance
 from ablate.errors import UserError
+
+TYPES = ["caption", "count", "compare"]
+
+
+def peak_at_5000(props: dict[str, float], volume: float, seed: int) -> float:
+    """A "less is more" landscape: balance helps, the score peaks at 5,000 rows."""
+    quality = sum(1 - math.exp(-p / 0.2) for p in props.values()) / 3
+    z = math.log(volume / 5000) / 1.5
+    return quality * math.exp(-0.5 * z * z)
+
+
+def grid_study(
+    job: Any,
+    f: Callable[[dict[str, float], float, int], float],
+    volumes: tuple[float, ...] = (1000, 5000, 20000),
+    balances: tuple[float, ...] = (0.5, 1.0),
+    seeds: tuple[int, ...] = (0, 1, 2, 3),
+    noise: float = 0.005,
+    direction: str = "maximize",
+) -> Any:
+    """A grid study in the job's storage: value = f + Gaussian seed noise (seeded, repeatable)."""
+    import optuna
+
+    from ablate.design import balance_of
+
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction=direction)
+    rng = np.random.default_rng(0)
+    for v in volumes:
+        for b in balances:
+            props = proportions_for_balance(TYPES, b)
+            for s in seeds:
+                value = f(props, v, s) + rng.normal(0, noise)
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        value=value,
+                        user_attrs={
+                            "proportions": props,
+                            "volume": v,
+                            "seed": s,
+                            "balance": balance_of(props),
+                            "mixture_name": f"v{v:g}-b{b:.2f}-s{s}",
+                            "metrics": {"score": value, "accuracy/arts": value / 2},
+                            "seconds": 2.0,
+                        },
+                    )
+                )
+    return study
 
 
 def test_table_effect_and_plot(make_job: Any, ray_session: Any, tmp_path: Path) -> None:
@@ -21,6 +83,9 @@ def test_table_effect_and_plot(make_job: Any, ray_session: Any, tmp_path: Path) 
     assert {"p/caption", "p/count", "p/compare", "volume", "balance", "seed", "score"} <= set(
         df.columns
     )
+    assert {"seconds", "duration", "gpus", "gpu_seconds"} <= set(df.columns)
+    # gpus_per_trial 0 in the job: GPU-seconds are 0, not unknown
+    assert (df["gpu_seconds"] == 0).all() and (df["duration"] >= 0).all()
     table = mixture_table(df)
     assert len(table) == 4 and set(table["seeds"]) == {2}
     effect = mixture_effect(df)
@@ -36,3 +101,145 @@ def test_table_effect_and_plot(make_job: Any, ray_session: Any, tmp_path: Path) 
 def test_missing_study_is_a_clear_error(make_job: Any) -> None:
     with pytest.raises(UserError, match="no study `test-study`"):
         load(make_job())
+
+
+def test_bootstrap_interval_of_two_seeds_is_inflated() -> None:
+    # y = 0, 1: residuals +-0.5 inflated by sqrt(2) -> bootstrap means 0.5 - 0.707, 0.5, 0.5 + 0.707
+    lo, hi = bootstrap_mean_ci([0.0, 1.0])  # type: ignore[misc]
+    assert lo == pytest.approx(0.5 - math.sqrt(0.5)) and hi == pytest.approx(0.5 + math.sqrt(0.5))
+    assert bootstrap_mean_ci([0.3]) is None
+    # many seeds: close to mean +- 1.96 s / sqrt(n)
+    y = np.random.default_rng(1).normal(0, 1, 400)
+    lo, hi = bootstrap_mean_ci(y)  # type: ignore[misc]
+    half = 1.96 * y.std(ddof=1) / 20
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+
+
+def test_less_is_more_holds_on_a_peaked_landscape(make_job: Any) -> None:
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    df = load(job)
+    assert len(df) == 24 and df.attrs["metric"] == "score"
+    f = analyse(df)
+    assert f.verdict == "holds"
+    assert [r.status for r in f.per_level] == ["holds", "holds"]
+    # effect = score(5000) - score(20000), averaged over both balance levels; noise sd 0.005
+    truth = np.mean(
+        [
+            peak_at_5000(proportions_for_balance(TYPES, b), 5000, 0)
+            - peak_at_5000(proportions_for_balance(TYPES, b), 20000, 0)
+            for b in (0.5, 1.0)
+        ]
+    )
+    assert f.overall.best_volume == 5000 and f.overall.largest_volume == 20000
+    assert f.overall.effect == pytest.approx(truth, abs=0.01)
+    assert f.overall.low is not None and f.overall.high is not None
+    # the interval: about +-1.96 standard errors; SE = noise / sqrt(4 seeds) per cell, x sqrt(2)
+    # for a difference of two cells, / sqrt(2) for the mean over two balance levels = 0.0025
+    assert abs(f.overall.effect - truth) < 3 * 0.0025
+    assert 0.5 < (f.overall.high - f.overall.low) / (2 * 1.96 * 0.0025) < 1.5
+    assert f.overall.low > 0
+    # balance helps at every volume, beyond noise
+    assert all(b.diff > 0 and b.low is not None and b.low > 0 for b in f.balance)
+    text = "\n".join(f.statements())
+    assert "HOLDS" in text and "balance helps beyond seed noise" in text
+
+
+def test_less_is_more_does_not_hold_when_more_is_better(make_job: Any) -> None:
+    job = make_job()
+    grid_study(job, lambda p, v, s: 0.1 * math.log(v))
+    f = analyse(load(job))
+    assert f.verdict == "does not hold"
+    assert f.overall.effect == pytest.approx(-0.1 * math.log(4), abs=0.01)  # 5000 vs 20000
+    assert f.overall.high is not None and f.overall.high < 0
+
+
+def test_within_noise_cannot_be_decided(make_job: Any) -> None:
+    job = make_job()
+    # 5000 beats 20000 by 0.002, seed noise sd 0.05 over 4 seeds: not decidable
+    grid_study(job, lambda p, v, s: 0.5 + (0.002 if v == 5000 else 0.0), noise=0.05)
+    f = analyse(load(job))
+    assert f.overall.low is not None and f.overall.low < 0 < f.overall.high  # type: ignore[operator]
+    assert f.verdict in ("cannot be decided", "does not hold")
+    if f.overall.effect and f.overall.effect > 0:
+        assert f.verdict == "cannot be decided" and "within seed noise" in f.overall.reason
+
+
+def test_one_seed_draws_no_interval(make_job: Any, tmp_path: Path) -> None:
+    job = make_job()
+    grid_study(job, peak_at_5000, seeds=(0,))
+    df = load(job)
+    f = analyse(df)
+    assert f.verdict == "cannot be decided"
+    assert f.overall.low is None and "no interval can be drawn" in f.overall.reason
+    assert f.cells.table["low"].isna().all()
+    assert any("one seed only" in s for s in f.statements())
+    png = plot_volume_balance(df, tmp_path / "v.png", cells=f.cells)
+    assert png.is_file()
+
+
+def test_minimize_flips_the_verdict(make_job: Any) -> None:
+    job = make_job(objective={"direction": "minimize"})
+    grid_study(job, lambda p, v, s: 1 - peak_at_5000(p, v, s), direction="minimize")
+    f = analyse(load(job))
+    assert f.direction == "minimize" and f.verdict == "holds"
+    assert f.overall.best_volume == 5000 and f.overall.effect is not None
+    assert f.overall.effect > 0.2  # in "better" units: the loss is lower by about 0.23
+
+
+def _study_with(job: Any, trials: list[Any]) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url)
+    for t in trials:
+        study.add_trial(t)
+
+
+def test_bad_studies_are_clear_errors(make_job: Any, tmp_path: Path) -> None:
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    empty = make_job(study="empty")
+    _study_with(empty, [])
+    with pytest.raises(UserError, match="no trials yet; run `ablate sweep"):
+        analyse(load(empty))
+
+    attrs = {"proportions": {"a": 1.0}, "volume": 10, "seed": 0, "balance": 0.0}
+    failed = make_job(study="failed")
+    _study_with(
+        failed,
+        [
+            create_trial(state=TrialState.FAIL, user_attrs={**attrs, "error": "CUDA out of memory"})
+            for _ in range(2)
+        ],
+    )
+    with pytest.raises(UserError, match=r"no completed trials \(fail 2\); first error: CUDA out"):
+        analyse(load(failed))
+
+    job = make_job(study="ok")
+    _study_with(job, [create_trial(value=1.0, user_attrs={**attrs, "metrics": {"score": 1.0}})])
+    with pytest.raises(UserError, match=r"metric `bleu` is not recorded.*score"):
+        analyse(load(job), "bleu")
+
+    foreign = make_job(study="foreign")
+    _study_with(
+        foreign,
+        [
+            create_trial(
+                value=0.3,
+                params={"x": 1.0},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 2)},
+            )
+        ],
+    )
+    with pytest.raises(UserError, match="not made by `ablate sweep`"):
+        load(foreign)
+
+    not_optuna = tmp_path / "other.db"
+    import sqlite3
+
+    with sqlite3.connect(not_optuna) as con:
+        con.execute("create table experiments (id integer)")
+    other = make_job(storage=f"sqlite:///{not_optuna}")
+    with pytest.raises(UserError, match=r"cannot be read as an Optuna storage|no study"):
+        load(other)

@@ -145,7 +145,8 @@ class LessIsMore:
     best_volume: float | None = None
     largest_volume: float | None = None
     effect: float | None = None
-    """Best smaller volume minus the largest, in objective units, positive = smaller is better."""
+    """Best smaller volume minus the largest, in objective units signed so that positive =
+    the smaller volume is better (for a loss: lower)."""
     low: float | None = None
     high: float | None = None
     min_seeds: int = 0

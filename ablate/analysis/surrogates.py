@@ -138,6 +138,9 @@ class GP:
         self.kernel = kernel
 
     def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> GP:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
@@ -146,13 +149,15 @@ class GP:
         kernel = self.kernel or ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
             np.ones(x.shape[1]), (1e-2, 1e2)
         ) + WhiteKernel(0.1, (1e-6, 1.0))
-        self.gp = GaussianProcessRegressor(
-            kernel,
-            normalize_y=True,
-            optimizer=None if fixed else "fmin_l_bfgs_b",
-            n_restarts_optimizer=0 if fixed else 1,
-            random_state=0,
-        ).fit(x, y)
+        with warnings.catch_warnings():  # a length scale at its bound is fine for ranking
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.gp = GaussianProcessRegressor(
+                kernel,
+                normalize_y=True,
+                optimizer=None if fixed else "fmin_l_bfgs_b",
+                n_restarts_optimizer=0 if fixed else 1,
+                random_state=0,
+            ).fit(x, y)
         self.kernel_ = self.gp.kernel_
         return self
 

@@ -1,0 +1,178 @@
+"""Surrogates, `ablate report` and `ablate propose`, end to end on small studies."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from test_analysis import TYPES, grid_study, peak_at_5000
+
+from ablate.analysis import load
+from ablate.analysis.report import propose_and_enqueue, write_report
+from ablate.analysis.surrogates import fit_surrogates
+from ablate.config import to_dict
+from ablate.errors import UserError
+
+
+def dirichlet_study(job: Any, n: int = 60, noise: float = 0.01, seed: int = 0) -> None:
+    """n trials at Dirichlet(1) proportions and log-uniform volumes 500..50,000, one seed each."""
+    import optuna
+
+    from ablate.design import balance_of
+
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
+    for i in range(n):
+        props = dict(zip(TYPES, rng.dirichlet(np.ones(3)).tolist(), strict=True))
+        volume = round(math.exp(rng.uniform(math.log(500), math.log(50_000))))
+        value = peak_at_5000(props, volume, 0) + rng.normal(0, noise)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                user_attrs={
+                    "proportions": props,
+                    "volume": volume,
+                    "seed": 0,
+                    "balance": balance_of(props),
+                    "mixture_name": f"d{i}",
+                    "metrics": {"score": value},
+                    "seconds": 1.0,
+                },
+            )
+        )
+
+
+def test_surrogates_rank_held_out_mixtures_and_propose_the_optimum(make_job: Any) -> None:
+    job = make_job()
+    dirichlet_study(job, n=60)
+    sur = fit_surrogates(load(job))
+    assert set(sur.cv) == {"loglinear", "mixing_law", "gp"}
+    assert all(cv.folds == 5 for cv in sur.cv.values())
+    best = sur.cv[sur.best]
+    assert best.spearman >= 0.8, sur.cv
+    assert best.spearman == max(cv.spearman for cv in sur.cv.values())
+    (prop,) = sur.propose(volume=5000, n=1)
+    # the landscape's optimum is the uniform mixture (by symmetry): score 0.9502
+    truth = peak_at_5000(prop.proportions, 5000, 0)
+    assert truth > 0.95 * peak_at_5000(dict.fromkeys(TYPES, 1 / 3), 5000, 0)
+    assert prop.low <= prop.predicted <= prop.high
+    assert abs(prop.predicted - truth) < 0.1
+    assert sum(prop.proportions.values()) == pytest.approx(1.0)
+
+
+def test_too_few_mixtures_for_surrogates(make_job: Any, tmp_path: Path) -> None:
+    job = make_job()
+    grid_study(job, peak_at_5000, volumes=(1000,), balances=(0.5, 1.0), seeds=(0, 1))
+    with pytest.raises(UserError, match="at least 4 distinct mixtures; the study has 2"):
+        fit_surrogates(load(job))
+    # the report still comes out, saying why there are no surrogates
+    report = write_report(job, tmp_path / "r", log_to_mlflow=False)
+    assert report.surrogates is None and "at least 4 distinct mixtures" in report.notes[0]
+    assert report.findings.verdict == "cannot be decided"
+    assert "only one volume was tested" in report.html.read_text()
+
+
+def test_report_files_verdict_and_mlflow(make_job: Any, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ablate import tracking
+
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    parent = tracking.start_sweep(job)
+    tracking.finish_sweep(job, parent, {"n_complete": 24})
+    report = write_report(job, tmp_path / "report", n_propose=2)
+    page = report.html.read_text()
+    # the verdict opens the page, before any plot
+    assert page.index("Less is more&rdquo; holds") < page.index("<img")
+    assert page.count("data:image/png;base64,") == len(report.plots) == 6
+    assert set(report.plots) == {
+        "volume_balance",
+        "heatmap",
+        "domains",
+        "pareto",
+        "simplex",
+        "history",
+    }
+    csv = (tmp_path / "report" / "trials.csv").read_text().splitlines()
+    assert len(csv) == 25 and "p/caption" in csv[0] and "gpu_seconds" in csv[0]
+    assert len(report.proposals) == 2
+    assert report.mlflow_run_id == parent
+    client = MlflowClient(job.tracking_uri)
+    logged = {Path(a.path).name for a in client.list_artifacts(parent, "report")}
+    assert {"report.html", "trials.csv", "volume_balance.png", "pareto.png"} <= logged
+    assert client.get_run(parent).info.status == "FINISHED"  # the lookup changed nothing
+
+
+@pytest.mark.slow
+def test_propose_enqueues_trials_the_next_sweep_runs(
+    make_job: Any, ray_session: Any, tmp_path: Path
+) -> None:
+    from optuna.trial import TrialState
+
+    from ablate.sweep import open_study, run_sweep
+
+    job = make_job(
+        design={"volumes": [100, 1000], "balance": [0.3, 0.7, 1.0], "seeds": [0, 1]},
+        objective={"target": "objectives_for_tests:landscape"},
+    )
+    run_sweep(job, list(job.task_types), progress=None)
+    done = propose_and_enqueue(job, n=2, volume=1000)
+    assert done.trials == 4  # 2 mixtures x the design's 2 seeds
+    waiting = open_study(job, create=False).get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 4 and all(t.user_attrs["volume"] == 1000 for t in waiting)
+    assert {t.user_attrs["seed"] for t in waiting} == {0, 1}
+    # enqueuing the same proposals again adds nothing
+    assert propose_and_enqueue(job, n=2, volume=1000).trials == 0
+    summary = run_sweep(job, list(job.task_types), progress=None)
+    assert summary.n_run == 4 and summary.n_complete == 16
+    df = load(job)
+    proposed = df[df["mixture"].str.startswith("prop")]
+    assert len(proposed) == 4 and set(proposed["state"]) == {"COMPLETE"}
+    # the landscape peaks at caption 0.5, count 0.3, compare 0.2: the proposals beat the grid
+    grid = df[~df["mixture"].str.startswith("prop") & (df["volume"] == 1000)]
+    assert proposed["value"].max() > grid["value"].max()
+
+
+def _job_file(job: Any, tmp_path: Path) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(to_dict(job)))
+    return path
+
+
+def test_cli_report_and_propose(make_job: Any, tmp_path: Path, capsys: Any) -> None:
+    from ablate.cli import main
+
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    path = _job_file(job, tmp_path)
+    assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('"Less is more" HOLDS over all balance levels')
+    assert "held-out Spearman" in out and (tmp_path / "out" / "report.html").is_file()
+    assert main(["propose", str(path), "-n", "2", "--volume", "5000", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("at 5,000 rows: predicted score") == 2 and "nothing enqueued" in out
+    assert main(["propose", str(path), "-n", "1", "--seeds", "7"]) == 0
+    assert "enqueued 1 trial(s)" in capsys.readouterr().out
+
+
+def test_cli_bad_input_is_one_line(make_job: Any, tmp_path: Path, capsys: Any) -> None:
+    import optuna
+
+    from ablate.cli import main
+
+    job = make_job()
+    optuna.create_study(study_name=job.study, storage=job.storage_url)
+    path = _job_file(job, tmp_path)
+    assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ablate: error: study `test-study` has no trials yet")
+    assert "Traceback" not in err
+    assert main(["report", str(path), "--out", str(tmp_path / "o"), "--metric", "x"]) == 2
+    assert main(["propose", str(path), "-n", "0"]) == 2
+    assert "-n must be at least 1" in capsys.readouterr().err
