@@ -145,6 +145,165 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
     return out
 
 
+QWEN2VL_CHAT_TEMPLATE = (
+    # Qwen2-VL-Instruct's own template (a default system turn; an image renders as
+    # <|vision_start|><|image_pad|><|vision_end|>, expanded by the processor per image size)
+    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHATML_CHAT_TEMPLATE = (
+    # Qwen2.5-Instruct's shape: a default system turn, <|im_start|>role\n ... <|im_end|>\n
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN2VL_TOKENS = [
+    *CHATML_TOKENS,
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+
+def _train_tokenizer(corpus: list[str], vocab_size: int, special: list[str], **kwargs: Any) -> Any:
+    """A byte-level BPE tokenizer trained on `corpus` in milliseconds (offline)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, **kwargs)
+
+
+def build_tiny_qwen2vl(out: Path, corpus: list[str], seed: int = 0) -> Path:
+    """A random-weight Qwen2-VL (tiny shapes) with its own processor and chat template.
+
+    Its image-token count depends on the image size: 14-pixel patches merged 2 x 2, so an
+    image resized to H x W (multiples of 28) takes (H / 28) * (W / 28) tokens.
+    """
+    import torch
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessorPil,
+    )
+
+    if (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer(
+        corpus,
+        512,
+        QWEN2VL_TOKENS,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+    )
+    tokenizer.chat_template = QWEN2VL_CHAT_TEMPLATE
+    ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in QWEN2VL_TOKENS}
+    config = Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            # head_dim 16 -> 8 rotary frequencies split over (time, height, width)
+            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3]},
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 1,
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "num_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    # 28 x 28 = one merged token at least; at most 8 x 8 tokens per image
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 64}
+    )
+    # the layout of a hub Qwen2-VL folder: preprocessor_config.json names the processor class
+    # (Qwen2VLProcessor also wants a video processor, which needs torchvision: see load_model)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    image_processor.save_pretrained(out)
+    config_file = out / "preprocessor_config.json"
+    data = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**data, "processor_class": "Qwen2VLProcessor"}, indent=2))
+    return out
+
+
+def build_tiny_causal_lm(out: Path, corpus: list[str], seed: int = 0) -> Path:
+    """A random-weight text-only Llama (tiny shapes) with a ChatML tokenizer (Qwen2.5-style)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer(
+        corpus, 512, CHATML_TOKENS, pad_token="<|endoftext|>", eos_token="<|im_end|>"
+    )
+    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @dataclass
 class LoadedModel:
     """A base model resident in memory, with its processor; reused across trials by a worker."""
@@ -152,7 +311,16 @@ class LoadedModel:
     path: str
     model: Any
     processor: Any
+    """The model's processor (image-text-to-text) or its tokenizer (text-only causal LM)."""
     device: str
+    kind: str = "image-text-to-text"
+    """`image-text-to-text` or `causal-lm`."""
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
 
 
 def resolve_model_path(path: str, base_dir: Path, world_root: Path | None) -> Path | str:
@@ -165,18 +333,142 @@ def resolve_model_path(path: str, base_dir: Path, world_root: Path | None) -> Pa
     return local if local.exists() else path
 
 
-def load_model(path: Path | str, device: str | None = None) -> LoadedModel:
-    """Load any image-text-to-text model with a processor, in a sensible dtype for the device."""
+def chat_template_of(processor: Any) -> str | None:
+    """The chat template a processor or tokenizer renders with, if it has one."""
+    template = getattr(processor, "chat_template", None)
+    if not template:
+        template = getattr(getattr(processor, "tokenizer", None), "chat_template", None)
+    return template or None
+
+
+def _pick_attention(requested: str, device: str) -> str:
+    """`auto`: flash_attention_2 on CUDA when installed (varlen kernel, no padding cost), else sdpa."""
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+    return "sdpa"
+
+
+def _processor_without_video(where: str, trust: bool) -> Any:
+    """The model's processor built from its image processor and tokenizer, with no video
+    processor: transformers' video processors need torchvision, and a trial never feeds video.
+    """
+    import transformers
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    config = json.loads((Path(where) / "preprocessor_config.json").read_text())
+    base = getattr(transformers, config.get("processor_class", ""), None)
+    if base is None:
+        raise ImportError(
+            f"model {where}: its processor needs torchvision (pip install torchvision)"
+        )
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc, valid-type]
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument is None and argument_name == "video_processor":
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    ImageOnlyProcessor.__name__ = base.__name__
+    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
+    template_file = Path(where) / "chat_template.jinja"
+    template = template_file.read_text() if template_file.is_file() else tokenizer.chat_template
+    return ImageOnlyProcessor(
+        image_processor=AutoImageProcessor.from_pretrained(where, trust_remote_code=trust),
+        tokenizer=tokenizer,
+        video_processor=None,
+        chat_template=template,
+    )
+
+
+def load_model(path: Path | str, device: str | None = None, spec: Any = None) -> LoadedModel:
+    """Load an image-text-to-text model with its processor, or a text-only causal LM with its
+    tokenizer, in a sensible dtype and attention implementation for the device.
+
+    `spec` is the job's `ModelSpec` (kind, dtype, attention, trust_remote_code); None takes
+    the defaults. A model without a chat template is refused: labels come from the template.
+    """
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        AutoTokenizer,
+    )
     from transformers.utils import logging as hf_logging
+
+    from ablate.errors import UserError
 
     hf_logging.disable_progress_bar()  # one bar per worker and trial is noise in a sweep's log
     hf_logging.set_verbosity_error()
 
+    kind = getattr(spec, "kind", "auto")
+    trust = bool(getattr(spec, "trust_remote_code", False))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=dtype)
+    dtype_name = getattr(spec, "dtype", "auto")
+    if dtype_name == "auto":
+        dtype_name = "bfloat16" if device == "cuda" else "float32"
+    dtype = getattr(torch, dtype_name)
+    attn = _pick_attention(getattr(spec, "attn_implementation", "auto"), device)
+    where = str(path)
+    try:
+        if kind == "causal-lm":
+            processor = AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
+        else:
+            try:
+                processor = AutoProcessor.from_pretrained(where, trust_remote_code=trust)
+            except ImportError as err:
+                if "torchvision" not in str(err).lower():
+                    raise
+                processor = _processor_without_video(where, trust)
+    except (OSError, ValueError) as err:
+        hint = (
+            " (its code lives in the model repository: set `model.trust_remote_code: true` "
+            "if you trust it)"
+            if "trust_remote_code" in str(err)
+            else ""
+        )
+        raise UserError(
+            f"model {where}: cannot load its processor or tokenizer{hint}: {err}"
+        ) from None
+    if kind == "auto":
+        kind = "image-text-to-text" if hasattr(processor, "image_processor") else "causal-lm"
+    if kind == "image-text-to-text" and not hasattr(processor, "image_processor"):
+        raise UserError(
+            f"model {where}: `model.kind` is image-text-to-text but its processor has no image "
+            "processor; use `model.kind: causal-lm` for a text-only model"
+        )
+    if chat_template_of(processor) is None:
+        raise UserError(
+            f"model {where} has no chat template, and labels on assistant turns come from it: "
+            "use an instruction-tuned (chat) checkpoint, or add a `chat_template.jinja` to the "
+            "model folder"
+        )
+    auto = AutoModelForImageTextToText if kind == "image-text-to-text" else AutoModelForCausalLM
+    try:
+        model = auto.from_pretrained(
+            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
+    except ValueError as err:
+        if "attn_implementation" not in str(err) and "attention" not in str(err).lower():
+            raise UserError(f"model {where}: cannot load as {kind}: {err}") from None
+        attn = "eager"  # an architecture without sdpa support: the always-available kernel
+        model = auto.from_pretrained(
+            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
+    except OSError as err:
+        raise UserError(f"model {where}: cannot load its weights: {err}") from None
     model = model.to(device)  # type: ignore[arg-type]  # transformers' stubs mistype .to
-    processor = AutoProcessor.from_pretrained(str(path))
-    return LoadedModel(path=str(path), model=model, processor=processor, device=device)
+    return LoadedModel(
+        path=where,
+        model=model,
+        processor=processor,
+        device=device,
+        kind=kind,
+        dtype=dtype_name,
+        attn_implementation=attn,
+    )

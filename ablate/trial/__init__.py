@@ -44,104 +44,291 @@ def run_objective(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -
     return result
 
 
-def run_trial(job: Any, mixture: Any, cache: dict[Any, Any] | None = None) -> TrialResult:
+def run_trial(
+    job: Any, mixture: Any, cache: dict[Any, Any] | None = None, callbacks: Any = ()
+) -> TrialResult:
     """Materialise `mixture` from the job's pool, LoRA fine-tune the job's model, score the bench.
 
-    `cache` lives as long as the worker: it keeps the base model, the pool and the encoded bench
-    resident, so a worker's second trial only builds a fresh adapter.
+    `cache` lives as long as the worker: it keeps the base model, the pool, encoded dialogues
+    and the encoded bench resident, so a worker's second trial only builds a fresh adapter.
+    `callbacks`: extra transformers TrainerCallbacks for the training loop.
     """
     import time
 
     import torch
 
-    from ablate.bench import bench_records, load_bench
     from ablate.errors import UserError
     from ablate.mixture import materialize, validate
     from ablate.models import load_model
     from ablate.pool import open_pool
-    from ablate.trial.encode import DialogueEncoder, PixelCache
-    from ablate.trial.evaluate import accuracy_metrics, score_turns
+    from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
     from ablate.trial.train import attach_lora, train_lora
 
     start = time.perf_counter()
     cache = {} if cache is None else cache
-    if job.pool_dir is None or job.bench_file is None:
+    if job.pool_dir is None or (job.bench_file is None and not job.heldout_fraction):
         raise UserError(f"{job.source}: a training trial needs `pool` and `bench`")
 
     pool = _cached(cache, ("pool", str(job.pool_dir)), lambda: open_pool(job.pool_dir))
     validate(mixture, pool.manifest, source=job.source or "job")
     selection = materialize(mixture, pool)
+    positions, counts, selection_hash = (
+        selection.positions,
+        dict(selection.counts),
+        selection.content_hash,
+    )
+    heldout = None
+    if job.heldout_fraction:
+        heldout = _cached(
+            cache,
+            ("heldout", str(job.pool_dir), job.taxonomy, job.heldout_fraction, job.seed),
+            lambda: heldout_positions(pool, job.taxonomy, job.heldout_fraction, job.seed),
+        )
+        positions, counts, selection_hash = _without(pool, selection, heldout)
 
     local = job.base_dir / job.model.path
     model_path = str(local) if local.exists() else job.model.path
-    loaded = _cached(cache, ("model", model_path), lambda: load_model(model_path))
+    spec = job.model
+    loaded = _cached(
+        cache,
+        (
+            "model",
+            model_path,
+            spec.kind,
+            spec.dtype,
+            spec.attn_implementation,
+            spec.trust_remote_code,
+        ),
+        lambda: load_model(model_path, spec=spec),
+    )
     if loaded.device == "cpu":
         torch.set_num_threads(job.train.threads or max(1, int(job.resources.cpus_per_trial)))
-    encoder = _cached(
-        cache,
-        ("encoder", model_path, job.train.max_length),
-        lambda: DialogueEncoder(loaded.processor, job.train.max_length),
-    )
-    pixels = _cached(
-        cache, ("pixels", model_path), lambda: PixelCache(loaded.processor.image_processor)
-    )
-    pad_id = loaded.processor.tokenizer.pad_token_id
+    try:
+        encoder = _cached(
+            cache,
+            ("encoder", model_path, job.train.max_length),
+            lambda: DialogueEncoder(loaded.processor, job.train.max_length),
+        )
+    except EncodeError as err:
+        raise UserError(f"{job.source}: model {model_path}: {err}") from None
+    pixels = None
+    if loaded.kind == "image-text-to-text":
+        pixels = _cached(
+            cache, ("pixels", model_path), lambda: PixelCache(loaded.processor.image_processor)
+        )
+    pad_id = loaded.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = loaded.tokenizer.eos_token_id  # many causal LMs ship without a pad token
 
-    table = pool.table().select(["id", "conversations", "images"]).take(selection.positions)
-    rows = table.to_pylist()
-    examples = [encoder.encode(r["conversations"], r["images"] or []) for r in rows]
+    encoded = _cached(cache, ("encoded", model_path, job.train.max_length), dict)
+    examples, skipped, notes = _encode_rows(pool, positions, encoder, encoded)
     truncated = sum(e.truncated_turns for e in examples)
     examples = [e for e in examples if e.turn_spans]
+    if not examples:
+        raise UserError(
+            f"{job.source}: none of the {len(positions)} selected dialogues could be trained on "
+            f"({_describe(skipped)}; {truncated} turns cut by train.max_length); first problems: "
+            + "; ".join(notes)
+        )
 
-    def encode_bench() -> tuple[Any, list[Any], list[dict[str, str]]]:
-        spec = load_bench(job.bench_file)
-        records = bench_records(spec)
-        fields = (spec.domain_field, *spec.group_fields)
-        labels = [
-            {("domain" if f == spec.domain_field else f): str(r.get(f, "unknown")) for f in fields}
-            for r in records
-        ]
-        return spec, [encoder.encode(r["conversations"], r["images"]) for r in records], labels
-
-    bench, bench_examples, bench_labels = _cached(
-        cache, ("bench", str(job.bench_file), model_path, job.train.max_length), encode_bench
-    )
+    checkpoint = None
+    if job.train.checkpoint_dir and job.train.checkpoint_every:
+        checkpoint = _checkpoint_folder(job, model_path, selection_hash, mixture.seed)
 
     peft_model = attach_lora(loaded.model, job.model.lora, mixture.seed)
     try:
         stats = train_lora(
-            peft_model, examples, pixels, pad_id, job.train, mixture.seed, loaded.device
+            peft_model,
+            examples,
+            pixels,
+            pad_id,
+            job.train,
+            mixture.seed,
+            loaded.device,
+            checkpoint=checkpoint,
+            callbacks=callbacks,
         )
         eval_start = time.perf_counter()
-        scores, bench_loss = score_turns(
-            peft_model, bench_examples, bench_labels, pixels, pad_id, loaded.device
-        )
+        metrics: dict[str, float] = {}
+        info: dict[str, Any] = {}
+        if job.bench_file is not None:
+            from ablate.trial.scoring import score_bench
+
+            metrics, info = score_bench(
+                peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
+            )
+        if heldout is not None:
+            metrics.update(
+                _heldout_metrics(
+                    peft_model,
+                    pool,
+                    heldout,
+                    job.taxonomy,
+                    encoder,
+                    encoded,
+                    pixels,
+                    pad_id,
+                    loaded.device,
+                )
+            )
         eval_seconds = time.perf_counter() - eval_start
     finally:
         peft_model.unload()  # drop the adapter: the resident base model is as it was loaded
-    metrics = accuracy_metrics(scores)
-    metrics.update(
-        train_loss=stats.train_loss, final_train_loss=stats.final_loss, bench_loss=bench_loss
-    )
-    return TrialResult(
-        metrics=metrics,
-        counts=dict(selection.counts),
-        selection_hash=selection.content_hash,
-        row_ids=tuple(selection.ids),
-        seconds=time.perf_counter() - start,
-        info={
+    metrics.update(train_loss=stats.train_loss, final_train_loss=stats.final_loss)
+    info.update(
+        {
             "steps": stats.steps,
             "train_tokens": stats.tokens,
             "train_seconds": stats.seconds,
             "train_tokens_per_second": stats.tokens / max(stats.seconds, 1e-9),
+            "pad_fraction": stats.pad_fraction,
+            "resumed_from_step": stats.resumed_from_step,
             "eval_seconds": eval_seconds,
             "truncated_turns": truncated,
-            "bench": f"{bench.name}@v{bench.version}",
-            "bench_turns": len(scores),
+            "train_dialogues": len(examples),
+            "skipped_dialogues": sum(skipped.values()),
+            **{f"skipped/{k}": v for k, v in skipped.items()},
+            "skip_reasons": notes,
+            "heldout_excluded": len(selection.positions) - len(positions),
             "model": model_path,
+            "model_kind": loaded.kind,
+            "dtype": loaded.dtype,
+            "attn_implementation": loaded.attn_implementation,
             "device": loaded.device,
-        },
+        }
     )
+    return TrialResult(
+        metrics=metrics,
+        counts=counts,
+        selection_hash=selection_hash,
+        row_ids=tuple(pool.table().column("id").take(positions).to_pylist()),
+        seconds=time.perf_counter() - start,
+        info=info,
+    )
+
+
+def _encode_rows(
+    pool: Any, positions: Any, encoder: Any, encoded: dict[int, Any]
+) -> tuple[list[Any], dict[str, int], list[str]]:
+    """Encoded dialogues of the pool rows at `positions` (memoised per worker); what failed.
+
+    A dialogue that cannot be encoded (image count, unreadable image, ...) is left out and
+    counted by kind; the first five reasons are kept with the row ids.
+    """
+    from ablate.trial.encode import EncodeError
+
+    needed = {int(p) for p in positions}
+    todo = sorted(needed - set(encoded))
+    if len(encoded) + len(todo) > 200_000:  # bound a worker's memory on huge pools
+        for key in [k for k in encoded if k not in needed]:
+            del encoded[key]
+    if todo:
+        table = pool.table().select(["id", "conversations", "images"]).take(todo)
+        for pos, row in zip(todo, table.to_pylist(), strict=True):
+            try:
+                encoded[pos] = encoder.encode(row["conversations"], row["images"] or [])
+            except EncodeError as err:
+                err.row_id = row["id"]  # type: ignore[attr-defined]
+                encoded[pos] = err
+    examples: list[Any] = []
+    skipped: dict[str, int] = {}
+    notes: list[str] = []
+    for p in positions:
+        item = encoded[int(p)]
+        if isinstance(item, EncodeError):
+            skipped[item.kind] = skipped.get(item.kind, 0) + 1
+            if len(notes) < 5:
+                notes.append(f"{getattr(item, 'row_id', p)}: {item}")
+        else:
+            examples.append(item)
+    return examples, skipped, notes
+
+
+def _describe(skipped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in skipped.items()) or "none skipped"
+
+
+def heldout_positions(pool: Any, taxonomy: str, fraction: float, seed: int) -> dict[str, Any]:
+    """The same held-out rows for every trial of a job: per label, a seeded share `fraction`
+    (at least one row of every label with two or more)."""
+    import hashlib
+
+    import numpy as np
+
+    labels = pool.labels(taxonomy)
+    out = {}
+    for label in sorted(set(labels.tolist())):
+        rows = np.flatnonzero(labels == label)
+        n = round(fraction * len(rows))
+        n = max(n, 1 if len(rows) >= 2 else 0)
+        digest = hashlib.sha256(f"{seed}\x1fheldout\x1f{label}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        out[label] = np.sort(rng.choice(rows, size=n, replace=False)) if n else rows[:0]
+    return out
+
+
+def _without(pool: Any, selection: Any, heldout: dict[str, Any]) -> tuple[Any, dict[str, int], str]:
+    """The selection minus the held-out rows: positions, counts per label, a new content hash."""
+    import hashlib
+
+    import numpy as np
+
+    held = np.concatenate(list(heldout.values())) if heldout else np.empty(0, dtype=np.int64)
+    keep = selection.positions[~np.isin(selection.positions, held)]
+    labels = pool.labels(selection.taxonomy)[keep]
+    counts = {k: int((labels == k).sum()) for k in selection.counts}
+    h = hashlib.sha256(selection.content_hash.encode())
+    for p in keep.tolist():
+        h.update(b"\n" + str(p).encode())
+    return keep, counts, h.hexdigest()
+
+
+def _heldout_metrics(
+    model: Any,
+    pool: Any,
+    heldout: dict[str, Any],
+    taxonomy: str,
+    encoder: Any,
+    encoded: dict[int, Any],
+    pixels: Any,
+    pad_id: int,
+    device: str,
+) -> dict[str, float]:
+    """`heldout_loss` (per answer token, all held-out rows) and `heldout_loss/<label>`."""
+    from ablate.trial.evaluate import example_losses
+
+    total = [0.0, 0]
+    out = {}
+    for label, positions in heldout.items():
+        examples, _, _ = _encode_rows(pool, positions, encoder, encoded)
+        examples = [e for e in examples if e.turn_spans]
+        if not examples:
+            continue
+        losses = example_losses(model, examples, pixels, pad_id, device)
+        loss, tokens = sum(x for x, _ in losses), sum(n for _, n in losses)
+        out[f"heldout_loss/{label}"] = loss / max(1, tokens)
+        total[0] += loss
+        total[1] += tokens
+    if total[1]:
+        out["heldout_loss"] = total[0] / total[1]
+    del taxonomy  # the labels are the job's taxonomy; kept in the signature for clarity
+    return out
+
+
+def _checkpoint_folder(job: Any, model_path: str, selection_hash: str, seed: int) -> Any:
+    """`<checkpoint_dir>/<selection hash[:16]>-s<seed>-<settings hash[:8]>`: a retried trial
+    finds its own folder; a change of model, LoRA or training settings starts afresh."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from ablate.config import resolve_path, to_dict
+
+    train = dataclasses.replace(job.train, checkpoint_dir=None, checkpoint_every=0, threads=None)
+    settings = json.dumps([model_path, to_dict(job.model), to_dict(train)], sort_keys=True)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    root = resolve_path(job.train.checkpoint_dir, job.base_dir)
+    return root / f"{selection_hash[:16]}-s{seed}-{digest}"
 
 
 def _cached(cache: dict[Any, Any], key: tuple[Any, ...], make: Any) -> Any:

@@ -1,10 +1,15 @@
-"""Dialogues -> token ids, labels on assistant turns only, pixel values.
+"""Dialogues -> token ids, labels on assistant turns only, images for the model's processor.
 
-Labels come from the model's own chat template without `{% generation %}` markers: the
-conversation is rendered once in full, and the character span of assistant turn i is
-[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))). Tokens
-whose offsets start inside a span are labelled; everything else is -100. The span includes the
+Labels come from the model's own chat template without `{% generation %}` markers, by rendering
+growing prefixes: the character span of assistant turn i in the full rendering is
+[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))). Tokens of
+the (unexpanded) rendering whose offsets start inside a span are labelled; the span includes the
 template's end-of-turn marker, so the model also learns to stop.
+
+Images go through the model's own processor: it expands each image placeholder into as many
+tokens as that image needs (a fixed count for Llava, a count that depends on the image size for
+Qwen2-VL). The unexpanded tokens are then aligned with the processor's expanded ones: between two
+placeholders the text tokens are identical, so each text chunk is found again in order.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IGNORE = -100
+PLACEHOLDER = "<image>"
+"""The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
 ROLES = {
     "human": "user",
     "gpt": "assistant",
@@ -23,6 +30,14 @@ ROLES = {
 }
 
 
+class EncodeError(ValueError):
+    """A dialogue that cannot be encoded; `kind` is what a trial counts it under."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass
 class Encoded:
     """One dialogue, ready for the model."""
@@ -30,69 +45,128 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     turn_spans: list[tuple[int, int]]
-    """Token index ranges [start, end) of each kept assistant turn."""
+    """Token index ranges [start, end) of each kept (scored) assistant turn."""
     images: list[str]
     """Image paths, in placeholder order (only those of kept turns)."""
     truncated_turns: int = 0
     """Assistant turns cut off by max_length."""
     turn_flags: list[bool] = field(default_factory=list)
     """Per kept assistant turn: contextual or not (bench only)."""
+    image_starts: list[int] = field(default_factory=list)
+    """Token index where each kept image's tokens begin (a prompt up to t needs the images
+    starting before t)."""
+    token_types: list[int] | None = None
+    """The processor's `mm_token_type_ids` (M-RoPE models such as Qwen2-VL need them)."""
+    answers: list[str] = field(default_factory=list)
+    """Reference answer text of each kept assistant turn."""
+    turn_extras: list[dict[str, Any]] = field(default_factory=list)
+    """Per kept assistant turn: the record's extra turn fields (`choices`, ...)."""
+
+    def images_before(self, position: int) -> list[str]:
+        return [p for p, s in zip(self.images, self.image_starts, strict=True) if s < position]
 
 
 def to_messages(conversations: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"role": ROLES[t["from"]], "content": t["value"]} for t in conversations]
+    out = []
+    for n, t in enumerate(conversations):
+        role = ROLES.get(str(t.get("from", t.get("role", ""))))
+        if role is None:
+            raise EncodeError("bad_record", f"turn {n}: unknown role {t.get('from')!r}")
+        out.append({"role": role, "content": str(t.get("value", t.get("content", "")))})
+    return out
 
 
 class DialogueEncoder:
-    """Encodes LLaVA-layout conversations with one processor's chat template and tokenizer."""
+    """Encodes LLaVA-layout conversations with one model's processor (or tokenizer) and template.
+
+    `processor`: a multimodal processor (has `image_processor`) or a tokenizer (text-only model).
+    """
 
     def __init__(self, processor: Any, max_length: int = 1024) -> None:
+        from ablate.models import chat_template_of
+
         self.processor = processor
-        self.tokenizer = processor.tokenizer
+        self.tokenizer = getattr(processor, "tokenizer", processor)
         self.max_length = max_length
-        self.image_token = getattr(processor, "image_token", "<image>")
-        self.tokens_per_image = self._count_image_tokens()
-
-    def _count_image_tokens(self) -> int:
-        from PIL import Image
-
-        probe = self.processor(
-            text=self.image_token, images=[Image.new("RGB", (32, 32))], return_tensors="np"
+        self.multimodal = hasattr(processor, "image_processor")
+        if chat_template_of(processor) is None:
+            raise EncodeError("no_chat_template", "the model has no chat template")
+        self.image_token = str(getattr(processor, "image_token", None) or PLACEHOLDER)
+        self.image_token_id = (
+            int(self.tokenizer.convert_tokens_to_ids(self.image_token)) if self.multimodal else -1
         )
-        image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
-        return int((probe["input_ids"][0] == image_id).sum())
+        self.structured = self.multimodal and self._template_takes_parts()
 
-    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    def _template_takes_parts(self) -> bool:
+        """Whether the template renders content given as parts ([{type: image}, {type: text}]),
+        as real VLM templates do; otherwise content is a string with the image token inline."""
+        probe = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q7"}]}]
+        try:
+            text = str(self.processor.apply_chat_template(probe, tokenize=False))
+        except Exception:
+            return False
+        return "Q7" in text and "'type'" not in text and '"type"' not in text
+
+    def _content(self, text: str) -> Any:
+        if not self.multimodal:
+            return text
+        if not self.structured:
+            return text.replace(PLACEHOLDER, self.image_token)
+        parts: list[dict[str, str]] = []
+        for n, piece in enumerate(text.split(PLACEHOLDER)):
+            if n:
+                parts.append({"type": "image"})
+            if piece:
+                parts.append({"type": "text", "text": piece})
+        return parts
+
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
+        converted = [{"role": m["role"], "content": self._content(m["content"])} for m in messages]
         text = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            converted, tokenize=False, add_generation_prompt=add_generation_prompt
         )
         return str(text)
 
-    def encode(self, conversations: Sequence[dict[str, Any]], images: Sequence[str]) -> Encoded:
+    def encode(
+        self,
+        conversations: Sequence[dict[str, Any]],
+        images: Sequence[str],
+        history: int = 0,
+    ) -> Encoded:
+        """Encode one dialogue; the first `history` turns are context only (never labelled).
+
+        Raises EncodeError for an image count the placeholders disagree with, an unreadable
+        image, or images given to a text-only model.
+        """
         messages = to_messages(conversations)
-        flags = [
-            bool(t.get("contextual", False))
-            for t in conversations
-            if ROLES[t["from"]] == "assistant"
-        ]
-        expand = self.image_token * self.tokens_per_image
-        full = self.render(messages).replace(self.image_token, expand)
-        char_spans: list[tuple[int, int]] = []
-        for i, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            start = len(
-                self.render(messages[:i], add_generation_prompt=True).replace(
-                    self.image_token, expand
-                )
+        n_placeholders = sum(m["content"].count(PLACEHOLDER) for m in messages)
+        if images and not self.multimodal:
+            raise EncodeError(
+                "images_for_text_model",
+                f"{len(images)} image(s) given to a text-only model; use an image-text-to-text "
+                "model or a text-only pool",
             )
-            end = len(self.render(messages[: i + 1]).replace(self.image_token, expand))
-            char_spans.append((start, end))
+        if n_placeholders != len(images):
+            raise EncodeError(
+                "image_count",
+                f"the dialogue has {n_placeholders} {PLACEHOLDER} placeholder(s) but "
+                f"{len(images)} image(s)",
+            )
+        scored = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= history]
+        turns = [conversations[i] for i in scored]
+        full = self.render(messages)
+        char_spans = [
+            (
+                len(self.render(messages[:i], add_generation_prompt=True)),
+                len(self.render(messages[: i + 1])),
+            )
+            for i in scored
+        ]
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-        ids: list[int] = enc["input_ids"]
+        ids: list[int] = list(enc["input_ids"])
         offsets: list[tuple[int, int]] = enc["offset_mapping"]
         labels = [IGNORE] * len(ids)
-        turn_spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int]] = []
         t = 0
         for start, end in char_spans:
             while t < len(ids) and offsets[t][0] < start:
@@ -101,65 +175,219 @@ class DialogueEncoder:
             while t < len(ids) and offsets[t][0] < end:
                 labels[t] = ids[t]
                 t += 1
-            turn_spans.append((first, t))
+            spans.append((first, t))
 
-        kept = len(turn_spans)
-        while kept and turn_spans[kept - 1][1] > self.max_length:
+        token_types: list[int] | None = None
+        image_starts: list[int] = []
+        if images:
+            ids, labels, spans, image_starts, token_types = self._expand(
+                full, ids, labels, spans, images
+            )
+
+        kept = len(spans)
+        while kept and spans[kept - 1][1] > self.max_length:
             kept -= 1  # cut at a turn boundary: drop whole trailing turns that do not fit
-        cut = turn_spans[kept - 1][1] if kept else 0
-        image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
-        n_images = sum(1 for x in ids[:cut] if x == image_id) // max(1, self.tokens_per_image)
+        cut = spans[kept - 1][1] if kept else 0
+        n_images = sum(1 for s in image_starts if s < cut)
         return Encoded(
             input_ids=ids[:cut],
             labels=labels[:cut],
-            turn_spans=turn_spans[:kept],
+            turn_spans=spans[:kept],
             images=list(images[:n_images]),
-            truncated_turns=len(turn_spans) - kept,
-            turn_flags=flags[:kept],
+            truncated_turns=len(spans) - kept,
+            turn_flags=[bool(x.get("contextual", False)) for x in turns[:kept]],
+            image_starts=image_starts[:n_images],
+            token_types=None if token_types is None else token_types[:cut],
+            answers=[str(x.get("value", "")) for x in turns[:kept]],
+            turn_extras=[
+                {k: v for k, v in x.items() if k not in ("from", "value", "contextual")}
+                for x in turns[:kept]
+            ],
         )
+
+    def _expand(
+        self,
+        full: str,
+        ids: list[int],
+        labels: list[int],
+        spans: list[tuple[int, int]],
+        images: Sequence[str],
+    ) -> tuple[list[int], list[int], list[tuple[int, int]], list[int], list[int] | None]:
+        """Run the processor on the rendering + images and carry labels over to its tokens."""
+        pil = [load_image(p) for p in images]
+        try:
+            out = self.processor(text=[full], images=pil, add_special_tokens=False)
+        except (ValueError, IndexError, RuntimeError) as err:
+            raise EncodeError(
+                "image_count", f"the processor refused the dialogue's images: {err}"
+            ) from None
+        expanded: list[int] = [int(x) for x in out["input_ids"][0]]
+        types = out.get("mm_token_type_ids")
+        mapping = align(ids, expanded, self.image_token_id)
+        if mapping is None or ids.count(self.image_token_id) != len(images):
+            raise EncodeError(
+                "image_count",
+                f"the processor's image tokens disagree with the dialogue: {len(images)} image(s), "
+                f"{ids.count(self.image_token_id)} {self.image_token} token(s) in the rendering, "
+                f"{expanded.count(self.image_token_id)} after expansion",
+            )
+        new_labels = [IGNORE] * len(expanded)
+        for i, j in enumerate(mapping):
+            if j >= 0:
+                new_labels[j] = labels[i]
+        new_spans = [(mapping[s], mapping[e - 1] + 1) if e > s else (0, 0) for s, e in spans]
+        starts = []
+        for i, x in enumerate(ids):
+            if x == self.image_token_id:
+                # the expansion of placeholder i begins right after the token before it
+                starts.append(mapping[i - 1] + 1 if i else 0)
+        token_types = [int(x) for x in types[0]] if types is not None else None
+        return expanded, new_labels, new_spans, starts, token_types
+
+
+def align(short: list[int], expanded: list[int], placeholder: int) -> list[int] | None:
+    """Position in `expanded` of each token of `short`, -1 for placeholders (expanded away).
+
+    `expanded` is `short` with every `placeholder` replaced by some run of tokens; the text
+    chunks between placeholders appear unchanged and in order. None when they do not.
+    """
+    mapping = [-1] * len(short)
+    cuts = [i for i, x in enumerate(short) if x == placeholder]
+    bounds = [-1, *cuts, len(short)]
+    j = 0
+    last = len(bounds) - 2
+    for k in range(len(bounds) - 1):
+        lo, hi = bounds[k] + 1, bounds[k + 1]
+        chunk = short[lo:hi]
+        n = len(chunk)
+        if k == 0:
+            pos = 0
+            if expanded[:n] != chunk:
+                return None
+        elif k == last:
+            pos = len(expanded) - n
+            if pos < j or expanded[pos:] != chunk:
+                return None
+        elif not n:
+            continue
+        else:
+            # skip at least one token (the placeholder's expansion), then find the chunk
+            pos = _find(expanded, chunk, j + 1)
+            if pos < 0:
+                return None
+        for i in range(n):
+            mapping[lo + i] = pos + i
+        j = pos + n
+    return mapping
+
+
+def _find(seq: list[int], chunk: list[int], start: int) -> int:
+    first = chunk[0]
+    n = len(chunk)
+    i = start
+    while True:
+        try:
+            i = seq.index(first, i)
+        except ValueError:
+            return -1
+        if seq[i : i + n] == chunk:
+            return i
+        i += 1
+
+
+def load_image(path: str) -> Any:
+    """Open an image as RGB; an unreadable one raises EncodeError naming the path."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise EncodeError("unreadable_image", f"cannot read image {path}: {err}") from None
 
 
 class PixelCache:
-    """Images are files loaded lazily; a dialogue pool reuses few files, so cache pixel tensors."""
+    """Images are files loaded lazily; a dialogue pool reuses few files, so cache pixel tensors.
+
+    Each image goes through the model's image processor alone; a batch concatenates the
+    processor's tensors (`pixel_values`, `image_grid_thw`, `image_sizes`, ...) along dim 0,
+    zero-padding dim 1 where images differ there (Llava-Next style patch counts).
+    """
 
     def __init__(self, image_processor: Any, max_items: int = 4096) -> None:
         self.image_processor = image_processor
         self.max_items = max_items
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def one(self, path: str) -> dict[str, Any]:
+        if path not in self._cache:
+            out = self.image_processor(images=[load_image(path)], return_tensors="pt")
+            if len(self._cache) >= self.max_items:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[path] = {k: v for k, v in out.items() if hasattr(v, "shape")}
+        return self._cache[path]
+
+    def batch(self, paths: Sequence[str]) -> dict[str, Any]:
+        import torch
+
+        items = [self.one(p) for p in paths]
+        if not items:
+            return {}
+        out = {}
+        for key in items[0]:
+            tensors = [x[key] for x in items]
+            if tensors[0].dim() > 1 and len({t.shape[1] for t in tensors}) > 1:
+                width = max(t.shape[1] for t in tensors)
+                tensors = [
+                    torch.nn.functional.pad(t, [0, 0] * (t.dim() - 2) + [0, width - t.shape[1]])
+                    for t in tensors
+                ]
+            out[key] = torch.cat(tensors, dim=0)
+        return out
 
     def __call__(self, paths: Sequence[str]) -> Any:
-        import torch
-        from PIL import Image
-
-        out = []
-        for path in paths:
-            if path not in self._cache:
-                with Image.open(path) as img:
-                    pixels = self.image_processor(img.convert("RGB"), return_tensors="pt")[
-                        "pixel_values"
-                    ][0]
-                if len(self._cache) >= self.max_items:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[path] = pixels
-            out.append(self._cache[path])
-        return torch.stack(out) if out else None
+        """Pixel values of `paths` (the batch's main image tensor), or None for no images."""
+        return self.batch(paths).get("pixel_values")
 
 
-def collate(batch: Sequence[Encoded], pixels: PixelCache, pad_id: int) -> dict[str, Any]:
-    """Right-pad a batch; pixel values of all its images in placeholder order."""
+def collate(
+    batch: Sequence[Encoded], pixels: PixelCache | None, pad_id: int, left: bool = False
+) -> dict[str, Any]:
+    """Pad a batch (right, or left for generation); image tensors in placeholder order."""
     import torch
 
     width = max(len(e.input_ids) for e in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
+    types = None
+    if any(e.token_types is not None for e in batch):
+        types = torch.zeros((len(batch), width), dtype=torch.long)
     for row, e in enumerate(batch):
         n = len(e.input_ids)
-        input_ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        attention[row, :n] = 1
+        cols = slice(width - n, width) if left else slice(0, n)
+        input_ids[row, cols] = torch.tensor(e.input_ids, dtype=torch.long)
+        labels[row, cols] = torch.tensor(e.labels, dtype=torch.long)
+        attention[row, cols] = 1
+        if types is not None and e.token_types is not None:
+            types[row, cols] = torch.tensor(e.token_types, dtype=torch.long)
     out: dict[str, Any] = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+    if types is not None:
+        out["mm_token_type_ids"] = types
     paths = [p for e in batch for p in e.images]
-    if paths:
-        out["pixel_values"] = pixels(paths)
+    if paths and pixels is not None:
+        out.update(pixels.batch(paths))
     return out
+
+
+def prefix(example: Encoded, end: int) -> Encoded:
+    """The first `end` tokens of a dialogue with the images they contain (a generation prompt)."""
+    images = example.images_before(end)
+    return Encoded(
+        input_ids=example.input_ids[:end],
+        labels=[IGNORE] * end,
+        turn_spans=[],
+        images=images,
+        image_starts=example.image_starts[: len(images)],
+        token_types=None if example.token_types is None else example.token_types[:end],
+    )

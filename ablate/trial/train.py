@@ -1,13 +1,21 @@
-"""LoRA fine-tuning of a resident base model with transformers' Trainer and peft."""
+"""LoRA fine-tuning of a resident base model with transformers' Trainer and peft.
+
+Per-trial checkpoints: with `train.checkpoint_every: N` and a `checkpoint_dir`, the Trainer
+saves the adapter, optimizer, scheduler and RNG state every N optimizer steps into the trial's
+own folder; a retried trial (same data, seed and settings, so the same folder) resumes from the
+last one, and a finished trial removes its folder.
+"""
 
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ablate.config import LoraSpec, TrainSpec
@@ -18,12 +26,23 @@ from ablate.trial.encode import Encoded, PixelCache, collate
 class TrainStats:
     steps: int
     train_loss: float
-    """Mean training loss over all steps."""
+    """Mean training loss over the steps run in this process."""
     final_loss: float
     """Mean loss over the last 10% of logged steps."""
     tokens: int
     """Non-pad tokens processed (all epochs)."""
     seconds: float
+    padded_tokens: int = 0
+    """Positions of the padded batches this process collated (real + pad)."""
+    collated_tokens: int = 0
+    """Real (non-pad) positions of those batches."""
+    resumed_from_step: int = 0
+    """The checkpoint step this run resumed from (0: a fresh start)."""
+
+    @property
+    def pad_fraction(self) -> float:
+        """Share of the collated positions that were padding."""
+        return 1.0 - self.collated_tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
@@ -36,43 +55,91 @@ def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
         lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     )
     config = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        modules_to_save=list(lora.modules_to_save) or None,
     )
     return get_peft_model(model, config)
+
+
+def length_batches_padding(lengths: Sequence[int], batch_size: int, order: Sequence[int]) -> float:
+    """Share of padded positions when rows are batched in `order` (each batch padded to its max)."""
+    real = padded = 0
+    for lo in range(0, len(order), batch_size):
+        batch = [lengths[i] for i in order[lo : lo + batch_size]]
+        real += sum(batch)
+        padded += max(batch) * len(batch)
+    return 1.0 - real / padded if padded else 0.0
 
 
 def train_lora(
     peft_model: Any,
     examples: Sequence[Encoded],
-    pixels: PixelCache,
+    pixels: PixelCache | None,
     pad_id: int,
     train: TrainSpec,
     seed: int,
     device: str,
+    checkpoint: Path | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainStats:
+    """Fine-tune the adapter on `examples`; `checkpoint` is the trial's folder (None: none).
+
+    `callbacks` are extra transformers TrainerCallbacks (progress, early stop, fault tests).
+    """
     from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
 
     # transformers' own Trainer calls a deprecated property of the model: not the user's concern
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
     start = time.perf_counter()
-    steps_per_epoch = math.ceil(len(examples) / train.batch_size)
+    rows_per_step = train.batch_size * train.grad_accum
+    steps_per_epoch = math.ceil(len(examples) / rows_per_step)
     max_steps = train.max_steps or max(1, math.ceil(steps_per_epoch * train.epochs))
-    with tempfile.TemporaryDirectory() as out:
+    saving = checkpoint is not None and train.checkpoint_every > 0
+    resume = None
+    if saving and checkpoint is not None and checkpoint.is_dir():
+        resume = get_last_checkpoint(str(checkpoint))
+    counted = {"real": 0, "padded": 0}
+
+    def collate_counted(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = collate([b["example"] for b in batch], pixels, pad_id)
+        counted["real"] += int(out["attention_mask"].sum())
+        counted["padded"] += int(out["attention_mask"].numel())
+        return out
+
+    # dict rows: the Trainer's length-grouped sampler reads len(row["input_ids"])
+    dataset = [{"input_ids": e.input_ids, "example": e} for e in examples]
+    with tempfile.TemporaryDirectory() as scratch:
+        out_dir = str(checkpoint) if saving else scratch
         args = TrainingArguments(
-            output_dir=out,
+            output_dir=out_dir,
             per_device_train_batch_size=train.batch_size,
+            gradient_accumulation_steps=train.grad_accum,
             max_steps=max_steps,
             learning_rate=train.lr,
             warmup_steps=int(train.warmup_ratio * max_steps),
             weight_decay=train.weight_decay,
-            lr_scheduler_type="linear",
+            lr_scheduler_type=train.scheduler,
             logging_steps=max(1, max_steps // 20),
-            save_strategy="no",
+            save_strategy="steps" if saving else "no",
+            save_steps=max(1, train.checkpoint_every),
+            save_total_limit=1 if saving else None,
             report_to=[],
             seed=seed,
             data_seed=seed,
             use_cpu=device == "cpu",
             bf16=device == "cuda",
+            activation_checkpointing=train.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False}
+            if train.gradient_checkpointing
+            else None,
+            use_liger_kernel=train.liger and device == "cuda",
+            train_sampling_strategy="group_by_length" if train.group_by_length else "random",
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=True,
@@ -80,14 +147,18 @@ def train_lora(
         trainer = Trainer(
             model=peft_model,
             args=args,
-            train_dataset=list(examples),
-            data_collator=lambda batch: collate(batch, pixels, pad_id),
+            train_dataset=dataset,  # a list of dicts is a map-style dataset
+            data_collator=collate_counted,
+            callbacks=list(callbacks),
         )
         trainer.remove_callback(PrinterCallback)  # losses go to the TrialResult, not stdout
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=resume)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    if saving and checkpoint is not None:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
+    resumed = int(Path(resume).name.split("-")[-1]) if resume else 0
     tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]
-    # steps x batch rows, each counted by its own length: the data loader cycles epochs
+    # steps x rows, each counted by its own length: the data loader cycles epochs
     tokens_per_epoch = sum(len(e.input_ids) for e in examples)
     tokens = int(tokens_per_epoch * max_steps / steps_per_epoch)
     return TrainStats(
@@ -96,4 +167,7 @@ def train_lora(
         final_loss=float(sum(tail) / len(tail)),
         tokens=tokens,
         seconds=time.perf_counter() - start,
+        padded_tokens=counted["padded"],
+        collated_tokens=counted["real"],
+        resumed_from_step=resumed,
     )
