@@ -156,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or the mixture file given with --mixture.",
     )
     p.add_argument("job", type=Path, help="job YAML file")
-    p.add_argument("--mixture", type=Path, default=None, help="mixture YAML file to train on")
+    p.add_argument(
+        "--mixture",
+        type=Path,
+        default=None,
+        help="mixture YAML file to train on (default: the job's `mixture`, else its design's first)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_set(p)
 
@@ -386,14 +391,23 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.config import job_task_types, validate_job
     from ablate.trial import run_objective
 
-    if args.mixture is not None:
-        from ablate.mixture import load_mixture, validate
+    if args.mixture is not None or job.mixture is not None:
+        from ablate.config import build, resolve_path
+        from ablate.mixture import Mixture, check_mixture, load_mixture, validate
         from ablate.pool import open_pool
 
-        mixture = load_mixture(args.mixture)
+        if args.mixture is not None:
+            mixture, where = load_mixture(args.mixture), str(args.mixture)
+        elif isinstance(job.mixture, dict):  # inline in the job file
+            where = f"{job.source} (`mixture`)"
+            mixture = check_mixture(build(Mixture, job.mixture, job.source, "mixture."), where)
+        else:
+            assert isinstance(job.mixture, str)
+            path = resolve_path(job.mixture, job.base_dir)
+            mixture, where = load_mixture(path), str(path)
         if job.objective.kind == "train":
             assert job.pool_dir is not None  # load_job requires it for kind train
-            validate(mixture, open_pool(job.pool_dir).manifest, source=str(args.mixture))
+            validate(mixture, open_pool(job.pool_dir).manifest, source=where)
     else:
         from ablate.sweep import design_mixtures
 

@@ -1,0 +1,168 @@
+"""Encoding through each model's own processor and chat template, checked token by token:
+a Qwen2-VL-style model (image-token count depends on the image size) and a ChatML text-only
+causal LM, both built offline from configs (the Llava case is in test_trial.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from ablate.trial.encode import IGNORE, DialogueEncoder, EncodeError, PixelCache, align, collate
+
+
+def _corpus(tiny_world: dict[str, Path]) -> list[str]:
+    texts = []
+    for line in tiny_world["train"].read_text().splitlines()[:300]:
+        texts += [t["value"] for t in json.loads(line)["conversations"]]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_world: dict[str, Path]) -> Any:
+    from ablate.models import build_tiny_qwen2vl, load_model
+
+    return load_model(build_tiny_qwen2vl(tiny_world["root"] / "tiny-qwen2vl", _corpus(tiny_world)))
+
+
+@pytest.fixture(scope="module")
+def chatml(tiny_world: dict[str, Path]) -> Any:
+    from ablate.models import build_tiny_causal_lm, load_model
+
+    return load_model(build_tiny_causal_lm(tiny_world["root"] / "tiny-chatml", _corpus(tiny_world)))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("images")
+    out = {}
+    # 56x56 -> 2x2 merged tokens = 4; 112x56 -> 4x2 = 8 (14-pixel patches merged 2x2)
+    for name, size, color in [("small", (56, 56), "red"), ("wide", (112, 56), "blue")]:
+        Image.new("RGB", size, color).save(root / f"{name}.png")
+        out[name] = str(root / f"{name}.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    out["broken"] = str(root / "broken.png")
+    return out
+
+
+DIALOGUE = [
+    {"from": "human", "value": "<image>\nWhat color is the background?"},
+    {"from": "gpt", "value": "red"},
+    {"from": "human", "value": "And this one? <image>"},
+    {"from": "gpt", "value": "blue", "contextual": True},
+    {"from": "human", "value": "Which did you name first?"},
+    {"from": "gpt", "value": "red", "contextual": True},
+]
+
+
+def _check_labels(enc: Any, tok: Any, answers: list[str], end: str) -> None:
+    assert len(enc.turn_spans) == len(answers)
+    for (start, stop), answer in zip(enc.turn_spans, answers, strict=True):
+        assert tok.decode(enc.input_ids[start:stop]) == f"{answer}{end}"
+        assert enc.labels[start:stop] == enc.input_ids[start:stop]
+    inside = {i for s, e in enc.turn_spans for i in range(s, e)}
+    assert all(lab == IGNORE for i, lab in enumerate(enc.labels) if i not in inside)
+
+
+def test_qwen2vl_labels_and_image_tokens_follow_the_processor(qwen: Any, images: dict) -> None:
+    tok = qwen.tokenizer
+    encoder = DialogueEncoder(qwen.processor)
+    assert encoder.structured  # the real template takes [{type: image}, {type: text}] parts
+    enc = encoder.encode(DIALOGUE, [images["small"], images["wide"]])
+    _check_labels(enc, tok, ["red", "blue", "red"], "<|im_end|>\n")
+    pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert enc.input_ids.count(pad) == 4 + 8  # per image: its own count, set by its size
+    # the images' token runs start where the processor put them
+    assert [enc.input_ids[s] for s in enc.image_starts] == [pad, pad]
+    assert enc.input_ids[enc.image_starts[1] : enc.image_starts[1] + 8] == [pad] * 8
+    text = tok.decode(enc.input_ids)
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
+    assert enc.turn_flags == [False, True, True]
+    assert enc.token_types is not None and sum(enc.token_types) == 12
+    # history turns are context only: no labels on them
+    hist = encoder.encode(DIALOGUE, [images["small"], images["wide"]], history=2)
+    _check_labels(hist, tok, ["blue", "red"], "<|im_end|>\n")
+    assert hist.input_ids == enc.input_ids
+
+
+def test_qwen2vl_batch_trains_and_generates(qwen: Any, images: dict) -> None:
+    import torch
+
+    from ablate.trial.evaluate import generate_answers
+
+    encoder = DialogueEncoder(qwen.processor)
+    pixels = PixelCache(qwen.processor.image_processor)
+    batch_items = [
+        encoder.encode(DIALOGUE, [images["small"], images["wide"]]),
+        encoder.encode(DIALOGUE[:2], [images["wide"]]),
+    ]
+    batch = collate(batch_items, pixels, qwen.tokenizer.pad_token_id)
+    assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 8], [1, 4, 8]]
+    loss = qwen.model(**batch).loss
+    assert torch.isfinite(loss) and loss > 0
+    answers = generate_answers(
+        qwen.model, batch_items, pixels, qwen.tokenizer, "cpu", batch_size=4, max_new_tokens=3
+    )
+    assert [len(a) for a in answers] == [3, 1] and all(isinstance(x, str) for x in answers[0])
+
+
+def test_chatml_text_only_model(chatml: Any) -> None:
+    assert chatml.kind == "causal-lm"
+    encoder = DialogueEncoder(chatml.processor)
+    text_only = [
+        {"from": "human", "value": "List: red, blue. How many?"},
+        {"from": "gpt", "value": "two"},
+        {"from": "human", "value": "Which came first?"},
+        {"from": "gpt", "value": "red"},
+    ]
+    enc = encoder.encode(text_only, [])
+    _check_labels(enc, chatml.tokenizer, ["two", "red"], "<|im_end|>\n")
+    with pytest.raises(EncodeError) as err:
+        encoder.encode(DIALOGUE, ["a.png", "b.png"])
+    assert err.value.kind == "images_for_text_model"
+
+
+def test_bad_dialogues_raise_a_counted_kind(qwen: Any, images: dict) -> None:
+    encoder = DialogueEncoder(qwen.processor)
+    with pytest.raises(EncodeError) as err:
+        encoder.encode(DIALOGUE, [images["small"]])  # two placeholders, one image
+    assert err.value.kind == "image_count" and "2 <image> placeholder(s) but 1 image(s)" in str(
+        err.value
+    )
+    with pytest.raises(EncodeError) as err:
+        encoder.encode(DIALOGUE, [images["small"], images["broken"]])
+    assert err.value.kind == "unreadable_image" and "broken.png" in str(err.value)
+
+
+def test_truncation_keeps_whole_turns_and_their_images(qwen: Any, images: dict) -> None:
+    full = DialogueEncoder(qwen.processor).encode(DIALOGUE, [images["small"], images["wide"]])
+    limit = full.turn_spans[0][1] + 3  # the first turn fits, the second does not
+    cut = DialogueEncoder(qwen.processor, max_length=limit).encode(
+        DIALOGUE, [images["small"], images["wide"]]
+    )
+    assert cut.truncated_turns == 2 and len(cut.turn_spans) == 1
+    assert cut.input_ids == full.input_ids[: full.turn_spans[0][1]]
+    assert cut.images == [images["small"]]  # the second image sits in a dropped turn
+
+
+def test_a_model_without_chat_template_is_refused(tiny_world: dict[str, Path]) -> None:
+    from ablate.errors import UserError
+    from ablate.models import build_tiny_causal_lm, load_model
+
+    out = build_tiny_causal_lm(tiny_world["root"] / "no-template", _corpus(tiny_world)[:50])
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="has no chat template"):
+        load_model(out)
+
+
+def test_align_maps_text_chunks_around_expansions() -> None:
+    # placeholder 9 expands to 3 tokens (or 1); text tokens keep their order
+    assert align([1, 9, 2, 3, 9, 4], [1, 7, 7, 7, 2, 3, 7, 4], 9) == [0, -1, 4, 5, -1, 7]
+    assert align([1, 9, 9, 4], [1, 7, 8, 7, 8, 4], 9) == [0, -1, -1, 5]
+    assert align([1, 9, 2], [1, 7, 3], 9) is None  # text changed: refuse, do not guess
