@@ -355,7 +355,11 @@ class _Checker:
                 self._decode(full)
         # The fingerprint uses paths relative to the image root, so a pool imported on another
         # machine (other root, same data) has the same fingerprint and selects the same rows.
-        rel = [Path(os.path.relpath(full, self.root)).as_posix() for full in images]
+        cut = len(self.root.rstrip(os.sep)) + 1
+        rel = [
+            full[cut:] if _inside(full, self.root) else os.path.relpath(full, self.root)
+            for full in images
+        ]
 
         labels = {}
         for name, rule in self.rules.rules.items():
@@ -646,8 +650,12 @@ def _row_digest_text(row: _Row) -> str:
 
 
 def _finish_table(tmp: Path, final: Path, keep: list[str]) -> None:
-    """Move the temporary file in place, in column order `keep` (dropping unused labels)."""
-    with pa.memory_map(str(tmp), "r") as src:
+    """Move the temporary file in place, in column order `keep` (dropping unused labels).
+
+    Read batch by batch from a plain file (not a memory map), so the pages read do not add up
+    in this process's resident memory.
+    """
+    with pa.OSFile(str(tmp), "r") as src:
         reader = ipc.open_file(src)
         if reader.schema.names == keep:
             tmp.replace(final)
