@@ -1,0 +1,232 @@
+"""Benchmarks as data: shipped bench files, the four scorers, held-out loss, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ablate.bench import bench_records, load_bench
+from ablate.mixture import Mixture
+
+BENCHES = sorted((Path(__file__).parent.parent / "benches").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BENCHES, ids=[p.stem for p in BENCHES])
+def test_every_shipped_bench_loads_with_its_data(path: Path) -> None:
+    spec = load_bench(path)
+    records = bench_records(spec)
+    assert records and all(Path(p).is_file() for r in records for p in r["images"])
+    for r in records:
+        assert r[spec.domain_field] and r["n_history"] == len(
+            [t for t in r["conversations"]][: r["n_history"]]
+        )
+    assert spec.subtopic_field == "subtopic" and {r["subtopic"] for r in records}
+
+
+def test_mmcr_layout_history_is_context_only(tiny_world: dict[str, Path]) -> None:
+    from ablate.models import load_model
+    from ablate.trial.encode import DialogueEncoder
+
+    (mmcr,) = [p for p in BENCHES if p.stem == "mmcr"]
+    records = bench_records(load_bench(mmcr))
+    first = records[0]
+    assert first["n_history"] == 2 and len(first["conversations"]) == 6
+    loaded = load_model(tiny_world["model"])
+    enc = DialogueEncoder(loaded.processor).encode(
+        first["conversations"], first["images"], history=first["n_history"]
+    )
+    tok = loaded.processor.tokenizer
+    assert [tok.decode(enc.input_ids[s:e]) for s, e in enc.turn_spans] == [
+        "In the top left corner.<|end|>\n",
+        "Dark blue.<|end|>\n",
+    ]
+    assert enc.turn_flags == [True, True]
+
+
+def _write_bench(tmp: Path, tiny_world: dict[str, Path], scorer: str, **extra: Any) -> Path:
+    data = tmp / f"{scorer}.jsonl"
+    lines = tiny_world["bench"].parent.joinpath("bench.jsonl").read_text().splitlines()[::3]
+    with data.open("w") as f:
+        for line in lines:
+            r = json.loads(line)
+            images = r.get("image") or []
+            images = [images] if isinstance(images, str) else images
+            r["image"] = [str(tiny_world["world"] / p) for p in images]
+            if scorer == "choice":
+                for t in r["conversations"]:
+                    if t["from"] == "gpt":
+                        t["choices"] = sorted({t["value"], "red", "blue", "two"})
+            f.write(json.dumps(r) + "\n")
+    path = tmp / f"{scorer}.yaml"
+    spec = {"name": f"w-{scorer}", "data": str(data), "scorer": scorer, "group_fields": ["skill"]}
+    path.write_text(yaml.safe_dump({**spec, **extra}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world: dict[str, Path]) -> Any:
+    """The tiny Llava with an adapter trained for 30 steps (partly right, partly wrong)."""
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.models import load_model
+    from ablate.trial.encode import DialogueEncoder, PixelCache
+    from ablate.trial.train import attach_lora, train_lora
+
+    loaded = load_model(tiny_world["model"])
+    encoder = DialogueEncoder(loaded.processor)
+    pixels = PixelCache(loaded.processor.image_processor)
+    rows = [json.loads(x) for x in tiny_world["train"].read_text().splitlines()[:160]]
+    examples = []
+    for r in rows:
+        images = r.get("image") or []
+        images = [images] if isinstance(images, str) else images
+        examples.append(
+            encoder.encode(r["conversations"], [str(tiny_world["world"] / p) for p in images])
+        )
+    model = attach_lora(loaded.model, LoraSpec(r=8, alpha=16), seed=0)
+    train_lora(model, examples, pixels, 0, TrainSpec(lr=5e-3, max_steps=30), 0, "cpu")
+    yield model, loaded, encoder, pixels
+    model.unload()
+
+
+def test_scorers_agree_with_each_other_and_the_judge(
+    trained: Any, tiny_world: dict[str, Path], tmp_path: Path, judge_server: Any
+) -> None:
+    import torch
+
+    from ablate.trial.evaluate import choice_scores
+    from ablate.trial.scoring import _encode_bench, score_bench
+
+    model, loaded, encoder, pixels = trained
+    pad = loaded.tokenizer.pad_token_id
+    results = {}
+    cache: dict[Any, Any] = {}
+    for scorer in ("exact", "normalized", "choice"):
+        bench = _write_bench(tmp_path, tiny_world, scorer, max_new_tokens=6)
+        results[scorer] = score_bench(model, bench, encoder, pixels, loaded, pad, cache, "m")
+    exact, normalized, choice = (results[s][0] for s in ("exact", "normalized", "choice"))
+    assert exact["bench_loss"] == pytest.approx(normalized["bench_loss"])
+    assert 0 < exact["overall_accuracy"] < 1
+    # greedy decoding that reproduces the answer and stops is also a normalised match
+    assert normalized["overall_accuracy"] >= exact["overall_accuracy"]
+    assert choice["overall_accuracy"] >= exact["overall_accuracy"] - 1e-9
+    assert {"accuracy/skill=colors", "accuracy/skill=lists"} <= set(choice)
+
+    # choice: the log-likelihood of one option, by hand, equals the scorer's
+    bench = _encode_bench(_write_bench(tmp_path, tiny_world, "choice"), encoder)
+    options, ref = bench["candidates"][0]
+    enc, start, end = options[1]
+    with torch.no_grad():
+        batch = {"input_ids": torch.tensor([enc.input_ids])}
+        if enc.images:
+            batch["pixel_values"] = pixels(enc.images)
+        logp = torch.log_softmax(model(**batch).logits.float(), -1)[0]
+    by_hand = sum(float(logp[t - 1, enc.input_ids[t]]) for t in range(start, end))
+    assert choice_scores(model, [options[1]], pixels, pad, "cpu")[0] == pytest.approx(
+        by_hand, abs=1e-4
+    )
+    assert ref == bench["records"][0]["conversations"][1]["choices"].index(
+        bench["records"][0]["conversations"][1]["value"]
+    )
+
+    # judge: every generated answer goes to the loopback judge, identity logged per score
+    bench = _write_bench(
+        tmp_path,
+        tiny_world,
+        "judge",
+        max_new_tokens=6,
+        judge={"url": judge_server.url, "model": "judge-x", "cache": str(tmp_path / "j.sqlite")},
+    )
+    metrics, info = score_bench(model, bench, encoder, pixels, loaded, pad, cache, "m")
+    turns = info["bench_turns"]
+    assert len(judge_server.seen) == turns == len(info["judge_records"])
+    assert metrics["judge_unscored"] == 0 and 0 <= metrics["judge_score"] <= 1
+    assert all(r["judge"]["model"] == "judge-x" for r in info["judge_records"])
+    # the server rates an empty answer 2 on both context dimensions, any other 5
+    empty = sum(not r["answer"] for r in info["judge_records"])
+    assert metrics["contextual_accuracy"] == pytest.approx(1 - empty / turns)
+    again, info2 = score_bench(model, bench, encoder, pixels, loaded, pad, cache, "m")
+    assert info2["judge_requests"] == 0 and info2["judge_cache_hits"] == turns
+    assert again == metrics
+
+
+def test_heldout_loss_per_task_type_and_rows_kept_out(train_job: Any) -> None:
+    from ablate.trial import heldout_positions, run_trial
+
+    job = train_job(bench={"heldout_of_pool": 0.05}, train={"max_steps": 3, "batch_size": 8})
+    mix = Mixture(name="m", volume=120, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill")
+    cache: dict[Any, Any] = {}
+    result = run_trial(job, mix, cache)
+    m = result.metrics
+    assert {f"heldout_loss/{s}" for s in ("colors", "layout", "compare", "lists")} <= set(m)
+    assert "overall_accuracy" not in m  # no bench file: loss only
+    (pool,) = [v for k, v in cache.items() if k[0] == "pool"]
+    held = heldout_positions(pool, "skill", 0.05, job.seed)
+    held_ids = set(
+        pool.table().column("id").take(sorted(int(p) for v in held.values() for p in v)).to_pylist()
+    )
+    per_skill = pool.manifest.labels["skill"]
+    assert len(held_ids) == sum(round(0.05 * n) for n in per_skill.values())  # 5% per skill
+    assert not held_ids & set(result.row_ids)
+    assert (
+        sum(result.counts.values()) == len(result.row_ids) == 120 - result.info["heldout_excluded"]
+    )
+    losses = [m[f"heldout_loss/{s}"] for s in ("colors", "layout", "compare", "lists")]
+    assert min(losses) <= m["heldout_loss"] <= max(losses)
+
+
+def test_a_retried_trial_resumes_from_its_checkpoint(train_job: Any, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    from ablate.trial import run_trial
+
+    class Crash(TrainerCallback):  # the worker dies after step 3
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 3:
+                raise RuntimeError("worker lost")
+
+    ckpt = tmp_path / "ckpt"
+    job = train_job(train={"max_steps": 6, "checkpoint_dir": str(ckpt), "checkpoint_every": 2})
+    mix = Mixture(name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill")
+    cache: dict[Any, Any] = {}
+    clean = run_trial(job, mix, cache)
+    assert clean.info["resumed_from_step"] == 0 and not any(ckpt.iterdir())
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_trial(job, mix, cache, callbacks=[Crash()])
+    (folder,) = ckpt.iterdir()
+    assert folder.name.startswith(clean.selection_hash[:16] + "-s0-")
+    assert [p.name for p in folder.iterdir() if p.name.startswith("checkpoint-")] == [
+        "checkpoint-2"
+    ]
+    resumed = run_trial(job, mix, cache)
+    assert resumed.info["resumed_from_step"] == 2 and not folder.exists()
+    for key in ("overall_accuracy", "bench_loss"):
+        assert resumed.metrics[key] == pytest.approx(clean.metrics[key], abs=1e-5), key
+
+
+def test_trial_command_runs_the_jobs_inline_mixture(
+    train_job: Any, tmp_path: Path, capsys: Any
+) -> None:
+    from ablate.cli import main
+    from ablate.config import to_dict
+
+    data = to_dict(train_job(train={"max_steps": 2}))
+    data["mixture"] = {
+        "name": "inline",
+        "volume": 24,
+        "proportions": {"colors": 0.5, "lists": 0.5},
+        "taxonomy": "skill",
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["trial", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["mixture"] == "inline" and result["counts"] == {"colors": 12, "lists": 12}
+    assert result["info"]["skipped_dialogues"] == 0 and "pad_fraction" in result["info"]
+    data["mixture"]["proportions"] = {"colors": 0.7, "lists": 0.7}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["trial", str(path)]) == 2
+    assert "(`mixture`)" in capsys.readouterr().err
