@@ -38,6 +38,8 @@ class TrainStats:
     """Real (non-pad) positions of those batches."""
     resumed_from_step: int = 0
     """The checkpoint step this run resumed from (0: a fresh start)."""
+    batch_tokens: tuple[int, ...] = ()
+    """Real tokens of each collated batch, in order (throughput of a window of steps)."""
 
     @property
     def pad_fraction(self) -> float:
@@ -105,10 +107,12 @@ def train_lora(
     if saving and checkpoint is not None and checkpoint.is_dir():
         resume = get_last_checkpoint(str(checkpoint))
     counted = {"real": 0, "padded": 0}
+    per_batch: list[int] = []
 
     def collate_counted(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = collate([b["example"] for b in batch], pixels, pad_id)
-        counted["real"] += int(out["attention_mask"].sum())
+        per_batch.append(int(out["attention_mask"].sum()))
+        counted["real"] += per_batch[-1]
         counted["padded"] += int(out["attention_mask"].numel())
         return out
 
@@ -169,5 +173,6 @@ def train_lora(
         seconds=time.perf_counter() - start,
         padded_tokens=counted["padded"],
         collated_tokens=counted["real"],
+        batch_tokens=tuple(per_batch),
         resumed_from_step=resumed,
     )
