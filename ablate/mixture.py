@@ -508,7 +508,7 @@ class Selection:
 
         table = pool.table()
         labels = [c for c in pool.manifest.labels if c in table.column_names]
-        out = table.select(["id", *labels]).take(pa.array(self.positions, type=pa.int64()))
+        out = pool.take(self.positions, ["id", *labels])
         out = out.add_column(1, "position", pa.array(self.positions, type=pa.int64()))
         meta = {
             "ablate.content_hash": self.content_hash,
@@ -568,7 +568,7 @@ def materialize(mixture: Mixture, pool: Pool) -> Selection:
         parts.append(type_draw(mixture.seed, key, rows, cell.rows))
     chosen = np.concatenate(parts)
     positions = chosen[_rng(mixture.seed, "order").permutation(len(chosen))]
-    ids = tuple(pool.table().column("id").take(positions).to_pylist())
+    ids = tuple(pool.take(positions, ["id"]).column("id").to_pylist())
     # sha256(fingerprint + "\n" + id1 + "\n" + id2 ...), in one update.
     h = hashlib.sha256(pool.manifest.fingerprint.encode())
     if ids:

@@ -177,15 +177,16 @@ def test_min_share_floors() -> None:
     validate(m, manifest)
     with pytest.raises(UserError, match="`min_share` must be a share between 0 and 1"):
         validate(replace(m, min_share=1.5), manifest)
-    with pytest.raises(UserError, match="`min_share` sums to 1.2, more than 1"):
+    with pytest.raises(UserError, match=r"`min_share` sums to 1\.2, more than 1"):
         validate(replace(m, min_share={"single_image": 0.6, "multi_image": 0.6}), manifest)
-    with pytest.raises(UserError, match="`min_share.text_only` is 0.1 but the pool has no"):
+    with pytest.raises(UserError, match=r"`min_share\.text_only` is 0\.1 but the pool has no"):
         validate(replace(m, min_share={"text_only": 0.1}), manifest)
 
 
 def test_flat_materialize_matches_golden_after_fast_path(tmp_path: Path) -> None:
     """The codes-based materialize selects exactly what the original did (golden values)."""
-    from test_mixture import GOLDEN_FIRST_IDS, GOLDEN_HASH, _record as rec3
+    from test_mixture import GOLDEN_FIRST_IDS, GOLDEN_HASH
+    from test_mixture import _record as rec3
 
     records = [rec3(f"s{i:02d}", 1, "abc"[i % 3]) for i in range(30)]
     records += [rec3(f"m{i:02d}", 2 + i % 3, "ab"[i % 2]) for i in range(12)]

@@ -112,6 +112,36 @@ class Pool:
         table: pa.Table = self._cache["table"]
         return table
 
+    def take(self, positions: Any, columns: list[str] | tuple[str, ...] | None = None) -> pa.Table:
+        """The rows at `positions` (in that order), reading only their pages of the pool.
+
+        Use this rather than `table().take(...)`: Arrow's take on a multi-chunk column first
+        concatenates every chunk, copying the whole column (700 MiB of text for 310k MMCR
+        dialogues) into memory; this takes per record batch and copies only selected rows.
+        """
+        table = self.table()
+        if columns is not None:
+            table = table.select(list(columns))
+        pos = np.asarray(positions, dtype=np.int64)
+        batches = table.to_batches()
+        if len(batches) <= 1 or pos.size == 0:
+            return table.take(pa.array(pos, type=pa.int64()))
+        if pos.min() < 0 or pos.max() >= table.num_rows:
+            raise IndexError(f"positions out of range for a pool of {table.num_rows} rows")
+        offsets = np.cumsum([0, *(b.num_rows for b in batches)])
+        which = np.searchsorted(offsets, pos, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(len(batches) + 1))
+        parts = [
+            batches[b].take(pa.array(pos[order[bounds[b] : bounds[b + 1]]] - offsets[b]))
+            for b in range(len(batches))
+            if bounds[b] < bounds[b + 1]
+        ]
+        grouped = pa.Table.from_batches(parts, schema=table.schema)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return grouped.take(pa.array(inverse))  # concatenates the selected rows only
+
     def labels(self, taxonomy: str) -> np.ndarray:
         """The `taxonomy` label of every row, as a numpy array of str (one per row, in pool order)."""
         codes, names = self.codes(taxonomy)
