@@ -14,7 +14,7 @@ MIXTURES = sorted((Path(__file__).parent.parent / "mixtures").glob("*.yaml"))
 
 def test_there_are_shipped_mixtures() -> None:
     names = {p.stem for p in MIXTURES}
-    assert {"natural", "balanced", "single_image"} <= names
+    assert {"natural", "balanced", "single_image", "mmcr_in_base"} <= names
 
 
 @pytest.mark.parametrize("path", MIXTURES, ids=lambda p: p.name)
@@ -22,13 +22,20 @@ def test_shipped_mixture_loads_and_validates(path: Path) -> None:
     mixture = load_mixture(path)
     first = path.read_text().splitlines()[0]
     assert first.startswith(f"# ablate mixture materialize mixtures/{path.name} ")
-    # A pool shaped like MMCR-310k (210k single-image, 100k multi-image dialogues).
+    # A pool holding MMCR-310k (210k single-image, 100k multi-image dialogues) ...
+    # Combined with a 200k-row base SFT mixture (source label + joint counts for `within`).
+    base = {"single_image": 120_000, "multi_image": 20_000, "text_only": 60_000}
+    mmcr = {"single_image": 210_000, "multi_image": 100_000}
     manifest = PoolManifest(
-        rows=310_000,
-        columns=("id", "task_type"),
-        labels={"task_type": {"single_image": 210_000, "multi_image": 100_000}},
+        rows=510_000,
+        columns=("id", "task_type", "source"),
+        labels={
+            "task_type": {"single_image": 330_000, "multi_image": 120_000, "text_only": 60_000},
+            "source": {"base": 200_000, "mmcr": 310_000},
+        },
         fingerprint="0" * 64,
-        source="mmcr.json",
+        source="mmcr.json + base.jsonl",
+        joint={"source": {"task_type": {"base": base, "mmcr": mmcr}}},
     )
     validate(mixture, manifest, source=str(path))
 
@@ -38,4 +45,30 @@ def test_balanced_is_uniform() -> None:
     assert rows_per_type(m.proportions, int(m.volume)) == {
         "multi_image": 2500,
         "single_image": 2500,
+    }
+
+
+def test_mmcr_in_base_keeps_the_base_shares() -> None:
+    from ablate.mixture import plan
+
+    m = load_mixture(Path(__file__).parent.parent / "mixtures/mmcr_in_base.yaml")
+    base = {"single_image": 120_000, "multi_image": 20_000, "text_only": 60_000}
+    manifest = PoolManifest(
+        rows=510_000,
+        columns=("id", "task_type", "source"),
+        labels={"task_type": {}, "source": {"base": 200_000, "mmcr": 310_000}},
+        fingerprint="0" * 64,
+        source="x",
+        joint={
+            "source": {"task_type": {"base": base, "mmcr": {"single_image": 1, "multi_image": 1}}}
+        },
+    )
+    cells = {c.key: c.rows for c in plan(m, manifest) if c.rows}
+    # 15,000 base rows at 60 / 10 / 30 %; 5,000 MMCR rows half and half.
+    assert cells == {
+        "base/single_image": 9_000,
+        "base/multi_image": 1_500,
+        "base/text_only": 4_500,
+        "mmcr/single_image": 2_500,
+        "mmcr/multi_image": 2_500,
     }
