@@ -151,17 +151,18 @@ def objective_values(
     return [value]
 
 
-def _constraints(trial: Any) -> list[float]:
-    return [float(v) for _, v in sorted(trial.constraints.items())]
-
-
 def make_sampler(job: JobSpec, n_existing: int) -> Any:
     """The job's sampler, seeded from the job seed and the number of trials already in the study."""
+    import warnings
+
     import optuna
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     d = job.design
     seed = (int(job.seed) * 1_000_003 + int(n_existing)) % (2**32)
-    constraints = _constraints if d.max_share else None
+    # constraints: `suggest` stores them with `trial.set_constraint`; Optuna 5's TPE and GP read
+    # them from there (its `constraints_func` argument is deprecated)
+    constraints = bool(d.max_share)
     multi = d.multi_objective != "none"
     startup = d.n_startup
     kind = d.sampler
@@ -174,20 +175,17 @@ def make_sampler(job: JobSpec, n_existing: int) -> Any:
             independent_sampler=optuna.samplers.QMCSampler(
                 scramble=True, seed=int(job.seed), warn_independent_sampling=False
             ),
-            constraints_func=constraints,
             warn_independent_sampling=False,
         )
     if kind == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed,
             n_startup_trials=10 if startup is None else startup,
-            constraints_func=constraints,
             multivariate=False,
         )
     if kind == "gp":
         return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=10 if startup is None else startup,
-            constraints_func=constraints,
+            seed=seed, n_startup_trials=10 if startup is None else startup
         )
     if kind == "cmaes":
         if multi or constraints:

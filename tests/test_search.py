@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablate.design import balance_of
+from ablate.errors import UserError
+from ablate.search import (
+    cube_params,
+    make_sampler,
+    objective_values,
+    suggest,
+    to_cube,
+    to_simplex,
+)
+from ablate.sweep import open_study, run_sweep
+from ablate.trial import TrialResult
+
+TYPES = ["caption", "count", "compare"]
+SIM = {"kind": "sim", "landscape": "less_is_more", "noise": 0.0, "metric": "score"}
+
+
+def test_stick_breaking_is_a_uniform_preserving_bijection() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        u = rng.random(4)
+        p = to_simplex(u)
+        assert p.sum() == pytest.approx(1.0) and (p >= 0).all()
+        assert to_cube(p) == pytest.approx(list(u), abs=1e-9)
+    # uniform cube -> flat Dirichlet(1,1,1,1,1): each share has mean 1/5 and Beta(1, 4) variance
+    shares = np.array([to_simplex(u) for u in rng.random((20000, 4))])
+    assert shares.mean(axis=0) == pytest.approx([0.2] * 5, abs=0.01)
+    assert shares.var(axis=0) == pytest.approx([4 / (25 * 6)] * 5, abs=0.004)
+    assert to_simplex([1.0, 0.3]) == pytest.approx([1.0, 0.0, 0.0])  # a corner
+
+
+def test_suggest_honours_min_share_constraints_and_enqueued_points(make_job) -> None:
+    job = make_job(
+        objective=SIM,
+        design={"kind": "search", "min_share": 0.1, "max_share": {"count": 0.3}, "sampler": "tpe", "n_trials": 5},
+    )
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
+    target = {"caption": 0.6, "count": 0.25, "compare": 0.15}
+    from ablate.mixture import Mixture
+
+    study.enqueue_trial(cube_params(job, TYPES, Mixture(name="x", volume=1000, proportions=target)))
+    first = study.ask()
+    mix = suggest(first, job, TYPES)
+    assert mix.proportions == pytest.approx(target)
+    assert first.study._storage.get_trial(first._trial_id).constraints == {"max_share:count": pytest.approx(-0.05)}
+    for _ in range(30):
+        trial = study.ask()
+        p = suggest(trial, job, TYPES).proportions
+        assert min(p.values()) >= 0.1 - 1e-12 and sum(p.values()) == pytest.approx(1.0)
+        study.tell(trial, 0.0)
+
+
+def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
+    job = make_job(objective=SIM, design={"kind": "search", "sampler": "random"})
+    assert make_sampler(job, 0)._rng.rng.random() == make_sampler(job, 0)._rng.rng.random()
+    assert make_sampler(job, 0)._rng.rng.random() != make_sampler(job, 7)._rng.rng.random()
+
+
+def test_cmaes_refuses_multi_objective(make_job) -> None:
+    job = make_job(objective=SIM, design={"kind": "search", "sampler": "cmaes", "multi_objective": "volume"})
+    with pytest.raises(UserError, match="cmaes"):
+        make_sampler(job, 0)
+    job = make_job(objective=SIM, design={"kind": "search", "multi_objective": "gpu_hours"})
+    mix = type("M", (), {"volume": 300})()
+    assert objective_values(job, 0.5, TrialResult(metrics={}, seconds=7200), mix, 1.0) == [0.5, 2.0]
+
+
+@pytest.mark.slow
+def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, make_job) -> None:
+    job = make_job(
+        objective=SIM,
+        design={"kind": "search", "n_trials": 8, "sampler": "default", "volumes": [5000], "warm_start": "corners"},
+    )
+    summary = run_sweep(job, TYPES, progress=None)
+    trials = open_study(job, create=False).get_trials()
+    assert summary.n_complete == 8 and len(trials) == 8
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # the default strategy's centroid first, then the warm-start corners, then searched points
+    assert trials[0].user_attrs["proportions"] == pytest.approx(dict.fromkeys(TYPES, 1 / 3))
+    assert sorted(max(t.user_attrs["proportions"].values()) for t in trials[1:4]) == [1.0, 1.0, 1.0]
+    for t in trials:
+        a = t.user_attrs
+        assert set(a) >= {"proportions", "volume", "seed", "balance", "metrics", "mixture_name"}
+        assert a["balance"] == pytest.approx(balance_of(a["proportions"]))
+        assert t.params and t.value == pytest.approx(a["metrics"]["score"])
+    assert len({t.user_attrs["design_key"] for t in trials}) == 8
+    # more budget: only the missing trials are asked; the sampler seed moved on (no replay)
+    more = run_sweep(job.__class__(**{**job.__dict__, "design": job.design.__class__(**{**job.design.__dict__, "n_trials": 10})}), TYPES, progress=None)
+    assert more.n_run == 2 and more.n_complete == 10
+
+
+@pytest.mark.slow
+def test_multi_objective_search_has_a_pareto_front(ray_session, make_job) -> None:
+    job = make_job(
+        objective=SIM,
+        design={"kind": "search", "n_trials": 6, "sampler": "tpe", "volumes": [500, 20000], "search_volume": True, "multi_objective": "volume"},
+    )
+    summary = run_sweep(job, TYPES, progress=None)
+    study = open_study(job, create=False)
+    assert len(study.directions) == 2 and summary.pareto_front
+    front = {t.number for t in study.best_trials}
+    assert set(summary.pareto_front) == front
+    for t in study.get_trials():
+        assert t.values[1] == t.user_attrs["volume"] and 500 <= t.user_attrs["volume"] <= 20000
