@@ -75,3 +75,65 @@ def test_bad_target_is_a_user_error() -> None:
         load_target("no_such_module:f")
     with pytest.raises(UserError, match="has no function `nope`"):
         load_target("objectives_for_tests:nope")
+
+
+def test_lattice_corners_leave_one_out_and_seed_replicates(make_job) -> None:
+    from ablate.design import design_mixtures, lattice_points
+
+    assert len(lattice_points(3, 2)) == 6 and len(lattice_points(5, 4)) == 70  # C(m+k-1, k-1)
+    types = ["caption", "count", "compare"]
+    job = make_job(design={"kind": "lattice", "divisions": 2, "volumes": [100, 200], "seeds": [0, 1]})
+    points = design_mixtures(job, types)
+    assert len(points) == (6 + 1) * 2 * 2  # lattice + centroid, x volumes x seeds
+    assert {tuple(p.proportions.values()) for p in points} >= {(0.5, 0.5, 0.0), (1 / 3, 1 / 3, 1 / 3)}
+    corners = design_mixtures(make_job(design={"kind": "corners", "centroid": False}), types)
+    assert [p.proportions for p in corners] == [
+        {"caption": 1.0, "count": 0.0, "compare": 0.0},
+        {"caption": 0.0, "count": 1.0, "compare": 0.0},
+        {"caption": 0.0, "count": 0.0, "compare": 1.0},
+    ]
+    loo = design_mixtures(make_job(design={"kind": "leave_one_out"}), types)
+    assert loo[0].proportions == {"caption": 0.0, "count": 0.5, "compare": 0.5}
+    assert loo[-1].name.startswith("v100-centroid") and len(loo) == 4
+
+
+def test_dirichlet_cover_is_deterministic_space_filling_and_respects_min_share(make_job) -> None:
+    from ablate.design import design_mixtures
+
+    types = ["a", "b", "c", "d"]
+    design = {"kind": "dirichlet", "n_trials": 12, "min_share": 0.05, "prior": {"a": 4, "b": 2, "c": 1, "d": 1}}
+    job = make_job(design=design, seed=3)
+    points = design_mixtures(job, types)
+    assert len(points) == 12
+    assert [p.proportions for p in points] == [p.proportions for p in design_mixtures(job, types)]
+    assert [p.proportions for p in points] != [
+        p.proportions for p in design_mixtures(make_job(design=design, seed=4), types)
+    ]
+    first = points[0].proportions  # the prior itself, mapped onto min_share
+    assert first["a"] == pytest.approx(0.05 + 0.8 * 0.5)
+    for p in points:
+        assert min(p.proportions.values()) >= 0.05 - 1e-12
+        assert sum(p.proportions.values()) == pytest.approx(1.0)
+    # space filling: the cover's smallest pairwise distance beats that of random draws
+    import numpy as np
+
+    def min_gap(ps: list) -> float:
+        arr = np.array([list(p.proportions.values()) for p in ps])
+        d = np.linalg.norm(arr[:, None] - arr[None], axis=-1)
+        return float(d[np.triu_indices(len(arr), 1)].min())
+
+    rand = design_mixtures(make_job(design={**design, "kind": "random"}, seed=3), types)
+    assert len(rand) == 12 and min_gap(points) > min_gap(rand)
+
+
+def test_grid_by_concentration_and_user_errors(make_job) -> None:
+    from ablate.design import design_mixtures
+
+    types = ["a", "b", "c"]
+    job = make_job(design={"volumes": [100, 200], "concentration": [0.2, 50.0], "seeds": [0]})
+    points = design_mixtures(job, types)
+    assert [p.name for p in points] == ["v100-a0.2-s0", "v100-a50-s0", "v200-a0.2-s0", "v200-a50-s0"]
+    assert points[0].proportions == points[2].proportions  # shared across volumes
+    assert balance_of(points[1].proportions) > 0.95 > balance_of(points[0].proportions)
+    with pytest.raises(UserError, match="prior"):
+        design_mixtures(make_job(design={"kind": "random", "prior": {"a": 1}}), types)

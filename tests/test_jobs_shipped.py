@@ -1,0 +1,31 @@
+"""Every job file in jobs/ loads, opens with the command that runs it, and checks cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ablate.config import job_task_types, load_job
+from ablate.sweep import design_mixtures
+
+JOBS = sorted((Path(__file__).resolve().parent.parent / "jobs").glob("*.yaml"))
+
+
+def test_there_are_shipped_jobs() -> None:
+    names = {p.name for p in JOBS}
+    assert {"demo.yaml", "less_is_more.yaml", "search.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", JOBS, ids=[p.name for p in JOBS])
+def test_job_loads_and_opens_with_its_command(path: Path) -> None:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# ablate ")  # the command that runs it (demo: `ablate demo`)
+    job = load_job(path)
+    if job.objective.kind == "train":
+        return  # needs the pool `ablate demo` builds; tests/test_demo.py runs it
+    mixtures = design_mixtures(job, job_task_types(job))
+    if job.design.kind == "search":
+        assert job.design.n_trials >= len(mixtures) >= 1
+    else:
+        assert len(mixtures) == len(job.design.volumes) * len(job.design.balance) * len(job.design.seeds)
