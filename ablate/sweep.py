@@ -132,10 +132,21 @@ def open_storage(url: str) -> Any:
         return JournalStorage(_journal_backend(url))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.get_storage(url)
+    storage = optuna.storages.get_storage(postgres_driver(url))
     if url.startswith("sqlite:///"):
         sqlite_fast_commits(getattr(storage, "_backend", storage).engine)
     return storage
+
+
+def postgres_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3,
+    the dev extra installs psycopg2 (`postgresql+psycopg2://` names it explicitly)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def sqlite_fast_commits(engine: Any) -> None:

@@ -28,4 +28,6 @@ def test_job_loads_and_opens_with_its_command(path: Path) -> None:
     if job.design.kind == "search":
         assert job.design.n_trials >= len(mixtures) >= 1
     else:
-        assert len(mixtures) == len(job.design.volumes) * len(job.design.balance) * len(job.design.seeds)
+        assert len(mixtures) == len(job.design.volumes) * len(job.design.balance) * len(
+            job.design.seeds
+        )

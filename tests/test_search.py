@@ -39,7 +39,13 @@ def test_stick_breaking_is_a_uniform_preserving_bijection() -> None:
 def test_suggest_honours_min_share_constraints_and_enqueued_points(make_job) -> None:
     job = make_job(
         objective=SIM,
-        design={"kind": "search", "min_share": 0.1, "max_share": {"count": 0.3}, "sampler": "tpe", "n_trials": 5},
+        design={
+            "kind": "search",
+            "min_share": 0.1,
+            "max_share": {"count": 0.3},
+            "sampler": "tpe",
+            "n_trials": 5,
+        },
     )
     study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
     target = {"caption": 0.6, "count": 0.25, "compare": 0.15}
@@ -49,7 +55,9 @@ def test_suggest_honours_min_share_constraints_and_enqueued_points(make_job) -> 
     first = study.ask()
     mix = suggest(first, job, TYPES)
     assert mix.proportions == pytest.approx(target)
-    assert first.study._storage.get_trial(first._trial_id).constraints == {"max_share:count": pytest.approx(-0.05)}
+    assert first.study._storage.get_trial(first._trial_id).constraints == {
+        "max_share:count": pytest.approx(-0.05)
+    }
     for _ in range(30):
         trial = study.ask()
         p = suggest(trial, job, TYPES).proportions
@@ -64,7 +72,9 @@ def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
 
 
 def test_cmaes_refuses_multi_objective(make_job) -> None:
-    job = make_job(objective=SIM, design={"kind": "search", "sampler": "cmaes", "multi_objective": "volume"})
+    job = make_job(
+        objective=SIM, design={"kind": "search", "sampler": "cmaes", "multi_objective": "volume"}
+    )
     with pytest.raises(UserError, match="cmaes"):
         make_sampler(job, 0)
     job = make_job(objective=SIM, design={"kind": "search", "multi_objective": "gpu_hours"})
@@ -76,7 +86,13 @@ def test_cmaes_refuses_multi_objective(make_job) -> None:
 def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, make_job) -> None:
     job = make_job(
         objective=SIM,
-        design={"kind": "search", "n_trials": 8, "sampler": "default", "volumes": [5000], "warm_start": "corners"},
+        design={
+            "kind": "search",
+            "n_trials": 8,
+            "sampler": "default",
+            "volumes": [5000],
+            "warm_start": "corners",
+        },
     )
     summary = run_sweep(job, TYPES, progress=None)
     trials = open_study(job, create=False).get_trials()
@@ -92,7 +108,16 @@ def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, 
         assert t.params and t.value == pytest.approx(a["metrics"]["score"])
     assert len({t.user_attrs["design_key"] for t in trials}) == 8
     # more budget: only the missing trials are asked; the sampler seed moved on (no replay)
-    more = run_sweep(job.__class__(**{**job.__dict__, "design": job.design.__class__(**{**job.design.__dict__, "n_trials": 10})}), TYPES, progress=None)
+    more = run_sweep(
+        job.__class__(
+            **{
+                **job.__dict__,
+                "design": job.design.__class__(**{**job.design.__dict__, "n_trials": 10}),
+            }
+        ),
+        TYPES,
+        progress=None,
+    )
     assert more.n_run == 2 and more.n_complete == 10
 
 
@@ -100,7 +125,14 @@ def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, 
 def test_multi_objective_search_has_a_pareto_front(ray_session, make_job) -> None:
     job = make_job(
         objective=SIM,
-        design={"kind": "search", "n_trials": 6, "sampler": "tpe", "volumes": [500, 20000], "search_volume": True, "multi_objective": "volume"},
+        design={
+            "kind": "search",
+            "n_trials": 6,
+            "sampler": "tpe",
+            "volumes": [500, 20000],
+            "search_volume": True,
+            "multi_objective": "volume",
+        },
     )
     summary = run_sweep(job, TYPES, progress=None)
     study = open_study(job, create=False)

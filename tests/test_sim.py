@@ -45,18 +45,29 @@ def test_less_is_more_volume_shape_and_determinism() -> None:
 
 def test_harmful_landscape_optimum_drops_one_type() -> None:
     land = landscape("harmful", 5, 0)
-    assert min(land.optimum) < 1e-6 and land.optimum.index(min(land.optimum)) == land.params["harmful"]
+    assert (
+        min(land.optimum) < 1e-6 and land.optimum.index(min(land.optimum)) == land.params["harmful"]
+    )
 
 
 def test_sim_objective_runs_through_run_objective(make_job) -> None:
     job = make_job(
-        objective={"kind": "sim", "landscape": "synergy", "noise": 0.0, "duration_s": 0.05, "report_steps": 2},
+        objective={
+            "kind": "sim",
+            "landscape": "synergy",
+            "noise": 0.0,
+            "duration_s": 0.05,
+            "report_steps": 2,
+        },
     )
     mix = Mixture(name="m", volume=5000, proportions={"caption": 0.5, "count": 0.3, "compare": 0.2})
     seen: list[tuple[int, float]] = []
     result = run_objective(job, mix, {"report": lambda step, value: seen.append((step, value))})
     expected = landscape("synergy", 3, 0).score([0.5, 0.3, 0.2], 5000)
-    assert result.metrics == {"score": pytest.approx(expected), "noise_free": pytest.approx(expected)}
+    assert result.metrics == {
+        "score": pytest.approx(expected),
+        "noise_free": pytest.approx(expected),
+    }
     assert result.seconds >= 0.05
     assert [s for s, _ in seen] == [1, 2] and seen[-1][1] == pytest.approx(expected)
     assert seen[0][1] < seen[1][1]

@@ -1,0 +1,111 @@
+"""One contract, every Optuna storage the driver supports: SQLite, a journal file, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablate import tracking
+from ablate.errors import UserError
+from ablate.sweep import (
+    _enqueue_design,
+    postgres_driver,
+)
+from ablate.sweep import design_mixtures, driver_lock, open_study, run_sweep, study_status
+
+TYPES = ["caption", "count", "compare"]
+POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_ready() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(POSTGRES, connect_timeout=3).close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "journal", pytest.param("postgresql", marks=pytest.mark.cluster)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(storage URL, study name); a PostgreSQL study is deleted afterwards."""
+    study = f"contract-{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/optuna.db", study
+    elif request.param == "journal":
+        yield str(tmp_path / "optuna.journal"), study
+    else:
+        if not _postgres_ready():
+            pytest.skip(f"no PostgreSQL at {POSTGRES}")
+        yield POSTGRES, study
+        try:
+            optuna.delete_study(study_name=study, storage=postgres_driver(POSTGRES))
+        except KeyError:
+            pass
+
+
+def _states(job: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in open_study(job, create=False).get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_sweep_resume_reconcile_and_lock(ray_session, make_job, storage) -> None:
+    url, study_name = storage
+    job = make_job(
+        study=study_name,
+        storage=url,
+        objective={"kind": "sim", "landscape": "less_is_more", "metric": "score", "noise": 0.01},
+        design={"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0]},
+    )
+    design = design_mixtures(job, TYPES)
+    # a driver that died with two trials in flight, the rest of the design never enqueued
+    study = open_study(job)
+    _enqueue_design(study, design[:3])
+    dead = [study.ask().number, study.ask().number]
+    parent = tracking.start_sweep(job)
+    stale = tracking.start_trial(job, parent, dead[0], design[0])
+
+    summary = run_sweep(job, TYPES, progress=None)
+    assert summary.n_complete == 4 and summary.n_run == 4
+    assert _states(job) == {"COMPLETE": 4, "FAIL": 2}
+    trials = open_study(job, create=False).get_trials()
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.user_attrs["design_key"] for t in done) == sorted(
+        {t.user_attrs["design_key"] for t in trials}
+    )
+    for t in trials:
+        if t.number in dead:
+            assert t.state == TrialState.FAIL and t.user_attrs["requeued"] is True
+    assert tracking._client(job.tracking_uri).get_run(stale).info.status == "KILLED"
+    assert not tracking.child_runs(job, parent, status="RUNNING")
+
+    # resume: nothing reruns
+    assert run_sweep(job, TYPES, progress=None).n_run == 0
+    assert "complete 4" in study_status(job) and "driver: none running" in study_status(job)
+
+    # one driver per study: the second refuses, naming the holder
+    study = open_study(job)
+    if url.startswith("postgresql"):
+        study.set_user_attr(
+            "ablate.driver_lock",
+            {"host": "elsewhere", "pid": 4242, "since": "now", "heartbeat": time.time()},
+        )
+        with pytest.raises(UserError, match="host elsewhere, pid 4242"):
+            run_sweep(job, TYPES, progress=None)
+        assert "pid 4242" in study_status(job)
+    else:
+        with driver_lock(job, study), pytest.raises(UserError, match=rf"pid {os.getpid()}"):
+            run_sweep(job, TYPES, progress=None)
+    assert _states(job) == {"COMPLETE": 4, "FAIL": 2}
