@@ -6,7 +6,8 @@ Three models over completed trials (inputs: shares p_1..p_k and z = standardised
   so the best shares may move with volume and the score may peak along volume;
 - `mixing_law` (Ye et al.'s exponential data-mixing law with a volume term):
   score = c + k * exp(sum_i t_i p_i + t_v z + t_vv z^2), fitted by scipy least squares;
-- `gp`: a Gaussian process (scikit-learn) with an anisotropic RBF kernel plus white noise.
+- `gp`: a Gaussian process (scikit-learn) with an anisotropic RBF kernel plus white noise,
+  fitted on at most MAX_GP_POINTS trials.
 
 Held-out quality: K-fold cross-validation that keeps every seed replicate of a mixture in the
 same fold (else a model would "predict" a mixture it saw), then the Spearman rank correlation
@@ -30,6 +31,8 @@ from ablate.analysis.tables import mixture_keys
 from ablate.errors import UserError
 
 MODELS = ("loglinear", "mixing_law", "gp")
+#: The GP is fitted on at most this many trials (drawn at random, seeded) to bound its cost.
+MAX_GP_POINTS = 150
 #: Floor inside ln(p + EPS): a share of 0 is a finite (very negative) feature, not -inf.
 EPS = 0.01
 
@@ -145,6 +148,9 @@ class GP:
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
         x = np.column_stack([p, z])
+        if len(y) > MAX_GP_POINTS:  # fitting costs n^3 per optimizer step: 500 trials took ~20 s
+            keep = np.random.default_rng(0).choice(len(y), MAX_GP_POINTS, replace=False)
+            x, y = x[keep], y[keep]
         fixed = self.kernel is not None
         kernel = self.kernel or ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
             np.ones(x.shape[1]), (1e-2, 1e2)
@@ -155,7 +161,7 @@ class GP:
                 kernel,
                 normalize_y=True,
                 optimizer=None if fixed else "fmin_l_bfgs_b",
-                n_restarts_optimizer=0 if fixed else 1,
+                n_restarts_optimizer=0,
                 random_state=0,
             ).fit(x, y)
         self.kernel_ = self.gp.kernel_

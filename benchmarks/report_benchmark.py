@@ -1,0 +1,147 @@
+"""Time `ablate report` on a 500-trial study; baseline in the same run: loading the study only.
+
+    python benchmarks/report_benchmark.py [--trials 500] [--repeats 3]
+
+The study (SQLite, in a temp folder): a grid of 5 volumes x 5 balance levels x 4 seeds over 4
+task types (100 trials) plus 400 searched trials at Dirichlet proportions and log-uniform
+volumes, scored by the `less_is_more` landscape of ablate.sim with seed noise 0.01, each with
+8 per-domain metrics. Each repeat runs the whole report in a fresh process (`ablate report`,
+imports included, MLflow logging on) and, in the same process order, `load` alone.
+Target: report <= 10 s on the 2-core development machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+TYPES = ["colors", "layout", "compare", "lists"]
+DOMAINS = [
+    "arts",
+    "education",
+    "humanities",
+    "lifestyle",
+    "natural",
+    "science",
+    "sports",
+    "technology",
+]
+
+
+def build(folder: Path, n: int) -> Path:
+    import optuna
+
+    from ablate import tracking
+    from ablate.config import load_job
+    from ablate.design import balance_of, proportions_for_balance
+    from ablate.sim import sim_score
+
+    job_file = folder / "job.yaml"
+    job_file.write_text(
+        yaml.safe_dump(
+            {
+                "study": "bench",
+                "storage": "sqlite:///optuna.db",
+                "tracking": "sqlite:///mlflow.db",
+                "task_types": TYPES,
+                "objective": {"kind": "python", "target": "x:y", "metric": "score"},
+                "resources": {"gpus_per_trial": 1},
+            }
+        )
+    )
+    job = load_job(job_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="bench", storage=job.storage_url, direction="maximize")
+    rng = np.random.default_rng(0)
+    points = [
+        (proportions_for_balance(TYPES, b), v, s)
+        for v in (500, 1500, 5000, 15000, 50000)
+        for b in (0.2, 0.4, 0.6, 0.8, 1.0)
+        for s in range(4)
+    ]
+    while len(points) < n:
+        props = dict(zip(TYPES, rng.dirichlet(np.ones(4)).tolist(), strict=True))
+        points.append((props, round(math.exp(rng.uniform(math.log(500), math.log(50_000)))), 0))
+    trials = []
+    for i, (props, v, s) in enumerate(points[:n]):
+        value, _ = sim_score("less_is_more", props, TYPES, v, s, 0, noise=0.01)
+        metrics = {
+            "score": value,
+            **{f"accuracy/{d}": value + rng.normal(0, 0.02) for d in DOMAINS},
+        }
+        trials.append(
+            optuna.trial.create_trial(
+                value=value,
+                user_attrs={
+                    "proportions": props,
+                    "volume": v,
+                    "seed": s,
+                    "balance": balance_of(props),
+                    "mixture_name": f"m{i}-s{s}",
+                    "metrics": metrics,
+                    "seconds": 600.0 * v / 5000,
+                },
+            )
+        )
+    study.add_trials(trials)
+    parent = tracking.start_sweep(job)
+    tracking.finish_sweep(job, parent, {"n_complete": n})
+    return job_file
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="ablate-report-bench-"))
+    job = build(folder, args.trials)
+    load_cmd = [sys.executable, "-c", f"from ablate.analysis import load; load({str(job)!r})"]
+    report_cmd = [
+        sys.executable,
+        "-m",
+        "ablate.cli",
+        "report",
+        str(job),
+        "--out",
+        str(folder / "report"),
+    ]
+    loads, reports = [], []
+    for _ in range(args.repeats):  # alternate the two sides
+        loads.append(timed(load_cmd))
+        reports.append(timed(report_cmd))
+    print(f"study: {args.trials} trials in {folder}")
+    print(
+        f"baseline, load only (fresh process): median {statistics.median(loads):.2f} s  {[round(x, 2) for x in loads]}"
+    )
+    print(
+        f"ablate report (fresh process):       median {statistics.median(reports):.2f} s  {[round(x, 2) for x in reports]}"
+    )
+    from ablate.analysis.report import write_report
+
+    start = time.perf_counter()
+    rep = write_report(job, folder / "report-inproc", log_to_mlflow=False)
+    print(
+        f"write_report in a warm process: {time.perf_counter() - start:.2f} s; verdict: {rep.findings.verdict}; "
+        f"surrogate CV (s): "
+        + ", ".join(f"{c.name} {c.seconds:.2f}" for c in rep.surrogates.cv.values())  # type: ignore[union-attr]
+    )
+
+
+if __name__ == "__main__":
+    main()
