@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool_data import write_jsonl  # noqa: E402
+from pool_data import write_jsonl
 
 CHILD = r"""
 import json, resource, sys, time

@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool_data import write_pool  # noqa: E402
+from pool_data import write_pool
 
-from ablate.mixture import Mixture, materialize  # noqa: E402
-from ablate.pool import open_pool  # noqa: E402
+from ablate.mixture import Mixture, materialize
+from ablate.pool import open_pool
 
 
 def main() -> None:

@@ -17,10 +17,36 @@ import pyarrow.ipc as ipc
 N_IMAGE_FILES = 1000
 """Distinct image files the records point at (a stat each; the files are 1-pixel PNGs)."""
 
-_WORDS = (
-    "image shows a the red blue of on with and scene left right behind object person "
-    "table window light shadow color shape count compare first second third previous"
-).split()
+_WORDS = [
+    "image",
+    "shows",
+    "a",
+    "the",
+    "red",
+    "blue",
+    "of",
+    "on",
+    "with",
+    "and",
+    "scene",
+    "left",
+    "right",
+    "behind",
+    "object",
+    "person",
+    "table",
+    "window",
+    "light",
+    "shadow",
+    "color",
+    "shape",
+    "count",
+    "compare",
+    "first",
+    "second",
+    "third",
+    "previous",
+]
 
 
 def _text(rng: random.Random, words: int) -> str:
