@@ -422,6 +422,55 @@ def _reconcile(
     return numbers
 
 
+def _sync_tracking(job: JobSpec, study: Any, parent_run_id: str) -> int:
+    """Give every finished trial its finished MLflow run (a driver killed between `tell` and
+    logging leaves none, or a RUNNING one): Optuna is the record of truth, MLflow follows it.
+    Returns how many runs were written."""
+    from optuna.trial import TrialState
+
+    from ablate import tracking
+    from ablate.trial import TrialResult
+
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    if not finished:
+        return 0
+    runs: dict[str, Any] = {}
+    for run in tracking.child_runs(job, parent_run_id):
+        number = run.data.tags.get("optuna.trial_number")
+        if number is not None and (number not in runs or run.info.status != "RUNNING"):
+            runs[number] = run
+    n = 0
+    for t in finished:
+        run = runs.get(str(t.number))
+        if run is not None and run.info.status != "RUNNING":
+            continue
+        if t.state == TrialState.FAIL and run is None:
+            continue  # failed before dispatch, or by a dead driver before its run was created
+        try:
+            mixture = mixture_from_attrs(t.user_attrs, job.taxonomy)
+        except ValueError:
+            continue
+        a = t.user_attrs
+        result = TrialResult(
+            metrics=dict(a.get("metrics") or {}),
+            counts=dict(a.get("counts") or {}),
+            selection_hash=str(a.get("selection_hash") or ""),
+            seconds=float(a.get("seconds") or 0.0),
+        )
+        tracking.log_trial(
+            job,
+            parent_run_id,
+            t.number,
+            mixture,
+            result if t.state == TrialState.COMPLETE else None,
+            t.state.name,
+            run_id=run.info.run_id if run is not None else None,
+            error=a.get("error"),
+        )
+        n += 1
+    return n
+
+
 def _enqueue_design(
     study: Any, mixtures: list[Mixture], params: Callable[[Mixture], dict[str, Any]] | None = None
 ) -> int:
@@ -591,6 +640,7 @@ def run_sweep(
     with driver_lock(job, study):
         parent = tracking.start_sweep(job)  # creates the tracking DB before any worker exists
         _reconcile(job, study, parent)
+        _sync_tracking(job, study, parent)
         if search:
             from ablate.search import cube_params, make_sampler
 

@@ -37,3 +37,15 @@ def dies_once(proportions: dict[str, float], volume: int, seed: int) -> float:
 
 def always_dies(proportions: dict[str, float], volume: int, seed: int) -> float:
     os._exit(1)
+
+
+def slow_on_node(proportions: dict[str, float], volume: int, seed: int) -> float:
+    """Appends its Ray node id to $ABLATE_TEST_NODE_MARKER, then takes 4 s (node-loss test)."""
+    import time
+
+    import ray
+
+    with open(os.environ["ABLATE_TEST_NODE_MARKER"], "a") as f:
+        f.write(ray.get_runtime_context().get_node_id() + "\n")
+    time.sleep(4.0)
+    return landscape(proportions, volume, seed)

@@ -1,0 +1,184 @@
+"""Fault tests with real processes: SIGKILL the driver, remove a Ray node, two drivers.
+
+Each driver is `python -m ablate.cli sweep JOB` in its own process group with the local Ray it
+starts itself; a kill takes down that group only (never `ray stop`, never other tests' Rays).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from ablate import tracking
+from ablate.config import load_job
+from ablate.sweep import _file_holder, _lock_file, design_mixtures, open_study
+
+TESTS = Path(__file__).resolve().parent
+TYPES = ["caption", "count", "compare"]
+
+
+def write_job(tmp_path: Path, **overrides: Any) -> Path:
+    data: dict[str, Any] = {
+        "study": "faults",
+        "storage": "sqlite:///optuna.db",
+        "tracking": "sqlite:///mlflow.db",
+        "task_types": TYPES,
+        "objective": {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.8},
+        # 2 volumes x 4 balance levels x 2 seeds = 16 trials, 2 in flight: about 7 s of trials
+        "design": {"kind": "grid", "volumes": [1000, 5000], "balance": [0.2, 0.5, 0.8, 1.0], "seeds": [0, 1]},
+        "resources": {"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 2},
+    }
+    data.update(overrides)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def start_driver(job: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    env.pop("RAY_ADDRESS", None)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ablate.cli", "sweep", str(job), *extra],
+            cwd=job.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the kill below takes it all
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def wait_for_lock(job: Any, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    path = _lock_file(job)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path is not None and path.exists() and _file_holder(path):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the driver never took the study's lock")
+
+
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the driver never printed {text!r}: {log.read_text()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
+    path = write_job(tmp_path)
+    job = load_job(path)
+    planned = {m.name for m in design_mixtures(job, TYPES)}
+    log = tmp_path / "driver.log"
+    rng = random.Random(20261127)
+    kills = 0
+    for attempt in range(5):
+        proc = start_driver(path, log)
+        if attempt == 2:
+            # a second driver on the same study refuses and names the holder
+            wait_for_lock(job, proc)
+            second = subprocess.run(
+                [sys.executable, "-m", "ablate.cli", "sweep", str(path)],
+                cwd=tmp_path,
+                env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert second.returncode == 2, second.stderr
+            assert "another `ablate sweep` is driving this study" in second.stderr
+            assert f"pid {proc.pid}" in second.stderr
+        wait_for_lock(job, proc)  # imports done; from here Ray starts and trials run
+        if attempt == 0:
+            wait_for_text(log, "] done ", proc)  # the first kill comes after some progress
+        time.sleep(rng.uniform(0.2, 5.0))
+        if proc.poll() is None:
+            kill_group(proc)
+            kills += 1
+    assert kills >= 5, open(log).read()[-3000:]
+    study = open_study(job, create=False)
+    assert any(t.state == TrialState.COMPLETE for t in study.get_trials()), "no progress across kills"
+
+    final = start_driver(path, log)
+    assert final.wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    trials = open_study(job, create=False).get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    names = [t.user_attrs["mixture_name"] for t in complete]
+    assert len(complete) == len(planned) == 16
+    assert sorted(names) == sorted(planned)  # every point once, none twice
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs.get("requeued") is True, t.user_attrs
+    parent = tracking.start_sweep(job)
+    assert not tracking.child_runs(job, parent, status="RUNNING")
+    finished = tracking.child_runs(job, parent, status="FINISHED")
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in finished) == sorted(
+        t.number for t in complete
+    )  # MLflow follows Optuna: one finished run per complete trial, none for another
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
+    from ray.cluster_utils import Cluster
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    marker = tmp_path / "nodes.txt"
+    path = write_job(
+        tmp_path,
+        objective={"kind": "python", "target": "objectives_for_tests:slow_on_node", "metric": "score"},
+        design={"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
+        resources={"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 1},
+    )
+    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={"num_cpus": 0, "object_store_memory": 80 * 1024**2, "include_dashboard": False},
+    )
+    try:
+        nodes = [cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
+        log = tmp_path / "driver.log"
+        proc = start_driver(path, log, "--address", cluster.address)
+        try:
+            deadline = time.time() + 120
+            while not marker.exists() and time.time() < deadline:
+                time.sleep(0.1)
+            first_node = marker.read_text().split()[0]
+            victim = next(n for n in nodes if n.unique_id == first_node)
+            cluster.remove_node(victim)
+            assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+    finally:
+        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
+        cluster.shutdown()
+    job = load_job(path)
+    (trial,) = open_study(job, create=False).get_trials()
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["retries"] == 1
+    ran_on = marker.read_text().split()
+    assert len(ran_on) == 2 and ran_on[0] != ran_on[1]  # retried on the other node
