@@ -168,7 +168,7 @@ def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
             while not marker.exists() and time.time() < deadline:
                 time.sleep(0.1)
             first_node = marker.read_text().split()[0]
-            victim = next(n for n in nodes if n.unique_id == first_node)
+            victim = next(n for n in nodes if n.node_id == first_node)
             cluster.remove_node(victim)
             assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
         finally:
