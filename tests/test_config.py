@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from ablate.config import (
+    DesignSpec,
     JobSpec,
     apply_override,
     build,
@@ -163,18 +165,18 @@ def test_unknown_key_suggests_the_close_match() -> None:
     assert msg.startswith(
         "job.yaml: unknown key `desing` (did you mean `design`?); known keys here: "
     )
-    assert "design, model, objective" in msg
+    assert "design, mixture, model, objective" in msg
 
 
 def test_unknown_nested_key_suggests_the_dotted_key() -> None:
     msg = error_of(build, JobSpec, {"study": "s", "design": {"volume": [1]}}, "job.yaml")
     assert msg == (
         "job.yaml: unknown key `design.volume` (did you mean `design.volumes`?); "
-        "known keys here: balance, kind, seeds, volumes"
+        "known keys here: " + ", ".join(sorted(f.name for f in dataclasses.fields(DesignSpec)))
     )
     msg = error_of(build, JobSpec, {"study": "s", "model": {"lora": {"rank": 4}}}, "j.yaml")
     assert msg.startswith("j.yaml: unknown key `model.lora.rank`")
-    assert "known keys here: alpha, dropout, r, target_modules" in msg
+    assert "known keys here: alpha, dropout, modules_to_save, r, target_modules" in msg
 
 
 def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:

@@ -201,7 +201,7 @@ def run_trial(
         metrics=metrics,
         counts=counts,
         selection_hash=selection_hash,
-        row_ids=tuple(pool.table().column("id").take(positions).to_pylist()),
+        row_ids=tuple(pool.take(positions, ["id"]).column("id").to_pylist()),
         seconds=time.perf_counter() - start,
         info=info,
     )
@@ -223,7 +223,7 @@ def _encode_rows(
         for key in [k for k in encoded if k not in needed]:
             del encoded[key]
     if todo:
-        table = pool.table().select(["id", "conversations", "images"]).take(todo)
+        table = pool.take(todo, ["id", "conversations", "images"])
         for pos, row in zip(todo, table.to_pylist(), strict=True):
             try:
                 encoded[pos] = encoder.encode(row["conversations"], row["images"] or [])
