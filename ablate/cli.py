@@ -283,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
             f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
             f"best {best}, {summary.wall_seconds:.0f} s"
         )
+        if summary.pareto_front:
+            print(
+                f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
+                + ", ".join(map(str, summary.pareto_front))
+            )
         return 0
     if cmd == "status":
         from ablate.sweep import study_status

@@ -208,7 +208,7 @@ def make_pruner(job: JobSpec) -> Any:
     import optuna
 
     if job.design.kind == "search" and job.design.prune:
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
 
 

@@ -58,6 +58,8 @@ DESIGN_ATTRS = (
 #: A dispatched trial gets its RUNNING MLflow run once it has run this long; shorter ones get one
 #: finished run when they end (3 tracking writes instead of 5: see benchmarks/dispatch_benchmark.py).
 RUN_AFTER_SECONDS = 1.0
+#: How long the driver waits for its workers to start before it dispatches anyway.
+WORKER_START_SECONDS = 60.0
 #: A database lock (non-file storages) whose heartbeat is older than this is taken over.
 LOCK_STALE_SECONDS = 120.0
 LOCK_HEARTBEAT_SECONDS = 30.0
@@ -502,6 +504,8 @@ class TrialWorker:
     def __init__(self, threads: int | None = None) -> None:
         self.cache: dict[str, Any] = {}
         self.threads = threads
+        self.reports: list[tuple[int, float]] = []
+        self.stopping = False
         if threads:
             os.environ["OMP_NUM_THREADS"] = str(threads)
 
@@ -511,9 +515,30 @@ class TrialWorker:
     def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
         from ablate.trial import run_objective
 
+        self.reports, self.stopping = [], False
+
+        def report(step: int, value: float) -> None:
+            # intermediate values wait here for the driver (workers never touch Optuna)
+            self.reports.append((int(step), float(value)))
+            if self.stopping:
+                raise TrialStopped(f"pruned at step {step}")
+
+        self.cache["report"] = report
         result = run_objective(job, mixture, self.cache)
         result.info.setdefault("worker_pid", os.getpid())
         return result
+
+    def progress(self) -> list[tuple[int, float]]:
+        """The intermediate values of the running trial so far (the driver polls them)."""
+        return list(self.reports)
+
+    def stop(self) -> None:
+        """The driver pruned the trial: its next report raises TrialStopped."""
+        self.stopping = True
+
+
+class TrialStopped(Exception):
+    """Raised inside a worker's trial that the driver pruned."""
 
 
 def _init_ray(address: str | None) -> bool:
@@ -578,6 +603,9 @@ class _InFlight:
     run_id: str | None
     started: float
     retries: int = 0
+    reported: int = 0
+    """Intermediate values already reported to Optuna."""
+    pruned: bool = False
 
 
 @dataclass
@@ -734,10 +762,13 @@ def _drive(
     cpus = float(job.resources.cpus_per_trial)
     gpus = _gpus_per_trial(job)
     threads = job.train.threads or max(1, int(cpus))
+    prune = job.design.kind == "search" and job.design.prune
     actor_cls = ray.remote(TrialWorker).options(
         num_cpus=cpus,
         num_gpus=gpus,
         max_restarts=0,
+        # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
+        max_concurrency=2 if prune else 1,
         runtime_env={"env_vars": _worker_env(threads)},
     )
 
@@ -749,6 +780,9 @@ def _drive(
         t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     )
     idle = [new_actor() for _ in range(min(_n_workers(job, cpus, gpus), n_waiting + n_ask))]
+    # trials start when their workers are up (at most a minute's wait: a busy cluster may not
+    # place them all now), so a trial's recorded start and duration are its own
+    ray.wait([a.ping.remote() for a in idle], num_returns=len(idle), timeout=WORKER_START_SECONDS)
     flight: dict[Any, _InFlight] = {}
 
     def report(last: str) -> None:
@@ -811,12 +845,28 @@ def _drive(
                 for f in flight.values():
                     if f.run_id is None and now - f.started >= RUN_AFTER_SECONDS:
                         f.run_id = tracking.start_trial(job, parent, f.trial.number, f.mixture)
+                    if prune and not f.pruned:
+                        _report_progress(f)
+                        if f.trial.should_prune():
+                            f.pruned = True
+                            f.actor.stop.remote()
                 continue
             ref = ready[0]
             f = flight.pop(ref)
+            if prune:
+                with contextlib.suppress(Exception):
+                    _report_progress(f)
             try:
                 result: TrialResult = ray.get(ref)
             except Exception as err:
+                if f.pruned and not _is_worker_death(err):
+                    idle.append(f.actor)
+                    study.tell(f.trial, state=TrialState.PRUNED)
+                    tracking.log_trial(
+                        job, parent, f.trial.number, f.mixture, None, "PRUNED", run_id=f.run_id
+                    )
+                    report(f"{f.mixture.name} pruned at step {f.reported}")
+                    continue
                 if _is_worker_death(err):
                     with contextlib.suppress(Exception):
                         ray.kill(f.actor)
@@ -868,6 +918,16 @@ def _drive(
         for actor in idle + [f.actor for f in flight.values()]:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
+
+
+def _report_progress(f: _InFlight) -> None:
+    """Pass a running trial's new intermediate values from its worker to Optuna."""
+    import ray
+
+    values = ray.get(f.actor.progress.remote(), timeout=30)
+    for step, value in values[f.reported :]:
+        f.trial.report(value, step)
+    f.reported = len(values)
 
 
 def _pop_waiting(study: Any, waiting: collections.deque[int]) -> Any:

@@ -211,7 +211,7 @@ def log_trial(
     run_id: str | None = None,
     error: str | None = None,
 ) -> str:
-    """Finish (or create and finish) the child run of a trial; `state` is COMPLETE or FAIL.
+    """Finish (or create and finish) the child run of a trial; `state` is COMPLETE, PRUNED or FAIL.
 
     Metrics: every `result.metrics` value and every numeric `result.info` value (as `info/<key>`).
     Artifact `selection.json`: the selected row ids and the rows per task type.
@@ -259,7 +259,7 @@ def log_trial(
             "row_ids": list(result.row_ids),
         }
         client.log_text(run_id, json.dumps(selection), "selection.json")
-    client.set_terminated(run_id, status="FINISHED" if state == "COMPLETE" else "FAILED")
+    client.set_terminated(run_id, status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED")
     return run_id
 
 

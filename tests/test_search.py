@@ -141,3 +141,20 @@ def test_multi_objective_search_has_a_pareto_front(ray_session, make_job) -> Non
     assert set(summary.pareto_front) == front
     for t in study.get_trials():
         assert t.values[1] == t.user_attrs["volume"] and 500 <= t.user_attrs["volume"] <= 20000
+
+
+@pytest.mark.slow
+def test_pruning_from_intermediate_values(ray_session, make_job) -> None:
+    job = make_job(
+        objective={**SIM, "duration_s": 2.0, "report_steps": 4},
+        design={"kind": "search", "n_trials": 7, "sampler": "random", "volumes": [5000], "prune": True},
+    )
+    summary = run_sweep(job, TYPES, progress=None)
+    trials = open_study(job, create=False).get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(trials) == 7 and summary.n_failed == 0 and len(pruned) + len(complete) == 7
+    assert all(t.intermediate_values for t in trials)  # every trial's curve reached Optuna
+    assert all(len(t.intermediate_values) == 4 for t in complete)
+    assert pruned, [t.intermediate_values for t in trials]
+    assert all(len(t.intermediate_values) < 4 for t in pruned)  # stopped early
