@@ -166,7 +166,7 @@ def _rng(job: JobSpec, what: str) -> np.random.Generator:
     return np.random.default_rng([int(job.seed) & 0xFFFFFFFF, zlib.crc32(what.encode())])
 
 
-def _as_props(types: Sequence[str], p: Sequence[float]) -> dict[str, float]:
+def _as_props(types: Sequence[str], p: Sequence[float] | np.ndarray) -> dict[str, float]:
     arr = np.clip(np.asarray(p, dtype=float), 0.0, None)
     arr = arr / arr.sum()
     return {t: float(x) for t, x in zip(types, arr, strict=True)}
@@ -212,7 +212,7 @@ def prior_proportions(job: JobSpec, task_types: Sequence[str]) -> dict[str, floa
 
 
 def dirichlet_cover(
-    prior: Sequence[float], n: int, rng: np.random.Generator, min_share: float = 0.0
+    prior: Sequence[float] | np.ndarray, n: int, rng: np.random.Generator, min_share: float = 0.0
 ) -> np.ndarray:
     """n space-filling mixtures around `prior`: greedy max-min over Dirichlet candidates.
 
@@ -244,15 +244,16 @@ def proportion_points(
     k = len(types)
     uniform = {t: 1.0 / k for t in types}
     if kind == "lattice":
-        pts = [(f"lat{i}", _as_props(types, p)) for i, p in enumerate(lattice_points(k, d.divisions))]
+        pts = [
+            (f"lat{i}", _as_props(types, p)) for i, p in enumerate(lattice_points(k, d.divisions))
+        ]
     elif kind == "corners":
         pts = [(f"only-{t}", {u: float(u == t) for u in types}) for t in types]
     elif kind == "leave_one_out":
         if k < 2:
             raise UserError("design.kind leave_one_out needs at least two task types")
         pts = [
-            (f"without-{t}", {u: (0.0 if u == t else 1.0 / (k - 1)) for u in types})
-            for t in types
+            (f"without-{t}", {u: (0.0 if u == t else 1.0 / (k - 1)) for u in types}) for t in types
         ]
     elif kind in ("dirichlet", "random"):
         prior = np.array(list(prior_proportions(job, types).values()))
@@ -280,8 +281,10 @@ def fixed_design(job: JobSpec, task_types: Sequence[str], kind: str | None = Non
     """Any fixed design kind crossed with `volumes` x `seeds` (seed replicates innermost)."""
     kind = kind or job.design.kind
     if kind == "grid":
-        return grid_design(job, task_types) if job.design.kind == "grid" else grid_design(
-            _as_grid(job), task_types
+        return (
+            grid_design(job, task_types)
+            if job.design.kind == "grid"
+            else grid_design(_as_grid(job), task_types)
         )
     points: list[Mixture] = []
     seen: set[str] = set()

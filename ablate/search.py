@@ -66,7 +66,7 @@ def to_simplex(u: Sequence[float]) -> np.ndarray:
     return p / p.sum()
 
 
-def to_cube(p: Sequence[float]) -> list[float]:
+def to_cube(p: Sequence[float] | np.ndarray) -> list[float]:
     """The inverse of `to_simplex` (on a face where the rest is 0, later coordinates are 0)."""
     k = len(p)
     u: list[float] = []
@@ -194,7 +194,9 @@ def make_sampler(job: JobSpec, n_existing: int) -> Any:
                 "use sampler default, gp or tpe"
             )
         return optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=1 if startup is None else startup, warn_independent_sampling=False
+            seed=seed,
+            n_startup_trials=1 if startup is None else startup,
+            warn_independent_sampling=False,
         )
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -222,7 +224,7 @@ def default_warm_start(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]
             name=f"centroid-v{job.design.volumes[0]:g}",
             volume=job.design.volumes[0]
             if not job.design.search_volume
-            else int(round(math.sqrt(min(job.design.volumes) * max(job.design.volumes)))),
+            else round(math.sqrt(min(job.design.volumes) * max(job.design.volumes))),
             proportions={t: 1.0 / k for t in task_types},
             taxonomy=job.taxonomy,
             seed=job.design.seeds[0],

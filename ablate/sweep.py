@@ -136,7 +136,7 @@ def open_storage(url: str) -> Any:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.get_storage(postgres_driver(url))
     if url.startswith("sqlite:///"):
-        sqlite_fast_commits(getattr(storage, "_backend", storage).engine)
+        sqlite_fast_commits(getattr(storage, "_backend", storage).engine)  # type: ignore[union-attr]
     return storage
 
 
@@ -145,9 +145,12 @@ def postgres_driver(url: str) -> str:
     the dev extra installs psycopg2 (`postgresql+psycopg2://` names it explicitly)."""
     import importlib.util
 
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
-        if importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    if (
+        url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg") is None
+        and importlib.util.find_spec("psycopg2") is not None
+    ):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
     return url
 
 
@@ -321,7 +324,7 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
         study = optuna.create_study(
             study_name=job.study,
             storage=storage,
-            directions=directions(job),
+            directions=directions(job),  # type: ignore[arg-type]
             sampler=sampler,
             pruner=make_pruner(job),
             load_if_exists=True,
@@ -684,7 +687,9 @@ def run_sweep(
         n_waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         n_ask = 0
         if search:
-            counted = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+            counted = [
+                t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")
+            ]
             n_ask = max(0, job.design.n_trials - len(counted))
         status = "FINISHED"
         started_ray = False

@@ -259,7 +259,9 @@ def log_trial(
             "row_ids": list(result.row_ids),
         }
         client.log_text(run_id, json.dumps(selection), "selection.json")
-    client.set_terminated(run_id, status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED")
+    client.set_terminated(
+        run_id, status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED"
+    )
     return run_id
 
 

@@ -30,7 +30,9 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
-def make_job(design: dict[str, Any], landscape: str, seed: int, noise: float, types: list[str]) -> JobSpec:
+def make_job(
+    design: dict[str, Any], landscape: str, seed: int, noise: float, types: list[str]
+) -> JobSpec:
     data = {
         "study": "bench",
         "storage": "unused",
@@ -65,7 +67,13 @@ def trials_to_reach(job: JobSpec, types: list[str], budget: int, tol: float = 0.
         trial = study.ask()
         mix = suggest(trial, job, types)
         value, clean = sim_score(
-            obj.landscape, dict(mix.proportions), types, mix.volume, mix.seed, obj.landscape_seed, obj.noise
+            obj.landscape,
+            dict(mix.proportions),
+            types,
+            mix.volume,
+            mix.seed,
+            obj.landscape_seed,
+            obj.noise,
         )
         study.tell(trial, value)
         if clean >= 1.0 - tol:  # the optimum's noise-free score at the peak volume is exactly 1
@@ -74,7 +82,9 @@ def trials_to_reach(job: JobSpec, types: list[str], budget: int, tol: float = 0.
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--noise", type=float, default=0.005)
@@ -99,14 +109,19 @@ def main() -> None:
             per_land[land] = statistics.median(hits)
             alls += hits
         rows.append((name, statistics.median(alls), per_land, time.perf_counter() - start, alls))
-        print(f"{name}: median {statistics.median(alls)}  {per_land}  ({time.perf_counter() - start:.0f}s)", flush=True)
+        print(
+            f"{name}: median {statistics.median(alls)}  {per_land}  ({time.perf_counter() - start:.0f}s)",
+            flush=True,
+        )
     print()
     lands = list(LANDSCAPES)
     print(f"| strategy | median, all | {' | '.join(lands)} | reached | seconds |")
     print("|---" * (len(lands) + 4) + "|")
     for name, med, per, sec, alls in rows:
         reached = sum(h <= args.budget for h in alls)
-        print(f"| {name} | {med:g} | {' | '.join(f'{per[x]:g}' for x in lands)} | {reached}/{len(alls)} | {sec:.0f} |")
+        print(
+            f"| {name} | {med:g} | {' | '.join(f'{per[x]:g}' for x in lands)} | {reached}/{len(alls)} | {sec:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def ray_utilisation(trials: int, duration: float, slots: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--gpus", type=int, default=2)
     ap.add_argument("--trials", type=int, default=40)
@@ -74,12 +76,19 @@ def main() -> None:
     slots = args.nodes * args.gpus
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 0, "num_gpus": 0, "object_store_memory": 80 * 1024**2, "include_dashboard": False},
+        head_node_args={
+            "num_cpus": 0,
+            "num_gpus": 0,
+            "object_store_memory": 80 * 1024**2,
+            "include_dashboard": False,
+        },
     )
     sweeps, plain = [], []
     try:
         for _ in range(args.nodes):
-            cluster.add_node(num_cpus=args.gpus, num_gpus=args.gpus, object_store_memory=80 * 1024**2)
+            cluster.add_node(
+                num_cpus=args.gpus, num_gpus=args.gpus, object_store_memory=80 * 1024**2
+            )
         ray.init(address=cluster.address, log_to_driver=False)
         for rep in range(args.repeat):
             root = Path(tempfile.mkdtemp(prefix="ablate-util-"))
@@ -93,9 +102,13 @@ def main() -> None:
         cluster.shutdown()
     u, b = statistics.median(sweeps), statistics.median(plain)
     print()
-    print("| slots | trials x seconds | sweep utilisation (median) | plain Ray tasks | sweep / Ray | target |")
+    print(
+        "| slots | trials x seconds | sweep utilisation (median) | plain Ray tasks | sweep / Ray | target |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| {slots} ({args.nodes} nodes x {args.gpus} fake GPUs) | {args.trials} x {args.duration:g} | {u:.1%} | {b:.1%} | {u / b:.3f} | >= 95% |")
+    print(
+        f"| {slots} ({args.nodes} nodes x {args.gpus} fake GPUs) | {args.trials} x {args.duration:g} | {u:.1%} | {b:.1%} | {u / b:.3f} | >= 95% |"
+    )
 
 
 if __name__ == "__main__":

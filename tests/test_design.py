@@ -82,10 +82,15 @@ def test_lattice_corners_leave_one_out_and_seed_replicates(make_job) -> None:
 
     assert len(lattice_points(3, 2)) == 6 and len(lattice_points(5, 4)) == 70  # C(m+k-1, k-1)
     types = ["caption", "count", "compare"]
-    job = make_job(design={"kind": "lattice", "divisions": 2, "volumes": [100, 200], "seeds": [0, 1]})
+    job = make_job(
+        design={"kind": "lattice", "divisions": 2, "volumes": [100, 200], "seeds": [0, 1]}
+    )
     points = design_mixtures(job, types)
     assert len(points) == (6 + 1) * 2 * 2  # lattice + centroid, x volumes x seeds
-    assert {tuple(p.proportions.values()) for p in points} >= {(0.5, 0.5, 0.0), (1 / 3, 1 / 3, 1 / 3)}
+    assert {tuple(p.proportions.values()) for p in points} >= {
+        (0.5, 0.5, 0.0),
+        (1 / 3, 1 / 3, 1 / 3),
+    }
     corners = design_mixtures(make_job(design={"kind": "corners", "centroid": False}), types)
     assert [p.proportions for p in corners] == [
         {"caption": 1.0, "count": 0.0, "compare": 0.0},
@@ -101,7 +106,12 @@ def test_dirichlet_cover_is_deterministic_space_filling_and_respects_min_share(m
     from ablate.design import design_mixtures
 
     types = ["a", "b", "c", "d"]
-    design = {"kind": "dirichlet", "n_trials": 12, "min_share": 0.05, "prior": {"a": 4, "b": 2, "c": 1, "d": 1}}
+    design = {
+        "kind": "dirichlet",
+        "n_trials": 12,
+        "min_share": 0.05,
+        "prior": {"a": 4, "b": 2, "c": 1, "d": 1},
+    }
     job = make_job(design=design, seed=3)
     points = design_mixtures(job, types)
     assert len(points) == 12
@@ -132,7 +142,12 @@ def test_grid_by_concentration_and_user_errors(make_job) -> None:
     types = ["a", "b", "c"]
     job = make_job(design={"volumes": [100, 200], "concentration": [0.2, 50.0], "seeds": [0]})
     points = design_mixtures(job, types)
-    assert [p.name for p in points] == ["v100-a0.2-s0", "v100-a50-s0", "v200-a0.2-s0", "v200-a50-s0"]
+    assert [p.name for p in points] == [
+        "v100-a0.2-s0",
+        "v100-a50-s0",
+        "v200-a0.2-s0",
+        "v200-a50-s0",
+    ]
     assert points[0].proportions == points[2].proportions  # shared across volumes
     assert balance_of(points[1].proportions) > 0.95 > balance_of(points[0].proportions)
     with pytest.raises(UserError, match="prior"):

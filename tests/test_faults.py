@@ -6,6 +6,7 @@ starts itself; a kill takes down that group only (never `ray stop`, never other 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -33,9 +34,19 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
         "storage": "sqlite:///optuna.db",
         "tracking": "sqlite:///mlflow.db",
         "task_types": TYPES,
-        "objective": {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.8},
+        "objective": {
+            "kind": "sim",
+            "landscape": "less_is_more",
+            "metric": "score",
+            "duration_s": 0.8,
+        },
         # 2 volumes x 4 balance levels x 2 seeds = 16 trials, 2 in flight: about 7 s of trials
-        "design": {"kind": "grid", "volumes": [1000, 5000], "balance": [0.2, 0.5, 0.8, 1.0], "seeds": [0, 1]},
+        "design": {
+            "kind": "grid",
+            "volumes": [1000, 5000],
+            "balance": [0.2, 0.5, 0.8, 1.0],
+            "seeds": [0, 1],
+        },
         "resources": {"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 2},
     }
     data.update(overrides)
@@ -45,7 +56,11 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
 
 
 def start_driver(job: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
+    }
     env.pop("RAY_ADDRESS", None)
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -59,10 +74,8 @@ def start_driver(job: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
 
 
@@ -76,7 +89,9 @@ def wait_for_lock(job: Any, proc: subprocess.Popen[bytes], timeout: float = 60) 
     raise AssertionError("the driver never took the study's lock")
 
 
-def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def wait_for_text(
+    log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 120
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if text in log.read_text(errors="replace"):
@@ -116,9 +131,11 @@ def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
         if proc.poll() is None:
             kill_group(proc)
             kills += 1
-    assert kills >= 5, open(log).read()[-3000:]
+    assert kills >= 5, log.read_text()[-3000:]
     study = open_study(job, create=False)
-    assert any(t.state == TrialState.COMPLETE for t in study.get_trials()), "no progress across kills"
+    assert any(t.state == TrialState.COMPLETE for t in study.get_trials()), (
+        "no progress across kills"
+    )
 
     final = start_driver(path, log)
     assert final.wait(timeout=300) == 0, log.read_text()[-3000:]
@@ -149,7 +166,11 @@ def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
     marker = tmp_path / "nodes.txt"
     path = write_job(
         tmp_path,
-        objective={"kind": "python", "target": "objectives_for_tests:slow_on_node", "metric": "score"},
+        objective={
+            "kind": "python",
+            "target": "objectives_for_tests:slow_on_node",
+            "metric": "score",
+        },
         design={"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
         resources={"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 1},
     )
@@ -157,7 +178,11 @@ def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
     cluster = Cluster(
         initialize_head=True,
         connect=False,
-        head_node_args={"num_cpus": 0, "object_store_memory": 80 * 1024**2, "include_dashboard": False},
+        head_node_args={
+            "num_cpus": 0,
+            "object_store_memory": 80 * 1024**2,
+            "include_dashboard": False,
+        },
     )
     try:
         nodes = [cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]

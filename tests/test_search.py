@@ -147,7 +147,13 @@ def test_multi_objective_search_has_a_pareto_front(ray_session, make_job) -> Non
 def test_pruning_from_intermediate_values(ray_session, make_job) -> None:
     job = make_job(
         objective={**SIM, "duration_s": 2.0, "report_steps": 4},
-        design={"kind": "search", "n_trials": 7, "sampler": "random", "volumes": [5000], "prune": True},
+        design={
+            "kind": "search",
+            "n_trials": 7,
+            "sampler": "random",
+            "volumes": [5000],
+            "prune": True,
+        },
     )
     summary = run_sweep(job, TYPES, progress=None)
     trials = open_study(job, create=False).get_trials()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -17,9 +18,13 @@ from ablate import tracking
 from ablate.errors import UserError
 from ablate.sweep import (
     _enqueue_design,
+    design_mixtures,
+    driver_lock,
+    open_study,
     postgres_driver,
+    run_sweep,
+    study_status,
 )
-from ablate.sweep import design_mixtures, driver_lock, open_study, run_sweep, study_status
 
 TYPES = ["caption", "count", "compare"]
 POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -47,10 +52,8 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         if not _postgres_ready():
             pytest.skip(f"no PostgreSQL at {POSTGRES}")
         yield POSTGRES, study
-        try:
+        with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=study, storage=postgres_driver(POSTGRES))
-        except KeyError:
-            pass
 
 
 def _states(job: Any) -> dict[str, int]:
