@@ -357,3 +357,19 @@ def find_sweep_run(job: JobSpec) -> str | None:
         order_by=["attributes.start_time ASC"],
     )
     return str(found[0].info.run_id) if found else None
+
+
+def log_parent_artifacts(
+    job: JobSpec, parent_run_id: str, paths: list[Path], artifact_path: str | None = None
+) -> None:
+    """Attach files (a report: page, table, plots) to the sweep's parent run: one `log_artifacts`
+    call when they are all the files of their folder, else one `log_artifact` per file."""
+    client = _client(job.tracking_uri)
+    folders = {Path(p).resolve().parent for p in paths}
+    if len(folders) == 1:
+        (folder,) = folders
+        if {f.resolve() for f in folder.iterdir()} == {Path(p).resolve() for p in paths}:
+            client.log_artifacts(parent_run_id, str(folder), artifact_path)
+            return
+    for path in paths:
+        client.log_artifact(parent_run_id, str(path), artifact_path)

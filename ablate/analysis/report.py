@@ -57,40 +57,54 @@ def write_report(
     volume: float | None = None,
     n_propose: int = 3,
     log_to_mlflow: bool = True,
+    parallel: bool | None = None,
 ) -> Report:
-    """Load the study, test, fit, plot and write `out/report.html`, `out/trials.csv`, PNGs."""
+    """Load the study, test, fit, plot and write `out/report.html`, `out/trials.csv`, PNGs.
+
+    `parallel` (default: where the OS can fork): the surrogates (scikit-learn import, cross-
+    validation, bootstrap proposals) run in a forked process while this one plots, and a second
+    one imports MLflow and finds the sweep's run from the start, then logs the files. The output
+    is the same either way.
+    """
     start = time.perf_counter()
     job = _job(job)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    df = load(job)
-    column = "value" if metric in (None, job.objective.metric) else metric
-    label = metric or job.objective.metric
-    csv = out / "trials.csv"
-    df.to_csv(csv, index=False)
-    findings = analyse(df, column)
-    plots = plot_all(df, out, column, label, findings.cells)
-    notes: list[str] = []
-    surrogates: Surrogates | None = None
-    proposals: list[Proposal] = []
+    fork = _can_fork() if parallel is None else parallel and _can_fork()
+    children: list[_Child] = []
     try:
-        surrogates = fit_surrogates(df, column)
-        if n_propose > 0:
-            proposals = surrogates.propose(volume, n=n_propose)
-    except UserError as err:
-        notes.append(f"No surrogate was fitted: {err}.")
-    page = out / "report.html"
-    page.write_text(_html(job, df, label, findings, surrogates, proposals, plots, notes))
-    run_id = None
-    if log_to_mlflow:
-        from ablate import tracking
-
-        run_id = tracking.find_sweep_run(job)
-        if run_id is None:
-            notes.append(f"no MLflow sweep run of study `{job.study}` in {job.tracking_uri}")
-        else:
-            for path in [page, csv, *plots.values()]:
-                tracking.log_parent_artifact(job, run_id, path, "report")
+        tracker = _Child(_mlflow_worker, job) if log_to_mlflow and fork else None
+        if tracker is not None:
+            children.append(tracker)
+        df = load(job)
+        column = "value" if metric in (None, job.objective.metric) else metric
+        label = metric or job.objective.metric
+        csv = out / "trials.csv"
+        df.to_csv(csv, index=False)
+        fitter = _Child(_fit_worker, df, column, volume, n_propose) if fork else None
+        if fitter is not None:
+            children.append(fitter)
+        findings = analyse(df, column)
+        plots = plot_all(df, out, column, label, findings.cells)
+        surrogates, proposals, note = (
+            fitter.result() if fitter is not None else _fit(df, column, volume, n_propose)
+        )
+        notes: list[str] = [note] if note else []
+        page = out / "report.html"
+        page.write_text(_html(job, df, label, findings, surrogates, proposals, plots, notes))
+        run_id = None
+        if log_to_mlflow:
+            files = [page, csv, *plots.values()]
+            if tracker is not None:
+                tracker.send(files)
+                run_id = tracker.result()
+            else:
+                run_id = _mlflow_log(job, files)
+            if run_id is None:
+                notes.append(f"no MLflow sweep run of study `{job.study}` in {job.tracking_uri}")
+    finally:
+        for child in children:
+            child.stop()
     return Report(
         html=page,
         csv=csv,
@@ -102,6 +116,103 @@ def write_report(
         mlflow_run_id=run_id,
         seconds=time.perf_counter() - start,
     )
+
+
+def _fit(
+    df: Any, column: str, volume: float | None, n_propose: int
+) -> tuple[Surrogates | None, list[Proposal], str | None]:
+    """Surrogates and proposals, or why there are none."""
+    try:
+        surrogates = fit_surrogates(df, column)
+        proposals = surrogates.propose(volume, n=n_propose) if n_propose > 0 else []
+    except UserError as err:
+        return None, [], f"No surrogate was fitted: {err}."
+    return surrogates, proposals, None
+
+
+def _fit_worker(
+    conn: Any, df: Any, column: str, volume: float | None, n_propose: int
+) -> tuple[Surrogates | None, list[Proposal], str | None]:
+    surrogates, proposals, note = _fit(df, column, volume, n_propose)
+    if surrogates is not None:
+        # the fitted models stay behind: unpickling them would import scikit-learn here too
+        # (`Surrogates.model` refits one on demand)
+        surrogates.models = {}
+    return surrogates, proposals, note
+
+
+def _mlflow_log(job: JobSpec, files: list[Path]) -> str | None:
+    from ablate import tracking
+
+    run_id = tracking.find_sweep_run(job)
+    if run_id is not None:
+        tracking.log_parent_artifacts(job, run_id, files, "report")
+    return run_id
+
+
+def _mlflow_worker(conn: Any, job: JobSpec) -> str | None:
+    """Import MLflow and find the run while the parent plots; then log the files it sends."""
+    from ablate import tracking
+
+    run_id = tracking.find_sweep_run(job)
+    files = conn.recv()
+    if run_id is not None and files:
+        tracking.log_parent_artifacts(job, run_id, files, "report")
+    return run_id
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+    import sys
+
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _child_main(conn: Any, fn: Any, args: tuple[Any, ...]) -> None:
+    try:
+        result: tuple[str, Any] = ("ok", fn(conn, *args))
+    except BaseException as err:
+        result = ("error", err)
+    try:
+        conn.send(result)
+    except Exception as err:  # an unpicklable result or exception
+        conn.send(("error", RuntimeError(f"{type(err).__name__}: {err}; in {result[1]!r}")))
+
+
+class _Child:
+    """`fn(conn, *args)` in a forked process (arguments shared by the fork, not pickled); its
+    return value or exception comes back over `conn`, which `fn` may also read from."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self.conn, theirs = ctx.Pipe()
+        self.proc = ctx.Process(target=_child_main, args=(theirs, fn, args), daemon=True)
+        self.proc.start()
+        theirs.close()
+
+    def send(self, obj: Any) -> None:
+        self.conn.send(obj)
+
+    def result(self) -> Any:
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            self.proc.join()
+            raise RuntimeError(
+                f"a report worker process died (exit code {self.proc.exitcode})"
+            ) from None
+        self.proc.join()
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join()
+        self.conn.close()
 
 
 def summary_text(report: Report) -> str:

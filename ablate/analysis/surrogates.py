@@ -21,6 +21,8 @@ same model refitted on bootstrap resamples of the mixtures.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +37,28 @@ MODELS = ("loglinear", "mixing_law", "gp")
 MAX_GP_POINTS = 150
 #: Floor inside ln(p + EPS): a share of 0 is a finite (very negative) feature, not -inf.
 EPS = 0.01
+
+
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """BLAS on one thread while fitting: the matrices are small (at most MAX_GP_POINTS square),
+    and on a busy 2-core machine OpenBLAS's threads spin against each other and everything else
+    (a 150 x 150 Cholesky: 6.6 ms on 2 threads, 0.19 ms on 1, load average 9)."""
+    import scipy.linalg  # noqa: F401  (load scipy's own OpenBLAS so the limit covers it)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _nearest_l1(points: np.ndarray, refs: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Per row of `points`: the L1 distance to the nearest row of `refs` (chunked cdist)."""
+    from scipy.spatial.distance import cdist
+
+    out = np.empty(len(points))
+    for i in range(0, len(points), chunk):
+        out[i : i + chunk] = cdist(points[i : i + chunk], refs, "cityblock").min(axis=1)
+    return out
 
 
 class Model(Protocol):
@@ -343,8 +367,21 @@ class Surrogates:
         cands = np.round(cands, 3)
         cands = cands / cands.sum(axis=1, keepdims=True)
         tried = np.unique(np.round(d.p, 3), axis=0)
-        near = np.array([np.abs(tried - c).sum(axis=1).min() <= max_distance + 1e-9 for c in cands])
-        cands = cands[near]
+        cands = cands[_nearest_l1(cands, tried) <= max_distance + 1e-9]
+        with single_thread_blas():
+            return self._propose(cands, float(volume), n, name, n_boot, min_distance, rng)
+
+    def _propose(
+        self,
+        cands: np.ndarray,
+        volume: float,
+        n: int,
+        name: str,
+        n_boot: int,
+        min_distance: float,
+        rng: np.random.Generator,
+    ) -> list[Proposal]:
+        d = self.data
         score = d.sign * self.predict(cands, volume, name)
         chosen: list[int] = []
         for i in np.argsort(-score):
@@ -372,7 +409,7 @@ class Surrogates:
         return [
             Proposal(
                 proportions={t: float(x) for t, x in zip(d.types, row, strict=True)},
-                volume=float(volume),
+                volume=volume,
                 predicted=float(pred[j]),
                 low=float(lo[j]),
                 high=float(hi[j]),
@@ -388,7 +425,8 @@ def fit_surrogates(
 ) -> Surrogates:
     """Cross-validate every model; the best by held-out Spearman is the one proposals use."""
     data = study_data(df, metric)
-    cv = {name: cross_validate(data, name, folds) for name in models}
+    with single_thread_blas():
+        cv = {name: cross_validate(data, name, folds) for name in models}
     ranked = sorted(
         cv, key=lambda n: -cv[n].spearman if math.isfinite(cv[n].spearman) else math.inf
     )
