@@ -427,10 +427,10 @@ def _reconcile(
     return numbers
 
 
-def _sync_tracking(job: JobSpec, study: Any, parent_run_id: str) -> int:
+def _sync_tracking(job: JobSpec, study: Any, parent_run_id: str, writer: Any | None = None) -> int:
     """Give every finished trial its finished MLflow run (a driver killed between `tell` and
     logging leaves none, or a RUNNING one): Optuna is the record of truth, MLflow follows it.
-    Returns how many runs were written."""
+    Returns how many runs were written (queued, with a `tracking.RunWriter`)."""
     from optuna.trial import TrialState
 
     from ablate import tracking
@@ -462,16 +462,12 @@ def _sync_tracking(job: JobSpec, study: Any, parent_run_id: str) -> int:
             selection_hash=str(a.get("selection_hash") or ""),
             seconds=float(a.get("seconds") or 0.0),
         )
-        tracking.log_trial(
-            job,
-            parent_run_id,
-            t.number,
-            mixture,
-            result if t.state == TrialState.COMPLETE else None,
-            t.state.name,
-            run_id=run.info.run_id if run is not None else None,
-            error=a.get("error"),
-        )
+        args = (t.number, mixture, result if t.state == TrialState.COMPLETE else None, t.state.name)
+        run_id = run.info.run_id if run is not None else None
+        if writer is not None:
+            writer.submit(*args, run_id=run_id, error=a.get("error"), seconds=result.seconds)
+        else:
+            tracking.log_trial(job, parent_run_id, *args, run_id=run_id, error=a.get("error"))
         n += 1
     return n
 
@@ -671,7 +667,9 @@ def run_sweep(
     with driver_lock(job, study):
         parent = tracking.start_sweep(job)  # creates the tracking DB before any worker exists
         _reconcile(job, study, parent)
-        _sync_tracking(job, study, parent)
+        # finished trials' runs are written by a thread, in batches (MLflow follows Optuna)
+        writer = tracking.RunWriter(job, parent)
+        _sync_tracking(job, study, parent, writer)
         if search:
             from ablate.search import cube_params, make_sampler
 
@@ -696,7 +694,8 @@ def run_sweep(
         try:
             if n_waiting or n_ask:
                 started_ray = _init_ray(address)
-                _drive(job, study, parent, tally, n_waiting, n_ask, task_types, progress)
+                _drive(job, study, writer, tally, n_waiting, n_ask, task_types, progress)
+            writer.close()  # every finished trial has its run before the sweep's run ends
         except BaseException as err:
             status = "KILLED"
             with contextlib.suppress(Exception):
@@ -705,6 +704,8 @@ def run_sweep(
                 )
             raise
         finally:
+            with contextlib.suppress(Exception):
+                writer.close()  # interrupted: still write what finished
             tracking.finish_sweep(
                 job,
                 parent,
@@ -751,7 +752,7 @@ def _update_best(
 def _drive(
     job: JobSpec,
     study: Any,
-    parent: str,
+    writer: Any,
     tally: _Tally,
     n_waiting: int,
     n_ask: int,
@@ -810,8 +811,14 @@ def _drive(
         f.trial.set_user_attr("retries", f.retries)
         study.tell(f.trial, state=TrialState.FAIL)
         tally.failed += 1
-        tracking.log_trial(
-            job, parent, f.trial.number, f.mixture, result, "FAIL", run_id=f.run_id, error=error
+        writer.submit(
+            f.trial.number,
+            f.mixture,
+            result,
+            "FAIL",
+            run_id=f.run_id,
+            error=error,
+            seconds=time.perf_counter() - f.started,
         )
         report(
             f"{f.mixture.name} FAILED after {time.perf_counter() - f.started:.1f}s: {error.splitlines()[0][:200]}"
@@ -849,7 +856,9 @@ def _drive(
                 now = time.perf_counter()
                 for f in flight.values():
                     if f.run_id is None and now - f.started >= RUN_AFTER_SECONDS:
-                        f.run_id = tracking.start_trial(job, parent, f.trial.number, f.mixture)
+                        f.run_id = tracking.start_trial(
+                            job, writer.parent_run_id, f.trial.number, f.mixture
+                        )
                     if prune and not f.pruned:
                         _report_progress(f)
                         if f.trial.should_prune():
@@ -867,8 +876,13 @@ def _drive(
                 if f.pruned and not _is_worker_death(err):
                     idle.append(f.actor)
                     study.tell(f.trial, state=TrialState.PRUNED)
-                    tracking.log_trial(
-                        job, parent, f.trial.number, f.mixture, None, "PRUNED", run_id=f.run_id
+                    writer.submit(
+                        f.trial.number,
+                        f.mixture,
+                        None,
+                        "PRUNED",
+                        run_id=f.run_id,
+                        seconds=time.perf_counter() - f.started,
                     )
                     report(f"{f.mixture.name} pruned at step {f.reported}")
                     continue
@@ -913,8 +927,13 @@ def _drive(
             tally.done += 1
             tally.run += 1
             _update_best(job, tally, f.trial.number, float(value), f.trial.user_attrs)
-            tracking.log_trial(
-                job, parent, f.trial.number, f.mixture, result, "COMPLETE", run_id=f.run_id
+            writer.submit(
+                f.trial.number,
+                f.mixture,
+                result,
+                "COMPLETE",
+                run_id=f.run_id,
+                seconds=time.perf_counter() - f.started,
             )
             report(f"{f.mixture.name} -> {value:.4g} in {time.perf_counter() - f.started:.1f}s")
     finally:

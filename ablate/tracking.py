@@ -11,9 +11,11 @@ and, once finished, `ablate.selection_hash` (and `ablate.error` when it failed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,18 +188,73 @@ def start_trial(
     client = _client(job.tracking_uri)
     run = client.create_run(
         _experiment_id(job),
-        run_name=f"{trial_number:04d}-{mixture.name}",
-        tags={
-            "mlflow.parentRunId": parent_run_id,
-            "ablate.study": job.study,
-            "ablate.role": "trial",
-            "optuna.trial_number": str(trial_number),
-        },
+        run_name=_run_name(trial_number, mixture),
+        tags=_child_tags(job, parent_run_id, trial_number),
     )
     run_id = str(run.info.run_id)
     if params:
         _log_params(client, run_id, trial_params(job, mixture))
     return run_id
+
+
+def _trial_batch(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_number: int,
+    mixture: Mixture,
+    result: TrialResult | None,
+    state: str,
+    error: str | None,
+    with_params: bool,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """(metrics, params, tags) of a finished trial's child run, as `log_batch` takes them."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    metrics: list[Any] = []
+    tags: list[Any] = []
+    params = [Param(k, v) for k, v in trial_params(job, mixture).items()] if with_params else []
+    if result is not None:
+        for key, value in result.metrics.items():
+            if _is_number(value):
+                metrics.append(Metric(_metric_key(key), float(value), now, 0))
+        for key, value in result.info.items():
+            if _is_number(value):
+                metrics.append(Metric(_metric_key(f"info/{key}"), float(value), now, 0))
+        if result.seconds:
+            metrics.append(Metric("seconds", float(result.seconds), now, 0))
+        for task, n in result.counts.items():
+            metrics.append(Metric(_metric_key(f"rows/{task}"), float(n), now, 0))
+        if result.selection_hash:
+            tags.append(RunTag("ablate.selection_hash", result.selection_hash))
+    if error:
+        tags.append(RunTag("ablate.error", error[:_MAX_TAG_CHARS]))
+    tags.append(RunTag("ablate.state", state))
+    return metrics, params, tags
+
+
+def _child_tags(job: JobSpec, parent_run_id: str, trial_number: int) -> dict[str, str]:
+    return {
+        "mlflow.parentRunId": parent_run_id,
+        "ablate.study": job.study,
+        "ablate.role": "trial",
+        "optuna.trial_number": str(trial_number),
+    }
+
+
+def _run_name(trial_number: int, mixture: Mixture) -> str:
+    return f"{trial_number:04d}-{mixture.name}"
+
+
+def _log_selection(client: Any, run_id: str, result: TrialResult | None) -> None:
+    """Artifact `selection.json`: the selected row ids and the rows per task type."""
+    if result is not None and (result.row_ids or result.counts):
+        selection = {
+            "selection_hash": result.selection_hash,
+            "counts": result.counts,
+            "row_ids": list(result.row_ids),
+        }
+        client.log_text(run_id, json.dumps(selection), "selection.json")
 
 
 def log_trial(
@@ -216,34 +273,15 @@ def log_trial(
     Metrics: every `result.metrics` value and every numeric `result.info` value (as `info/<key>`).
     Artifact `selection.json`: the selected row ids and the rows per task type.
     """
-    from mlflow.entities import Metric, Param, RunTag
-
     # a trial that was never started as a run (short trials: see sweep.RUN_AFTER_SECONDS) is
     # created here and gets its params in the same log_batch as its metrics: 3 writes, not 5
-    params: list[Any] = []
+    new = run_id is None
     if run_id is None:
         run_id = start_trial(job, parent_run_id, trial_number, mixture, params=False)
-        params = [Param(k, v) for k, v in trial_params(job, mixture).items()]
     client = _client(job.tracking_uri)
-    now = int(time.time() * 1000)
-    metrics: list[Any] = []
-    tags: list[Any] = []
-    if result is not None:
-        for key, value in result.metrics.items():
-            if _is_number(value):
-                metrics.append(Metric(_metric_key(key), float(value), now, 0))
-        for key, value in result.info.items():
-            if _is_number(value):
-                metrics.append(Metric(_metric_key(f"info/{key}"), float(value), now, 0))
-        if result.seconds:
-            metrics.append(Metric("seconds", float(result.seconds), now, 0))
-        for task, n in result.counts.items():
-            metrics.append(Metric(_metric_key(f"rows/{task}"), float(n), now, 0))
-        if result.selection_hash:
-            tags.append(RunTag("ablate.selection_hash", result.selection_hash))
-    if error:
-        tags.append(RunTag("ablate.error", error[:_MAX_TAG_CHARS]))
-    tags.append(RunTag("ablate.state", state))
+    metrics, params, tags = _trial_batch(
+        job, parent_run_id, trial_number, mixture, result, state, error, new
+    )
     # MLflow's log_batch limits: 1000 metrics, 100 params per call
     for i in range(0, max(len(metrics), len(params) * 10, 1), 1000):
         client.log_batch(
@@ -252,17 +290,233 @@ def log_trial(
             params=params[i // 10 : i // 10 + 100],
             tags=tags if i == 0 else [],
         )
-    if result is not None and (result.row_ids or result.counts):
-        selection = {
-            "selection_hash": result.selection_hash,
-            "counts": result.counts,
-            "row_ids": list(result.row_ids),
-        }
-        client.log_text(run_id, json.dumps(selection), "selection.json")
+    _log_selection(client, run_id, result)
     client.set_terminated(
         run_id, status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED"
     )
     return run_id
+
+
+@dataclass
+class _Finished:
+    """A finished trial waiting for its child run (see `RunWriter`)."""
+
+    trial_number: int
+    mixture: Mixture
+    result: TrialResult | None
+    state: str
+    run_id: str | None = None
+    error: str | None = None
+    start_ms: int = 0
+
+
+class RunWriter:
+    """Writes finished trials' child runs off the driver's critical path, in batches.
+
+    The driver `submit`s a trial once Optuna has its result and goes on dispatching; a thread
+    writes what has queued up since its last flush. On a SQLite (or other SQL) tracking store a
+    batch of never-started runs is one transaction: a handful of multi-row INSERTs through
+    MLflow's own tables, about 1 ms per run where `create_run` + `log_batch` + `set_terminated`
+    cost 25-35 ms (3 transactions of ORM work each; see benchmarks/dispatch_benchmark.py). Runs
+    that already exist (long trials, see `start_trial`) and other stores (a tracking server) go
+    through `log_trial`, one by one, still off the driver's path.
+
+    A thread, not a process: the batched write costs ~1 ms of Python per trial, so it takes
+    little of the driver's GIL, while a spawned process would first spend seconds importing
+    mlflow. `close` drains the queue and joins the thread (the driver calls it however it
+    exits: normally, Ctrl-C, an exception); after a SIGKILL what was queued is lost and the
+    next driver's backfill (`sweep._sync_tracking`) writes it from the Optuna study.
+    """
+
+    #: runs per transaction (at most): a flush holds the SQLite write lock this long
+    MAX_BATCH = 256
+
+    def __init__(self, job: JobSpec, parent_run_id: str) -> None:
+        import queue
+        import threading
+
+        self.job = job
+        self.parent_run_id = parent_run_id
+        self.failed: list[tuple[_Finished, str]] = []
+        self.written = 0
+        self._queue: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="ablate-mlflow-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def submit(
+        self,
+        trial_number: int,
+        mixture: Mixture,
+        result: TrialResult | None,
+        state: str,
+        *,
+        run_id: str | None = None,
+        error: str | None = None,
+        seconds: float = 0.0,
+    ) -> None:
+        """Queue a finished trial (`state` COMPLETE, PRUNED or FAIL) that ran `seconds`."""
+        start_ms = int((time.time() - max(0.0, seconds)) * 1000)
+        self._queue.put(_Finished(trial_number, mixture, result, state, run_id, error, start_ms))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, then stop the thread. Raises when runs could not be written."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout)
+        if self.failed:
+            first = self.failed[0][1]
+            raise RuntimeError(
+                f"{len(self.failed)} trial(s) have no MLflow run ({first}); the Optuna study has "
+                "them, and rerunning `ablate sweep` writes their runs"
+            )
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # already failing: do not mask the error with a tracking one
+            with contextlib.suppress(Exception):
+                self.close()
+
+    def _loop(self) -> None:
+        import queue
+
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            batch: list[_Finished] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= self.MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stop = item is None
+            if batch:
+                self._flush(batch)
+
+    def _flush(self, batch: list[_Finished]) -> None:
+        new = [f for f in batch if f.run_id is None]
+        rest = [f for f in batch if f.run_id is not None]
+        if new:
+            try:
+                _insert_finished_runs(self.job, self.parent_run_id, new)
+                self.written += len(new)
+            except Exception:  # not a SQL store, or MLflow changed: the client path
+                rest = new + rest
+        for f in rest:
+            try:
+                log_trial(
+                    self.job,
+                    self.parent_run_id,
+                    f.trial_number,
+                    f.mixture,
+                    f.result,
+                    f.state,
+                    run_id=f.run_id,
+                    error=f.error,
+                )
+                self.written += 1
+            except Exception as err:
+                self.failed.append((f, f"{type(err).__name__}: {err}"))
+
+
+def _insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finished]) -> None:
+    """Create finished child runs in one transaction of MLflow's SQL store.
+
+    The rows are those `log_trial` makes through the client (`create_run`, `log_batch`,
+    `set_terminated`): a run, its tags (with `mlflow.runName`), params, metrics and latest
+    metrics; tests/test_tracking.py compares the two. Raises TypeError on a non-SQL store.
+    """
+    import uuid
+
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.uri import append_to_uri_path
+    from mlflow.utils.validation import _validate_batch_log_data, _validate_batch_log_limits
+    from sqlalchemy import insert
+
+    client = _client(job.tracking_uri)
+    store = client._tracking_client.store
+    if not isinstance(store, SqlAlchemyStore):
+        raise TypeError(f"not a SQL tracking store: {type(store).__name__}")
+    exp_id = _experiment_id(job)
+    location = _ARTIFACT_ROOTS.get(exp_id)
+    if location is None:
+        location = _ARTIFACT_ROOTS[exp_id] = client.get_experiment(exp_id).artifact_location
+    runs, tags, params, metrics, latest = [], [], [], [], []
+    selections = []
+    for f in batch:
+        m, p, t = _trial_batch(
+            job, parent_run_id, f.trial_number, f.mixture, f.result, f.state, f.error, True
+        )
+        if len(p) > _MAX_PARAMS_PER_BATCH or len(m) > 1000:
+            raise ValueError("more params or metrics than one log_batch takes")
+        _validate_batch_log_data(m, p, t)
+        _validate_batch_log_limits(m, p, t)
+        run_id = uuid.uuid4().hex
+        name = _run_name(f.trial_number, f.mixture)
+        end = int(time.time() * 1000)
+        runs.append(
+            {
+                "name": name,
+                "artifact_uri": append_to_uri_path(location, run_id, "artifacts"),
+                "run_uuid": run_id,
+                "experiment_id": int(exp_id),
+                "source_type": "UNKNOWN",
+                "source_name": "",
+                "entry_point_name": "",
+                "user_id": "unknown",
+                "status": "FINISHED" if f.state in ("COMPLETE", "PRUNED") else "FAILED",
+                "start_time": min(f.start_ms, end),
+                "end_time": end,
+                "deleted_time": None,
+                "source_version": "",
+                "lifecycle_stage": "active",
+            }
+        )
+        all_tags = {**_child_tags(job, parent_run_id, f.trial_number), "mlflow.runName": name}
+        all_tags.update({tag.key: tag.value for tag in t})
+        tags += [{"key": k, "value": v, "run_uuid": run_id} for k, v in all_tags.items()]
+        params += [{"key": x.key, "value": x.value, "run_uuid": run_id} for x in p]
+        rows = [
+            {
+                "key": x.key,
+                "value": x.value,
+                "timestamp": x.timestamp,
+                "step": x.step,
+                "is_nan": False,
+                "run_uuid": run_id,
+            }
+            for x in {x.key: x for x in m}.values()  # the last value of a key, as log_batch
+        ]
+        metrics += rows
+        latest += rows
+        selections.append((run_id, f.result))
+    with store.ManagedSessionMaker() as session:
+        session.execute(insert(SqlRun), runs)
+        for model, rows in ((SqlTag, tags), (SqlParam, params), (SqlMetric, metrics)):
+            if rows:
+                session.execute(insert(model), rows)
+        if latest:
+            session.execute(insert(SqlLatestMetric), latest)
+    for run_id, result in selections:
+        _log_selection(client, run_id, result)
+
+
+_ARTIFACT_ROOTS: dict[str, str] = {}
 
 
 def _is_number(value: Any) -> bool:
