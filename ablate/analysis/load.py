@@ -10,8 +10,11 @@ from dispatch to result), `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `e
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ablate.config import JobSpec, load_job
 from ablate.errors import UserError
@@ -41,6 +44,93 @@ def _open(job: JobSpec) -> Any:
         ) from None
 
 
+class _Trial(NamedTuple):
+    """What `load` reads of a trial (from an Optuna FrozenTrial or straight from SQLite)."""
+
+    number: int
+    state: str
+    value: float | None
+    user_attrs: dict[str, Any]
+    datetime_start: datetime | None
+    datetime_complete: datetime | None
+
+
+def _frozen(t: Any) -> _Trial:
+    return _Trial(
+        t.number, t.state.name, t.value, t.user_attrs, t.datetime_start, t.datetime_complete
+    )
+
+
+_INF = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
+
+
+def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
+    """The study's trials read from an Optuna SQLite file in three queries, without importing
+    Optuna or opening its storage (which checks the schema through SQLAlchemy and Alembic: about
+    a second of a report). None, and the caller goes through Optuna, for anything unexpected: no
+    such file or study, another schema version, several objectives."""
+    import sqlite3
+
+    url = job.storage_url
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :])
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        if not str(version).startswith("v3."):
+            return None
+        row = con.execute(
+            "SELECT study_id FROM studies WHERE study_name = ?", (job.study,)
+        ).fetchone()
+        if row is None:
+            return None
+        study_id = row[0]
+        (n_objectives,) = con.execute(
+            "SELECT COUNT(*) FROM study_directions WHERE study_id = ?", (study_id,)
+        ).fetchone()
+        if n_objectives != 1:
+            return None
+        trials = con.execute(
+            "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
+            "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
+            "ON v.trial_id = t.trial_id AND v.objective = 0 WHERE t.study_id = ? "
+            "ORDER BY t.trial_id",
+            (study_id,),
+        ).fetchall()
+        attrs: dict[int, dict[str, Any]] = {t[0]: {} for t in trials}
+        for trial_id, key, value in con.execute(
+            "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = ?",
+            (study_id,),
+        ):
+            attrs[trial_id][key] = json.loads(value)
+    except (sqlite3.Error, TypeError, ValueError, KeyError):
+        return None
+    finally:
+        con.close()
+
+    def when(x: Any) -> datetime | None:
+        return datetime.fromisoformat(x) if x else None
+
+    return [
+        _Trial(
+            number,
+            state,
+            _INF.get(vtype, value) if vtype else None,
+            attrs[trial_id],
+            when(start),
+            when(end),
+        )
+        for trial_id, number, state, start, end, value, vtype in trials
+    ]
+
+
 def load(
     job: JobSpec | str | Path | Any, metric: str | None = None, gpus_per_trial: float | None = None
 ) -> Any:
@@ -50,25 +140,28 @@ def load(
     use the trial's recorded `gpus` attribute, else `gpus_per_trial`, else the job's
     `resources.gpus_per_trial`; when none is known `gpu_seconds` is empty (NaN), never guessed.
     """
-    import optuna
     import pandas as pd
 
-    if isinstance(job, optuna.Study):
-        study, name = job, job.study_name
+    optuna = sys.modules.get("optuna")  # not imported: `job` cannot be a Study
+    trials: list[_Trial] | None
+    if optuna is not None and isinstance(job, optuna.Study):
+        name = job.study_name
         direction = (
             "minimize" if job.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
         )
         where = f"study `{name}`"
+        trials = [_frozen(t) for t in job.get_trials(deepcopy=False)]
     else:
         if not isinstance(job, JobSpec):
             job = load_job(job)
-        study = _open(job)
         name, direction = job.study, job.objective.direction
         metric = metric or job.objective.metric
         if gpus_per_trial is None:
             gpus_per_trial = job.resources.gpus_per_trial
         where = f"study `{name}` in {job.storage_url}"
-    trials = study.get_trials(deepcopy=False)
+        trials = _read_sqlite(job)
+        if trials is None:
+            trials = [_frozen(t) for t in _open(job).get_trials(deepcopy=False)]
     foreign = [t for t in trials if not all(k in t.user_attrs for k in REQUIRED_ATTRS)]
     if trials and len(foreign) == len(trials):
         raise UserError(
@@ -93,7 +186,7 @@ def load(
         )
         row: dict[str, Any] = {
             "trial": t.number,
-            "state": t.state.name,
+            "state": t.state,
             "value": t.value,
             "mixture": attrs.get("mixture_name"),
             "volume": attrs.get("volume"),
@@ -107,7 +200,7 @@ def load(
         for task_type, share in props.items():
             row[f"p/{task_type}"] = float(share)
         row.update(attrs.get("metrics") or {})
-        row["error"] = attrs.get("error") if t.state != optuna.trial.TrialState.COMPLETE else None
+        row["error"] = attrs.get("error") if t.state != "COMPLETE" else None
         rows.append(row)
     columns = ["trial", "state", "value", "mixture", "volume", "balance", "seed"]
     df = pd.DataFrame(rows, columns=None if rows else columns)

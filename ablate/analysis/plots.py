@@ -191,9 +191,12 @@ def mixture_means(df: Any, metric: str = "value") -> Any:
     agg.update({c: (c, "first") for c in cols})
     agg["score"] = (metric, "mean")
     agg["seeds"] = (metric, "count")
-    agg["hours"] = ("seconds", lambda s: s.sum() / 3600 if s.notna().any() else np.nan)
-    agg["gpu_hours"] = ("gpu_seconds", lambda s: s.sum() / 3600 if s.notna().any() else np.nan)
-    return done.groupby("mix").agg(**agg)
+    groups = done.groupby("mix")
+    out = groups.agg(**agg)
+    # hours: NaN (unknown) when no trial of the mixture recorded its seconds
+    out["hours"] = groups["seconds"].sum(min_count=1) / 3600
+    out["gpu_hours"] = groups["gpu_seconds"].sum(min_count=1) / 3600
+    return out
 
 
 def pareto_front(cost: Any, score: Any, maximize: bool = True) -> np.ndarray:
@@ -337,30 +340,38 @@ def plot_history(df: Any, out: Path, metric: str = "value", label: str | None = 
     return _save(fig, out)
 
 
+#: Every plot, in the order of the report.
+PLOTS = ("volume_balance", "heatmap", "domains", "pareto", "simplex", "history")
+
+
 def plot_all(
     df: Any,
     out_dir: Path,
     metric: str = "value",
     label: str | None = None,
     cells: Cells | None = None,
+    only: tuple[str, ...] = PLOTS,
 ) -> dict[str, Path]:
-    """Every plot that applies to this study, written to `out_dir`; name -> PNG path."""
+    """Every plot that applies to this study (or those named in `only`), written to `out_dir`;
+    name -> PNG path."""
     out_dir = Path(out_dir)
     cells = cells or cell_stats(df, metric)
-    plots: dict[str, Path | None] = {
-        "volume_balance": plot_volume_balance(
+    draw = {
+        "volume_balance": lambda: plot_volume_balance(
             df, out_dir / "volume_balance.png", metric, label, cells
         ),
-        "heatmap": plot_heatmap(df, out_dir / "heatmap.png", metric, label, cells),
-        "domains": plot_domains(df, out_dir / "domains.png"),
-        "pareto": plot_pareto(df, out_dir / "pareto.png", metric, label),
-        "simplex": plot_simplex(df, out_dir / "simplex.png", metric, label),
-        "history": plot_history(df, out_dir / "history.png", metric, label),
+        "heatmap": lambda: plot_heatmap(df, out_dir / "heatmap.png", metric, label, cells),
+        "domains": lambda: plot_domains(df, out_dir / "domains.png"),
+        "pareto": lambda: plot_pareto(df, out_dir / "pareto.png", metric, label),
+        "simplex": lambda: plot_simplex(df, out_dir / "simplex.png", metric, label),
+        "history": lambda: plot_history(df, out_dir / "history.png", metric, label),
     }
+    plots = {name: draw[name]() for name in PLOTS if name in only}
     return {k: v for k, v in plots.items() if v is not None}
 
 
 __all__ = [
+    "PLOTS",
     "add_levels",
     "domain_metrics",
     "mixture_means",
