@@ -483,15 +483,69 @@ def _enqueue_design(
 
     live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
     have = {t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=live)}
-    n = 0
+    todo: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for mix in mixtures:
         attrs = trial_attrs(mix)
         if attrs["design_key"] in have:
             continue
-        study.enqueue_trial(params=params(mix) if params else {}, user_attrs=attrs)
+        todo.append((params(mix) if params else {}, attrs))
         have.add(attrs["design_key"])
-        n += 1
-    return n
+    if todo and not _enqueue_rdb(study, todo):
+        for fixed, attrs in todo:
+            study.enqueue_trial(params=fixed, user_attrs=attrs)
+    return len(todo)
+
+
+def _enqueue_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]]]) -> bool:
+    """`study.enqueue_trial` for many trials in one transaction of an RDB storage.
+
+    Writes the rows `enqueue_trial` writes (a WAITING trial numbered in order, its user
+    attributes, the `fixed_params` system attribute), without its per-trial transaction and
+    per-attribute SELECT-then-upsert: 300 trials took 6-11 s on SQLite through `enqueue_trial`
+    on the project's machine (ORM work, not disk), a fraction of a second here. The driver holds
+    the study's lock, and the study row is locked for the transaction (as `enqueue_trial` does).
+    False (nothing written) when the storage is not an RDBStorage: the caller enqueues one by one.
+    """
+    import json
+
+    from optuna.storages import RDBStorage
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(backend, RDBStorage):
+        return False
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+    from sqlalchemy import func, insert, select
+
+    study_id = study._study_id
+    with _create_scoped_session(backend.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        first = session.scalar(
+            select(func.count(models.TrialModel.trial_id)).where(
+                models.TrialModel.study_id == study_id
+            )
+        )
+        trials = [
+            models.TrialModel(
+                study_id=study_id, number=int(first or 0) + i, state=TrialState.WAITING
+            )
+            for i in range(len(todo))
+        ]
+        session.add_all(trials)
+        session.flush()  # the trials' ids
+        user_rows = [
+            {"trial_id": t.trial_id, "key": k, "value_json": json.dumps(v)}
+            for t, (_, attrs) in zip(trials, todo, strict=True)
+            for k, v in attrs.items()
+        ]
+        system_rows = [
+            {"trial_id": t.trial_id, "key": "fixed_params", "value_json": json.dumps(fixed)}
+            for t, (fixed, _) in zip(trials, todo, strict=True)
+        ]
+        session.execute(insert(models.TrialUserAttributeModel), user_rows)
+        session.execute(insert(models.TrialSystemAttributeModel), system_rows)
+    return True
 
 
 # --------------------------------------------------------------------------- workers
@@ -500,11 +554,18 @@ def _enqueue_design(
 class TrialWorker:
     """A long-lived Ray actor: one per GPU slot. `cache` outlives trials (the resident base model)."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, env: dict[str, str] | None = None) -> None:
         self.cache: dict[str, Any] = {}
         self.threads = threads
         self.reports: list[tuple[int, float]] = []
         self.stopping = False
+        # the driver's `_worker_env`, applied here rather than as a Ray runtime_env: an actor
+        # with its own runtime_env needs a fresh worker process (seconds), one without takes a
+        # worker Ray has already started; `module:function` targets import through sys.path
+        for key, value in (env or {}).items():
+            os.environ[key] = value
+        path = [p for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:0] = [p for p in path if p not in sys.path]
         if threads:
             os.environ["OMP_NUM_THREADS"] = str(threads)
 
@@ -775,11 +836,10 @@ def _drive(
         max_restarts=0,
         # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
         max_concurrency=2 if prune else 1,
-        runtime_env={"env_vars": _worker_env(threads)},
     )
 
     def new_actor() -> Any:
-        return actor_cls.remote(threads)
+        return actor_cls.remote(threads, _worker_env(threads))
 
     search = job.design.kind == "search"
     waiting = collections.deque(
