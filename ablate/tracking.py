@@ -627,3 +627,54 @@ def log_parent_artifacts(
             return
     for path in paths:
         client.log_artifact(parent_run_id, str(path), artifact_path)
+
+
+def find_sweep_run_sqlite(job: JobSpec) -> tuple[str | None, Path | None] | None:
+    """`find_sweep_run` for a SQLite tracking database, read with sqlite3, without importing
+    MLflow (2-3 CPU seconds): (run id or None, the run's artifact folder when it is local, else
+    None). None when the question needs MLflow itself (another backend, an unexpected schema)."""
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    uri = job.tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///") :])
+    if not db.is_file():
+        return None, None
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        try:
+            row = con.execute(
+                "SELECT r.run_uuid, r.artifact_uri FROM runs r "
+                "JOIN experiments e ON e.experiment_id = r.experiment_id "
+                "JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ablate.study' "
+                "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ablate.role' "
+                "WHERE e.name = ? AND s.value = ? AND k.value = 'sweep' "
+                "AND r.lifecycle_stage = 'active' ORDER BY r.start_time ASC LIMIT 1",
+                (job.study, job.study),
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None, None
+    run_id, artifact_uri = str(row[0]), str(row[1] or "")
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return run_id, Path(unquote(parsed.path))
+    if parsed.scheme == "" and Path(artifact_uri).is_absolute():
+        return run_id, Path(artifact_uri)
+    return run_id, None
+
+
+def copy_run_artifacts(folder: Path, paths: list[Path], artifact_path: str | None = None) -> None:
+    """What MLflow's local artifact store does for `log_artifact`: copy each file under the run's
+    artifact folder (see `find_sweep_run_sqlite`)."""
+    import shutil
+
+    dest = folder / artifact_path if artifact_path else folder
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copy2(path, dest / Path(path).name)

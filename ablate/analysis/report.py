@@ -66,9 +66,10 @@ def write_report(
     """Load the study, test, fit, plot and write `out/report.html`, `out/trials.csv`, PNGs.
 
     `parallel` (default: where the OS can fork): the surrogates (scikit-learn import, cross-
-    validation, bootstrap proposals) run in a forked process while this one plots, and a second
-    one imports MLflow and finds the sweep's run from the start, then logs the files. The output
-    is the same either way.
+    validation, bootstrap proposals) and half the plots run in forked processes while this one
+    draws the rest; when the files must go through MLflow (a tracking server, remote artifacts),
+    another one imports it and finds the sweep's run from the start. The output is the same
+    either way.
     """
     start = time.perf_counter()
     job = _job(job)
@@ -77,7 +78,16 @@ def write_report(
     fork = _can_fork() if parallel is None else parallel and _can_fork()
     children: list[_Child] = []
     try:
-        tracker = _Child(_mlflow_worker, job) if log_to_mlflow and fork else None
+        # a SQLite tracking store with local artifacts is read and written without MLflow (whose
+        # import alone costs 2-3 CPU seconds); otherwise a forked process imports MLflow and
+        # finds the run while this one works
+        quick = None
+        if log_to_mlflow:
+            from ablate import tracking
+
+            quick = tracking.find_sweep_run_sqlite(job)
+        via_mlflow = log_to_mlflow and (quick is None or (quick[0] is not None and not quick[1]))
+        tracker = _Child(_mlflow_worker, job) if via_mlflow and fork else None
         if tracker is not None:
             children.append(tracker)
         df = load(job)
@@ -109,7 +119,12 @@ def write_report(
         run_id = None
         if log_to_mlflow:
             files = [page, csv, *plots.values()]
-            if tracker is not None:
+            if not via_mlflow:
+                assert quick is not None
+                run_id, folder = quick
+                if run_id is not None and folder is not None:
+                    tracking.copy_run_artifacts(folder, files, "report")
+            elif tracker is not None:
                 tracker.send(files)
                 run_id = tracker.result()
             else:
