@@ -743,7 +743,11 @@ def run_sweep(
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             _update_best(job, tally, t.number, t.values[0] if t.values else None, t.user_attrs)
             tally.done += 1
-        n_waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        waiting = collections.deque(
+            t._trial_id
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        )
+        n_waiting = len(waiting)
         n_ask = 0
         if search:
             counted = [
@@ -755,7 +759,7 @@ def run_sweep(
         try:
             if n_waiting or n_ask:
                 started_ray = _init_ray(address)
-                _drive(job, study, writer, tally, n_waiting, n_ask, task_types, progress)
+                _drive(job, study, writer, tally, waiting, n_ask, task_types, progress)
             writer.close()  # every finished trial has its run before the sweep's run ends
         except BaseException as err:
             status = "KILLED"
@@ -815,7 +819,7 @@ def _drive(
     study: Any,
     writer: Any,
     tally: _Tally,
-    n_waiting: int,
+    waiting: collections.deque[int],
     n_ask: int,
     task_types: list[str],
     progress: Callable[[SweepProgress], None] | None,
@@ -842,9 +846,7 @@ def _drive(
         return actor_cls.remote(threads, _worker_env(threads))
 
     search = job.design.kind == "search"
-    waiting = collections.deque(
-        t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    )
+    n_waiting = len(waiting)  # the WAITING trials' ids, read once by run_sweep
     idle = [new_actor() for _ in range(min(_n_workers(job, cpus, gpus), n_waiting + n_ask))]
     # trials start when their workers are up (at most a minute's wait: a busy cluster may not
     # place them all now), so a trial's recorded start and duration are its own

@@ -4,8 +4,11 @@
 
 For each storage (SQLite file, journal file) it runs `ablate.sweep.run_sweep` on a fixed
 `random` design of N mixtures whose objective is `sim` with `duration_s: 0`: every trial is
-enqueued in Optuna, asked, sent to a Ray actor, told, and logged to MLflow (SQLite). Ray is
-started once before (its start-up is not dispatch). Baseline in the same run: the same
+enqueued in Optuna, asked, sent to a Ray actor, told, and logged to MLflow (SQLite) by the
+driver's `tracking.RunWriter` thread; `run_sweep` returns only once that writer has drained, so
+the whole-run figure includes every child run. Ray is started once before (its start-up is not
+dispatch); the actors' start is included (the first repeat's actors take Ray's prestarted
+workers, later repeats start fresh worker processes). Baseline in the same run: the same
 enqueue -> ask -> tell loop on the same storage with nothing else (Optuna's own floor).
 Prints trials/s (medians over --repeat runs) and the driver/Optuna ratio.
 """
