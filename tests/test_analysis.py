@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -42,7 +42,7 @@ def grid_study(
     balances: tuple[float, ...] = (0.5, 1.0),
     seeds: tuple[int, ...] = (0, 1, 2, 3),
     noise: float = 0.005,
-    direction: str = "maximize",
+    direction: Literal["minimize", "maximize"] = "maximize",
 ) -> Any:
     """A grid study in the job's storage: value = f + Gaussian seed noise (seeded, repeatable)."""
     import optuna
@@ -134,6 +134,7 @@ def test_less_is_more_holds_on_a_peaked_landscape(make_job: Any) -> None:
     assert f.overall.best_volume == 5000 and f.overall.largest_volume == 20000
     assert f.overall.effect == pytest.approx(truth, abs=0.01)
     assert f.overall.low is not None and f.overall.high is not None
+    assert f.overall.effect is not None
     # the interval: about +-1.96 standard errors; SE = noise / sqrt(4 seeds) per cell, x sqrt(2)
     # for a difference of two cells, / sqrt(2) for the mean over two balance levels = 0.0025
     assert abs(f.overall.effect - truth) < 3 * 0.0025
@@ -243,3 +244,39 @@ def test_bad_studies_are_clear_errors(make_job: Any, tmp_path: Path) -> None:
     other = make_job(storage=f"sqlite:///{not_optuna}")
     with pytest.raises(UserError, match=r"cannot be read as an Optuna storage|no study"):
         load(other)
+
+
+def test_sqlite_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -> None:
+    """`load` reads an Optuna SQLite file directly; the table equals the one Optuna gives."""
+    import importlib
+
+    import pandas as pd
+    from optuna.trial import TrialState, create_trial
+
+    # the module, not the function `ablate.analysis.load` that shadows it
+    load_module = importlib.import_module("ablate.analysis.load")
+
+    other = make_job(study="other")  # a second study in the same file must not leak in
+    _study_with(other, [create_trial(value=9.0, user_attrs={"proportions": {"a": 1.0}})])
+    job = make_job(study="mixed")
+    attrs = {"proportions": {"a": 0.25, "b": 0.75}, "volume": 10, "seed": 0, "balance": 0.8}
+    _study_with(
+        job,
+        [
+            create_trial(value=0.5, user_attrs={**attrs, "metrics": {"score": 0.5}, "gpus": 2}),
+            create_trial(value=math.inf, user_attrs={**attrs, "seconds": 3.0}),
+            create_trial(state=TrialState.FAIL, user_attrs={**attrs, "error": "boom"}),
+            create_trial(state=TrialState.RUNNING, user_attrs={"proportions": {"c": 1.0}}),
+        ],
+    )
+    assert load_module._read_sqlite(job) is not None
+    fast = load(job)
+    monkeypatch.setattr(load_module, "_read_sqlite", lambda job: None)
+    slow = load(job)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast.attrs == slow.attrs and list(fast["state"]) == [
+        "COMPLETE",
+        "COMPLETE",
+        "FAIL",
+        "RUNNING",
+    ]

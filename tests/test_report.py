@@ -176,3 +176,21 @@ def test_cli_bad_input_is_one_line(make_job: Any, tmp_path: Path, capsys: Any) -
     assert main(["report", str(path), "--out", str(tmp_path / "o"), "--metric", "x"]) == 2
     assert main(["propose", str(path), "-n", "0"]) == 2
     assert "-n must be at least 1" in capsys.readouterr().err
+
+
+def test_forked_and_serial_reports_agree(make_job: Any, tmp_path: Path) -> None:
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    forked = write_report(job, tmp_path / "a", log_to_mlflow=False, parallel=True)
+    serial = write_report(job, tmp_path / "b", log_to_mlflow=False, parallel=False)
+    assert list(forked.plots) == list(serial.plots)
+    assert forked.findings.statements() == serial.findings.statements()
+    assert forked.surrogates is not None and serial.surrogates is not None
+    assert forked.surrogates.cv.keys() == serial.surrogates.cv.keys()
+    for name, cv in forked.surrogates.cv.items():
+        assert cv.spearman == serial.surrogates.cv[name].spearman
+    assert [p.describe("score") for p in forked.proposals] == [
+        p.describe("score") for p in serial.proposals
+    ]
+    # the forked fit hands back no models (no scikit-learn import here); one refits on demand
+    assert forked.surrogates.predict([[1 / 3] * 3], 5000).shape == (1,)
