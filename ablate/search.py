@@ -110,6 +110,9 @@ def suggest(trial: Any, job: JobSpec, task_types: Sequence[str]) -> Mixture:
     """Ask the trial for a mixture; set its constraint values. Enqueued params come back as given."""
     d = job.design
     types = list(task_types)
+    bind = getattr(getattr(getattr(trial, "study", None), "sampler", None), "bind", None)
+    if callable(bind):  # the default sampler needs the task types before the first parameter
+        bind(types)
     names = param_names(job, types)
     if d.parameterization == "logu":
         # Optuna FAQ: x_i = -log(u_i), u_i ~ U(0, 1); p = x / sum(x)
@@ -169,8 +172,13 @@ def make_sampler(job: JobSpec, n_existing: int) -> Any:
     multi = d.multi_objective != "none"
     startup = d.n_startup
     kind = d.sampler
+    if kind == "default" and not multi:
+        from ablate.mixsampler import MixtureSampler
+
+        # centroid (enqueued by the driver) + maximin points, then a GP on sqrt(shares)
+        return MixtureSampler(job, seed=seed)
     if kind == "default":
-        # centroid (enqueued by the driver) + Sobol points, then the GP
+        # multi-objective: Optuna's GP (it models every objective) after the same start-up size
         startup = DEFAULT_STARTUP if startup is None else startup
         return optuna.samplers.GPSampler(
             seed=seed,
