@@ -453,9 +453,10 @@ def _insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finishe
     if not isinstance(store, SqlAlchemyStore):
         raise TypeError(f"not a SQL tracking store: {type(store).__name__}")
     exp_id = _experiment_id(job)
-    location = _ARTIFACT_ROOTS.get(exp_id)
+    key = (job.tracking_uri, exp_id)  # experiment ids repeat across tracking stores
+    location = _ARTIFACT_ROOTS.get(key)
     if location is None:
-        location = _ARTIFACT_ROOTS[exp_id] = client.get_experiment(exp_id).artifact_location
+        location = _ARTIFACT_ROOTS[key] = client.get_experiment(exp_id).artifact_location
     runs, tags, params, metrics, latest = [], [], [], [], []
     selections = []
     for f in batch:
@@ -516,7 +517,7 @@ def _insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finishe
         _log_selection(client, run_id, result)
 
 
-_ARTIFACT_ROOTS: dict[str, str] = {}
+_ARTIFACT_ROOTS: dict[tuple[str, str], str] = {}
 
 
 def _is_number(value: Any) -> bool:
