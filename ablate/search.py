@@ -236,8 +236,27 @@ def default_warm_start(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]
             volume=job.design.volumes[0]
             if not job.design.search_volume
             else round(math.sqrt(min(job.design.volumes) * max(job.design.volumes))),
-            proportions={t: 1.0 / k for t in task_types},
+            proportions=_feasible_centre(task_types, job.design.max_share),
             taxonomy=job.taxonomy,
             seed=job.design.seeds[0],
         )
     ]
+
+
+def _feasible_centre(task_types: Sequence[str], max_share: dict[str, float]) -> dict[str, float]:
+    """The uniform mixture, or, when `max_share` cuts it off, the feasible mixture nearest to it
+    (capped types at their cap, the rest shared evenly by the others: water-filling)."""
+    p = dict.fromkeys(task_types, 1.0 / len(task_types))
+    free = set(task_types)
+    while True:
+        over = [t for t in free if t in max_share and p[t] > max_share[t] + 1e-12]
+        if not over:
+            return p
+        for t in over:
+            p[t] = max_share[t]
+            free.discard(t)
+        if not free:
+            return p  # caps sum to < 1: infeasible; config validation reports it
+        rest = (1.0 - sum(p[t] for t in task_types if t not in free)) / len(free)
+        for t in free:
+            p[t] = rest

@@ -71,6 +71,65 @@ def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
     assert make_sampler(job, 0)._rng.rng.random() != make_sampler(job, 7)._rng.rng.random()
 
 
+def _in_memory_search(job, types, n, study=None):
+    """The driver's loop without Ray: enqueue the warm start, then ask -> suggest -> tell."""
+    from ablate.search import default_warm_start
+    from ablate.sim import sim_score
+
+    if study is None:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
+        for mix in default_warm_start(job, types):
+            study.enqueue_trial(cube_params(job, types, mix))
+    clean = []
+    for _ in range(n):
+        trial = study.ask()
+        mix = suggest(trial, job, types)
+        value, c = sim_score("less_is_more", dict(mix.proportions), types, mix.volume)
+        study.tell(trial, value)
+        clean.append((mix, c))
+    return study, clean
+
+
+def test_default_sampler_finds_the_optimum_and_honours_bounds(make_job) -> None:
+    from ablate.mixsampler import MixtureSampler
+
+    job = make_job(objective=SIM, design={"kind": "search", "volumes": [5000]})
+    assert isinstance(make_sampler(job, 0), MixtureSampler)
+    _, runs = _in_memory_search(job, TYPES, 12)
+    assert runs[0][0].proportions == pytest.approx(dict.fromkeys(TYPES, 1 / 3))  # centroid first
+    assert max(c for _, c in runs) >= 0.99  # 3 types, no noise: within 1% in 12 trials
+    # hard bounds: min_share through the map, max_share never proposed; the searched volume
+    job = make_job(
+        objective=SIM,
+        task_types=[],  # types from the pool: `suggest` binds them
+        design={
+            "kind": "search",
+            "min_share": 0.05,
+            "max_share": {"caption": 0.3},
+            "volumes": [1000, 20000],
+            "search_volume": True,
+        },
+    )
+    _, runs = _in_memory_search(job, TYPES, 8)
+    for mix, _ in runs:
+        p = mix.proportions
+        assert min(p.values()) >= 0.05 - 1e-9 and p["caption"] <= 0.3 + 1e-9
+        assert 1000 <= mix.volume <= 20000
+    # multi-objective: Optuna's GPSampler, which models both objectives
+    job = make_job(objective=SIM, design={"kind": "search", "multi_objective": "volume"})
+    assert isinstance(make_sampler(job, 0), optuna.samplers.GPSampler)
+
+
+def test_default_sampler_does_not_replay_after_restart(make_job) -> None:
+    job = make_job(objective=SIM, seed=3, design={"kind": "search", "volumes": [5000]})
+    study, _ = _in_memory_search(job, TYPES, 5)
+    seen = [t.params for t in study.trials]
+    # a restarted driver builds a new sampler with the same job seed: no earlier point again
+    study.sampler = make_sampler(job, len(study.trials))
+    _, more = _in_memory_search(job, TYPES, 2, study)
+    assert all(t.params not in seen for t in study.trials[5:])
+
+
 def test_cmaes_refuses_multi_objective(make_job) -> None:
     job = make_job(
         objective=SIM, design={"kind": "search", "sampler": "cmaes", "multi_objective": "volume"}
