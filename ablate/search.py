@@ -229,7 +229,6 @@ def default_warm_start(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]
     """What the default strategy enqueues before searching: the uniform mixture."""
     if job.design.kind != "search" or job.design.sampler != "default":
         return []
-    k = len(task_types)
     return [
         Mixture(
             name=f"centroid-v{job.design.volumes[0]:g}",

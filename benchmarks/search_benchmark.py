@@ -115,9 +115,7 @@ def main() -> None:
         )
     print()
     lands = list(LANDSCAPES)
-    print(
-        f"| strategy | median, all | {' | '.join(lands)} | reached | mean of reached | seconds |"
-    )
+    print(f"| strategy | median, all | {' | '.join(lands)} | reached | mean of reached | seconds |")
     print("|---" * (len(lands) + 5) + "|")
     for name, med, per, sec, alls in rows:
         hit = [h for h in alls if h <= args.budget]

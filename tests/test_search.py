@@ -126,7 +126,7 @@ def test_default_sampler_does_not_replay_after_restart(make_job) -> None:
     seen = [t.params for t in study.trials]
     # a restarted driver builds a new sampler with the same job seed: no earlier point again
     study.sampler = make_sampler(job, len(study.trials))
-    _, more = _in_memory_search(job, TYPES, 2, study)
+    _in_memory_search(job, TYPES, 2, study)
     assert all(t.params not in seen for t in study.trials[5:])
 
 
