@@ -728,9 +728,6 @@ def run_sweep(
     with driver_lock(job, study):
         parent = tracking.start_sweep(job)  # creates the tracking DB before any worker exists
         _reconcile(job, study, parent)
-        # finished trials' runs are written by a thread, in batches (MLflow follows Optuna)
-        writer = tracking.RunWriter(job, parent)
-        _sync_tracking(job, study, parent, writer)
         if search:
             from ablate.search import cube_params, make_sampler
 
@@ -756,7 +753,10 @@ def run_sweep(
             n_ask = max(0, job.design.n_trials - len(counted))
         status = "FINISHED"
         started_ray = False
+        # finished trials' runs are written by a thread, in batches (MLflow follows Optuna)
+        writer = tracking.RunWriter(job, parent)
         try:
+            _sync_tracking(job, study, parent, writer)
             if n_waiting or n_ask:
                 started_ray = _init_ray(address)
                 _drive(job, study, writer, tally, waiting, n_ask, task_types, progress)
