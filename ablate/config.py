@@ -329,7 +329,8 @@ class DesignSpec:
     max_share: dict[str, float] = field(default_factory=dict)
     """search: per-type upper bounds, enforced as Optuna constraints (`trial.set_constraint`)."""
     sampler: typing.Literal["default", "tpe", "gp", "cmaes", "random", "qmc"] = "default"
-    """search: Optuna sampler; `default` = GP after a centroid + Sobol start (see search.py)."""
+    """search: Optuna sampler; `default` = centroid + maximin start, then a GP on sqrt(shares)
+    (ablate/mixsampler.py)."""
     parameterization: typing.Literal["stick", "logu"] = "stick"
     """search: `stick` (k-1 coordinates, one per mixture) or `logu` (Optuna FAQ: k -log(u))."""
     search_volume: bool = False
