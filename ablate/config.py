@@ -442,7 +442,9 @@ def _check_job(job: JobSpec, src: str) -> None:
                     f"got {job.bench.heldout_of_pool}"
                 )
             if job.bench.file is None and not job.bench.heldout_of_pool > 0:
-                raise UserError(f"{src}: `bench` needs a `file`, a `heldout_of_pool` share, or both")
+                raise UserError(
+                    f"{src}: `bench` needs a `file`, a `heldout_of_pool` share, or both"
+                )
     if job.objective.kind == "python":
         if not job.objective.target or ":" not in job.objective.target:
             raise UserError(
@@ -468,7 +470,9 @@ def _check_job(job: JobSpec, src: str) -> None:
             f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
         )
     if job.objective.kind == "sim" and not job.task_types and job.pool is None:
-        raise UserError(f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix")
+        raise UserError(
+            f"{src}: list `task_types` (or give a `pool`) so the design knows what to mix"
+        )
     for key, value in (
         ("design.n_trials", d.n_trials),
         ("design.divisions", d.divisions),
