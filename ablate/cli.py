@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (by suffix; default), json, jsonl, parquet, disk (save_to_disk folder), "
         "dataset (datasets.load_dataset(PATH)), or a load_dataset builder such as csv or arrow",
     )
-    p.add_argument("--split", default="train", help="split of a Hugging Face source (default train)")
+    p.add_argument(
+        "--split", default="train", help="split of a Hugging Face source (default train)"
+    )
     p.add_argument(
         "--image-root",
         type=Path,
@@ -358,9 +360,7 @@ def _run_data(args: argparse.Namespace) -> int:
         def progress(n: int) -> None:
             done["n"] = n
             rate = n / max(time.perf_counter() - start, 1e-9)
-            print(
-                f"\r  {n:,} records read ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True
-            )
+            print(f"\r  {n:,} records read ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
 
         manifest = import_pool(
             ImportRequest(
