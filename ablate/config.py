@@ -273,6 +273,10 @@ class TrainSpec:
     `<dir>/<selection hash[:16]>-s<seed>/`; a retried trial resumes from its last one."""
     checkpoint_every: int = 0
     """Save adapter + optimizer state every N optimizer steps (0: no checkpoints)."""
+    eval_every: int = 0
+    """Score the bench every N optimizer steps (0: only at the end) and report the objective
+    metric as an intermediate value: a learning curve, and what `design.prune` prunes on."""
+
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,25 @@ def test_trial_command_prints_one_json_object(train_job: Any, tmp_path: Path, ca
     assert sum(result["counts"].values()) == 16
     assert 0 <= result["metrics"]["overall_accuracy"] <= 1 and result["info"]["steps"] == 2
     assert not (tmp_path / "optuna.db").exists()  # a single trial touches no study
+
+
+def test_intermediate_scores_are_reported_and_can_stop_a_trial(train_job: Any) -> None:
+    """`train.eval_every` scores the bench during training: the values the driver prunes on."""
+    from ablate.trial import run_trial
+
+    job = train_job(train={"eval_every": 2, "max_steps": 6})
+    mix = Mixture(name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill")
+    seen: list[tuple[int, float]] = []
+    result = run_trial(job, mix, {"report": lambda step, value: seen.append((step, value))})
+    assert [step for step, _ in seen] == [2, 4]  # step 6 is the final score, not intermediate
+    assert all(0.0 <= value <= 1.0 for _, value in seen)
+    assert result.info["steps"] == 6
+
+    class Pruned(Exception):
+        pass
+
+    def prune(step: int, value: float) -> None:
+        raise Pruned(f"pruned at step {step}")
+
+    with pytest.raises(Pruned, match="step 2"):
+        run_trial(job, mix, {"report": prune})

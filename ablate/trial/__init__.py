@@ -136,6 +136,17 @@ def run_trial(
         checkpoint = _checkpoint_folder(job, model_path, selection_hash, mixture.seed)
 
     peft_model = attach_lora(loaded.model, job.model.lora, mixture.seed)
+    if job.train.eval_every > 0 and job.bench_file is not None:
+        from ablate.trial.scoring import score_bench
+
+        def intermediate() -> float | None:
+            scores, _ = score_bench(
+                peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
+            )
+            peft_model.train()  # back to training mode after scoring
+            return scores.get(job.objective.metric)
+
+        callbacks = [*callbacks, _intermediate_scores(job.train.eval_every, intermediate, cache)]
     try:
         stats = train_lora(
             peft_model,
@@ -336,3 +347,22 @@ def _cached(cache: dict[Any, Any], key: tuple[Any, ...], make: Any) -> Any:
     if key not in cache:
         cache[key] = make()
     return cache[key]
+
+
+def _intermediate_scores(every: int, score: Any, cache: dict[Any, Any]) -> Any:
+    """A TrainerCallback scoring the bench every `every` steps; each value goes to the worker's
+    `report(step, value)` (set by the sweep's worker: the driver prunes on them), which may raise
+    to stop a pruned trial."""
+    from transformers import TrainerCallback
+
+    class IntermediateScores(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            step = state.global_step
+            if step % every or step >= state.max_steps:
+                return  # the final score is the trial's result, not an intermediate value
+            value = score()
+            report = cache.get("report")
+            if value is not None and report is not None:
+                report(step, float(value))
+
+    return IntermediateScores()
