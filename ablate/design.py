@@ -133,11 +133,19 @@ def grid_design(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
         ]
     else:
         levels = [(f"b{b:.2f}", proportions_for_balance(types, b)) for b in d.balance]
+    return cross_volumes_and_seeds(job, levels)
+
+
+def cross_volumes_and_seeds(
+    job: JobSpec, labelled: Sequence[tuple[str, dict[str, float]]]
+) -> list[Mixture]:
+    """Each (label, proportions) point at every `design.volumes` x `design.seeds`, seeds
+    innermost; points that coincide (same proportions, volume and seed) appear once."""
     points: list[Mixture] = []
     seen: set[str] = set()
-    for volume in d.volumes:
-        for label, props in levels:
-            for seed in d.seeds:
+    for volume in job.design.volumes:
+        for label, props in labelled:
+            for seed in job.design.seeds:
                 mix = Mixture(
                     name=f"v{volume:g}-{label}-s{seed}",
                     volume=volume,
@@ -286,23 +294,7 @@ def fixed_design(job: JobSpec, task_types: Sequence[str], kind: str | None = Non
             if job.design.kind == "grid"
             else grid_design(_as_grid(job), task_types)
         )
-    points: list[Mixture] = []
-    seen: set[str] = set()
-    for volume in job.design.volumes:
-        for label, props in proportion_points(job, task_types, kind):
-            for seed in job.design.seeds:
-                mix = Mixture(
-                    name=f"v{volume:g}-{label}-s{seed}",
-                    volume=volume,
-                    proportions=props,
-                    taxonomy=job.taxonomy,
-                    seed=seed,
-                )
-                key = design_key(mix)
-                if key not in seen:
-                    seen.add(key)
-                    points.append(mix)
-    return points
+    return cross_volumes_and_seeds(job, proportion_points(job, task_types, kind))
 
 
 def _as_grid(job: JobSpec) -> JobSpec:
