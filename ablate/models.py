@@ -9,6 +9,7 @@ through `AutoModelForImageTextToText` / `AutoProcessor`, the same code path as a
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,6 +406,10 @@ def load_model(path: Path | str, device: str | None = None, spec: Any = None) ->
 
     hf_logging.disable_progress_bar()  # one bar per worker and trial is noise in a sweep's log
     hf_logging.set_verbosity_error()
+    # peft and the Trainer read a property transformers 5 deprecated: not the user's concern
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
 
     kind = getattr(spec, "kind", "auto")
     trust = bool(getattr(spec, "trust_remote_code", False))

@@ -72,6 +72,8 @@ def mixture_table(df: Any, metric: str = "value") -> Any:
         high=(metric, "max"),
     )
     table["range"] = table["high"] - table["low"]
+    if (table["volume"] % 1 == 0).all():  # rows are whole numbers: print 250, not 250.0
+        table["volume"] = table["volume"].astype("int64")
     return table.sort_values(["volume", "balance"])
 
 

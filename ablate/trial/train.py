@@ -12,7 +12,6 @@ import math
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +93,6 @@ def train_lora(
     from transformers import PrinterCallback, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
-    # transformers' own Trainer calls a deprecated property of the model: not the user's concern
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
     start = time.perf_counter()
     rows_per_step = train.batch_size * train.grad_accum
     steps_per_epoch = math.ceil(len(examples) / rows_per_step)
