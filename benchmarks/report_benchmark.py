@@ -45,8 +45,9 @@ def build(folder: Path, n: int) -> Path:
     import optuna
 
     from ablate import tracking
+    from ablate.analysis.load import result_trial
     from ablate.config import load_job
-    from ablate.design import balance_of, proportions_for_balance
+    from ablate.design import proportions_for_balance
     from ablate.sim import sim_score
 
     job_file = folder / "job.yaml"
@@ -82,20 +83,7 @@ def build(folder: Path, n: int) -> Path:
             "score": value,
             **{f"accuracy/{d}": value + rng.normal(0, 0.02) for d in DOMAINS},
         }
-        trials.append(
-            optuna.trial.create_trial(
-                value=value,
-                user_attrs={
-                    "proportions": props,
-                    "volume": v,
-                    "seed": s,
-                    "balance": balance_of(props),
-                    "mixture_name": f"m{i}-s{s}",
-                    "metrics": metrics,
-                    "seconds": 600.0 * v / 5000,
-                },
-            )
-        )
+        trials.append(result_trial(props, v, s, f"m{i}-s{s}", value, metrics, 600.0 * v / 5000))
     study.add_trials(trials)
     parent = tracking.start_sweep(job)
     tracking.finish_sweep(job, parent, {"n_complete": n})

@@ -23,7 +23,7 @@ import numpy as np
 def sim_study(landscape: str, n: int, seed: int, storage: str) -> object:
     import optuna
 
-    from ablate.design import balance_of
+    from ablate.analysis.load import result_trial
     from ablate.sim import sim_score
 
     types = ["a", "b", "c", "d"]
@@ -37,20 +37,8 @@ def sim_study(landscape: str, n: int, seed: int, storage: str) -> object:
         props = dict(zip(types, rng.dirichlet(np.ones(4)).tolist(), strict=True))
         volume = round(math.exp(rng.uniform(math.log(500), math.log(50_000))))
         value, clean = sim_score(landscape, props, types, volume, 0, seed, noise=0.01)
-        trials.append(
-            optuna.trial.create_trial(
-                value=value,
-                user_attrs={
-                    "proportions": props,
-                    "volume": volume,
-                    "seed": 0,
-                    "balance": balance_of(props),
-                    "mixture_name": f"m{i}",
-                    "metrics": {"score": value, "noise_free": clean},
-                    "seconds": 1.0,
-                },
-            )
-        )
+        metrics = {"score": value, "noise_free": clean}
+        trials.append(result_trial(props, volume, 0, f"m{i}", value, metrics, 1.0))
     study.add_trials(trials)
     return study
 

@@ -47,7 +47,7 @@ def grid_study(
     """A grid study in the job's storage: value = f + Gaussian seed noise (seeded, repeatable)."""
     import optuna
 
-    from ablate.design import balance_of
+    from ablate.analysis.load import result_trial
 
     study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction=direction)
     rng = np.random.default_rng(0)
@@ -56,20 +56,9 @@ def grid_study(
             props = proportions_for_balance(TYPES, b)
             for s in seeds:
                 value = f(props, v, s) + rng.normal(0, noise)
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        value=value,
-                        user_attrs={
-                            "proportions": props,
-                            "volume": v,
-                            "seed": s,
-                            "balance": balance_of(props),
-                            "mixture_name": f"v{v:g}-b{b:.2f}-s{s}",
-                            "metrics": {"score": value, "accuracy/arts": value / 2},
-                            "seconds": 2.0,
-                        },
-                    )
-                )
+                metrics = {"score": value, "accuracy/arts": value / 2}
+                name = f"v{v:g}-b{b:.2f}-s{s}"
+                study.add_trial(result_trial(props, v, s, name, value, metrics, 2.0))
     return study
 
 

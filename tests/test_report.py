@@ -22,7 +22,7 @@ def dirichlet_study(job: Any, n: int = 60, noise: float = 0.01, seed: int = 0) -
     """n trials at Dirichlet(1) proportions and log-uniform volumes 500..50,000, one seed each."""
     import optuna
 
-    from ablate.design import balance_of
+    from ablate.analysis.load import result_trial
 
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
@@ -30,20 +30,7 @@ def dirichlet_study(job: Any, n: int = 60, noise: float = 0.01, seed: int = 0) -
         props = dict(zip(TYPES, rng.dirichlet(np.ones(3)).tolist(), strict=True))
         volume = round(math.exp(rng.uniform(math.log(500), math.log(50_000))))
         value = peak_at_5000(props, volume, 0) + rng.normal(0, noise)
-        study.add_trial(
-            optuna.trial.create_trial(
-                value=value,
-                user_attrs={
-                    "proportions": props,
-                    "volume": volume,
-                    "seed": 0,
-                    "balance": balance_of(props),
-                    "mixture_name": f"d{i}",
-                    "metrics": {"score": value},
-                    "seconds": 1.0,
-                },
-            )
-        )
+        study.add_trial(result_trial(props, volume, 0, f"d{i}", value, {"score": value}, 1.0))
 
 
 def test_surrogates_rank_held_out_mixtures_and_propose_the_optimum(make_job: Any) -> None:

@@ -248,3 +248,32 @@ def task_types(df: Any) -> list[str]:
     """The task types of the study, in the order the trials first listed them."""
     types = df.attrs.get("task_types")
     return list(types) if types else [c[2:] for c in df.columns if c.startswith("p/")]
+
+
+def result_trial(
+    proportions: dict[str, float],
+    volume: int,
+    seed: int,
+    name: str,
+    value: float,
+    metrics: dict[str, float],
+    seconds: float,
+) -> Any:
+    """A finished Optuna trial carrying the user attributes `load` reads, for results obtained
+    outside a sweep (runs imported from elsewhere, synthetic studies in tests and benchmarks)."""
+    import optuna
+
+    from ablate.design import balance_of
+
+    return optuna.trial.create_trial(
+        value=value,
+        user_attrs={
+            "proportions": proportions,
+            "volume": volume,
+            "seed": seed,
+            "balance": balance_of(proportions),
+            "mixture_name": name,
+            "metrics": metrics,
+            "seconds": seconds,
+        },
+    )
