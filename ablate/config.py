@@ -263,6 +263,13 @@ class TrainSpec:
     """Gradient accumulation steps: an optimizer step sees batch_size x grad_accum rows."""
     group_by_length: bool = False
     """Batch dialogues of similar length together (shuffled groups) to cut padding."""
+    packing: bool = False
+    """Concatenate whole dialogues into rows of `pack_tokens` tokens (no padding at all; each
+    dialogue attends only to itself through a variable-length attention kernel). Not for
+    M-RoPE models (Qwen2-VL style)."""
+    pack_tokens: int = 0
+    """Tokens per packed row (0: about `batch_size` dialogues' worth, at least the longest);
+    with packing this, not `batch_size`, sets a step's memory."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: ~30% slower, much less memory; only when
     a batch does not fit otherwise."""
@@ -540,6 +547,11 @@ def _check_job(job: JobSpec, src: str) -> None:
     gpus = job.resources.gpus_per_trial
     if gpus is not None and not gpus >= 0:
         raise UserError(f"{src}: `resources.gpus_per_trial` must be 0 or more, got {gpus}")
+    if job.train.pack_tokens and not job.train.pack_tokens >= job.train.max_length:
+        raise UserError(
+            f"{src}: `train.pack_tokens` ({job.train.pack_tokens}) must be 0 (automatic) or at "
+            f"least `train.max_length` ({job.train.max_length}), so every dialogue fits a row"
+        )
     if not 0 <= job.train.warmup_ratio < 1 or not 0 <= job.model.lora.dropout < 1:
         raise UserError(f"{src}: `train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)")
 

@@ -256,6 +256,10 @@ def test_empty_study_name(tmp_path: Path) -> None:
         ("resources.gpus_per_trial=-1", "`resources.gpus_per_trial` must be 0 or more, got -1.0"),
         ("model.lora.r=0", "`model.lora.r` must be positive, got 0"),
         (
+            "train.pack_tokens=16",
+            "`train.pack_tokens` (16) must be 0 (automatic) or at least `train.max_length`",
+        ),
+        (
             "train.warmup_ratio=1.5",
             "`train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)",
         ),

@@ -90,12 +90,16 @@ def train_lora(
 
     `callbacks` are extra transformers TrainerCallbacks (progress, early stop, fault tests).
     """
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
+    from ablate.trial.packing import packed_attention
+
     start = time.perf_counter()
-    rows_per_step = train.batch_size * train.grad_accum
-    steps_per_epoch = math.ceil(len(examples) / rows_per_step)
+    liger = train.liger and device == "cuda"
+    dataset, collate_rows = _training_rows(peft_model, examples, pixels, pad_id, train, seed)
+    per_device = 1 if train.packing else train.batch_size  # a packed row holds many dialogues
+    steps_per_epoch = math.ceil(len(dataset) / (per_device * train.grad_accum))
     max_steps = train.max_steps or max(1, math.ceil(steps_per_epoch * train.epochs))
     saving = checkpoint is not None and train.checkpoint_every > 0
     resume = None
@@ -105,19 +109,17 @@ def train_lora(
     per_batch: list[int] = []
 
     def collate_counted(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        out = collate([b["example"] for b in batch], pixels, pad_id)
-        per_batch.append(int(out["attention_mask"].sum()))
-        counted["real"] += per_batch[-1]
-        counted["padded"] += int(out["attention_mask"].numel())
+        out, real, positions = collate_rows(batch)
+        per_batch.append(real)
+        counted["real"] += real
+        counted["padded"] += positions
         return out
 
-    # dict rows: the Trainer's length-grouped sampler reads len(row["input_ids"])
-    dataset = [{"input_ids": e.input_ids, "example": e} for e in examples]
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = str(checkpoint) if saving else scratch
         args = TrainingArguments(
             output_dir=out_dir,
-            per_device_train_batch_size=train.batch_size,
+            per_device_train_batch_size=per_device,
             gradient_accumulation_steps=train.grad_accum,
             max_steps=max_steps,
             learning_rate=train.lr,
@@ -137,13 +139,15 @@ def train_lora(
             activation_checkpointing_kwargs={"use_reentrant": False}
             if train.gradient_checkpointing
             else None,
-            use_liger_kernel=train.liger and device == "cuda",
-            train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+            use_liger_kernel=liger,
+            train_sampling_strategy="group_by_length"
+            if train.group_by_length and not train.packing
+            else "random",
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
-        trainer = Trainer(
+        trainer = _trainer_class(packed_loss=train.packing and not liger)(
             model=peft_model,
             args=args,
             train_dataset=dataset,  # a list of dicts is a map-style dataset
@@ -151,13 +155,17 @@ def train_lora(
             callbacks=list(callbacks),
         )
         trainer.remove_callback(PrinterCallback)  # losses go to the TrialResult, not stdout
-        result = trainer.train(resume_from_checkpoint=resume)
+        if train.packing:
+            with packed_attention(peft_model.get_base_model()):
+                result = trainer.train(resume_from_checkpoint=resume)
+        else:
+            result = trainer.train(resume_from_checkpoint=resume)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     if saving and checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     resumed = int(Path(resume).name.split("-")[-1]) if resume else 0
     tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]
-    # steps x rows, each counted by its own length: the data loader cycles epochs
+    # an epoch's tokens scaled by the epochs run: the data loader cycles epochs
     tokens_per_epoch = sum(len(e.input_ids) for e in examples)
     tokens = int(tokens_per_epoch * max_steps / steps_per_epoch)
     return TrainStats(
@@ -171,3 +179,71 @@ def train_lora(
         batch_tokens=tuple(per_batch),
         resumed_from_step=resumed,
     )
+
+
+def _training_rows(
+    peft_model: Any,
+    examples: Sequence[Encoded],
+    pixels: PixelCache | None,
+    pad_id: int,
+    train: TrainSpec,
+    seed: int,
+) -> tuple[list[dict[str, Any]], Any]:
+    """The Trainer's dataset and a collator returning (batch, real tokens, positions).
+
+    Unpacked: one dict per dialogue (the length-grouped sampler reads `len(row["input_ids"])`);
+    packed: one dict per row of dialogues (`pack_bins`), collated padding-free.
+    """
+    from ablate.errors import UserError
+    from ablate.trial.packing import collate_packed, pack_bins, pack_capacity, supports_packing
+
+    if not train.packing:
+
+        def padded(batch: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], int, int]:
+            out = collate([b["example"] for b in batch], pixels, pad_id)
+            mask = out["attention_mask"]
+            return out, int(mask.sum()), int(mask.numel())
+
+        return [{"input_ids": e.input_ids, "example": e} for e in examples], padded
+    why = supports_packing(peft_model.get_base_model())
+    if why:
+        raise UserError(
+            f"`train.packing` cannot train this model: {why}; use `train.group_by_length: true`"
+        )
+    lengths = [len(e.input_ids) for e in examples]
+    capacity = pack_capacity(lengths, train.batch_size, train.pack_tokens)
+    bins = pack_bins(lengths, capacity, seed)
+
+    def packed(batch: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], int, int]:
+        out = collate_packed([e for b in batch for e in b["examples"]], pixels)
+        n = int(out["input_ids"].numel())
+        return out, n, n
+
+    return [{"examples": [examples[i] for i in b]} for b in bins], packed
+
+
+def _trainer_class(packed_loss: bool) -> Any:
+    """transformers' Trainer; for packed rows without Liger's fused loss, one whose loss runs
+    the head only on labelled positions (`labelled_loss`)."""
+    from transformers import Trainer
+
+    if not packed_loss:
+        return Trainer
+    from ablate.trial.packing import labelled_loss
+
+    class LabelledLossTrainer(Trainer):
+        loss_is_scaled_for_ga = True  # divided by the step's labelled tokens below
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            if num_items_in_batch is None:  # one row's mean, averaged over accumulation
+                steps = self.current_gradient_accumulation_steps
+                return labelled_loss(model, inputs) / steps
+            return labelled_loss(model, inputs, num_items_in_batch)
+
+    return LabelledLossTrainer

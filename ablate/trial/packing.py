@@ -1,0 +1,230 @@
+"""Padding-free training: dialogues packed into rows, attention kept inside each dialogue.
+
+Length grouping still pads every batch to its longest row and lets memory swing with that row;
+packing concatenates whole dialogues into one row of at most `capacity` tokens, so every
+position is a real token and each micro-batch costs the same memory. Each dialogue restarts its
+position ids at 0, and attention runs per dialogue through a variable-length kernel
+(`torch.nn.attention.varlen`, FlashAttention's varlen kernel on CUDA) fed with the cumulative
+sequence lengths the collator computes once per batch. transformers' own packed path (sdpa
+with a block-diagonal mask) computes every cross-dialogue block and throws it away: DESIGN.md
+measured no gain from it on an H100.
+
+Without Liger's fused loss, the language-model head also runs only where a label is (the
+assistant tokens, about 40% of a dialogue), instead of materialising logits over the whole
+vocabulary for every position.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ablate.trial.encode import IGNORE, Encoded, PixelCache
+
+ATTENTION = "ablate_varlen"
+"""The name the varlen attention is registered under in transformers' AttentionInterface."""
+
+
+def pack_bins(
+    lengths: Sequence[int], capacity: int, seed: int, window: int = 256
+) -> list[list[int]]:
+    """Indices grouped into rows of at most `capacity` tokens, every index exactly once.
+
+    A seeded shuffle, then first-fit-decreasing inside consecutive windows of `window`
+    dialogues: tight rows (FFD leaves little room unused) without the curriculum a global
+    length sort would impose; the rows are shuffled again so long and short ones interleave.
+    """
+    longest = max(lengths, default=0)
+    if longest > capacity:
+        raise ValueError(f"a dialogue of {longest} tokens does not fit a packed row of {capacity}")
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    rows: list[list[int]] = []
+    for lo in range(0, len(order), window):
+        chunk = sorted(order[lo : lo + window], key=lambda i: -lengths[i])
+        room: list[int] = []
+        chunk_rows: list[list[int]] = []
+        for i in chunk:
+            for r, free in enumerate(room):
+                if lengths[i] <= free:
+                    chunk_rows[r].append(i)
+                    room[r] -= lengths[i]
+                    break
+            else:
+                chunk_rows.append([i])
+                room.append(capacity - lengths[i])
+        rows += chunk_rows
+    rng.shuffle(rows)
+    return rows
+
+
+def pack_capacity(lengths: Sequence[int], batch_size: int, pack_tokens: int) -> int:
+    """Tokens per packed row: `pack_tokens` when set, else about `batch_size` dialogues' worth
+    (so a step sees as many dialogues as an unpacked step would), never less than the longest."""
+    longest = max(lengths, default=1)
+    if pack_tokens:
+        return pack_tokens
+    mean = sum(lengths) / max(1, len(lengths))
+    return max(longest, round(batch_size * mean))
+
+
+def collate_packed(batch: Sequence[Encoded], pixels: PixelCache | None) -> dict[str, Any]:
+    """One row of concatenated dialogues: position ids restart per dialogue, no attention mask,
+    and `cu_seq_lens_*` / `max_length_*` (transformers' FlashAttentionKwargs) for the kernel."""
+    import torch
+
+    lengths = [len(e.input_ids) for e in batch]
+    input_ids = torch.tensor([t for e in batch for t in e.input_ids], dtype=torch.long)
+    labels = torch.tensor([t for e in batch for t in e.labels], dtype=torch.long)
+    position_ids = torch.cat([torch.arange(n, dtype=torch.long) for n in lengths])
+    cu = torch.zeros(len(batch) + 1, dtype=torch.int32)
+    cu[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int32), 0)
+    labels[cu[:-1].long()] = IGNORE  # never learn a dialogue's first token from the one before
+    out: dict[str, Any] = {
+        "input_ids": input_ids[None],
+        "labels": labels[None],
+        "position_ids": position_ids[None],
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": max(lengths),
+        "max_length_k": max(lengths),
+    }
+    if any(e.token_types is not None for e in batch):
+        out["mm_token_type_ids"] = torch.tensor(
+            [t for e in batch for t in (e.token_types or [0] * len(e.input_ids))],
+            dtype=torch.long,
+        )[None]
+    paths = [p for e in batch for p in e.images]
+    if paths and pixels is not None:
+        out.update(pixels.batch(paths))
+    return out
+
+
+def supports_packing(model: Any) -> str | None:
+    """None when `model` can train on packed rows, else why not (for the user's message)."""
+    inner = getattr(model, "model", None)
+    if hasattr(model, "get_rope_index") or hasattr(inner, "get_rope_index"):
+        return (
+            "its rotary positions are multimodal (M-RoPE, Qwen2-VL style): packed rows would need "
+            "3-D position ids per dialogue"
+        )
+    return None
+
+
+def _varlen_kernel() -> Any:
+    """torch's varlen attention, causal, whatever its signature in this torch version."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    params = inspect.signature(varlen_attn).parameters
+    causal = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+    return varlen_attn, causal, "enable_gqa" in params
+
+
+def varlen_attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """transformers attention function (query/key/value: batch, heads, tokens, head_dim).
+
+    Packed causal self-attention runs per dialogue; anything else (the vision tower, a padded
+    batch, generation with a cache) goes to sdpa unchanged.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    cu: Any = kwargs.get("cu_seq_lens_q")
+    packed = (
+        cu is not None
+        and getattr(module, "is_causal", False)
+        and query.shape[0] == 1
+        and query.shape[2] == key.shape[2] == int(cu[-1])
+    )
+    if not packed:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    groups = query.shape[1] // key.shape[1]
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # tokens, heads, head_dim
+    if query.is_cuda:
+        kernel, causal, gqa = _varlen_kernel()
+        if groups > 1 and not gqa:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        extra = {"enable_gqa": True} if groups > 1 and gqa else {}
+        cu = cu.to(device=query.device, dtype=torch.int32)
+        longest = int(kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max()))
+        out = kernel(q, k, v, cu, cu, longest, longest, scale=scaling, **causal, **extra)
+    else:
+        # no varlen kernel on the CPU: the same arithmetic one dialogue at a time
+        bounds = cu.tolist()
+        parts = []
+        for lo, hi in itertools.pairwise(bounds):
+            parts.append(
+                torch.nn.functional.scaled_dot_product_attention(
+                    q[lo:hi].transpose(0, 1),
+                    k[lo:hi].transpose(0, 1),
+                    v[lo:hi].transpose(0, 1),
+                    is_causal=True,
+                    scale=scaling,
+                    enable_gqa=groups > 1,
+                ).transpose(0, 1)
+            )
+        out = torch.cat(parts)
+    return out[None], None  # batch, tokens, heads, head_dim
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask
+
+    AttentionInterface.register(ATTENTION, varlen_attention)
+    # like FlashAttention: no 4-D mask is built; a packed row never carries a padding mask
+    AttentionMaskInterface.register(ATTENTION, flash_attention_mask)
+
+
+@contextmanager
+def packed_attention(model: Any) -> Iterator[None]:
+    """Within the block the model's language model attends through `varlen_attention`; its
+    previous implementation (the resident model's, used for evaluation) comes back after."""
+    _register()
+    config = model.config
+    sub = "text_config" if "text_config" in getattr(config, "sub_configs", {}) else None
+    before = (getattr(config, sub) if sub else config)._attn_implementation
+    if before in ("flash_attention_2", "flash_attention_3"):
+        yield  # FlashAttention already reads the packed kwargs
+        return
+    model.set_attn_implementation({sub: ATTENTION} if sub else ATTENTION)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation({sub: before} if sub else before)
+
+
+def labelled_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> Any:
+    """Next-token cross-entropy over the labelled positions, with the head run only there.
+
+    `num_items`: the divisor, labelled tokens of the whole optimizer step (the Trainer's
+    `num_items_in_batch`, so gradient accumulation averages like one big batch); None: the
+    mean over this row.
+    """
+    import torch
+
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]
+    keep = (targets[0] != IGNORE).nonzero().squeeze(-1)  # position p predicts label p + 1
+    outputs = model(**inputs, logits_to_keep=keep)
+    logits = outputs.logits[0].float()
+    loss = torch.nn.functional.cross_entropy(logits, targets[0, keep], reduction="sum")
+    if num_items is None:
+        return loss / max(1, keep.numel())
+    return loss / num_items

@@ -1,0 +1,146 @@
+"""Packed (padding-free) training gives the numbers padded training gives, at no padding."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ablate.trial.encode import IGNORE, Encoded
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def llava(tiny_world: dict[str, Path]) -> Any:
+    from ablate.models import load_model
+
+    return load_model(tiny_world["model"])
+
+
+def _world_examples(loaded: Any, tiny_world: dict[str, Path], n: int) -> list[Encoded]:
+    from ablate.trial.encode import DialogueEncoder
+
+    encoder = DialogueEncoder(loaded.processor)
+    rows = [json.loads(x) for x in tiny_world["train"].read_text().splitlines()[:n]]
+    out = []
+    for r in rows:
+        images = r.get("image", [])
+        images = [images] if isinstance(images, str) else images
+        out.append(
+            encoder.encode(r["conversations"], [str(tiny_world["world"] / p) for p in images])
+        )
+    return out
+
+
+def test_rows_hold_every_dialogue_once_and_fill_tightly() -> None:
+    from trainer_throughput import synthetic_dialogues
+
+    from ablate.trial.packing import pack_bins, pack_capacity
+
+    lengths = [len(e.input_ids) for e in synthetic_dialogues(2000, 2048, 32000, seed=1)]
+    capacity = pack_capacity(lengths, batch_size=8, pack_tokens=0)
+    mean = sum(lengths) / len(lengths)
+    assert capacity == round(8 * mean) and capacity >= max(lengths)
+    rows = pack_bins(lengths, capacity, seed=0)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in r) <= capacity for r in rows)
+    # first-fit-decreasing in windows: rows are nearly full (no padding is spent at all)
+    assert sum(lengths) / (len(rows) * capacity) > 0.95
+    assert pack_bins(lengths, capacity, seed=0) == rows  # deterministic per seed
+    assert pack_bins(lengths, capacity, seed=1) != rows
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_bins([10, 300], 200, seed=0)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])  # plain and grouped-query attention
+def test_packed_attention_equals_each_dialogue_alone(kv_heads: int) -> None:
+    """Per-position logits of a packed row equal those of each dialogue run on its own."""
+    import torch
+    from trainer_throughput import SHAPES, build_model, synthetic_dialogues
+
+    from ablate.trial.packing import collate_packed, packed_attention
+
+    model = build_model({**SHAPES["tiny"], "num_key_value_heads": kv_heads}, "cpu", "sdpa")
+    data = synthetic_dialogues(5, 256, 512, seed=0)
+    batch = collate_packed(data, None)
+    with torch.no_grad(), packed_attention(model):
+        assert model.config._attn_implementation == "ablate_varlen"
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+    assert model.config._attn_implementation == "sdpa"  # the resident model's, restored
+    with torch.no_grad():
+        alone = torch.cat([model(input_ids=torch.tensor([e.input_ids])).logits[0] for e in data])
+    assert packed.shape == alone.shape
+    torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+    # the first token of each dialogue is never a target of the one before it
+    starts = batch["cu_seq_lens_q"][:-1].long()
+    assert (batch["labels"][0, starts] == IGNORE).all()
+
+
+def test_packed_llava_loss_with_images_equals_the_padded_batch(
+    llava: Any, tiny_world: dict[str, Path]
+) -> None:
+    """Images in order across the row; the vision tower is untouched by the text packing."""
+    import torch
+
+    from ablate.trial.encode import PixelCache, collate
+    from ablate.trial.packing import collate_packed, labelled_loss, packed_attention
+
+    examples = _world_examples(llava, tiny_world, 6)
+    assert sum(len(e.images) for e in examples) >= 4
+    pixels = PixelCache(llava.processor.image_processor)
+    model = llava.model
+    padded = collate(examples, pixels, llava.tokenizer.pad_token_id)
+    packed = collate_packed(examples, pixels)
+    with torch.no_grad():
+        reference = model(**padded).loss
+        with packed_attention(model):
+            own = model(**packed).loss  # the model's loss over the full-vocabulary logits
+            head_on_labels = labelled_loss(model, dict(packed))
+    assert float(own) == pytest.approx(float(reference), rel=1e-5)
+    assert float(head_on_labels) == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_packed_training_matches_padded_training(llava: Any, tiny_world: dict[str, Path]) -> None:
+    """Every dialogue in one step either way: the same losses, and a packed run has no padding."""
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.trial.encode import PixelCache
+    from ablate.trial.train import attach_lora, train_lora
+
+    examples = _world_examples(llava, tiny_world, 8)
+    pixels = PixelCache(llava.processor.image_processor)
+    pad_id = llava.tokenizer.pad_token_id
+    stats = {}
+    for packing in (False, True):
+        spec = TrainSpec(lr=5e-3, batch_size=8, max_steps=3, packing=packing)
+        model = attach_lora(llava.model, LoraSpec(r=8, alpha=16), seed=0)
+        try:
+            stats[packing] = train_lora(model, examples, pixels, pad_id, spec, 0, "cpu")
+        finally:
+            model.unload()
+    padded, packed = stats[False], stats[True]
+    assert padded.pad_fraction > 0.05 and packed.pad_fraction == 0.0
+    assert packed.collated_tokens == padded.collated_tokens  # the same real tokens, 3 steps
+    assert packed.train_loss == pytest.approx(padded.train_loss, rel=1e-4)
+    assert packed.final_loss == pytest.approx(padded.final_loss, rel=1e-4)
+    assert llava.model.config.text_config._attn_implementation == "sdpa"
+
+
+def test_packing_a_multimodal_rope_model_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.errors import UserError
+    from ablate.models import build_tiny_qwen2vl, load_model
+    from ablate.trial.train import attach_lora, train_lora
+
+    loaded = load_model(build_tiny_qwen2vl(tmp_path / "qwen", ["hello there"] * 8))
+    example = Encoded(input_ids=[1, 2, 3, 4], labels=[IGNORE, IGNORE, 3, 4], turn_spans=[(2, 4)],
+                      images=[])  # fmt: skip
+    model = attach_lora(loaded.model, LoraSpec(r=4, alpha=8), seed=0)
+    try:
+        with pytest.raises(UserError, match=r"train.packing.*M-RoPE.*group_by_length"):
+            train_lora(model, [example], None, 0, TrainSpec(packing=True, max_steps=1), 0, "cpu")
+    finally:
+        model.unload()
