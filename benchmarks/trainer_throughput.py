@@ -1,6 +1,7 @@
 """Trainer throughput: ablate's trainer against the plain transformers Trainer + peft, one run.
 
     # on one GPU (H100): both Llama shapes of DESIGN.md, random weights, nothing to download
+    # (benchmarks/README.md has the command for the lent GPU machine, which has no network)
     python benchmarks/trainer_throughput.py --shapes 1.1b,7b --out throughput.json
     # anywhere (CI): tiny shapes on the CPU, same code path
     python benchmarks/trainer_throughput.py --tiny --out throughput.json
@@ -9,14 +10,16 @@ Recipe (DESIGN.md's table): LoRA r=128, alpha=256 on all linear layers, bf16 + s
 dialogues of 4-8 turns up to 2048 tokens (mean about 1,100), loss on assistant tokens. Reported:
 real (non-pad) tokens per second of each side and their ratio, padding share, MFU
 (4 x parameters FLOPs per token: forward 2N + input-gradient backward 2N, frozen base), and the
-time to switch trials on a resident worker (fresh adapter + first step) against a cold start
-(load from disk + adapter + first step).
+time to switch trials on a resident worker (the adapter redrawn in place, then the first step)
+against a cold start (load from disk + adapter + first step).
 
 Baseline: the plain Trainer, random order, padded batches; each batch size / checkpointing
-setting that fits is tried and the best kept. Ablate's side: `ablate.trial.train.train_lora`
-with length-grouped batches, no gradient checkpointing, Liger kernels and flash-attention when
-installed (`pip install 'ablate[gpu]'`). The two sides alternate, after a warm-up, so drift on a
-noisy machine hits both.
+setting of `--plain` that fits is tried and the best kept. Ablate's side:
+`ablate.trial.train.train_lora` with `train.packing` (padding-free rows of `pack_tokens` tokens,
+varlen attention, the LM head only on labelled positions), Liger kernels when installed
+(`pip install 'ablate[gpu]'`); each row budget / checkpointing setting of `--ours` that fits is
+tried and the best kept. The two sides then alternate, after a warm-up, so drift on a noisy
+machine hits both.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ SHAPES = {
              "num_attention_heads": 32, "num_key_value_heads": 4, "vocab_size": 32000},
     "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000},
+    # a CPU-sized proxy (a few seconds per step on 2 cores at the full 2,048-token recipe)
+    "small": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 8000},
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 512},
 }  # fmt: skip
@@ -42,8 +48,18 @@ SHAPES = {
 
 @dataclass(frozen=True)
 class Setting:
-    batch_size: int
+    size: int
+    """Plain: rows per batch; ablate: tokens per packed row."""
     checkpointing: bool
+
+    @staticmethod
+    def parse(text: str) -> list[Setting]:
+        """`8:off,4:on` -> settings (size:checkpointing)."""
+        out = []
+        for part in text.split(","):
+            size, _, ckpt = part.partition(":")
+            out.append(Setting(int(size), ckpt.strip() == "on"))
+        return out
 
 
 def synthetic_dialogues(n: int, max_len: int, vocab: int, seed: int) -> list[Any]:
@@ -154,7 +170,7 @@ def run_plain(
     try:
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
-                output_dir=out, per_device_train_batch_size=setting.batch_size, max_steps=steps,
+                output_dir=out, per_device_train_batch_size=setting.size, max_steps=steps,
                 learning_rate=1e-4, bf16=device == "cuda", use_cpu=device == "cpu",
                 activation_checkpointing=setting.checkpointing, save_strategy="no", report_to=[],
                 remove_unused_columns=False, disable_tqdm=True, logging_steps=10_000, seed=0,
@@ -173,9 +189,9 @@ def run_plain(
 
 
 def run_ablate(
-    model: Any, data: list[Any], batch_size: int, steps: int, skip: int, device: str
+    model: Any, data: list[Any], setting: Setting, steps: int, skip: int, device: str
 ) -> dict:
-    """ablate's trainer: length-grouped batches, Liger kernels on CUDA when installed."""
+    """ablate's trainer: packed rows of `setting.size` tokens, Liger kernels when installed."""
     import importlib.util
 
     from ablate.config import LoraSpec, TrainSpec
@@ -183,15 +199,16 @@ def run_ablate(
 
     liger = device == "cuda" and importlib.util.find_spec("liger_kernel") is not None
     spec = TrainSpec(
-        lr=1e-4, batch_size=batch_size, max_steps=steps, group_by_length=True, liger=liger
-    )
+        lr=1e-4, max_steps=steps, packing=True, pack_tokens=setting.size, liger=liger,
+        gradient_checkpointing=setting.checkpointing,
+    )  # fmt: skip
     timer = Timer(skip)
     peft_model = attach_lora(model, LoraSpec(r=128, alpha=256), seed=0)
     try:
         stats = train_lora(peft_model, data, None, 0, spec, 0, device, callbacks=[timer])
     finally:
         peft_model.unload()
-    # real tokens of the timed steps (one batch per step: no gradient accumulation)
+    # real tokens of the timed steps (one packed row per step: no gradient accumulation)
     real = sum(stats.batch_tokens[skip:steps])
     return {
         "tokens_per_s": real / (timer.end - timer.start),
@@ -200,39 +217,59 @@ def run_ablate(
     }
 
 
+def best_setting(run: Any, candidates: list[Setting]) -> tuple[Setting, list[float]]:
+    """The fastest candidate that fits in memory (an out-of-memory one is skipped)."""
+    import gc
+
+    import torch
+
+    speeds: dict[Setting, float] = {}
+    for s in candidates:
+        try:
+            speeds[s] = run(s)["tokens_per_s"]
+        except torch.OutOfMemoryError:
+            pass
+        gc.collect()  # the failed step's tensors die with its frames
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if not speeds:
+        raise SystemExit(f"no setting of {candidates} fits in memory")
+    best = max(speeds, key=lambda s: speeds[s])
+    return best, [speeds[best]]
+
+
 def switch_times(shape: dict[str, int], data: list[Any], device: str, attn: str) -> dict:
-    """Resident worker (fresh adapter + 1 step + unload) against a cold start (load from disk +
-    adapter + 1 step), both through ablate's own trial code."""
+    """A resident worker's trial switch (the adapter redrawn in place; then the first step)
+    against a cold start (load from disk + adapter + first step), through ablate's trial code."""
     from ablate.config import LoraSpec, ModelSpec, TrainSpec
     from ablate.models import build_tiny_causal_lm, load_model
-    from ablate.trial.train import attach_lora, train_lora
+    from ablate.trial.train import resident_adapter, train_lora
 
     spec = TrainSpec(batch_size=4, max_steps=1)
+    lora = LoraSpec(r=128, alpha=256)
     with tempfile.TemporaryDirectory() as tmp:
         # a saved checkpoint of the shape (the tokenizer/template come from the tiny builder)
         folder = build_tiny_causal_lm(Path(tmp) / "m", ["hello world"] * 4)
         build_model(shape, "cpu", attn, bf16=device == "cuda").save_pretrained(folder)
-
-        def trial(loaded: Any) -> None:
-            peft_model = attach_lora(loaded.model, LoraSpec(r=128, alpha=256), seed=0)
-            try:
-                train_lora(peft_model, data[:4], None, 0, spec, 0, device)
-            finally:
-                peft_model.unload()
-            _sync()
-
         model_spec = ModelSpec(path=str(folder), attn_implementation=attn)
+
         t = time.perf_counter()
         loaded = load_model(folder, device=device, spec=model_spec)
-        trial(loaded)
+        slot: dict[str, Any] = {}
+        train_lora(resident_adapter(slot, loaded.model, lora, 0), data[:4], None, 0, spec, 0, device)
+        _sync()
         cold = time.perf_counter() - t
-        resident = []
-        for _ in range(3):
+        switch, trial = [], []
+        for seed in (1, 2, 3):
             t = time.perf_counter()
-            trial(loaded)
-            resident.append(time.perf_counter() - t)
-        del loaded
-    return {"cold_s": cold, "resident_s": min(resident)}
+            peft_model = resident_adapter(slot, loaded.model, lora, seed)
+            _sync()
+            switch.append(time.perf_counter() - t)
+            train_lora(peft_model, data[:4], None, 0, spec, seed, device)
+            _sync()
+            trial.append(time.perf_counter() - t)
+        del loaded, slot
+    return {"cold_s": cold, "switch_s": min(switch), "resident_s": min(trial)}
 
 
 def main() -> None:
@@ -240,10 +277,14 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny shapes on the CPU (CI)")
-    ap.add_argument("--shapes", default="1.1b,7b", help="comma-separated: 1.1b, 7b")
+    ap.add_argument("--shapes", default="1.1b,7b", help="comma-separated: 1.1b, 7b, small")
     ap.add_argument("--steps", type=int, default=30, help="optimizer steps per measurement")
     ap.add_argument("--warmup", type=int, default=5, help="untimed first steps of each run")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each side")
+    ap.add_argument("--plain", default="8:off,4:off,8:on,4:on",
+                    help="plain Trainer settings to try, batch:checkpointing")
+    ap.add_argument("--ours", default="16384:off,12288:off,8192:off,16384:on",
+                    help="ablate settings to try, tokens per packed row:checkpointing")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="H100 SXM dense bf16")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -275,47 +316,49 @@ def main() -> None:
         model = build_model(shape, device, attn)
         n_params = sum(p.numel() for p in model.parameters())
         data = synthetic_dialogues(max(64, 8 * steps), max_len, shape["vocab_size"], seed=0)
-        candidates = [Setting(2, False)] if args.tiny else [
-            Setting(8, False), Setting(4, False), Setting(8, True), Setting(4, True)
-        ]  # fmt: skip
-        plain_runs: dict[Setting, list[float]] = {}
-        for s in candidates:  # the plain Trainer's best setting that fits, in its favour
-            try:
-                plain_runs[s] = [run_plain(model, data, s, steps, warmup, device)["tokens_per_s"]]
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-        best = max(plain_runs, key=lambda s: plain_runs[s][0])
+        plain_candidates = [Setting(2, False)] if args.tiny else Setting.parse(args.plain)
+        ours_candidates = [Setting(512, False)] if args.tiny else Setting.parse(args.ours)
+
+        def plain_run(s: Setting) -> dict:
+            return run_plain(model, data, s, steps, warmup, device)  # noqa: B023
+
+        def ours_run(s: Setting) -> dict:
+            return run_ablate(model, data, s, steps, warmup, device)  # noqa: B023
+
+        best, plain_speeds = best_setting(plain_run, plain_candidates)  # in its favour
+        ours_best, ours_speeds = best_setting(ours_run, ours_candidates)
         ablate_runs = []
-        batch = best.batch_size if args.tiny else 8
         for _ in range(repeats):  # alternate the two sides
-            ablate_runs.append(run_ablate(model, data, batch, steps, warmup, device))
-            plain_runs[best].append(
-                run_plain(model, data, best, steps, warmup, device)["tokens_per_s"]
-            )
-        plain = max(plain_runs[best])
-        ours = max(r["tokens_per_s"] for r in ablate_runs)
+            ablate_runs.append(ours_run(ours_best))
+            plain_speeds.append(plain_run(best)["tokens_per_s"])
+        ours_speeds += [r["tokens_per_s"] for r in ablate_runs]
+        plain, ours = max(plain_speeds), max(ours_speeds)
         flops = 4 * n_params  # per token
         entry = {
             "params": n_params,
-            "plain_best_setting": {
-                "batch_size": best.batch_size,
-                "checkpointing": best.checkpointing,
+            "plain_best_setting": {"batch_size": best.size, "checkpointing": best.checkpointing},
+            "ablate_best_setting": {
+                "pack_tokens": ours_best.size,
+                "checkpointing": ours_best.checkpointing,
             },
             "plain_tokens_per_s": plain,
             "ablate_tokens_per_s": ours,
             "speedup": ours / plain,
-            "ablate_pad_share": ablate_runs[-1]["pad_share"],
-            "liger": ablate_runs[-1]["liger"],
+            "ablate_pad_share": ablate_runs[-1]["pad_share"] if ablate_runs else 0.0,
+            "liger": device == "cuda" and importlib.util.find_spec("liger_kernel") is not None,
             "mfu_plain": plain * flops / (args.peak_tflops * 1e12),
             "mfu_ablate": ours * flops / (args.peak_tflops * 1e12),
         }
         del model
-        if name != "7b":  # the issue's switch target is for the 1.1B shape
+        if name in ("1.1b", "tiny"):  # the issue's switch target is for the 1.1B shape
             entry.update(switch_times(shape, data, device, attn))
         results["shapes"][name] = entry
         if device == "cuda":
             entry["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
             torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        if args.out:  # after each shape: a run cut short by a time limit keeps what it measured
+            args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     print(f"\npadding share at batch 8: random {results['pad_share_random_b8']:.3f}, "
           f"length-grouped {results['pad_share_grouped_b8']:.3f}")  # fmt: skip
@@ -324,10 +367,9 @@ def main() -> None:
                 f"{e['ablate_tokens_per_s']:,.0f} tok/s, x{e['speedup']:.2f}, "
                 f"MFU {e['mfu_plain']:.1%} -> {e['mfu_ablate']:.1%}")  # fmt: skip
         if "cold_s" in e:
-            line += f"; switch resident {e['resident_s']:.2f} s vs cold {e['cold_s']:.2f} s"
+            line += (f"; switch {e['switch_s']:.3f} s (with the first step {e['resident_s']:.2f} s)"
+                     f" vs cold start {e['cold_s']:.2f} s")  # fmt: skip
         print(line)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

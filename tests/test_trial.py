@@ -127,10 +127,16 @@ def test_trial_numbers_reuse_and_base_untouched(train_job: Any) -> None:
     cache: dict[Any, Any] = {}
     first = run_trial(job, mix, cache)
     (base,) = [v for k, v in cache.items() if k[0] == "model"]
-    before = {k: v.clone() for k, v in base.model.state_dict().items()}
-    again = run_trial(job, mix, cache)  # resident base model, a fresh adapter
+    (adapter,) = [v["adapter"][2] for k, v in cache.items() if k[0] == "adapter"]
+
+    def base_weights() -> dict[str, Any]:  # the frozen base, not the adapter kept on it
+        return {k: v.clone() for k, v in base.model.state_dict().items() if "lora_" not in k}
+
+    before = base_weights()
+    again = run_trial(job, mix, cache)  # resident base model, its adapter redrawn in place
+    assert cache[("adapter",)]["adapter"][2] is adapter  # reused, not rebuilt
     cold = run_trial(job, mix, {})
-    after = base.model.state_dict()
+    after = base_weights()
     assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
     assert first.counts == {"colors": 24, "lists": 24} and len(first.row_ids) == 48
     assert first.selection_hash == again.selection_hash == cold.selection_hash
@@ -200,3 +206,34 @@ def test_intermediate_scores_are_reported_and_can_stop_a_trial(train_job: Any) -
 
     with pytest.raises(Pruned, match="step 2"):
         run_trial(job, mix, {"report": prune})
+
+
+def test_a_resident_adapter_is_redrawn_like_a_fresh_one_and_swapped_on_a_new_recipe() -> None:
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    from trainer_throughput import SHAPES, build_model
+
+    from ablate.config import LoraSpec
+    from ablate.trial.train import attach_lora, resident_adapter
+
+    model = build_model(SHAPES["tiny"], "cpu", "sdpa")
+    slot: dict[str, Any] = {}
+    first = resident_adapter(slot, model, LoraSpec(r=8, alpha=16), seed=5)
+    with torch.no_grad():
+        for p in first.parameters():
+            if p.requires_grad:
+                p.add_(1.0)  # as if trained
+    again = resident_adapter(slot, model, LoraSpec(r=8, alpha=16), seed=5)
+    assert again is first
+    redrawn = {k: v.clone() for k, v in again.state_dict().items() if "lora_" in k}
+    again.unload()
+    fresh = attach_lora(model, LoraSpec(r=8, alpha=16), seed=5)
+    drawn = {k: v for k, v in fresh.state_dict().items() if "lora_" in k}
+    assert redrawn.keys() == drawn.keys() and all(torch.equal(redrawn[k], drawn[k]) for k in drawn)
+    slot["adapter"] = (model, LoraSpec(r=8, alpha=16), fresh)
+    other = resident_adapter(slot, model, LoraSpec(r=4, alpha=8), seed=5)  # a new recipe
+    ranks = {m.r["default"] for m in other.modules() if hasattr(m, "lora_A") and m.lora_A}
+    assert ranks == {4}

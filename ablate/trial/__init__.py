@@ -62,7 +62,7 @@ def run_trial(
     from ablate.models import load_model
     from ablate.pool import open_pool
     from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
-    from ablate.trial.train import attach_lora, train_lora
+    from ablate.trial.train import resident_adapter, train_lora
 
     start = time.perf_counter()
     cache = {} if cache is None else cache
@@ -135,7 +135,9 @@ def run_trial(
     if job.train.checkpoint_dir and job.train.checkpoint_every:
         checkpoint = _checkpoint_folder(job, model_path, selection_hash, mixture.seed)
 
-    peft_model = attach_lora(loaded.model, job.model.lora, mixture.seed)
+    # kept on the resident model between trials and redrawn from the seed: no per-trial rebuild
+    slot = _cached(cache, ("adapter",), dict)
+    peft_model = resident_adapter(slot, loaded.model, job.model.lora, mixture.seed)
     if job.train.eval_every > 0 and job.bench_file is not None:
         from ablate.trial.scoring import score_bench
 
@@ -147,44 +149,41 @@ def run_trial(
             return scores.get(job.objective.metric)
 
         callbacks = [*callbacks, _intermediate_scores(job.train.eval_every, intermediate, cache)]
-    try:
-        stats = train_lora(
-            peft_model,
-            examples,
-            pixels,
-            pad_id,
-            job.train,
-            mixture.seed,
-            loaded.device,
-            checkpoint=checkpoint,
-            callbacks=callbacks,
-        )
-        eval_start = time.perf_counter()
-        metrics: dict[str, float] = {}
-        info: dict[str, Any] = {}
-        if job.bench_file is not None:
-            from ablate.trial.scoring import score_bench
+    stats = train_lora(
+        peft_model,
+        examples,
+        pixels,
+        pad_id,
+        job.train,
+        mixture.seed,
+        loaded.device,
+        checkpoint=checkpoint,
+        callbacks=callbacks,
+    )
+    eval_start = time.perf_counter()
+    metrics: dict[str, float] = {}
+    info: dict[str, Any] = {}
+    if job.bench_file is not None:
+        from ablate.trial.scoring import score_bench
 
-            metrics, info = score_bench(
-                peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
+        metrics, info = score_bench(
+            peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
+        )
+    if heldout is not None:
+        metrics.update(
+            _heldout_metrics(
+                peft_model,
+                pool,
+                heldout,
+                job.taxonomy,
+                encoder,
+                encoded,
+                pixels,
+                pad_id,
+                loaded.device,
             )
-        if heldout is not None:
-            metrics.update(
-                _heldout_metrics(
-                    peft_model,
-                    pool,
-                    heldout,
-                    job.taxonomy,
-                    encoder,
-                    encoded,
-                    pixels,
-                    pad_id,
-                    loaded.device,
-                )
-            )
-        eval_seconds = time.perf_counter() - eval_start
-    finally:
-        peft_model.unload()  # drop the adapter: the resident base model is as it was loaded
+        )
+    eval_seconds = time.perf_counter() - eval_start
     metrics.update(train_loss=stats.train_loss, final_train_loss=stats.final_loss)
     info.update(
         {

@@ -155,7 +155,7 @@ def varlen_attention(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     groups = query.shape[1] // key.shape[1]
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # tokens, heads, head_dim
+    q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # tokens, heads, dim
     if query.is_cuda:
         kernel, causal, gqa = _varlen_kernel()
         if groups > 1 and not gqa:

@@ -48,10 +48,8 @@ class TrainStats:
 
 def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
     """A fresh adapter, initialised from `seed`; the base weights stay frozen and untouched."""
-    import torch
     from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(seed)
     targets = (
         lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     )
@@ -62,7 +60,45 @@ def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
         target_modules=targets,
         modules_to_save=list(lora.modules_to_save) or None,
     )
-    return get_peft_model(model, config)
+    peft_model = get_peft_model(model, config)
+    reset_adapter(peft_model, seed)  # the same draw a resident worker's reset makes
+    return peft_model
+
+
+def reset_adapter(peft_model: Any, seed: int) -> None:
+    """Redraw the adapter in place from `seed`: LoRA A kaiming-uniform, B zero (peft's own
+    initialisation), `modules_to_save` copied back from the base. A fresh attach gives the same
+    weights, but creating the modules takes seconds for a 1B model (r=128 on all linear layers
+    is ~100M parameters drawn on the CPU, twice); this takes milliseconds on the GPU."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+    from peft.utils.other import ModulesToSaveWrapper
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in peft_model.modules():
+            if isinstance(module, LoraLayer):
+                for name in module.lora_A:
+                    module.reset_lora_parameters(name, True)
+            elif isinstance(module, ModulesToSaveWrapper):
+                for copy in module.modules_to_save.values():
+                    copy.load_state_dict(module.original_module.state_dict())
+
+
+def resident_adapter(slot: dict[str, Any], model: Any, lora: LoraSpec, seed: int) -> Any:
+    """The adapter a worker keeps on its resident `model` between trials, redrawn from `seed`.
+
+    `slot` lives as long as the worker; a different LoRA recipe unloads the old adapter first.
+    """
+    held = slot.get("adapter")
+    if held is not None and held[0] is model and held[1] == lora:
+        reset_adapter(held[2], seed)
+        return held[2]
+    if held is not None:
+        held[2].unload()
+    peft_model = attach_lora(model, lora, seed)
+    slot["adapter"] = (model, lora, peft_model)
+    return peft_model
 
 
 def length_batches_padding(lengths: Sequence[int], batch_size: int, order: Sequence[int]) -> float:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The trainer-throughput benchmark (issue 4's targets) on a GPU machine with no network.
+#
+#   bash benchmarks/gpu_throughput.sh fetch   # here, once: the wheels into .whl/ (git-ignored)
+#   bash benchmarks/gpu_throughput.sh run     # there (the device tool: carry [".whl"])
+#
+# The GPU image has torch, transformers and peft but older transformers than ablate is tested
+# with, and no liger-kernel: the three travel as wheels and are installed into /tmp/site.
+# ablate itself runs from the checkout (PYTHONPATH): the benchmark needs none of its sweep
+# dependencies (Ray, Optuna, MLflow).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHEELS=(transformers==5.24.0 peft==0.21.2 liger-kernel==0.8.5)
+
+case "${1:-run}" in
+fetch)
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .whl "${WHEELS[@]}"
+    ;;
+run)
+    out="${OUT:-.}"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+    python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)" | tee -a "$out/gpu.txt"
+    # plain settings per DESIGN.md's table (7B batch 8 without checkpointing runs out of memory
+    # within its first step; batch 4 with checkpointing was slower than without)
+    python3 benchmarks/trainer_throughput.py --shapes 1.1b,7b --steps 20 --warmup 4 --repeats 2 \
+        --plain 8:off,4:off,8:on --ours 16384:off,12288:off,8192:off,16384:on \
+        --out "$out/throughput.json" 2>&1 | tee "$out/throughput.log"
+    ;;
+*)
+    echo "usage: $0 fetch|run" >&2
+    exit 2
+    ;;
+esac
