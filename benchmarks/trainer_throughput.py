@@ -25,6 +25,8 @@ machine hits both.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import tempfile
 import time
@@ -225,10 +227,8 @@ def best_setting(run: Any, candidates: list[Setting]) -> tuple[Setting, list[flo
 
     speeds: dict[Setting, float] = {}
     for s in candidates:
-        try:
+        with contextlib.suppress(torch.OutOfMemoryError):  # does not fit: not a candidate
             speeds[s] = run(s)["tokens_per_s"]
-        except torch.OutOfMemoryError:
-            pass
         gc.collect()  # the failed step's tensors die with its frames
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -256,7 +256,9 @@ def switch_times(shape: dict[str, int], data: list[Any], device: str, attn: str)
         t = time.perf_counter()
         loaded = load_model(folder, device=device, spec=model_spec)
         slot: dict[str, Any] = {}
-        train_lora(resident_adapter(slot, loaded.model, lora, 0), data[:4], None, 0, spec, 0, device)
+        train_lora(
+            resident_adapter(slot, loaded.model, lora, 0), data[:4], None, 0, spec, 0, device
+        )
         _sync()
         cold = time.perf_counter() - t
         switch, trial = [], []
@@ -281,10 +283,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="optimizer steps per measurement")
     ap.add_argument("--warmup", type=int, default=5, help="untimed first steps of each run")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each side")
-    ap.add_argument("--plain", default="8:off,4:off,8:on,4:on",
-                    help="plain Trainer settings to try, batch:checkpointing")
-    ap.add_argument("--ours", default="16384:off,12288:off,8192:off,16384:on",
-                    help="ablate settings to try, tokens per packed row:checkpointing")
+    ap.add_argument(
+        "--plain",
+        default="8:off,4:off,8:on,4:on",
+        help="plain Trainer settings to try, batch:checkpointing",
+    )
+    ap.add_argument(
+        "--ours",
+        default="16384:off,12288:off,8192:off,16384:on",
+        help="ablate settings to try, tokens per packed row:checkpointing",
+    )
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="H100 SXM dense bf16")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -319,11 +327,9 @@ def main() -> None:
         plain_candidates = [Setting(2, False)] if args.tiny else Setting.parse(args.plain)
         ours_candidates = [Setting(512, False)] if args.tiny else Setting.parse(args.ours)
 
-        def plain_run(s: Setting) -> dict:
-            return run_plain(model, data, s, steps, warmup, device)  # noqa: B023
-
-        def ours_run(s: Setting) -> dict:
-            return run_ablate(model, data, s, steps, warmup, device)  # noqa: B023
+        same = {"steps": steps, "skip": warmup, "device": device}
+        plain_run = functools.partial(run_plain, model, data, **same)
+        ours_run = functools.partial(run_ablate, model, data, **same)
 
         best, plain_speeds = best_setting(plain_run, plain_candidates)  # in its favour
         ours_best, ours_speeds = best_setting(ours_run, ours_candidates)
