@@ -271,8 +271,8 @@ class TrainSpec:
     """Tokens per packed row (0: about `batch_size` dialogues' worth, at least the longest);
     with packing this, not `batch_size`, sets a step's memory."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: ~30% slower, much less memory; only when
-    a batch does not fit otherwise."""
+    """Recompute activations in the backward pass from the start: ~30% slower, much less memory.
+    Off, a trial that runs out of GPU memory is redone with it (so it is used only when needed)."""
     liger: bool = False
     """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); ignored on CPU."""
     checkpoint_dir: str | None = None
@@ -283,7 +283,6 @@ class TrainSpec:
     eval_every: int = 0
     """Score the bench every N optimizer steps (0: only at the end) and report the objective
     metric as an intermediate value: a learning curve, and what `design.prune` prunes on."""
-
 
 
 @dataclass(frozen=True)

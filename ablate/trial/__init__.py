@@ -193,6 +193,7 @@ def run_trial(
             "train_tokens_per_second": stats.tokens / max(stats.seconds, 1e-9),
             "pad_fraction": stats.pad_fraction,
             "resumed_from_step": stats.resumed_from_step,
+            "gradient_checkpointing_fallback": stats.checkpointing_fallback,
             "eval_seconds": eval_seconds,
             "truncated_turns": truncated,
             "train_dialogues": len(examples),

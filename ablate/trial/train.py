@@ -8,6 +8,7 @@ last one, and a finished trial removes its folder.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -39,6 +40,8 @@ class TrainStats:
     """The checkpoint step this run resumed from (0: a fresh start)."""
     batch_tokens: tuple[int, ...] = ()
     """Real tokens of each collated batch, in order (throughput of a window of steps)."""
+    checkpointing_fallback: bool = False
+    """The run ran out of GPU memory without gradient checkpointing and was redone with it."""
 
     @property
     def pad_fraction(self) -> float:
@@ -125,7 +128,40 @@ def train_lora(
     """Fine-tune the adapter on `examples`; `checkpoint` is the trial's folder (None: none).
 
     `callbacks` are extra transformers TrainerCallbacks (progress, early stop, fault tests).
+    Gradient checkpointing is used only when memory needs it: a run without it that runs out of
+    GPU memory starts again with it (the adapter redrawn from `seed`, or resumed from the
+    trial's last checkpoint), so the result is the one a run with it would give.
     """
+    import gc
+
+    import torch
+
+    args = (peft_model, examples, pixels, pad_id)
+    try:
+        return _train(*args, train, seed, device, checkpoint, callbacks)
+    except torch.OutOfMemoryError:
+        if train.gradient_checkpointing:
+            raise
+    gc.collect()  # outside the handler: the failed step's tensors are gone with its frames
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    reset_adapter(peft_model, seed)
+    with_checkpointing = dataclasses.replace(train, gradient_checkpointing=True)
+    stats = _train(*args, with_checkpointing, seed, device, checkpoint, callbacks)
+    return dataclasses.replace(stats, checkpointing_fallback=True)
+
+
+def _train(
+    peft_model: Any,
+    examples: Sequence[Encoded],
+    pixels: PixelCache | None,
+    pad_id: int,
+    train: TrainSpec,
+    seed: int,
+    device: str,
+    checkpoint: Path | None,
+    callbacks: Sequence[Any],
+) -> TrainStats:
     from transformers import PrinterCallback, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 

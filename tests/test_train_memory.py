@@ -1,0 +1,59 @@
+"""Gradient checkpointing only when memory needs it: an out-of-memory run is redone with it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+
+class OutOfMemoryWithoutCheckpointing:
+    """A TrainerCallback standing in for a GPU that cannot hold a step's activations: the
+    first step without gradient checkpointing raises what CUDA raises (no GPU here)."""
+
+    def __init__(self) -> None:
+        self.raised = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        if not args.activation_checkpointing and state.global_step == 1:
+            self.raised += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_out_of_memory_is_redone_with_checkpointing_to_the_same_result(packing: bool) -> None:
+    from trainer_throughput import SHAPES, build_model, synthetic_dialogues
+
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.trial.train import attach_lora, train_lora
+
+    model = build_model(SHAPES["tiny"], "cpu", "sdpa")
+    data = synthetic_dialogues(16, 128, 512, seed=0)
+    stats = {}
+    for name, checkpointing in (("fallback", False), ("from the start", True)):
+        spec = TrainSpec(lr=1e-3, batch_size=4, max_steps=4, packing=packing,
+                         gradient_checkpointing=checkpointing)  # fmt: skip
+        oom = OutOfMemoryWithoutCheckpointing()
+        peft_model = attach_lora(model, LoraSpec(r=8, alpha=16), seed=7)
+        try:
+            stats[name] = train_lora(peft_model, data, None, 0, spec, 7, "cpu", callbacks=[oom])
+        finally:
+            peft_model.unload()
+        assert oom.raised == (0 if checkpointing else 1)
+    assert stats["fallback"].checkpointing_fallback
+    assert not stats["from the start"].checkpointing_fallback
+    assert stats["fallback"].train_loss == pytest.approx(
+        stats["from the start"].train_loss, rel=1e-5
+    )
+    assert stats["fallback"].steps == stats["from the start"].steps == 4
