@@ -144,3 +144,39 @@ def test_packing_a_multimodal_rope_model_is_refused_with_the_fix(tmp_path: Path)
             train_lora(model, [example], None, 0, TrainSpec(packing=True, max_steps=1), 0, "cpu")
     finally:
         model.unload()
+
+
+def _torch_2_10_varlen(query: Any, key: Any, value: Any, cu_seq_q: Any, cu_seq_k: Any,
+                       max_q: int, max_k: int, *, is_causal: bool = False) -> Any:  # fmt: skip
+    """torch 2.10's varlen_attn signature: `is_causal`, no `scale`, no grouped-query heads."""
+    from ablate.trial.packing import segment_attention
+
+    assert query.shape[1] == key.shape[1], "2.10 takes as many key/value heads as query heads"
+    window = (-1, 0) if is_causal else (-1, -1)
+    return segment_attention(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k,
+                             window_size=window)  # fmt: skip
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_older_varlen_signatures_get_the_same_attention(kv_heads: int) -> None:
+    """The CUDA kernel's call adapts to torch 2.10's signature (repeated key/value heads, the
+    scale folded into the queries) and gives what the current one gives."""
+    import inspect
+
+    import torch
+
+    from ablate.trial.packing import _segment_kernel, kernel_attention
+
+    torch.manual_seed(0)
+    q = torch.randn(30, 4, 16)
+    k, v = torch.randn(30, kv_heads, 16), torch.randn(30, kv_heads, 16)
+    cu = torch.tensor([0, 7, 19, 30], dtype=torch.int32)
+    old = (_torch_2_10_varlen, {"is_causal": True},
+           frozenset(inspect.signature(_torch_2_10_varlen).parameters))  # fmt: skip
+    for scaling in (None, 0.1):
+        current = kernel_attention(_segment_kernel(), q, k, v, cu, 12, scaling)
+        older = kernel_attention(old, q, k, v, cu, 12, scaling)
+        torch.testing.assert_close(older, current, atol=1e-5, rtol=1e-5)
+    # causal within each dialogue: the first token of a dialogue sees only itself
+    first = kernel_attention(_segment_kernel(), q, k, v, cu, 12, None)[7]
+    torch.testing.assert_close(first, v[7].repeat_interleave(4 // kv_heads, dim=0))

@@ -16,6 +16,7 @@ vocabulary for every position.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import random
@@ -116,13 +117,15 @@ def supports_packing(model: Any) -> str | None:
     return None
 
 
-def _varlen_kernel() -> Any:
-    """torch's varlen attention, causal, whatever its signature in this torch version."""
+@functools.cache
+def _varlen_kernel() -> tuple[Any, dict[str, Any], frozenset[str]]:
+    """torch's varlen attention, its causal switch and its keyword names in this torch version
+    (2.10 takes `is_causal`, later ones `window_size`; `scale` and `enable_gqa` came later)."""
     from torch.nn.attention.varlen import varlen_attn
 
-    params = inspect.signature(varlen_attn).parameters
+    params = frozenset(inspect.signature(varlen_attn).parameters)
     causal = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
-    return varlen_attn, causal, "enable_gqa" in params
+    return varlen_attn, causal, params
 
 
 def varlen_attention(
@@ -148,39 +151,86 @@ def varlen_attention(
         cu is not None
         and getattr(module, "is_causal", False)
         and query.shape[0] == 1
-        and query.shape[2] == key.shape[2] == int(cu[-1])
+        and query.shape[2] == key.shape[2]  # no cache: the row attends to itself
     )
     if not packed:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    groups = query.shape[1] // key.shape[1]
     q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # tokens, heads, dim
     if query.is_cuda:
-        kernel, causal, gqa = _varlen_kernel()
-        if groups > 1 and not gqa:
-            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        extra = {"enable_gqa": True} if groups > 1 and gqa else {}
-        cu = cu.to(device=query.device, dtype=torch.int32)
-        longest = int(kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max()))
-        out = kernel(q, k, v, cu, cu, longest, longest, scale=scaling, **causal, **extra)
-    else:
-        # no varlen kernel on the CPU: the same arithmetic one dialogue at a time
-        bounds = cu.tolist()
-        parts = []
-        for lo, hi in itertools.pairwise(bounds):
-            parts.append(
-                torch.nn.functional.scaled_dot_product_attention(
-                    q[lo:hi].transpose(0, 1),
-                    k[lo:hi].transpose(0, 1),
-                    v[lo:hi].transpose(0, 1),
-                    is_causal=True,
-                    scale=scaling,
-                    enable_gqa=groups > 1,
-                ).transpose(0, 1)
-            )
-        out = torch.cat(parts)
+        # the collator's python int: reading the longest length off the GPU would sync per layer
+        longest = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
+        kernel = _varlen_kernel()
+    else:  # no varlen kernel on the CPU
+        longest, kernel = 0, _segment_kernel()
+    cu = cu.to(device=query.device, dtype=torch.int32)
+    out = kernel_attention(kernel, q, k, v, cu, longest, scaling)
     return out[None], None  # batch, tokens, heads, head_dim
+
+
+def segment_attention(
+    query: Any,
+    key: Any,
+    value: Any,
+    cu_seq_q: Any,
+    cu_seq_k: Any,
+    max_q: int,
+    max_k: int,
+    *,
+    scale: float | None = None,
+    window_size: tuple[int, int] = (-1, -1),
+    enable_gqa: bool = False,
+) -> Any:
+    """`torch.nn.attention.varlen.varlen_attn`'s contract computed one segment at a time with
+    sdpa: the CPU's kernel (varlen_attn needs CUDA), and the reference the tests check against."""
+    import torch
+
+    bounds = cu_seq_q.tolist()
+    if bounds != cu_seq_k.tolist() or bounds[-1] != query.shape[0]:
+        raise ValueError(f"cu_seq_lens {bounds} do not cover the row's {query.shape[0]} tokens")
+    parts = [
+        torch.nn.functional.scaled_dot_product_attention(
+            query[lo:hi].transpose(0, 1),
+            key[lo:hi].transpose(0, 1),
+            value[lo:hi].transpose(0, 1),
+            is_causal=tuple(window_size) == (-1, 0),
+            scale=scale,
+            enable_gqa=enable_gqa,
+        ).transpose(0, 1)
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    return torch.cat(parts)
+
+
+def _segment_kernel() -> tuple[Any, dict[str, Any], frozenset[str]]:
+    params = frozenset(inspect.signature(segment_attention).parameters)
+    return segment_attention, {"window_size": (-1, 0)}, params
+
+
+def kernel_attention(
+    kernel: tuple[Any, dict[str, Any], frozenset[str]],
+    q: Any,
+    k: Any,
+    v: Any,
+    cu: Any,
+    longest: int,
+    scaling: float | None,
+) -> Any:
+    """Call a varlen kernel (`_varlen_kernel()`'s triple) on tokens x heads x head_dim tensors,
+    adapting grouped-query heads and the scale to what its signature takes."""
+    function, causal, params = kernel
+    extra: dict[str, Any] = dict(causal)
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1 and "enable_gqa" in params:
+        extra["enable_gqa"] = True
+    elif groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    if "scale" in params:
+        extra["scale"] = scaling
+    elif scaling is not None:  # the kernel's own scale is 1/sqrt(head_dim)
+        q = q * (scaling * q.shape[-1] ** 0.5)
+    return function(q, k, v, cu, cu, longest, longest, **extra)
 
 
 def _register() -> None:
