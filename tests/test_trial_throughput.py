@@ -25,4 +25,7 @@ def test_trainer_throughput_runs_tiny(tmp_path: Path) -> None:
     assert result["pad_share_grouped_b8"] < 0.25 * result["pad_share_random_b8"]
     tiny = result["shapes"]["tiny"]
     assert tiny["plain_tokens_per_s"] > 0 and tiny["ablate_tokens_per_s"] > 0
-    assert tiny["ablate_pad_share"] < 0.5 and tiny["cold_s"] > 0 and tiny["resident_s"] > 0
+    assert tiny["ablate_pad_share"] == 0.0  # packed rows: no padding at all
+    assert tiny["ablate_best_setting"] == {"pack_tokens": 512, "checkpointing": False}
+    # the resident switch redraws the adapter in place: a small part of a one-step trial
+    assert 0 < tiny["switch_s"] < tiny["resident_s"] and tiny["cold_s"] > 0
