@@ -180,3 +180,18 @@ def test_older_varlen_signatures_get_the_same_attention(kv_heads: int) -> None:
     # causal within each dialogue: the first token of a dialogue sees only itself
     first = kernel_attention(_segment_kernel(), q, k, v, cu, 12, None)[7]
     torch.testing.assert_close(first, v[7].repeat_interleave(4 // kv_heads, dim=0))
+
+
+def test_a_packed_trial_runs_through_the_product_path(train_job: Any) -> None:
+    """`train.packing` from the job file: no padding, about `batch_size` dialogues a step."""
+    from ablate.mixture import Mixture
+    from ablate.trial import run_trial
+
+    mix = Mixture(name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5},
+                  taxonomy="skill", seed=3)  # fmt: skip
+    packed = run_trial(train_job(train={"epochs": 1, "lr": 5.0e-3, "batch_size": 8,
+                                        "packing": True}), mix)  # fmt: skip
+    assert packed.info["pad_fraction"] == 0.0
+    # 48 dialogues in rows of about 8 dialogues' tokens: 6 or 7 rows (first-fit leaves slack)
+    assert 6 <= packed.info["steps"] <= 7
+    assert 0.0 <= packed.metrics["overall_accuracy"] <= 1.0 and packed.metrics["train_loss"] > 0
