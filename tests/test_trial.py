@@ -233,6 +233,16 @@ def test_a_resident_adapter_is_redrawn_like_a_fresh_one_and_swapped_on_a_new_rec
     fresh = attach_lora(model, LoraSpec(r=8, alpha=16), seed=5)
     drawn = {k: v for k, v in fresh.state_dict().items() if "lora_" in k}
     assert redrawn.keys() == drawn.keys() and all(torch.equal(redrawn[k], drawn[k]) for k in drawn)
+    # and both are what peft itself creates under the seed (trials of older versions keep theirs)
+    fresh.unload()
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(5)
+    created = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    by_peft = {k: v for k, v in created.state_dict().items() if "lora_" in k}
+    assert by_peft.keys() == drawn.keys() and all(torch.equal(by_peft[k], drawn[k]) for k in drawn)
+    created.unload()
+    fresh = attach_lora(model, LoraSpec(r=8, alpha=16), seed=5)
     slot["adapter"] = (model, LoraSpec(r=8, alpha=16), fresh)
     other = resident_adapter(slot, model, LoraSpec(r=4, alpha=8), seed=5)  # a new recipe
     ranks = {m.r["default"] for m in other.modules() if hasattr(m, "lora_A") and m.lora_A}

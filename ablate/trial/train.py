@@ -69,10 +69,15 @@ def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
 
 
 def reset_adapter(peft_model: Any, seed: int) -> None:
-    """Redraw the adapter in place from `seed`: LoRA A kaiming-uniform, B zero (peft's own
-    initialisation), `modules_to_save` copied back from the base. A fresh attach gives the same
-    weights, but creating the modules takes seconds for a 1B model (r=128 on all linear layers
-    is ~100M parameters drawn on the CPU, twice); this takes milliseconds on the GPU."""
+    """Redraw the adapter in place from `seed`, as peft creates it: LoRA A kaiming-uniform, B
+    zero, `modules_to_save` copied back from the base.
+
+    The draws replay peft's own creation (nn.Linear's default init of A, then of B, then peft's
+    kaiming A, layer by layer), so on the CPU the weights equal those of `get_peft_model` under
+    `torch.manual_seed(seed)` bit for bit: trials of a study begun before this redraw existed
+    keep their values. A fresh attach takes seconds for a 1B model (r=128 on all linear layers
+    is ~100M parameters drawn on the CPU); this takes milliseconds on the GPU.
+    """
     import torch
     from peft.tuners.lora import LoraLayer
     from peft.utils.other import ModulesToSaveWrapper
@@ -82,6 +87,9 @@ def reset_adapter(peft_model: Any, seed: int) -> None:
         for module in peft_model.modules():
             if isinstance(module, LoraLayer):
                 for name in module.lora_A:
+                    for created in (module.lora_A[name].weight, module.lora_B[name].weight):
+                        scratch = torch.empty(created.shape, device=created.device)
+                        torch.nn.init.kaiming_uniform_(scratch, a=math.sqrt(5))
                     module.reset_lora_parameters(name, True)
             elif isinstance(module, ModulesToSaveWrapper):
                 for copy in module.modules_to_save.values():
