@@ -87,8 +87,12 @@ def reset_adapter(peft_model: Any, seed: int) -> None:
         for module in peft_model.modules():
             if isinstance(module, LoraLayer):
                 for name in module.lora_A:
-                    for created in (module.lora_A[name].weight, module.lora_B[name].weight):
-                        scratch = torch.empty(created.shape, device=created.device)
+                    created: tuple[Any, ...] = (
+                        module.lora_A[name].weight,
+                        module.lora_B[name].weight,
+                    )
+                    for weight in created:
+                        scratch = torch.empty(weight.shape, device=weight.device)
                         torch.nn.init.kaiming_uniform_(scratch, a=math.sqrt(5))
                     module.reset_lora_parameters(name, True)
             elif isinstance(module, ModulesToSaveWrapper):
