@@ -9,6 +9,7 @@ last one, and a finished trial removes its folder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import shutil
 import tempfile
@@ -148,9 +149,12 @@ def train_lora(
 
     import torch
 
-    args = (peft_model, examples, pixels, pad_id)
+    run = functools.partial(
+        _train, peft_model, examples, pixels, pad_id, seed=seed, device=device,
+        checkpoint=checkpoint, callbacks=callbacks,
+    )  # fmt: skip
     try:
-        return _train(*args, train, seed, device, checkpoint, callbacks)
+        return run(train)
     except torch.OutOfMemoryError:
         if train.gradient_checkpointing:
             raise
@@ -158,8 +162,7 @@ def train_lora(
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     reset_adapter(peft_model, seed)
-    with_checkpointing = dataclasses.replace(train, gradient_checkpointing=True)
-    stats = _train(*args, with_checkpointing, seed, device, checkpoint, callbacks)
+    stats = run(dataclasses.replace(train, gradient_checkpointing=True))
     return dataclasses.replace(stats, checkpointing_fallback=True)
 
 
@@ -169,6 +172,7 @@ def _train(
     pixels: PixelCache | None,
     pad_id: int,
     train: TrainSpec,
+    *,
     seed: int,
     device: str,
     checkpoint: Path | None,
