@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,6 +88,23 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "pool": root / "pool",
         "model": model,
     }
+
+
+@pytest.fixture(scope="session")
+def world_texts(tiny_world: dict[str, Path]) -> list[str]:
+    """The turns of 300 world dialogues: a corpus for the tiny tokenizers."""
+    texts = []
+    for line in tiny_world["train"].read_text().splitlines()[:300]:
+        texts += [t["value"] for t in json.loads(line)["conversations"]]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+    """A tiny random-weight Qwen2-VL (M-RoPE, image-size-dependent token counts), loaded."""
+    from ablate.models import build_tiny_qwen2vl, load_model
+
+    return load_model(build_tiny_qwen2vl(tiny_world["root"] / "tiny-qwen2vl", world_texts))
 
 
 @pytest.fixture

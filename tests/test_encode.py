@@ -14,25 +14,11 @@ from PIL import Image
 from ablate.trial.encode import IGNORE, DialogueEncoder, EncodeError, PixelCache, align, collate
 
 
-def _corpus(tiny_world: dict[str, Path]) -> list[str]:
-    texts = []
-    for line in tiny_world["train"].read_text().splitlines()[:300]:
-        texts += [t["value"] for t in json.loads(line)["conversations"]]
-    return texts
-
-
 @pytest.fixture(scope="module")
-def qwen(tiny_world: dict[str, Path]) -> Any:
-    from ablate.models import build_tiny_qwen2vl, load_model
-
-    return load_model(build_tiny_qwen2vl(tiny_world["root"] / "tiny-qwen2vl", _corpus(tiny_world)))
-
-
-@pytest.fixture(scope="module")
-def chatml(tiny_world: dict[str, Path]) -> Any:
+def chatml(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
     from ablate.models import build_tiny_causal_lm, load_model
 
-    return load_model(build_tiny_causal_lm(tiny_world["root"] / "tiny-chatml", _corpus(tiny_world)))
+    return load_model(build_tiny_causal_lm(tiny_world["root"] / "tiny-chatml", world_texts))
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +134,13 @@ def test_truncation_keeps_whole_turns_and_their_images(qwen: Any, images: dict) 
     assert cut.images == [images["small"]]  # the second image sits in a dropped turn
 
 
-def test_a_model_without_chat_template_is_refused(tiny_world: dict[str, Path]) -> None:
+def test_a_model_without_chat_template_is_refused(
+    tiny_world: dict[str, Path], world_texts: list[str]
+) -> None:
     from ablate.errors import UserError
     from ablate.models import build_tiny_causal_lm, load_model
 
-    out = build_tiny_causal_lm(tiny_world["root"] / "no-template", _corpus(tiny_world)[:50])
+    out = build_tiny_causal_lm(tiny_world["root"] / "no-template", world_texts[:50])
     (out / "chat_template.jinja").unlink(missing_ok=True)
     config = json.loads((out / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)

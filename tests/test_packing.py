@@ -129,21 +129,123 @@ def test_packed_training_matches_padded_training(llava: Any, tiny_world: dict[st
     assert llava.model.config.text_config._attn_implementation == "sdpa"
 
 
-def test_packing_a_multimodal_rope_model_is_refused_with_the_fix(tmp_path: Path) -> None:
+def test_packed_qwen2vl_rows_number_and_attend_like_each_dialogue_alone(
+    qwen: Any, tiny_world: dict[str, Path]
+) -> None:
+    """M-RoPE: each dialogue keeps the (time, height, width) positions the model gives it alone,
+    and the packed row's logits and loss equal the lone and the padded runs'."""
+    import torch
+
+    from ablate.trial.encode import PixelCache, collate
+    from ablate.trial.packing import collate_packed, multimodal_rope, packed_attention
+
+    examples = _world_examples(qwen, tiny_world, 5)
+    assert sum(len(e.images) for e in examples) >= 3
+    pixels = PixelCache(qwen.processor.image_processor)
+    model, pad_id = qwen.model, qwen.tokenizer.pad_token_id
+    row = collate_packed(examples, pixels, multimodal_rope(model))
+    lengths = [len(e.input_ids) for e in examples]
+    assert row["position_ids"].shape == (4, 1, sum(lengths))
+    alone_logits = []
+    with torch.no_grad():
+        for e, lo in zip(examples, row["cu_seq_lens_q"][:-1].tolist(), strict=True):
+            one = collate([e], pixels, pad_id)
+            types = one.get("mm_token_type_ids", torch.zeros_like(one["input_ids"]))  # text only
+            own, _ = model.model.get_rope_index(
+                one["input_ids"], types, image_grid_thw=one.get("image_grid_thw")
+            )
+            hi = lo + len(e.input_ids)
+            assert torch.equal(row["position_ids"][1:, :, lo:hi], own)
+            assert row["position_ids"][0, 0, lo:hi].tolist() == list(range(len(e.input_ids)))
+            one.pop("labels")
+            alone_logits.append(model(**one).logits[0])
+        padded_loss = model(**collate(examples, pixels, pad_id)).loss
+        with packed_attention(model):
+            packed = model(**row)
+    torch.testing.assert_close(packed.logits[0], torch.cat(alone_logits), atol=1e-4, rtol=1e-4)
+    assert float(packed.loss) == pytest.approx(float(padded_loss), rel=1e-5)
+
+
+@pytest.mark.parametrize(("name", "tower_name"), [("llava", "vision_tower"), ("qwen", "visual")])
+def test_the_vision_tower_never_sees_the_text_rows_boundaries(
+    name: str, tower_name: str, request: pytest.FixtureRequest, tiny_world: dict[str, Path]
+) -> None:
+    """A FlashAttention vision tower would cut its patches at the text boundaries (Llava's
+    CLIP) or get them twice (Qwen2-VL): only the language model receives them."""
+    import torch
+
+    from ablate.trial.encode import PixelCache
+    from ablate.trial.packing import (
+        PACKED_KWARGS,
+        collate_packed,
+        multimodal_rope,
+        packed_attention,
+    )
+
+    loaded = request.getfixturevalue(name)
+    model = loaded.model
+    inner = model.model
+    examples = _world_examples(loaded, tiny_world, 4)
+    row = collate_packed(
+        examples, PixelCache(loaded.processor.image_processor), multimodal_rope(model)
+    )
+    seen: dict[str, set[str]] = {}
+
+    def record(part: str) -> Any:
+        def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            seen.setdefault(part, set()).update(kwargs)
+
+        return hook
+
+    tower = getattr(inner, tower_name)
+    before = len(tower._forward_pre_hooks)
+    with packed_attention(model), torch.no_grad():
+        handles = [getattr(inner, part).register_forward_pre_hook(record(part), with_kwargs=True)
+                   for part in (tower_name, "language_model")]  # fmt: skip
+        model(**row)
+        for handle in handles:
+            handle.remove()
+    assert seen["language_model"] >= PACKED_KWARGS
+    assert not PACKED_KWARGS & seen[tower_name]
+    assert len(tower._forward_pre_hooks) == before  # nothing left behind after training
+
+
+def test_packed_qwen2vl_training_matches_padded_training(
+    qwen: Any, tiny_world: dict[str, Path]
+) -> None:
     from ablate.config import LoraSpec, TrainSpec
-    from ablate.errors import UserError
-    from ablate.models import build_tiny_qwen2vl, load_model
+    from ablate.trial.encode import PixelCache
     from ablate.trial.train import attach_lora, train_lora
 
-    loaded = load_model(build_tiny_qwen2vl(tmp_path / "qwen", ["hello there"] * 8))
-    example = Encoded(input_ids=[1, 2, 3, 4], labels=[IGNORE, IGNORE, 3, 4], turn_spans=[(2, 4)],
-                      images=[])  # fmt: skip
-    model = attach_lora(loaded.model, LoraSpec(r=4, alpha=8), seed=0)
-    try:
-        with pytest.raises(UserError, match=r"train.packing.*M-RoPE.*group_by_length"):
-            train_lora(model, [example], None, 0, TrainSpec(packing=True, max_steps=1), 0, "cpu")
-    finally:
-        model.unload()
+    examples = _world_examples(qwen, tiny_world, 8)
+    pixels = PixelCache(qwen.processor.image_processor)
+    stats = {}
+    for packing in (False, True):
+        spec = TrainSpec(lr=5e-3, batch_size=8, max_steps=3, packing=packing)
+        model = attach_lora(qwen.model, LoraSpec(r=8, alpha=16), seed=0)
+        try:
+            stats[packing] = train_lora(
+                model, examples, pixels, qwen.tokenizer.pad_token_id, spec, 0, "cpu"
+            )
+        finally:
+            model.unload()
+    padded, packed = stats[False], stats[True]
+    assert packed.pad_fraction == 0.0 and padded.pad_fraction > 0.05
+    assert packed.train_loss == pytest.approx(padded.train_loss, rel=1e-4)
+    assert packed.final_loss == pytest.approx(padded.final_loss, rel=1e-4)
+
+
+def test_packing_an_mrope_model_without_token_types_is_refused_with_the_reason() -> None:
+    """Remote-code M-RoPE models of the transformers 4 convention number positions from
+    input ids alone; their rows cannot be numbered per dialogue."""
+    from ablate.trial.packing import supports_packing
+
+    class OlderQwen2VL:
+        def get_rope_index(self, input_ids: Any, image_grid_thw: Any = None) -> Any:
+            raise AssertionError("not called")
+
+    why = supports_packing(OlderQwen2VL())
+    assert why is not None and "M-RoPE" in why and "mm_token_type_ids" in why
 
 
 def _torch_2_10_varlen(query: Any, key: Any, value: Any, cu_seq_q: Any, cu_seq_k: Any,

@@ -74,9 +74,15 @@ def pack_capacity(lengths: Sequence[int], batch_size: int, pack_tokens: int) -> 
     return max(longest, round(batch_size * mean))
 
 
-def collate_packed(batch: Sequence[Encoded], pixels: PixelCache | None) -> dict[str, Any]:
+def collate_packed(
+    batch: Sequence[Encoded], pixels: PixelCache | None, rope_index: Any = None
+) -> dict[str, Any]:
     """One row of concatenated dialogues: position ids restart per dialogue, no attention mask,
-    and `cu_seq_lens_*` / `max_length_*` (transformers' FlashAttentionKwargs) for the kernel."""
+    and `cu_seq_lens_*` / `max_length_*` (transformers' FlashAttentionKwargs) for the kernel.
+
+    `rope_index`: the model's own M-RoPE numbering (`multimodal_rope`), for Qwen2-VL-style
+    models; the row then carries their 3-D positions too (`multimodal_positions`).
+    """
     import torch
 
     lengths = [len(e.input_ids) for e in batch]
@@ -103,15 +109,51 @@ def collate_packed(batch: Sequence[Encoded], pixels: PixelCache | None) -> dict[
     paths = [p for e in batch for p in e.images]
     if paths and pixels is not None:
         out.update(pixels.batch(paths))
+    if rope_index is not None and "mm_token_type_ids" in out and (not paths or pixels):
+        out["position_ids"] = multimodal_positions(rope_index, out, lengths)
     return out
+
+
+def multimodal_positions(rope_index: Any, row: dict[str, Any], lengths: Sequence[int]) -> Any:
+    """(4, 1, tokens) position ids of a packed row for an M-RoPE model: the text positions
+    (restarting per dialogue), then the model's (time, height, width) positions of each dialogue
+    as if it ran alone.
+
+    The model numbers the row as one sequence, so dialogue k starts at some offset c on all three
+    axes (its first token is text or an image's first patch: either way (c, c, c)); subtracting
+    c gives each dialogue its own numbering exactly. RoPE only sees differences, but the small
+    angles keep the float rounding of a lone dialogue.
+    """
+    import torch
+
+    positions, _ = rope_index(
+        row["input_ids"],
+        mm_token_type_ids=row["mm_token_type_ids"],
+        image_grid_thw=row.get("image_grid_thw"),
+    )
+    starts = row["cu_seq_lens_q"][:-1].long()
+    offsets = positions[:, :, starts].repeat_interleave(torch.tensor(lengths), dim=-1)
+    return torch.cat([row["position_ids"][None], positions - offsets])
+
+
+def multimodal_rope(model: Any) -> Any:
+    """The model's own M-RoPE numbering (`get_rope_index`, Qwen2-VL style), None for 1-D RoPE."""
+    for owner in (model, getattr(model, "model", None)):
+        if (rope_index := getattr(owner, "get_rope_index", None)) is not None:
+            return rope_index
+    return None
 
 
 def supports_packing(model: Any) -> str | None:
     """None when `model` can train on packed rows, else why not (for the user's message)."""
-    inner = getattr(model, "model", None)
-    if hasattr(model, "get_rope_index") or hasattr(inner, "get_rope_index"):
+    rope_index = multimodal_rope(model)
+    if (
+        rope_index is not None
+        and "mm_token_type_ids" not in inspect.signature(rope_index).parameters
+    ):
         return (
-            "its rotary positions are multimodal (M-RoPE, Qwen2-VL style): packed rows would need "
+            "its rotary positions are multimodal (M-RoPE) and its `get_rope_index` does not take "
+            "`mm_token_type_ids` (transformers 5's Qwen2-VL convention), so packed rows cannot get "
             "3-D position ids per dialogue"
         )
     return None
@@ -242,22 +284,42 @@ def _register() -> None:
     AttentionMaskInterface.register(ATTENTION, flash_attention_mask)
 
 
+PACKED_KWARGS = frozenset({"cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"})
+"""The text row's sequence boundaries, which only the language model may see."""
+
+
+def _without_packed_kwargs(module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    return args, {k: v for k, v in kwargs.items() if k not in PACKED_KWARGS}
+
+
 @contextmanager
 def packed_attention(model: Any) -> Iterator[None]:
     """Within the block the model's language model attends through `varlen_attention`; its
-    previous implementation (the resident model's, used for evaluation) comes back after."""
+    previous implementation (the resident model's, used for evaluation) comes back after.
+
+    A multimodal model passes its forward's keyword arguments on to the vision tower too; the
+    text row's boundaries are kept from it: a FlashAttention vision tower would cut its patches
+    at them (Llava) or get them twice (Qwen2-VL, which passes its own per image).
+    """
     _register()
+    inner: Any = getattr(model, "model", None)
+    language = getattr(inner, "language_model", None)
+    towers = [c for c in inner.children() if c is not language] if language is not None else []
+    hooks = [t.register_forward_pre_hook(_without_packed_kwargs, with_kwargs=True) for t in towers]
     config = model.config
     sub = "text_config" if "text_config" in getattr(config, "sub_configs", {}) else None
     before = (getattr(config, sub) if sub else config)._attn_implementation
-    if before in ("flash_attention_2", "flash_attention_3"):
-        yield  # FlashAttention already reads the packed kwargs
-        return
-    model.set_attn_implementation({sub: ATTENTION} if sub else ATTENTION)
+    # FlashAttention already reads the packed kwargs
+    switch = before not in ("flash_attention_2", "flash_attention_3")
+    if switch:
+        model.set_attn_implementation({sub: ATTENTION} if sub else ATTENTION)
     try:
         yield
     finally:
-        model.set_attn_implementation({sub: before} if sub else before)
+        if switch:
+            model.set_attn_implementation({sub: before} if sub else before)
+        for hook in hooks:
+            hook.remove()
 
 
 def labelled_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> Any:

@@ -283,7 +283,13 @@ def _training_rows(
     packed: one dict per row of dialogues (`pack_bins`), collated padding-free.
     """
     from ablate.errors import UserError
-    from ablate.trial.packing import collate_packed, pack_bins, pack_capacity, supports_packing
+    from ablate.trial.packing import (
+        collate_packed,
+        multimodal_rope,
+        pack_bins,
+        pack_capacity,
+        supports_packing,
+    )
 
     if not train.packing:
 
@@ -293,7 +299,8 @@ def _training_rows(
             return out, int(mask.sum()), int(mask.numel())
 
         return [{"input_ids": e.input_ids, "example": e} for e in examples], padded
-    why = supports_packing(peft_model.get_base_model())
+    base = peft_model.get_base_model()
+    why = supports_packing(base)
     if why:
         raise UserError(
             f"`train.packing` cannot train this model: {why}; use `train.group_by_length: true`"
@@ -301,9 +308,10 @@ def _training_rows(
     lengths = [len(e.input_ids) for e in examples]
     capacity = pack_capacity(lengths, train.batch_size, train.pack_tokens)
     bins = pack_bins(lengths, capacity, seed)
+    rope_index = multimodal_rope(base)
 
     def packed(batch: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], int, int]:
-        out = collate_packed([e for b in batch for e in b["examples"]], pixels)
+        out = collate_packed([e for b in batch for e in b["examples"]], pixels, rope_index)
         n = int(out["input_ids"].numel())
         return out, n, n
 
