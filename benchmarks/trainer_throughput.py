@@ -147,28 +147,34 @@ def _sync() -> None:
 
 
 def run_plain(
-    model: Any, data: list[Any], setting: Setting, steps: int, skip: int, device: str
+    model: Any,
+    data: list[Any],
+    setting: Setting,
+    steps: int,
+    skip: int,
+    device: str,
+    liger: bool = False,
 ) -> dict:
-    """The plain transformers Trainer + peft: random order, batches padded to their longest."""
+    """The plain transformers Trainer + peft: random order, batches padded to their longest
+    (`use_liger_kernel=True` when `liger`)."""
     from peft import LoraConfig, get_peft_model
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     from ablate.trial.encode import collate
+    from ablate.trial.train import checkpointing_off
 
     peft_model = get_peft_model(
         model, LoraConfig(r=128, lora_alpha=256, target_modules="all-linear")
     )
-    counted = {"real": 0, "all": 0, "steps_seen": 0}
+    batches: list[tuple[int, int]] = []  # (real, all) positions of each collated batch
     timer = Timer(skip)
 
     def collator(batch: list[Any]) -> dict:
         out = collate(batch, None, 0)
-        if counted["steps_seen"] >= skip:  # count the tokens of the timed steps only
-            counted["real"] += int(out["attention_mask"].sum())
-            counted["all"] += out["attention_mask"].numel()
-        counted["steps_seen"] += 1
+        batches.append((int(out["attention_mask"].sum()), out["attention_mask"].numel()))
         return out
 
+    _reset_peak()
     try:
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
@@ -176,18 +182,37 @@ def run_plain(
                 learning_rate=1e-4, bf16=device == "cuda", use_cpu=device == "cpu",
                 activation_checkpointing=setting.checkpointing, save_strategy="no", report_to=[],
                 remove_unused_columns=False, disable_tqdm=True, logging_steps=10_000, seed=0,
+                use_liger_kernel=liger,
             )  # fmt: skip
             trainer = Trainer(model=peft_model, args=args, train_dataset=data,  # type: ignore[arg-type]
                               data_collator=collator, callbacks=[timer])  # fmt: skip
             trainer.remove_callback(PrinterCallback)
             trainer.train()
     finally:
+        # the Trainer leaves checkpointing on: the next setting on this model must not inherit it
+        checkpointing_off(peft_model.get_base_model())
         peft_model.unload()
-    seconds = timer.end - timer.start
+    # the data loader collates a batch ahead: count the timed steps' batches only
+    timed = batches[skip:steps]
+    real = sum(r for r, _ in timed)
     return {
-        "tokens_per_s": counted["real"] / seconds,
-        "pad_share": 1 - counted["real"] / counted["all"],
+        "tokens_per_s": real / (timer.end - timer.start),
+        "pad_share": 1 - real / sum(n for _, n in timed),
+        "peak_gib": _peak_gib(),
     }
+
+
+def _reset_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gib() -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 
 
 def run_ablate(
@@ -200,8 +225,6 @@ def run_ablate(
     liger: bool = False,
 ) -> dict:
     """ablate's trainer: packed rows of `setting.size` tokens (Liger kernels when `liger`)."""
-    import torch
-
     from ablate.config import LoraSpec, TrainSpec
     from ablate.trial.train import attach_lora, train_lora
 
@@ -211,57 +234,75 @@ def run_ablate(
     )  # fmt: skip
     timer = Timer(skip)
     peft_model = attach_lora(model, LoraSpec(r=128, alpha=256), seed=0)
+    _reset_peak()
     try:
-        stats = train_lora(peft_model, data, None, 0, spec, 0, device, callbacks=[timer])
+        # no fallback: a setting that runs out of memory fails at once, not after a rerun
+        stats = train_lora(
+            peft_model, data, None, 0, spec, 0, device, callbacks=[timer], fallback=False
+        )
     finally:
         peft_model.unload()
-    if stats.checkpointing_fallback and not setting.checkpointing:
-        # train_lora redid it with checkpointing: this setting does not fit as given
-        raise torch.OutOfMemoryError(f"{setting} needed gradient checkpointing")
     # real tokens of the timed steps (one packed row per step: no gradient accumulation)
     real = sum(stats.batch_tokens[skip:steps])
     return {
         "tokens_per_s": real / (timer.end - timer.start),
         "pad_share": stats.pad_fraction,
         "liger": liger,
+        "peak_gib": _peak_gib(),
     }
 
 
-def best_setting(run: Any, candidates: list[Setting]) -> tuple[Setting, list[float]]:
+def fits(run: Any, setting: Setting) -> dict | None:
+    """`run(setting)`'s result, or None when it runs out of GPU memory."""
+    import torch
+
+    result = None
+    with contextlib.suppress(torch.OutOfMemoryError):
+        result = run(setting)
+    free_memory()  # the failed step's tensors die with its frames
+    return result
+
+
+def free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def best_setting(run: Any, candidates: list[Setting]) -> tuple[Setting, list[dict]]:
     """The fastest candidate that fits in memory (an out-of-memory one is skipped).
 
     Checkpointing settings are tried only when no setting without it fits: recomputing the
     activations was always slower when both fit (DESIGN.md's table), and skipping them keeps
     the run inside the device's time limit.
     """
-    import gc
-
-    import torch
-
-    speeds: dict[Setting, float] = {}
+    results: dict[Setting, dict] = {}
     for s in candidates:
-        if s.checkpointing and any(not fit.checkpointing for fit in speeds):
+        if s.checkpointing and any(not fit.checkpointing for fit in results):
             continue
-        with contextlib.suppress(torch.OutOfMemoryError):  # does not fit: not a candidate
-            speeds[s] = run(s)["tokens_per_s"]
-        gc.collect()  # the failed step's tensors die with its frames
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    if not speeds:
+        if (result := fits(run, s)) is not None:
+            results[s] = result
+    if not results:
         raise SystemExit(f"no setting of {candidates} fits in memory")
-    best = max(speeds, key=lambda s: speeds[s])
-    return best, [speeds[best]]
+    best = max(results, key=lambda s: results[s]["tokens_per_s"])
+    return best, [results[best]]
 
 
-def switch_times(shape: dict[str, int], data: list[Any], device: str, attn: str) -> dict:
-    """A resident worker's trial switch (the adapter redrawn in place; then the first step)
-    against a cold start (load from disk + adapter + first step), through ablate's trial code."""
+def switch_times(shape: dict[str, int], device: str, attn: str, max_len: int) -> dict:
+    """A resident worker's trial switch (the adapter redrawn in place; then the first step on
+    4 dialogues of up to `max_len` tokens) against a cold start (load from disk + adapter +
+    first step), through ablate's trial code."""
     from ablate.config import LoraSpec, ModelSpec, TrainSpec
     from ablate.models import build_tiny_causal_lm, load_model
     from ablate.trial.train import resident_adapter, train_lora
 
     spec = TrainSpec(batch_size=4, max_steps=1)
     lora = LoraSpec(r=128, alpha=256)
+    data = synthetic_dialogues(4, max_len, shape["vocab_size"], seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         # a saved checkpoint of the shape (the tokenizer/template come from the tiny builder)
         folder = build_tiny_causal_lm(Path(tmp) / "m", ["hello world"] * 4)
@@ -271,9 +312,7 @@ def switch_times(shape: dict[str, int], data: list[Any], device: str, attn: str)
         t = time.perf_counter()
         loaded = load_model(folder, device=device, spec=model_spec)
         slot: dict[str, Any] = {}
-        train_lora(
-            resident_adapter(slot, loaded.model, lora, 0), data[:4], None, 0, spec, 0, device
-        )
+        train_lora(resident_adapter(slot, loaded.model, lora, 0), data, None, 0, spec, 0, device)
         _sync()
         cold = time.perf_counter() - t
         switch, trial = [], []
@@ -282,7 +321,7 @@ def switch_times(shape: dict[str, int], data: list[Any], device: str, attn: str)
             peft_model = resident_adapter(slot, loaded.model, lora, seed)
             _sync()
             switch.append(time.perf_counter() - t)
-            train_lora(peft_model, data[:4], None, 0, spec, seed, device)
+            train_lora(peft_model, data, None, 0, spec, seed, device)
             _sync()
             trial.append(time.perf_counter() - t)
         del loaded, slot
@@ -344,38 +383,44 @@ def main() -> None:
     if args.switch_only:
         for name in shapes:
             shape = SHAPES[name]
-            short = synthetic_dialogues(8, 64, shape["vocab_size"], seed=0)
-            results["shapes"][name] = switch_times(shape, short, device, attn)
+            results["shapes"][name] = switch_times(shape, device, attn, 64)
             print(f"{name}: switch {results['shapes'][name]['switch_s']:.3f} s, with the first "
                   f"step {results['shapes'][name]['resident_s']:.2f} s, cold start "
                   f"{results['shapes'][name]['cold_s']:.2f} s", flush=True)  # fmt: skip
         if args.out:
             args.out.write_text(json.dumps(results, indent=2))
         return
-    for name in shapes:
+
+    def write() -> None:  # after each phase of each shape: a run cut short keeps what it has
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+
+    def runners(name: str) -> tuple[Any, Any, int]:
         shape = SHAPES[name]
         model = build_model(shape, device, attn)
-        n_params = sum(p.numel() for p in model.parameters())
         data = synthetic_dialogues(max(64, 8 * steps), max_len, shape["vocab_size"], seed=0)
+        common = {"steps": steps, "skip": warmup, "device": device}
+        n_params = sum(p.numel() for p in model.parameters())
+        return (functools.partial(run_plain, model, data, **common),
+                functools.partial(run_ablate, model, data, **common), n_params)  # fmt: skip
+
+    def mfu(tokens_per_s: float, n_params: int) -> float:
+        return tokens_per_s * 4 * n_params / (args.peak_tflops * 1e12)  # 4N FLOPs per token
+
+    for name in shapes:  # Liger patches transformers' Llama classes for the whole process:
+        # every run without it comes first, for every shape
+        plain_run, ours_run, n_params = runners(name)
         plain_candidates = [Setting(2, False)] if args.tiny else Setting.parse(args.plain)
         ours_candidates = [Setting(512, False)] if args.tiny else Setting.parse(args.ours)
-
-        plain_run = functools.partial(
-            run_plain, model, data, steps=steps, skip=warmup, device=device
-        )
-        ours_run = functools.partial(
-            run_ablate, model, data, steps=steps, skip=warmup, device=device
-        )
-
-        best, plain_speeds = best_setting(plain_run, plain_candidates)  # in its favour
-        ours_best, ours_speeds = best_setting(ours_run, ours_candidates)
-        ablate_runs = []
+        best, plain_runs = best_setting(plain_run, plain_candidates)  # in its favour
+        ours_best, ours_runs = best_setting(ours_run, ours_candidates)
         for _ in range(repeats):  # alternate the two sides
-            ablate_runs.append(ours_run(ours_best))
-            plain_speeds.append(plain_run(best)["tokens_per_s"])
-        ours_speeds += [r["tokens_per_s"] for r in ablate_runs]
-        plain, ours = max(plain_speeds), max(ours_speeds)
-        flops = 4 * n_params  # per token
+            for runs, run, setting in ((ours_runs, ours_run, ours_best),
+                                       (plain_runs, plain_run, best)):  # fmt: skip
+                if (result := fits(run, setting)) is not None:
+                    runs.append(result)
+        plain = max(r["tokens_per_s"] for r in plain_runs)
+        ours = max(r["tokens_per_s"] for r in ours_runs)
         entry = {
             "params": n_params,
             "plain_best_setting": {"batch_size": best.size, "checkpointing": best.checkpointing},
@@ -385,46 +430,65 @@ def main() -> None:
             },
             "plain_tokens_per_s": plain,
             "ablate_tokens_per_s": ours,
-            "plain_runs_tokens_per_s": plain_speeds,  # the best setting's runs, in order
-            "ablate_runs_tokens_per_s": ours_speeds,
+            # the best settings' runs, in order
+            "plain_runs_tokens_per_s": [r["tokens_per_s"] for r in plain_runs],
+            "ablate_runs_tokens_per_s": [r["tokens_per_s"] for r in ours_runs],
             "speedup": ours / plain,
-            "ablate_pad_share": ablate_runs[-1]["pad_share"] if ablate_runs else 0.0,
+            "ablate_pad_share": ours_runs[-1]["pad_share"],
+            "plain_pad_share": plain_runs[-1]["pad_share"],
+            "plain_peak_gib": max(r["peak_gib"] for r in plain_runs),
+            "ablate_peak_gib": max(r["peak_gib"] for r in ours_runs),
             "liger": False,
-            "mfu_plain": plain * flops / (args.peak_tflops * 1e12),
-            "mfu_ablate": ours * flops / (args.peak_tflops * 1e12),
+            "mfu_plain": mfu(plain, n_params),
+            "mfu_ablate": mfu(ours, n_params),
         }
-        if liger:
-            # Liger patches the model instance for good, so its runs come last: ablate with it
-            # against the plain baseline above, and the plain Trainer on the patched model
-            # (`use_liger_kernel=True`, DESIGN.md's 1.16x / 1.6x switch) for scale
-            try:
-                with_liger = [
-                    ours_run(ours_best, liger=True)["tokens_per_s"] for _ in range(repeats)
-                ]
-                plain_liger = plain_run(best)["tokens_per_s"]
-            except Exception as err:  # a Liger release that does not fit this transformers
-                entry["liger_error"] = repr(err)[:500]
-                with_liger, plain_liger = [], 0.0
-        if liger and with_liger:
-            best_liger = max(with_liger)
+        results["shapes"][name] = entry
+        del plain_run, ours_run  # they hold the model
+        free_memory()
+        if name in ("1.1b", "tiny"):  # the issue's switch target is for the 1.1B shape
+            entry.update(switch_times(SHAPES[name], device, attn, max_len))
+        write()
+    for name in shapes if liger else ():
+        # ablate with Liger (its RMSNorm, SwiGLU and RoPE; the head on labelled tokens) against
+        # the plain baseline above, and the plain Trainer with `use_liger_kernel=True`
+        # (DESIGN.md's 1.16x / 1.6x switch) for scale
+        entry = results["shapes"][name]
+        plain_run, ours_run, n_params = runners(name)
+        ours_best = Setting(
+            **{
+                "size": entry["ablate_best_setting"]["pack_tokens"],
+                "checkpointing": entry["ablate_best_setting"]["checkpointing"],
+            }
+        )
+        best = Setting(**{"size": entry["plain_best_setting"]["batch_size"],
+                          "checkpointing": entry["plain_best_setting"]["checkpointing"]})  # fmt: skip
+        try:
+            with_liger = [
+                r
+                for _ in range(repeats)
+                if (r := fits(functools.partial(ours_run, liger=True), ours_best))
+            ]
+            plain_liger = fits(functools.partial(plain_run, liger=True), best)
+        except Exception as err:  # a Liger release that does not fit this transformers
+            entry["liger_error"] = repr(err)[:500]
+            with_liger, plain_liger = [], None
+        del plain_run, ours_run
+        free_memory()
+        if plain_liger is not None:
+            entry["plain_liger_tokens_per_s"] = plain_liger["tokens_per_s"]
+        if with_liger:
+            best_liger = max(r["tokens_per_s"] for r in with_liger)
+            ours = max(entry["ablate_tokens_per_s"], best_liger)
             entry.update(
                 liger=True,
-                ablate_no_liger_tokens_per_s=ours,
-                ablate_tokens_per_s=max(ours, best_liger),
-                speedup=max(ours, best_liger) / plain,
-                plain_liger_tokens_per_s=plain_liger,
-                mfu_ablate=max(ours, best_liger) * flops / (args.peak_tflops * 1e12),
+                ablate_no_liger_tokens_per_s=entry["ablate_tokens_per_s"],
+                ablate_liger_runs_tokens_per_s=[r["tokens_per_s"] for r in with_liger],
+                ablate_liger_peak_gib=max(r["peak_gib"] for r in with_liger),
+                ablate_tokens_per_s=ours,
+                speedup=ours / entry["plain_tokens_per_s"],
+                mfu_ablate=mfu(ours, n_params),
             )
-        del model
-        if name in ("1.1b", "tiny"):  # the issue's switch target is for the 1.1B shape
-            entry.update(switch_times(shape, data, device, attn))
-        results["shapes"][name] = entry
-        if device == "cuda":
-            entry["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        if args.out:  # after each shape: a run cut short by a time limit keeps what it measured
-            args.out.write_text(json.dumps(results, indent=2))
+        write()
     print(json.dumps(results, indent=2))
     print(f"\npadding share at batch 8: random {results['pad_share_random_b8']:.3f}, "
           f"length-grouped {results['pad_share_grouped_b8']:.3f}")  # fmt: skip

@@ -297,3 +297,40 @@ def test_a_packed_trial_runs_through_the_product_path(train_job: Any) -> None:
     # 48 dialogues in rows of about 8 dialogues' tokens: 6 or 7 rows (first-fit leaves slack)
     assert 6 <= packed.info["steps"] <= 7
     assert 0.0 <= packed.metrics["overall_accuracy"] <= 1.0 and packed.metrics["train_loss"] > 0
+
+
+@pytest.mark.parametrize("window", [32, 4096])
+def test_attention_packing_cannot_reproduce_is_refused_by_name(window: int) -> None:
+    """A sliding window shorter than a packed dialogue would change its attention: refused with
+    the fix; a window longer than every dialogue changes nothing, so packing trains."""
+    import torch
+    from trainer_throughput import SHAPES, synthetic_dialogues
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.errors import UserError
+    from ablate.trial.packing import collate_packed, packed_attention
+    from ablate.trial.train import attach_lora, train_lora
+
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(**SHAPES["tiny"], sliding_window=window,
+                                             attn_implementation="sdpa"))  # fmt: skip
+    data = synthetic_dialogues(8, 256, 512, seed=0)
+    assert max(len(e.input_ids) for e in data) > 32
+    peft_model = attach_lora(model, LoraSpec(r=4, alpha=8), seed=0)
+    spec = TrainSpec(batch_size=4, max_steps=1, packing=True)
+    try:
+        if window == 32:
+            with pytest.raises(
+                UserError, match=r"sliding window of 32 tokens.*train.packing: false"
+            ):
+                train_lora(peft_model, data, None, 0, spec, 0, "cpu")
+        else:
+            assert train_lora(peft_model, data, None, 0, spec, 0, "cpu").pad_fraction == 0.0
+    finally:
+        peft_model.unload()
+    assert model.config._attn_implementation == "sdpa"  # restored after the refusal too
+    row = collate_packed(data[:2], None)
+    del row["cu_seq_lens_q"], row["cu_seq_lens_k"]  # a forward that lost the row's boundaries
+    with packed_attention(model), pytest.raises(RuntimeError, match="without its dialogue bound"):
+        model(**row)

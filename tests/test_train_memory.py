@@ -57,3 +57,52 @@ def test_out_of_memory_is_redone_with_checkpointing_to_the_same_result(packing: 
         stats["from the start"].train_loss, rel=1e-5
     )
     assert stats["fallback"].steps == stats["from the start"].steps == 4
+
+
+def test_a_resident_model_leaves_each_trial_without_checkpointing() -> None:
+    """The Trainer turns checkpointing on and never off: after a checkpointed trial (or an
+    out-of-memory fallback) the next trial on the worker must run as its own recipe says."""
+    from trainer_throughput import SHAPES, build_model, synthetic_dialogues
+
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.trial.train import attach_lora, train_lora
+
+    model = build_model(SHAPES["tiny"], "cpu", "sdpa")
+    data = synthetic_dialogues(8, 128, 512, seed=0)
+    peft_model = attach_lora(model, LoraSpec(r=8, alpha=16), seed=7)
+
+    def checkpointed_layers() -> int:
+        return sum(bool(getattr(m, "gradient_checkpointing", False)) for m in model.modules())
+
+    seen: list[bool] = []
+
+    class Probe:
+        def __getattr__(self, name: str) -> Any:
+            return (lambda *a, **k: None) if name.startswith("on_") else None
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen.append(checkpointed_layers() > 0)
+
+    try:
+        for checkpointing in (True, False):
+            spec = TrainSpec(batch_size=4, max_steps=1, gradient_checkpointing=checkpointing)
+            train_lora(peft_model, data, None, 0, spec, 7, "cpu", callbacks=[Probe()])
+            assert checkpointed_layers() == 0
+            assert not getattr(model, "_require_grads_hooks", None)  # the input-grad hook too
+        oom = OutOfMemoryWithoutCheckpointing()
+        spec = TrainSpec(batch_size=4, max_steps=2)
+        assert train_lora(
+            peft_model, data, None, 0, spec, 7, "cpu", callbacks=[oom]
+        ).checkpointing_fallback
+        assert checkpointed_layers() == 0
+        with pytest.raises(torch_oom()):  # a benchmark probing what fits gets the error itself
+            train_lora(peft_model, data, None, 0, spec, 7, "cpu", callbacks=[oom], fallback=False)
+    finally:
+        peft_model.unload()
+    assert seen == [True, False]  # checkpointed as asked in trial 1, not in trial 2
+
+
+def torch_oom() -> type[BaseException]:
+    import torch
+
+    return torch.OutOfMemoryError

@@ -182,30 +182,49 @@ def varlen_attention(
 ) -> tuple[Any, None]:
     """transformers attention function (query/key/value: batch, heads, tokens, head_dim).
 
-    Packed causal self-attention runs per dialogue; anything else (the vision tower, a padded
-    batch, generation with a cache) goes to sdpa unchanged.
+    Packed causal self-attention runs per dialogue; non-causal attention and generation with a
+    cache go to sdpa unchanged. A causal call without the row's boundaries is refused: sdpa
+    would let its dialogues attend to each other.
     """
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    from ablate.errors import UserError
+
     cu: Any = kwargs.get("cu_seq_lens_q")
-    packed = (
-        cu is not None
-        and getattr(module, "is_causal", False)
-        and query.shape[0] == 1
-        and query.shape[2] == key.shape[2]  # no cache: the row attends to itself
-    )
-    if not packed:
+    if not getattr(module, "is_causal", False) or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    if cu is None or query.shape[0] != 1:
+        raise RuntimeError(
+            "a packed row reached the language model's attention without its dialogue "
+            f"boundaries (`cu_seq_lens_q`, batch of {query.shape[0]}): a forward between the "
+            "Trainer and the attention dropped them"
+        )
+    # the collator's python int: reading the longest length off the GPU would sync per layer
+    longest = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
+    window = kwargs.get("sliding_window")
+    unsupported = {
+        "attention dropout": dropout or None,
+        "logit soft-capping": kwargs.get("softcap"),
+        "attention sinks": kwargs.get("s_aux"),
+        f"a sliding window of {window} tokens (shorter than a packed dialogue of {longest})": (
+            window if window and window < longest else None
+        ),
+    }
+    if found := [name for name, value in unsupported.items() if value is not None]:
+        raise UserError(
+            f"`train.packing` computes plain causal attention per dialogue; this model's "
+            f"attention uses {', '.join(found)}: set `train.packing: false` (and "
+            "`train.group_by_length: true`)"
+        )
     q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # tokens, heads, dim
-    if query.is_cuda:
-        # the collator's python int: reading the longest length off the GPU would sync per layer
-        longest = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
+    if query.is_cuda and v.dtype in (torch.float16, torch.bfloat16):
         kernel = _varlen_kernel()
-    else:  # no varlen kernel on the CPU
-        longest, kernel = 0, _segment_kernel()
+        q, k = q.to(v.dtype), k.to(v.dtype)  # float32 rotary math may have promoted them
+    else:  # no varlen kernel on the CPU, nor for float32 on CUDA: sdpa per dialogue
+        kernel = _segment_kernel()
     cu = cu.to(device=query.device, dtype=torch.int32)
     out = kernel_attention(kernel, q, k, v, cu, longest, scaling)
     return out[None], None  # batch, tokens, heads, head_dim

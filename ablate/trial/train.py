@@ -8,13 +8,14 @@ last one, and a finished trial removes its folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,15 @@ def train_lora(
     device: str,
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] = (),
+    fallback: bool = True,
 ) -> TrainStats:
     """Fine-tune the adapter on `examples`; `checkpoint` is the trial's folder (None: none).
 
     `callbacks` are extra transformers TrainerCallbacks (progress, early stop, fault tests).
     Gradient checkpointing is used only when memory needs it: a run without it that runs out of
     GPU memory starts again with it (the adapter redrawn from `seed`, or resumed from the
-    trial's last checkpoint), so the result is the one a run with it would give.
+    trial's last checkpoint), so the result is the one a run with it would give. `fallback`
+    False lets the out-of-memory error through instead (a benchmark probing what fits).
     """
     import gc
 
@@ -156,7 +159,7 @@ def train_lora(
     try:
         return run(train)
     except torch.OutOfMemoryError:
-        if train.gradient_checkpointing:
+        if train.gradient_checkpointing or not fallback:
             raise
     gc.collect()  # outside the handler: the failed step's tensors are gone with its frames
     if torch.cuda.is_available():
@@ -228,6 +231,12 @@ def _train(
             if train.gradient_checkpointing
             else None,
             use_liger_kernel=liger,
+            # packed rows: Liger's RMSNorm, SwiGLU and RoPE, and the head and loss on labelled
+            # positions only (`labelled_loss`); Liger's fused loss forward would be handed the
+            # rows' boundaries (a TypeError in some releases) or drop them before attention
+            liger_kernel_config={"fused_linear_cross_entropy": False, "cross_entropy": False}
+            if liger and train.packing
+            else None,
             train_sampling_strategy="group_by_length"
             if train.group_by_length and not train.packing
             else "random",
@@ -235,7 +244,7 @@ def _train(
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
-        trainer = _trainer_class(packed_loss=train.packing and not liger)(
+        trainer = _trainer_class(packed_loss=train.packing)(
             model=peft_model,
             args=args,
             train_dataset=dataset,  # a list of dicts is a map-style dataset
@@ -243,10 +252,9 @@ def _train(
             callbacks=list(callbacks),
         )
         trainer.remove_callback(PrinterCallback)  # losses go to the TrialResult, not stdout
-        if train.packing:
-            with packed_attention(peft_model.get_base_model()):
-                result = trainer.train(resume_from_checkpoint=resume)
-        else:
+        base = peft_model.get_base_model()
+        packed = packed_attention(base) if train.packing else contextlib.nullcontext()
+        with packed, _checkpointing_undone(base):
             result = trainer.train(resume_from_checkpoint=resume)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     if saving and checkpoint is not None:
@@ -267,6 +275,25 @@ def _train(
         batch_tokens=tuple(per_batch),
         resumed_from_step=resumed,
     )
+
+
+def checkpointing_off(model: Any) -> None:
+    """Activation checkpointing off again, with the input embeddings' require-grad hook.
+
+    transformers' Trainer turns it on for a run and never off: on a resident model every later
+    trial would run checkpointed (about 30% slower).
+    """
+    if any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        model.activation_checkpointing_disable()
+        model.disable_input_require_grads()
+
+
+@contextlib.contextmanager
+def _checkpointing_undone(model: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        checkpointing_off(model)
 
 
 def _training_rows(
@@ -319,8 +346,8 @@ def _training_rows(
 
 
 def _trainer_class(packed_loss: bool) -> Any:
-    """transformers' Trainer; for packed rows without Liger's fused loss, one whose loss runs
-    the head only on labelled positions (`labelled_loss`)."""
+    """transformers' Trainer; for packed rows, one whose loss runs the head only on labelled
+    positions (`labelled_loss`)."""
     from transformers import Trainer
 
     if not packed_loss:
