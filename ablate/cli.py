@@ -405,7 +405,8 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
             mixture, where = load_mixture(args.mixture), str(args.mixture)
         elif isinstance(job.mixture, dict):  # inline in the job file
             where = f"{job.source} (`mixture`)"
-            mixture = check_mixture(build(Mixture, job.mixture, job.source, "mixture."), where)
+            inline = {"taxonomy": job.taxonomy, **job.mixture}  # the job's task types by default
+            mixture = check_mixture(build(Mixture, inline, job.source, "mixture."), where)
         else:
             assert isinstance(job.mixture, str)
             path = resolve_path(job.mixture, job.base_dir)

@@ -185,6 +185,14 @@ def test_trial_command_prints_one_json_object(train_job: Any, tmp_path: Path, ca
     assert 0 <= result["metrics"]["overall_accuracy"] <= 1 and result["info"]["steps"] == 2
     assert not (tmp_path / "optuna.db").exists()  # a single trial touches no study
 
+    # an inline mixture mixes the job's task types unless it names another taxonomy
+    data = to_dict(train_job())
+    data["mixture"] = {"proportions": {"colors": 0.5, "lists": 0.5}, "volume": 16}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["trial", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["counts"] == {"colors": 8, "lists": 8}
+
 
 def test_intermediate_scores_are_reported_and_can_stop_a_trial(train_job: Any) -> None:
     """`train.eval_every` scores the bench during training: the values the driver prunes on."""
