@@ -109,7 +109,7 @@ def collate_packed(
     paths = [p for e in batch for p in e.images]
     if paths and pixels is not None:
         out.update(pixels.batch(paths))
-    if rope_index is not None and "mm_token_type_ids" in out and (not paths or pixels):
+    if rope_index is not None and "mm_token_type_ids" in out and (not paths or pixels is not None):
         out["position_ids"] = multimodal_positions(rope_index, out, lengths)
     return out
 
