@@ -200,6 +200,15 @@ def _train_tokenizer(corpus: list[str], vocab_size: int, special: list[str], **k
     return PreTrainedTokenizerFast(tokenizer_object=bpe, **kwargs)
 
 
+def _chatml_tokenizer(corpus: list[str], special: list[str], template: str, **kwargs: Any) -> Any:
+    """A 512-token tokenizer of the ChatML family (Qwen2-VL, OneVision, Qwen2.5) with `template`."""
+    tokenizer = _train_tokenizer(
+        corpus, 512, special, pad_token="<|endoftext|>", eos_token="<|im_end|>", **kwargs
+    )
+    tokenizer.chat_template = template
+    return tokenizer
+
+
 def build_tiny_qwen2vl(out: Path, corpus: list[str], seed: int = 0) -> Path:
     """A random-weight Qwen2-VL (tiny shapes) with its own processor and chat template.
 
@@ -216,14 +225,7 @@ def build_tiny_qwen2vl(out: Path, corpus: list[str], seed: int = 0) -> Path:
     if (out / "config.json").is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(
-        corpus,
-        512,
-        QWEN2VL_TOKENS,
-        pad_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-    )
-    tokenizer.chat_template = QWEN2VL_CHAT_TEMPLATE
+    tokenizer = _chatml_tokenizer(corpus, QWEN2VL_TOKENS, QWEN2VL_CHAT_TEMPLATE)
     ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in QWEN2VL_TOKENS}
     config = Qwen2VLConfig(
         text_config={
@@ -273,6 +275,108 @@ def build_tiny_qwen2vl(out: Path, corpus: list[str], seed: int = 0) -> Path:
     return out
 
 
+ONEVISION_CHAT_TEMPLATE = (
+    # llava-hf/llava-onevision-qwen2-*-ov-hf's own template without its {% generation %} markers:
+    # a message's images first, then each text part after a newline; the role is followed by a
+    # space, while the generation prompt ends in a newline
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + ' ' }}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ '\\n' + content['text'] }}{% endfor %}{{ '<|im_end|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+ONEVISION_TOKENS = [*CHATML_TOKENS, IMAGE_TOKEN, "<video>"]
+
+
+def build_tiny_llava_onevision(out: Path, corpus: list[str], seed: int = 0) -> Path:
+    """A random-weight LLaVA-OneVision (SigLIP + Qwen2, tiny shapes) with its processor and
+    chat template.
+
+    AnyRes: a single image is the 28 x 28 base view plus the tiles of the best-fitting grid
+    pinpoint, 2 x 2 patches each (14-pixel patches), unpadded to the image's aspect ratio with a
+    newline token per row: 28 x 28 takes 4 + 4 + 2 = 10 tokens, 56 wide x 28 high 4 + 8 + 2 = 14.
+    """
+    import torch
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessorPil,
+        Qwen2Config,
+        SiglipVisionConfig,
+    )
+
+    if (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _chatml_tokenizer(
+        corpus,
+        ONEVISION_TOKENS,
+        ONEVISION_CHAT_TEMPLATE,
+        extra_special_tokens={"image_token": IMAGE_TOKEN, "video_token": "<video>"},
+    )
+    ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in ONEVISION_TOKENS}
+    side, patch = 28, 14
+    pinpoints = [[side, side], [side, 2 * side], [2 * side, side], [2 * side, 2 * side]]
+    config = LlavaOnevisionConfig(
+        vision_config=SiglipVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=side,
+            patch_size=patch,
+            vision_use_head=False,
+        ),
+        text_config=Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        image_token_index=ids[IMAGE_TOKEN],
+        video_token_index=ids["<video>"],
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="full",  # SigLIP has no CLS token to drop
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    image_processor = LlavaOnevisionImageProcessorPil(
+        size={"height": side, "width": side}, image_grid_pinpoints=pinpoints
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    image_processor.save_pretrained(out)
+    # a hub OneVision folder's processor settings; written by hand because the processor itself
+    # cannot be built without a video processor (torchvision)
+    processor_config = {
+        "processor_class": "LlavaOnevisionProcessor",
+        "image_token": IMAGE_TOKEN,
+        "video_token": "<video>",
+        "num_image_tokens": (side // patch) ** 2,
+        "vision_feature_select_strategy": "full",
+        "vision_aspect_ratio": config.vision_aspect_ratio,
+    }
+    (out / "processor_config.json").write_text(json.dumps(processor_config, indent=2))
+    config_file = out / "preprocessor_config.json"
+    data = json.loads(config_file.read_text())
+    config_file.write_text(
+        json.dumps({**data, "processor_class": "LlavaOnevisionProcessor"}, indent=2)
+    )
+    return out
+
+
 def build_tiny_causal_lm(out: Path, corpus: list[str], seed: int = 0) -> Path:
     """A random-weight text-only Llama (tiny shapes) with a ChatML tokenizer (Qwen2.5-style)."""
     import torch
@@ -281,10 +385,7 @@ def build_tiny_causal_lm(out: Path, corpus: list[str], seed: int = 0) -> Path:
     if (out / "config.json").is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(
-        corpus, 512, CHATML_TOKENS, pad_token="<|endoftext|>", eos_token="<|im_end|>"
-    )
-    tokenizer.chat_template = CHATML_CHAT_TEMPLATE
+    tokenizer = _chatml_tokenizer(corpus, CHATML_TOKENS, CHATML_CHAT_TEMPLATE)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -358,6 +459,8 @@ def _processor_without_video(where: str, trust: bool) -> Any:
     """The model's processor built from its image processor and tokenizer, with no video
     processor: transformers' video processors need torchvision, and a trial never feeds video.
     """
+    import inspect
+
     import transformers
     from transformers import AutoImageProcessor, AutoTokenizer
 
@@ -378,11 +481,23 @@ def _processor_without_video(where: str, trust: bool) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
     template_file = Path(where) / "chat_template.jinja"
     template = template_file.read_text() if template_file.is_file() else tokenizer.chat_template
+    # the processor's own settings (LLaVA-OneVision's `num_image_tokens`, its feature strategy):
+    # without them it cannot count the tokens an image expands to
+    settings_file = Path(where) / "processor_config.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    takes = set(inspect.signature(base.__init__).parameters) - {
+        "self",
+        "image_processor",
+        "tokenizer",
+        "video_processor",
+        "chat_template",
+    }
     return ImageOnlyProcessor(
         image_processor=AutoImageProcessor.from_pretrained(where, trust_remote_code=trust),
         tokenizer=tokenizer,
         video_processor=None,
         chat_template=template,
+        **{k: v for k, v in settings.items() if k in takes},
     )
 
 

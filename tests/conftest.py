@@ -107,6 +107,35 @@ def qwen(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
     return load_model(build_tiny_qwen2vl(tiny_world["root"] / "tiny-qwen2vl", world_texts))
 
 
+@pytest.fixture(scope="module")
+def onevision(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+    """A tiny random-weight LLaVA-OneVision (SigLIP + Qwen2, AnyRes tiling), loaded."""
+    from ablate.models import build_tiny_llava_onevision, load_model
+
+    folder = build_tiny_llava_onevision(tiny_world["root"] / "tiny-onevision", world_texts)
+    return load_model(folder)
+
+
+@pytest.fixture(scope="session")
+def world_examples(tiny_world: dict[str, Path]) -> Callable[[Any, int], list[Any]]:
+    """The first n world dialogues, with their images, encoded for a loaded model."""
+
+    def encode(loaded: Any, n: int) -> list[Any]:
+        from ablate.trial.encode import DialogueEncoder
+
+        encoder = DialogueEncoder(loaded.processor)
+        out = []
+        for line in tiny_world["train"].read_text().splitlines()[:n]:
+            record = json.loads(line)
+            paths = record.get("image", [])
+            paths = [paths] if isinstance(paths, str) else paths
+            images = [str(tiny_world["world"] / p) for p in paths]
+            out.append(encoder.encode(record["conversations"], images))
+        return out
+
+    return encode
+
+
 @pytest.fixture
 def train_job(tiny_world: dict[str, Path], tmp_path: Path) -> Callable[..., JobSpec]:
     """A training job on the tiny world, stores in tmp_path; keyword overrides per section."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ablate.trial.encode import IGNORE, Encoded
+from ablate.trial.encode import IGNORE
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 
@@ -19,21 +18,6 @@ def llava(tiny_world: dict[str, Path]) -> Any:
     from ablate.models import load_model
 
     return load_model(tiny_world["model"])
-
-
-def _world_examples(loaded: Any, tiny_world: dict[str, Path], n: int) -> list[Encoded]:
-    from ablate.trial.encode import DialogueEncoder
-
-    encoder = DialogueEncoder(loaded.processor)
-    rows = [json.loads(x) for x in tiny_world["train"].read_text().splitlines()[:n]]
-    out = []
-    for r in rows:
-        images = r.get("image", [])
-        images = [images] if isinstance(images, str) else images
-        out.append(
-            encoder.encode(r["conversations"], [str(tiny_world["world"] / p) for p in images])
-        )
-    return out
 
 
 def test_rows_hold_every_dialogue_once_and_fill_tightly() -> None:
@@ -81,7 +65,7 @@ def test_packed_attention_equals_each_dialogue_alone(kv_heads: int) -> None:
 
 
 def test_packed_llava_loss_with_images_equals_the_padded_batch(
-    llava: Any, tiny_world: dict[str, Path]
+    llava: Any, world_examples: Any
 ) -> None:
     """Images in order across the row; the vision tower is untouched by the text packing."""
     import torch
@@ -89,7 +73,7 @@ def test_packed_llava_loss_with_images_equals_the_padded_batch(
     from ablate.trial.encode import PixelCache, collate
     from ablate.trial.packing import collate_packed, labelled_loss, packed_attention
 
-    examples = _world_examples(llava, tiny_world, 6)
+    examples = world_examples(llava, 6)
     assert sum(len(e.images) for e in examples) >= 4
     pixels = PixelCache(llava.processor.image_processor)
     model = llava.model
@@ -104,33 +88,8 @@ def test_packed_llava_loss_with_images_equals_the_padded_batch(
     assert float(head_on_labels) == pytest.approx(float(reference), rel=1e-5)
 
 
-def test_packed_training_matches_padded_training(llava: Any, tiny_world: dict[str, Path]) -> None:
-    """Every dialogue in one step either way: the same losses, and a packed run has no padding."""
-    from ablate.config import LoraSpec, TrainSpec
-    from ablate.trial.encode import PixelCache
-    from ablate.trial.train import attach_lora, train_lora
-
-    examples = _world_examples(llava, tiny_world, 8)
-    pixels = PixelCache(llava.processor.image_processor)
-    pad_id = llava.tokenizer.pad_token_id
-    stats = {}
-    for packing in (False, True):
-        spec = TrainSpec(lr=5e-3, batch_size=8, max_steps=3, packing=packing)
-        model = attach_lora(llava.model, LoraSpec(r=8, alpha=16), seed=0)
-        try:
-            stats[packing] = train_lora(model, examples, pixels, pad_id, spec, 0, "cpu")
-        finally:
-            model.unload()
-    padded, packed = stats[False], stats[True]
-    assert padded.pad_fraction > 0.05 and packed.pad_fraction == 0.0
-    assert packed.collated_tokens == padded.collated_tokens  # the same real tokens, 3 steps
-    assert packed.train_loss == pytest.approx(padded.train_loss, rel=1e-4)
-    assert packed.final_loss == pytest.approx(padded.final_loss, rel=1e-4)
-    assert llava.model.config.text_config._attn_implementation == "sdpa"
-
-
 def test_packed_qwen2vl_rows_number_and_attend_like_each_dialogue_alone(
-    qwen: Any, tiny_world: dict[str, Path]
+    qwen: Any, world_examples: Any
 ) -> None:
     """M-RoPE: each dialogue keeps the (time, height, width) positions the model gives it alone,
     and the packed row's logits and loss equal the lone and the padded runs'."""
@@ -139,7 +98,7 @@ def test_packed_qwen2vl_rows_number_and_attend_like_each_dialogue_alone(
     from ablate.trial.encode import PixelCache, collate
     from ablate.trial.packing import collate_packed, multimodal_rope, packed_attention
 
-    examples = _world_examples(qwen, tiny_world, 5)
+    examples = world_examples(qwen, 5)
     assert sum(len(e.images) for e in examples) >= 3
     pixels = PixelCache(qwen.processor.image_processor)
     model, pad_id = qwen.model, qwen.tokenizer.pad_token_id
@@ -168,7 +127,7 @@ def test_packed_qwen2vl_rows_number_and_attend_like_each_dialogue_alone(
 
 @pytest.mark.parametrize(("name", "tower_name"), [("llava", "vision_tower"), ("qwen", "visual")])
 def test_the_vision_tower_never_sees_the_text_rows_boundaries(
-    name: str, tower_name: str, request: pytest.FixtureRequest, tiny_world: dict[str, Path]
+    name: str, tower_name: str, request: pytest.FixtureRequest, world_examples: Any
 ) -> None:
     """A FlashAttention vision tower would cut its patches at the text boundaries (Llava's
     CLIP) or get them twice (Qwen2-VL): only the language model receives them."""
@@ -185,7 +144,7 @@ def test_the_vision_tower_never_sees_the_text_rows_boundaries(
     loaded = request.getfixturevalue(name)
     model = loaded.model
     inner = model.model
-    examples = _world_examples(loaded, tiny_world, 4)
+    examples = world_examples(loaded, 4)
     row = collate_packed(
         examples, PixelCache(loaded.processor.image_processor), multimodal_rope(model)
     )
@@ -210,29 +169,35 @@ def test_the_vision_tower_never_sees_the_text_rows_boundaries(
     assert len(tower._forward_pre_hooks) == before  # nothing left behind after training
 
 
-def test_packed_qwen2vl_training_matches_padded_training(
-    qwen: Any, tiny_world: dict[str, Path]
+@pytest.mark.parametrize("name", ["llava", "qwen", "onevision"])
+def test_packed_training_matches_padded_training(
+    name: str, request: pytest.FixtureRequest, world_examples: Any
 ) -> None:
+    """Every dialogue in one step either way: the same losses, and a packed run has no padding
+    (Llava, Qwen2-VL's M-RoPE, LLaVA-OneVision's AnyRes tiles)."""
     from ablate.config import LoraSpec, TrainSpec
     from ablate.trial.encode import PixelCache
     from ablate.trial.train import attach_lora, train_lora
 
-    examples = _world_examples(qwen, tiny_world, 8)
-    pixels = PixelCache(qwen.processor.image_processor)
+    loaded = request.getfixturevalue(name)
+    examples = world_examples(loaded, 8)
+    pixels = PixelCache(loaded.processor.image_processor)
     stats = {}
     for packing in (False, True):
         spec = TrainSpec(lr=5e-3, batch_size=8, max_steps=3, packing=packing)
-        model = attach_lora(qwen.model, LoraSpec(r=8, alpha=16), seed=0)
+        model = attach_lora(loaded.model, LoraSpec(r=8, alpha=16), seed=0)
         try:
             stats[packing] = train_lora(
-                model, examples, pixels, qwen.tokenizer.pad_token_id, spec, 0, "cpu"
+                model, examples, pixels, loaded.tokenizer.pad_token_id, spec, 0, "cpu"
             )
         finally:
             model.unload()
     padded, packed = stats[False], stats[True]
-    assert packed.pad_fraction == 0.0 and padded.pad_fraction > 0.05
+    assert padded.pad_fraction > 0.05 and packed.pad_fraction == 0.0
+    assert packed.collated_tokens == padded.collated_tokens  # the same real tokens, 3 steps
     assert packed.train_loss == pytest.approx(padded.train_loss, rel=1e-4)
     assert packed.final_loss == pytest.approx(padded.final_loss, rel=1e-4)
+    assert loaded.model.config.text_config._attn_implementation == "sdpa"
 
 
 def test_packing_an_mrope_model_without_token_types_is_refused_with_the_reason() -> None:
