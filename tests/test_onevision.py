@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from ablate.trial.encode import IGNORE, DialogueEncoder, Encoded, PixelCache, collate
+from ablate.trial.encode import IGNORE, DialogueEncoder, Encoded, PixelCache, collate, prefix
 
 DIALOGUE = [
     {"from": "human", "value": "<image>\nWhat color is the background?"},
@@ -113,13 +113,18 @@ def test_padded_batch_trains_and_generates(onevision: Any, images: dict) -> None
         max_new_tokens=1,
     )
     assert [len(a) for a in answers] == [3, 1]
-    # greedy's first token is the padded forward's argmax at the end of each prompt: the
-    # left-padded prompts got their own images
+    # the left-padded prompts generation starts from get their own images: the logits at the
+    # end of each prompt equal the full padded forward's at that position
+    prompts = [prefix(e, start) for e in items for start, _ in e.turn_spans]
+    where = [(row, start) for row, e in enumerate(items) for start, _ in e.turn_spans]
+    left = collate(prompts, pixels, onevision.tokenizer.pad_token_id, left=True)
+    left.pop("labels")
+    positions = (left["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as generate numbers them
+    with torch.no_grad():
+        last = onevision.model(**left, position_ids=positions).logits[:, -1]
+    expected = torch.stack([out.logits[row, start - 1] for row, start in where])
+    torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
     tok = onevision.tokenizer
-    for row, (example, got) in enumerate(zip(items, answers, strict=True)):
-        first = [int(out.logits[row, start - 1].argmax()) for start, _ in example.turn_spans]
-        expected = [tok.decode([t], skip_special_tokens=True).strip() for t in first]
-        assert got == expected
     # several steps: the images feed the first step only, the cache carries them after
     longer = generate_answers(
         onevision.model, items, pixels, tok, "cpu", batch_size=4, max_new_tokens=3

@@ -202,15 +202,27 @@ def test_packed_training_matches_padded_training(
 
 def test_packing_an_mrope_model_without_token_types_is_refused_with_the_reason() -> None:
     """Remote-code M-RoPE models of the transformers 4 convention number positions from
-    input ids alone; their rows cannot be numbered per dialogue."""
-    from ablate.trial.packing import supports_packing
+    input ids alone; their rows cannot be numbered per dialogue: the trial says so."""
+    from trainer_throughput import SHAPES, build_model, synthetic_dialogues
 
-    class OlderQwen2VL:
-        def get_rope_index(self, input_ids: Any, image_grid_thw: Any = None) -> Any:
-            raise AssertionError("not called")
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.errors import UserError
+    from ablate.trial.train import attach_lora, train_lora
 
-    why = supports_packing(OlderQwen2VL())
-    assert why is not None and "M-RoPE" in why and "mm_token_type_ids" in why
+    model = build_model(SHAPES["tiny"], "cpu", "sdpa")
+
+    def get_rope_index(input_ids: Any, image_grid_thw: Any = None) -> Any:
+        raise AssertionError("never called: refused before training")
+
+    model.model.get_rope_index = get_rope_index  # such a model's method, on the inner model
+    peft_model = attach_lora(model, LoraSpec(r=4, alpha=8), seed=0)
+    spec = TrainSpec(packing=True, max_steps=1)
+    data = synthetic_dialogues(4, 128, 512, seed=0)
+    try:
+        with pytest.raises(UserError, match=r"M-RoPE.*mm_token_type_ids.*group_by_length"):
+            train_lora(peft_model, data, None, 0, spec, 0, "cpu")
+    finally:
+        peft_model.unload()
 
 
 def _torch_2_10_varlen(query: Any, key: Any, value: Any, cu_seq_q: Any, cu_seq_k: Any,

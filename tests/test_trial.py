@@ -192,19 +192,31 @@ def test_trial_command_prints_one_json_object(train_job: Any, tmp_path: Path, ca
     assert main(["trial", str(path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["counts"] == {"colors": 8, "lists": 8}
+    # one that names its taxonomy keeps it
+    data["mixture"] = {"taxonomy": "task_type", "volume": 16,
+                       "proportions": {"text_only": 0.5, "single_image": 0.5}}  # fmt: skip
+    path.write_text(yaml.safe_dump(data))
+    assert main(["trial", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["counts"] == {"text_only": 8, "single_image": 8}
 
 
-def test_intermediate_scores_are_reported_and_can_stop_a_trial(train_job: Any) -> None:
-    """`train.eval_every` scores the bench during training: the values the driver prunes on."""
+@pytest.mark.parametrize("packing", [False, True])
+def test_intermediate_scores_are_reported_and_can_stop_a_trial(
+    train_job: Any, packing: bool
+) -> None:
+    """`train.eval_every` scores the bench during training: the values the driver prunes on.
+    Packed training scores with the model's own attention (padded batches, generation)."""
     from ablate.trial import run_trial
 
-    job = train_job(train={"eval_every": 2, "max_steps": 6})
+    job = train_job(train={"eval_every": 2, "max_steps": 6, "packing": packing})
     mix = Mixture(name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill")
     seen: list[tuple[int, float]] = []
     result = run_trial(job, mix, {"report": lambda step, value: seen.append((step, value))})
     assert [step for step, _ in seen] == [2, 4]  # step 6 is the final score, not intermediate
     assert all(0.0 <= value <= 1.0 for _, value in seen)
     assert result.info["steps"] == 6
+    assert (result.info["pad_fraction"] == 0.0) == packing
 
     class Pruned(Exception):
         pass

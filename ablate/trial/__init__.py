@@ -139,12 +139,14 @@ def run_trial(
     slot = _cached(cache, ("adapter",), dict)
     peft_model = resident_adapter(slot, loaded.model, job.model.lora, mixture.seed)
     if job.train.eval_every > 0 and job.bench_file is not None:
+        from ablate.trial.packing import unpacked_attention
         from ablate.trial.scoring import score_bench
 
         def intermediate() -> float | None:
-            scores, _ = score_bench(
-                peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
-            )
+            with unpacked_attention(peft_model.get_base_model()):  # padded batches, generation
+                scores, _ = score_bench(
+                    peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
+                )
             peft_model.train()  # back to training mode after scoring
             return scores.get(job.objective.metric)
 

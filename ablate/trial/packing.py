@@ -9,9 +9,9 @@ sequence lengths the collator computes once per batch. transformers' own packed 
 with a block-diagonal mask) computes every cross-dialogue block and throws it away: DESIGN.md
 measured no gain from it on an H100.
 
-Without Liger's fused loss, the language-model head also runs only where a label is (the
-assistant tokens, about 40% of a dialogue), instead of materialising logits over the whole
-vocabulary for every position.
+The language-model head also runs only where a label is (the assistant tokens, about 40% of a
+dialogue), instead of materialising logits over the whole vocabulary for every position; with
+Liger, its RMSNorm, SwiGLU and RoPE kernels run and this head replaces its fused loss.
 """
 
 from __future__ import annotations
@@ -192,15 +192,17 @@ def varlen_attention(
     from ablate.errors import UserError
 
     cu: Any = kwargs.get("cu_seq_lens_q")
-    if not getattr(module, "is_causal", False) or query.shape[2] != key.shape[2]:
+    # a module without the flag is causal, as in transformers' sdpa
+    if not getattr(module, "is_causal", True) or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     if cu is None or query.shape[0] != 1:
         raise RuntimeError(
             "a packed row reached the language model's attention without its dialogue "
-            f"boundaries (`cu_seq_lens_q`, batch of {query.shape[0]}): a forward between the "
-            "Trainer and the attention dropped them"
+            f"boundaries (`cu_seq_lens_q`, batch of {query.shape[0]}): either a forward between "
+            "the Trainer and the attention dropped them, or padded batches or generation ran "
+            "inside `packed_attention` without `unpacked_attention`"
         )
     # the collator's python int: reading the longest length off the GPU would sync per layer
     longest = kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max())
@@ -314,7 +316,8 @@ def _without_packed_kwargs(module: Any, args: Any, kwargs: dict[str, Any]) -> An
 @contextmanager
 def packed_attention(model: Any) -> Iterator[None]:
     """Within the block the model's language model attends through `varlen_attention`; its
-    previous implementation (the resident model's, used for evaluation) comes back after.
+    previous implementation (the resident model's, used for evaluation) comes back after, and
+    for a while inside the block through `unpacked_attention`.
 
     A multimodal model passes its forward's keyword arguments on to the vision tower too; the
     text row's boundaries are kept from it: a FlashAttention vision tower would cut its patches
@@ -324,21 +327,42 @@ def packed_attention(model: Any) -> Iterator[None]:
     inner: Any = getattr(model, "model", None)
     language = getattr(inner, "language_model", None)
     towers = [c for c in inner.children() if c is not language] if language is not None else []
-    hooks = [t.register_forward_pre_hook(_without_packed_kwargs, with_kwargs=True) for t in towers]
     config = model.config
     sub = "text_config" if "text_config" in getattr(config, "sub_configs", {}) else None
     before = (getattr(config, sub) if sub else config)._attn_implementation
     # FlashAttention already reads the packed kwargs
     switch = before not in ("flash_attention_2", "flash_attention_3")
-    if switch:
-        model.set_attn_implementation({sub: ATTENTION} if sub else ATTENTION)
+    hooks = []
+    try:
+        for tower in towers:
+            hooks.append(tower.register_forward_pre_hook(_without_packed_kwargs, with_kwargs=True))
+        if switch:
+            model.set_attn_implementation({sub: ATTENTION} if sub else ATTENTION)
+            model._ablate_unpacked = {sub: before} if sub else before
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+        if switch:
+            model.__dict__.pop("_ablate_unpacked", None)
+            model.set_attn_implementation({sub: before} if sub else before)
+
+
+@contextmanager
+def unpacked_attention(model: Any) -> Iterator[None]:
+    """Inside `packed_attention`, the model's own attention back for the block: scoring the
+    bench mid-training runs padded batches and generation, which `varlen_attention` refuses.
+    Outside it, nothing changes."""
+    before = model.__dict__.get("_ablate_unpacked")
+    if before is None:
+        yield
+        return
+    model.set_attn_implementation(before)
     try:
         yield
     finally:
-        if switch:
-            model.set_attn_implementation({sub: before} if sub else before)
-        for hook in hooks:
-            hook.remove()
+        packed = {k: ATTENTION for k in before} if isinstance(before, dict) else ATTENTION
+        model.set_attn_implementation(packed)
 
 
 def labelled_loss(model: Any, inputs: dict[str, Any], num_items: Any = None) -> Any:
