@@ -99,6 +99,41 @@ def world_texts(tiny_world: dict[str, Path]) -> list[str]:
     return texts
 
 
+@pytest.fixture(scope="session")
+def dialogue() -> list[dict[str, Any]]:
+    """Three exchanges over two images, the last two answers contextual (LLaVA layout)."""
+    return [
+        {"from": "human", "value": "<image>\nWhat color is the background?"},
+        {"from": "gpt", "value": "red"},
+        {"from": "human", "value": "And this one? <image>"},
+        {"from": "gpt", "value": "blue", "contextual": True},
+        {"from": "human", "value": "Which did you name first?"},
+        {"from": "gpt", "value": "red", "contextual": True},
+    ]
+
+
+@pytest.fixture(scope="session")
+def tile_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A 28 x 28 red square and a 56 x 28 (width x height) blue image: one tile, or a 1 x 2
+    grid of 28-pixel tiles, for the AnyRes and image-splitting processors."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tile-images")
+    out = {}
+    for name, size, color in [("square", (28, 28), "red"), ("wide", (56, 28), "blue")]:
+        Image.new("RGB", size, color).save(root / f"{name}.png")
+        out[name] = str(root / f"{name}.png")
+    return out
+
+
+@pytest.fixture(scope="module")
+def llava(tiny_world: dict[str, Path]) -> Any:
+    """The world's tiny Llava (CLIP + Llama, a fixed token count per image), loaded."""
+    from ablate.models import load_model
+
+    return load_model(tiny_world["model"])
+
+
 @pytest.fixture(scope="module")
 def qwen(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
     """A tiny random-weight Qwen2-VL (M-RoPE, image-size-dependent token counts), loaded."""
@@ -114,6 +149,14 @@ def onevision(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
 
     folder = build_tiny_llava_onevision(tiny_world["root"] / "tiny-onevision", world_texts)
     return load_model(folder)
+
+
+@pytest.fixture(scope="module")
+def idefics3(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+    """A tiny random-weight Idefics3 (SmolVLM family: image splitting into tagged tiles), loaded."""
+    from ablate.models import build_tiny_idefics3, load_model
+
+    return load_model(build_tiny_idefics3(tiny_world["root"] / "tiny-idefics3", world_texts))
 
 
 @pytest.fixture(scope="session")

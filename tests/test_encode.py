@@ -34,16 +34,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return out
 
 
-DIALOGUE = [
-    {"from": "human", "value": "<image>\nWhat color is the background?"},
-    {"from": "gpt", "value": "red"},
-    {"from": "human", "value": "And this one? <image>"},
-    {"from": "gpt", "value": "blue", "contextual": True},
-    {"from": "human", "value": "Which did you name first?"},
-    {"from": "gpt", "value": "red", "contextual": True},
-]
-
-
 def _check_labels(enc: Any, tok: Any, answers: list[str], end: str) -> None:
     assert len(enc.turn_spans) == len(answers)
     for (start, stop), answer in zip(enc.turn_spans, answers, strict=True):
@@ -53,11 +43,13 @@ def _check_labels(enc: Any, tok: Any, answers: list[str], end: str) -> None:
     assert all(lab == IGNORE for i, lab in enumerate(enc.labels) if i not in inside)
 
 
-def test_qwen2vl_labels_and_image_tokens_follow_the_processor(qwen: Any, images: dict) -> None:
+def test_qwen2vl_labels_and_image_tokens_follow_the_processor(
+    dialogue: list[dict[str, Any]], qwen: Any, images: dict
+) -> None:
     tok = qwen.tokenizer
     encoder = DialogueEncoder(qwen.processor)
     assert encoder.structured  # the real template takes [{type: image}, {type: text}] parts
-    enc = encoder.encode(DIALOGUE, [images["small"], images["wide"]])
+    enc = encoder.encode(dialogue, [images["small"], images["wide"]])
     _check_labels(enc, tok, ["red", "blue", "red"], "<|im_end|>\n")
     pad = tok.convert_tokens_to_ids("<|image_pad|>")
     assert enc.input_ids.count(pad) == 4 + 8  # per image: its own count, set by its size
@@ -69,33 +61,81 @@ def test_qwen2vl_labels_and_image_tokens_follow_the_processor(qwen: Any, images:
     assert enc.turn_flags == [False, True, True]
     assert enc.token_types is not None and sum(enc.token_types) == 12
     # history turns are context only: no labels on them
-    hist = encoder.encode(DIALOGUE, [images["small"], images["wide"]], history=2)
+    hist = encoder.encode(dialogue, [images["small"], images["wide"]], history=2)
     _check_labels(hist, tok, ["blue", "red"], "<|im_end|>\n")
     assert hist.input_ids == enc.input_ids
 
 
-def test_qwen2vl_batch_trains_and_generates(qwen: Any, images: dict) -> None:
+def test_qwen2vl_batch_carries_each_images_grid(
+    dialogue: list[dict[str, Any]], qwen: Any, images: dict
+) -> None:
+    encoder = DialogueEncoder(qwen.processor)
+    items = [
+        encoder.encode(dialogue, [images["small"], images["wide"]]),
+        encoder.encode(dialogue[:2], [images["wide"]]),
+    ]
+    batch = collate(items, PixelCache(qwen.processor.image_processor), qwen.tokenizer.pad_token_id)
+    assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 8], [1, 4, 8]]
+
+
+@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+def test_padded_batches_train_and_generate(
+    name: str, request: pytest.FixtureRequest, world_examples: Any
+) -> None:
+    """A padded batch gives a finite loss; greedy generation answers every assistant turn, and
+    longer answers extend shorter ones (the images feed the first step, the cache the rest)."""
     import torch
 
     from ablate.trial.evaluate import generate_answers
 
-    encoder = DialogueEncoder(qwen.processor)
-    pixels = PixelCache(qwen.processor.image_processor)
-    batch_items = [
-        encoder.encode(DIALOGUE, [images["small"], images["wide"]]),
-        encoder.encode(DIALOGUE[:2], [images["wide"]]),
-    ]
-    batch = collate(batch_items, pixels, qwen.tokenizer.pad_token_id)
-    assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 8], [1, 4, 8]]
-    loss = qwen.model(**batch).loss
+    loaded = request.getfixturevalue(name)
+    items = world_examples(loaded, 4)
+    pixels = PixelCache(loaded.processor.image_processor)
+    with torch.no_grad():
+        loss = loaded.model(**collate(items, pixels, loaded.tokenizer.pad_token_id)).loss
     assert torch.isfinite(loss) and loss > 0
-    answers = generate_answers(
-        qwen.model, batch_items, pixels, qwen.tokenizer, "cpu", batch_size=4, max_new_tokens=3
-    )
-    assert [len(a) for a in answers] == [3, 1] and all(isinstance(x, str) for x in answers[0])
+    turns = [len(e.turn_spans) for e in items]
+    short, longer = (
+        generate_answers(loaded.model, items, pixels, loaded.tokenizer, "cpu", batch_size=4,
+                         max_new_tokens=n)
+        for n in (1, 3)
+    )  # fmt: skip
+    assert [len(a) for a in short] == [len(a) for a in longer] == turns
+    pairs = [(a, b) for x, y in zip(short, longer, strict=True) for a, b in zip(x, y, strict=True)]
+    assert all(isinstance(b, str) and b.startswith(a) for a, b in pairs)
 
 
-def test_chatml_text_only_model(chatml: Any) -> None:
+@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+def test_generation_prompts_see_their_own_images(
+    name: str, request: pytest.FixtureRequest, world_examples: Any
+) -> None:
+    """Generation starts from left-padded prompts, each holding the images before its turn:
+    the logits at the end of each prompt equal the full padded forward's at that position."""
+    import torch
+
+    from ablate.trial.encode import prefix
+
+    loaded = request.getfixturevalue(name)
+    items = world_examples(loaded, 4)
+    pixels = PixelCache(loaded.processor.image_processor)
+    pad_id = loaded.tokenizer.pad_token_id
+    prompts = [prefix(e, start) for e in items for start, _ in e.turn_spans]
+    assert any(0 < len(p.images) < len(e.images) for e in items for p in prompts)
+    where = [(row, start) for row, e in enumerate(items) for start, _ in e.turn_spans]
+    full = collate(items, pixels, pad_id)
+    left = collate(prompts, pixels, pad_id, left=True)
+    left.pop("labels")
+    positions = (left["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as generate numbers them
+    if name == "qwen":  # M-RoPE: generate numbers the prompts with the model's own 3-D index
+        positions = None
+    with torch.no_grad():
+        logits = loaded.model(**full).logits
+        last = loaded.model(**left, position_ids=positions).logits[:, -1]
+    expected = torch.stack([logits[row, start - 1] for row, start in where])
+    torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_chatml_text_only_model(dialogue: list[dict[str, Any]], chatml: Any) -> None:
     assert chatml.kind == "causal-lm"
     encoder = DialogueEncoder(chatml.processor)
     text_only = [
@@ -107,27 +147,31 @@ def test_chatml_text_only_model(chatml: Any) -> None:
     enc = encoder.encode(text_only, [])
     _check_labels(enc, chatml.tokenizer, ["two", "red"], "<|im_end|>\n")
     with pytest.raises(EncodeError) as err:
-        encoder.encode(DIALOGUE, ["a.png", "b.png"])
+        encoder.encode(dialogue, ["a.png", "b.png"])
     assert err.value.kind == "images_for_text_model"
 
 
-def test_bad_dialogues_raise_a_counted_kind(qwen: Any, images: dict) -> None:
+def test_bad_dialogues_raise_a_counted_kind(
+    dialogue: list[dict[str, Any]], qwen: Any, images: dict
+) -> None:
     encoder = DialogueEncoder(qwen.processor)
     with pytest.raises(EncodeError) as err:
-        encoder.encode(DIALOGUE, [images["small"]])  # two placeholders, one image
+        encoder.encode(dialogue, [images["small"]])  # two placeholders, one image
     assert err.value.kind == "image_count" and "2 <image> placeholder(s) but 1 image(s)" in str(
         err.value
     )
     with pytest.raises(EncodeError) as err:
-        encoder.encode(DIALOGUE, [images["small"], images["broken"]])
+        encoder.encode(dialogue, [images["small"], images["broken"]])
     assert err.value.kind == "unreadable_image" and "broken.png" in str(err.value)
 
 
-def test_truncation_keeps_whole_turns_and_their_images(qwen: Any, images: dict) -> None:
-    full = DialogueEncoder(qwen.processor).encode(DIALOGUE, [images["small"], images["wide"]])
+def test_truncation_keeps_whole_turns_and_their_images(
+    dialogue: list[dict[str, Any]], qwen: Any, images: dict
+) -> None:
+    full = DialogueEncoder(qwen.processor).encode(dialogue, [images["small"], images["wide"]])
     limit = full.turn_spans[0][1] + 3  # the first turn fits, the second does not
     cut = DialogueEncoder(qwen.processor, max_length=limit).encode(
-        DIALOGUE, [images["small"], images["wide"]]
+        dialogue, [images["small"], images["wide"]]
     )
     assert cut.truncated_turns == 2 and len(cut.turn_spans) == 1
     assert cut.input_ids == full.input_ids[: full.turn_spans[0][1]]

@@ -13,13 +13,6 @@ from ablate.trial.encode import IGNORE
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 
 
-@pytest.fixture(scope="module")
-def llava(tiny_world: dict[str, Path]) -> Any:
-    from ablate.models import load_model
-
-    return load_model(tiny_world["model"])
-
-
 def test_rows_hold_every_dialogue_once_and_fill_tightly() -> None:
     from trainer_throughput import synthetic_dialogues
 
@@ -64,73 +57,91 @@ def test_packed_attention_equals_each_dialogue_alone(kv_heads: int) -> None:
     assert (batch["labels"][0, starts] == IGNORE).all()
 
 
-def test_packed_llava_loss_with_images_equals_the_padded_batch(
-    llava: Any, world_examples: Any
+@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+def test_packed_rows_equal_the_padded_batch_and_each_dialogue_alone(
+    name: str, request: pytest.FixtureRequest, world_examples: Any
 ) -> None:
-    """Images in order across the row; the vision tower is untouched by the text packing."""
+    """Images in order across the row, each dialogue attending only to itself: the packed
+    logits equal each dialogue run alone, and the model's loss and the labelled-only head's
+    equal the padded batch's (Llava, Qwen2-VL's M-RoPE, OneVision's AnyRes tiles, Idefics3's
+    tagged tiles)."""
     import torch
 
     from ablate.trial.encode import PixelCache, collate
-    from ablate.trial.packing import collate_packed, labelled_loss, packed_attention
+    from ablate.trial.packing import (
+        collate_packed,
+        labelled_loss,
+        multimodal_rope,
+        packed_attention,
+    )
 
-    examples = world_examples(llava, 6)
+    loaded = request.getfixturevalue(name)
+    examples = world_examples(loaded, 6)
     assert sum(len(e.images) for e in examples) >= 4
-    pixels = PixelCache(llava.processor.image_processor)
-    model = llava.model
-    padded = collate(examples, pixels, llava.tokenizer.pad_token_id)
-    packed = collate_packed(examples, pixels)
+    pixels = PixelCache(loaded.processor.image_processor)
+    model, pad_id = loaded.model, loaded.tokenizer.pad_token_id
+    row = collate_packed(examples, pixels, multimodal_rope(model))
+    alone = []
     with torch.no_grad():
-        reference = model(**padded).loss
+        for e in examples:
+            one = collate([e], pixels, pad_id)
+            one.pop("labels")
+            alone.append(model(**one).logits[0])
+        padded_loss = model(**collate(examples, pixels, pad_id)).loss
         with packed_attention(model):
-            own = model(**packed).loss  # the model's loss over the full-vocabulary logits
-            head_on_labels = labelled_loss(model, dict(packed))
-    assert float(own) == pytest.approx(float(reference), rel=1e-5)
-    assert float(head_on_labels) == pytest.approx(float(reference), rel=1e-5)
+            packed = model(**row)  # the model's loss over the full-vocabulary logits
+            head_on_labels = labelled_loss(model, dict(row))
+    assert model.config.text_config._attn_implementation == "sdpa"  # restored
+    torch.testing.assert_close(packed.logits[0], torch.cat(alone), atol=1e-4, rtol=1e-4)
+    assert float(packed.loss) == pytest.approx(float(padded_loss), rel=1e-5)
+    assert float(head_on_labels) == pytest.approx(float(padded_loss), rel=1e-5)
 
 
-def test_packed_qwen2vl_rows_number_and_attend_like_each_dialogue_alone(
+def test_packed_qwen2vl_rows_keep_each_dialogues_own_3d_positions(
     qwen: Any, world_examples: Any
 ) -> None:
-    """M-RoPE: each dialogue keeps the (time, height, width) positions the model gives it alone,
-    and the packed row's logits and loss equal the lone and the padded runs'."""
+    """M-RoPE: each dialogue keeps the (time, height, width) positions the model gives it
+    alone; the text positions restart per dialogue."""
     import torch
 
     from ablate.trial.encode import PixelCache, collate
-    from ablate.trial.packing import collate_packed, multimodal_rope, packed_attention
+    from ablate.trial.packing import collate_packed, multimodal_rope
 
     examples = world_examples(qwen, 5)
     assert sum(len(e.images) for e in examples) >= 3
     pixels = PixelCache(qwen.processor.image_processor)
-    model, pad_id = qwen.model, qwen.tokenizer.pad_token_id
-    row = collate_packed(examples, pixels, multimodal_rope(model))
-    lengths = [len(e.input_ids) for e in examples]
-    assert row["position_ids"].shape == (4, 1, sum(lengths))
-    alone_logits = []
-    with torch.no_grad():
-        for e, lo in zip(examples, row["cu_seq_lens_q"][:-1].tolist(), strict=True):
-            one = collate([e], pixels, pad_id)
-            types = one.get("mm_token_type_ids", torch.zeros_like(one["input_ids"]))  # text only
-            own, _ = model.model.get_rope_index(
-                one["input_ids"], types, image_grid_thw=one.get("image_grid_thw")
-            )
-            hi = lo + len(e.input_ids)
-            assert torch.equal(row["position_ids"][1:, :, lo:hi], own)
-            assert row["position_ids"][0, 0, lo:hi].tolist() == list(range(len(e.input_ids)))
-            one.pop("labels")
-            alone_logits.append(model(**one).logits[0])
-        padded_loss = model(**collate(examples, pixels, pad_id)).loss
-        with packed_attention(model):
-            packed = model(**row)
-    torch.testing.assert_close(packed.logits[0], torch.cat(alone_logits), atol=1e-4, rtol=1e-4)
-    assert float(packed.loss) == pytest.approx(float(padded_loss), rel=1e-5)
+    row = collate_packed(examples, pixels, multimodal_rope(qwen.model))
+    assert row["position_ids"].shape == (4, 1, sum(len(e.input_ids) for e in examples))
+    for e, lo in zip(examples, row["cu_seq_lens_q"][:-1].tolist(), strict=True):
+        one = collate([e], pixels, qwen.tokenizer.pad_token_id)
+        types = one.get("mm_token_type_ids", torch.zeros_like(one["input_ids"]))  # text only
+        own, _ = qwen.model.model.get_rope_index(
+            one["input_ids"], types, image_grid_thw=one.get("image_grid_thw")
+        )
+        hi = lo + len(e.input_ids)
+        assert torch.equal(row["position_ids"][1:, :, lo:hi], own)
+        assert row["position_ids"][0, 0, lo:hi].tolist() == list(range(len(e.input_ids)))
 
 
-@pytest.mark.parametrize(("name", "tower_name"), [("llava", "vision_tower"), ("qwen", "visual")])
+@pytest.mark.parametrize(
+    ("name", "tower_name", "language_name"),
+    [
+        ("llava", "vision_tower", "language_model"),
+        ("qwen", "visual", "language_model"),
+        ("onevision", "vision_tower", "language_model"),
+        ("idefics3", "vision_model", "text_model"),
+    ],
+)
 def test_the_vision_tower_never_sees_the_text_rows_boundaries(
-    name: str, tower_name: str, request: pytest.FixtureRequest, world_examples: Any
+    name: str,
+    tower_name: str,
+    language_name: str,
+    request: pytest.FixtureRequest,
+    world_examples: Any,
 ) -> None:
     """A FlashAttention vision tower would cut its patches at the text boundaries (Llava's
-    CLIP) or get them twice (Qwen2-VL): only the language model receives them."""
+    CLIP) or get them twice (Qwen2-VL): only the language model receives them, whatever the
+    family names it."""
     import torch
 
     from ablate.trial.encode import PixelCache
@@ -159,17 +170,18 @@ def test_the_vision_tower_never_sees_the_text_rows_boundaries(
     tower = getattr(inner, tower_name)
     before = len(tower._forward_pre_hooks)
     with packed_attention(model), torch.no_grad():
+        assert len(tower._forward_pre_hooks) == before + 1  # the tower was found
         handles = [getattr(inner, part).register_forward_pre_hook(record(part), with_kwargs=True)
-                   for part in (tower_name, "language_model")]  # fmt: skip
+                   for part in (tower_name, language_name)]  # fmt: skip
         model(**row)
         for handle in handles:
             handle.remove()
-    assert seen["language_model"] >= PACKED_KWARGS
+    assert seen[language_name] >= PACKED_KWARGS
     assert not PACKED_KWARGS & seen[tower_name]
     assert len(tower._forward_pre_hooks) == before  # nothing left behind after training
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen", "onevision"])
+@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
 def test_packed_training_matches_padded_training(
     name: str, request: pytest.FixtureRequest, world_examples: Any
 ) -> None:

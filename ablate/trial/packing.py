@@ -324,9 +324,12 @@ def packed_attention(model: Any) -> Iterator[None]:
     at them (Llava) or get them twice (Qwen2-VL, which passes its own per image).
     """
     _register()
+    # the language model's siblings (vision tower, projector) in a multimodal model; a text-only
+    # model's decoder is its inner model itself, with nothing beside it
     inner: Any = getattr(model, "model", None)
-    language = getattr(inner, "language_model", None)
-    towers = [c for c in inner.children() if c is not language] if language is not None else []
+    language = model.get_decoder() if hasattr(model, "get_decoder") else None
+    children = list(inner.children()) if inner is not None else []
+    towers = [c for c in children if c is not language] if language in children else []
     config = model.config
     sub = "text_config" if "text_config" in getattr(config, "sub_configs", {}) else None
     before = (getattr(config, sub) if sub else config)._attn_implementation
