@@ -407,6 +407,7 @@ def main() -> None:
     def mfu(tokens_per_s: float, n_params: int) -> float:
         return tokens_per_s * 4 * n_params / (args.peak_tflops * 1e12)  # 4N FLOPs per token
 
+    chosen: dict[str, tuple[Setting, Setting]] = {}  # per shape: the plain and ablate settings
     for name in shapes:  # Liger patches transformers' Llama classes for the whole process:
         # every run without it comes first, for every shape
         plain_run, ours_run, n_params = runners(name)
@@ -443,6 +444,7 @@ def main() -> None:
             "mfu_ablate": mfu(ours, n_params),
         }
         results["shapes"][name] = entry
+        chosen[name] = best, ours_best
         del plain_run, ours_run  # they hold the model
         free_memory()
         if name in ("1.1b", "tiny"):  # the issue's switch target is for the 1.1B shape
@@ -454,14 +456,7 @@ def main() -> None:
         # (DESIGN.md's 1.16x / 1.6x switch) for scale
         entry = results["shapes"][name]
         plain_run, ours_run, n_params = runners(name)
-        ours_best = Setting(
-            **{
-                "size": entry["ablate_best_setting"]["pack_tokens"],
-                "checkpointing": entry["ablate_best_setting"]["checkpointing"],
-            }
-        )
-        best = Setting(**{"size": entry["plain_best_setting"]["batch_size"],
-                          "checkpointing": entry["plain_best_setting"]["checkpointing"]})  # fmt: skip
+        best, ours_best = chosen[name]
         try:
             with_liger = [
                 r

@@ -62,6 +62,7 @@ def run_trial(
     from ablate.models import load_model
     from ablate.pool import open_pool
     from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
+    from ablate.trial.scoring import score_bench
     from ablate.trial.train import resident_adapter, train_lora
 
     start = time.perf_counter()
@@ -140,7 +141,6 @@ def run_trial(
     peft_model = resident_adapter(slot, loaded.model, job.model.lora, mixture.seed)
     if job.train.eval_every > 0 and job.bench_file is not None:
         from ablate.trial.packing import unpacked_attention
-        from ablate.trial.scoring import score_bench
 
         def intermediate() -> float | None:
             with unpacked_attention(peft_model.get_base_model()):  # padded batches, generation
@@ -166,8 +166,6 @@ def run_trial(
     metrics: dict[str, float] = {}
     info: dict[str, Any] = {}
     if job.bench_file is not None:
-        from ablate.trial.scoring import score_bench
-
         metrics, info = score_bench(
             peft_model, job.bench_file, encoder, pixels, loaded, pad_id, cache, model_path
         )
