@@ -8,16 +8,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablate import tracking
+from ablate.analysis import analyse, load, mixture_effect, mixture_table, plot_volume_balance
+from ablate.plan import job_task_types, load_job, validate_job
+from ablate.pool import ImportRequest, import_pool, open_pool
+from ablate.sweep import run_sweep
+from ablate.world import WorldSpec, build_tiny_model, synth_world, world_corpus
+
 DEMO_JOB = "demo.yaml"
 
 
-def shipped_job(name: str) -> Path:
-    """A job file shipped with ablate (`jobs/` of the source tree, or the installed copy)."""
+def shipped_file(folder: str, name: str) -> Path:
+    """A file shipped with ablate: `jobs/` or `mixtures/` of the package (links to the source
+    tree's folders, copied into an installed package by `package-data`)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "jobs" / name, here.parent / "jobs" / name):
+    for candidate in (here / folder / name, here.parent / folder / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"shipped job {name} not found next to {here}")
+    raise FileNotFoundError(f"shipped file {folder}/{name} not found next to {here}")
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,6 @@ class DemoResult:
 
 
 def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
-    from ablate.analysis import analyse, load, mixture_effect, mixture_table, plot_volume_balance
-    from ablate.config import job_task_types, load_job, validate_job
-    from ablate.models import build_tiny_model
-    from ablate.pool import ImportRequest, import_pool, open_pool
-    from ablate.sweep import run_sweep
-    from ablate.world import WorldSpec, synth_world, world_corpus
-
     start = time.perf_counter()
     out = spec.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
 
     job_path = out / "job.yaml"
     if not job_path.exists():
-        shutil.copyfile(shipped_job(DEMO_JOB), job_path)
+        shutil.copyfile(shipped_file("jobs", DEMO_JOB), job_path)
     job = load_job(job_path, spec.overrides)
     say(f"3/4 sweep: study `{job.study}` ({job_path}); rerun the same command to resume")
     validate_job(job)
@@ -78,8 +79,6 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
 
     df = load(job)
     plot = plot_volume_balance(df, out / "volume_balance.png", label=job.objective.metric)
-    from ablate import tracking
-
     tracking.log_parent_artifact(job, summary.parent_run_id, plot)
     table = mixture_table(df).round(3).to_string()
     effect = mixture_effect(df).describe(job.objective.metric)

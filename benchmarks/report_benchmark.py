@@ -48,7 +48,7 @@ def build(folder: Path, n: int) -> Path:
     from ablate.analysis.load import result_trial
     from ablate.config import load_job
     from ablate.design import proportions_for_balance
-    from ablate.sim import sim_score
+    from ablate.objectives import sim_score
 
     job_file = folder / "job.yaml"
     job_file.write_text(

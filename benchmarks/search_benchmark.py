@@ -56,7 +56,7 @@ def trials_to_reach(job: JobSpec, types: list[str], budget: int, tol: float = 0.
 
     from ablate.design import design_mixtures
     from ablate.search import cube_params, default_warm_start, make_sampler, suggest
-    from ablate.sim import sim_score
+    from ablate.objectives import sim_score
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--types", type=int, default=5)
     ap.add_argument("--only", default="", help="run only strategies whose name contains this")
     args = ap.parse_args()
-    from ablate.sim import LANDSCAPES
+    from ablate.objectives import LANDSCAPES
 
     types = [f"t{i}" for i in range(args.types)]
     rows = []

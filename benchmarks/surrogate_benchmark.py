@@ -24,7 +24,7 @@ def sim_study(landscape: str, n: int, seed: int, storage: str) -> object:
     import optuna
 
     from ablate.analysis.load import result_trial
-    from ablate.sim import sim_score
+    from ablate.objectives import sim_score
 
     types = ["a", "b", "c", "d"]
     rng = np.random.default_rng([seed, n])
@@ -66,7 +66,7 @@ def volume_only_spearman(df: object) -> float:
 def main() -> None:
     from ablate.analysis import load
     from ablate.analysis.surrogates import fit_surrogates
-    from ablate.sim import LANDSCAPES
+    from ablate.objectives import LANDSCAPES
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=60)

@@ -297,7 +297,8 @@ def switch_times(shape: dict[str, int], device: str, attn: str, max_len: int) ->
     4 dialogues of up to `max_len` tokens) against a cold start (load from disk + adapter +
     first step), through ablate's trial code."""
     from ablate.config import LoraSpec, ModelSpec, TrainSpec
-    from ablate.models import build_tiny_causal_lm, load_model
+    from ablate.models import load_model
+    from ablate.testing import build_tiny_causal_lm
     from ablate.trial.train import resident_adapter, train_lora
 
     spec = TrainSpec(batch_size=4, max_steps=1)

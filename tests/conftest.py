@@ -72,9 +72,8 @@ def make_job(tmp_path: Path) -> Callable[..., JobSpec]:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small built-in world (600 training dialogues), its pool and the tiny model, built once."""
-    from ablate.models import build_tiny_model
     from ablate.pool import ImportRequest, import_pool
-    from ablate.world import WorldSpec, synth_world, world_corpus
+    from ablate.world import WorldSpec, build_tiny_model, synth_world, world_corpus
 
     root = tmp_path_factory.mktemp("world")
     files = synth_world(WorldSpec(out=root / "world", n_train=600, n_bench_per_cell=1))
@@ -127,36 +126,51 @@ def tile_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def llava(tiny_world: dict[str, Path]) -> Any:
-    """The world's tiny Llava (CLIP + Llama, a fixed token count per image), loaded."""
+def tiny_models(tiny_world: dict[str, Path], world_texts: list[str]) -> Callable[[str], Any]:
+    """Load a tiny model family by its name in `TINY_FAMILIES`: built once per session, loaded
+    once per module. `llava` is the world's own model (its tokenizer trained on the whole
+    world); the others are built from `world_texts`."""
     from ablate.models import load_model
+    from ablate.testing import TINY_FAMILIES
 
-    return load_model(tiny_world["model"])
+    loaded: dict[str, Any] = {}
+
+    def load(name: str) -> Any:
+        if name not in loaded:
+            build = TINY_FAMILIES.get(name)
+            folder = (
+                tiny_world["model"]
+                if name == "llava"
+                else build(tiny_world["root"] / f"tiny-{name}", world_texts)
+            )
+            loaded[name] = load_model(folder)
+        return loaded[name]
+
+    return load
 
 
 @pytest.fixture(scope="module")
-def qwen(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+def llava(tiny_models: Callable[[str], Any]) -> Any:
+    """The world's tiny Llava (CLIP + Llama, a fixed token count per image), loaded."""
+    return tiny_models("llava")
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_models: Callable[[str], Any]) -> Any:
     """A tiny random-weight Qwen2-VL (M-RoPE, image-size-dependent token counts), loaded."""
-    from ablate.models import build_tiny_qwen2vl, load_model
-
-    return load_model(build_tiny_qwen2vl(tiny_world["root"] / "tiny-qwen2vl", world_texts))
+    return tiny_models("qwen2vl")
 
 
 @pytest.fixture(scope="module")
-def onevision(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+def onevision(tiny_models: Callable[[str], Any]) -> Any:
     """A tiny random-weight LLaVA-OneVision (SigLIP + Qwen2, AnyRes tiling), loaded."""
-    from ablate.models import build_tiny_llava_onevision, load_model
-
-    folder = build_tiny_llava_onevision(tiny_world["root"] / "tiny-onevision", world_texts)
-    return load_model(folder)
+    return tiny_models("onevision")
 
 
 @pytest.fixture(scope="module")
-def idefics3(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
+def idefics3(tiny_models: Callable[[str], Any]) -> Any:
     """A tiny random-weight Idefics3 (SmolVLM family: image splitting into tagged tiles), loaded."""
-    from ablate.models import build_tiny_idefics3, load_model
-
-    return load_model(build_tiny_idefics3(tiny_world["root"] / "tiny-idefics3", world_texts))
+    return tiny_models("idefics3")
 
 
 @pytest.fixture(scope="session")

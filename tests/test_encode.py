@@ -5,20 +5,20 @@ causal LM, both built offline from configs (the Llava case is in test_trial.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from ablate.testing import image_text_families
 from ablate.trial.encode import IGNORE, DialogueEncoder, EncodeError, PixelCache, align, collate
 
 
 @pytest.fixture(scope="module")
-def chatml(tiny_world: dict[str, Path], world_texts: list[str]) -> Any:
-    from ablate.models import build_tiny_causal_lm, load_model
-
-    return load_model(build_tiny_causal_lm(tiny_world["root"] / "tiny-chatml", world_texts))
+def chatml(tiny_models: Callable[[str], Any]) -> Any:
+    return tiny_models("causal_lm")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,9 @@ def test_qwen2vl_batch_carries_each_images_grid(
     assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 8], [1, 4, 8]]
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+@pytest.mark.parametrize("name", image_text_families())
 def test_padded_batches_train_and_generate(
-    name: str, request: pytest.FixtureRequest, world_examples: Any
+    name: str, tiny_models: Callable[[str], Any], world_examples: Any
 ) -> None:
     """A padded batch gives a finite loss; greedy generation answers every assistant turn, and
     longer answers extend shorter ones (the images feed the first step, the cache the rest)."""
@@ -88,7 +88,7 @@ def test_padded_batches_train_and_generate(
 
     from ablate.trial.evaluate import generate_answers
 
-    loaded = request.getfixturevalue(name)
+    loaded = tiny_models(name)
     items = world_examples(loaded, 4)
     pixels = PixelCache(loaded.processor.image_processor)
     with torch.no_grad():
@@ -105,9 +105,9 @@ def test_padded_batches_train_and_generate(
     assert all(isinstance(b, str) and b.startswith(a) for a, b in pairs)
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+@pytest.mark.parametrize("name", image_text_families())
 def test_generation_prompts_see_their_own_images(
-    name: str, request: pytest.FixtureRequest, world_examples: Any
+    name: str, tiny_models: Callable[[str], Any], world_examples: Any
 ) -> None:
     """Generation starts from left-padded prompts, each holding the images before its turn:
     the logits at the end of each prompt equal the full padded forward's at that position."""
@@ -115,7 +115,7 @@ def test_generation_prompts_see_their_own_images(
 
     from ablate.trial.encode import prefix
 
-    loaded = request.getfixturevalue(name)
+    loaded = tiny_models(name)
     items = world_examples(loaded, 4)
     pixels = PixelCache(loaded.processor.image_processor)
     pad_id = loaded.tokenizer.pad_token_id
@@ -126,7 +126,7 @@ def test_generation_prompts_see_their_own_images(
     left = collate(prompts, pixels, pad_id, left=True)
     left.pop("labels")
     positions = (left["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as generate numbers them
-    if name == "qwen":  # M-RoPE: generate numbers the prompts with the model's own 3-D index
+    if name == "qwen2vl":  # M-RoPE: generate numbers the prompts with the model's own 3-D index
         positions = None
     with torch.no_grad():
         logits = loaded.model(**full).logits
@@ -182,7 +182,8 @@ def test_a_model_without_chat_template_is_refused(
     tiny_world: dict[str, Path], world_texts: list[str]
 ) -> None:
     from ablate.errors import UserError
-    from ablate.models import build_tiny_causal_lm, load_model
+    from ablate.models import load_model
+    from ablate.testing import build_tiny_causal_lm
 
     out = build_tiny_causal_lm(tiny_world["root"] / "no-template", world_texts[:50])
     (out / "chat_template.jinja").unlink(missing_ok=True)

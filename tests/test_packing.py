@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ablate.testing import image_text_families
 from ablate.trial.encode import IGNORE
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
@@ -57,9 +59,9 @@ def test_packed_attention_equals_each_dialogue_alone(kv_heads: int) -> None:
     assert (batch["labels"][0, starts] == IGNORE).all()
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+@pytest.mark.parametrize("name", image_text_families())
 def test_packed_rows_equal_the_padded_batch_and_each_dialogue_alone(
-    name: str, request: pytest.FixtureRequest, world_examples: Any
+    name: str, tiny_models: Callable[[str], Any], world_examples: Any
 ) -> None:
     """Images in order across the row, each dialogue attending only to itself: the packed
     logits equal each dialogue run alone, and the model's loss and the labelled-only head's
@@ -75,7 +77,7 @@ def test_packed_rows_equal_the_padded_batch_and_each_dialogue_alone(
         packed_attention,
     )
 
-    loaded = request.getfixturevalue(name)
+    loaded = tiny_models(name)
     examples = world_examples(loaded, 6)
     assert sum(len(e.images) for e in examples) >= 4
     pixels = PixelCache(loaded.processor.image_processor)
@@ -123,21 +125,18 @@ def test_packed_qwen2vl_rows_keep_each_dialogues_own_3d_positions(
         assert row["position_ids"][0, 0, lo:hi].tolist() == list(range(len(e.input_ids)))
 
 
-@pytest.mark.parametrize(
-    ("name", "tower_name", "language_name"),
-    [
-        ("llava", "vision_tower", "language_model"),
-        ("qwen", "visual", "language_model"),
-        ("onevision", "vision_tower", "language_model"),
-        ("idefics3", "vision_model", "text_model"),
-    ],
-)
+# where each family keeps its vision tower and its language model (a new family adds its own)
+TOWER_AND_LANGUAGE = {
+    "llava": ("vision_tower", "language_model"),
+    "qwen2vl": ("visual", "language_model"),
+    "onevision": ("vision_tower", "language_model"),
+    "idefics3": ("vision_model", "text_model"),
+}
+
+
+@pytest.mark.parametrize("name", image_text_families())
 def test_the_vision_tower_never_sees_the_text_rows_boundaries(
-    name: str,
-    tower_name: str,
-    language_name: str,
-    request: pytest.FixtureRequest,
-    world_examples: Any,
+    name: str, tiny_models: Callable[[str], Any], world_examples: Any
 ) -> None:
     """A FlashAttention vision tower would cut its patches at the text boundaries (Llava's
     CLIP) or get them twice (Qwen2-VL): only the language model receives them, whatever the
@@ -152,7 +151,8 @@ def test_the_vision_tower_never_sees_the_text_rows_boundaries(
         packed_attention,
     )
 
-    loaded = request.getfixturevalue(name)
+    tower_name, language_name = TOWER_AND_LANGUAGE[name]
+    loaded = tiny_models(name)
     model = loaded.model
     inner = model.model
     examples = world_examples(loaded, 4)
@@ -181,9 +181,9 @@ def test_the_vision_tower_never_sees_the_text_rows_boundaries(
     assert len(tower._forward_pre_hooks) == before  # nothing left behind after training
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen", "onevision", "idefics3"])
+@pytest.mark.parametrize("name", image_text_families())
 def test_packed_training_matches_padded_training(
-    name: str, request: pytest.FixtureRequest, world_examples: Any
+    name: str, tiny_models: Callable[[str], Any], world_examples: Any
 ) -> None:
     """Every dialogue in one step either way: the same losses, and a packed run has no padding
     (Llava, Qwen2-VL's M-RoPE, LLaVA-OneVision's AnyRes tiles)."""
@@ -191,7 +191,7 @@ def test_packed_training_matches_padded_training(
     from ablate.trial.encode import PixelCache
     from ablate.trial.train import attach_lora, train_lora
 
-    loaded = request.getfixturevalue(name)
+    loaded = tiny_models(name)
     examples = world_examples(loaded, 8)
     pixels = PixelCache(loaded.processor.image_processor)
     stats = {}

@@ -74,7 +74,7 @@ def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
 def _in_memory_search(job, types, n, study=None):
     """The driver's loop without Ray: enqueue the warm start, then ask -> suggest -> tell."""
     from ablate.search import default_warm_start
-    from ablate.sim import sim_score
+    from ablate.objectives import sim_score
 
     if study is None:
         study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from ablate.mixture import Mixture
-from ablate.sim import LANDSCAPES, landscape, landscape_optimum, sim_score, volume_factor
-from ablate.trial import run_objective
+from ablate.objectives import (
+    LANDSCAPES,
+    landscape,
+    landscape_optimum,
+    run_objective,
+    sim_score,
+    volume_factor,
+)
 
 TYPES = ["a", "b", "c", "d", "e"]
 

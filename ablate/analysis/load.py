@@ -16,16 +16,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ablate.config import JobSpec, load_job
+from ablate.config import JobSpec, sqlite_path
 from ablate.errors import UserError
+from ablate.mixture import normalized_entropy
+from ablate.plan import load_job
+from ablate.study import open_study
 
-#: The user attributes every ablate trial carries (see ablate.sweep).
+#: The user attributes every ablate trial carries (see ablate.study.codec).
 REQUIRED_ATTRS = ("proportions", "volume", "seed")
 
 
 def _open(job: JobSpec) -> Any:
-    from ablate.sweep import open_study
-
     try:
         return open_study(job, create=False)
     except UserError:
@@ -71,11 +72,8 @@ def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
     such file or study, another schema version, several objectives."""
     import sqlite3
 
-    url = job.storage_url
-    if not url.startswith("sqlite:///"):
-        return None
-    path = Path(url[len("sqlite:///") :])
-    if not path.is_file():
+    path = sqlite_path(job.storage_url)
+    if path is None or not path.is_file():
         return None
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -263,15 +261,13 @@ def result_trial(
     outside a sweep (runs imported from elsewhere, synthetic studies in tests and benchmarks)."""
     import optuna
 
-    from ablate.design import balance_of
-
     return optuna.trial.create_trial(
         value=value,
         user_attrs={
             "proportions": proportions,
             "volume": volume,
             "seed": seed,
-            "balance": balance_of(proportions),
+            "balance": normalized_entropy(proportions),
             "mixture_name": name,
             "metrics": metrics,
             "seconds": seconds,

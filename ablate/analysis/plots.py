@@ -18,7 +18,7 @@ from ablate.analysis.tables import mixture_keys
 DPI = 110
 
 
-def _plt() -> Any:
+def load_pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +32,7 @@ def _save(fig: Any, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out)
-    _plt().close(fig)
+    load_pyplot().close(fig)
     return out
 
 
@@ -84,7 +84,7 @@ def plot_volume_balance(
     cells: Cells | None = None,
 ) -> Path:
     """Score against volume (log axis), one line per balance level, 95% bootstrap bars over seeds."""
-    plt = _plt()
+    plt = load_pyplot()
     cells = cells or cell_stats(df, metric)
     replicated = bool((cells.table["n"] >= 2).any())
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
@@ -107,7 +107,7 @@ def plot_heatmap(
     df: Any, out: Path, metric: str = "value", label: str | None = None, cells: Cells | None = None
 ) -> Path:
     """Mean score over seeds in each volume x balance cell, the value written in each."""
-    plt = _plt()
+    plt = load_pyplot()
     cells = cells or cell_stats(df, metric)
     grid = cells.table["mean"].unstack("bal_level").sort_index()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
@@ -151,7 +151,7 @@ def plot_domains(df: Any, out: Path, prefix: str = "accuracy/") -> Path | None:
     metrics = domain_metrics(df, prefix)
     if not metrics:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     ncol = min(4, len(metrics))
     nrow = -(-len(metrics) // ncol)
     fig, axes = plt.subplots(
@@ -214,7 +214,7 @@ def pareto_front(cost: Any, score: Any, maximize: bool = True) -> np.ndarray:
 
 def plot_pareto(df: Any, out: Path, metric: str = "value", label: str | None = None) -> Path:
     """Mixtures (mean over seeds) against volume and against GPU-hours (or trial hours), front joined."""
-    plt = _plt()
+    plt = load_pyplot()
     mix = mixture_means(df, metric)
     maximize = df.attrs.get("direction") != "minimize"
     use_gpu = mix["gpu_hours"].notna().all() and (mix["gpu_hours"] > 0).any()
@@ -256,7 +256,7 @@ def plot_simplex(
     types = task_types(df)
     if len(types) < 2:
         return None
-    plt = _plt()
+    plt = load_pyplot()
     mix = mixture_means(df, metric)
     name = _label(df, metric, label)
     cmap = "viridis_r" if df.attrs.get("direction") == "minimize" else "viridis"
@@ -330,7 +330,7 @@ def plot_simplex(
 
 def plot_history(df: Any, out: Path, metric: str = "value", label: str | None = None) -> Path:
     """The objective of every completed trial in trial order, the best so far as a step line."""
-    plt = _plt()
+    plt = load_pyplot()
     done = completed(df, metric).sort_values("trial")
     maximize = df.attrs.get("direction") != "minimize"
     best = done[metric].cummax() if maximize else done[metric].cummin()

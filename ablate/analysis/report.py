@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablate import tracking
 from ablate.analysis.load import load
-from ablate.analysis.plots import PLOTS, plot_all
+from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.stats import Findings, analyse
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.analysis.tables import mixture_table
-from ablate.config import JobSpec, load_job
+from ablate.config import JobSpec
+from ablate.design import SEARCH
 from ablate.errors import UserError
+from ablate.mixture import Mixture
+from ablate.plan import job_task_types, load_job
+from ablate.search import cube_params
+from ablate.study import driver_lock, enqueue_design, open_study
 
 TITLES = {
     "volume_balance": "Score against volume, one line per balance level",
@@ -83,8 +89,6 @@ def write_report(
         # finds the run while this one works
         quick = None
         if log_to_mlflow:
-            from ablate import tracking
-
             quick = tracking.find_sweep_run_sqlite(job)
         via_mlflow = log_to_mlflow and (quick is None or (quick[0] is not None and not quick[1]))
         tracker = _Child(_mlflow_worker, job) if via_mlflow and fork else None
@@ -100,9 +104,7 @@ def write_report(
             children.append(fitter)
         findings = analyse(df, column)
         if fork:  # half the plots in a second process (matplotlib imported once, before it)
-            from ablate.analysis.plots import _plt
-
-            _plt()
+            load_pyplot()
             drawer = _Child(_plot_worker, df, out, column, label, findings.cells, FORKED_PLOTS)
             children.append(drawer)
             mine = tuple(p for p in PLOTS if p not in FORKED_PLOTS)
@@ -177,8 +179,6 @@ def _fit_worker(
 
 
 def _mlflow_log(job: JobSpec, files: list[Path]) -> str | None:
-    from ablate import tracking
-
     run_id = tracking.find_sweep_run(job)
     if run_id is not None:
         tracking.log_parent_artifacts(job, run_id, files, "report")
@@ -187,8 +187,6 @@ def _mlflow_log(job: JobSpec, files: list[Path]) -> str | None:
 
 def _mlflow_worker(conn: Any, job: JobSpec) -> str | None:
     """Import MLflow and find the run while the parent plots; then log the files it sends."""
-    from ablate import tracking
-
     run_id = tracking.find_sweep_run(job)
     files = conn.recv()
     if run_id is not None and files:
@@ -453,12 +451,12 @@ def propose_and_enqueue(
     dry_run: bool = False,
 ) -> Enqueued:
     """Fit the surrogates, take the n best mixtures at `volume` and enqueue them (x seeds) into
-    the job's study; the next `ablate sweep JOB.yaml` runs them before anything else."""
-    from optuna.trial import TrialState
+    the job's study; the next `ablate sweep JOB.yaml` runs them before anything else.
 
-    from ablate.mixture import Mixture
-    from ablate.sweep import open_study, trial_attrs
-
+    Enqueued like the sweep's own points: under the study's driver lock (a running sweep
+    refuses it, naming its driver), skipping design points already in the study, and on a
+    search study with the sampler's coordinates of each mixture, so the sampler learns the
+    parameters the trial trains on."""
     job = _job(job)
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
@@ -471,25 +469,24 @@ def propose_and_enqueue(
     if dry_run:
         return Enqueued(proposals, 0, name, sur.cv[name].spearman)
     study = open_study(job, create=False)
-    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-    have = {t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=live)}
-    count = 0
-    stamp = len(study.get_trials(deepcopy=False))
-    for i, p in enumerate(proposals):
-        vol = round(p.volume) if p.volume >= 1 else p.volume
-        for seed in seeds:
-            mix = Mixture(
-                name=f"prop{stamp}-{i}-v{vol:g}-s{seed}",
-                volume=vol,
-                proportions=p.proportions,
-                taxonomy=job.taxonomy,
-                seed=int(seed),
-            )
-            attrs = trial_attrs(mix)
-            if attrs["design_key"] in have:
-                continue
-            attrs.update({"proposed_by": name, "predicted": p.predicted})
-            study.enqueue_trial(params={}, user_attrs=attrs)
-            have.add(attrs["design_key"])
-            count += 1
+    with driver_lock(job, study):
+        stamp = len(study.get_trials(deepcopy=False))
+        mixtures, extra = [], {}
+        for i, p in enumerate(proposals):
+            vol = round(p.volume) if p.volume >= 1 else p.volume
+            for seed in seeds:
+                mix = Mixture(
+                    name=f"prop{stamp}-{i}-v{vol:g}-s{seed}",
+                    volume=vol,
+                    proportions=p.proportions,
+                    taxonomy=job.taxonomy,
+                    seed=int(seed),
+                )
+                mixtures.append(mix)
+                extra[mix.name] = {"proposed_by": name, "predicted": p.predicted}
+        params = None
+        if job.design.kind == SEARCH:
+            types = job_task_types(job)
+            params = lambda m: cube_params(job, types, m)  # noqa: E731
+        count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
     return Enqueued(proposals, count, name, sur.cv[name].spearman)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate.bench import JudgeSpec
+from ablate.bench.spec import JudgeSpec
 from ablate.errors import UserError
 
 RUBRIC_VERSION = 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.config import read_yaml
 from ablate.errors import UserError
 
 UNKNOWN = "unknown"
@@ -178,8 +179,6 @@ def parse_label_args(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str
 
 def read_label_file(path: str | Path) -> tuple[tuple[str, str], ...]:
     """A labels YAML file: a mapping of label name -> rule text."""
-    from ablate.config import read_yaml
-
     data = read_yaml(path)
     out = []
     for name, rule in data.items():

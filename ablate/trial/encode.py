@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from ablate.models import chat_template_of
+from ablate.pool import Pool
+
 IGNORE = -100
 PLACEHOLDER = "<image>"
 """The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
@@ -83,8 +88,6 @@ class DialogueEncoder:
     """
 
     def __init__(self, processor: Any, max_length: int = 1024) -> None:
-        from ablate.models import chat_template_of
-
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.max_length = max_length
@@ -391,3 +394,41 @@ def prefix(example: Encoded, end: int) -> Encoded:
         image_starts=example.image_starts[: len(images)],
         token_types=None if example.token_types is None else example.token_types[:end],
     )
+
+
+def encode_rows(
+    pool: Pool,
+    positions: Sequence[int] | np.ndarray,
+    encoder: DialogueEncoder,
+    encoded: dict[int, Any],
+) -> tuple[list[Encoded], dict[str, int], list[str]]:
+    """Encoded dialogues of the pool rows at `positions` (memoised per worker); what failed.
+
+    A dialogue that cannot be encoded (image count, unreadable image, ...) is left out and
+    counted by kind; the first five reasons are kept with the row ids.
+    """
+    needed = {int(p) for p in positions}
+    todo = sorted(needed - set(encoded))
+    if len(encoded) + len(todo) > 200_000:  # bound a worker's memory on huge pools
+        for key in [k for k in encoded if k not in needed]:
+            del encoded[key]
+    if todo:
+        table = pool.take(todo, ["id", "conversations", "images"])
+        for pos, row in zip(todo, table.to_pylist(), strict=True):
+            try:
+                encoded[pos] = encoder.encode(row["conversations"], row["images"] or [])
+            except EncodeError as err:
+                err.row_id = row["id"]  # type: ignore[attr-defined]
+                encoded[pos] = err
+    examples: list[Encoded] = []
+    skipped: dict[str, int] = {}
+    notes: list[str] = []
+    for p in positions:
+        item = encoded[int(p)]
+        if isinstance(item, EncodeError):
+            skipped[item.kind] = skipped.get(item.kind, 0) + 1
+            if len(notes) < 5:
+                notes.append(f"{getattr(item, 'row_id', p)}: {item}")
+        else:
+            examples.append(item)
+    return examples, skipped, notes

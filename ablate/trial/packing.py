@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ablate.errors import UserError
 from ablate.trial.encode import IGNORE, Encoded, PixelCache
 
 ATTENTION = "ablate_varlen"
@@ -188,8 +189,6 @@ def varlen_attention(
     """
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    from ablate.errors import UserError
 
     cu: Any = kwargs.get("cu_seq_lens_q")
     # a module without the flag is causal, as in transformers' sdpa

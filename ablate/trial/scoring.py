@@ -6,14 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ablate.trial.evaluate import TurnScore
+from ablate.bench import BenchSpec, bench_records, load_bench, record_labels
+from ablate.bench.judge import DIMENSIONS, JudgeItem, judge_answers, judge_metrics
+from ablate.models import LoadedModel
+from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
+from ablate.trial.evaluate import (
+    TurnScore,
+    accuracy_metrics,
+    choice_scores,
+    generate_answers,
+    normalize_answer,
+    score_turns,
+)
 
 
-def _encode_bench(bench_file: Path, encoder: Any) -> dict[str, Any]:
+def _encode_bench(bench_file: Path, encoder: DialogueEncoder) -> dict[str, Any]:
     """The bench spec, its encoded dialogues and labels, and what could not be encoded."""
-    from ablate.bench import bench_records, load_bench, record_labels
-    from ablate.trial.encode import EncodeError
-
     spec = load_bench(bench_file)
     records = bench_records(spec)
     kept: list[Any] = []
@@ -82,30 +90,27 @@ def _context_lines(record: dict[str, Any], turn_index: int) -> tuple[str, str]:
 def score_bench(
     model: Any,
     bench_file: Path,
-    encoder: Any,
-    pixels: Any,
-    loaded: Any,
+    encoder: DialogueEncoder,
+    pixels: PixelCache | None,
+    loaded: LoadedModel,
     pad_id: int,
     cache: dict[Any, Any],
     model_path: str,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    from ablate.trial.evaluate import (
-        accuracy_metrics,
-        choice_scores,
-        generate_answers,
-        normalize_answer,
-        score_turns,
-    )
-
+    """The bench's metrics (`accuracy_metrics` of its scorer, `bench_loss`) and what to log."""
     key = ("bench", str(bench_file), model_path, encoder.max_length)
     if key not in cache:
         cache[key] = _encode_bench(bench_file, encoder)
     bench = cache[key]
     spec = bench["spec"]
-    examples, labels = bench["examples"], bench["labels"]
-    device = loaded.device
     exact, bench_loss = score_turns(
-        model, examples, labels, pixels, pad_id, device, batch_size=spec.batch_size
+        model,
+        bench["examples"],
+        bench["labels"],
+        pixels,
+        pad_id,
+        loaded.device,
+        batch_size=spec.batch_size,
     )
     info: dict[str, Any] = {
         "bench": f"{spec.name}@v{spec.version}",
@@ -115,10 +120,28 @@ def score_bench(
         **{f"bench_skipped/{k}": v for k, v in bench["skipped"].items()},
         "bench_skip_reasons": bench["notes"],
     }
-    extra: dict[str, float] = {}
+    scores, extra, scorer_info = _scored(model, bench, exact, pixels, loaded, pad_id)
+    info.update(scorer_info)
+    metrics = accuracy_metrics(scores)
+    metrics.update(extra)
+    metrics["bench_loss"] = bench_loss
+    return metrics, info
+
+
+def _scored(
+    model: Any,
+    bench: dict[str, Any],
+    exact: list[TurnScore],
+    pixels: PixelCache | None,
+    loaded: LoadedModel,
+    pad_id: int,
+) -> tuple[list[TurnScore], dict[str, float], dict[str, Any]]:
+    """Per turn, right or wrong by the bench's scorer; extra metrics and info (the judge's)."""
+    spec = bench["spec"]
+    examples, device = bench["examples"], loaded.device
     if spec.scorer == "exact":
-        scores = exact
-    elif spec.scorer == "choice":
+        return exact, {}, {}
+    if spec.scorer == "choice":
         flat = [opt for options, _ in bench["candidates"] for opt in options]
         ll = choice_scores(model, flat, pixels, pad_id, device, batch_size=spec.batch_size)
         picks, n = [], 0
@@ -127,37 +150,30 @@ def score_bench(
             n += len(options)
             picks.append(max(range(len(values)), key=values.__getitem__) == ref)
         scores = [TurnScore(ok, s.contextual, s.labels) for ok, s in zip(picks, exact, strict=True)]
-    else:
-        answers = generate_answers(
-            model,
-            examples,
-            pixels,
-            loaded.tokenizer,
-            device,
-            batch_size=spec.batch_size,
-            max_new_tokens=spec.max_new_tokens,
-        )
-        flat_answers = [a for row in answers for a in row]
-        if spec.scorer == "normalized":
-            refs = [a for e in examples for a in e.answers]
-            scores = [
-                TurnScore(normalize_answer(a) == normalize_answer(r), s.contextual, s.labels)
-                for a, r, s in zip(flat_answers, refs, exact, strict=True)
-            ]
-        else:
-            scores, extra, judge_info = _judge(spec, bench, flat_answers, exact)
-            info.update(judge_info)
-    metrics = accuracy_metrics(scores)
-    metrics.update(extra)
-    metrics["bench_loss"] = bench_loss
-    return metrics, info
+        return scores, {}, {}
+    answers = generate_answers(
+        model,
+        examples,
+        pixels,
+        loaded.tokenizer,
+        device,
+        batch_size=spec.batch_size,
+        max_new_tokens=spec.max_new_tokens,
+    )
+    flat_answers = [a for row in answers for a in row]
+    if spec.scorer == "normalized":
+        refs = [a for e in examples for a in e.answers]
+        scores = [
+            TurnScore(normalize_answer(a) == normalize_answer(r), s.contextual, s.labels)
+            for a, r, s in zip(flat_answers, refs, exact, strict=True)
+        ]
+        return scores, {}, {}
+    return _judge(spec, bench, flat_answers, exact)
 
 
 def _judge(
-    spec: Any, bench: dict[str, Any], answers: list[str], exact: list[TurnScore]
+    spec: BenchSpec, bench: dict[str, Any], answers: list[str], exact: list[TurnScore]
 ) -> tuple[list[TurnScore], dict[str, float], dict[str, Any]]:
-    from ablate.bench.judge import DIMENSIONS, JudgeItem, judge_answers, judge_metrics
-
     items: list[JudgeItem] = []
     where: list[tuple[str, int]] = []
     for record, example in zip(bench["records"], bench["examples"], strict=True):
@@ -177,7 +193,9 @@ def _judge(
                 )
             )
             where.append((str(record.get("id", "?")), k))
-    run = judge_answers(spec.judge, items, Path(spec.source).parent)
+    judge = spec.judge
+    assert judge is not None  # load_bench refuses `scorer: judge` without a judge
+    run = judge_answers(judge, items, Path(spec.source).parent)
     scores = [
         TurnScore(
             None if v.scores is None else sum(v.scores.values()) / len(DIMENSIONS) >= 4,
@@ -188,9 +206,9 @@ def _judge(
     ]
     info = {
         "judge": {
-            "model": spec.judge.model,
-            "rubric_version": spec.judge.rubric_version,
-            "url": spec.judge.url,
+            "model": judge.model,
+            "rubric_version": judge.rubric_version,
+            "url": judge.url,
         },
         "judge_requests": run.requests,
         "judge_cache_hits": run.cache_hits,

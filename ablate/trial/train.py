@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config import LoraSpec, TrainSpec
+from ablate.errors import UserError
 from ablate.trial.encode import Encoded, PixelCache, collate
+from ablate.trial.packing import (
+    collate_packed,
+    labelled_loss,
+    multimodal_rope,
+    pack_bins,
+    pack_capacity,
+    packed_attention,
+    supports_packing,
+)
 
 
 @dataclass(frozen=True)
@@ -181,13 +191,10 @@ def _train(
     checkpoint: Path | None,
     callbacks: Sequence[Any],
 ) -> TrainStats:
-    from transformers import PrinterCallback, TrainingArguments
+    from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from ablate.trial.packing import packed_attention
-
     start = time.perf_counter()
-    liger = train.liger and device == "cuda"
     dataset, collate_rows = _training_rows(peft_model, examples, pixels, pad_id, train, seed)
     per_device = 1 if train.packing else train.batch_size  # a packed row holds many dialogues
     steps_per_epoch = math.ceil(len(dataset) / (per_device * train.grad_accum))
@@ -208,42 +215,7 @@ def _train(
 
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = str(checkpoint) if saving else scratch
-        args = TrainingArguments(
-            output_dir=out_dir,
-            per_device_train_batch_size=per_device,
-            gradient_accumulation_steps=train.grad_accum,
-            max_steps=max_steps,
-            learning_rate=train.lr,
-            warmup_steps=int(train.warmup_ratio * max_steps),
-            weight_decay=train.weight_decay,
-            lr_scheduler_type=train.scheduler,
-            logging_steps=max(1, max_steps // 20),
-            save_strategy="steps" if saving else "no",
-            save_steps=max(1, train.checkpoint_every),
-            save_total_limit=1 if saving else None,
-            report_to=[],
-            seed=seed,
-            data_seed=seed,
-            use_cpu=device == "cpu",
-            bf16=device == "cuda",
-            activation_checkpointing=train.gradient_checkpointing,
-            activation_checkpointing_kwargs={"use_reentrant": False}
-            if train.gradient_checkpointing
-            else None,
-            use_liger_kernel=liger,
-            # packed rows: Liger's RMSNorm, SwiGLU and RoPE, and the head and loss on labelled
-            # positions only (`labelled_loss`); Liger's fused loss forward would be handed the
-            # rows' boundaries (a TypeError in some releases) or drop them before attention
-            liger_kernel_config={"fused_linear_cross_entropy": False, "cross_entropy": False}
-            if liger and train.packing
-            else None,
-            train_sampling_strategy="group_by_length"
-            if train.group_by_length and not train.packing
-            else "random",
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-        )
+        args = _training_arguments(train, out_dir, per_device, max_steps, saving, seed, device)
         trainer = _trainer_class(packed_loss=train.packing)(
             model=peft_model,
             args=args,
@@ -274,6 +246,57 @@ def _train(
         collated_tokens=counted["real"],
         batch_tokens=tuple(per_batch),
         resumed_from_step=resumed,
+    )
+
+
+def _training_arguments(
+    train: TrainSpec,
+    out_dir: str,
+    per_device: int,
+    max_steps: int,
+    saving: bool,
+    seed: int,
+    device: str,
+) -> Any:
+    """transformers' TrainingArguments of one trial (`out_dir` holds its checkpoints)."""
+    from transformers import TrainingArguments
+
+    liger = train.liger and device == "cuda"
+    return TrainingArguments(
+        output_dir=out_dir,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=train.grad_accum,
+        max_steps=max_steps,
+        learning_rate=train.lr,
+        warmup_steps=int(train.warmup_ratio * max_steps),
+        weight_decay=train.weight_decay,
+        lr_scheduler_type=train.scheduler,
+        logging_steps=max(1, max_steps // 20),
+        save_strategy="steps" if saving else "no",
+        save_steps=max(1, train.checkpoint_every),
+        save_total_limit=1 if saving else None,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",
+        activation_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False}
+        if train.gradient_checkpointing
+        else None,
+        use_liger_kernel=liger,
+        # packed rows: Liger's RMSNorm, SwiGLU and RoPE, and the head and loss on labelled
+        # positions only (`labelled_loss`); Liger's fused loss forward would be handed the
+        # rows' boundaries (a TypeError in some releases) or drop them before attention
+        liger_kernel_config={"fused_linear_cross_entropy": False, "cross_entropy": False}
+        if liger and train.packing
+        else None,
+        train_sampling_strategy="group_by_length"
+        if train.group_by_length and not train.packing
+        else "random",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
     )
 
 
@@ -309,15 +332,6 @@ def _training_rows(
     Unpacked: one dict per dialogue (the length-grouped sampler reads `len(row["input_ids"])`);
     packed: one dict per row of dialogues (`pack_bins`), collated padding-free.
     """
-    from ablate.errors import UserError
-    from ablate.trial.packing import (
-        collate_packed,
-        multimodal_rope,
-        pack_bins,
-        pack_capacity,
-        supports_packing,
-    )
-
     if not train.packing:
 
         def padded(batch: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], int, int]:
@@ -352,7 +366,6 @@ def _trainer_class(packed_loss: bool) -> Any:
 
     if not packed_loss:
         return Trainer
-    from ablate.trial.packing import labelled_loss
 
     class LabelledLossTrainer(Trainer):
         loss_is_scaled_for_ga = True  # divided by the step's labelled tokens below

@@ -1,0 +1,196 @@
+"""What each `ablate` subcommand does: parse nothing, call the stages, print the outcome.
+
+Each command imports its stage when it runs (the only imports of ablate's modules inside
+functions): `ablate --help` and the pure data commands must not pay for numpy, pyarrow, Optuna
+or Ray at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from ablate.errors import UserError
+
+if TYPE_CHECKING:
+    from ablate.config import JobSpec
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "demo":
+        from ablate.demo import DemoSpec, run_demo
+
+        run_demo(DemoSpec(out=args.out, overrides=tuple(args.overrides)))
+        return 0
+    if cmd == "data":
+        return _run_data(args)
+    if cmd == "mixture":
+        from ablate.mixture import load_mixture, materialize, mixture_summary, validate
+        from ablate.pool import open_pool
+
+        mixture = load_mixture(args.mixture, args.overrides)
+        pool = open_pool(args.pool)
+        if args.mixture_command == "show":
+            print(mixture_summary(mixture, pool, source=str(args.mixture)))
+            return 0
+        validate(mixture, pool.manifest, source=str(args.mixture))
+        selection = materialize(mixture, pool)
+        selection.to_parquet(args.out, pool)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(selection.counts.items()))
+        print(
+            f"wrote {len(selection.ids)} row ids to {args.out} ({counts}); content hash {selection.content_hash[:16]}"
+        )
+        return 0
+
+    from ablate.plan import job_task_types, load_job, validate_job
+
+    job = load_job(args.job, args.overrides)
+    if cmd == "trial":
+        return _run_trial(job, args)
+    if cmd == "sweep":
+        from ablate.sweep import run_sweep
+
+        validate_job(job)
+        summary = run_sweep(job, job_task_types(job), address=args.address)
+        best = (
+            f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
+            if summary.best_mixture
+            else "-"
+        )
+        print(
+            f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
+            f"best {best}, {summary.wall_seconds:.0f} s"
+        )
+        if summary.pareto_front:
+            print(
+                f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
+                + ", ".join(map(str, summary.pareto_front))
+            )
+        return 0
+    if cmd == "status":
+        from ablate.sweep import study_status
+
+        print(study_status(job))
+        return 0
+    if cmd == "report":
+        from ablate.analysis.report import summary_text, write_report
+
+        report = write_report(
+            job, args.out, metric=args.metric, volume=args.volume, log_to_mlflow=not args.no_mlflow
+        )
+        print(summary_text(report))
+        return 0
+    if cmd == "propose":
+        from ablate.analysis.report import propose_and_enqueue
+
+        try:
+            seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
+        except ValueError:
+            raise UserError(
+                f"--seeds must be comma-separated integers, got {args.seeds!r}"
+            ) from None
+        done = propose_and_enqueue(
+            job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run
+        )
+        for i, p in enumerate(done.proposals, 1):
+            print(f"{i}. {p.describe(job.objective.metric)}")
+        if args.dry_run:
+            print("dry run: nothing enqueued")
+        else:
+            print(
+                f"enqueued {done.trials} trial(s) into study `{job.study}` "
+                f"({done.model}, held-out Spearman {done.spearman:.3f}); run them with "
+                f"`ablate sweep {args.job}`"
+            )
+        return 0
+    raise AssertionError(cmd)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    if args.data_command == "synth":
+        from ablate.world import WorldSpec, build_tiny_model, synth_world, world_corpus
+
+        files = synth_world(WorldSpec(out=args.out, n_train=args.n_train, seed=args.seed))
+        print(
+            f"wrote {files.n_train} training dialogues to {files.train}, {files.n_bench} bench dialogues "
+            f"to {files.bench} ({files.bench_yaml}), images in {files.images}"
+        )
+        if not args.no_model:
+            model = build_tiny_model(args.out / "models" / "tiny-llava", world_corpus(files))
+            print(f"built the tiny offline model in {model}")
+        return 0
+    from ablate.pool import ImportRequest, import_pool, open_pool, show_pool
+
+    if args.data_command == "import":
+        import time
+
+        from ablate.pool import parse_source, parse_turns
+        from ablate.pool.labels import parse_label_args, read_label_file
+
+        rules = read_label_file(args.labels) if args.labels else ()
+        rules += parse_label_args(args.label_rules)
+        start = time.perf_counter()
+        done = {"n": 0}
+
+        def progress(n: int) -> None:
+            done["n"] = n
+            rate = n / max(time.perf_counter() - start, 1e-9)
+            print(f"\r  {n:,} records read ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+        manifest = import_pool(
+            ImportRequest(
+                source=[parse_source(s) for s in args.source],
+                out=args.out,
+                image_root=args.image_root,
+                on_invalid=args.on_invalid,
+                check_images=not args.no_check_images,
+                format=args.format,
+                split=args.split,
+                decode_images=args.decode_images,
+                allow_outside_root=args.allow_outside_root,
+                turns=parse_turns(args.turns),
+                labels=rules,
+            ),
+            progress=progress,
+        )
+        if done["n"]:
+            print(file=sys.stderr)
+        skipped = (
+            f", skipped {manifest.skipped} (see {manifest.skipped_report})"
+            if manifest.skipped
+            else ""
+        )
+        print(f"imported {manifest.rows:,} dialogues into {args.out}{skipped}")
+        print(show_pool(open_pool(args.out)))
+        return 0
+    print(show_pool(open_pool(args.pool)))
+    return 0
+
+
+def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.objectives import run_objective
+    from ablate.plan import trial_mixture
+
+    mixture = trial_mixture(job, args.mixture)
+    result = run_objective(job, mixture)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "mixture": mixture.name,
+                    "metrics": result.metrics,
+                    "counts": result.counts,
+                    "selection_hash": result.selection_hash,
+                    "seconds": result.seconds,
+                    "info": result.info,
+                }
+            )
+        )
+    else:
+        print(f"trial {mixture.name}: {len(result.row_ids)} rows in {result.seconds:.1f} s")
+        for key, value in sorted(result.metrics.items()):
+            print(f"  {key:40s} {value:.4f}")
+    return 0

@@ -1,0 +1,25 @@
+"""`ablate` = `main()`: parse, run the command, print a user's mistake as one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ablate.cli.commands import run
+from ablate.cli.parser import build_parser
+from ablate.errors import UserError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"ablate: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `ablate data show POOL | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ablate: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""YAML files -> frozen dataclasses (`loader`), paths and database URLs (`paths`), the job file
+(`job`). Only re-exports."""
+
+from ablate.config.job import (
+    BenchRef,
+    DesignSpec,
+    JobSpec,
+    LoraSpec,
+    ModelSpec,
+    ObjectiveSpec,
+    ResourceSpec,
+    TrainSpec,
+    check_job_shape,
+    read_job,
+)
+from ablate.config.loader import apply_override, build, read_yaml, to_dict
+from ablate.config.paths import resolve_db_url, resolve_path, safe_name, sqlite_path
+
+__all__ = [
+    "BenchRef",
+    "DesignSpec",
+    "JobSpec",
+    "LoraSpec",
+    "ModelSpec",
+    "ObjectiveSpec",
+    "ResourceSpec",
+    "TrainSpec",
+    "apply_override",
+    "build",
+    "check_job_shape",
+    "read_job",
+    "read_yaml",
+    "resolve_db_url",
+    "resolve_path",
+    "safe_name",
+    "sqlite_path",
+    "to_dict",
+]

@@ -1,0 +1,325 @@
+"""The job file: one frozen dataclass per section, each field with its docstring."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate.config.loader import build, read_yaml
+from ablate.config.paths import resolve_db_url, resolve_path
+from ablate.errors import UserError
+
+# --------------------------------------------------------------------------- job file
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.0
+    target_modules: str | tuple[str, ...] = "all-linear"
+    """peft target modules: `all-linear` (the language model's linear layers; peft leaves the
+    output head out) or a list of module names or suffixes (`q_proj`, `v_proj`, ...)."""
+    modules_to_save: tuple[str, ...] = ()
+    """Modules trained in full next to the adapter, e.g. `multi_modal_projector` (Llava) or
+    `visual.merger` (Qwen2-VL); `vision_tower` trains the whole vision encoder (costly)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: str = "tiny-llava"
+    """A local model folder or hub id; `tiny-llava` is the built-in offline model."""
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    kind: typing.Literal["auto", "image-text-to-text", "causal-lm"] = "auto"
+    """`auto`: an image-text-to-text model when the folder has a processor with an image
+    processor, else a text-only causal LM (for text-only pools and cheap proxies)."""
+    trust_remote_code: bool = False
+    """Run the model's own Python code from its folder or the hub; only when you trust it."""
+    dtype: typing.Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """`auto`: bfloat16 on CUDA, float32 on CPU."""
+    attn_implementation: str = "auto"
+    """`auto`: sdpa (flash_attention_2 when the package is installed and on CUDA); or any name
+    transformers accepts (`eager`, `sdpa`, `flash_attention_2`)."""
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: float = 1.0
+    lr: float = 2.0e-4
+    batch_size: int = 8
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs when set)."""
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    """Longest tokenised dialogue; longer ones are cut at a turn boundary."""
+    threads: int | None = None
+    """torch CPU threads per trial (default: cpus_per_trial)."""
+    scheduler: str = "linear"
+    """Learning-rate schedule (transformers names: linear, cosine, constant_with_warmup, ...)."""
+    grad_accum: int = 1
+    """Gradient accumulation steps: an optimizer step sees batch_size x grad_accum rows."""
+    group_by_length: bool = False
+    """Batch dialogues of similar length together (shuffled groups) to cut padding."""
+    packing: bool = False
+    """Concatenate whole dialogues into rows of `pack_tokens` tokens (no padding at all; each
+    dialogue attends only to itself through a variable-length attention kernel). Not for
+    M-RoPE models (Qwen2-VL style)."""
+    pack_tokens: int = 0
+    """Tokens per packed row (0: about `batch_size` dialogues' worth, at least the longest);
+    with packing this, not `batch_size`, sets a step's memory."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass from the start: ~30% slower, much less memory.
+    Off, a trial that runs out of GPU memory is redone with it (so it is used only when needed)."""
+    liger: bool = False
+    """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); ignored on CPU."""
+    checkpoint_dir: str | None = None
+    """Folder (relative to the job file; shared storage on a cluster) for per-trial checkpoints:
+    `<dir>/<selection hash[:16]>-s<seed>/`; a retried trial resumes from its last one."""
+    checkpoint_every: int = 0
+    """Save adapter + optimizer state every N optimizer steps (0: no checkpoints)."""
+    eval_every: int = 0
+    """Score the bench every N optimizer steps (0: only at the end) and report the objective
+    metric as an intermediate value: a learning curve, and what `design.prune` prunes on."""
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    kind: str = "train"
+    """A registered objective kind (`ablate.objectives.OBJECTIVES`); built in: `train`: fine-tune
+    and benchmark; `python`: call `target` instead (rehearse a sweep); `sim`: a built-in synthetic
+    landscape (`ablate/objectives/sim_landscape.py`), no training."""
+    metric: str = "overall_accuracy"
+    direction: typing.Literal["maximize", "minimize"] = "maximize"
+    target: str | None = None
+    """For kind python: `module:function` taking (proportions, volume, seed) -> float."""
+    landscape: str = "less_is_more"
+    """For kind sim: a registered landscape (`ablate.objectives.LANDSCAPES`); built in:
+    less_is_more | peaked | harmful | synergy (see ablate/objectives/landscapes/)."""
+    landscape_seed: int = 0
+    """For kind sim: draws the landscape's optimum and weights (same seed = same landscape)."""
+    noise: float = 0.0
+    """For kind sim: standard deviation of the Gaussian noise added per (mixture, seed)."""
+    duration_s: float = 0.0
+    """For kind sim: seconds each trial sleeps, like a fine-tune would take."""
+    report_steps: int = 0
+    """For kind sim: intermediate values reported during the trial (for `design.prune`)."""
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    kind: str = "grid"
+    """A design kind (`ablate/design/kinds/`, or `search`): grid: volumes x balance x seeds; lattice: simplex lattice + centroid; corners: one task
+    type each; leave_one_out: uniform over all types but one; dirichlet: a space-filling
+    Dirichlet cover around `prior`; random: `n_trials` Dirichlet draws; search: Optuna."""
+    volumes: tuple[int, ...] = (1000,)
+    """Rows per trial."""
+    balance: tuple[float, ...] = (1.0,)
+    """Normalised entropy of the proportions, 0 (one task type) .. 1 (uniform)."""
+    seeds: tuple[int, ...] = (0,)
+    """Replicates: each seed draws a different subset and trains with a different init."""
+    concentration: tuple[float, ...] = ()
+    """grid: balance levels as symmetric Dirichlet concentrations instead of entropies
+    (small = skewed, large = balanced); random/dirichlet: concentration of the draws."""
+    divisions: int = 2
+    """lattice: the simplex lattice {0, 1/m, ..., 1} with m = divisions."""
+    centroid: bool = True
+    """lattice, corners, leave_one_out: also run the uniform mixture."""
+    n_trials: int = 20
+    """random, dirichlet: mixtures drawn (before seed replicates); search: trials asked."""
+    prior: str | dict[str, float] = "natural"
+    """dirichlet/random/search: `natural` (the pool's proportions; uniform without a pool),
+    `uniform`, or a mapping of task type -> share."""
+    prior_temperature: float = 0.5
+    """`natural` prior raised to this power and renormalised (RegMix uses 0.5)."""
+    min_share: float = 0.0
+    """dirichlet/random/search: every task type gets at least this share."""
+    max_share: dict[str, float] = field(default_factory=dict)
+    """search: per-type upper bounds, enforced as Optuna constraints (`trial.set_constraint`)."""
+    sampler: str = "default"
+    """search: a sampler of `ablate/search/samplers/` (default, tpe, gp, cmaes, random, qmc); `default` = centroid + maximin start, then a GP on sqrt(shares)
+    (ablate/search/mixture_sampler.py)."""
+    parameterization: typing.Literal["stick", "logu"] = "stick"
+    """search: `stick` (k-1 coordinates, one per mixture) or `logu` (Optuna FAQ: k -log(u))."""
+    search_volume: bool = False
+    """search: also search the volume, log-uniform between min and max of `volumes`."""
+    multi_objective: typing.Literal["none", "volume", "gpu_hours"] = "none"
+    """search: also minimise volume or GPU-hours; the Pareto front is `study.best_trials`."""
+    prune: bool = False
+    """search: prune trials from intermediate values (Optuna MedianPruner)."""
+    warm_start: str = "none"
+    """search: `none` or a fixed design kind: enqueue that design (built from the keys above) before searching."""
+    n_startup: int | None = None
+    """search: trials before the sampler models the results (sampler default when unset)."""
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    gpus_per_trial: float | None = None
+    """GPUs per trial; default 1 when the Ray cluster has GPUs, else 0 (CPU)."""
+    cpus_per_trial: float = 1.0
+    max_in_flight: int = 8
+
+
+@dataclass(frozen=True)
+class BenchRef:
+    file: str | None = None
+    """A bench YAML file (relative to the job file)."""
+    heldout_of_pool: float = 0.0
+    """Hold this share of the pool out of every trial's training (the same rows for every
+    trial, drawn from the job's `seed`) and report `heldout_loss` and
+    `heldout_loss/<task_type>` on it."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    study: str
+    """Optuna study name; running the same job again resumes it."""
+    storage: str = "sqlite:///ablate.db"
+    tracking: str = "sqlite:///mlflow.db"
+    pool: str | None = None
+    """A pool folder made by `ablate data import` (relative to this file)."""
+    bench: str | BenchRef | None = None
+    """A bench YAML file (relative to this file), or `{file: ..., heldout_of_pool: FRACTION}`."""
+    mixture: str | dict[str, Any] | None = None
+    """The mixture `ablate trial` runs: a mixture YAML path (relative to this file) or an
+    inline mapping with the keys of a mixture file; default: the design's first point."""
+    taxonomy: str = "task_type"
+    """The pool label column the proportions refer to."""
+    task_types: tuple[str, ...] = ()
+    """Task types to mix; default: all of the pool's taxonomy."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    design: DesignSpec = field(default_factory=DesignSpec)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    seed: int = 0
+    """Seed of the design and sampler."""
+    source: str = field(default="", metadata={"internal": True})
+    """The file this job came from (set by `load_job`)."""
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source else Path.cwd()
+
+    @property
+    def pool_dir(self) -> Path | None:
+        return resolve_path(self.pool, self.base_dir) if self.pool else None
+
+    @property
+    def bench_file(self) -> Path | None:
+        path = self.bench.file if isinstance(self.bench, BenchRef) else self.bench
+        return resolve_path(path, self.base_dir) if path else None
+
+    @property
+    def heldout_fraction(self) -> float:
+        """Share of the pool held out of training and scored by loss (0: none)."""
+        return self.bench.heldout_of_pool if isinstance(self.bench, BenchRef) else 0.0
+
+    @property
+    def storage_url(self) -> str:
+        return resolve_db_url(self.storage, self.base_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        return resolve_db_url(self.tracking, self.base_dir)
+
+
+def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """Read a job file and check its shape (keys, types, ranges).
+
+    The kinds it names (design, sampler, objective, landscape) are checked against their
+    registries by `ablate.plan.load_job`, which is what commands call.
+    """
+    data = read_yaml(path, overrides)
+    job = build(JobSpec, data, path)
+    job = dataclasses.replace(job, source=str(Path(path).resolve()))
+    check_job_shape(job, str(path))
+    return job
+
+
+def check_job_shape(job: JobSpec, src: str) -> None:
+    if not job.study.strip():
+        raise UserError(f"{src}: `study` must be a non-empty name")
+    d = job.design
+    for i, v in enumerate(d.volumes):
+        if v <= 0:
+            raise UserError(
+                f"{src}: `design.volumes[{i}]` must be a positive number of rows, got {v}"
+            )
+    for i, b in enumerate(d.balance):
+        if not 0.0 <= b <= 1.0:
+            raise UserError(
+                f"{src}: `design.balance[{i}]` must lie in 0..1 (normalised entropy), got {b}"
+            )
+    if not d.volumes or not d.balance or not d.seeds:
+        raise UserError(
+            f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
+        )
+    for key, value in (
+        ("design.n_trials", d.n_trials),
+        ("design.divisions", d.divisions),
+        ("design.prior_temperature", d.prior_temperature),
+    ):
+        if not value > 0:
+            raise UserError(f"{src}: `{key}` must be positive, got {value}")
+    for i, c in enumerate(d.concentration):
+        if not c > 0:
+            raise UserError(f"{src}: `design.concentration[{i}]` must be positive, got {c}")
+    n_types = len(job.task_types) or 1
+    if not 0 <= d.min_share < 1 / n_types:
+        raise UserError(
+            f"{src}: `design.min_share` must lie in [0, 1/{n_types}) for {n_types} task types, "
+            f"got {d.min_share}"
+        )
+    for t, m in d.max_share.items():
+        if not 0 < m <= 1:
+            raise UserError(f"{src}: `design.max_share.{t}` must lie in (0, 1], got {m}")
+        if job.task_types and t not in job.task_types:
+            raise UserError(
+                f"{src}: `design.max_share` names {t!r}, which is not in `task_types` {list(job.task_types)}"
+            )
+    if isinstance(d.prior, str) and d.prior not in ("natural", "uniform"):
+        raise UserError(
+            f"{src}: `design.prior` must be natural, uniform or a mapping of task type -> share, got {d.prior!r}"
+        )
+    if d.search_volume and (len(d.volumes) < 2 or min(d.volumes) == max(d.volumes)):
+        raise UserError(
+            f"{src}: `design.search_volume` needs `design.volumes` with a smaller and a larger "
+            f"value (the range searched), got {list(d.volumes)}"
+        )
+    if not job.objective.noise >= 0 or not job.objective.duration_s >= 0:
+        raise UserError(f"{src}: `objective.noise` and `objective.duration_s` must be 0 or more")
+    if len(set(job.task_types)) != len(job.task_types):
+        raise UserError(f"{src}: `task_types` lists a type twice: {list(job.task_types)}")
+    # `not x > 0` also catches NaN, which `x <= 0` lets through
+    positive = {
+        "train.lr": job.train.lr,
+        "train.epochs": job.train.epochs,
+        "train.batch_size": job.train.batch_size,
+        "train.max_steps": 1 if job.train.max_steps is None else job.train.max_steps,
+        "train.max_length": job.train.max_length,
+        "resources.max_in_flight": job.resources.max_in_flight,
+        "resources.cpus_per_trial": job.resources.cpus_per_trial,
+        "model.lora.r": job.model.lora.r,
+        "model.lora.alpha": job.model.lora.alpha,
+        "train.grad_accum": job.train.grad_accum,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise UserError(f"{src}: `{key}` must be positive, got {value}")
+    gpus = job.resources.gpus_per_trial
+    if gpus is not None and not gpus >= 0:
+        raise UserError(f"{src}: `resources.gpus_per_trial` must be 0 or more, got {gpus}")
+    if job.train.pack_tokens and not job.train.pack_tokens >= job.train.max_length:
+        raise UserError(
+            f"{src}: `train.pack_tokens` ({job.train.pack_tokens}) must be 0 (automatic) or at "
+            f"least `train.max_length` ({job.train.max_length}), so every dialogue fits a row"
+        )
+    if not 0 <= job.train.warmup_ratio < 1 or not 0 <= job.model.lora.dropout < 1:
+        raise UserError(f"{src}: `train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)")

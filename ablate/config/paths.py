@@ -1,0 +1,38 @@
+"""Paths and database URLs in config files: relative to the file's folder; the SQLite URL's path.
+
+Every place that needs the file behind a `sqlite:///...` URL asks `sqlite_path` (one parser).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """A path from a config file: relative paths are relative to the file's own folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def resolve_db_url(url: str, base: Path) -> str:
+    """Make `sqlite:///relative.db` relative to the config file's folder; other URLs unchanged.
+
+    A plain path (no `scheme://`) is resolved too: for `storage:` it means an Optuna journal file.
+    """
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str((base / url[len("sqlite:///") :]).resolve())
+    if "://" not in url:
+        return str(resolve_path(url, base).resolve())
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///path` URL; None for any other URL or a journal path."""
+    return Path(url[len(SQLITE_PREFIX) :]) if url.startswith(SQLITE_PREFIX) else None
+
+
+def safe_name(name: str) -> str:
+    """A study name as part of a file name: each character but letters, digits and `-_.` -> `_`."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,1 @@
+"""Fixed design kinds, one file each; `ablate.design.registry.DESIGNS` finds them."""

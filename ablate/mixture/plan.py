@@ -1,0 +1,285 @@
+"""From a mixture to rows per task type (and per stratum): resolved proportions, largest-remainder
+rounding, `max_repeat` caps, and `validate`, which fails before any compute with what would fix it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ablate.errors import UserError
+from ablate.mixture.spec import Mixture, Nested, canonical_proportions, check_mixture
+from ablate.pool import PoolManifest
+
+
+def volume_rows(mixture: Mixture, manifest: PoolManifest) -> int:
+    """The mixture's volume in rows: a fraction (< 1) is of the whole pool, rounded."""
+    v = float(mixture.volume)
+    return round(v * manifest.rows) if v < 1 else int(v)
+
+
+def _type_counts(mixture: Mixture, manifest: PoolManifest, source: str) -> dict[str, int]:
+    counts = manifest.labels.get(mixture.taxonomy)
+    if counts is None:
+        raise UserError(
+            f"{source}: `taxonomy` {mixture.taxonomy!r} is not a label column of the pool; "
+            f"available: {', '.join(manifest.labels)}"
+        )
+    return counts
+
+
+def _natural_shares(props: Any, counts: Mapping[str, int]) -> dict[str, float]:
+    """The given shares, or p_i ∝ n_i^T over the labels present (natural: T = 1)."""
+    if isinstance(props, dict) and "natural" not in props:
+        return dict(props)
+    present = {k: n for k, n in counts.items() if n > 0}
+    t = props["temperature"] if isinstance(props, dict) else 1.0
+    weights = {k: float(n) ** t for k, n in present.items()}
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()}
+
+
+def apply_min_share(
+    proportions: Mapping[str, float], min_share: float | Mapping[str, float]
+) -> dict[str, float]:
+    """Raise shares below their floor to it and scale the others down in proportion.
+
+    A number floors every type with a positive share; a mapping floors the types it names
+    (adding them when absent). Water-filling: a type scaled below its floor is fixed at it and
+    the rest is rescaled again, so the result sums to 1 and no share ends below its floor.
+    """
+    if isinstance(min_share, Mapping):
+        floors = {t: float(f) for t, f in min_share.items() if f > 0}
+    else:
+        floors = {t: float(min_share) for t, p in proportions.items() if p > 0 and min_share > 0}
+    if not floors:
+        return dict(proportions)
+    p = {t: float(v) for t, v in proportions.items()}
+    for t in floors:
+        p.setdefault(t, 0.0)
+    fixed: dict[str, float] = {}
+    while True:
+        mass = 1.0 - sum(fixed.values())
+        total = sum(v for t, v in p.items() if t not in fixed)
+        low = {
+            t: floors[t]
+            for t, v in p.items()
+            if t not in fixed and t in floors and (total <= 0 or v * mass / total < floors[t])
+        }
+        if not low:
+            break
+        fixed |= low
+    out = {
+        t: fixed[t] if t in fixed else (v * mass / total if total > 0 else 0.0)
+        for t, v in p.items()
+    }
+    norm = sum(out.values())
+    return {t: v / norm for t, v in out.items()}
+
+
+def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, float]:
+    """Shares per type: the given ones, or the pool's own (natural), or p_i ∝ n_i^T
+    (temperature); then floored by `min_share`."""
+    props = canonical_proportions(mixture.proportions, "mixture")
+    if isinstance(props, dict) and "natural" not in props:
+        shares = dict(props)
+    else:
+        shares = _natural_shares(props, _type_counts(mixture, manifest, "mixture"))
+    return apply_min_share(shares, mixture.min_share)
+
+
+def rows_per_type(proportions: Mapping[str, float], volume: int) -> dict[str, int]:
+    """Integer rows per type summing exactly to `volume` (largest remainder, ties by name).
+
+    Only types with a positive share get rows; the result lists every type, sorted by name.
+    """
+    if volume < 0:
+        raise ValueError(f"volume must be >= 0, got {volume}")
+    total = sum(proportions.values())
+    positive = sorted(k for k, p in proportions.items() if p > 0)
+    if not positive:
+        raise ValueError("rows_per_type needs at least one positive share")
+    # Normalising first keeps the sum exact even when the shares sum to 1 only within 1e-6.
+    quota = {k: proportions[k] / total * volume for k in positive}
+    rows = {k: math.floor(q) for k, q in quota.items()}
+    left = volume - sum(rows.values())
+    order = sorted(positive, key=lambda k: (-(quota[k] - rows[k]), k))
+    for i in range(left):
+        rows[order[i % len(order)]] += 1
+    return {k: rows.get(k, 0) for k in sorted(proportions)}
+
+
+def repeat_cap(mixture: Mixture, label: str) -> int:
+    """How many times a row of `label` may appear (`max_repeat`, per type or for all)."""
+    if isinstance(mixture.max_repeat, Mapping):
+        return int(mixture.max_repeat.get(label, 1))
+    return int(mixture.max_repeat)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One stratum of a mixture's plan: rows of `label` (and of `inner` in a nested mixture)."""
+
+    label: str
+    """Label of the mixture's taxonomy."""
+    inner: str | None
+    """Label of `within[label].taxonomy`, or None for an unstratified label."""
+    rows: int
+    """Rows to draw (copies included)."""
+    available: int
+    """Distinct pool rows in this stratum."""
+    max_repeat: int
+
+    @property
+    def key(self) -> str:
+        return self.label if self.inner is None else f"{self.label}/{self.inner}"
+
+
+def _inner_counts(
+    mixture: Mixture, manifest: PoolManifest, label: str, nested: Nested, source: str
+) -> dict[str, int]:
+    if nested.taxonomy not in manifest.labels:
+        raise UserError(
+            f"{source}: `within.{label}.taxonomy` {nested.taxonomy!r} is not a label column of "
+            f"the pool; available: {', '.join(manifest.labels)}"
+        )
+    joint = manifest.joint.get(mixture.taxonomy, {}).get(nested.taxonomy)
+    if joint is None:
+        raise UserError(
+            f"{source}: `within` needs the pool's joint label counts, which its manifest lacks "
+            "(an older import, or too many distinct label combinations); re-import the pool "
+            "with `ablate data import`"
+        )
+    return dict(joint.get(label, {}))
+
+
+def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> list[Cell]:
+    """The rows per stratum the mixture draws; raises UserError for a label the pool lacks.
+
+    Capacity (rows vs available x max_repeat) is checked by `validate`, not here.
+    """
+    mixture = check_mixture(mixture, source)
+    counts = _type_counts(mixture, manifest, source)
+    props = resolve_proportions(mixture, manifest)
+    have = ", ".join(f"{k} ({n:,})" for k, n in counts.items())
+    for t, p in props.items():
+        if p > 0 and counts.get(t, 0) == 0:
+            floored = isinstance(mixture.min_share, Mapping) and t in mixture.min_share
+            key = "min_share" if floored and t not in _given(mixture.proportions) else "proportions"
+            raise UserError(
+                f"{source}: `{key}.{t}` is {p:g} but the pool has no `{t}` rows in "
+                f"`{mixture.taxonomy}`; the pool has: {have}"
+            )
+    unknown = sorted(set(mixture.within) - set(counts))
+    if unknown:
+        raise UserError(
+            f"{source}: `within.{unknown[0]}`: the pool's `{mixture.taxonomy}` has no label "
+            f"{unknown[0]!r}; it has: {have}"
+        )
+    volume = volume_rows(mixture, manifest)
+    if volume < 1:
+        raise UserError(
+            f"{source}: `volume` {mixture.volume} of a {manifest.rows:,}-row pool is 0 rows; "
+            "raise it"
+        )
+    cells = []
+    for label, n in rows_per_type(props, volume).items():
+        cap = repeat_cap(mixture, label)
+        nested = mixture.within.get(label)
+        if nested is None:
+            cells.append(Cell(label, None, n, counts.get(label, 0), cap))
+            continue
+        inner = _inner_counts(mixture, manifest, label, nested, source)
+        inner_props = _natural_shares(nested.proportions, inner)
+        for t, p in inner_props.items():
+            if p > 0 and inner.get(t, 0) == 0:
+                rows_have = ", ".join(f"{k} ({v:,})" for k, v in inner.items())
+                raise UserError(
+                    f"{source}: `within.{label}.proportions.{t}` is {p:g} but the pool has no "
+                    f"`{t}` rows in `{nested.taxonomy}` among its `{label}` rows; they have: "
+                    f"{rows_have}"
+                )
+        for t, m in rows_per_type(inner_props, n).items():
+            cells.append(Cell(label, t, m, inner.get(t, 0), cap))
+    return cells
+
+
+def _given(props: Any) -> set[str]:
+    return set(props) if isinstance(props, dict) and "natural" not in props else set()
+
+
+def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> None:
+    """Fail before any compute is spent if the pool cannot supply the mixture."""
+    mixture = check_mixture(mixture, source)
+    cells = plan(mixture, manifest, source)
+    for cell in cells:
+        if cell.rows <= cell.available * cell.max_repeat:
+            continue
+        best = _max_volume_of(mixture, manifest)
+        repeat = math.ceil(cell.rows / cell.available)
+        if isinstance(mixture.max_repeat, Mapping):
+            raise_to = f"raise `max_repeat.{cell.label}` to {repeat}"
+        else:
+            repeat = max(math.ceil(c.rows / c.available) for c in cells if c.rows)
+            raise_to = f"raise `max_repeat` to {repeat}"
+        what = cell.label
+        if cell.inner is not None:
+            nested = mixture.within[cell.label]
+            what = f"{cell.label} / {cell.inner} (`{nested.taxonomy}` {cell.inner} within {cell.label})"
+        change = "`proportions`" + (
+            f" or `within.{cell.label}.proportions`" if cell.inner is not None else ""
+        )
+        raise UserError(
+            f"{source}: `volume` needs {cell.rows:,} rows of {what}, the pool has "
+            f"{cell.available:,} and max_repeat is {cell.max_repeat}; lower `volume` to at most "
+            f"{best:,}, {raise_to}, or change {change}"
+        )
+
+
+def _max_volume_of(mixture: Mixture, manifest: PoolManifest) -> int:
+    """The largest volume (rows) at which every stratum of the mixture fits."""
+    if not mixture.within:
+        props = resolve_proportions(mixture, manifest)
+        counts = manifest.labels[mixture.taxonomy]
+        caps = {t: repeat_cap(mixture, t) for t in props}
+        return max_volume(props, counts, caps)
+
+    def fits(v: int) -> bool:
+        cells = plan(replace(mixture, volume=v), manifest)
+        return all(c.rows <= c.available * c.max_repeat for c in cells)
+
+    lo, hi = 0, max(1, manifest.rows * max(_all_caps(mixture)))
+    while lo < hi:  # largest v with fits(v); fits is monotone up to rounding
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _all_caps(mixture: Mixture) -> list[int]:
+    if isinstance(mixture.max_repeat, Mapping):
+        return [1, *mixture.max_repeat.values()]
+    return [int(mixture.max_repeat)]
+
+
+def max_volume(
+    proportions: Mapping[str, float],
+    counts: Mapping[str, int],
+    max_repeat: int | Mapping[str, int],
+) -> int:
+    """The largest volume the pool can supply at these proportions and max_repeat (per type)."""
+
+    def cap(t: str) -> int:
+        r = max_repeat.get(t, 1) if isinstance(max_repeat, Mapping) else max_repeat
+        return counts.get(t, 0) * int(r)
+
+    caps = {t: cap(t) for t, p in proportions.items() if p > 0}
+    total = sum(proportions.values())
+    # Each type gets at least floor(p_t * v) rows, so no v >= (cap_t + 1) / p_t fits: search down.
+    v = math.ceil(min((caps[t] + 1) * total / proportions[t] for t in caps))
+    while v > 0 and any(n > caps.get(t, 0) for t, n in rows_per_type(proportions, v).items()):
+        v -= 1
+    return v

@@ -1,0 +1,210 @@
+"""Load a model and its processor: the product's one path from a folder or hub id to a model in
+memory, for the built-in `tiny-llava` (see `ablate.world.tiny_model`) and real checkpoints alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.config import ModelSpec
+from ablate.errors import UserError
+from ablate.world import TINY_NAME, tiny_model_dir
+
+
+@dataclass
+class LoadedModel:
+    """A base model resident in memory, with its processor; reused across trials by a worker."""
+
+    path: str
+    model: Any
+    processor: Any
+    """The model's processor (image-text-to-text) or its tokenizer (text-only causal LM)."""
+    device: str
+    kind: str = "image-text-to-text"
+    """`image-text-to-text` or `causal-lm`."""
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+
+def resolve_model_path(path: str, base_dir: Path, world_root: Path | None) -> Path | str:
+    """`tiny-llava` -> its built folder next to the world; a relative local folder -> absolute."""
+    if path == TINY_NAME:
+        if world_root is None:
+            raise ValueError("tiny-llava needs the world it was built for")
+        return tiny_model_dir(world_root / "models")
+    local = Path(path) if Path(path).is_absolute() else base_dir / path
+    return local if local.exists() else path
+
+
+def chat_template_of(processor: Any) -> str | None:
+    """The chat template a processor or tokenizer renders with, if it has one."""
+    template = getattr(processor, "chat_template", None)
+    if not template:
+        template = getattr(getattr(processor, "tokenizer", None), "chat_template", None)
+    return template or None
+
+
+def _pick_attention(requested: str, device: str) -> str:
+    """`auto`: flash_attention_2 on CUDA when installed (varlen kernel, no padding cost), else sdpa."""
+    if requested != "auto":
+        return requested
+    if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _processor_without_video(where: str, trust: bool) -> Any:
+    """The model's processor built from its image processor and tokenizer, with no video
+    processor: transformers' video processors need torchvision, and a trial never feeds video.
+    """
+    import transformers
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    config = json.loads((Path(where) / "preprocessor_config.json").read_text())
+    base = getattr(transformers, config.get("processor_class", ""), None)
+    if base is None:
+        raise ImportError(
+            f"model {where}: its processor needs torchvision (pip install torchvision)"
+        )
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc, valid-type]
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument is None and argument_name == "video_processor":
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    ImageOnlyProcessor.__name__ = base.__name__
+    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
+    template_file = Path(where) / "chat_template.jinja"
+    template = template_file.read_text() if template_file.is_file() else tokenizer.chat_template
+    # the processor's own settings (LLaVA-OneVision's `num_image_tokens`, its feature strategy):
+    # without them it cannot count the tokens an image expands to
+    settings_file = Path(where) / "processor_config.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    takes = set(inspect.signature(base.__init__).parameters) - {
+        "self",
+        "image_processor",
+        "tokenizer",
+        "video_processor",
+        "chat_template",
+    }
+    return ImageOnlyProcessor(
+        image_processor=AutoImageProcessor.from_pretrained(where, trust_remote_code=trust),
+        tokenizer=tokenizer,
+        video_processor=None,
+        chat_template=template,
+        **{k: v for k, v in settings.items() if k in takes},
+    )
+
+
+def load_model(
+    path: Path | str, device: str | None = None, spec: ModelSpec | None = None
+) -> LoadedModel:
+    """Load an image-text-to-text model with its processor, or a text-only causal LM with its
+    tokenizer, in a sensible dtype and attention implementation for the device.
+
+    `spec` is the job's `ModelSpec` (kind, dtype, attention, trust_remote_code); None takes
+    the defaults. A model without a chat template is refused: labels come from the template.
+    """
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per worker and trial is noise in a sweep's log
+    hf_logging.set_verbosity_error()
+    # peft and the Trainer read a property transformers 5 deprecated: not the user's concern
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
+
+    spec = spec or ModelSpec()
+    kind: str = spec.kind
+    trust = spec.trust_remote_code
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype_name: str = spec.dtype
+    if dtype_name == "auto":
+        dtype_name = "bfloat16" if device == "cuda" else "float32"
+    attn = _pick_attention(spec.attn_implementation, device)
+    where = str(path)
+    processor = _load_processor(where, kind, trust)
+    if kind == "auto":
+        kind = "image-text-to-text" if hasattr(processor, "image_processor") else "causal-lm"
+    if kind == "image-text-to-text" and not hasattr(processor, "image_processor"):
+        raise UserError(
+            f"model {where}: `model.kind` is image-text-to-text but its processor has no image "
+            "processor; use `model.kind: causal-lm` for a text-only model"
+        )
+    if chat_template_of(processor) is None:
+        raise UserError(
+            f"model {where} has no chat template, and labels on assistant turns come from it: "
+            "use an instruction-tuned (chat) checkpoint, or add a `chat_template.jinja` to the "
+            "model folder"
+        )
+    model, attn = _load_weights(where, kind, getattr(torch, dtype_name), attn, trust)
+    model = model.to(device)
+    return LoadedModel(
+        path=where,
+        model=model,
+        processor=processor,
+        device=device,
+        kind=kind,
+        dtype=dtype_name,
+        attn_implementation=attn,
+    )
+
+
+def _load_processor(where: str, kind: str, trust: bool) -> Any:
+    """The processor of an image-text-to-text model (`kind` auto or image-text-to-text), or the
+    tokenizer of a causal LM; a UserError that says why when it cannot be loaded."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    try:
+        if kind == "causal-lm":
+            return AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
+        try:
+            return AutoProcessor.from_pretrained(where, trust_remote_code=trust)
+        except ImportError as err:
+            if "torchvision" not in str(err).lower():
+                raise
+            return _processor_without_video(where, trust)
+    except (OSError, ValueError) as err:
+        hint = (
+            " (its code lives in the model repository: set `model.trust_remote_code: true` "
+            "if you trust it)"
+            if "trust_remote_code" in str(err)
+            else ""
+        )
+        raise UserError(
+            f"model {where}: cannot load its processor or tokenizer{hint}: {err}"
+        ) from None
+
+
+def _load_weights(where: str, kind: str, dtype: Any, attn: str, trust: bool) -> tuple[Any, str]:
+    """The model's weights in `dtype` with the attention `attn`, or with eager attention for an
+    architecture without it; returns the model and the attention it was loaded with."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    auto = AutoModelForImageTextToText if kind == "image-text-to-text" else AutoModelForCausalLM
+    try:
+        model = auto.from_pretrained(
+            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
+    except ValueError as err:
+        if "attn_implementation" not in str(err) and "attention" not in str(err).lower():
+            raise UserError(f"model {where}: cannot load as {kind}: {err}") from None
+        attn = "eager"  # an architecture without sdpa support: the always-available kernel
+        model = auto.from_pretrained(
+            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
+    except OSError as err:
+        raise UserError(f"model {where}: cannot load its weights: {err}") from None
+    return model, attn

@@ -1,0 +1,64 @@
+"""Objective kind `sim`: score a built-in synthetic landscape (`ablate.objectives.sim_landscape`)
+instead of training; it sleeps `duration_s` like the fine-tune it stands for."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+from ablate.objectives.base import OBJECTIVES
+from ablate.objectives.sim_landscape import LANDSCAPES, sim_score
+from ablate.result import TrialResult
+
+
+@OBJECTIVES.register("sim")
+class SimObjective:
+    """A landscape's score; the design needs `task_types` (or a `pool`) to know what to mix."""
+
+    def check(self, job: JobSpec, source: str) -> None:
+        if not job.task_types and job.pool is None:
+            raise UserError(
+                f"{source}: list `task_types` (or give a `pool`) so the design knows what to mix"
+            )
+        LANDSCAPES.get(job.objective.landscape, source)
+
+    def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
+        return run_sim_objective(job, mixture, cache.get("report"))
+
+
+def run_sim_objective(
+    job: JobSpec,
+    mixture: Mixture,
+    report: Callable[[int, float], None] | None = None,
+) -> TrialResult:
+    """Sleep `duration_s`, then return the landscape's score as `objective.metric`.
+
+    With `report_steps` n > 0 the sleep is cut into n steps and `report(step, value)` gets a
+    learning curve value(t) = score * (1 - exp(-4 t / n)) / (1 - exp(-4)) after each (for pruning).
+    """
+    obj = job.objective
+    start = time.perf_counter()
+    props = {t: float(p) for t, p in dict(mixture.proportions).items()}
+    types = list(job.task_types) or sorted(props)
+    value, clean = sim_score(
+        obj.landscape, props, types, mixture.volume, mixture.seed, obj.landscape_seed, obj.noise
+    )
+    steps = max(0, obj.report_steps)
+    if steps:
+        norm = 1.0 - math.exp(-4.0)
+        for step in range(1, steps + 1):
+            time.sleep(obj.duration_s / steps)
+            if report is not None:
+                report(step, value * (1.0 - math.exp(-4.0 * step / steps)) / norm)
+    elif obj.duration_s > 0:
+        time.sleep(obj.duration_s)
+    return TrialResult(
+        metrics={obj.metric: value, "noise_free": clean},
+        seconds=time.perf_counter() - start,
+        info={"landscape": obj.landscape, "landscape_seed": obj.landscape_seed},
+    )

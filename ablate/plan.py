@@ -1,0 +1,182 @@
+"""A job against its registries and its pool: what commands call before any compute is spent.
+
+    load_job(path, overrides)        read the file, check its shape and every kind it names
+    validate_job(job)                every design point can be drawn from the pool
+    design_mixtures(job, types)      the mixtures a sweep enqueues up front
+
+`ablate.config` checks keys, types and ranges; this layer adds what needs the registries (design
+kinds, samplers, objective kinds, landscapes), the task types and the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ablate.config import JobSpec, build, read_job, resolve_path
+from ablate.design import DESIGNS, SEARCH, fixed_design
+from ablate.errors import UserError
+from ablate.mixture import (
+    Mixture,
+    check_mixture,
+    load_mixture,
+    max_volume,
+    resolve_proportions,
+    rows_per_type,
+    validate,
+    volume_rows,
+)
+from ablate.objectives import check_objective
+from ablate.pool import PoolManifest, open_pool
+from ablate.search import SAMPLERS, default_warm_start
+
+#: Slack when comparing sums of shares (shares come from YAML decimals).
+SHARE_TOL = 1e-9
+
+
+def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """Read a job file and check it whole; pool-dependent checks happen in `validate_job`."""
+    job = read_job(path, overrides)
+    check_job_kinds(job, str(path))
+    return job
+
+
+def check_job_kinds(job: JobSpec, src: str) -> None:
+    """Every kind the job names exists (did-you-mean otherwise) and fits the rest of the job."""
+    check_objective(job, src)
+    d = job.design
+    if d.kind != SEARCH:
+        DESIGNS.get(d.kind, src)
+    else:
+        SAMPLERS.get(d.sampler, src)
+        if d.warm_start != "none":
+            DESIGNS.get(d.warm_start, src)
+    if job.task_types:
+        check_max_share(job, list(job.task_types))
+
+
+def check_max_share(job: JobSpec, task_types: Sequence[str]) -> None:
+    """`design.max_share` caps and the `min_share` floor must leave at least one mixture.
+
+    A mixture p with min_share <= p_t <= cap_t exists iff every cap is at least the floor and
+    the caps (1 for an uncapped type) sum to at least 1 (the floor's sum k * min_share <= 1 is
+    checked with the floor itself).
+    """
+    d = job.design
+    if not d.max_share:
+        return
+    src = job.source or "job"
+    low = [t for t, cap in d.max_share.items() if cap < d.min_share]
+    if low:
+        raise UserError(
+            f"{src}: `design.max_share.{low[0]}` ({d.max_share[low[0]]}) is below "
+            f"`design.min_share` ({d.min_share}): no mixture satisfies both"
+        )
+    total = sum(float(d.max_share.get(t, 1.0)) for t in task_types)
+    if total < 1.0 - SHARE_TOL:
+        caps = ", ".join(f"{t} <= {d.max_share.get(t, 1.0):g}" for t in task_types)
+        raise UserError(
+            f"{src}: `design.max_share` leaves no mixture: the caps over the task types sum to "
+            f"{total:g} < 1 ({caps}); raise a cap or leave a type uncapped"
+        )
+
+
+def design_mixtures(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
+    """The mixtures a sweep enqueues up front: the fixed design; for a search, the default
+    sampler's centroid and then `warm_start`'s design at the first seed (a search runs one seed
+    per trial)."""
+    d = job.design
+    if d.kind != SEARCH:
+        return fixed_design(job, task_types)
+    points = default_warm_start(job, task_types)
+    if d.warm_start != "none":
+        points += [m for m in fixed_design(job, task_types, d.warm_start) if m.seed == d.seeds[0]]
+    return points
+
+
+def job_task_types(job: JobSpec) -> list[str]:
+    """The task types a job mixes: its `task_types`, or every label of the pool's taxonomy."""
+    if job.task_types:
+        return list(job.task_types)
+    if job.pool_dir is None:
+        raise UserError(f"{job.source}: list `task_types` or give a `pool`")
+    return sorted(open_pool(job.pool_dir).manifest.labels.get(job.taxonomy, {}))
+
+
+def validate_job(job: JobSpec) -> None:
+    """Every design point must be suppliable by the pool: fail before any training."""
+    if job.objective.kind != "train":
+        return
+    assert job.pool_dir is not None  # load_job requires it for kind train
+    pool = open_pool(job.pool_dir)
+    if job.taxonomy not in pool.manifest.labels:
+        raise UserError(
+            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool {job.pool_dir}; "
+            f"available: {', '.join(pool.manifest.labels)}"
+        )
+    missing = [t for t in job.task_types if t not in pool.manifest.labels[job.taxonomy]]
+    if missing:
+        raise UserError(
+            f"{job.source}: `task_types` lists {', '.join(missing)}, which the pool's `{job.taxonomy}` lacks; "
+            f"the pool has {', '.join(sorted(pool.manifest.labels[job.taxonomy]))}"
+        )
+    task_types = job_task_types(job)
+    check_max_share(job, task_types)
+    mixtures = design_mixtures(job, task_types)
+    _check_design_volumes(job, mixtures, pool.manifest)
+    for mixture in mixtures:
+        validate(mixture, pool.manifest, source=f"{job.source} (design point {mixture.name})")
+    if job.bench_file is not None and not job.bench_file.is_file():
+        raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")
+
+
+def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest) -> None:
+    """Name the job's own keys when a design volume is more than the pool can supply.
+
+    (A mixture file's message would suggest `max_repeat`, which a job file has no key for.)
+    """
+    counts = manifest.labels.get(job.taxonomy, {})
+    short = []
+    for m in mixtures:
+        props = resolve_proportions(m, manifest)
+        if any(p > 0 and not counts.get(t) for t, p in props.items()):
+            continue  # a type the pool lacks: `validate` says so
+        need = rows_per_type(props, volume_rows(m, manifest))
+        over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * m.max_repeat]
+        if over:
+            short.append((m, props, over[0]))
+    if not short:
+        return
+    m, _, (label, n) = short[0]
+    cap = min(max_volume(resolve_proportions(x, manifest), counts, x.max_repeat) for x in mixtures)
+    volumes = sorted({int(x.volume) for x, _, _ in short})
+    raise UserError(
+        f"{job.source}: `design.volumes` {', '.join(map(str, volumes))} cannot be drawn from "
+        f"the pool {job.pool_dir}: design point {m.name} needs {n:,} rows of `{label}`, the "
+        f"pool's `{job.taxonomy}` has {counts.get(label, 0):,}. Lower `design.volumes` to at "
+        f"most {cap:,} (the largest volume every `design.balance` level can draw), or import "
+        "a larger pool"
+    )
+
+
+def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixture:
+    """The mixture `ablate trial` runs, validated against the pool: `--mixture FILE`, else the
+    job's `mixture:` (a path, or an inline mapping whose `taxonomy` defaults to the job's), else
+    the design's first point."""
+    if mixture_file is None and job.mixture is None:
+        validate_job(job)
+        return design_mixtures(job, job_task_types(job))[0]
+    if mixture_file is not None:
+        mixture, where = load_mixture(mixture_file), str(mixture_file)
+    elif isinstance(job.mixture, dict):  # inline in the job file
+        where = f"{job.source} (`mixture`)"
+        inline = {"taxonomy": job.taxonomy, **job.mixture}  # the job's task types by default
+        mixture = check_mixture(build(Mixture, inline, job.source, "mixture."), where)
+    else:
+        assert isinstance(job.mixture, str)
+        path = resolve_path(job.mixture, job.base_dir)
+        mixture, where = load_mixture(path), str(path)
+    if job.objective.kind == "train":
+        assert job.pool_dir is not None  # the train objective's check requires it
+        validate(mixture, open_pool(job.pool_dir).manifest, source=where)
+    return mixture

@@ -1,0 +1,87 @@
+"""Name -> factory tables for every extension point: designs, samplers, scorers, surrogates,
+objective kinds and sim landscapes.
+
+Each extension point owns one `Registry`; an extension is one module that decorates its factory
+with `@REGISTRY.register("name")`. The registry imports every module of its `package` the first
+time it is read, so a new file in that folder is found without editing any list (the same idea
+as entry points, inside the package). Unknown names fail with a did-you-mean `UserError` that
+names the YAML key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from ablate.errors import UserError
+
+F = TypeVar("F")
+
+
+class Registry(Generic[F]):
+    """An ordered table `name -> factory` for one extension point."""
+
+    def __init__(self, what: str, key: str, package: str | None = None) -> None:
+        self.what = what
+        """What an entry is, in words (`design kind`)."""
+        self.key = key
+        """The YAML key that names an entry (`design.kind`), for error messages."""
+        self.package = package
+        """A package whose every module is imported before the first lookup (its plugins)."""
+        self._entries: dict[str, F] = {}
+        self._discovered = package is None
+
+    def register(self, name: str) -> Callable[[F], F]:
+        """Decorator: `@DESIGNS.register("grid")` above the factory."""
+
+        def add(factory: F) -> F:
+            if name in self._entries and self._entries[name] is not factory:
+                raise ValueError(f"{self.what} {name!r} is registered twice")
+            self._entries[name] = factory
+            return factory
+
+        return add
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests that register their own kinds clean up with this)."""
+        self._entries.pop(name, None)
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        assert self.package is not None
+        package = importlib.import_module(self.package)
+        for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
+
+    def names(self) -> list[str]:
+        """Every registered name, in registration order (built-ins first, sorted by module)."""
+        self._discover()
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self._discover()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str, source: str = "") -> F:
+        """The factory registered as `name`; a UserError with the closest names otherwise."""
+        self._discover()
+        try:
+            return self._entries[name]
+        except KeyError:
+            pass
+        close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        where = f"{source}: " if source else ""
+        raise UserError(
+            f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "
+            f"choose one of {', '.join(self._entries)}"
+        ) from None

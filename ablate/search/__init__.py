@@ -1,0 +1,37 @@
+"""Optuna search over mixtures. Only re-exports: the simplex parameterisation and objective values
+(`space`), the sampler registry, pruner and warm start (`sampling`), samplers (`samplers/`), the
+default strategy (`mixture_sampler`)."""
+
+from ablate.search.sampling import (
+    SAMPLERS,
+    default_warm_start,
+    feasible_centre,
+    make_pruner,
+    make_sampler,
+)
+from ablate.search.space import (
+    VOLUME_PARAM,
+    cube_params,
+    directions,
+    objective_values,
+    param_names,
+    suggest,
+    to_cube,
+    to_simplex,
+)
+
+__all__ = [
+    "SAMPLERS",
+    "VOLUME_PARAM",
+    "cube_params",
+    "default_warm_start",
+    "directions",
+    "feasible_centre",
+    "make_pruner",
+    "make_sampler",
+    "objective_values",
+    "param_names",
+    "suggest",
+    "to_cube",
+    "to_simplex",
+]

@@ -1,0 +1,1 @@
+"""Optuna samplers, one file each; `ablate.search.sampling.SAMPLERS` finds them."""

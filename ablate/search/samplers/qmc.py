@@ -1,0 +1,16 @@
+"""`qmc`: Optuna's scrambled Sobol QMCSampler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.search.sampling import SAMPLERS
+
+
+@SAMPLERS.register("qmc")
+def qmc_sampler(job: JobSpec, seed: int) -> Any:
+    import optuna
+
+    # QMC keeps its index in the study, so the fixed scramble seed never replays points
+    return optuna.samplers.QMCSampler(scramble=True, seed=int(job.seed))

@@ -1,0 +1,82 @@
+"""The sampler registry, the pruner and the default strategy's warm start.
+
+`design.sampler` names a file of `ablate/search/samplers/`: a function `(job, seed) -> an Optuna
+sampler` decorated with `@SAMPLERS.register("name")`. Optuna is imported inside those functions
+(a trial on a GPU machine never needs it).
+
+Restarts: a sampler is built once per driver run with the seed `job.seed * 1,000,003 +
+(trials in the study)`, so a restarted driver with a fixed `seed` does not replay the start-up
+points of its previous run; QMC keeps its own position in the study (no replay either).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.design import SEARCH
+from ablate.mixture import Mixture
+from ablate.registry import Registry
+
+SamplerFn = Callable[[JobSpec, int], Any]
+SAMPLERS: Registry[SamplerFn] = Registry(
+    "sampler", "design.sampler", package="ablate.search.samplers"
+)
+
+
+def make_sampler(job: JobSpec, n_existing: int) -> Any:
+    """The job's sampler, seeded from the job seed and the number of trials already in the study."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    seed = (int(job.seed) * 1_000_003 + int(n_existing)) % (2**32)
+    return SAMPLERS.get(job.design.sampler, job.source)(job, seed)
+
+
+def make_pruner(job: JobSpec) -> Any:
+    import optuna
+
+    if job.design.kind == SEARCH and job.design.prune:
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def default_warm_start(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
+    """What the default strategy enqueues before searching: the uniform mixture (or the feasible
+    mixture nearest to it), at the geometric middle of the volume range when it is searched."""
+    d = job.design
+    if d.kind != SEARCH or d.sampler != "default":
+        return []
+    volume = round(math.sqrt(min(d.volumes) * max(d.volumes))) if d.search_volume else d.volumes[0]
+    return [
+        Mixture(
+            name=f"centroid-v{volume:g}",
+            volume=volume,
+            proportions=feasible_centre(task_types, d.max_share),
+            taxonomy=job.taxonomy,
+            seed=d.seeds[0],
+        )
+    ]
+
+
+def feasible_centre(task_types: Sequence[str], max_share: dict[str, float]) -> dict[str, float]:
+    """The uniform mixture, or, when `max_share` cuts it off, the feasible mixture nearest to it
+    (capped types at their cap, the rest shared evenly by the others: water-filling)."""
+    p = dict.fromkeys(task_types, 1.0 / len(task_types))
+    free = set(task_types)
+    while True:
+        over = [t for t in free if t in max_share and p[t] > max_share[t] + 1e-12]
+        if not over:
+            return p
+        for t in over:
+            p[t] = max_share[t]
+            free.discard(t)
+        if not free:
+            return p  # caps sum to < 1: infeasible; `ablate.plan` refuses such a job
+        rest = (1.0 - sum(p[t] for t in task_types if t not in free)) / len(free)
+        for t in free:
+            p[t] = rest

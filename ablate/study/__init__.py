@@ -1,0 +1,37 @@
+"""The Optuna study of a job, the one record of truth of a sweep. Only re-exports: storage and
+study (`storage`), the one-driver lock (`lock`), trial <-> mixture (`codec`), enqueue and
+reconcile (`queue`), private-Optuna fast paths (`optuna_fast`)."""
+
+from ablate.study.codec import (
+    DESIGN_ATTRS,
+    RESULT_DEFAULTS,
+    mixture_from_attrs,
+    result_from_attrs,
+    trial_attrs,
+)
+from ablate.study.lock import (
+    LOCK_STALE_SECONDS,
+    driver_holder,
+    driver_lock,
+    lock_file,
+)
+from ablate.study.queue import enqueue_design, reconcile
+from ablate.study.storage import open_storage, open_study, postgres_driver, sqlite_fast_commits
+
+__all__ = [
+    "DESIGN_ATTRS",
+    "LOCK_STALE_SECONDS",
+    "RESULT_DEFAULTS",
+    "driver_holder",
+    "driver_lock",
+    "enqueue_design",
+    "lock_file",
+    "mixture_from_attrs",
+    "open_storage",
+    "open_study",
+    "postgres_driver",
+    "reconcile",
+    "result_from_attrs",
+    "sqlite_fast_commits",
+    "trial_attrs",
+]

@@ -1,0 +1,68 @@
+"""Putting trials into the study and taking back what a dead driver left.
+
+Resume rules: a COMPLETE trial never reruns; a trial left RUNNING by a dead driver is told FAIL
+(`error` says why, `requeued` marks it) and its parameters are enqueued again; a design point
+whose `design_key` is in a COMPLETE, WAITING or RUNNING trial is not enqueued again (so FAILED
+points are retried by the next `ablate sweep`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ablate.mixture import Mixture
+from ablate.study.codec import DESIGN_ATTRS, RESULT_DEFAULTS, trial_attrs
+from ablate.study.optuna_fast import enqueue_many_rdb, set_trial_attr_by_id
+
+
+def enqueue_design(
+    study: Any,
+    mixtures: list[Mixture],
+    params: Callable[[Mixture], dict[str, Any]] | None = None,
+    extra: Callable[[Mixture], dict[str, Any]] | None = None,
+) -> int:
+    """Enqueue the points not yet COMPLETE, WAITING or RUNNING (by `design_key`); how many.
+
+    `params`: a search's coordinates of a mixture, so its sampler learns from enqueued trials;
+    `extra`: more user attributes of a mixture's trial (`proposed_by`, ...).
+    """
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    have = {t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=live)}
+    todo: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for mix in mixtures:
+        attrs = trial_attrs(mix)
+        if attrs["design_key"] in have:
+            continue
+        if extra is not None:
+            attrs.update(extra(mix))
+        todo.append((params(mix) if params else {}, attrs))
+        have.add(attrs["design_key"])
+    if todo and not enqueue_many_rdb(study, todo):
+        for fixed, attrs in todo:
+            study.enqueue_trial(params=fixed, user_attrs=attrs)
+    return len(todo)
+
+
+def reconcile(
+    study: Any, reason: str = "driver died while the trial ran (reconciled on restart)"
+) -> list[int]:
+    """Trials RUNNING in storage belong to a dead driver (the caller holds the lock): each is told
+    FAIL and enqueued again with the same parameters. Returns their numbers."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        set_trial_attr_by_id(study, t, "error", reason)
+        # a requeued trial does not count against a search's n_trials: its copy runs instead
+        set_trial_attr_by_id(study, t, "requeued", True)
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        attrs = {k: t.user_attrs[k] for k in DESIGN_ATTRS if k in t.user_attrs}
+        if "proportions" in attrs:
+            study.enqueue_trial(
+                params=dict(t.params),
+                user_attrs={**attrs, **RESULT_DEFAULTS, "requeued_from": t.number},
+            )
+    return [t.number for t in stale]

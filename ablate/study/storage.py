@@ -1,0 +1,113 @@
+"""Optuna storages and the job's study.
+
+`storage:` is a database URL (`sqlite:///...`, `postgresql://...`) or a plain path, which means
+a journal file. Local files are written without an fsync per write (see
+`optuna_fast.journal_file_backend`); SQLite runs in WAL mode with `synchronous=NORMAL`. A killed
+driver loses nothing either way; only a power cut could lose the last writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ablate.config import JobSpec, sqlite_path
+from ablate.errors import UserError
+from ablate.search import directions, make_pruner
+from ablate.study.optuna_fast import journal_file_backend, storage_backend
+
+
+def is_journal(url: str) -> bool:
+    """A plain path (no `scheme://`) is an Optuna journal file."""
+    return "://" not in url
+
+
+def local_store_file(url: str) -> Path | None:
+    """The file a local storage lives in (SQLite database or journal); None for a server."""
+    return sqlite_path(url) or (Path(url) if is_journal(url) else None)
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage: a plain file path is a journal file, anything else a DB URL."""
+    import optuna
+    from optuna.storages import JournalStorage
+
+    local = local_store_file(url)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    if is_journal(url):
+        return JournalStorage(journal_file_backend(url))
+    storage = optuna.storages.get_storage(postgres_driver(url))
+    if sqlite_path(url) is not None:
+        sqlite_fast_commits(storage_backend(storage).engine)
+    return storage
+
+
+def postgres_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3,
+    the dev extra installs psycopg2 (`postgresql+psycopg2://` names it explicitly)."""
+    import importlib.util
+
+    if (
+        url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg") is None
+        and importlib.util.find_spec("psycopg2") is not None
+    ):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+def sqlite_fast_commits(engine: Any) -> None:
+    """WAL + synchronous=NORMAL on every connection of a SQLite engine (see the module doc)."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener reconnect with the pragmas
+
+
+def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
+    """The job's Optuna study (created when missing and `create`).
+
+    `sampler`: the driver passes the search's sampler; fixed designs only pop enqueued trials,
+    which a RandomSampler does without any modelling.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = job.storage_url
+    store_file = local_store_file(url)
+    if not create and store_file is not None and not store_file.is_file():
+        # reading must not leave an empty database behind
+        raise UserError(
+            f"no study `{job.study}`: {store_file} does not exist; start it with `ablate sweep`"
+        )
+    storage = open_storage(url)
+    if sampler is None:
+        sampler = optuna.samplers.RandomSampler(seed=job.seed)
+    if not create:
+        try:
+            return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler)
+        except KeyError:
+            raise UserError(
+                f"no study `{job.study}` in {job.storage_url}; start it with `ablate sweep`"
+            ) from None
+    study = optuna.create_study(
+        study_name=job.study,
+        storage=storage,
+        directions=directions(job),  # type: ignore[arg-type]
+        sampler=sampler,
+        pruner=make_pruner(job),
+        load_if_exists=True,
+    )
+    if len(study.directions) != len(directions(job)):
+        raise UserError(
+            f"study `{job.study}` in {job.storage_url} has {len(study.directions)} objective(s), "
+            f"the job asks for {len(directions(job))} (design.multi_objective); use a new `study` name"
+        )
+    return study

@@ -1,0 +1,311 @@
+"""The driver's loop as events: one method per thing that can happen to a trial.
+
+    dispatch   idle workers take the next enqueued trial, or one the sampler asks for
+    poll       nothing finished this second: start MLflow runs of long trials, feed pruning
+    completed  the worker returned a result with a finite objective: tell Optuna, log it
+    failed     the trial raised, or returned no usable objective: tell FAIL
+    worker_lost  the worker died under the trial: retry it on a fresh worker (at most
+               MAX_WORKER_RETRIES times), then FAIL
+    pruned     the driver pruned the trial (even if its worker died meanwhile: never retried)
+
+Every ending goes through `_finish`: tell Optuna, count it, queue its MLflow run, print a line.
+The dispatcher alone asks and tells; workers only compute a `TrialResult`.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.design import SEARCH
+from ablate.mixture import Mixture
+from ablate.result import TrialResult
+from ablate.search import objective_values, suggest
+from ablate.study import mixture_from_attrs, trial_attrs
+from ablate.study.optuna_fast import pop_waiting
+from ablate.sweep.summary import SweepProgress
+from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
+from ablate.tracking import RunWriter, start_trial
+
+#: How often a worker may die under one trial before the trial is told FAIL.
+MAX_WORKER_RETRIES = 2
+#: A dispatched trial gets its RUNNING MLflow run once it has run this long; shorter ones get one
+#: finished run when they end (3 tracking writes instead of 5: see benchmarks/dispatch_benchmark.py).
+RUN_AFTER_SECONDS = 1.0
+
+
+@dataclass
+class InFlight:
+    """A dispatched trial: its Optuna trial, mixture, worker and MLflow run (once started)."""
+
+    trial: Any
+    mixture: Mixture
+    actor: Any
+    run_id: str | None
+    started: float
+    retries: int = 0
+    reported: int = 0
+    """Intermediate values already reported to Optuna."""
+    pruned: bool = False
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@dataclass
+class Tally:
+    """Counts over the whole study (done) and this run (failed, run), and the best trial."""
+
+    done: int = 0
+    failed: int = 0
+    run: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+    best_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def offer(
+        self, direction: str, number: int, value: float | None, attrs: dict[str, Any]
+    ) -> None:
+        """Keep the trial if it is the best so far in `direction`."""
+        if value is None:
+            return
+        better = (
+            self.best_value is None
+            or (direction == "maximize" and value > self.best_value)
+            or (direction == "minimize" and value < self.best_value)
+        )
+        if better:
+            self.best_value, self.best_trial, self.best_attrs = float(value), number, dict(attrs)
+
+
+class Dispatcher:
+    """Runs the study's WAITING trials and `n_ask` sampled ones on the pool's workers."""
+
+    def __init__(
+        self,
+        job: JobSpec,
+        study: Any,
+        pool: WorkerPool,
+        writer: RunWriter,
+        tally: Tally,
+        waiting: collections.deque[int],
+        n_ask: int,
+        task_types: list[str],
+        progress: Callable[[SweepProgress], None] | None,
+    ) -> None:
+        self.job, self.study, self.pool, self.writer, self.tally = job, study, pool, writer, tally
+        self.waiting = waiting  # the WAITING trials' storage ids, read once by the driver
+        self.n_waiting = len(waiting)
+        self.n_ask = n_ask
+        self.task_types = task_types
+        self.progress = progress
+        self.search = job.design.kind == SEARCH
+        self.prune = self.search and job.design.prune
+        self.flight: dict[Any, InFlight] = {}
+        self.idle: list[Any] = []
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        """Until nothing waits or runs: dispatch, wait a second for a result, handle the event."""
+        self.idle = self.pool.start(self.n_waiting + self.n_ask)
+        try:
+            while self.flight or self.n_waiting or self.n_ask:
+                self.dispatch()
+                if not self.flight:
+                    break
+                ready = self.pool.wait(list(self.flight), timeout=RUN_AFTER_SECONDS)
+                if not ready:
+                    self.poll()
+                    continue
+                self.finished(self.flight.pop(ready[0]), ready[0])
+        finally:
+            # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
+            # re-enqueues the trials that were in flight, as a restarted driver would.
+            self.pool.kill_all()
+
+    def finished(self, f: InFlight, ref: Any) -> None:
+        """Route a finished remote call to its event."""
+        if self.prune:
+            self._feed_pruner(f)
+        try:
+            result = self.pool.result(ref)
+        except WorkerLost as err:
+            if f.pruned:
+                self.pruned(f, lost_worker=True)
+            else:
+                self.worker_lost(f, str(err))
+            return
+        except TrialError as err:
+            if f.pruned:
+                self.pruned(f)
+            else:
+                self.idle.append(f.actor)
+                self.failed(f, str(err))
+            return
+        self.idle.append(f.actor)
+        self.completed(f, result)
+
+    # ------------------------------------------------------------------ events
+
+    def dispatch(self) -> None:
+        """Give every idle worker a trial: the next enqueued one, else one the sampler asks."""
+        while self.idle and (self.n_waiting or self.n_ask):
+            trial = pop_waiting(self.study, self.waiting) if self.waiting else None
+            if trial is not None:
+                self.n_waiting -= 1
+            elif self.n_ask:
+                trial = self.study.ask()  # the sampler decides
+                self.n_ask -= 1
+            else:
+                self.n_waiting = 0  # someone else took what was left (never with the lock held)
+                return
+            try:
+                mixture = self._mixture_of(trial)
+            except ValueError as err:
+                self._finish_undispatched(trial, str(err))
+                continue
+            actor = self.idle.pop()
+            ref = self.pool.submit(actor, self.job, mixture)
+            self.flight[ref] = InFlight(trial, mixture, actor, None, time.perf_counter())
+
+    def poll(self) -> None:
+        """No trial finished this second: long trials get their RUNNING MLflow run; pruning
+        reads the new intermediate values and stops the trials Optuna prunes."""
+        for f in self.flight.values():
+            if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS:
+                f.run_id = start_trial(
+                    self.job, self.writer.parent_run_id, f.trial.number, f.mixture
+                )
+            if self.prune and not f.pruned:
+                self._feed_pruner(f)
+                if f.trial.should_prune():
+                    f.pruned = True
+                    self.pool.stop(f.actor)
+
+    def completed(self, f: InFlight, result: TrialResult) -> None:
+        metric = self.job.objective.metric
+        value = result.metrics.get(metric)
+        if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+            self.failed(
+                f,
+                f"objective metric `{metric}` is missing or not finite in the trial's result "
+                f"(got {value!r}; metrics: {sorted(result.metrics)})",
+                result,
+            )
+            return
+        # one storage write per attribute: set only what the enqueued defaults do not say
+        f.trial.set_user_attr("metrics", {k: float(v) for k, v in result.metrics.items()})
+        f.trial.set_user_attr("seconds", float(result.seconds))
+        if result.selection_hash:
+            f.trial.set_user_attr("selection_hash", result.selection_hash)
+        if result.counts:
+            f.trial.set_user_attr("counts", dict(result.counts))
+        values = objective_values(self.job, float(value), result, f.mixture, self.pool.gpus)
+        self.study.tell(f.trial, values if len(values) > 1 else values[0])
+        self.tally.done += 1
+        self.tally.run += 1
+        self.tally.offer(
+            self.job.objective.direction, f.trial.number, float(value), f.trial.user_attrs
+        )
+        self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {f.seconds():.1f}s")
+
+    def failed(self, f: InFlight, error: str, result: TrialResult | None = None) -> None:
+        from optuna.trial import TrialState
+
+        f.trial.set_user_attr("error", error[:4000])
+        f.trial.set_user_attr("retries", f.retries)
+        self.study.tell(f.trial, state=TrialState.FAIL)
+        self.tally.failed += 1
+        note = f"FAILED after {f.seconds():.1f}s: {error.splitlines()[0][:200]}"
+        self._log(f, result, "FAIL", error, note)
+
+    def worker_lost(self, f: InFlight, error: str) -> None:
+        fresh = self.pool.replace(f.actor)
+        if f.retries >= MAX_WORKER_RETRIES:
+            self.idle.append(fresh)
+            self.failed(f, f"worker died {f.retries + 1} times: {error}")
+            return
+        f.retries += 1
+        f.trial.set_user_attr("retries", f.retries)
+        f.actor = fresh
+        self.flight[self.pool.submit(fresh, self.job, f.mixture)] = f
+        self._say(
+            f"{f.mixture.name}: worker died ({error.split(':')[0]}), retry {f.retries}/{MAX_WORKER_RETRIES}"
+        )
+
+    def pruned(self, f: InFlight, lost_worker: bool = False) -> None:
+        """Told PRUNED; a worker that died while stopping is replaced, the trial not rerun."""
+        from optuna.trial import TrialState
+
+        self.idle.append(self.pool.replace(f.actor) if lost_worker else f.actor)
+        self.study.tell(f.trial, state=TrialState.PRUNED)
+        self._log(f, None, "PRUNED", None, f"pruned at step {f.reported}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _mixture_of(self, trial: Any) -> Mixture:
+        """An enqueued trial's mixture from its attributes; a sampled one's from the sampler
+        (its attributes are set then). Enqueued search trials still `suggest`, so the sampler
+        sees their parameters."""
+        if not self.search:
+            return mixture_from_attrs(trial.user_attrs, self.job.taxonomy)
+        mixture = suggest(trial, self.job, self.task_types)
+        if "proportions" in trial.user_attrs:
+            return mixture_from_attrs(trial.user_attrs, self.job.taxonomy)
+        for key, value in trial_attrs(mixture).items():
+            trial.set_user_attr(key, value)
+        return mixture
+
+    def _finish_undispatched(self, trial: Any, error: str) -> None:
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("error", error)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.tally.failed += 1
+
+    def _feed_pruner(self, f: InFlight) -> None:
+        """Pass a running trial's new intermediate values from its worker to Optuna."""
+        values = self.pool.progress(f.actor)
+        if values is None:
+            return
+        for step, value in values[f.reported :]:
+            f.trial.report(value, step)
+        f.reported = len(values)
+
+    def _log(
+        self, f: InFlight, result: TrialResult | None, state: str, error: str | None, note: str
+    ) -> None:
+        """Queue the finished trial's MLflow run and print its line."""
+        self.writer.submit(
+            f.trial.number,
+            f.mixture,
+            result,
+            state,
+            run_id=f.run_id,
+            error=error,
+            seconds=f.seconds(),
+        )
+        self._say(f"{f.mixture.name} {note}")
+
+    def _say(self, last: str) -> None:
+        if self.progress is None:
+            return
+        pending = self.n_waiting + self.n_ask
+        self.progress(
+            SweepProgress(
+                done=self.tally.done,
+                running=len(self.flight),
+                failed=self.tally.failed,
+                waiting=pending,
+                total=self.tally.done + self.tally.failed + len(self.flight) + pending,
+                best_value=self.tally.best_value,
+                best_trial=self.tally.best_trial,
+                last=last,
+            )
+        )

@@ -1,0 +1,146 @@
+"""`ablate sweep JOB.yaml` -> `run_sweep(job, task_types, address)`: Optuna decides, Ray runs,
+MLflow records.
+
+`run_sweep` reads top to bottom: open the study and take its driver lock, open the sweep's MLflow
+run, reconcile what a dead driver left behind, enqueue the design (skipping points already done
+or queued), then dispatch until nothing waits or runs, and close the books. The Optuna study is
+the one record of truth: the driver alone asks and tells; workers only compute a `TrialResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.design import SEARCH
+from ablate.objectives import prepare_objective
+from ablate.plan import design_mixtures
+from ablate.search import cube_params, make_sampler
+from ablate.study import driver_lock, enqueue_design, mixture_from_attrs, open_study
+from ablate.study.optuna_fast import waiting_ids
+from ablate.sweep.dispatcher import Dispatcher, Tally
+from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
+from ablate.sweep.sync import backfill_runs, reconcile_runs
+from ablate.sweep.workers import WorkerPool, init_ray, shutdown_ray
+from ablate.tracking import RunWriter, finish_sweep, start_sweep
+
+
+def run_sweep(
+    job: JobSpec,
+    task_types: list[str],
+    address: str | None = None,
+    progress: Callable[[SweepProgress], None] | None = print_progress,
+) -> SweepSummary:
+    """Run (or resume) the job's sweep until every design point has a finished trial."""
+    start_wall = time.perf_counter()
+    prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
+    mixtures = design_mixtures(job, task_types)
+    study = open_study(job)
+    with driver_lock(job, study):
+        parent = start_sweep(job)  # creates the tracking DB before any worker exists
+        reconcile_runs(job, study, parent)
+        enqueue(job, study, mixtures, task_types)
+        tally = tally_study(job, study)
+        n_ask = trials_to_ask(job, study)
+        run_trials(job, study, parent, tally, n_ask, task_types, address, progress)
+        pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
+    best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
+    return SweepSummary(
+        n_complete=tally.done,
+        n_failed=tally.failed,
+        best_value=tally.best_value,
+        best_trial=tally.best_trial,
+        best_mixture=best_mix,
+        wall_seconds=time.perf_counter() - start_wall,
+        n_run=tally.run,
+        parent_run_id=parent,
+        pareto_front=pareto,
+    )
+
+
+def enqueue(job: JobSpec, study: Any, mixtures: list[Any], task_types: list[str]) -> int:
+    """Enqueue the design's points not yet in the study; a search also gets its sampler, seeded
+    from the trial count so that a restarted driver does not replay its start-up points."""
+    if job.design.kind != SEARCH:
+        return enqueue_design(study, mixtures)
+    study.sampler = make_sampler(job, len(study.get_trials(deepcopy=False)))
+    return enqueue_design(study, mixtures, lambda m: cube_params(job, task_types, m))
+
+
+def tally_study(job: JobSpec, study: Any) -> Tally:
+    """The study's COMPLETE trials so far and the best of them."""
+    from optuna.trial import TrialState
+
+    tally = Tally()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        tally.offer(
+            job.objective.direction, t.number, t.values[0] if t.values else None, t.user_attrs
+        )
+        tally.done += 1
+    return tally
+
+
+def trials_to_ask(job: JobSpec, study: Any) -> int:
+    """A search's trials still to ask: `n_trials` minus those in the study (requeued copies of a
+    dead driver's trials do not count: their copies run instead)."""
+    if job.design.kind != SEARCH:
+        return 0
+    counted = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+    return max(0, job.design.n_trials - len(counted))
+
+
+def run_trials(
+    job: JobSpec,
+    study: Any,
+    parent: str,
+    tally: Tally,
+    n_ask: int,
+    task_types: list[str],
+    address: str | None,
+    progress: Callable[[SweepProgress], None] | None,
+) -> None:
+    """Backfill MLflow, run what waits (and what a search asks) on Ray, close the sweep's run.
+
+    Finished trials' runs are written by a thread, in batches (MLflow follows Optuna). However
+    the loop ends (Ctrl-C included), what was in flight is failed and enqueued again, what
+    finished gets its run, and the sweep's run ends with the counts.
+    """
+    waiting = waiting_ids(study)
+    status = "FINISHED"
+    started_ray = False
+    writer = RunWriter(job, parent)
+    try:
+        backfill_runs(job, study, writer)
+        if waiting or n_ask:
+            started_ray = init_ray(address)
+            prune = job.design.kind == SEARCH and job.design.prune
+            Dispatcher(
+                job,
+                study,
+                WorkerPool(job, prune),
+                writer,
+                tally,
+                waiting,
+                n_ask,
+                task_types,
+                progress,
+            ).run()
+        writer.close()  # every finished trial has its run before the sweep's run ends
+    except BaseException as err:
+        status = "KILLED"
+        with contextlib.suppress(Exception):
+            reconcile_runs(
+                job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"
+            )
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()  # interrupted: still write what finished
+        best = {"best_value": tally.best_value} if tally.best_value is not None else {}
+        summary = {"n_complete": tally.done, "n_failed": tally.failed, **best}
+        finish_sweep(job, parent, summary, status=status)
+        if started_ray:
+            shutdown_ray()

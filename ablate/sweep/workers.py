@@ -1,0 +1,255 @@
+"""The sweep's workers on Ray: ablate's only importer of ray.
+
+A `TrialWorker` is a long-lived Ray actor, one per GPU slot: its `cache` outlives trials (the
+resident base model, the pool, encoded dialogues). `WorkerPool` is everything the dispatcher
+asks of Ray (start, submit, wait, result, progress, stop, replace), so the dispatcher reads as
+events and never sees a Ray type: a failed trial comes back as `TrialError` or `WorkerLost`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+from ablate.config import JobSpec
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+from ablate.objectives import run_objective
+from ablate.result import TrialResult
+
+#: Object store of a Ray the driver starts itself: trials return small results, not tensors.
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+#: How long the driver waits for its workers to start before it dispatches anyway.
+WORKER_START_SECONDS = 60.0
+#: How long a pruning poll waits for a worker's intermediate values.
+PROGRESS_TIMEOUT_SECONDS = 30.0
+
+
+class TrialStopped(Exception):
+    """Raised inside a worker's trial that the driver pruned."""
+
+
+class TrialError(Exception):
+    """The trial raised on its worker (the message is the cause's type and text)."""
+
+
+class WorkerLost(Exception):
+    """The worker process or its node died under the trial (the trial may run elsewhere)."""
+
+
+class TrialWorker:
+    """A long-lived Ray actor: one per GPU slot. `cache` outlives trials (the resident base model)."""
+
+    def __init__(self, threads: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.cache: dict[str, Any] = {}
+        self.threads = threads
+        self.reports: list[tuple[int, float]] = []
+        self.stopping = False
+        # the driver's `worker_env`, applied here rather than as a Ray runtime_env: an actor
+        # with its own runtime_env needs a fresh worker process (seconds), one without takes a
+        # worker Ray has already started; `module:function` targets import through sys.path
+        for key, value in (env or {}).items():
+            os.environ[key] = value
+        path = [p for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:0] = [p for p in path if p not in sys.path]
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
+        self.reports, self.stopping = [], False
+
+        def report(step: int, value: float) -> None:
+            # intermediate values wait here for the driver (workers never touch Optuna)
+            self.reports.append((int(step), float(value)))
+            if self.stopping:
+                raise TrialStopped(f"pruned at step {step}")
+
+        self.cache["report"] = report
+        result = run_objective(job, mixture, self.cache)
+        result.info.setdefault("worker_pid", os.getpid())
+        return result
+
+    def progress(self) -> list[tuple[int, float]]:
+        """The intermediate values of the running trial so far (the driver polls them)."""
+        return list(self.reports)
+
+    def stop(self) -> None:
+        """The driver pruned the trial: its next report raises TrialStopped."""
+        self.stopping = True
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray; True when this call started it (so the driver shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)})
+    else:
+        ray.init(
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            log_to_driver=True,
+            runtime_env={"env_vars": worker_env(None)},
+        )
+    return True
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def worker_env(threads: int | None) -> dict[str, str]:
+    """PYTHONPATH = the driver's sys.path, so `module:function` targets import on workers."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def gpus_per_trial(job: JobSpec) -> float:
+    """`resources.gpus_per_trial`, or 1 when the cluster has GPUs and 0 when it has none."""
+    import ray
+
+    if job.resources.gpus_per_trial is not None:
+        return float(job.resources.gpus_per_trial)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def n_slots(job: JobSpec, cpus: float, gpus: float) -> int:
+    """How many trials the cluster can run at once, capped by `resources.max_in_flight`."""
+    import ray
+
+    total = ray.cluster_resources()
+    slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
+    if gpus > 0:
+        if total.get("GPU", 0) < gpus:
+            raise UserError(
+                f"resources.gpus_per_trial is {gpus:g} but the Ray cluster has {total.get('GPU', 0):g} GPUs"
+            )
+        slots = min(slots, int(total["GPU"] // gpus))
+    if slots < 1:
+        raise UserError(
+            f"the Ray cluster ({total.get('CPU', 0):g} CPUs) cannot host one trial of "
+            f"resources.cpus_per_trial={cpus:g}"
+        )
+    return max(1, min(job.resources.max_in_flight, slots))
+
+
+class WorkerPool:
+    """The job's `TrialWorker` actors and every Ray call the dispatcher needs."""
+
+    def __init__(self, job: JobSpec, prune: bool) -> None:
+        import ray
+
+        self.cpus = float(job.resources.cpus_per_trial)
+        self.gpus = gpus_per_trial(job)
+        self.threads = job.train.threads or max(1, int(self.cpus))
+        self.slots = n_slots(job, self.cpus, self.gpus)
+        self._actor_cls = ray.remote(TrialWorker).options(
+            num_cpus=self.cpus,
+            num_gpus=self.gpus,
+            max_restarts=0,
+            # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
+            max_concurrency=2 if prune else 1,
+        )
+        self.actors: list[Any] = []
+
+    def new_actor(self) -> Any:
+        actor = self._actor_cls.remote(self.threads, worker_env(self.threads))
+        self.actors.append(actor)
+        return actor
+
+    def start(self, n: int) -> list[Any]:
+        """`n` actors (at most the cluster's slots), waited for up to WORKER_START_SECONDS: trials
+        start when their workers are up, so a trial's recorded start and duration are its own (a
+        busy cluster may not place them all now)."""
+        import ray
+
+        idle = [self.new_actor() for _ in range(min(self.slots, n))]
+        ray.wait(
+            [a.ping.remote() for a in idle], num_returns=len(idle), timeout=WORKER_START_SECONDS
+        )
+        return idle
+
+    def submit(self, actor: Any, job: JobSpec, mixture: Mixture) -> Any:
+        return actor.run.remote(job, mixture)
+
+    def wait(self, refs: list[Any], timeout: float) -> list[Any]:
+        """The refs (at most one) that finished within `timeout` seconds."""
+        import ray
+
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return list(ready)
+
+    def result(self, ref: Any) -> TrialResult:
+        """The finished trial's result; raises `WorkerLost` or `TrialError` when it failed."""
+        import ray
+        from ray import exceptions as rex
+
+        try:
+            return ray.get(ref)  # type: ignore[no-any-return]
+        except rex.RayTaskError as err:
+            cause = getattr(err, "cause", None)
+            text = f"{type(cause).__name__}: {cause}" if cause is not None else _text(err)
+            raise TrialError(text) from None
+        except Exception as err:
+            if _is_worker_death(err):
+                raise WorkerLost(_text(err)) from None
+            raise TrialError(_text(err)) from None
+
+    def progress(self, actor: Any) -> list[tuple[int, float]] | None:
+        """A running trial's intermediate values; None when the worker cannot answer (it died,
+        or is too busy): the death itself reaches the driver through `result`."""
+        import ray
+
+        try:
+            return list(ray.get(actor.progress.remote(), timeout=PROGRESS_TIMEOUT_SECONDS))
+        except Exception:
+            return None
+
+    def stop(self, actor: Any) -> None:
+        actor.stop.remote()
+
+    def replace(self, actor: Any) -> Any:
+        """Kill a dead (or doubtful) worker and start a fresh one in its place."""
+        self.kill(actor)
+        return self.new_actor()
+
+    def kill(self, actor: Any) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+
+    def kill_all(self) -> None:
+        for actor in self.actors:
+            self.kill(actor)
+
+
+def _is_worker_death(err: BaseException) -> bool:
+    from ray import exceptions as rex
+
+    kinds: tuple[type[BaseException], ...] = (
+        rex.RayActorError,
+        rex.WorkerCrashedError,
+        rex.NodeDiedError,
+        rex.ObjectLostError,
+    )
+    oom = getattr(rex, "OutOfMemoryError", None)
+    if oom is not None:
+        kinds = (*kinds, oom)
+    return isinstance(err, kinds) and not isinstance(err, rex.RayTaskError)
+
+
+def _text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"

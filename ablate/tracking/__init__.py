@@ -1,0 +1,36 @@
+"""MLflow tracking: one parent run per sweep, one child run per Optuna trial. This package is
+ablate's only importer of mlflow (inside its functions). Only re-exports: the client and value
+rules (`client`), runs (`runs`), the batched writer (`writer`), private-MLflow fast paths
+(`mlflow_fast`)."""
+
+from ablate.tracking.mlflow_fast import copy_run_artifacts, find_sweep_run_sqlite
+from ablate.tracking.runs import (
+    child_runs,
+    find_sweep_run,
+    finish_sweep,
+    log_parent_artifact,
+    log_parent_artifacts,
+    log_trial,
+    mark_killed,
+    start_sweep,
+    start_trial,
+    trial_params,
+)
+from ablate.tracking.writer import RunWriter, insert_finished_runs
+
+__all__ = [
+    "RunWriter",
+    "child_runs",
+    "copy_run_artifacts",
+    "find_sweep_run",
+    "find_sweep_run_sqlite",
+    "finish_sweep",
+    "insert_finished_runs",
+    "log_parent_artifact",
+    "log_parent_artifacts",
+    "log_trial",
+    "mark_killed",
+    "start_sweep",
+    "start_trial",
+    "trial_params",
+]

@@ -1,0 +1,108 @@
+"""The MLflow client per tracking URI, the study's experiment, and the value rules (param
+limits, metric names). ablate's only importer of mlflow is this package (inside its functions)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ablate.config import JobSpec, safe_name, sqlite_path
+from ablate.study import sqlite_fast_commits
+from ablate.tracking.mlflow_fast import sql_store
+
+_CLIENTS: dict[str, Any] = {}
+
+
+MAX_PARAMS_PER_BATCH = 100
+
+
+MAX_PARAM_CHARS = 6000
+
+
+MAX_TAG_CHARS = 5000
+
+
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+
+
+def mlflow_client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    if uri not in _CLIENTS:
+        client = MlflowClient(tracking_uri=uri)
+        if sqlite_path(uri) is not None:
+            # WAL + synchronous=NORMAL: an fsync per commit costs 3-18 ms here (see
+            # ablate.study.storage); a killed driver loses nothing without it
+            store = sql_store(client)
+            if getattr(store, "engine", None) is not None:
+                sqlite_fast_commits(store.engine)
+        _CLIENTS[uri] = client
+    return _CLIENTS[uri]
+
+
+def artifact_location(uri: str, study: str) -> str | None:
+    """Artifacts of a SQLite-tracked study live beside the database (not in the current folder)."""
+    db = sqlite_path(uri)
+    return (db.parent / "mlartifacts" / safe_name(study)).resolve().as_uri() if db else None
+
+
+def experiment_id(job: JobSpec) -> str:
+    """The study's experiment (created once; cached per process: asked for once per trial)."""
+    key = (job.tracking_uri, job.study)
+    if key in _EXPERIMENTS:
+        return _EXPERIMENTS[key]
+    client = mlflow_client(job.tracking_uri)
+    exp = client.get_experiment_by_name(job.study)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        exp_id = str(exp.experiment_id)
+    else:
+        exp_id = str(
+            client.create_experiment(
+                job.study, artifact_location=artifact_location(job.tracking_uri, job.study)
+            )
+        )
+    _EXPERIMENTS[key] = exp_id
+    return exp_id
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    else:
+        out[prefix.rstrip(".")] = str(data)[:MAX_PARAM_CHARS]
+    return out
+
+
+def log_params(client: Any, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
+
+
+def quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password (postgresql://user:secret@host -> user:***@host)."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_key(key: str) -> str:
+    """MLflow metric names allow alphanumerics, `_ - . / space`; anything else becomes `_`."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)

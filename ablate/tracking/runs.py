@@ -1,0 +1,309 @@
+"""One parent run per sweep, one child run per Optuna trial.
+
+Tags: the parent carries `ablate.study=<study>` and `ablate.role=sweep` (found again on resume);
+a child carries `mlflow.parentRunId`, `ablate.study`, `ablate.role=trial`, `optuna.trial_number`
+and, once finished, `ablate.selection_hash` (and `ablate.error` when it failed). Everything goes
+through one cached `MlflowClient` per tracking URI and `log_batch`, so logging a trial costs a
+handful of database writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ablate.config import JobSpec, sqlite_path, to_dict
+from ablate.mixture import Mixture, normalized_entropy
+from ablate.result import TrialResult
+from ablate.tracking.client import (
+    MAX_TAG_CHARS,
+    experiment_id,
+    flatten,
+    is_number,
+    log_params,
+    metric_key,
+    mlflow_client,
+    quote,
+    redact,
+)
+
+
+def start_sweep(job: JobSpec) -> str:
+    """The parent run of the job's study: found again by tag (resume) or created. Returns its id.
+
+    Call it in the driver before any worker starts: it creates the SQLite tracking database (and
+    runs its migrations) exactly once.
+    """
+    import yaml
+
+    client = mlflow_client(job.tracking_uri)
+    exp_id = experiment_id(job)
+    found = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`ablate.study` = '{quote(job.study)}' and tags.`ablate.role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if found:
+        run_id = str(found[0].info.run_id)
+        if found[0].info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run_id
+    run = client.create_run(
+        exp_id,
+        run_name=f"sweep-{job.study}",
+        tags={
+            "ablate.study": job.study,
+            "ablate.role": "sweep",
+            "optuna.storage": redact(job.storage_url),
+        },
+    )
+    run_id = str(run.info.run_id)
+    job_dict = to_dict(job)
+    log_params(client, run_id, flatten(job_dict))
+    client.log_text(run_id, yaml.safe_dump(job_dict, sort_keys=False), "job.yaml")
+    return run_id
+
+
+def trial_params(job: JobSpec, mixture: Mixture) -> dict[str, str]:
+    """The parameters a child run records (strings, as MLflow stores them)."""
+    props = mixture.proportions if isinstance(mixture.proportions, dict) else {}
+    params = {f"p/{t}": f"{float(p):.6g}" for t, p in props.items()}
+    params.update(
+        {
+            "volume": f"{mixture.volume:g}",
+            "balance": f"{normalized_entropy(props):.6g}",
+            "seed": str(mixture.seed),
+            "mixture": mixture.name,
+            "taxonomy": mixture.taxonomy,
+            "model.path": job.model.path,
+            "lora.r": str(job.model.lora.r),
+            "lora.alpha": str(job.model.lora.alpha),
+            "train.lr": f"{job.train.lr:g}",
+            "train.batch_size": str(job.train.batch_size),
+            "train.epochs": f"{job.train.epochs:g}",
+            "objective": job.objective.kind,
+        }
+    )
+    return params
+
+
+def start_trial(
+    job: JobSpec, parent_run_id: str, trial_number: int, mixture: Mixture, params: bool = True
+) -> str:
+    """A RUNNING child run for a dispatched trial (so the MLflow UI shows what is in flight).
+
+    `params=False`: the caller logs the params itself, in the same batch as the metrics.
+    """
+    client = mlflow_client(job.tracking_uri)
+    run = client.create_run(
+        experiment_id(job),
+        run_name=run_name(trial_number, mixture),
+        tags=child_tags(job, parent_run_id, trial_number),
+    )
+    run_id = str(run.info.run_id)
+    if params:
+        log_params(client, run_id, trial_params(job, mixture))
+    return run_id
+
+
+def trial_batch(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_number: int,
+    mixture: Mixture,
+    result: TrialResult | None,
+    state: str,
+    error: str | None,
+    with_params: bool,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """(metrics, params, tags) of a finished trial's child run, as `log_batch` takes them."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    metrics: list[Any] = []
+    tags: list[Any] = []
+    params = [Param(k, v) for k, v in trial_params(job, mixture).items()] if with_params else []
+    if result is not None:
+        for key, value in result.metrics.items():
+            if is_number(value):
+                metrics.append(Metric(metric_key(key), float(value), now, 0))
+        for key, value in result.info.items():
+            if is_number(value):
+                metrics.append(Metric(metric_key(f"info/{key}"), float(value), now, 0))
+        if result.seconds:
+            metrics.append(Metric("seconds", float(result.seconds), now, 0))
+        for task, n in result.counts.items():
+            metrics.append(Metric(metric_key(f"rows/{task}"), float(n), now, 0))
+        if result.selection_hash:
+            tags.append(RunTag("ablate.selection_hash", result.selection_hash))
+    if error:
+        tags.append(RunTag("ablate.error", error[:MAX_TAG_CHARS]))
+    tags.append(RunTag("ablate.state", state))
+    return metrics, params, tags
+
+
+def child_tags(job: JobSpec, parent_run_id: str, trial_number: int) -> dict[str, str]:
+    return {
+        "mlflow.parentRunId": parent_run_id,
+        "ablate.study": job.study,
+        "ablate.role": "trial",
+        "optuna.trial_number": str(trial_number),
+    }
+
+
+def run_name(trial_number: int, mixture: Mixture) -> str:
+    return f"{trial_number:04d}-{mixture.name}"
+
+
+def log_selection(client: Any, run_id: str, result: TrialResult | None) -> None:
+    """Artifact `selection.json`: the selected row ids and the rows per task type."""
+    if result is not None and (result.row_ids or result.counts):
+        selection = {
+            "selection_hash": result.selection_hash,
+            "counts": result.counts,
+            "row_ids": list(result.row_ids),
+        }
+        client.log_text(run_id, json.dumps(selection), "selection.json")
+
+
+def log_trial(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_number: int,
+    mixture: Mixture,
+    result: TrialResult | None,
+    state: str,
+    *,
+    run_id: str | None = None,
+    error: str | None = None,
+) -> str:
+    """Finish (or create and finish) the child run of a trial; `state` is COMPLETE, PRUNED or FAIL.
+
+    Metrics: every `result.metrics` value and every numeric `result.info` value (as `info/<key>`).
+    Artifact `selection.json`: the selected row ids and the rows per task type.
+    """
+    # a trial that was never started as a run (short trials: see ablate.sweep.dispatcher.RUN_AFTER_SECONDS) is
+    # created here and gets its params in the same log_batch as its metrics: 3 writes, not 5
+    new = run_id is None
+    if run_id is None:
+        run_id = start_trial(job, parent_run_id, trial_number, mixture, params=False)
+    client = mlflow_client(job.tracking_uri)
+    metrics, params, tags = trial_batch(
+        job, parent_run_id, trial_number, mixture, result, state, error, new
+    )
+    # MLflow's log_batch limits: 1000 metrics, 100 params per call
+    for i in range(0, max(len(metrics), len(params) * 10, 1), 1000):
+        client.log_batch(
+            run_id,
+            metrics=metrics[i : i + 1000],
+            params=params[i // 10 : i // 10 + 100],
+            tags=tags if i == 0 else [],
+        )
+    log_selection(client, run_id, result)
+    client.set_terminated(
+        run_id, status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED"
+    )
+    return run_id
+
+
+def child_runs(job: JobSpec, parent_run_id: str, status: str | None = None) -> list[Any]:
+    """All child runs of a sweep (optionally only those with an MLflow `status`)."""
+    client = mlflow_client(job.tracking_uri)
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id(job)], filter_string=query, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def mark_killed(
+    job: JobSpec,
+    parent_run_id: str,
+    trial_numbers: list[int] | set[int],
+    reason: str = "driver died while the trial ran",
+) -> int:
+    """Mark the still-RUNNING child runs of these trials (from a dead driver) KILLED; returns how many."""
+    from mlflow.entities import RunTag
+
+    wanted = {str(n) for n in trial_numbers}
+    if not wanted:
+        return 0
+    client = mlflow_client(job.tracking_uri)
+    n = 0
+    for run in child_runs(job, parent_run_id, status="RUNNING"):
+        if run.data.tags.get("optuna.trial_number") in wanted:
+            client.log_batch(run.info.run_id, tags=[RunTag("ablate.error", reason)])
+            client.set_terminated(run.info.run_id, status="KILLED")
+            n += 1
+    return n
+
+
+def log_parent_artifact(
+    job: JobSpec, parent_run_id: str, path: str | Path, artifact_path: str | None = None
+) -> None:
+    """Attach a file (a report, a plot) to the sweep's parent run."""
+    mlflow_client(job.tracking_uri).log_artifact(parent_run_id, str(path), artifact_path)
+
+
+def finish_sweep(
+    job: JobSpec, parent_run_id: str, summary: dict[str, float], status: str = "FINISHED"
+) -> None:
+    """Log the sweep's summary numbers on the parent run and end it (`FINISHED`, `FAILED`, `KILLED`)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(metric_key(k), float(v), now, 0) for k, v in summary.items() if is_number(v)]
+    client = mlflow_client(job.tracking_uri)
+    if metrics:
+        client.log_batch(parent_run_id, metrics=metrics)
+    client.set_terminated(parent_run_id, status=status)
+
+
+def find_sweep_run(job: JobSpec) -> str | None:
+    """The id of the sweep's parent run, found by its tags; None when there is none.
+
+    Read-only: unlike `start_sweep` it creates no database, experiment or run and leaves the
+    run's status alone (a report on a finished sweep must not mark it RUNNING again).
+    """
+    uri = job.tracking_uri
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return None
+    client = mlflow_client(uri)
+    exp = client.get_experiment_by_name(job.study)
+    if exp is None:
+        return None
+    found = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`ablate.study` = '{quote(job.study)}' and tags.`ablate.role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    return str(found[0].info.run_id) if found else None
+
+
+def log_parent_artifacts(
+    job: JobSpec, parent_run_id: str, paths: list[Path], artifact_path: str | None = None
+) -> None:
+    """Attach files (a report: page, table, plots) to the sweep's parent run: one `log_artifacts`
+    call when they are all the files of their folder, else one `log_artifact` per file."""
+    client = mlflow_client(job.tracking_uri)
+    folders = {Path(p).resolve().parent for p in paths}
+    if len(folders) == 1:
+        (folder,) = folders
+        if {f.resolve() for f in folder.iterdir()} == {Path(p).resolve() for p in paths}:
+            client.log_artifacts(parent_run_id, str(folder), artifact_path)
+            return
+    for path in paths:
+        client.log_artifact(parent_run_id, str(path), artifact_path)

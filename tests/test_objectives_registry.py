@@ -1,0 +1,153 @@
+"""Objective kinds and sim landscapes are registries: a new one is a class that registers itself,
+and a misspelt name fails with a did-you-mean error naming the file and the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ablate.config import JobSpec
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+from ablate.objectives import (
+    LANDSCAPES,
+    OBJECTIVES,
+    check_objective,
+    run_objective,
+    sim_score,
+)
+from ablate.result import TrialResult
+
+MIX = Mixture(name="m", volume=5000, proportions={"caption": 0.5, "count": 0.3, "compare": 0.2})
+
+
+class ShareOf:
+    """A test objective kind: the share of `objective.target` (a task type), no training."""
+
+    def check(self, job: JobSpec, source: str) -> None:
+        if job.objective.target not in job.task_types:
+            raise UserError(f"{source}: `objective.target` must name one of the task types")
+
+    def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
+        cache["runs"] = cache.get("runs", 0) + 1
+        share = float(dict(mixture.proportions)[str(job.objective.target)])
+        return TrialResult(metrics={job.objective.metric: share})
+
+
+class Flat:
+    """A test landscape: the same quality everywhere."""
+
+    def draw(self, k: int, rng: np.random.Generator) -> dict[str, Any]:
+        return {"level": 2.0}
+
+    def raw(self, params: dict[str, Any], p: np.ndarray) -> float:
+        return float(params["level"])
+
+
+@pytest.fixture
+def share_of() -> Iterator[str]:
+    OBJECTIVES.register("share_of")(ShareOf)
+    yield "share_of"
+    OBJECTIVES.unregister("share_of")
+
+
+@pytest.fixture
+def flat() -> Iterator[str]:
+    LANDSCAPES.register("test_flat")(Flat)
+    yield "test_flat"
+    LANDSCAPES.unregister("test_flat")
+
+
+def with_objective(job: JobSpec, **changes: Any) -> JobSpec:
+    return dataclasses.replace(job, objective=dataclasses.replace(job.objective, **changes))
+
+
+def test_the_built_in_kinds_and_landscapes_are_registered() -> None:
+    assert sorted(OBJECTIVES.names()) == ["python", "sim", "train"]
+    assert list(LANDSCAPES) == ["less_is_more", "peaked", "harmful", "synergy"]
+
+
+def test_a_registered_kind_is_checked_and_run_through_run_objective(
+    make_job: Callable[..., JobSpec], share_of: str
+) -> None:
+    job = with_objective(make_job(), kind=share_of, target="count")
+    check_objective(job, "job.yaml")
+    cache: dict[Any, Any] = {}
+    result = run_objective(job, MIX, cache)
+    assert result.metrics == {"score": pytest.approx(0.3)}
+    assert result.seconds > 0  # filled in by run_objective: the kind left it 0
+    assert cache == {"runs": 1}  # the worker's cache reaches the kind
+    with pytest.raises(UserError, match=r"^job.yaml: `objective.target` must name one"):
+        check_objective(with_objective(job, target="colors"), "job.yaml")
+
+
+def test_an_unregistered_kind_is_gone(make_job: Callable[..., JobSpec]) -> None:
+    OBJECTIVES.register("share_of")(ShareOf)
+    OBJECTIVES.unregister("share_of")
+    with pytest.raises(UserError, match="not a known objective kind"):
+        check_objective(with_objective(make_job(), kind="share_of"), "job.yaml")
+
+
+def test_a_registered_landscape_scores_through_sim_score(flat: str) -> None:
+    noisy, clean = sim_score(flat, {"a": 0.7, "b": 0.3}, ["a", "b"], 5000)
+    assert noisy == clean == pytest.approx(1.0)  # normalised by its maximum, at the peak volume
+
+
+def test_a_misspelt_kind_says_which_was_meant(make_job: Callable[..., JobSpec]) -> None:
+    job = with_objective(make_job(), kind="pyhton")
+    with pytest.raises(UserError) as err:
+        check_objective(job, "job.yaml")
+    assert str(err.value).startswith("job.yaml: `objective.kind` 'pyhton' is not a known")
+    assert "(did you mean `python`?)" in str(err.value)
+    with pytest.raises(UserError, match="did you mean `python`"):
+        run_objective(job, MIX)
+
+
+def test_a_misspelt_landscape_says_which_was_meant(make_job: Callable[..., JobSpec]) -> None:
+    job = with_objective(make_job(), kind="sim", landscape="peeked")
+    with pytest.raises(UserError) as err:
+        check_objective(job, "job.yaml")
+    assert str(err.value).startswith("job.yaml: `objective.landscape` 'peeked' is not a known")
+    assert "(did you mean `peaked`?)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "expected"),
+    [
+        ("train", {}, "`pool` is required when objective.kind is train"),
+        ("train", {"pool": "pool"}, "`bench` is required when objective.kind is train"),
+        (
+            "train",
+            {"pool": "pool", "bench": {"heldout_of_pool": 1.5}},
+            "`bench.heldout_of_pool` must lie in [0, 1)",
+        ),
+        (
+            "train",
+            {"pool": "pool", "bench": {"heldout_of_pool": 0.0}},
+            "`bench` needs a `file`, a `heldout_of_pool` share, or both",
+        ),
+        ("python", {"target": "no_colon"}, "`objective.target` must be `module:function`"),
+        ("python", {"task_types": ()}, "list `task_types` (or give a `pool`)"),
+        ("sim", {"task_types": ()}, "list `task_types` (or give a `pool`)"),
+    ],
+)
+def test_each_kind_checks_what_it_needs(
+    make_job: Callable[..., JobSpec], kind: str, changes: dict[str, Any], expected: str
+) -> None:
+    job = make_job(**{k: v for k, v in changes.items() if k != "target"})
+    job = with_objective(job, kind=kind, target=changes.get("target", job.objective.target))
+    with pytest.raises(UserError) as err:
+        check_objective(job, "job.yaml")
+    assert str(err.value).startswith("job.yaml: ") and expected in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["train", "python", "sim"])
+def test_a_complete_job_passes_its_kind_s_checks(
+    make_job: Callable[..., JobSpec], kind: str
+) -> None:
+    job = make_job(pool="pool", bench="bench.yaml")
+    check_objective(with_objective(job, kind=kind), "job.yaml")
