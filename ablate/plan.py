@@ -21,6 +21,7 @@ from ablate.mixture import (
     check_mixture,
     load_mixture,
     max_volume,
+    repeat_cap,
     resolve_proportions,
     rows_per_type,
     validate,
@@ -142,7 +143,7 @@ def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolM
         if any(p > 0 and not counts.get(t) for t, p in props.items()):
             continue  # a type the pool lacks: `validate` says so
         need = rows_per_type(props, volume_rows(m, manifest))
-        over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * m.max_repeat]
+        over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * repeat_cap(m, t)]
         if over:
             short.append((m, props, over[0]))
     if not short:

@@ -40,12 +40,13 @@ def make_job(root: Path, storage: str, n: int, in_flight: int, study: str) -> Jo
 
 def optuna_floor(job: JobSpec, types: list[str]) -> float:
     """trials/s of enqueue + ask + set attrs + tell alone on the job's storage."""
-    from ablate.sweep import _enqueue_design, design_mixtures, open_study
+    from ablate.plan import design_mixtures
+    from ablate.study import enqueue_design, open_study
 
     study = open_study(job)
     mixtures = design_mixtures(job, types)
     start = time.perf_counter()
-    _enqueue_design(study, mixtures)
+    enqueue_design(study, mixtures)
     for _ in mixtures:
         t = study.ask()
         t.set_user_attr("metrics", {"score": 0.5})

@@ -46,9 +46,9 @@ def build(folder: Path, n: int) -> Path:
 
     from ablate import tracking
     from ablate.analysis.load import result_trial
-    from ablate.config import load_job
     from ablate.design import proportions_for_balance
     from ablate.objectives import sim_score
+    from ablate.plan import load_job
 
     job_file = folder / "job.yaml"
     job_file.write_text(

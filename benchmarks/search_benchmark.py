@@ -54,13 +54,13 @@ def trials_to_reach(job: JobSpec, types: list[str], budget: int, tol: float = 0.
     """Run one search in memory; return the first trial number (1-based) within tol of the optimum."""
     import optuna
 
-    from ablate.design import design_mixtures
-    from ablate.search import cube_params, default_warm_start, make_sampler, suggest
     from ablate.objectives import sim_score
+    from ablate.plan import design_mixtures
+    from ablate.search import cube_params, make_sampler, suggest
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
-    for mix in default_warm_start(job, types) + design_mixtures(job, types):
+    for mix in design_mixtures(job, types):
         study.enqueue_trial(cube_params(job, types, mix))
     obj = job.objective
     for n in range(1, budget + 1):

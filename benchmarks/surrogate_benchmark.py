@@ -44,23 +44,19 @@ def sim_study(landscape: str, n: int, seed: int, storage: str) -> object:
 
 
 def volume_only_spearman(df: object) -> float:
-    """Baseline: the same grouped CV with a model of the volume alone."""
-    from ablate.analysis.surrogates import LogLinear, cross_validate, study_data
+    """Baseline: the same grouped CV with a model of the volume alone (registered for the call)."""
+    from ablate.analysis.surrogates import SURROGATES, LogLinear, cross_validate, study_data
 
     class VolumeOnly(LogLinear):
         @staticmethod
         def _features(p: np.ndarray, z: np.ndarray) -> np.ndarray:
             return np.column_stack([z, z * z])
 
-    import ablate.analysis.surrogates as s
-
-    data = study_data(df)
-    original = s.make_model
-    s.make_model = lambda name: VolumeOnly() if name == "volume_only" else original(name)  # type: ignore[assignment]
+    SURROGATES.register("volume_only")(VolumeOnly)
     try:
-        return cross_validate(data, "volume_only").spearman
+        return cross_validate(study_data(df), "volume_only").spearman
     finally:
-        s.make_model = original
+        SURROGATES.unregister("volume_only")
 
 
 def main() -> None:

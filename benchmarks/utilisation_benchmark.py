@@ -36,7 +36,8 @@ def make_job(root: Path, trials: int, duration: float, slots: int) -> JobSpec:
 
 
 def sweep_utilisation(job: JobSpec, slots: int) -> float:
-    from ablate.sweep import open_study, run_sweep
+    from ablate.study import open_study
+    from ablate.sweep import run_sweep
 
     run_sweep(job, ["a", "b", "c", "d", "e"], progress=None)
     trials = open_study(job, create=False).get_trials()

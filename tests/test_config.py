@@ -10,17 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ablate.config import (
-    DesignSpec,
-    JobSpec,
-    apply_override,
-    build,
-    job_task_types,
-    load_job,
-    read_yaml,
-    validate_job,
-)
+from ablate.config import DesignSpec, JobSpec, apply_override, build, read_yaml
 from ablate.errors import UserError
+from ablate.plan import job_task_types, load_job, validate_job
 
 DEMO_JOB = Path(__file__).parent.parent / "jobs" / "demo.yaml"
 

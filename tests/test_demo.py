@@ -20,8 +20,8 @@ def test_demo_runs_a_tracked_sweep_and_resumes(tmp_path: Path, ray_session: Any)
     import mlflow
     import optuna
 
-    from ablate.config import load_job
     from ablate.demo import DemoSpec, run_demo
+    from ablate.plan import load_job
 
     out = tmp_path / "demo"
     lines: list[str] = []

@@ -4,15 +4,10 @@ import math
 
 import pytest
 
-from ablate.design import (
-    balance_of,
-    design_key,
-    dominant_share,
-    grid_design,
-    proportions_for_balance,
-)
+from ablate.design import design_key, dominant_share, fixed_design, proportions_for_balance
 from ablate.errors import UserError
 from ablate.mixture import Mixture
+from ablate.mixture import normalized_entropy as balance_of
 from ablate.objectives import load_target, run_python_objective
 
 
@@ -40,7 +35,7 @@ def test_balance_endpoints_and_known_value() -> None:
 
 def test_grid_size_names_and_keys(make_job) -> None:
     job = make_job(design={"volumes": [200, 1000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]})
-    points = grid_design(job, ["caption", "count", "compare"])
+    points = fixed_design(job, ["caption", "count", "compare"])
     assert len(points) == 2 * 2 * 3
     assert points[0].name == "v200-b0.50-s0"
     assert points[-1].name == "v1000-b1.00-s2"
@@ -48,7 +43,7 @@ def test_grid_size_names_and_keys(make_job) -> None:
     keys = [design_key(p) for p in points]
     assert len(set(keys)) == len(keys)
     # the key is stable and ignores the name
-    again = grid_design(job, ["caption", "count", "compare"])
+    again = fixed_design(job, ["caption", "count", "compare"])
     assert [design_key(p) for p in again] == keys
     renamed = Mixture(name="x", volume=200, proportions=dict(points[0].proportions), seed=0)
     assert design_key(renamed) == keys[0]
@@ -56,7 +51,7 @@ def test_grid_size_names_and_keys(make_job) -> None:
 
 def test_single_type_grid_collapses_duplicate_points(make_job) -> None:
     job = make_job(design={"volumes": [100], "balance": [0.0, 0.5, 1.0], "seeds": [0]})
-    points = grid_design(job, ["only"])
+    points = fixed_design(job, ["only"])
     assert len(points) == 1
     assert points[0].proportions == {"only": 1.0}
 
@@ -78,7 +73,8 @@ def test_bad_target_is_a_user_error() -> None:
 
 
 def test_lattice_corners_leave_one_out_and_seed_replicates(make_job) -> None:
-    from ablate.design import design_mixtures, lattice_points
+    from ablate.design import lattice_points
+    from ablate.plan import design_mixtures
 
     assert len(lattice_points(3, 2)) == 6 and len(lattice_points(5, 4)) == 70  # C(m+k-1, k-1)
     types = ["caption", "count", "compare"]
@@ -103,7 +99,7 @@ def test_lattice_corners_leave_one_out_and_seed_replicates(make_job) -> None:
 
 
 def test_dirichlet_cover_is_deterministic_space_filling_and_respects_min_share(make_job) -> None:
-    from ablate.design import design_mixtures
+    from ablate.plan import design_mixtures
 
     types = ["a", "b", "c", "d"]
     design = {
@@ -137,7 +133,7 @@ def test_dirichlet_cover_is_deterministic_space_filling_and_respects_min_share(m
 
 
 def test_grid_by_concentration_and_user_errors(make_job) -> None:
-    from ablate.design import design_mixtures
+    from ablate.plan import design_mixtures
 
     types = ["a", "b", "c"]
     job = make_job(design={"volumes": [100, 200], "concentration": [0.2, 50.0], "seeds": [0]})

@@ -21,8 +21,9 @@ import yaml
 from optuna.trial import TrialState
 
 from ablate import tracking
-from ablate.config import load_job
-from ablate.sweep import _file_holder, _lock_file, design_mixtures, open_study
+from ablate.plan import design_mixtures, load_job
+from ablate.study import lock_file, open_study
+from ablate.study.lock import _file_holder
 
 TESTS = Path(__file__).resolve().parent
 TYPES = ["caption", "count", "compare"]
@@ -80,7 +81,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for_lock(job: Any, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    path = _lock_file(job)
+    path = lock_file(job)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if path is not None and path.exists() and _file_holder(path):

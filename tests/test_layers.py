@@ -95,7 +95,10 @@ def _imports() -> list[tuple[str, str, int, bool]]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = _target(module, node)
-                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+                names = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                    for a in node.names
+                ]
             else:
                 continue
             for name in names:
@@ -125,7 +128,9 @@ def test_imports_only_go_down() -> None:
         if target is None or target == importer:
             continue
         if _layer(target) > _layer(importer):
-            upward.append(f"{MODULES[importer]}:{line} {importer} imports {target} (a higher layer)")
+            upward.append(
+                f"{MODULES[importer]}:{line} {importer} imports {target} (a higher layer)"
+            )
     assert not upward, "\n".join(upward)
 
 
@@ -186,8 +191,7 @@ def test_one_module_imports_each_service_library(library: str) -> None:
     found = [
         f"{MODULES[importer]}:{line}"
         for importer, name, line, _ in IMPORTS
-        if (name == library or name.startswith(library + "."))
-        and not importer.startswith(owners)
+        if (name == library or name.startswith(library + ".")) and not importer.startswith(owners)
     ]
     assert not found, f"{library} is imported outside {owners}: {found}"
 
@@ -195,7 +199,7 @@ def test_one_module_imports_each_service_library(library: str) -> None:
 def test_package_init_files_only_re_export() -> None:
     """A package's `__init__.py` holds a docstring, imports and `__all__`, nothing else."""
     bad = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         if path.name != "__init__.py":
             continue
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -215,7 +219,7 @@ def test_module_and_function_sizes() -> None:
     """Modules of at most ~450 lines and functions of at most ~60, unless a comment says why
     (`# long: <reason>` on the def line or the line above it)."""
     too_long = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         lines = path.read_text(encoding="utf-8").splitlines()
         if len(lines) > 450 and not any("# long module:" in line for line in lines[:30]):
             too_long.append(f"{path}: {len(lines)} lines")

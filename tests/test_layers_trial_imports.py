@@ -37,13 +37,16 @@ TRIAL_PATH = (
 #: Layers above `trial`: importing ablate.trial must not load any of them.
 ABOVE_TRIAL = (
     "ablate.objectives",
-    "ablate.sim",
     "ablate.design",
     "ablate.search",
-    "ablate.sweep",
+    "ablate.plan",
+    "ablate.study",
     "ablate.tracking",
+    "ablate.sweep",
     "ablate.analysis",
+    "ablate.demo",
     "ablate.cli",
+    "ablate.testing",
 )
 
 #: Heavy libraries imported inside functions only (start-up time).

@@ -17,6 +17,7 @@ from ablate.objectives import (
     LANDSCAPES,
     OBJECTIVES,
     check_objective,
+    prepare_objective,
     run_objective,
     sim_score,
 )
@@ -31,6 +32,9 @@ class ShareOf:
     def check(self, job: JobSpec, source: str) -> None:
         if job.objective.target not in job.task_types:
             raise UserError(f"{source}: `objective.target` must name one of the task types")
+
+    def prepare(self, job: JobSpec) -> None:
+        pass
 
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
         cache["runs"] = cache.get("runs", 0) + 1
@@ -151,3 +155,11 @@ def test_a_complete_job_passes_its_kind_s_checks(
 ) -> None:
     job = make_job(pool="pool", bench="bench.yaml")
     check_objective(with_objective(job, kind=kind), "job.yaml")
+
+
+def test_prepare_loads_a_python_target_once_in_the_driver(make_job: Callable[..., JobSpec]) -> None:
+    prepare_objective(make_job())  # objectives_for_tests:landscape imports
+    with pytest.raises(UserError, match="cannot import module `no_such_module`"):
+        prepare_objective(make_job(target="no_such_module:f"))
+    for kind in ("sim", "train"):
+        prepare_objective(with_objective(make_job(target="no_such_module:f"), kind=kind))

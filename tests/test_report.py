@@ -101,7 +101,8 @@ def test_propose_enqueues_trials_the_next_sweep_runs(
 ) -> None:
     from optuna.trial import TrialState
 
-    from ablate.sweep import open_study, run_sweep
+    from ablate.study import open_study
+    from ablate.sweep import run_sweep
 
     job = make_job(
         design={"volumes": [100, 1000], "balance": [0.3, 0.7, 1.0], "seeds": [0, 1]},

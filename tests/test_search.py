@@ -5,8 +5,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate.design import balance_of
 from ablate.errors import UserError
+from ablate.mixture import normalized_entropy as balance_of
 from ablate.search import (
     cube_params,
     make_sampler,
@@ -15,7 +15,8 @@ from ablate.search import (
     to_cube,
     to_simplex,
 )
-from ablate.sweep import open_study, run_sweep
+from ablate.study import open_study
+from ablate.sweep import run_sweep
 from ablate.trial import TrialResult
 
 TYPES = ["caption", "count", "compare"]
@@ -73,8 +74,8 @@ def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
 
 def _in_memory_search(job, types, n, study=None):
     """The driver's loop without Ray: enqueue the warm start, then ask -> suggest -> tell."""
-    from ablate.search import default_warm_start
     from ablate.objectives import sim_score
+    from ablate.search import default_warm_start
 
     if study is None:
         study = optuna.create_study(direction="maximize", sampler=make_sampler(job, 0))
@@ -91,7 +92,7 @@ def _in_memory_search(job, types, n, study=None):
 
 
 def test_default_sampler_finds_the_optimum_and_honours_bounds(make_job) -> None:
-    from ablate.mixsampler import MixtureSampler
+    from ablate.search.mixture_sampler import MixtureSampler
 
     job = make_job(objective=SIM, design={"kind": "search", "volumes": [5000]})
     assert isinstance(make_sampler(job, 0), MixtureSampler)

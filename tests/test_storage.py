@@ -16,15 +16,10 @@ from optuna.trial import TrialState
 
 from ablate import tracking
 from ablate.errors import UserError
-from ablate.sweep import (
-    _enqueue_design,
-    design_mixtures,
-    driver_lock,
-    open_study,
-    postgres_driver,
-    run_sweep,
-    study_status,
-)
+from ablate.plan import design_mixtures
+from ablate.study import driver_lock, enqueue_design, open_study, postgres_driver
+from ablate.sweep import run_sweep, study_status
+from ablate.tracking.client import mlflow_client
 
 TYPES = ["caption", "count", "compare"]
 POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -75,7 +70,7 @@ def test_sweep_resume_reconcile_and_lock(ray_session, make_job, storage) -> None
     design = design_mixtures(job, TYPES)
     # a driver that died with two trials in flight, the rest of the design never enqueued
     study = open_study(job)
-    _enqueue_design(study, design[:3])
+    enqueue_design(study, design[:3])
     dead = [study.ask().number, study.ask().number]
     parent = tracking.start_sweep(job)
     stale = tracking.start_trial(job, parent, dead[0], design[0])
@@ -91,7 +86,7 @@ def test_sweep_resume_reconcile_and_lock(ray_session, make_job, storage) -> None
     for t in trials:
         if t.number in dead:
             assert t.state == TrialState.FAIL and t.user_attrs["requeued"] is True
-    assert tracking._client(job.tracking_uri).get_run(stale).info.status == "KILLED"
+    assert mlflow_client(job.tracking_uri).get_run(stale).info.status == "KILLED"
     assert not tracking.child_runs(job, parent, status="RUNNING")
 
     # resume: nothing reruns

@@ -12,16 +12,11 @@ from optuna.trial import TrialState
 
 from ablate import tracking
 from ablate.errors import UserError
-from ablate.sweep import (
-    SweepProgress,
-    _attr_lock,
-    _enqueue_design,
-    design_mixtures,
-    driver_lock,
-    open_study,
-    run_sweep,
-    study_status,
-)
+from ablate.plan import design_mixtures
+from ablate.study import driver_lock, enqueue_design, open_study
+from ablate.study.lock import _attr_lock
+from ablate.sweep import SweepProgress, run_sweep, study_status
+from ablate.tracking.client import mlflow_client
 
 TYPES = ["caption", "count", "compare"]
 GRID = {"volumes": [100, 400], "balance": [0.0, 0.5, 1.0], "seeds": [0, 1]}
@@ -95,7 +90,7 @@ def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:
     job = make_job(design={"volumes": [100], "balance": [0.5, 1.0], "seeds": [0, 1]})
     design = design_mixtures(job, TYPES)
     study = open_study(job)
-    _enqueue_design(study, design[:3])
+    enqueue_design(study, design[:3])
     dead = [study.ask(), study.ask()]  # a driver that died with two trials in flight
     parent = tracking.start_sweep(job)
     stale_run = tracking.start_trial(job, parent, dead[0].number, design[0])
@@ -112,7 +107,7 @@ def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:
     assert sorted(keys) == sorted({t.user_attrs["design_key"] for t in trials.values()})
     requeued = [t for t in trials.values() if "requeued_from" in t.user_attrs]
     assert sorted(t.user_attrs["requeued_from"] for t in requeued) == sorted(t.number for t in dead)
-    assert tracking._client(job.tracking_uri).get_run(stale_run).info.status == "KILLED"
+    assert mlflow_client(job.tracking_uri).get_run(stale_run).info.status == "KILLED"
 
 
 def test_lock_refuses_a_second_driver(make_job) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ablate import tracking
 from ablate.mixture import Mixture
-from ablate.trial import TrialResult
+from ablate.result import TrialResult
+from ablate.tracking.client import mlflow_client
 
 MIX = Mixture(name="v200-b0.50-s1", volume=200, proportions={"caption": 0.8, "count": 0.2}, seed=1)
 
@@ -14,7 +15,7 @@ MIX = Mixture(name="v200-b0.50-s1", volume=200, proportions={"caption": 0.8, "co
 def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: Path) -> None:
     job = make_job()
     parent = tracking.start_sweep(job)
-    client = tracking._client(job.tracking_uri)
+    client = mlflow_client(job.tracking_uri)
     run = client.get_run(parent)
     assert run.data.tags["ablate.role"] == "sweep" and run.data.tags["ablate.study"] == "test-study"
     assert run.data.params["objective.metric"] == "score"

@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from ablate import sweep, tracking
+from ablate import tracking
 from ablate.mixture import Mixture
-from ablate.trial import TrialResult
+from ablate.plan import design_mixtures
+from ablate.result import TrialResult
+from ablate.study import enqueue_design, open_study, trial_attrs
+from ablate.study.optuna_fast import pop_waiting
+from ablate.tracking.client import mlflow_client
 
 MIX = Mixture(name="v200-b0.50-s1", volume=200, proportions={"caption": 0.8, "count": 0.2}, seed=1)
 RESULT = TrialResult(
@@ -44,7 +48,7 @@ def _record(client: object, run: object) -> dict[str, object]:
 def test_batched_runs_equal_client_runs(make_job) -> None:
     job = make_job()
     parent = tracking.start_sweep(job)
-    client = tracking._client(job.tracking_uri)
+    client = mlflow_client(job.tracking_uri)
     tracking.log_trial(job, parent, 1, MIX, RESULT, "COMPLETE")
     tracking.log_trial(job, parent, 3, MIX, None, "FAIL", error="ValueError: boom")
     with tracking.RunWriter(job, parent) as writer:
@@ -77,22 +81,18 @@ def test_writer_reports_runs_it_could_not_write(make_job) -> None:
 def test_bulk_enqueue_writes_what_enqueue_trial_writes(
     make_job, tmp_path: Path, with_params
 ) -> None:
-    from ablate.design import design_mixtures
-
     job = make_job(design={"kind": "grid", "volumes": [100, 200], "balance": [0.5, 1.0]})
-    study = sweep.open_study(job)
+    study = open_study(job)
     study.tell(study.ask(), 0.1)  # numbering continues after existing trials
     mixtures = design_mixtures(job, ["caption", "count", "compare"])
     params = (lambda m: {"x": float(m.volume)}) if with_params else None
-    assert sweep._enqueue_design(study, mixtures, params) == len(mixtures)
-    assert sweep._enqueue_design(study, mixtures, params) == 0  # nothing twice
+    assert enqueue_design(study, mixtures, params) == len(mixtures)
+    assert enqueue_design(study, mixtures, params) == 0  # nothing twice
 
-    reference = sweep.open_study(make_job(study="reference"))
+    reference = open_study(make_job(study="reference"))
     reference.tell(reference.ask(), 0.1)
     for mix in mixtures:
-        reference.enqueue_trial(
-            params=params(mix) if params else {}, user_attrs=sweep.trial_attrs(mix)
-        )
+        reference.enqueue_trial(params=params(mix) if params else {}, user_attrs=trial_attrs(mix))
 
     def rows(s: object) -> list[tuple[object, ...]]:
         return [
@@ -102,7 +102,7 @@ def test_bulk_enqueue_writes_what_enqueue_trial_writes(
 
     assert rows(study) == rows(reference)
     waiting = collections.deque(t._trial_id for t in study.get_trials(states=(TrialState.WAITING,)))
-    trial = sweep._pop_waiting(study, waiting)
+    trial = pop_waiting(study, waiting)
     assert (
         trial.number == 1 and trial.user_attrs["design_key"] == rows(reference)[0][2]["design_key"]
     )

@@ -1,14 +1,20 @@
 """Answer the question a sweep was run for: read the study back, test, fit, plot, report.
 
-    load(job)                 -> one row per trial (ablate.analysis.load)
-    analyse(df)               -> Findings: bootstrap intervals, "less is more", balance effect
-    fit_surrogates(df)        -> cross-validated surrogates (log-linear, mixing law, GP)
-    propose_mixtures(...)     -> the best mixtures at a target volume, with intervals
-    plot_all(df, out_dir)     -> every plot as PNG
-    write_report(job, out)    -> report.html (self-contained), PNGs, trials.csv
+    load(job)                    -> one row per trial (load)
+    analyse(df)                  -> Findings: bootstrap intervals, "less is more", balance effect
+                                    (stats; tables: one row per mixture)
+    fit_surrogates(df)           -> cross-validated surrogates, every one in SURROGATES
+                                    (surrogates; surrogate_registry; surrogate_models/, one file
+                                    per model)
+    Surrogates.propose(...)      -> the best mixtures at a target volume, with intervals
+    plot_all(df, out_dir)        -> every plot as PNG (plots)
+    report.write_report(job, out) -> report.html (page), PNGs, trials.csv; forked children
+                                    (forked) draw and fit alongside
+    propose.propose_and_enqueue  -> `ablate propose`: the best mixtures into the study
 
 Heavy libraries (pandas, matplotlib, scikit-learn, scipy, optuna) are imported by the functions
-that need them, through the submodules.
+that need them, through the submodules. `report` and `propose` (which import tracking and the
+study) are not re-exported here: `from ablate.analysis import load` stays cheap.
 """
 
 from __future__ import annotations
@@ -33,18 +39,26 @@ from ablate.analysis.stats import (
     cell_stats,
     less_is_more,
 )
+from ablate.analysis.surrogate_registry import SURROGATES, Model
+from ablate.analysis.surrogates import CrossValidation, Proposal, Surrogates, fit_surrogates
 from ablate.analysis.tables import MixtureEffect, mixture_effect, mixture_table
 
 __all__ = [
+    "SURROGATES",
     "BalanceEffect",
+    "CrossValidation",
     "Findings",
     "LessIsMore",
     "MixtureEffect",
+    "Model",
+    "Proposal",
+    "Surrogates",
     "analyse",
     "balance_effects",
     "bootstrap_mean_ci",
     "cell_stats",
     "completed",
+    "fit_surrogates",
     "less_is_more",
     "load",
     "mixture_effect",

@@ -80,38 +80,41 @@ def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
     except sqlite3.Error:
         return None
     try:
-        (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
-        if not str(version).startswith("v3."):
-            return None
-        row = con.execute(
-            "SELECT study_id FROM studies WHERE study_name = ?", (job.study,)
-        ).fetchone()
-        if row is None:
-            return None
-        study_id = row[0]
-        (n_objectives,) = con.execute(
-            "SELECT COUNT(*) FROM study_directions WHERE study_id = ?", (study_id,)
-        ).fetchone()
-        if n_objectives != 1:
-            return None
-        trials = con.execute(
-            "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
-            "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
-            "ON v.trial_id = t.trial_id AND v.objective = 0 WHERE t.study_id = ? "
-            "ORDER BY t.trial_id",
-            (study_id,),
-        ).fetchall()
-        attrs: dict[int, dict[str, Any]] = {t[0]: {} for t in trials}
-        for trial_id, key, value in con.execute(
-            "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
-            "JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = ?",
-            (study_id,),
-        ):
-            attrs[trial_id][key] = json.loads(value)
+        return _query_trials(con, job.study)
     except (sqlite3.Error, TypeError, ValueError, KeyError):
         return None
     finally:
         con.close()
+
+
+def _query_trials(con: Any, study: str) -> list[_Trial] | None:
+    """`_read_sqlite`'s queries on an open connection (Optuna's v3 schema)."""
+    (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    if not str(version).startswith("v3."):
+        return None
+    row = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()
+    if row is None:
+        return None
+    study_id = row[0]
+    (n_objectives,) = con.execute(
+        "SELECT COUNT(*) FROM study_directions WHERE study_id = ?", (study_id,)
+    ).fetchone()
+    if n_objectives != 1:
+        return None
+    trials = con.execute(
+        "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
+        "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
+        "ON v.trial_id = t.trial_id AND v.objective = 0 WHERE t.study_id = ? "
+        "ORDER BY t.trial_id",
+        (study_id,),
+    ).fetchall()
+    attrs: dict[int, dict[str, Any]] = {t[0]: {} for t in trials}
+    for trial_id, key, value in con.execute(
+        "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
+        "JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = ?",
+        (study_id,),
+    ):
+        attrs[trial_id][key] = json.loads(value)
 
     def when(x: Any) -> datetime | None:
         return datetime.fromisoformat(x) if x else None
@@ -129,6 +132,77 @@ def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
     ]
 
 
+def as_job(job: JobSpec | str | Path) -> JobSpec:
+    """A JobSpec as given, or read (and checked) from a job YAML path."""
+    return job if isinstance(job, JobSpec) else load_job(job)
+
+
+class _Source(NamedTuple):
+    """The study `load` reads: its trials, and what the table's `attrs` and columns need."""
+
+    name: str
+    direction: str
+    metric: str | None
+    gpus_per_trial: float | None
+    where: str
+    trials: list[_Trial]
+
+
+def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | None) -> _Source:
+    """The trials of an `optuna.Study`, or of a job's study (read straight from SQLite when the
+    storage is a SQLite file, else through Optuna), with the job's defaults filled in."""
+    optuna = sys.modules.get("optuna")  # not imported: `job` cannot be a Study
+    if optuna is not None and isinstance(job, optuna.Study):
+        minimize = job.direction == optuna.study.StudyDirection.MINIMIZE
+        trials = [_frozen(t) for t in job.get_trials(deepcopy=False)]
+        name = job.study_name
+        return _Source(
+            name, "minimize" if minimize else "maximize", metric, gpus, f"study `{name}`", trials
+        )
+    job = as_job(job)
+    found = _read_sqlite(job)
+    if found is None:
+        found = [_frozen(t) for t in _open(job).get_trials(deepcopy=False)]
+    return _Source(
+        job.study,
+        job.objective.direction,
+        metric or job.objective.metric,
+        job.resources.gpus_per_trial if gpus is None else gpus,
+        f"study `{job.study}` in {job.storage_url}",
+        found,
+    )
+
+
+def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
+    """One trial as a row of the table (see the module docstring for its columns)."""
+    attrs = t.user_attrs
+    seconds = attrs.get("seconds")
+    gpus = attrs.get("gpus", gpus_per_trial)
+    duration = (
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        if t.datetime_complete and t.datetime_start
+        else None
+    )
+    row: dict[str, Any] = {
+        "trial": t.number,
+        "state": t.state,
+        "value": t.value,
+        "mixture": attrs.get("mixture_name"),
+        "volume": attrs.get("volume"),
+        "balance": attrs.get("balance"),
+        "seed": attrs.get("seed"),
+        "seconds": seconds,
+        "duration": duration,
+        "gpus": gpus,
+        "gpu_seconds": seconds * gpus if seconds is not None and gpus is not None else None,
+    }
+    for task_type, share in (attrs.get("proportions") or {}).items():
+        row[f"p/{task_type}"] = float(share)
+    row.update(attrs.get("metrics") or {})
+    row["error"] = attrs.get("error") if t.state != "COMPLETE" else None
+    return row
+
+
 def load(
     job: JobSpec | str | Path | Any, metric: str | None = None, gpus_per_trial: float | None = None
 ) -> Any:
@@ -140,66 +214,19 @@ def load(
     """
     import pandas as pd
 
-    optuna = sys.modules.get("optuna")  # not imported: `job` cannot be a Study
-    trials: list[_Trial] | None
-    if optuna is not None and isinstance(job, optuna.Study):
-        name = job.study_name
-        direction = (
-            "minimize" if job.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
-        )
-        where = f"study `{name}`"
-        trials = [_frozen(t) for t in job.get_trials(deepcopy=False)]
-    else:
-        if not isinstance(job, JobSpec):
-            job = load_job(job)
-        name, direction = job.study, job.objective.direction
-        metric = metric or job.objective.metric
-        if gpus_per_trial is None:
-            gpus_per_trial = job.resources.gpus_per_trial
-        where = f"study `{name}` in {job.storage_url}"
-        trials = _read_sqlite(job)
-        if trials is None:
-            trials = [_frozen(t) for t in _open(job).get_trials(deepcopy=False)]
+    source = _source(job, metric, gpus_per_trial)
+    trials = source.trials
     foreign = [t for t in trials if not all(k in t.user_attrs for k in REQUIRED_ATTRS)]
     if trials and len(foreign) == len(trials):
         raise UserError(
-            f"{where}: none of its {len(trials)} trials carries the ablate attributes "
+            f"{source.where}: none of its {len(trials)} trials carries the ablate attributes "
             f"{list(REQUIRED_ATTRS)}: it was not made by `ablate sweep`; point the job's "
             "`storage` and `study` at an ablate study"
         )
-    rows = []
-    types: list[str] = []
+    types: list[str] = []  # in the order the trials first list them
     for t in trials:
-        attrs = t.user_attrs
-        props = attrs.get("proportions") or {}
-        for k in props:
-            if k not in types:
-                types.append(str(k))
-        seconds = attrs.get("seconds")
-        gpus = attrs.get("gpus", gpus_per_trial)
-        duration = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
-        row: dict[str, Any] = {
-            "trial": t.number,
-            "state": t.state,
-            "value": t.value,
-            "mixture": attrs.get("mixture_name"),
-            "volume": attrs.get("volume"),
-            "balance": attrs.get("balance"),
-            "seed": attrs.get("seed"),
-            "seconds": seconds,
-            "duration": duration,
-            "gpus": gpus,
-            "gpu_seconds": seconds * gpus if seconds is not None and gpus is not None else None,
-        }
-        for task_type, share in props.items():
-            row[f"p/{task_type}"] = float(share)
-        row.update(attrs.get("metrics") or {})
-        row["error"] = attrs.get("error") if t.state != "COMPLETE" else None
-        rows.append(row)
+        types += [str(k) for k in t.user_attrs.get("proportions") or {} if str(k) not in types]
+    rows = [_row(t, source.gpus_per_trial) for t in trials]
     columns = ["trial", "state", "value", "mixture", "volume", "balance", "seed"]
     df = pd.DataFrame(rows, columns=None if rows else columns)
     for col in ("value", "volume", "balance", "seconds", "duration", "gpus", "gpu_seconds"):
@@ -208,7 +235,12 @@ def load(
     for t_ in types:  # a type missing from a trial's proportions has share 0
         df[f"p/{t_}"] = df[f"p/{t_}"].fillna(0.0)
     df.attrs.update(
-        {"study": name, "metric": metric or "value", "direction": direction, "task_types": types}
+        {
+            "study": source.name,
+            "metric": source.metric or "value",
+            "direction": source.direction,
+            "task_types": types,
+        }
     )
     return df
 

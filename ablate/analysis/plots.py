@@ -262,49 +262,65 @@ def plot_simplex(
     cmap = "viridis_r" if df.attrs.get("direction") == "minimize" else "viridis"
     p = mix[[f"p/{t}" for t in types]].to_numpy(float)
     if len(types) == 2:
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
-        sc = ax.scatter(
-            p[:, 0], mix["score"], c=np.log10(mix["volume"].astype(float)), cmap="cividis"
+        fig = _share_scatter(plt, mix, p, types, name)
+    elif len(types) == 3:
+        fig = _ternary(plt, mix, p, types, name, cmap)
+    else:
+        fig = _parallel_coordinates(plt, mix, p, types, name, cmap)
+    return _save(fig, out)
+
+
+def _share_scatter(plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str) -> Any:
+    """2 task types: the score against the share of the first, coloured by volume."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
+    sc = ax.scatter(p[:, 0], mix["score"], c=np.log10(mix["volume"].astype(float)), cmap="cividis")
+    ax.set_xlabel(f"share of {types[0]} (rest: {types[1]})")
+    ax.set_ylabel(f"mean {name} over seeds")
+    fig.colorbar(sc, ax=ax, label="log10 volume (rows)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{name} against the share of {types[0]}", fontsize=10)
+    return fig
+
+
+def _ternary(plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str) -> Any:
+    """3 task types: the simplex as a triangle, a marker per mixture (size: volume)."""
+    # barycentric -> plane: corners (0,0), (1,0), (1/2, sqrt(3)/2)
+    x = p[:, 1] + 0.5 * p[:, 2]
+    y = (np.sqrt(3) / 2) * p[:, 2]
+    fig, ax = plt.subplots(figsize=(6.0, 5.4), dpi=DPI)
+    corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
+    ax.plot(corners[:, 0], corners[:, 1], color="0.4", lw=1)
+    for (cx, cy), t, ha in zip(corners[:3], types, ("right", "left", "center"), strict=True):
+        ax.annotate(
+            t,
+            (cx, cy),
+            xytext=(0, -12 if cy == 0 else 6),
+            textcoords="offset points",
+            ha=ha,
+            fontsize=9,
         )
-        ax.set_xlabel(f"share of {types[0]} (rest: {types[1]})")
-        ax.set_ylabel(f"mean {name} over seeds")
-        fig.colorbar(sc, ax=ax, label="log10 volume (rows)")
-        ax.grid(True, alpha=0.3)
-        ax.set_title(f"{name} against the share of {types[0]}", fontsize=10)
-        return _save(fig, out)
-    if len(types) == 3:
-        # barycentric -> plane: corners (0,0), (1,0), (1/2, sqrt(3)/2)
-        x = p[:, 1] + 0.5 * p[:, 2]
-        y = (np.sqrt(3) / 2) * p[:, 2]
-        fig, ax = plt.subplots(figsize=(6.0, 5.4), dpi=DPI)
-        corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
-        ax.plot(corners[:, 0], corners[:, 1], color="0.4", lw=1)
-        for (cx, cy), t, ha in zip(corners[:3], types, ("right", "left", "center"), strict=True):
-            ax.annotate(
-                t,
-                (cx, cy),
-                xytext=(0, -12 if cy == 0 else 6),
-                textcoords="offset points",
-                ha=ha,
-                fontsize=9,
-            )
-        size = 15 + 60 * (
-            np.log(mix["volume"].astype(float)) - np.log(mix["volume"].min()) + 0.0
-        ) / max(1e-9, np.log(mix["volume"].max()) - np.log(mix["volume"].min()))
-        sc = ax.scatter(x, y, c=mix["score"], s=size, cmap=cmap, edgecolors="k", linewidths=0.3)
-        fig.colorbar(sc, ax=ax, label=f"mean {name} over seeds")
-        ax.set_aspect("equal")
-        ax.axis("off")
-        ax.set_title(f"{name} over the simplex of proportions (marker size: volume)", fontsize=10)
-        return _save(fig, out)
-    # parallel coordinates: one axis per share, log volume, score; each line one mixture
+    size = 15 + 60 * (
+        np.log(mix["volume"].astype(float)) - np.log(mix["volume"].min()) + 0.0
+    ) / max(1e-9, np.log(mix["volume"].max()) - np.log(mix["volume"].min()))
+    sc = ax.scatter(x, y, c=mix["score"], s=size, cmap=cmap, edgecolors="k", linewidths=0.3)
+    fig.colorbar(sc, ax=ax, label=f"mean {name} over seeds")
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"{name} over the simplex of proportions (marker size: volume)", fontsize=10)
+    return fig
+
+
+def _parallel_coordinates(
+    plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str
+) -> Any:
+    """4+ task types: one axis per share, log volume and score; each line one mixture."""
+    from matplotlib.collections import LineCollection
+
     cols = [*(f"p/{t}" for t in types), "log10 volume", "score"]
     data = np.column_stack([p, np.log10(mix["volume"].astype(float)), mix["score"]])
     lo, hi = data.min(axis=0), data.max(axis=0)
     norm = (data - lo) / np.where(hi > lo, hi - lo, 1.0)
     fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2, 4.4), dpi=DPI)
-    from matplotlib.collections import LineCollection
-
     order = np.argsort(norm[:, -1])  # best drawn last, on top
     xs = np.arange(len(cols), dtype=float)
     lines = LineCollection(
@@ -325,7 +341,7 @@ def plot_simplex(
         )
     ax.set_yticks([])
     ax.set_title(f"mixtures as lines (shares, volume, mean {name}); colour: {name}", fontsize=10)
-    return _save(fig, out)
+    return fig
 
 
 def plot_history(df: Any, out: Path, metric: str = "value", label: str | None = None) -> Path:

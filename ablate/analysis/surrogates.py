@@ -1,6 +1,8 @@
 """Surrogates: predict a mixture's score from its proportions and volume, rank, propose.
 
-Three models over completed trials (inputs: shares p_1..p_k and z = standardised ln(volume)):
+The models are registered in `SURROGATES` (`ablate.analysis.surrogate_registry`), one file each
+in `ablate/analysis/surrogate_models/`; built in, over completed trials (inputs: shares
+p_1..p_k and z = standardised ln(volume)):
 
 - `loglinear` (RegMix-style regression): ridge on p_i, ln(p_i + 0.01), z, z^2 and p_i * z,
   so the best shares may move with volume and the score may peak along volume;
@@ -21,22 +23,18 @@ same model refitted on bootstrap resamples of the mixtures.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ablate.analysis.load import completed, task_types
+from ablate.analysis.surrogate_models import EPS, GP, MAX_GP_POINTS, LogLinear, MixingLaw
+from ablate.analysis.surrogate_registry import SURROGATES, Model, make_model
 from ablate.analysis.tables import mixture_keys
 from ablate.errors import UserError
-
-MODELS = ("loglinear", "mixing_law", "gp")
-#: The GP is fitted on at most this many trials (drawn at random, seeded) to bound its cost.
-MAX_GP_POINTS = 150
-#: Floor inside ln(p + EPS): a share of 0 is a finite (very negative) feature, not -inf.
-EPS = 0.01
 
 
 @contextmanager
@@ -59,153 +57,6 @@ def _nearest_l1(points: np.ndarray, refs: np.ndarray, chunk: int = 4096) -> np.n
     for i in range(0, len(points), chunk):
         out[i : i + chunk] = cdist(points[i : i + chunk], refs, "cityblock").min(axis=1)
     return out
-
-
-class Model(Protocol):
-    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> Model: ...
-    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray: ...
-    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> Model: ...
-
-
-class LogLinear:
-    """Ridge regression on [p, ln(p + EPS), z, z^2, p * z] (features standardised)."""
-
-    def __init__(self, alpha: float | None = None) -> None:
-        self.alpha = alpha
-
-    @staticmethod
-    def _features(p: np.ndarray, z: np.ndarray) -> np.ndarray:
-        z = z[:, None]
-        return np.hstack([p[:, :-1], np.log(p + EPS), z, z * z, p[:, :-1] * z])
-
-    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> LogLinear:
-        from sklearn.linear_model import Ridge, RidgeCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        reg = (
-            Ridge(alpha=self.alpha)
-            if self.alpha is not None
-            else RidgeCV(alphas=np.logspace(-4, 2, 13))
-        )
-        self.pipe = make_pipeline(StandardScaler(), reg).fit(self._features(p, z), y)
-        if self.alpha is None:
-            self.alpha = float(self.pipe[-1].alpha_)
-        return self
-
-    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.pipe.predict(self._features(p, z)))
-
-    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> LogLinear:
-        return LogLinear(self.alpha).fit(p, z, y)
-
-
-class MixingLaw:
-    """score = c + k * exp(t . p + t_v z + t_vv z^2); a small L2 penalty on t fixes its offset
-    (sum p = 1, so adding a constant to every t_i is the same as rescaling k)."""
-
-    def __init__(self, start: np.ndarray | None = None) -> None:
-        self.start = start
-
-    @staticmethod
-    def _f(theta: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:
-        k_types = p.shape[1]
-        c, k, t = theta[0], theta[1], theta[2 : 2 + k_types]
-        tv, tvv = theta[2 + k_types], theta[3 + k_types]
-        return np.asarray(c + k * np.exp(np.clip(p @ t + tv * z + tvv * z * z, -30, 30)))
-
-    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> MixingLaw:
-        from scipy.optimize import least_squares
-
-        n, kt = p.shape
-        scale = float(y.std()) or 1.0
-        lam = math.sqrt(1e-3 * n) * scale
-
-        def resid(theta: np.ndarray) -> np.ndarray:
-            return np.concatenate([self._f(theta, p, z) - y, lam * theta[2 : 2 + kt]])
-
-        def jac(theta: np.ndarray) -> np.ndarray:
-            # d/dc = 1, d/dk = e, d/dt_i = k e p_i, d/dt_v = k e z, d/dt_vv = k e z^2
-            k = theta[1]
-            e = np.exp(np.clip(p @ theta[2 : 2 + kt] + theta[-2] * z + theta[-1] * z * z, -30, 30))
-            top = np.column_stack([np.ones(n), e, (k * e)[:, None] * p, k * e * z, k * e * z * z])
-            bottom = np.zeros((kt, kt + 4))
-            bottom[:, 2 : 2 + kt] = lam * np.eye(kt)
-            return np.vstack([top, bottom])
-
-        starts = (
-            [self.start]
-            if self.start is not None
-            else [
-                np.r_[y.min() - 0.1 * scale, scale, np.zeros(kt), 0.0, 0.0],
-                np.r_[y.max() + 0.1 * scale, -scale, np.zeros(kt), 0.0, 0.0],
-                np.r_[y.mean(), 0.5 * scale, np.zeros(kt), 0.5, -0.5],
-            ]
-        )
-        best = None
-        for x0 in starts:
-            res = least_squares(resid, x0, jac=jac, method="trf", max_nfev=200)
-            if best is None or res.cost < best.cost:
-                best = res
-        assert best is not None
-        self.theta = best.x
-        return self
-
-    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return self._f(self.theta, p, z)
-
-    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> MixingLaw:
-        return MixingLaw(self.theta).fit(p, z, y)
-
-
-class GP:
-    """Gaussian process on [p, z]: constant x anisotropic RBF + white noise, normalised y."""
-
-    def __init__(self, kernel: Any = None) -> None:
-        self.kernel = kernel
-
-    def fit(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> GP:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-        x = np.column_stack([p, z])
-        if len(y) > MAX_GP_POINTS:  # fitting costs n^3 per optimizer step: 500 trials took ~20 s
-            keep = np.random.default_rng(0).choice(len(y), MAX_GP_POINTS, replace=False)
-            x, y = x[keep], y[keep]
-        fixed = self.kernel is not None
-        kernel = self.kernel or ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
-            np.ones(x.shape[1]), (1e-2, 1e2)
-        ) + WhiteKernel(0.1, (1e-6, 1.0))
-        with warnings.catch_warnings():  # a length scale at its bound is fine for ranking
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.gp = GaussianProcessRegressor(
-                kernel,
-                normalize_y=True,
-                optimizer=None if fixed else "fmin_l_bfgs_b",
-                n_restarts_optimizer=0,
-                random_state=0,
-            ).fit(x, y)
-        self.kernel_ = self.gp.kernel_
-        return self
-
-    def predict(self, p: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.gp.predict(np.column_stack([p, z])))
-
-    def refit_fixed(self, p: np.ndarray, z: np.ndarray, y: np.ndarray) -> GP:
-        return GP(self.kernel_).fit(p, z, y)
-
-
-def make_model(name: str) -> Model:
-    if name == "loglinear":
-        return LogLinear()
-    if name == "mixing_law":
-        return MixingLaw()
-    if name == "gp":
-        return GP()
-    raise UserError(f"unknown surrogate {name!r}; choose one of {', '.join(MODELS)}")
 
 
 @dataclass
@@ -421,13 +272,35 @@ class Surrogates:
 
 
 def fit_surrogates(
-    df: Any, metric: str = "value", models: tuple[str, ...] = MODELS, folds: int = 5
+    df: Any, metric: str = "value", models: Sequence[str] | None = None, folds: int = 5
 ) -> Surrogates:
-    """Cross-validate every model; the best by held-out Spearman is the one proposals use."""
+    """Cross-validate every model (default: every registered surrogate, in registration order);
+    the best by held-out Spearman is the one proposals use (on a tie, the earlier one)."""
+    names = list(models) if models is not None else SURROGATES.names()
     data = study_data(df, metric)
     with single_thread_blas():
-        cv = {name: cross_validate(data, name, folds) for name in models}
+        cv = {name: cross_validate(data, name, folds) for name in names}
     ranked = sorted(
         cv, key=lambda n: -cv[n].spearman if math.isfinite(cv[n].spearman) else math.inf
     )
     return Surrogates(data=data, cv=cv, best=ranked[0], metric=metric)
+
+
+__all__ = [
+    "EPS",
+    "GP",
+    "MAX_GP_POINTS",
+    "SURROGATES",
+    "CrossValidation",
+    "Data",
+    "LogLinear",
+    "MixingLaw",
+    "Model",
+    "Proposal",
+    "Surrogates",
+    "cross_validate",
+    "fit_surrogates",
+    "make_model",
+    "single_thread_blas",
+    "study_data",
+]

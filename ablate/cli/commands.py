@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ablate.errors import UserError
@@ -19,94 +20,99 @@ if TYPE_CHECKING:
 
 
 def run(args: argparse.Namespace) -> int:
-    cmd = args.command
-    if cmd == "demo":
-        from ablate.demo import DemoSpec, run_demo
+    """Run the parsed command; a job command loads and checks its job file first."""
+    if args.command in PLAIN:
+        return PLAIN[args.command](args)
+    from ablate.plan import load_job
 
-        run_demo(DemoSpec(out=args.out, overrides=tuple(args.overrides)))
+    return JOB_COMMANDS[args.command](load_job(args.job, args.overrides), args)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ablate.demo import DemoSpec, run_demo
+
+    run_demo(DemoSpec(out=args.out, overrides=tuple(args.overrides)))
+    return 0
+
+
+def _run_mixture(args: argparse.Namespace) -> int:
+    from ablate.mixture import load_mixture, materialize, mixture_summary, validate
+    from ablate.pool import open_pool
+
+    mixture = load_mixture(args.mixture, args.overrides)
+    pool = open_pool(args.pool)
+    if args.mixture_command == "show":
+        print(mixture_summary(mixture, pool, source=str(args.mixture)))
         return 0
-    if cmd == "data":
-        return _run_data(args)
-    if cmd == "mixture":
-        from ablate.mixture import load_mixture, materialize, mixture_summary, validate
-        from ablate.pool import open_pool
+    validate(mixture, pool.manifest, source=str(args.mixture))
+    selection = materialize(mixture, pool)
+    selection.to_parquet(args.out, pool)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(selection.counts.items()))
+    print(
+        f"wrote {len(selection.ids)} row ids to {args.out} ({counts}); content hash {selection.content_hash[:16]}"
+    )
+    return 0
 
-        mixture = load_mixture(args.mixture, args.overrides)
-        pool = open_pool(args.pool)
-        if args.mixture_command == "show":
-            print(mixture_summary(mixture, pool, source=str(args.mixture)))
-            return 0
-        validate(mixture, pool.manifest, source=str(args.mixture))
-        selection = materialize(mixture, pool)
-        selection.to_parquet(args.out, pool)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(selection.counts.items()))
+
+def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.plan import job_task_types, validate_job
+    from ablate.sweep import run_sweep
+
+    validate_job(job)
+    summary = run_sweep(job, job_task_types(job), address=args.address)
+    best = (
+        f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
+        if summary.best_mixture
+        else "-"
+    )
+    print(
+        f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
+        f"best {best}, {summary.wall_seconds:.0f} s"
+    )
+    if summary.pareto_front:
         print(
-            f"wrote {len(selection.ids)} row ids to {args.out} ({counts}); content hash {selection.content_hash[:16]}"
+            f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
+            + ", ".join(map(str, summary.pareto_front))
         )
-        return 0
+    return 0
 
-    from ablate.plan import job_task_types, load_job, validate_job
 
-    job = load_job(args.job, args.overrides)
-    if cmd == "trial":
-        return _run_trial(job, args)
-    if cmd == "sweep":
-        from ablate.sweep import run_sweep
+def _run_status(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.sweep import study_status
 
-        validate_job(job)
-        summary = run_sweep(job, job_task_types(job), address=args.address)
-        best = (
-            f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
-            if summary.best_mixture
-            else "-"
-        )
+    print(study_status(job))
+    return 0
+
+
+def _run_report(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.analysis.report import summary_text, write_report
+
+    report = write_report(
+        job, args.out, metric=args.metric, volume=args.volume, log_to_mlflow=not args.no_mlflow
+    )
+    print(summary_text(report))
+    return 0
+
+
+def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.analysis.report import propose_and_enqueue
+
+    try:
+        seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    done = propose_and_enqueue(job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run)
+    for i, p in enumerate(done.proposals, 1):
+        print(f"{i}. {p.describe(job.objective.metric)}")
+    if args.dry_run:
+        print("dry run: nothing enqueued")
+    else:
         print(
-            f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
-            f"best {best}, {summary.wall_seconds:.0f} s"
+            f"enqueued {done.trials} trial(s) into study `{job.study}` "
+            f"({done.model}, held-out Spearman {done.spearman:.3f}); run them with "
+            f"`ablate sweep {args.job}`"
         )
-        if summary.pareto_front:
-            print(
-                f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
-                + ", ".join(map(str, summary.pareto_front))
-            )
-        return 0
-    if cmd == "status":
-        from ablate.sweep import study_status
-
-        print(study_status(job))
-        return 0
-    if cmd == "report":
-        from ablate.analysis.report import summary_text, write_report
-
-        report = write_report(
-            job, args.out, metric=args.metric, volume=args.volume, log_to_mlflow=not args.no_mlflow
-        )
-        print(summary_text(report))
-        return 0
-    if cmd == "propose":
-        from ablate.analysis.report import propose_and_enqueue
-
-        try:
-            seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
-        except ValueError:
-            raise UserError(
-                f"--seeds must be comma-separated integers, got {args.seeds!r}"
-            ) from None
-        done = propose_and_enqueue(
-            job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run
-        )
-        for i, p in enumerate(done.proposals, 1):
-            print(f"{i}. {p.describe(job.objective.metric)}")
-        if args.dry_run:
-            print("dry run: nothing enqueued")
-        else:
-            print(
-                f"enqueued {done.trials} trial(s) into study `{job.study}` "
-                f"({done.model}, held-out Spearman {done.spearman:.3f}); run them with "
-                f"`ablate sweep {args.job}`"
-            )
-        return 0
-    raise AssertionError(cmd)
+    return 0
 
 
 def _run_data(args: argparse.Namespace) -> int:
@@ -194,3 +200,18 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
         for key, value in sorted(result.metrics.items()):
             print(f"  {key:40s} {value:.4f}")
     return 0
+
+
+#: Commands that take no job file, and those that load one (`ablate COMMAND JOB.yaml`).
+PLAIN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _run_demo,
+    "data": _run_data,
+    "mixture": _run_mixture,
+}
+JOB_COMMANDS: dict[str, Callable[[JobSpec, argparse.Namespace], int]] = {
+    "trial": _run_trial,
+    "sweep": _run_sweep,
+    "status": _run_status,
+    "report": _run_report,
+    "propose": _run_propose,
+}

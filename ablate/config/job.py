@@ -244,9 +244,15 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
 
 
 def check_job_shape(job: JobSpec, src: str) -> None:
+    """Ranges and consistency of the job's keys; `src` names the file in every message."""
     if not job.study.strip():
         raise UserError(f"{src}: `study` must be a non-empty name")
-    d = job.design
+    _check_design_points(job.design, src)
+    _check_design_shares(job, src)
+    _check_run(job, src)
+
+
+def _check_design_points(d: DesignSpec, src: str) -> None:
     for i, v in enumerate(d.volumes):
         if v <= 0:
             raise UserError(
@@ -271,6 +277,10 @@ def check_job_shape(job: JobSpec, src: str) -> None:
     for i, c in enumerate(d.concentration):
         if not c > 0:
             raise UserError(f"{src}: `design.concentration[{i}]` must be positive, got {c}")
+
+
+def _check_design_shares(job: JobSpec, src: str) -> None:
+    d = job.design
     n_types = len(job.task_types) or 1
     if not 0 <= d.min_share < 1 / n_types:
         raise UserError(
@@ -293,6 +303,9 @@ def check_job_shape(job: JobSpec, src: str) -> None:
             f"{src}: `design.search_volume` needs `design.volumes` with a smaller and a larger "
             f"value (the range searched), got {list(d.volumes)}"
         )
+
+
+def _check_run(job: JobSpec, src: str) -> None:
     if not job.objective.noise >= 0 or not job.objective.duration_s >= 0:
         raise UserError(f"{src}: `objective.noise` and `objective.duration_s` must be 0 or more")
     if len(set(job.task_types)) != len(job.task_types):

@@ -76,6 +76,20 @@ def check_mixture(mixture: Mixture, source: str = "mixture") -> Mixture:
             f"{source}: `volume` {v} is neither a whole number of rows nor a fraction below 1; "
             f"use {math.floor(v)} or a fraction such as 0.25"
         )
+    _check_repeat_and_floors(mixture, source)
+    within = _canonical_within(mixture, source)
+    if not str(mixture.taxonomy).strip():
+        raise UserError(
+            f"{source}: `taxonomy` must name a label column of the pool, e.g. task_type"
+        )
+    return replace(
+        mixture,
+        proportions=canonical_proportions(mixture.proportions, source),
+        within=within,
+    )
+
+
+def _check_repeat_and_floors(mixture: Mixture, source: str) -> None:
     caps = (
         mixture.max_repeat if isinstance(mixture.max_repeat, Mapping) else {"": mixture.max_repeat}
     )
@@ -100,6 +114,9 @@ def check_mixture(mixture: Mixture, source: str = "mixture") -> Mixture:
             f"{source}: `min_share` sums to {sum(mixture.min_share.values()):.4g}, more than 1; "
             "lower the floors"
         )
+
+
+def _canonical_within(mixture: Mixture, source: str) -> dict[str, Nested]:
     within = {}
     for label, nested in mixture.within.items():
         if not isinstance(nested, Nested):
@@ -113,15 +130,7 @@ def check_mixture(mixture: Mixture, source: str = "mixture") -> Mixture:
             )
         props = canonical_proportions(nested.proportions, f"{source}: `within.{label}`")
         within[label] = replace(nested, proportions=props)
-    if not str(mixture.taxonomy).strip():
-        raise UserError(
-            f"{source}: `taxonomy` must name a label column of the pool, e.g. task_type"
-        )
-    return replace(
-        mixture,
-        proportions=canonical_proportions(mixture.proportions, source),
-        within=within,
-    )
+    return within
 
 
 def canonical_proportions(props: Any, source: str) -> Any:

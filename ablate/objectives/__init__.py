@@ -8,6 +8,7 @@ from ablate.objectives.base import (
     Objective,
     check_objective,
     objective_of,
+    prepare_objective,
     run_objective,
 )
 from ablate.objectives.kinds.python import load_target, run_python_objective
@@ -37,6 +38,7 @@ __all__ = [
     "landscape_optimum",
     "load_target",
     "objective_of",
+    "prepare_objective",
     "run_objective",
     "run_python_objective",
     "run_sim_objective",

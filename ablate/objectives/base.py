@@ -1,8 +1,9 @@
-"""The `Objective` protocol, the registry of objective kinds, and the two calls the rest of
-ablate makes: `check_objective` (validate a job for its kind) and `run_objective` (one trial).
+"""The `Objective` protocol, the registry of objective kinds, and the three calls the rest of
+ablate makes: `check_objective` (validate a job for its kind), `prepare_objective` (once per
+sweep, in the driver) and `run_objective` (one trial, in a worker).
 
 An objective kind is one module in `ablate/objectives/kinds/` whose class, decorated with
-`@OBJECTIVES.register("<kind>")`, checks a job and runs one trial of it.
+`@OBJECTIVES.register("<kind>")`, checks a job, prepares a sweep and runs one trial of it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class Objective(Protocol):
     def check(self, job: JobSpec, source: str) -> None:
         """Kind-specific checks of the job: a UserError naming `source` and the key."""
 
+    def prepare(self, job: JobSpec) -> None:
+        """Once per sweep, in the driver, before any trial: fail fast on what every trial would
+        fail on (a `python` target that does not import)."""
+
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
         """One trial of `mixture`; `cache` lives as long as the worker (`cache["report"]`, if
         set, takes intermediate values `report(step, value)` for pruning)."""
@@ -42,6 +47,11 @@ def objective_of(job: JobSpec, source: str = "") -> Objective:
 def check_objective(job: JobSpec, source: str) -> None:
     """The checks of the job's objective kind (a train job needs a pool and a bench, ...)."""
     objective_of(job, source).check(job, source)
+
+
+def prepare_objective(job: JobSpec) -> None:
+    """What the job's kind does once per sweep before any trial (the driver calls it)."""
+    objective_of(job).prepare(job)
 
 
 def run_objective(

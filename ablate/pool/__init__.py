@@ -1,18 +1,16 @@
 """Dialogue pools: import (validate, label, fingerprint) and open memory-mapped Arrow pools.
 
 `import_pool(ImportRequest(...))` writes a pool folder; `open_pool(folder)` opens one.
+Modules: `request` (what to import), `readers` (source formats), `records` (record layouts),
+`labels` (label rules), `checks` (per-record validation), `writer` (Arrow + manifest),
+`importer` (the import, step by step), `store` (an imported pool on disk).
 """
 
 from __future__ import annotations
 
-from ablate.pool.importer import (
-    ImportRequest,
-    InvalidRecord,
-    Source,
-    import_pool,
-    parse_source,
-    parse_turns,
-)
+from ablate.pool.importer import import_pool
+from ablate.pool.readers import InvalidRecord
+from ablate.pool.request import ImportRequest, Source, parse_source, parse_turns
 from ablate.pool.store import (
     BASE_SCHEMA,
     MANIFEST_FILE,

@@ -13,6 +13,8 @@ A rule is one line of text (on the command line: `--label NAME=RULE`; in a label
 - `value:TEXT`: the same label for every record (e.g. the dataset's name).
 
 The default `task_type` is `images:0=text_only,1=single_image,2+=multi_image`.
+
+`label_columns` turns one import's declared rules and `label_fields` into its label columns.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ablate.config import read_yaml
 from ablate.errors import UserError
+from ablate.pool.store import BASE_SCHEMA, TASK_TYPE
 
 UNKNOWN = "unknown"
 """Label of a record that lacks the field a `field:` rule reads."""
 
 DEFAULT_TASK_TYPE_RULE = "images:0=text_only,1=single_image,2+=multi_image"
+
+SOURCE_LABEL = "source"
+"""The label column naming each record's source in a combined pool."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _RANGE = re.compile(r"^(\d+)(?:(\+)|-(\d+))?$")
@@ -190,3 +196,52 @@ def read_label_file(path: str | Path) -> tuple[tuple[str, str], ...]:
         parse_rule(str(name), rule, where=str(path))  # fail early, naming the file
         out.append((str(name), rule))
     return tuple(out)
+
+
+@dataclass
+class LabelColumns:
+    """The label columns of one import, in column order."""
+
+    rules: dict[str, LabelRule]
+    implicit: set[str] = field(default_factory=set)
+    """`label_fields` columns: dropped when no record has the field."""
+    per_source: bool = False
+    """`source` is the source's name (combined pool) rather than a rule."""
+
+    @property
+    def names(self) -> list[str]:
+        names = list(self.rules)
+        if self.per_source and SOURCE_LABEL not in names:
+            names.append(SOURCE_LABEL)
+        return names
+
+
+def label_columns(
+    labels: tuple[tuple[str, str], ...], label_fields: tuple[str, ...], combined: bool
+) -> LabelColumns:
+    """`task_type` first, then the `label_fields` no rule redefines, then the declared rules.
+
+    `labels` are the declared (name, rule) pairs; `combined`: several sources (or a named one),
+    whose rows get a `source` column unless a rule declares it.
+    """
+    declared = dict(labels)
+    if len(declared) != len(labels):
+        dup = [n for n, _ in labels if sum(m == n for m, _ in labels) > 1]
+        raise UserError(f"--label {dup[0]} is declared twice; give each label column once")
+    reserved = [n for n in [*label_fields, *declared] if n in BASE_SCHEMA.names and n != TASK_TYPE]
+    if reserved:
+        raise UserError(
+            f"label name(s) {', '.join(reserved)} clash with pool columns "
+            f"({', '.join(BASE_SCHEMA.names)}); choose other names"
+        )
+    rules = {TASK_TYPE: parse_rule(TASK_TYPE, declared.pop(TASK_TYPE, DEFAULT_TASK_TYPE_RULE))}
+    implicit = set()
+    per_source = combined and SOURCE_LABEL not in declared
+    for name in label_fields:
+        if name in declared or (per_source and name == SOURCE_LABEL):
+            continue
+        rules[name] = parse_rule(name, f"field:{name}", where="label_fields")
+        implicit.add(name)
+    for name, text in declared.items():
+        rules[name] = parse_rule(name, text)
+    return LabelColumns(rules, implicit, per_source)

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ablate.errors import UserError
 
@@ -133,89 +133,105 @@ def _read_json_array(path: Path) -> Iterator[Item]:
     Memory: the text of the element being parsed plus one chunk. A syntax error inside the
     array is a file-level error (the parser cannot find the next element reliably).
     """
-    decoder = json.JSONDecoder()
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        buf = ""
-        pos = 0  # parse position in buf
-        base = 0  # characters dropped before buf[0], for messages
-        eof = False
-
-        def fill() -> bool:
-            """Append a chunk, first dropping the consumed text (so buf stays ~one chunk)."""
-            nonlocal buf, pos, base, eof
-            if eof:
-                return False
-            try:
-                chunk = fh.read(CHUNK)
-            except UnicodeDecodeError as err:
-                raise UserError(
-                    f"{path}: not UTF-8 text ({err.reason} after character {base + len(buf):,}); "
-                    "re-encode the file as UTF-8"
-                ) from None
-            if not chunk:
-                eof = True
-                return False
-            base += pos
-            buf = buf[pos:] + chunk
-            pos = 0
-            return True
-
-        def skip_ws() -> str:
-            """Move past whitespace; the next character, or "" at the end of the file."""
-            nonlocal pos
-            while True:
-                pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]
-                if pos < len(buf):
-                    return buf[pos]
-                if not fill():
-                    return ""
-
-        if skip_ws() != "[":
+        text = _ArrayText(path, fh)
+        if text.skip_ws() != "[":
             raise UserError(f"{path}: expected a JSON array starting with `[`")
-        pos += 1
+        text.pos += 1
         n = 0
         while True:
-            c = skip_ws()
+            c = text.skip_ws()
             if not c:
                 raise UserError(
                     f"{path}: the JSON array ends after {n:,} records without its closing `]`: "
                     "the file looks truncated"
                 )
             if c == "]":
-                pos += 1
-                if skip_ws():
+                text.pos += 1
+                if text.skip_ws():
                     raise UserError(
                         f"{path}: text after the closing `]` of the JSON array "
-                        f"(character {base + pos + 1:,}); a file holds one array"
+                        f"(character {text.at:,}); a file holds one array"
                     )
                 return
             if n:
                 if c != ",":
                     raise UserError(
                         f"{path}: expected `,` or `]` after record {n:,} "
-                        f"(character {base + pos + 1:,}); fix the JSON"
+                        f"(character {text.at:,}); fix the JSON"
                     )
-                pos += 1
-                skip_ws()
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                    # A number at the end of the buffer may continue in the next chunk.
-                    if end == len(buf) and fill():
-                        continue
-                    break
-                except json.JSONDecodeError as err:
-                    if fill():
-                        continue
-                    cut = err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip())
-                    what = "cut short: the file looks truncated" if cut else "not valid JSON"
-                    raise UserError(
-                        f"{path}: record {n + 1:,} of the JSON array is {what} ({err.msg} at "
-                        f"character {base + err.pos + 1:,}); fix the file or convert it to JSONL"
-                    ) from None
+                text.pos += 1
+                text.skip_ws()
+            value = text.decode(record=n + 1)
             n += 1
-            pos = end
             yield "record", n, value
+
+
+class _ArrayText:
+    """The text of a JSON array file read a chunk at a time: `buf[pos:]` is still to parse."""
+
+    def __init__(self, path: Path, fh: TextIO) -> None:
+        self.path = path
+        self.fh = fh
+        self.decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0  # parse position in buf
+        self.base = 0  # characters dropped before buf[0], for messages
+        self.eof = False
+
+    @property
+    def at(self) -> int:
+        """The 1-based character number of the parse position in the file, for messages."""
+        return self.base + self.pos + 1
+
+    def fill(self) -> bool:
+        """Append a chunk, first dropping the consumed text (so buf stays ~one chunk)."""
+        if self.eof:
+            return False
+        try:
+            chunk = self.fh.read(CHUNK)
+        except UnicodeDecodeError as err:
+            raise UserError(
+                f"{self.path}: not UTF-8 text ({err.reason} after character "
+                f"{self.base + len(self.buf):,}); re-encode the file as UTF-8"
+            ) from None
+        if not chunk:
+            self.eof = True
+            return False
+        self.base += self.pos
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def skip_ws(self) -> str:
+        """Move past whitespace; the next character, or "" at the end of the file."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def decode(self, record: int) -> Any:
+        """Parse the JSON value at the parse position (element number `record`) and move past it."""
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                # A number at the end of the buffer may continue in the next chunk.
+                if end == len(self.buf) and self.fill():
+                    continue
+                break
+            except json.JSONDecodeError as err:
+                if self.fill():
+                    continue
+                cut = err.msg.startswith("Unterminated") or err.pos >= len(self.buf.rstrip())
+                what = "cut short: the file looks truncated" if cut else "not valid JSON"
+                raise UserError(
+                    f"{self.path}: record {record:,} of the JSON array is {what} ({err.msg} at "
+                    f"character {self.base + err.pos + 1:,}); fix the file or convert it to JSONL"
+                ) from None
+        self.pos = end
+        return value
 
 
 def _read_parquet(path: Path) -> Iterator[Item]:

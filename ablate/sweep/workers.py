@@ -197,7 +197,8 @@ class WorkerPool:
         from ray import exceptions as rex
 
         try:
-            return ray.get(ref)  # type: ignore[no-any-return]
+            result: TrialResult = ray.get(ref)
+            return result
         except rex.RayTaskError as err:
             cause = getattr(err, "cause", None)
             text = f"{type(cause).__name__}: {cause}" if cause is not None else _text(err)

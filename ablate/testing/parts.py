@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from ablate.world import train_tokenizer
@@ -33,6 +35,14 @@ def tiny_text(tokenizer: Any, bos: str) -> dict[str, Any]:
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
+
+
+def name_processor_class(out: Path, processor_class: str) -> None:
+    """Name the processor class in `out`'s preprocessor_config.json, as a hub folder does (the
+    image processor alone does not write it)."""
+    config_file = out / "preprocessor_config.json"
+    data = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**data, "processor_class": processor_class}, indent=2))
 
 
 TINY_VISION: dict[str, Any] = {

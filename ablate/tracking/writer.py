@@ -6,6 +6,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from ablate.config import JobSpec
 from ablate.mixture import Mixture
@@ -164,7 +165,7 @@ def insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finished
     location = _ARTIFACT_ROOTS.get(key)
     if location is None:
         location = _ARTIFACT_ROOTS[key] = client.get_experiment(exp_id).artifact_location
-    items = []
+    items: list[dict[str, Any]] = []
     for f in batch:
         m, p, t = trial_batch(
             job, parent_run_id, f.trial_number, f.mixture, f.result, f.state, f.error, True

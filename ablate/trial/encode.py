@@ -142,44 +142,11 @@ class DialogueEncoder:
         image, or images given to a text-only model.
         """
         messages = to_messages(conversations)
-        n_placeholders = sum(m["content"].count(PLACEHOLDER) for m in messages)
-        if images and not self.multimodal:
-            raise EncodeError(
-                "images_for_text_model",
-                f"{len(images)} image(s) given to a text-only model; use an image-text-to-text "
-                "model or a text-only pool",
-            )
-        if n_placeholders != len(images):
-            raise EncodeError(
-                "image_count",
-                f"the dialogue has {n_placeholders} {PLACEHOLDER} placeholder(s) but "
-                f"{len(images)} image(s)",
-            )
+        self._check_images(messages, images)
         scored = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= history]
         turns = [conversations[i] for i in scored]
         full = self.render(messages)
-        char_spans = [
-            (
-                len(self.render(messages[:i], add_generation_prompt=True)),
-                len(self.render(messages[: i + 1])),
-            )
-            for i in scored
-        ]
-        enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-        ids: list[int] = list(enc["input_ids"])
-        offsets: list[tuple[int, int]] = enc["offset_mapping"]
-        labels = [IGNORE] * len(ids)
-        spans: list[tuple[int, int]] = []
-        t = 0
-        for start, end in char_spans:
-            while t < len(ids) and offsets[t][0] < start:
-                t += 1
-            first = t
-            while t < len(ids) and offsets[t][0] < end:
-                labels[t] = ids[t]
-                t += 1
-            spans.append((first, t))
-
+        ids, labels, spans = self._label_turns(full, messages, scored)
         token_types: list[int] | None = None
         image_starts: list[int] = []
         if images:
@@ -207,6 +174,49 @@ class DialogueEncoder:
                 for x in turns[:kept]
             ],
         )
+
+    def _check_images(self, messages: list[dict[str, str]], images: Sequence[str]) -> None:
+        n_placeholders = sum(m["content"].count(PLACEHOLDER) for m in messages)
+        if images and not self.multimodal:
+            raise EncodeError(
+                "images_for_text_model",
+                f"{len(images)} image(s) given to a text-only model; use an image-text-to-text "
+                "model or a text-only pool",
+            )
+        if n_placeholders != len(images):
+            raise EncodeError(
+                "image_count",
+                f"the dialogue has {n_placeholders} {PLACEHOLDER} placeholder(s) but "
+                f"{len(images)} image(s)",
+            )
+
+    def _label_turns(
+        self, full: str, messages: list[dict[str, str]], scored: list[int]
+    ) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+        """Tokens of the rendering `full`, labels on the `scored` assistant turns, and each
+        turn's token span (the character spans come from rendering growing prefixes)."""
+        char_spans = [
+            (
+                len(self.render(messages[:i], add_generation_prompt=True)),
+                len(self.render(messages[: i + 1])),
+            )
+            for i in scored
+        ]
+        enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+        ids: list[int] = list(enc["input_ids"])
+        offsets: list[tuple[int, int]] = enc["offset_mapping"]
+        labels = [IGNORE] * len(ids)
+        spans: list[tuple[int, int]] = []
+        t = 0
+        for start, end in char_spans:
+            while t < len(ids) and offsets[t][0] < start:
+                t += 1
+            first = t
+            while t < len(ids) and offsets[t][0] < end:
+                labels[t] = ids[t]
+                t += 1
+            spans.append((first, t))
+        return ids, labels, spans
 
     def _expand(
         self,

@@ -15,7 +15,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,26 @@ def train_lora(
     return dataclasses.replace(stats, checkpointing_fallback=True)
 
 
+class _CountingCollator:
+    """The Trainer's collator: collates with `collate_rows` and counts, per batch, the real
+    (non-pad) tokens and the positions collated."""
+
+    def __init__(
+        self, collate_rows: Callable[[Sequence[dict[str, Any]]], tuple[dict[str, Any], int, int]]
+    ) -> None:
+        self.collate_rows = collate_rows
+        self.real = 0
+        self.padded = 0
+        self.per_batch: list[int] = []
+
+    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out, real, positions = self.collate_rows(batch)
+        self.per_batch.append(real)
+        self.real += real
+        self.padded += positions
+        return out
+
+
 def _train(
     peft_model: Any,
     examples: Sequence[Encoded],
@@ -203,16 +223,7 @@ def _train(
     resume = None
     if saving and checkpoint is not None and checkpoint.is_dir():
         resume = get_last_checkpoint(str(checkpoint))
-    counted = {"real": 0, "padded": 0}
-    per_batch: list[int] = []
-
-    def collate_counted(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        out, real, positions = collate_rows(batch)
-        per_batch.append(real)
-        counted["real"] += real
-        counted["padded"] += positions
-        return out
-
+    counted = _CountingCollator(collate_rows)
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = str(checkpoint) if saving else scratch
         args = _training_arguments(train, out_dir, per_device, max_steps, saving, seed, device)
@@ -220,7 +231,7 @@ def _train(
             model=peft_model,
             args=args,
             train_dataset=dataset,  # a list of dicts is a map-style dataset
-            data_collator=collate_counted,
+            data_collator=counted,
             callbacks=list(callbacks),
         )
         trainer.remove_callback(PrinterCallback)  # losses go to the TrialResult, not stdout
@@ -242,9 +253,9 @@ def _train(
         final_loss=float(sum(tail) / len(tail)),
         tokens=tokens,
         seconds=time.perf_counter() - start,
-        padded_tokens=counted["padded"],
-        collated_tokens=counted["real"],
-        batch_tokens=tuple(per_batch),
+        padded_tokens=counted.padded,
+        collated_tokens=counted.real,
+        batch_tokens=tuple(counted.per_batch),
         resumed_from_step=resumed,
     )
 

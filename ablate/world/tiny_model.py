@@ -70,14 +70,7 @@ def train_tokenizer(corpus: list[str], vocab_size: int, special: list[str], **kw
 def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = None) -> Path:
     """Train a tokenizer on `corpus`, build a random-weight tiny Llava, save model + processor."""
     import torch
-    from transformers import (
-        CLIPImageProcessorPil,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import CLIPImageProcessorPil, LlavaForConditionalGeneration, LlavaProcessor
 
     spec = spec or TinyModelSpec()
     stamp = out / "ablate_tiny.json"
@@ -100,8 +93,39 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     image_token_id = int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
 
+    config = _llava_config(spec, tokenizer, image_token_id)
+    torch.manual_seed(spec.seed)
+    model = LlavaForConditionalGeneration(config)
+    # A random base with the usual 0.02 init caps every logit near |h| * 0.02 * sqrt(d) ~ 2, so
+    # loss cannot fall below ~5 nats and a frozen head never learns; std 0.2 gives logits ~ 20
+    # while LoRA on all linear layers learns the rest.
+    torch.nn.init.normal_(model.lm_head.weight, std=0.2)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": spec.image_size},
+        crop_size={"height": spec.image_size, "width": spec.image_size},
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=spec.patch_size,
+        vision_feature_select_strategy="full",
+        chat_template=TINY_CHAT_TEMPLATE,
+        num_additional_image_tokens=1,  # CLIP's CLS token
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    stamp.write_text(json.dumps({"version": TINY_VERSION, **spec.__dict__}))
+    return out
+
+
+def _llava_config(spec: TinyModelSpec, tokenizer: Any, image_token_id: int) -> Any:
+    """The tiny Llava's shapes: a CLIP tower and a Llama of `spec`'s sizes, `tokenizer`'s ids."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
     tokens_per_image = (spec.image_size // spec.patch_size) ** 2
-    config = LlavaConfig(
+    return LlavaConfig(
         vision_config=CLIPVisionConfig(
             hidden_size=spec.vision_hidden,
             intermediate_size=spec.vision_hidden * 2,
@@ -128,27 +152,3 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
         vision_feature_select_strategy="full",  # keep every patch: 16 + CLS = 17 tokens
         vision_feature_layer=-1,
     )
-    torch.manual_seed(spec.seed)
-    model = LlavaForConditionalGeneration(config)
-    # A random base with the usual 0.02 init caps every logit near |h| * 0.02 * sqrt(d) ~ 2, so
-    # loss cannot fall below ~5 nats and a frozen head never learns; std 0.2 gives logits ~ 20
-    # while LoRA on all linear layers learns the rest.
-    torch.nn.init.normal_(model.lm_head.weight, std=0.2)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": spec.image_size},
-        crop_size={"height": spec.image_size, "width": spec.image_size},
-    )
-    processor = LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=spec.patch_size,
-        vision_feature_select_strategy="full",
-        chat_template=TINY_CHAT_TEMPLATE,
-        num_additional_image_tokens=1,  # CLIP's CLS token
-    )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    stamp.write_text(json.dumps({"version": TINY_VERSION, **spec.__dict__}))
-    return out

@@ -35,6 +35,9 @@ class PythonObjective:
                 f"{source}: list `task_types` (or give a `pool`) so the design knows what to mix"
             )
 
+    def prepare(self, job: JobSpec) -> None:
+        load_target(job.objective.target)  # a bad target fails here, once, not in every trial
+
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
         return run_python_objective(job, mixture)
 

@@ -27,6 +27,9 @@ class SimObjective:
             )
         LANDSCAPES.get(job.objective.landscape, source)
 
+    def prepare(self, job: JobSpec) -> None:
+        pass  # nothing to load: the landscape is drawn (and cached) by the first trial
+
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
         return run_sim_objective(job, mixture, cache.get("report"))
 

@@ -32,5 +32,8 @@ class TrainObjective:
                     f"{source}: `bench` needs a `file`, a `heldout_of_pool` share, or both"
                 )
 
+    def prepare(self, job: JobSpec) -> None:
+        pass  # the model and the pool load in the workers, where they stay resident
+
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
         return run_trial(job, mixture, cache)

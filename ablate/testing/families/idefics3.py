@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ablate.testing.parts import TINY_VISION, tiny_text
 from ablate.testing.registry import family
@@ -29,6 +30,21 @@ IDEFICS3_TOKENS = [
 ]
 
 
+def _idefics3_tokenizer(corpus: list[str]) -> Any:
+    """SmolVLM's special tokens and chat template on a 512-token tokenizer trained on `corpus`."""
+    tokenizer = train_tokenizer(
+        corpus,
+        512,
+        IDEFICS3_TOKENS,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": IMAGE_TOKEN},
+    )
+    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
+    return tokenizer
+
+
 @family("idefics3")
 def build_tiny_idefics3(out: Path, corpus: list[str], seed: int = 0) -> Path:
     """A random-weight Idefics3 (SmolVLM family: SigLIP-style tower, pixel-shuffle connector,
@@ -52,16 +68,7 @@ def build_tiny_idefics3(out: Path, corpus: list[str], seed: int = 0) -> Path:
     if (out / "config.json").is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(
-        corpus,
-        512,
-        IDEFICS3_TOKENS,
-        bos_token="<|im_start|>",
-        eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
-    )
-    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
+    tokenizer = _idefics3_tokenizer(corpus)
     ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in IDEFICS3_TOKENS}
     tile, patch, scale = 56, 14, 2
     image_seq_len = (tile // patch) ** 2 // scale**2

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ablate.testing.parts import CHATML_TOKENS, TINY_VISION, chatml_tokenizer, tiny_text
+from ablate.testing.parts import (
+    CHATML_TOKENS,
+    TINY_VISION,
+    chatml_tokenizer,
+    name_processor_class,
+    tiny_text,
+)
 from ablate.testing.registry import family
 from ablate.world import IMAGE_TOKEN
 
@@ -79,20 +85,20 @@ def build_tiny_llava_onevision(out: Path, corpus: list[str], seed: int = 0) -> P
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     image_processor.save_pretrained(out)
-    # a hub OneVision folder's processor settings; written by hand because the processor itself
-    # cannot be built without a video processor (torchvision)
+    _write_processor_settings(out, (side // patch) ** 2, config.vision_aspect_ratio)
+    return out
+
+
+def _write_processor_settings(out: Path, num_image_tokens: int, vision_aspect_ratio: str) -> None:
+    """A hub OneVision folder's processor settings; written by hand because the processor itself
+    cannot be built without a video processor (torchvision)."""
     processor_config = {
         "processor_class": "LlavaOnevisionProcessor",
         "image_token": IMAGE_TOKEN,
         "video_token": "<video>",
-        "num_image_tokens": (side // patch) ** 2,
+        "num_image_tokens": num_image_tokens,
         "vision_feature_select_strategy": "full",
-        "vision_aspect_ratio": config.vision_aspect_ratio,
+        "vision_aspect_ratio": vision_aspect_ratio,
     }
     (out / "processor_config.json").write_text(json.dumps(processor_config, indent=2))
-    config_file = out / "preprocessor_config.json"
-    data = json.loads(config_file.read_text())
-    config_file.write_text(
-        json.dumps({**data, "processor_class": "LlavaOnevisionProcessor"}, indent=2)
-    )
-    return out
+    name_processor_class(out, "LlavaOnevisionProcessor")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ablate.testing.parts import CHATML_TOKENS, chatml_tokenizer, tiny_text
+from ablate.testing.parts import CHATML_TOKENS, chatml_tokenizer, name_processor_class, tiny_text
 from ablate.testing.registry import family
 
 QWEN2VL_CHAT_TEMPLATE = (
@@ -86,7 +85,5 @@ def build_tiny_qwen2vl(out: Path, corpus: list[str], seed: int = 0) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     image_processor.save_pretrained(out)
-    config_file = out / "preprocessor_config.json"
-    data = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**data, "processor_class": "Qwen2VLProcessor"}, indent=2))
+    name_processor_class(out, "Qwen2VLProcessor")
     return out

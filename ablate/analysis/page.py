@@ -1,0 +1,194 @@
+"""The report page: one self-contained HTML file (plots embedded as base64 PNG) that opens with
+the "less is more" verdict, then the findings, the proposed mixtures, the surrogates' held-out
+quality, the plots and the cell and mixture tables."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from ablate.analysis.stats import Findings
+from ablate.analysis.surrogates import Proposal, Surrogates
+from ablate.analysis.tables import mixture_table
+from ablate.config import JobSpec
+
+TITLES = {
+    "volume_balance": "Score against volume, one line per balance level",
+    "heatmap": "Volume x balance",
+    "domains": "Per domain",
+    "pareto": "Pareto front: score against cost",
+    "simplex": "Proportions",
+    "history": "Optimisation history",
+}
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+.verdict{padding:1em 1.2em;border-radius:6px;font-size:1.1em;margin:1em 0}
+.holds{background:#e3f4e3;border-left:6px solid #2a8a2a}
+.does-not-hold{background:#fbe7e7;border-left:6px solid #b22}
+.cannot-be-decided{background:#fff5d6;border-left:6px solid #c90}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.3em 0 1.2em}
+"""
+
+#: The cell table lists at most this many cells; the mixture table is left out above it.
+MAX_CELLS = 200
+
+
+def render_page(
+    job: JobSpec,
+    df: Any,
+    metric: str,
+    findings: Findings,
+    surrogates: Surrogates | None,
+    proposals: list[Proposal],
+    plots: dict[str, Path],
+    notes: list[str],
+) -> str:
+    """The whole page, section by section."""
+    parts = _verdict(job, metric, findings)
+    if proposals:
+        parts += _proposals(job, metric, proposals)
+    if surrogates is not None:
+        parts += _surrogates(surrogates)
+    parts += [f"<p><i>{_e(n)}</i></p>" for n in notes]
+    parts += _plots(plots)
+    parts += _cells_and_mixtures(df, findings)
+    parts.append("<p>Every trial: <a href='trials.csv'>trials.csv</a>.</p></body></html>")
+    return "\n".join(parts)
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return _e(x)
+    return "-" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _verdict(job: JobSpec, metric: str, f: Findings) -> list[str]:
+    """The head, the verdict, the findings and how the intervals were computed."""
+    status = f.verdict
+    return [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>ablate report: {_e(job.study)}"
+        f"</title><style>{CSS}</style></head><body>",
+        f"<h1>Study <code>{_e(job.study)}</code>: is less more?</h1>",
+        f"<div class='verdict {status.replace(' ', '-')}'><b>&ldquo;Less is more&rdquo; "
+        f"{_e(status)}</b> over all balance levels: {_e(f.overall.reason)}.</div>",
+        f"<p>{f.n_complete} completed trials, {f.n_failed} failed; objective <code>{_e(metric)}</code> "
+        f"({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>.</p>",
+        "<h2>Findings</h2><ul>",
+        *(f"<li>{_e(s)}</li>" for s in f.statements()[1:]),
+        "</ul>",
+        "<p><small>Intervals: 95% percentile bootstrap over seed replicates, resampled within "
+        "each mixture (residuals inflated by sqrt(n/(n-1))). The &ldquo;less is more&rdquo; effect "
+        "is the best smaller volume minus the largest, the choice of the best included in every "
+        "replicate. It holds when the interval lies above 0, does not hold when the largest volume "
+        "scores at least as well, and cannot be decided otherwise.</small></p>",
+    ]
+
+
+def _proposals(job: JobSpec, metric: str, proposals: list[Proposal]) -> list[str]:
+    """The proposed mixtures with their predicted score, and the command that runs them."""
+    types = list(proposals[0].proportions)
+    rows = [
+        [
+            str(i),
+            *(_num(p.proportions[t]) for t in types),
+            f"{p.volume:,.0f}",
+            _num(p.predicted),
+            f"{_num(p.low)} to {_num(p.high)}",
+            _num(p.distance, 2),
+        ]
+        for i, p in enumerate(proposals, 1)
+    ]
+    header = ["#", *types, "volume", f"predicted {metric}", "95% bootstrap", "L1 to nearest tried"]
+    return [
+        "<h2>Proposed mixtures</h2>",
+        _table(header, rows),
+        f"<p>By the <code>{_e(proposals[0].model)}</code> surrogate. Run them: "
+        f"<code>ablate propose {_e(job.source or 'JOB.yaml')} -n {len(proposals)}</code> "
+        "then <code>ablate sweep</code>.</p>",
+    ]
+
+
+def _surrogates(surrogates: Surrogates) -> list[str]:
+    """Each surrogate's held-out quality, the best marked."""
+    rows = [
+        [
+            _e(c.name + (" (best)" if c.name == surrogates.best else "")),
+            _num(c.spearman),
+            _num(c.spearman_trials),
+            _num(c.rmse, 4),
+            str(c.folds),
+        ]
+        for c in surrogates.cv.values()
+    ]
+    header = ["model", "Spearman over mixtures", "Spearman over trials", "RMSE", "folds"]
+    return [
+        "<h2>Surrogates (held-out, grouped 5-fold cross-validation)</h2>",
+        _table(header, rows),
+    ]
+
+
+def _plots(plots: dict[str, Path]) -> list[str]:
+    """Every plot, embedded as a base64 PNG under its title."""
+    parts = ["<h2>Plots</h2>"]
+    for name, path in plots.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(
+            f"<h3>{_e(TITLES.get(name, name))}</h3><img alt='{_e(name)}' src='data:image/png;base64,{data}'>"
+        )
+    return parts
+
+
+def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
+    """The volume x balance cells (at most MAX_CELLS) and, below that many, every mixture."""
+    cells = f.cells.table.reset_index()
+    cell_rows = [
+        [
+            f"{r.vol_level:,.0f}",
+            _num(r.bal_level, 2),
+            str(int(r.n)),
+            _num(r.mean),
+            _num(r.low),
+            _num(r.high),
+        ]
+        for r in cells.itertuples()
+    ]
+    parts = [
+        "<h2>Cells: mean over seeds and 95% bootstrap interval</h2>",
+        _table(["volume", "balance", "seeds", "mean", "low", "high"], cell_rows[:MAX_CELLS]),
+    ]
+    if len(cells) > MAX_CELLS:
+        return parts
+    table = mixture_table(df)
+    mixture_rows = [
+        [
+            _e(i),
+            f"{r.volume:,.0f}",
+            _num(r.balance, 2),
+            str(int(r.seeds)),
+            _num(r.mean),
+            _num(r.low),
+            _num(r.high),
+        ]
+        for i, r in zip(table.index, table.itertuples(index=False), strict=True)
+    ]
+    header = ["mixture", "volume", "balance", "seeds", "mean", "min", "max"]
+    return [*parts, "<h2>Mixtures</h2>", _table(header, mixture_rows)]

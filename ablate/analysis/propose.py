@@ -1,0 +1,92 @@
+"""`ablate propose JOB.yaml -n N`: the surrogate's N best mixtures, enqueued into the study (once
+per seed) so that the next `ablate sweep JOB.yaml` runs them before anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.analysis.load import as_job, load
+from ablate.analysis.surrogate_registry import SURROGATES
+from ablate.analysis.surrogates import Proposal, fit_surrogates
+from ablate.config import JobSpec
+from ablate.design import SEARCH
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+from ablate.plan import job_task_types
+from ablate.search import cube_params
+from ablate.study import driver_lock, enqueue_design, open_study
+
+
+@dataclass
+class Enqueued:
+    proposals: list[Proposal]
+    trials: int
+    """Trials enqueued (proposals x seeds, less those already in the study)."""
+    model: str
+    spearman: float
+
+
+def propose_and_enqueue(
+    job: JobSpec | str | Path,
+    n: int,
+    volume: float | None = None,
+    seeds: tuple[int, ...] | None = None,
+    model: str | None = None,
+    metric: str | None = None,
+    dry_run: bool = False,
+) -> Enqueued:
+    """Fit the surrogates, take the n best mixtures at `volume` and enqueue them (x seeds) into
+    the job's study; the next `ablate sweep JOB.yaml` runs them before anything else.
+
+    `model` names a registered surrogate (default: the best by held-out Spearman); a misspelt
+    one fails before the study is read, with the closest name. Enqueued like the sweep's own
+    points: under the study's driver lock (a running sweep refuses it, naming its driver),
+    skipping design points already in the study, and on a search study with the sampler's
+    coordinates of each mixture, so the sampler learns the parameters the trial trains on."""
+    job = as_job(job)
+    if n < 1:
+        raise UserError(f"-n must be at least 1, got {n}")
+    if model is not None:
+        SURROGATES.get(model, "ablate propose")
+    df = load(job)
+    column = "value" if metric in (None, job.objective.metric) else metric
+    sur = fit_surrogates(df, column)
+    name = model or sur.best
+    proposals = sur.propose(volume, n=n, name=name)
+    seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
+    if dry_run:
+        return Enqueued(proposals, 0, name, sur.cv[name].spearman)
+    study = open_study(job, create=False)
+    with driver_lock(job, study):
+        stamp = len(study.get_trials(deepcopy=False))
+        mixtures, extra = _mixtures(job, proposals, seeds, f"prop{stamp}", name)
+        params = None
+        if job.design.kind == SEARCH:
+            types = job_task_types(job)
+            params = lambda m: cube_params(job, types, m)  # noqa: E731
+        count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
+    return Enqueued(proposals, count, name, sur.cv[name].spearman)
+
+
+def _mixtures(
+    job: JobSpec, proposals: list[Proposal], seeds: Sequence[int], prefix: str, model: str
+) -> tuple[list[Mixture], dict[str, dict[str, Any]]]:
+    """One mixture per proposal x seed, named `<prefix>-<i>-v<volume>-s<seed>`, and the user
+    attributes its trial carries besides the usual ones (which surrogate, what it predicted)."""
+    mixtures, extra = [], {}
+    for i, p in enumerate(proposals):
+        vol = round(p.volume) if p.volume >= 1 else p.volume
+        for seed in seeds:
+            mix = Mixture(
+                name=f"{prefix}-{i}-v{vol:g}-s{seed}",
+                volume=vol,
+                proportions=p.proportions,
+                taxonomy=job.taxonomy,
+                seed=int(seed),
+            )
+            mixtures.append(mix)
+            extra[mix.name] = {"proposed_by": model, "predicted": p.predicted}
+    return mixtures, extra

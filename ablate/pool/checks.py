@@ -1,0 +1,187 @@
+"""Per-record validation: a record of a source either becomes a `Row` or raises `InvalidRecord`.
+
+The checks run in a fixed order (the first failing one names the record's problem): the record
+is an object with an id, its turns alternate human/gpt and end with an answer, their number is
+in `--turns`, there is one `<image>` placeholder per image, image paths stay inside the image
+root, the files exist (and decode, with `decode_images`), every label rule labels it, and its id
+is new.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ablate.pool.labels import SOURCE_LABEL, LabelColumns, LabelError
+from ablate.pool.readers import InvalidRecord
+from ablate.pool.records import IMAGE_TOKEN, Row, image_paths, to_llava
+from ablate.pool.request import ImportRequest, turns_text
+
+__all__ = ["RecordChecker"]
+
+
+class RecordChecker:
+    """Validates and labels the records of one source."""
+
+    def __init__(
+        self,
+        req: ImportRequest,
+        image_root: Path,
+        columns: LabelColumns,
+        source_label: str,
+        id_prefix: str,
+        seen: set[str],
+    ) -> None:
+        self.req = req
+        self.root = str(image_root)
+        self.columns = columns
+        self.source_label = source_label
+        self.id_prefix = id_prefix
+        """`NAME/` in a pool of several sources, so ids stay unique across them."""
+        self.seen = seen
+        """Pool ids so far, of all sources (shared): a valid row's id is added."""
+        self.verified: set[str] = set()
+
+    def check(self, rec: Any) -> Row:
+        """Validate one record (or a reader's `InvalidRecord`) and return its row."""
+        if isinstance(rec, InvalidRecord):
+            raise rec
+        if not isinstance(rec, dict):
+            raise InvalidRecord("not_object", f"expected a JSON object, found {type(rec).__name__}")
+        rec = to_llava(rec)
+        rid = _record_id(rec)
+        turns = _conversation(rec.get("conversations"))
+        n_turns = len(turns) // 2
+        self._check_turn_count(n_turns)
+        paths = image_paths(rec.get("image", rec.get("images")))
+        placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in turns)
+        if placeholders != len(paths):
+            raise InvalidRecord(
+                "image_count",
+                f"{placeholders} {IMAGE_TOKEN} placeholder(s) but {len(paths)} image(s)",
+            )
+        images = self._check_images(paths)
+        labels = self._labels(rec, len(paths), n_turns)
+        row = Row(self.id_prefix + rid, images, self._relative(images), turns, n_turns, labels)
+        if row.id in self.seen:
+            raise InvalidRecord("duplicate_id", f"duplicate id {row.id!r}")
+        self.seen.add(row.id)
+        return row
+
+    def _check_turn_count(self, n_turns: int) -> None:
+        lo, hi = self.req.turns
+        if (lo is not None and n_turns < lo) or (hi is not None and n_turns > hi):
+            raise InvalidRecord(
+                "turn_count",
+                f"{n_turns} assistant turn(s), outside the declared range "
+                f"{turns_text(self.req.turns)} (--turns)",
+            )
+
+    def _check_images(self, paths: list[str]) -> list[str]:
+        """The images' normalised absolute paths, checked as the request asks."""
+        req = self.req
+        images = [os.path.normpath(os.path.join(self.root, p)) for p in paths]
+        if not req.allow_outside_root:
+            for p, full in zip(paths, images, strict=True):
+                # An absolute path inside the root is fine (saved HF datasets store them).
+                if not _inside(full, self.root):
+                    kind = "is absolute and outside" if os.path.isabs(p) else "leaves"
+                    raise InvalidRecord(
+                        "outside_root",
+                        f"image path {p!r} {kind} the image root {self.root}; pass "
+                        "--allow-outside-root to accept it, or set --image-root to a folder above it",
+                    )
+        if req.check_images or req.decode_images:
+            for p, full in zip(paths, images, strict=True):
+                if not os.path.isfile(full):
+                    raise InvalidRecord(
+                        "missing_image", f"image file not found: {full} (from {p!r})"
+                    )
+        if req.decode_images:
+            for full in images:
+                self._decode(full)
+        return images
+
+    def _relative(self, images: list[str]) -> list[str]:
+        # The fingerprint uses paths relative to the image root, so a pool imported on another
+        # machine (other root, same data) has the same fingerprint and selects the same rows.
+        cut = len(self.root.rstrip(os.sep)) + 1
+        return [
+            full[cut:] if _inside(full, self.root) else os.path.relpath(full, self.root)
+            for full in images
+        ]
+
+    def _labels(self, rec: dict[str, Any], n_images: int, n_turns: int) -> dict[str, str]:
+        labels = {}
+        for name, rule in self.columns.rules.items():
+            try:
+                labels[name] = rule.apply(rec, n_images, n_turns)
+            except LabelError as err:
+                raise InvalidRecord("unlabelled", str(err)) from None
+        if self.columns.per_source:
+            labels[SOURCE_LABEL] = self.source_label
+        return labels
+
+    def _decode(self, full: str) -> None:
+        if full in self.verified:
+            return
+        from PIL import Image
+
+        try:
+            with Image.open(full) as im:
+                im.verify()
+        except Exception as err:  # Pillow raises many kinds for a corrupt file
+            raise InvalidRecord(
+                "bad_image_file", f"cannot decode image {full}: {type(err).__name__}: {err}"
+            ) from None
+        self.verified.add(full)
+
+
+def _record_id(rec: dict[str, Any]) -> str:
+    """The record's `id` as text (an integer id is accepted)."""
+    rid = rec.get("id")
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        rid = str(rid)
+    if not isinstance(rid, str) or not rid.strip():
+        raise InvalidRecord("missing_id", f"`id` must be a non-empty string, found {rid!r}")
+    return rid
+
+
+def _conversation(conv: Any) -> list[dict[str, str]]:
+    """The turns, alternating human/gpt from a question to a last answer, none empty."""
+    if not isinstance(conv, list):
+        raise InvalidRecord(
+            "bad_conversations",
+            f"`conversations` must be a list, found {type(conv).__name__}",
+        )
+    if not conv:
+        raise InvalidRecord("bad_conversations", "`conversations` is empty")
+    turns: list[dict[str, str]] = []
+    for i, turn in enumerate(conv):
+        if not isinstance(turn, dict):
+            raise InvalidRecord(
+                "bad_conversations", f"turn {i} must be an object with `from` and `value`"
+            )
+        role, value = turn.get("from"), turn.get("value")
+        if role not in ("human", "gpt"):
+            raise InvalidRecord(
+                "unknown_role", f"turn {i} has unknown role {role!r} (use human or gpt)"
+            )
+        expected = "human" if i % 2 == 0 else "gpt"
+        if role != expected:
+            raise InvalidRecord(
+                "roles",
+                f"roles must alternate human/gpt starting with human; turn {i} is {role}, "
+                f"expected {expected}",
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
+        turns.append({"from": role, "value": value})
+    if turns[-1]["from"] != "gpt":
+        raise InvalidRecord("roles", "the last turn is human: a question without a gpt answer")
+    return turns
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

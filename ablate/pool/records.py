@@ -1,0 +1,105 @@
+"""The record layouts a source may use, brought to one dialogue form, and the row a record becomes.
+
+Accepted layouts (any source format, see `ablate.pool.readers`):
+- LLaVA / Ovis / MMDU: `{"id", "image": path | [paths], "conversations": [{"from": "human"|"gpt",
+  "value": "...<image>..."}]}` with one `<image>` placeholder per image (text-only: no `image`);
+- Hugging Face: `{"id", "images": [paths], "messages": [{"role": "user"|"assistant", "content":
+  str | [{"type": "image"} | {"type": "text", "text": ...}]}]}`, converted to the first layout.
+  An image may also be a `{"bytes", "path"}` struct (a `datasets.Image` column): its path is used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ablate.pool.readers import InvalidRecord
+
+__all__ = ["IMAGE_TOKEN", "Row", "image_paths", "to_llava"]
+
+IMAGE_TOKEN = "<image>"
+
+_HF_ROLES = {"user": "human", "assistant": "gpt"}
+
+
+@dataclass
+class Row:
+    """One valid record in the pool's form: a row of `pool.arrow`."""
+
+    id: str
+    images: list[str]
+    """Absolute (normalised) image paths."""
+    rel_images: list[str]
+    """The same paths relative to the image root: what the fingerprint hashes."""
+    conversations: list[dict[str, str]]
+    n_turns: int
+    labels: dict[str, str]
+    """Label column -> label, for every label column of the import."""
+
+
+def to_llava(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record in the LLaVA layout (a Hugging Face `messages` record is converted)."""
+    if "conversations" not in rec and isinstance(rec.get("messages"), list):
+        return _from_hf(rec)
+    return rec
+
+
+def _json_struct(value: Any) -> Any:
+    """A struct `datasets` stored as JSON text (its `arrow.json` type for mixed structs)."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
+    """Convert a Hugging Face `messages` + `images` record to the LLaVA layout."""
+    turns = []
+    for msg in map(_json_struct, rec["messages"]):
+        if not isinstance(msg, dict):
+            turns.append(msg)
+            continue
+        content = msg.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in map(_json_struct, content):
+                if isinstance(part, dict) and part.get("type") == "image":
+                    parts.append(IMAGE_TOKEN)
+                elif isinstance(part, dict) and part.get("type") == "text":
+                    parts.append(str(part.get("text") or ""))
+            content = "\n".join(p for p in parts if p)
+        role = msg.get("role")
+        turns.append({"from": _HF_ROLES.get(str(role), role), "value": content})
+    out = {k: v for k, v in rec.items() if k not in ("messages", "images")}
+    out["conversations"] = turns
+    out["image"] = rec.get("images") or []
+    return out
+
+
+def image_paths(raw: Any) -> list[str]:
+    """The image paths of a record: a path, a list of paths, or `{"bytes", "path"}` structs."""
+    items = [] if raw is None else [raw] if isinstance(raw, str | dict) else raw
+    if not isinstance(items, list):
+        raise InvalidRecord(
+            "bad_image", f"`image` must be a path or a list of paths, found {raw!r}"
+        )
+    paths = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            path = item.get("path")
+            if not (isinstance(path, str) and path):
+                raise InvalidRecord(
+                    "embedded_image",
+                    f"image {i} is embedded bytes without a file path; write the images to "
+                    "files and reference them by path",
+                )
+            item = path
+        if not isinstance(item, str) or not item:
+            raise InvalidRecord(
+                "bad_image", f"`image` must be a path or a list of paths, found {raw!r}"
+            )
+        paths.append(item)
+    return paths

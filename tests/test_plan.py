@@ -1,0 +1,88 @@
+"""A job against its registries: kinds named in a job, `max_share` feasibility, the design's
+up-front mixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ablate.errors import UserError
+from ablate.plan import design_mixtures, load_job
+
+TYPES = ["caption", "count", "compare"]
+
+
+def write_job(tmp_path: Path, **sections: object) -> Path:
+    data = {
+        "study": "plan",
+        "storage": "optuna.db",
+        "task_types": TYPES,
+        "objective": {"kind": "sim", "metric": "score"},
+        "design": {"kind": "grid", "volumes": [1000], "seeds": [0]},
+        **sections,
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_max_share_caps_that_leave_no_mixture_are_refused(tmp_path: Path) -> None:
+    """Each cap alone lay in (0, 1], so 3 caps of 0.2 over 3 types (summing to 0.6) passed and
+    the search could never draw a feasible mixture."""
+    design = {"kind": "search", "volumes": [1000], "max_share": {t: 0.2 for t in TYPES}}
+    with pytest.raises(UserError) as err:
+        load_job(write_job(tmp_path, design=design))
+    assert "`design.max_share` leaves no mixture" in str(err.value)
+    assert "sum to 0.6 < 1" in str(err.value)
+    design["max_share"] = {"caption": 0.2, "count": 0.2}  # compare uncapped: feasible
+    load_job(write_job(tmp_path, design=design))
+    below_floor = {
+        "kind": "search",
+        "volumes": [1000],
+        "min_share": 0.1,
+        "max_share": {"count": 0.05},
+    }
+    with pytest.raises(UserError, match=r"below `design\.min_share`"):
+        load_job(write_job(tmp_path, design=below_floor))
+
+
+def test_warm_start_centroid_is_named_after_the_volume_it_runs(tmp_path: Path) -> None:
+    """With `search_volume`, the centroid runs at the geometric middle of the range but was
+    named after `volumes[0]`."""
+    design = {"kind": "search", "volumes": [1000, 9000], "search_volume": True, "seeds": [4]}
+    job = load_job(write_job(tmp_path, design=design))
+    (centroid,) = design_mixtures(job, TYPES)
+    assert centroid.volume == 3000 and centroid.name == "centroid-v3000" and centroid.seed == 4
+    assert centroid.proportions == pytest.approx({t: 1 / 3 for t in TYPES})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "design.kind",
+            "gird",
+            "`design.kind` 'gird' is not a known design kind (did you mean `grid`?)",
+        ),
+        (
+            "design.sampler",
+            "tpee",
+            "`design.sampler` 'tpee' is not a known sampler (did you mean `tpe`?)",
+        ),
+        (
+            "objective.kind",
+            "simm",
+            "`objective.kind` 'simm' is not a known objective kind (did you mean `sim`?)",
+        ),
+    ],
+)
+def test_unknown_kinds_name_the_key_and_the_closest_name(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    path = write_job(tmp_path)
+    overrides = [f"{key}={value}"] + (["design.kind=search"] if key == "design.sampler" else [])
+    with pytest.raises(UserError) as err:
+        load_job(path, overrides)
+    assert str(err.value).startswith(f"{path}: {message}")
