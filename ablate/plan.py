@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ablate.bench import load_bench
 from ablate.config import JobSpec, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, fixed_design
 from ablate.errors import UserError
@@ -29,7 +30,9 @@ from ablate.mixture import (
 )
 from ablate.objectives import check_objective
 from ablate.pool import PoolManifest, open_pool
+from ablate.registry import import_plugins
 from ablate.search import SAMPLERS, default_warm_start
+from ablate.trial.scorer import SCORERS
 
 #: Slack when comparing sums of shares (shares come from YAML decimals).
 SHARE_TOL = 1e-9
@@ -38,6 +41,7 @@ SHARE_TOL = 1e-9
 def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:
     """Read a job file and check it whole; pool-dependent checks happen in `validate_job`."""
     job = read_job(path, overrides)
+    import_plugins(job.plugins, str(path))
     check_job_kinds(job, str(path))
     return job
 
@@ -127,8 +131,16 @@ def validate_job(job: JobSpec) -> None:
     _check_design_volumes(job, mixtures, pool.manifest)
     for mixture in mixtures:
         validate(mixture, pool.manifest, source=f"{job.source} (design point {mixture.name})")
-    if job.bench_file is not None and not job.bench_file.is_file():
+    check_bench(job)
+
+
+def check_bench(job: JobSpec) -> None:
+    """The job's bench file exists, reads, and names a known scorer (before any training)."""
+    if job.bench_file is None:
+        return
+    if not job.bench_file.is_file():
         raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")
+    SCORERS.get(load_bench(job.bench_file).scorer, str(job.bench_file))
 
 
 def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest) -> None:
@@ -180,4 +192,5 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
     if job.objective.kind == "train":
         assert job.pool_dir is not None  # the train objective's check requires it
         validate(mixture, open_pool(job.pool_dir).manifest, source=where)
+        check_bench(job)
     return mixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -85,3 +86,17 @@ class Registry(Generic[F]):
             f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "
             f"choose one of {', '.join(self._entries)}"
         ) from None
+
+
+def import_plugins(modules: tuple[str, ...] | list[str], source: str = "") -> None:
+    """Import a job's `plugins` (modules that register extensions of their own); a module that
+    cannot be imported is a UserError naming it and the search path."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as err:
+            where = f"{source}: " if source else ""
+            raise UserError(
+                f"{where}`plugins` names module `{name}`, which cannot be imported "
+                f"({type(err).__name__}: {err}); searched sys.path = {sys.path}"
+            ) from None

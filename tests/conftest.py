@@ -13,6 +13,39 @@ import pytest
 from ablate.config import JobSpec, build
 
 
+#: A test that uses one of these starts Ray, builds the tiny world or trains a model: it is
+#: marked `slow` here, so `pytest -m "not slow"` selects the quick tests without listing them.
+SLOW_FIXTURES = {
+    "ray_session",
+    "tiny_world",
+    "world_texts",
+    "world_examples",
+    "tiny_models",
+    "llava",
+    "qwen",
+    "onevision",
+    "idefics3",
+    "train_job",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """`-m "not slow"` promises no Ray: fail the run if a quick test started one."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    quick = session.config.getoption("markexpr", "") == "not slow"
+    if quick and ray is not None and ray.is_initialized():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\na test outside the `slow` marker started Ray: mark it slow", file=sys.stderr)
+
+
 def merge_sections(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Job data with overrides applied; a mapping override updates that section key by key."""
     for key, value in overrides.items():

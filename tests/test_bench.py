@@ -117,7 +117,7 @@ def test_scorers_agree_with_each_other_and_the_judge(
 
     # choice: the log-likelihood of one option, by hand, equals the scorer's
     bench = _encode_bench(_write_bench(tmp_path, tiny_world, "choice"), encoder)
-    options, ref = bench["candidates"][0]
+    options, ref = bench.extra[0]
     enc, start, end = options[1]
     with torch.no_grad():
         batch = {"input_ids": torch.tensor([enc.input_ids])}
@@ -128,8 +128,8 @@ def test_scorers_agree_with_each_other_and_the_judge(
     assert choice_scores(model, [options[1]], pixels, pad, "cpu")[0] == pytest.approx(
         by_hand, abs=1e-4
     )
-    assert ref == bench["records"][0]["conversations"][1]["choices"].index(
-        bench["records"][0]["conversations"][1]["value"]
+    assert ref == bench.records[0]["conversations"][1]["choices"].index(
+        bench.records[0]["conversations"][1]["value"]
     )
 
     # judge: every generated answer goes to the loopback judge, identity logged per score

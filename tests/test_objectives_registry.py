@@ -71,7 +71,8 @@ def with_objective(job: JobSpec, **changes: Any) -> JobSpec:
 
 
 def test_the_built_in_kinds_and_landscapes_are_registered() -> None:
-    assert sorted(OBJECTIVES.names()) == ["python", "sim", "train"]
+    # built-ins first; a job's `plugins` (another test module) may have added kinds after them
+    assert OBJECTIVES.names()[:3] == ["python", "sim", "train"]
     assert list(LANDSCAPES) == ["less_is_more", "peaked", "harmful", "synergy"]
 
 

@@ -35,6 +35,7 @@ def test_rows_hold_every_dialogue_once_and_fill_tightly() -> None:
         pack_bins([10, 300], 200, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kv_heads", [4, 2])  # plain and grouped-query attention
 def test_packed_attention_equals_each_dialogue_alone(kv_heads: int) -> None:
     """Per-position logits of a packed row equal those of each dialogue run on its own."""

@@ -63,6 +63,7 @@ def test_too_few_mixtures_for_surrogates(make_job: Any, tmp_path: Path) -> None:
     assert "only one volume was tested" in report.html.read_text()
 
 
+@pytest.mark.slow
 def test_report_files_verdict_and_mlflow(make_job: Any, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -132,6 +133,7 @@ def _job_file(job: Any, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_report_and_propose(make_job: Any, tmp_path: Path, capsys: Any) -> None:
     from ablate.cli import main
 
@@ -166,6 +168,7 @@ def test_cli_bad_input_is_one_line(make_job: Any, tmp_path: Path, capsys: Any) -
     assert "-n must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_forked_and_serial_reports_agree(make_job: Any, tmp_path: Path) -> None:
     job = make_job()
     grid_study(job, peak_at_5000)

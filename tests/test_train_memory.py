@@ -31,6 +31,7 @@ class OutOfMemoryWithoutCheckpointing:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("packing", [False, True])
 def test_out_of_memory_is_redone_with_checkpointing_to_the_same_result(packing: bool) -> None:
     from trainer_throughput import SHAPES, build_model, synthetic_dialogues
@@ -59,6 +60,7 @@ def test_out_of_memory_is_redone_with_checkpointing_to_the_same_result(packing: 
     assert stats["fallback"].steps == stats["from the start"].steps == 4
 
 
+@pytest.mark.slow
 def test_a_resident_model_leaves_each_trial_without_checkpointing() -> None:
     """The Trainer turns checkpointing on and never off: after a checkpointed trial (or an
     out-of-memory fallback) the next trial on the worker must run as its own recipe says."""

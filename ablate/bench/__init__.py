@@ -2,7 +2,6 @@
 (`judge`)."""
 
 from ablate.bench.spec import (
-    SCORERS,
     BenchSpec,
     JudgeSpec,
     bench_records,
@@ -12,7 +11,6 @@ from ablate.bench.spec import (
 )
 
 __all__ = [
-    "SCORERS",
     "BenchSpec",
     "JudgeSpec",
     "bench_records",

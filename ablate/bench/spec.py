@@ -11,15 +11,12 @@ needs the dialogue's context; `choices: [...]` lists the options of a multiple-c
 from __future__ import annotations
 
 import json
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ablate.config import build, read_yaml, resolve_path
 from ablate.errors import UserError
-
-SCORERS = ("exact", "normalized", "choice", "judge")
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ class BenchSpec:
     """Record field giving the sub-topic; reported as `accuracy/<field>=<value>`."""
     group_fields: tuple[str, ...] = ()
     """Further record fields reported as `accuracy/<field>=<value>`."""
-    scorer: typing.Literal["exact", "normalized", "choice", "judge"] = "exact"
-    """`exact`: greedy decoding must reproduce the reference answer token for token;
+    scorer: str = "exact"
+    """A scorer of `ablate/trial/scorers/` (one file each). Built in: `exact`: greedy decoding must reproduce the reference answer token for token;
     `normalized`: the generated answer equals the reference after lower-casing and removing
     punctuation, articles and extra spaces; `choice`: the reference has the highest
     log-likelihood among the turn's `choices`; `judge`: an LLM judge scores the generated answer

@@ -200,6 +200,10 @@ class JobSpec:
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     seed: int = 0
     """Seed of the design and sampler."""
+    plugins: tuple[str, ...] = ()
+    """Python modules imported before the job is checked, and on every worker before a trial:
+    each may register design kinds, samplers, objective kinds, landscapes or scorers of its
+    own (see the README's "Extending ablate")."""
     source: str = field(default="", metadata={"internal": True})
     """The file this job came from (set by `load_job`)."""
 

@@ -17,6 +17,7 @@ from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
+from ablate.registry import import_plugins
 from ablate.result import TrialResult
 
 #: Object store of a Ray the driver starts itself: trials return small results, not tensors.
@@ -70,6 +71,7 @@ class TrialWorker:
                 raise TrialStopped(f"pruned at step {step}")
 
         self.cache["report"] = report
+        import_plugins(job.plugins)  # a job's own extensions register in this process too
         result = run_objective(job, mixture, self.cache)
         result.info.setdefault("worker_pid", os.getpid())
         return result

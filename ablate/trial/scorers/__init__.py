@@ -1,0 +1,1 @@
+"""Bench scorers, one file each; `ablate.trial.scorer.SCORERS` finds them."""
