@@ -4,7 +4,7 @@
 
 The study (SQLite, in a temp folder): a grid of 5 volumes x 5 balance levels x 4 seeds over 4
 task types (100 trials) plus 400 searched trials at Dirichlet proportions and log-uniform
-volumes, scored by the `less_is_more` landscape of ablate.sim with seed noise 0.01, each with
+volumes, scored by the `less_is_more` landscape of ablate.objectives with seed noise 0.01, each with
 8 per-domain metrics; the sweep's parent MLflow run in a SQLite tracking store.
 
 Headline: the command a user runs, `ablate report JOB.yaml --out DIR` in a fresh process

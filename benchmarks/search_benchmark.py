@@ -4,7 +4,7 @@
 
 Every strategy runs the same ask -> suggest -> tell loop the driver runs (one trial in flight),
 with `ablate.search.make_sampler`, `suggest` and the warm start the driver enqueues, on each
-landscape of `ablate.sim` (5 task types, volume fixed at the peak, small Gaussian noise). For
+landscape of `ablate.objectives` (sim landscapes) (5 task types, volume fixed at the peak, small Gaussian noise). For
 each (strategy, landscape, seed) it records the first trial whose NOISE-FREE score is at least
 0.99 x the optimum (budget + 1 when none is). The table gives medians over seeds; the baseline
 is Optuna's TPESampler with the FAQ recipe (x_i = -log(u_i), p = x / sum(x)).

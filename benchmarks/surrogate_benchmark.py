@@ -1,9 +1,9 @@
-"""Held-out Spearman of the surrogates on the built-in landscapes (ablate.sim), 60 trials each.
+"""Held-out Spearman of the surrogates on the built-in landscapes (ablate.objectives sim landscapes), 60 trials each.
 
     python benchmarks/surrogate_benchmark.py [--trials 60] [--seeds 0 1 2] [--demo DEMO/job.yaml]
 
 Each study: `trials` mixtures at Dirichlet(1) proportions over 4 task types and log-uniform
-volumes 500..50,000 rows, one seed each, scored by `ablate.sim.sim_score` with seed noise 0.01
+volumes 500..50,000 rows, one seed each, scored by `ablate.objectives.sim_score` with seed noise 0.01
 (the landscapes peak at 1.0). Grouped 5-fold cross-validation of every surrogate; the baseline
 in the same run is a model that knows only the volume (ridge on z, z^2): it shows how much of
 the ranking the proportions add. Target: the best surrogate >= 0.8 on every landscape.

@@ -12,7 +12,6 @@ import pytest
 
 from ablate.config import JobSpec, build
 
-
 #: A test that uses one of these starts Ray, builds the tiny world or trains a model: it is
 #: marked `slow` here, so `pytest -m "not slow"` selects the quick tests without listing them.
 SLOW_FIXTURES = {

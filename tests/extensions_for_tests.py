@@ -51,7 +51,7 @@ class FirstTurnOnly:
     def prepare(self, bench: Any, encoder: Any) -> Any:
         return None
 
-    def score(self, model: Any, bench: Any, exact: list[TurnScore], *rest: Any) -> Scored:
+    def score(self, bench: Any, exact: list[TurnScore], run: Any) -> Scored:
         firsts = {0}
         n = 0
         for example in bench.examples:

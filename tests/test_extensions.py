@@ -15,7 +15,7 @@ from ablate.bench import load_bench
 from ablate.errors import UserError
 from ablate.plan import check_bench, design_mixtures, load_job
 from ablate.trial.evaluate import TurnScore
-from ablate.trial.scorer import EncodedBench, scorer_of
+from ablate.trial.scorer import EncodedBench, Scoring, scorer_of
 
 TYPES = ["caption", "count", "compare"]
 
@@ -93,7 +93,7 @@ def test_a_plugins_scorer_is_checked_before_training_and_scores(tmp_path: Path) 
     two_turns = SimpleNamespace(turn_spans=[(0, 1), (1, 2)])  # what the scorer reads of a dialogue
     bench = EncodedBench(spec, [], [two_turns, two_turns], [], {}, [])
     exact = [TurnScore(ok, False, {}) for ok in (True, True, False, True)]
-    scored = scorer_of(spec).score(None, bench, exact, None, None, 0)
+    scored = scorer_of(spec).score(bench, exact, Scoring(None, None, None, 0))
     assert [s.correct for s in scored.turns] == [True, None, False, None]
     bench_file.write_text(yaml.safe_dump({"name": "b", "data": str(data), "scorer": "first_turn"}))
     with pytest.raises(UserError, match=r"did you mean `first_turn_only`"):

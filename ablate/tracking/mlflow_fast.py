@@ -1,6 +1,6 @@
 """Every use of MLflow's private internals, in one place, each measured faster than the client.
 
-Pinned: pyproject bounds mlflow below 3.18, and tests/tracking/test_mlflow_fast.py compares each
+Pinned: pyproject bounds mlflow below 3.18, and tests/tracking/test_tracking_writer.py compares each
 function with the public client path it replaces (the same runs, tags, params and metrics).
 """
 

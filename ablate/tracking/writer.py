@@ -155,7 +155,7 @@ def insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finished
 
     The rows are those `log_trial` makes through the client (`create_run`, `log_batch`,
     `set_terminated`): a run, its tags (with `mlflow.runName`), params, metrics and latest
-    metrics; tests/tracking/test_mlflow_fast.py compares the two. Raises on a non-SQL store.
+    metrics; tests/tracking/test_tracking_writer.py compares the two. Raises on a non-SQL store.
     """
     from mlflow.utils.uri import append_to_uri_path
 

@@ -38,20 +38,22 @@ class Scored:
     info: dict[str, Any]
 
 
+@dataclass
+class Scoring:
+    """The fine-tuned model being scored and what its forward passes need."""
+
+    model: Any
+    pixels: PixelCache | None
+    loaded: LoadedModel
+    pad_id: int
+
+
 class Scorer(Protocol):
     def prepare(self, bench: EncodedBench, encoder: DialogueEncoder) -> Any:
         """Encode what scoring needs beyond the dialogues (kept in `bench.extra`)."""
         ...
 
-    def score(
-        self,
-        model: Any,
-        bench: EncodedBench,
-        exact: list[TurnScore],
-        pixels: PixelCache | None,
-        loaded: LoadedModel,
-        pad_id: int,
-    ) -> Scored:
+    def score(self, bench: EncodedBench, exact: list[TurnScore], run: Scoring) -> Scored:
         """Mark every turn; `exact` is the teacher-forced exact-match pass every bench gets."""
         ...
 
@@ -75,16 +77,14 @@ def assistant_turns(record: dict[str, Any]) -> list[int]:
     ]
 
 
-def generated_answers(
-    model: Any, bench: EncodedBench, pixels: PixelCache | None, loaded: LoadedModel
-) -> list[str]:
+def generated_answers(bench: EncodedBench, run: Scoring) -> list[str]:
     """One generated answer per scored assistant turn, in bench order."""
     answers = generate_answers(
-        model,
+        run.model,
         bench.examples,
-        pixels,
-        loaded.tokenizer,
-        loaded.device,
+        run.pixels,
+        run.loaded.tokenizer,
+        run.loaded.device,
         batch_size=bench.spec.batch_size,
         max_new_tokens=bench.spec.max_new_tokens,
     )

@@ -10,7 +10,7 @@ from ablate.bench import bench_records, load_bench, record_labels
 from ablate.models import LoadedModel
 from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
 from ablate.trial.evaluate import accuracy_metrics, score_turns
-from ablate.trial.scorer import EncodedBench, scorer_of
+from ablate.trial.scorer import EncodedBench, Scoring, scorer_of
 
 
 def _encode_bench(bench_file: Path, encoder: DialogueEncoder) -> EncodedBench:
@@ -72,7 +72,7 @@ def score_bench(
         **{f"bench_skipped/{k}": v for k, v in bench.skipped.items()},
         "bench_skip_reasons": bench.notes,
     }
-    scored = scorer_of(spec).score(model, bench, exact, pixels, loaded, pad_id)
+    scored = scorer_of(spec).score(bench, exact, Scoring(model, pixels, loaded, pad_id))
     info.update(scored.info)
     metrics = accuracy_metrics(scored.turns)
     metrics.update(scored.metrics)

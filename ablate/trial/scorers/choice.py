@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.models import LoadedModel
-from ablate.trial.encode import DialogueEncoder, PixelCache
+from ablate.trial.encode import DialogueEncoder
 from ablate.trial.evaluate import TurnScore, choice_scores
-from ablate.trial.scorer import SCORERS, EncodedBench, Scored, assistant_turns
+from ablate.trial.scorer import SCORERS, EncodedBench, Scored, Scoring, assistant_turns
 
 
 @SCORERS.register("choice")
@@ -16,18 +15,12 @@ class ChoiceScorer:
     def prepare(self, bench: EncodedBench, encoder: DialogueEncoder) -> Any:
         return _choice_candidates(bench.records, bench.examples, encoder)
 
-    def score(
-        self,
-        model: Any,
-        bench: EncodedBench,
-        exact: list[TurnScore],
-        pixels: PixelCache | None,
-        loaded: LoadedModel,
-        pad_id: int,
-    ) -> Scored:
+    def score(self, bench: EncodedBench, exact: list[TurnScore], run: Scoring) -> Scored:
         flat = [opt for options, _ in bench.extra for opt in options]
         batch = bench.spec.batch_size
-        ll = choice_scores(model, flat, pixels, pad_id, loaded.device, batch_size=batch)
+        ll = choice_scores(
+            run.model, flat, run.pixels, run.pad_id, run.loaded.device, batch_size=batch
+        )
         picks, n = [], 0
         for options, ref in bench.extra:
             values = ll[n : n + len(options)]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.models import LoadedModel
-from ablate.trial.encode import DialogueEncoder, PixelCache
+from ablate.trial.encode import DialogueEncoder
 from ablate.trial.evaluate import TurnScore
-from ablate.trial.scorer import SCORERS, EncodedBench, Scored
+from ablate.trial.scorer import SCORERS, EncodedBench, Scored, Scoring
 
 
 @SCORERS.register("exact")
@@ -16,13 +15,5 @@ class ExactScorer:
     def prepare(self, bench: EncodedBench, encoder: DialogueEncoder) -> Any:
         return None
 
-    def score(
-        self,
-        model: Any,
-        bench: EncodedBench,
-        exact: list[TurnScore],
-        pixels: PixelCache | None,
-        loaded: LoadedModel,
-        pad_id: int,
-    ) -> Scored:
+    def score(self, bench: EncodedBench, exact: list[TurnScore], run: Scoring) -> Scored:
         return Scored(exact, {}, {})

@@ -9,10 +9,16 @@ from typing import Any
 
 from ablate.bench import BenchSpec
 from ablate.bench.judge import DIMENSIONS, JudgeItem, judge_answers, judge_metrics
-from ablate.models import LoadedModel
-from ablate.trial.encode import DialogueEncoder, PixelCache
+from ablate.trial.encode import DialogueEncoder
 from ablate.trial.evaluate import TurnScore
-from ablate.trial.scorer import SCORERS, EncodedBench, Scored, assistant_turns, generated_answers
+from ablate.trial.scorer import (
+    SCORERS,
+    EncodedBench,
+    Scored,
+    Scoring,
+    assistant_turns,
+    generated_answers,
+)
 
 
 @SCORERS.register("judge")
@@ -20,16 +26,8 @@ class JudgeScorer:
     def prepare(self, bench: EncodedBench, encoder: DialogueEncoder) -> Any:
         return None
 
-    def score(
-        self,
-        model: Any,
-        bench: EncodedBench,
-        exact: list[TurnScore],
-        pixels: PixelCache | None,
-        loaded: LoadedModel,
-        pad_id: int,
-    ) -> Scored:
-        answers = generated_answers(model, bench, pixels, loaded)
+    def score(self, bench: EncodedBench, exact: list[TurnScore], run: Scoring) -> Scored:
+        answers = generated_answers(bench, run)
         return _judge(bench.spec, bench, answers, exact)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.models import LoadedModel
-from ablate.trial.encode import DialogueEncoder, PixelCache
+from ablate.trial.encode import DialogueEncoder
 from ablate.trial.evaluate import TurnScore, normalize_answer
-from ablate.trial.scorer import SCORERS, EncodedBench, Scored, generated_answers
+from ablate.trial.scorer import SCORERS, EncodedBench, Scored, Scoring, generated_answers
 
 
 @SCORERS.register("normalized")
@@ -16,16 +15,8 @@ class NormalizedScorer:
     def prepare(self, bench: EncodedBench, encoder: DialogueEncoder) -> Any:
         return None
 
-    def score(
-        self,
-        model: Any,
-        bench: EncodedBench,
-        exact: list[TurnScore],
-        pixels: PixelCache | None,
-        loaded: LoadedModel,
-        pad_id: int,
-    ) -> Scored:
-        answers = generated_answers(model, bench, pixels, loaded)
+    def score(self, bench: EncodedBench, exact: list[TurnScore], run: Scoring) -> Scored:
+        answers = generated_answers(bench, run)
         refs = [a for e in bench.examples for a in e.answers]
         scores = [
             TurnScore(normalize_answer(a) == normalize_answer(r), s.contextual, s.labels)

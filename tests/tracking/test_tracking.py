@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from ablate import tracking
@@ -35,10 +34,7 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
         seconds=1.5,
         info={"tokens_per_second": 900.0, "device": "cpu"},
     )
-    start = time.perf_counter()
     child = tracking.log_trial(job, parent, 7, MIX, result, "COMPLETE")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"logging one trial took {elapsed:.2f}s"
     run = client.get_run(child)
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.parentRunId"] == parent

@@ -6,7 +6,7 @@ import pytest
 from optuna.trial import TrialState
 
 from ablate.errors import UserError
-from ablate.mixture import normalized_entropy as balance_of
+from ablate.mixture import normalized_entropy
 from ablate.search import (
     cube_params,
     make_sampler,
@@ -164,7 +164,7 @@ def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, 
     for t in trials:
         a = t.user_attrs
         assert set(a) >= {"proportions", "volume", "seed", "balance", "metrics", "mixture_name"}
-        assert a["balance"] == pytest.approx(balance_of(a["proportions"]))
+        assert a["balance"] == pytest.approx(normalized_entropy(a["proportions"]))
         assert t.params and t.value == pytest.approx(a["metrics"]["score"])
     assert len({t.user_attrs["design_key"] for t in trials}) == 8
     # more budget: only the missing trials are asked; the sampler seed moved on (no replay)

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from paths_for_tests import REPO
 
 from ablate.config import DesignSpec, JobSpec, apply_override, build, read_yaml
 from ablate.errors import UserError
 from ablate.plan import job_task_types, load_job, validate_job
 
-DEMO_JOB = Path(__file__).parent.parent / "jobs" / "demo.yaml"
+DEMO_JOB = REPO / "jobs" / "demo.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths_for_tests import REPO
 
 from ablate.mixture import Mixture
 from ablate.trial.encode import IGNORE, DialogueEncoder
@@ -233,7 +234,7 @@ def test_a_resident_adapter_is_redrawn_like_a_fresh_one_and_swapped_on_a_new_rec
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     from trainer_throughput import SHAPES, build_model
 
     from ablate.config import LoraSpec

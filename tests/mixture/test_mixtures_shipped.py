@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from paths_for_tests import REPO
 
 from ablate.mixture import load_mixture, rows_per_type, validate
 from ablate.pool import PoolManifest
 
-MIXTURES = sorted((Path(__file__).parent.parent / "mixtures").glob("*.yaml"))
+MIXTURES = sorted((REPO / "mixtures").glob("*.yaml"))
 
 
 def test_there_are_shipped_mixtures() -> None:
@@ -41,7 +42,7 @@ def test_shipped_mixture_loads_and_validates(path: Path) -> None:
 
 
 def test_balanced_is_uniform() -> None:
-    m = load_mixture(Path(__file__).parent.parent / "mixtures/balanced.yaml")
+    m = load_mixture(REPO / "mixtures/balanced.yaml")
     assert rows_per_type(m.proportions, int(m.volume)) == {
         "multi_image": 2500,
         "single_image": 2500,
@@ -51,7 +52,7 @@ def test_balanced_is_uniform() -> None:
 def test_mmcr_in_base_keeps_the_base_shares() -> None:
     from ablate.mixture import plan
 
-    m = load_mixture(Path(__file__).parent.parent / "mixtures/mmcr_in_base.yaml")
+    m = load_mixture(REPO / "mixtures/mmcr_in_base.yaml")
     base = {"single_image": 120_000, "multi_image": 20_000, "text_only": 60_000}
     manifest = PoolManifest(
         rows=510_000,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from paths_for_tests import REPO
 
 from ablate.plan import design_mixtures, job_task_types, load_job
 
-JOBS = sorted((Path(__file__).resolve().parent.parent / "jobs").glob("*.yaml"))
+JOBS = sorted((REPO / "jobs").glob("*.yaml"))
 
 
 def test_there_are_shipped_jobs() -> None:

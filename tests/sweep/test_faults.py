@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import yaml
 from optuna.trial import TrialState
+from paths_for_tests import TESTS
 
 from ablate import tracking
 from ablate.plan import design_mixtures, load_job
 from ablate.study import lock_file, open_study
 from ablate.study.lock import _file_holder
 
-TESTS = Path(__file__).resolve().parent
+TESTS = TESTS
 TYPES = ["caption", "count", "compare"]
 
 

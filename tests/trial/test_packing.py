@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from paths_for_tests import REPO
 
 from ablate.testing import image_text_families
 from ablate.trial.encode import IGNORE
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def test_rows_hold_every_dialogue_once_and_fill_tightly() -> None:

@@ -7,11 +7,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from paths_for_tests import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 #: Not installed on the GPU box: the trial path must import without them.
 BLOCKED = ("ray", "optuna", "mlflow", "datasets")

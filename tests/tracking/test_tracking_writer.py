@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import collections
-from pathlib import Path
-
 import pytest
-from optuna.trial import TrialState
 
 from ablate import tracking
 from ablate.mixture import Mixture
-from ablate.plan import design_mixtures
 from ablate.result import TrialResult
-from ablate.study import enqueue_design, open_study, trial_attrs
-from ablate.study.optuna_fast import pop_waiting
 from ablate.tracking.client import mlflow_client
 
 MIX = Mixture(name="v200-b0.50-s1", volume=200, proportions={"caption": 0.8, "count": 0.2}, seed=1)
@@ -75,38 +68,3 @@ def test_writer_reports_runs_it_could_not_write(make_job) -> None:
     writer.submit(1, MIX, RESULT, "COMPLETE", run_id="0" * 32)  # no such run
     with pytest.raises(RuntimeError, match="1 trial"):
         writer.close()
-
-
-@pytest.mark.parametrize("with_params", [True, False])
-def test_bulk_enqueue_writes_what_enqueue_trial_writes(
-    make_job, tmp_path: Path, with_params
-) -> None:
-    job = make_job(design={"kind": "grid", "volumes": [100, 200], "balance": [0.5, 1.0]})
-    study = open_study(job)
-    study.tell(study.ask(), 0.1)  # numbering continues after existing trials
-    mixtures = design_mixtures(job, ["caption", "count", "compare"])
-    params = (lambda m: {"x": float(m.volume)}) if with_params else None
-    assert enqueue_design(study, mixtures, params) == len(mixtures)
-    assert enqueue_design(study, mixtures, params) == 0  # nothing twice
-
-    reference = open_study(make_job(study="reference"))
-    reference.tell(reference.ask(), 0.1)
-    for mix in mixtures:
-        reference.enqueue_trial(params=params(mix) if params else {}, user_attrs=trial_attrs(mix))
-
-    def rows(s: object) -> list[tuple[object, ...]]:
-        return [
-            (t.number, t.state, t.user_attrs, t.system_attrs, t.datetime_start)
-            for t in s.get_trials(deepcopy=False, states=(TrialState.WAITING,))  # type: ignore[attr-defined]
-        ]
-
-    assert rows(study) == rows(reference)
-    waiting = collections.deque(t._trial_id for t in study.get_trials(states=(TrialState.WAITING,)))
-    trial = pop_waiting(study, waiting)
-    assert (
-        trial.number == 1 and trial.user_attrs["design_key"] == rows(reference)[0][2]["design_key"]
-    )
-    if with_params:
-        assert trial.params == {} and study.trials[1].system_attrs["fixed_params"] == {"x": 100.0}
-    study.tell(trial, 0.5)
-    assert study.trials[1].state == TrialState.COMPLETE

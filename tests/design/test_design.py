@@ -6,8 +6,7 @@ import pytest
 
 from ablate.design import design_key, dominant_share, fixed_design, proportions_for_balance
 from ablate.errors import UserError
-from ablate.mixture import Mixture
-from ablate.mixture import normalized_entropy as balance_of
+from ablate.mixture import Mixture, normalized_entropy
 from ablate.objectives import load_target, run_python_objective
 
 
@@ -17,7 +16,7 @@ def test_balance_level_is_hit(k: int, level: float) -> None:
     types = [f"t{i}" for i in range(k)]
     props = proportions_for_balance(types, level)
     assert math.isclose(sum(props.values()), 1.0, abs_tol=1e-12)
-    assert abs(balance_of(props) - level) < 1e-9
+    assert abs(normalized_entropy(props) - level) < 1e-9
     # the first type dominates, the rest share equally
     rest = list(props.values())[1:]
     assert props["t0"] >= max(rest) - 1e-12
@@ -145,6 +144,8 @@ def test_grid_by_concentration_and_user_errors(make_job) -> None:
         "v200-a50-s0",
     ]
     assert points[0].proportions == points[2].proportions  # shared across volumes
-    assert balance_of(points[1].proportions) > 0.95 > balance_of(points[0].proportions)
+    assert (
+        normalized_entropy(points[1].proportions) > 0.95 > normalized_entropy(points[0].proportions)
+    )
     with pytest.raises(UserError, match="prior"):
         design_mixtures(make_job(design={"kind": "random", "prior": {"a": 1}}), types)

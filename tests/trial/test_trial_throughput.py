@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths_for_tests import REPO
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "trainer_throughput.py"
+SCRIPT = REPO / "benchmarks" / "trainer_throughput.py"
 
 
 @pytest.mark.slow

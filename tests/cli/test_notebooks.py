@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
+from paths_for_tests import REPO
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "walkthrough.ipynb"
+NOTEBOOK = REPO / "notebooks" / "walkthrough.ipynb"
 
 
 @pytest.mark.slow

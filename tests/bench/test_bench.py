@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from paths_for_tests import REPO
 
 from ablate.bench import bench_records, load_bench
 from ablate.mixture import Mixture
 
-BENCHES = sorted((Path(__file__).parent.parent / "benches").glob("*.yaml"))
+BENCHES = sorted((REPO / "benches").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", BENCHES, ids=[p.stem for p in BENCHES])
