@@ -53,12 +53,14 @@ class Registry(Generic[F]):
     def _discover(self) -> None:
         if self._discovered:
             return
-        self._discovered = True
         assert self.package is not None
         package = importlib.import_module(self.package)
         for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             if not module.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{module.name}")
+        # only once every module imported: a failed import is raised again on the next lookup
+        # instead of leaving a half-filled table
+        self._discovered = True
 
     def names(self) -> list[str]:
         """Every registered name, in registration order (built-ins first, sorted by module)."""
