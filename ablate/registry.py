@@ -63,9 +63,12 @@ class Registry(Generic[F]):
         self._discovered = True
 
     def names(self) -> list[str]:
-        """Every registered name, in registration order (built-ins first, sorted by module)."""
+        """Every registered name: the built-ins (modules of `package`) first, then those a job's
+        plugins or a test registered, each group in registration order."""
         self._discover()
-        return list(self._entries)
+        inside = f"{self.package}."
+        builtin = [n for n, f in self._entries.items() if _module_of(f).startswith(inside)]
+        return builtin + [n for n in self._entries if n not in builtin]
 
     def __contains__(self, name: object) -> bool:
         self._discover()
@@ -88,6 +91,10 @@ class Registry(Generic[F]):
             f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "
             f"choose one of {', '.join(self._entries)}"
         ) from None
+
+
+def _module_of(factory: object) -> str:
+    return str(getattr(factory, "__module__", "") or "")
 
 
 def import_plugins(modules: tuple[str, ...] | list[str], source: str = "") -> None:
