@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,23 @@ def ray_session() -> Iterator[Any]:
         ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store. A new store runs MLflow's migrations (about 2.4 s
+    on 2 cores); a copy of this file opens in milliseconds, so each test starts from a fresh,
+    identical store without paying them."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def make_job(tmp_path: Path) -> Callable[..., JobSpec]:
+def make_job(tmp_path: Path, mlflow_template: Path) -> Callable[..., JobSpec]:
     """Build a python-objective job whose Optuna and MLflow stores live in tmp_path."""
+    if not (tmp_path / "mlflow.db").exists():
+        shutil.copyfile(mlflow_template, tmp_path / "mlflow.db")
 
     def make(target: str = "objectives_for_tests:landscape", **overrides: Any) -> JobSpec:
         data: dict[str, Any] = {

@@ -147,5 +147,7 @@ def test_worker_pool_progress_of_a_dead_worker_is_none_not_an_error(ray_session,
     pool = WorkerPool(job, prune=True)
     (actor,) = pool.start(1)
     assert pool.progress(actor) == []
-    pool.kill(actor)
+    pool.kill(actor)  # asynchronous: wait until Ray reports the actor dead
+    with pytest.raises(ray_session.exceptions.RayActorError):
+        ray_session.get(actor.ping.remote(), timeout=60)
     assert pool.progress(actor) is None
