@@ -1,7 +1,7 @@
 """Per-record validation: a record of a source either becomes a `Row` or raises `InvalidRecord`.
 
 The checks run in a fixed order (the first failing one names the record's problem): the record
-is an object with an id, its turns alternate human/gpt and end with an answer, their number is
+is an object (with an id, or one is made from its position), its turns alternate human/gpt and end with an answer, their number is
 in `--turns`, there is one `<image>` placeholder per image, image paths stay inside the image
 root, the files exist (and decode, with `decode_images`), every label rule labels it, and its id
 is new.
@@ -43,14 +43,22 @@ class RecordChecker:
         """Pool ids so far, of all sources (shared): a valid row's id is added."""
         self.verified: set[str] = set()
 
-    def check(self, rec: Any) -> Row:
-        """Validate one record (or a reader's `InvalidRecord`) and return its row."""
+    def check(self, rec: Any, position: str = "") -> Row:
+        """Validate one record (or a reader's `InvalidRecord`) and return its row.
+
+        `position`: where the record stands in its source (`row-12`, `line-3`, `record-5`); a
+        record without an `id` gets it as its id (see `made_id`)."""
         if isinstance(rec, InvalidRecord):
             raise rec
         if not isinstance(rec, dict):
             raise InvalidRecord("not_object", f"expected a JSON object, found {type(rec).__name__}")
         rec = to_llava(rec)
         rid = _record_id(rec)
+        made = rid is None
+        if rid is None:
+            if not position:
+                raise InvalidRecord("missing_id", "the record has no `id`")
+            rid = position
         turns = _conversation(rec.get("conversations"))
         n_turns = len(turns) // 2
         self._check_turn_count(n_turns)
@@ -63,7 +71,9 @@ class RecordChecker:
             )
         images = self._check_images(paths)
         labels = self._labels(rec, len(paths), n_turns)
-        row = Row(self.id_prefix + rid, images, self._relative(images), turns, n_turns, labels)
+        row = Row(
+            self.id_prefix + rid, images, self._relative(images), turns, n_turns, labels, made
+        )
         if row.id in self.seen:
             raise InvalidRecord("duplicate_id", f"duplicate id {row.id!r}")
         self.seen.add(row.id)
@@ -138,9 +148,12 @@ class RecordChecker:
         self.verified.add(full)
 
 
-def _record_id(rec: dict[str, Any]) -> str:
-    """The record's `id` as text (an integer id is accepted)."""
+def _record_id(rec: dict[str, Any]) -> str | None:
+    """The record's `id` as text (an integer id is accepted); None when it has none (no `id`
+    key, or null, as in most published instruction sets)."""
     rid = rec.get("id")
+    if rid is None:
+        return None
     if isinstance(rid, int) and not isinstance(rid, bool):
         rid = str(rid)
     if not isinstance(rid, str) or not rid.strip():

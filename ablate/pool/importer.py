@@ -101,20 +101,23 @@ def _write_source(
     reads: _Reads,
 ) -> dict[str, int]:
     """Each record of one source becomes a row or a report line; its read / rows / skipped."""
-    read = rows = skipped = 0
+    read = rows = skipped = made = 0
     for kind, number, rec in read_records(source.path, source.format, req.split):
         read += 1
         reads.n += 1
         try:
-            row = checker.check(rec)
+            # a record without an id is named by its position: the same on every re-import of
+            # the same file, unique in the source (and in a combined pool, behind `NAME/`)
+            row = checker.check(rec, f"{kind}-{number}")
         except InvalidRecord as bad:
             writer.skip(_reject(req, source, several, kind, number, rec, bad))
             skipped += 1
             continue
         rows += 1
+        made += row.id_made
         if writer.add(row):
             reads.report()
-    return {"read": read, "rows": rows, "skipped": skipped}
+    return {"read": read, "rows": rows, "skipped": skipped, "ids_made": made}
 
 
 def _reject(

@@ -36,6 +36,8 @@ class Row:
     n_turns: int
     labels: dict[str, str]
     """Label column -> label, for every label column of the import."""
+    id_made: bool = False
+    """The source gave no `id`: this one was made from the record's position."""
 
 
 def to_llava(rec: dict[str, Any]) -> dict[str, Any]:

@@ -123,8 +123,10 @@ class ResolvedSource:
             return Path(req.image_root).resolve()
         return self.path if self.path.is_dir() else self.path.parent
 
-    def summary(self, image_root: Path, read: int, rows: int, skipped: int) -> dict[str, Any]:
-        """Its entry of the manifest's `sources`."""
+    def summary(
+        self, image_root: Path, read: int, rows: int, skipped: int, ids_made: int = 0
+    ) -> dict[str, Any]:
+        """Its entry of the manifest's `sources` (`ids_made`: rows whose id was made)."""
         return {
             "path": str(self.path),
             "name": self.source.label,
@@ -133,6 +135,7 @@ class ResolvedSource:
             "read": read,
             "rows": rows,
             "skipped": skipped,
+            "ids_made": ids_made,
         }
 
 

@@ -66,7 +66,10 @@ class PoolManifest:
     records_read: int = 0
     """Records read from all sources: always `rows + skipped` (nothing dropped silently)."""
     sources: tuple[dict[str, Any], ...] = ()
-    """Per source: path, name, format, image_root, read, rows, skipped."""
+    """Per source: path, name, format, image_root, read, rows, skipped, ids_made."""
+    ids_made: int = 0
+    """Rows whose source gave no `id`: each was named by its position (`row-12`, `line-3`,
+    `record-5`; `NAME/row-12` in a combined pool)."""
     rules: dict[str, str] = field(default_factory=dict)
     """Label column -> the rule that made it (`images:...`, `field:domain`, ...)."""
     joint: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)

@@ -188,6 +188,7 @@ class PoolWriter:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             image_root=summaries[0]["image_root"],
             records_read=sum(s["read"] for s in summaries),
+            ids_made=sum(s.get("ids_made", 0) for s in summaries),
             sources=tuple(summaries),
             rules=rule_texts,
             joint=joint,

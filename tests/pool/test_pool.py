@@ -128,7 +128,7 @@ INVALID = {
     "unknown_role": _bad(lambda r: r["conversations"][1].update({"from": "system"})),
     "empty_message": _bad(lambda r: r["conversations"][1].update(value=None)),
     "bad_conversations": _bad(lambda r: r.update(conversations="hello")),
-    "missing_id": _bad(lambda r: r.pop("id")),
+    "missing_id": _bad(lambda r: r.update(id="  ")),  # an id given but blank (none is made)
     "bad_json": '{"id": "bad", "conversations": [',
     "duplicate_id": rec("a", 1),
 }
@@ -153,7 +153,7 @@ def test_invalid_record_error_policy(tmp_path: Path, code: str) -> None:
     msg = str(err.value)
     assert str(src) in msg and REASONS[code] in msg
     assert "line 3" in msg and "--on-invalid skip" in msg
-    if code not in ("bad_json", "missing_id"):
+    if code not in ("bad_json", "missing_id"):  # their message cannot quote an id
         assert "record `" in msg and ("`bad`" in msg or "`a`" in msg)
     assert not (tmp_path / "pool").exists()  # nothing half-written
 
