@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ablate.pool.images import ImageStore
 from ablate.pool.labels import SOURCE_LABEL, LabelColumns, LabelError
 from ablate.pool.readers import InvalidRecord
-from ablate.pool.records import IMAGE_TOKEN, Row, image_paths, to_llava
+from ablate.pool.records import IMAGE_TOKEN, ImageRef, Row, image_paths, to_llava
 from ablate.pool.request import ImportRequest, turns_text
 
 __all__ = ["RecordChecker"]
@@ -32,6 +33,7 @@ class RecordChecker:
         source_label: str,
         id_prefix: str,
         seen: set[str],
+        store: ImageStore,
     ) -> None:
         self.req = req
         self.root = str(image_root)
@@ -42,6 +44,8 @@ class RecordChecker:
         self.seen = seen
         """Pool ids so far, of all sources (shared): a valid row's id is added."""
         self.verified: set[str] = set()
+        self.store = store
+        """Where embedded images are written (the pool's content-addressed store)."""
 
     def check(self, rec: Any, position: str = "") -> Row:
         """Validate one record (or a reader's `InvalidRecord`) and return its row.
@@ -69,15 +73,14 @@ class RecordChecker:
                 "image_count",
                 f"{placeholders} {IMAGE_TOKEN} placeholder(s) but {len(paths)} image(s)",
             )
-        images = self._check_images(paths)
+        checked = self._check_images(paths)
         labels = self._labels(rec, len(paths), n_turns)
-        row = Row(
-            self.id_prefix + rid, images, self._relative(images), turns, n_turns, labels, made
-        )
-        if row.id in self.seen:
-            raise InvalidRecord("duplicate_id", f"duplicate id {row.id!r}")
-        self.seen.add(row.id)
-        return row
+        row_id = self.id_prefix + rid
+        if row_id in self.seen:
+            raise InvalidRecord("duplicate_id", f"duplicate id {row_id!r}")
+        images, relative = self._place(checked)  # embedded bytes are stored only now: valid
+        self.seen.add(row_id)
+        return Row(row_id, images, relative, turns, n_turns, labels, made)
 
     def _check_turn_count(self, n_turns: int) -> None:
         lo, hi = self.req.turns
@@ -88,8 +91,24 @@ class RecordChecker:
                 f"{turns_text(self.req.turns)} (--turns)",
             )
 
-    def _check_images(self, paths: list[str]) -> list[str]:
-        """The images' normalised absolute paths, checked as the request asks."""
+    def _check_images(self, given: list[ImageRef]) -> list[str | bytes]:
+        """Each image as its normalised absolute path, or its embedded bytes, checked as the
+        request asks. A struct with both is its file when that exists (nothing to copy), else
+        its bytes: published sets keep only a file name beside the bytes."""
+        refs = [self._either(r) if isinstance(r, tuple) else r for r in given]
+        paths = [r for r in refs if isinstance(r, str)]
+        files = iter(self._check_files(paths))
+        for data in refs:
+            if isinstance(data, bytes):
+                self.store.check(data, self.req.decode_images)
+        return [r if isinstance(r, bytes) else next(files) for r in refs]
+
+    def _either(self, ref: tuple[str, bytes]) -> str | bytes:
+        path, data = ref
+        return path if os.path.isfile(os.path.join(self.root, path)) else data
+
+    def _check_files(self, paths: list[str]) -> list[str]:
+        """The image files' normalised absolute paths, checked as the request asks."""
         req = self.req
         images = [os.path.normpath(os.path.join(self.root, p)) for p in paths]
         if not req.allow_outside_root:
@@ -112,6 +131,20 @@ class RecordChecker:
             for full in images:
                 self._decode(full)
         return images
+
+    def _place(self, checked: list[str | bytes]) -> tuple[list[str], list[str]]:
+        """Absolute paths and the paths the fingerprint uses: a file relative to the image
+        root, an embedded image as its place in the pool's store (`images/ab/<sha256>.png`)."""
+        images, relative = [], []
+        for item in checked:
+            if isinstance(item, bytes):
+                full, key = self.store.put(item)
+                images.append(full)
+                relative.append(key)
+            else:
+                images.append(item)
+                relative += self._relative([item])
+        return images, relative
 
     def _relative(self, images: list[str]) -> list[str]:
         # The fingerprint uses paths relative to the image root, so a pool imported on another

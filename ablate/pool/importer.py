@@ -13,6 +13,7 @@ Memory: one batch of rows (`batch_rows`) plus the set of ids seen (duplicate che
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from ablate.errors import UserError
 from ablate.pool.checks import RecordChecker
+from ablate.pool.images import ImageStore
 from ablate.pool.labels import label_columns
 from ablate.pool.readers import InvalidRecord, read_records
 from ablate.pool.request import (
@@ -49,13 +51,20 @@ def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = Non
     out = Path(req.out)
     made_out = prepare_out(out)
     writer = PoolWriter(out, columns, req.batch_rows)
+    store = ImageStore(out)
     try:
-        summaries = _write_rows(req, sources, writer, _Reads(progress))
+        summaries = _write_rows(req, sources, writer, store, _Reads(progress))
         writer.finish(sources)
     except BaseException:
+        if made_out:
+            store.remove()
         writer.discard(made_out)
         raise
-    manifest = writer.manifest(req, sources, summaries)
+    manifest = dataclasses.replace(
+        writer.manifest(req, sources, summaries),
+        images_written=store.written,
+        images_deduplicated=store.deduplicated,
+    )
     manifest.save(out / MANIFEST_FILE)
     return manifest
 
@@ -73,7 +82,11 @@ class _Reads:
 
 
 def _write_rows(
-    req: ImportRequest, sources: Sequence[ResolvedSource], writer: PoolWriter, reads: _Reads
+    req: ImportRequest,
+    sources: Sequence[ResolvedSource],
+    writer: PoolWriter,
+    store: ImageStore,
+    reads: _Reads,
 ) -> list[dict[str, Any]]:
     """Every source in the order given through the checks into the writer; their summaries."""
     seen: set[str] = set()  # ids of all sources so far
@@ -84,7 +97,7 @@ def _write_rows(
             image_root = source.image_root(req)
             label = source.source.label
             prefix = f"{label}/" if several else ""  # ids stay unique across sources
-            checker = RecordChecker(req, image_root, writer.columns, label, prefix, seen)
+            checker = RecordChecker(req, image_root, writer.columns, label, prefix, seen, store)
             counts = _write_source(req, source, several, checker, writer, reads)
             summaries.append(source.summary(image_root, **counts))
         writer.flush()

@@ -14,9 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ablate.pool.images import decode_data_uri
 from ablate.pool.readers import InvalidRecord
 
-__all__ = ["IMAGE_TOKEN", "Row", "image_paths", "to_llava"]
+__all__ = ["IMAGE_TOKEN", "ImageRef", "Row", "image_paths", "to_llava"]
 
 IMAGE_TOKEN = "<image>"
 
@@ -81,27 +82,43 @@ def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def image_paths(raw: Any) -> list[str]:
-    """The image paths of a record: a path, a list of paths, or `{"bytes", "path"}` structs."""
-    items = [] if raw is None else [raw] if isinstance(raw, str | dict) else raw
+#: An image as a record gives it: a path, embedded bytes, or both (a `datasets.Image` struct).
+ImageRef = str | bytes | tuple[str, bytes]
+
+
+def image_paths(raw: Any) -> list[ImageRef]:
+    """The images of a record: a path, a list of paths, raw bytes, `data:image/...;base64,`
+    URIs, or `{"bytes", "path"}` structs (`datasets.Image`; with both, the checker uses the
+    path when that file exists, else the bytes)."""
+    items = [] if raw is None else [raw] if isinstance(raw, str | dict | bytes) else raw
     if not isinstance(items, list):
         raise InvalidRecord(
             "bad_image", f"`image` must be a path or a list of paths, found {raw!r}"
         )
-    paths = []
+    refs: list[ImageRef] = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
-            path = item.get("path")
-            if not (isinstance(path, str) and path):
+            data, path = item.get("bytes"), item.get("path")
+            has_path = isinstance(path, str) and bool(path)
+            if isinstance(data, bytes | bytearray) and data:
+                refs.append((str(path), bytes(data)) if has_path else bytes(data))
+                continue
+            if has_path:
+                item = path
+            else:
                 raise InvalidRecord(
-                    "embedded_image",
-                    f"image {i} is embedded bytes without a file path; write the images to "
-                    "files and reference them by path",
+                    "bad_image", f"image {i} is a struct with neither bytes nor a path: {item!r}"
                 )
-            item = path
-        if not isinstance(item, str) or not item:
+        if isinstance(item, str) and item.startswith("data:image/"):
+            item = decode_data_uri(item)
+        if not isinstance(item, str | bytes) or not item:
             raise InvalidRecord(
-                "bad_image", f"`image` must be a path or a list of paths, found {raw!r}"
+                "bad_image", f"`image` must be a path or a list of paths, found {_short(raw)}"
             )
-        paths.append(item)
-    return paths
+        refs.append(item)
+    return refs
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."

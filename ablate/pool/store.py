@@ -67,6 +67,10 @@ class PoolManifest:
     """Records read from all sources: always `rows + skipped` (nothing dropped silently)."""
     sources: tuple[dict[str, Any], ...] = ()
     """Per source: path, name, format, image_root, read, rows, skipped, ids_made."""
+    images_written: int = 0
+    """Embedded images (bytes in the source) this import wrote into `images/` of the pool."""
+    images_deduplicated: int = 0
+    """Embedded images whose bytes were already in the pool's store: referenced, not written."""
     ids_made: int = 0
     """Rows whose source gave no `id`: each was named by its position (`row-12`, `line-3`,
     `record-5`; `NAME/row-12` in a combined pool)."""

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from ablate.errors import UserError
+from ablate.pool.images import STORE_DIR
 from ablate.pool.labels import SOURCE_LABEL, UNKNOWN, LabelColumns
 from ablate.pool.records import Row
 from ablate.pool.request import ImportRequest, ResolvedSource, turns_text
@@ -42,7 +43,9 @@ def prepare_out(out: Path) -> bool:
         raise UserError(f"--out {out}: exists and is not a folder; choose another pool folder")
     if out.is_dir():
         foreign = [
-            p.name for p in out.iterdir() if p.name not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE)
+            p.name
+            for p in out.iterdir()
+            if p.name not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, STORE_DIR)
         ]
         if foreign:
             raise UserError(

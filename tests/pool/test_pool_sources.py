@@ -148,7 +148,7 @@ def test_parquet_and_saved_dataset(tmp_path: Path) -> None:
     assert m2.sources[0]["format"] == "disk" and m2.rows == 3
     images = open_pool(tmp_path / "p2").table().column("images").to_pylist()
     assert images[2] == [str(tmp_path / f"imgs/img{k}.png") for k in range(2)]
-    # Embedded bytes without a path cannot become a file reference: a reported skip.
+    # Embedded bytes that are not an image (a truncated PNG signature): a reported skip.
     rows[1]["images"] = [{"path": None, "bytes": b"\x89PNG"}]
     datasets.Dataset.from_list(rows, features=feats).save_to_disk(str(tmp_path / "saved2"))
     m3 = import_pool(
@@ -162,9 +162,9 @@ def test_parquet_and_saved_dataset(tmp_path: Path) -> None:
     assert m3.rows == 2 and skipped(tmp_path / "p3")[0] == {
         "id": "hf1",
         "row": 2,
-        "code": "embedded_image",
-        "reason": "image 0 is embedded bytes without a file path; write the images to files "
-        "and reference them by path",
+        "code": "bad_image_bytes",
+        "reason": "embedded image bytes are not a PNG, JPEG, GIF, WebP, BMP or TIFF image "
+        "(they start with b'\\x89PNG')",
     }
 
 

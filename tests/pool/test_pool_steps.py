@@ -11,6 +11,7 @@ import pytest
 from ablate.errors import UserError
 from ablate.pool import ImportRequest, Source, import_pool, readers
 from ablate.pool.checks import RecordChecker
+from ablate.pool.images import ImageStore
 from ablate.pool.labels import SOURCE_LABEL, label_columns
 from ablate.pool.readers import InvalidRecord
 from ablate.pool.request import check_options, is_combined, resolve_sources
@@ -56,7 +57,7 @@ def test_checker_reports_the_first_problem_and_keeps_ids_unique(tmp_path: Path) 
     req = ImportRequest(source=tmp_path, out=tmp_path / "p")
     cols = label_columns((), (), False)
     seen: set[str] = set()
-    checker = RecordChecker(req, tmp_path, cols, "a", "a/", seen)
+    checker = RecordChecker(req, tmp_path, cols, "a", "a/", seen, ImageStore(tmp_path / "p"))
     row = checker.check(_rec("x"))
     assert (row.id, row.n_turns, row.labels) == ("a/x", 1, {"task_type": "text_only"})
     assert seen == {"a/x"}

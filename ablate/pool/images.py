@@ -1,0 +1,107 @@
+"""The pool's own content-addressed image store: images that arrive embedded in a record
+(`datasets.Image` structs with bytes, raw bytes, `data:image/...;base64,` URIs) are written once
+as `images/<2 hex>/<sha256>.<ext>` in their original encoding (no re-encode: the processors read
+PNG, JPEG, GIF, WebP, BMP and TIFF as they are) and referenced by path from then on, so the
+same picture in two records or two sources is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import os
+import shutil
+from pathlib import Path
+
+from ablate.pool.readers import InvalidRecord
+
+STORE_DIR = "images"
+#: The leading bytes of each encoding the processors read, and the file suffix it is stored with.
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tif"),
+    (b"MM\x00*", "tif"),
+)
+
+
+def image_suffix(data: bytes) -> str | None:
+    """The file suffix of an encoded image from its signature; None when it is not one."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for magic, suffix in SIGNATURES:
+        if data.startswith(magic):
+            return suffix
+    return None
+
+
+def decode_data_uri(text: str) -> bytes:
+    """The bytes of a `data:image/...;base64,...` URI (InvalidRecord when it is not one)."""
+    head, sep, body = text.partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise InvalidRecord("bad_image", f"image {head[:40]!r}... is a data URI but not base64")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRecord("bad_image", "image data URI holds invalid base64") from None
+
+
+class ImageStore:
+    """`put` embedded image bytes into `<pool>/images/`; counts files written and repeats."""
+
+    def __init__(self, pool_dir: Path) -> None:
+        self.root = pool_dir / STORE_DIR
+        self.written = 0
+        """Files this import wrote."""
+        self.deduplicated = 0
+        """Embedded images whose bytes were already stored (by this import or an earlier one)."""
+        self._known: set[str] = set()
+
+    def check(self, data: bytes, decode: bool) -> None:
+        """Refuse bytes that are not an encoded image (and, with `decode`, that do not decode)."""
+        if image_suffix(data) is None:
+            raise InvalidRecord(
+                "bad_image_bytes",
+                "embedded image bytes are not a PNG, JPEG, GIF, WebP, BMP or TIFF image "
+                f"(they start with {data[:8]!r})",
+            )
+        if decode:
+            _verify(data)
+
+    def put(self, data: bytes) -> tuple[str, str]:
+        """Store checked bytes once; (the absolute path, the path inside the pool)."""
+        suffix = image_suffix(data)
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"{STORE_DIR}/{digest[:2]}/{digest}.{suffix}"
+        path = self.root.parent / key
+        if digest in self._known or path.is_file():
+            self.deduplicated += 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)  # a file appears whole or not at all
+            self.written += 1
+        self._known.add(digest)
+        return str(path), key
+
+    def remove(self) -> None:
+        """Drop the store (a failed import into a pool folder it made)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _verify(data: bytes) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+    except Exception as err:  # Pillow raises many kinds for corrupt data
+        raise InvalidRecord(
+            "bad_image_bytes", f"cannot decode embedded image: {type(err).__name__}: {err}"
+        ) from None
