@@ -17,7 +17,7 @@ from typing import Any
 from ablate.pool.images import decode_data_uri
 from ablate.pool.readers import InvalidRecord
 
-__all__ = ["IMAGE_TOKEN", "ImageRef", "Row", "image_paths", "to_llava"]
+__all__ = ["IMAGE_TOKEN", "LAYOUTS", "ImageRef", "Row", "image_paths", "to_llava"]
 
 IMAGE_TOKEN = "<image>"
 
@@ -41,11 +41,48 @@ class Row:
     """The source gave no `id`: this one was made from the record's position."""
 
 
+#: The layouts a record may come in, recognised by their keys (README, "Sources").
+LAYOUTS = {
+    "llava": "`conversations` of {from, value}",
+    "hf": "`messages` of {role, content} + `images`",
+    "cauldron": "`texts` of {user, assistant} + `images`",
+}
+
+
 def to_llava(rec: dict[str, Any]) -> dict[str, Any]:
-    """The record in the LLaVA layout (a Hugging Face `messages` record is converted)."""
-    if "conversations" not in rec and isinstance(rec.get("messages"), list):
+    """The record in the LLaVA layout: a Hugging Face `messages` or a Cauldron `texts` record
+    is converted; a record in none of the layouts is refused, naming its keys."""
+    if "conversations" in rec:
+        return rec
+    if isinstance(rec.get("messages"), list):
         return _from_hf(rec)
-    return rec
+    if isinstance(rec.get("texts"), list):
+        return _from_cauldron(rec)
+    known = "; ".join(f"{name}: {keys}" for name, keys in LAYOUTS.items())
+    raise InvalidRecord(
+        "unknown_layout",
+        f"no known layout has the keys {sorted(map(str, rec))}; the layouts are {known}",
+    )
+
+
+def _from_cauldron(rec: dict[str, Any]) -> dict[str, Any]:
+    """The Cauldron's `images` + `texts: [{user, assistant, source}]`: the images belong before
+    the first user turn."""
+    images = rec.get("images") or []
+    n_images = len(images) if isinstance(images, list) else 1
+    turns = []
+    for i, text in enumerate(map(_json_struct, rec["texts"])):
+        if not isinstance(text, dict):
+            turns.append(text)  # refused by the conversation check, naming it
+            continue
+        user = str(text.get("user") or "")
+        if i == 0 and n_images:
+            user = f"{IMAGE_TOKEN}\n" * n_images + user
+        turns += [{"from": "human", "value": user}, {"from": "gpt", "value": text.get("assistant")}]
+    out = {k: v for k, v in rec.items() if k not in ("texts", "images")}
+    out["conversations"] = turns
+    out["image"] = images
+    return out
 
 
 def _json_struct(value: Any) -> Any:

@@ -1,0 +1,58 @@
+"""Layouts recognised by their keys: the Cauldron's `texts`, and records in no known layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+from test_pool_images import png
+
+from ablate.errors import UserError
+from ablate.pool import ImportRequest, import_pool, open_pool
+
+
+def test_the_cauldrons_layout_puts_the_images_before_the_first_user_turn(tmp_path: Path) -> None:
+    rows = [
+        {
+            "images": [png((255, 0, 0)), png((0, 0, 255))],
+            "texts": [
+                {"user": "Which is red?", "assistant": "The first.", "source": "synthetic"},
+                {"user": "And blue?", "assistant": "The second.", "source": "synthetic"},
+            ],
+        },
+        {"images": [], "texts": [{"user": "Say hi.", "assistant": "Hi.", "source": "s"}]},
+    ]
+    features = datasets.Features(
+        {
+            "images": datasets.List(datasets.Image()),
+            "texts": datasets.List(
+                {
+                    "user": datasets.Value("string"),
+                    "assistant": datasets.Value("string"),
+                    "source": datasets.Value("string"),
+                }
+            ),
+        }
+    )
+    data = [{**r, "images": [{"bytes": b, "path": None} for b in r["images"]]} for r in rows]
+    datasets.Dataset.from_list(data, features=features).to_parquet(str(tmp_path / "c.parquet"))
+    m = import_pool(ImportRequest(source=tmp_path / "c.parquet", out=tmp_path / "pool"))
+    assert m.rows == 2 and m.labels["task_type"] == {"multi_image": 1, "text_only": 1}
+    assert m.images_written == 2
+    table = open_pool(tmp_path / "pool").table()
+    first = table.column("conversations").to_pylist()[0]
+    conv = json.loads(first) if isinstance(first, str) else first
+    assert conv[0]["value"] == "<image>\n<image>\nWhich is red?"
+    assert [t["value"] for t in conv[1:]] == ["The first.", "And blue?", "The second."]
+
+
+def test_a_record_in_no_known_layout_names_its_keys_and_the_layouts(tmp_path: Path) -> None:
+    src = tmp_path / "d.jsonl"
+    src.write_text(json.dumps({"id": "q", "prompt": "hi", "response": "hello"}) + "\n")
+    with pytest.raises(UserError) as err:
+        import_pool(ImportRequest(source=src, out=tmp_path / "pool"))
+    msg = str(err.value)
+    assert "no known layout has the keys ['id', 'prompt', 'response']" in msg
+    assert "cauldron: `texts` of {user, assistant} + `images`" in msg
