@@ -154,6 +154,7 @@ def _run_data(args: argparse.Namespace) -> int:
                 on_invalid=args.on_invalid,
                 check_images=not args.no_check_images,
                 format=args.format,
+                layout=args.layout,
                 split=args.split,
                 decode_images=args.decode_images,
                 allow_outside_root=args.allow_outside_root,

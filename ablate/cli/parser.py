@@ -103,6 +103,13 @@ def _add_data_import(data: Any) -> None:
         "--split", default="train", help="split of a Hugging Face source (default train)"
     )
     p.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "llava", "hf", "cauldron"],
+        help="record layout: auto (by its keys; default), llava (conversations), hf (messages + "
+        "images), cauldron (texts + images); force one when records have the keys of several",
+    )
+    p.add_argument(
         "--image-root",
         type=Path,
         default=None,

@@ -56,7 +56,7 @@ class RecordChecker:
             raise rec
         if not isinstance(rec, dict):
             raise InvalidRecord("not_object", f"expected a JSON object, found {type(rec).__name__}")
-        rec = to_llava(rec)
+        rec = to_llava(rec, self.req.layout)
         rid = _record_id(rec)
         made = rid is None
         if rid is None:

@@ -49,19 +49,34 @@ LAYOUTS = {
 }
 
 
-def to_llava(rec: dict[str, Any]) -> dict[str, Any]:
+def to_llava(rec: dict[str, Any], layout: str = "auto") -> dict[str, Any]:
     """The record in the LLaVA layout: a Hugging Face `messages` or a Cauldron `texts` record
-    is converted; a record in none of the layouts is refused, naming its keys."""
-    if "conversations" in rec:
+    is converted; `layout` forces one (`--layout`), `auto` goes by the keys; a record in none
+    of the layouts is refused, naming its keys."""
+    if layout == "auto":
+        layout = _layout_of(rec)
+    if layout == "llava":
         return rec
+    key = "messages" if layout == "hf" else "texts"
+    if not isinstance(rec.get(key), list):
+        raise InvalidRecord(
+            "bad_layout", f"--layout {layout} needs a list `{key}`, found {sorted(map(str, rec))}"
+        )
+    return _from_hf(rec) if layout == "hf" else _from_cauldron(rec)
+
+
+def _layout_of(rec: dict[str, Any]) -> str:
+    if "conversations" in rec:
+        return "llava"
     if isinstance(rec.get("messages"), list):
-        return _from_hf(rec)
+        return "hf"
     if isinstance(rec.get("texts"), list):
-        return _from_cauldron(rec)
+        return "cauldron"
     known = "; ".join(f"{name}: {keys}" for name, keys in LAYOUTS.items())
     raise InvalidRecord(
         "unknown_layout",
-        f"no known layout has the keys {sorted(map(str, rec))}; the layouts are {known}",
+        f"no known layout has the keys {sorted(map(str, rec))}; the layouts are {known}; "
+        "force one with --layout NAME",
     )
 
 

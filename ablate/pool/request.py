@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from ablate.errors import UserError
 from ablate.pool.readers import FORMATS, detect_format
+from ablate.pool.records import LAYOUTS
 
 __all__ = [
     "ImportRequest",
@@ -100,6 +101,9 @@ class ImportRequest:
     """Allowed range of assistant turns per dialogue (inclusive; None = open)."""
     labels: tuple[tuple[str, str], ...] = ()
     """Declared label rules (name, rule), see `ablate.pool.labels`; `task_type` may be redefined."""
+    layout: str = "auto"
+    """Record layout: `auto` (recognised by its keys) or one of `ablate.pool.records.LAYOUTS`
+    (llava, hf, cauldron), forced, for records with the keys of several."""
 
     def sources(self) -> list[Source]:
         if isinstance(self.source, str | Path):
@@ -172,6 +176,8 @@ def check_options(req: ImportRequest) -> None:
         raise UserError(f"--image-root {req.image_root}: no such folder")
     if req.on_invalid not in ("error", "skip"):
         raise UserError(f"--on-invalid must be error or skip, got {req.on_invalid!r}")
+    if req.layout != "auto" and req.layout not in LAYOUTS:
+        raise UserError(f"--layout must be auto, {', '.join(LAYOUTS)}; got {req.layout!r}")
     lo, hi = req.turns
     if (lo is not None and lo < 1) or (lo is not None and hi is not None and hi < lo):
         raise UserError(f"--turns {lo}:{hi}: expected MIN:MAX with 1 <= MIN <= MAX")

@@ -56,3 +56,38 @@ def test_a_record_in_no_known_layout_names_its_keys_and_the_layouts(tmp_path: Pa
     msg = str(err.value)
     assert "no known layout has the keys ['id', 'prompt', 'response']" in msg
     assert "cauldron: `texts` of {user, assistant} + `images`" in msg
+
+
+def test_layout_can_be_forced_when_a_record_has_the_keys_of_several(tmp_path: Path) -> None:
+    record = {
+        "id": "both",
+        "conversations": [{"from": "human", "value": "llava q"}, {"from": "gpt", "value": "a"}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hf q"}]},
+            {"role": "assistant", "content": "b"},
+        ],
+    }
+    src = tmp_path / "d.jsonl"
+    src.write_text(json.dumps(record) + "\n")
+    for layout, question in (("auto", "llava q"), ("llava", "llava q"), ("hf", "hf q")):
+        out = tmp_path / f"pool-{layout}"
+        import_pool(ImportRequest(source=src, out=out, layout=layout))
+        first = open_pool(out).table().column("conversations").to_pylist()[0]
+        conv = json.loads(first) if isinstance(first, str) else first
+        assert conv[0]["value"] == question, layout
+    with pytest.raises(UserError, match=r"--layout cauldron needs a list `texts`"):
+        import_pool(ImportRequest(source=src, out=tmp_path / "bad", layout="cauldron"))
+    with pytest.raises(UserError, match="--layout must be auto, llava, hf, cauldron"):
+        import_pool(ImportRequest(source=src, out=tmp_path / "bad", layout="sharegpt"))
+
+
+def test_the_cli_offers_every_layout() -> None:
+    from ablate.cli.parser import build_parser
+    from ablate.pool.records import LAYOUTS
+
+    parser = build_parser()
+    for layout in ("auto", *LAYOUTS):  # the CLI's list (kept literal: --help stays fast)
+        args = parser.parse_args(["data", "import", "x.jsonl", "--out", "p", "--layout", layout])
+        assert args.layout == layout
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data", "import", "x.jsonl", "--out", "p", "--layout", "sharegpt"])
