@@ -133,7 +133,7 @@ def _run_data(args: argparse.Namespace) -> int:
     if args.data_command == "import":
         import time
 
-        from ablate.pool import parse_source, parse_turns
+        from ablate.pool import ImportProgress, parse_source, parse_turns
         from ablate.pool.labels import parse_label_args, read_label_file
 
         rules = read_label_file(args.labels) if args.labels else ()
@@ -141,10 +141,10 @@ def _run_data(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         done = {"n": 0}
 
-        def progress(n: int) -> None:
-            done["n"] = n
-            rate = n / max(time.perf_counter() - start, 1e-9)
-            print(f"\r  {n:,} records read ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+        def progress(state: ImportProgress) -> None:
+            done["n"] = state.records
+            line = state.line(time.perf_counter() - start)
+            print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
 
         manifest = import_pool(
             ImportRequest(

@@ -8,8 +8,8 @@ Modules: `request` (what to import), `readers` (source formats), `records` (reco
 
 from __future__ import annotations
 
-from ablate.pool.importer import import_pool
-from ablate.pool.readers import InvalidRecord
+from ablate.pool.importer import ImportProgress, import_pool
+from ablate.pool.items import InvalidRecord
 from ablate.pool.request import ImportRequest, Source, parse_source, parse_turns
 from ablate.pool.store import (
     BASE_SCHEMA,
@@ -30,6 +30,7 @@ __all__ = [
     "POOL_FILE",
     "SKIPPED_FILE",
     "TASK_TYPE",
+    "ImportProgress",
     "ImportRequest",
     "InvalidRecord",
     "Pool",

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.pool.images import ImageStore
+from ablate.pool.items import InvalidRecord
 from ablate.pool.labels import SOURCE_LABEL, LabelColumns, LabelError
-from ablate.pool.readers import InvalidRecord
 from ablate.pool.records import IMAGE_TOKEN, ImageRef, Row, image_paths, to_llava
 from ablate.pool.request import ImportRequest, turns_text
 
@@ -64,7 +64,7 @@ class RecordChecker:
                 raise InvalidRecord("missing_id", "the record has no `id`")
             rid = position
         turns = _conversation(rec.get("conversations"))
-        n_turns = len(turns) // 2
+        n_turns = sum(t["from"] == "gpt" for t in turns)
         self._check_turn_count(n_turns)
         paths = image_paths(rec.get("image", rec.get("images")))
         placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in turns)
@@ -194,8 +194,13 @@ def _record_id(rec: dict[str, Any]) -> str | None:
     return rid
 
 
+#: Role names of the layouts (`from` in LLaVA / ShareGPT, `role` in Hugging Face messages).
+_ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "system": "system"}
+
+
 def _conversation(conv: Any) -> list[dict[str, str]]:
-    """The turns, alternating human/gpt from a question to a last answer, none empty."""
+    """The turns: optional leading system turns (context only: never a training target, see
+    `ablate.trial.encode`), then human/gpt alternating from a question to a last answer."""
     if not isinstance(conv, list):
         raise InvalidRecord(
             "bad_conversations",
@@ -209,23 +214,40 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
             raise InvalidRecord(
                 "bad_conversations", f"turn {i} must be an object with `from` and `value`"
             )
-        role, value = turn.get("from"), turn.get("value")
-        if role not in ("human", "gpt"):
+        role, value = _ROLES.get(str(turn.get("from"))), turn.get("value")
+        if role is None:
             raise InvalidRecord(
-                "unknown_role", f"turn {i} has unknown role {role!r} (use human or gpt)"
+                "unknown_role",
+                f"turn {i} has unknown role {turn.get('from')!r} "
+                "(use human, gpt, user, assistant or system)",
             )
-        expected = "human" if i % 2 == 0 else "gpt"
-        if role != expected:
-            raise InvalidRecord(
-                "roles",
-                f"roles must alternate human/gpt starting with human; turn {i} is {role}, "
-                f"expected {expected}",
-            )
+        if role == "system":
+            if any(t["from"] != "system" for t in turns):
+                raise InvalidRecord(
+                    "roles",
+                    f"turn {i} is a system turn after the dialogue began; a system turn is "
+                    "context and comes first",
+                )
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue  # an empty system prompt says nothing; rendered, it adds a blank block
+        else:
+            expected = "human" if sum(t["from"] != "system" for t in turns) % 2 == 0 else "gpt"
+            if role != expected:
+                raise InvalidRecord(
+                    "roles",
+                    f"roles must alternate human/gpt starting with human; turn {i} is {role}, "
+                    f"expected {expected}",
+                )
         if not isinstance(value, str) or not value.strip():
             raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
         turns.append({"from": role, "value": value})
+    if not turns:
+        raise InvalidRecord("bad_conversations", "`conversations` holds only empty system turns")
     if turns[-1]["from"] != "gpt":
-        raise InvalidRecord("roles", "the last turn is human: a question without a gpt answer")
+        what = "only system turns" if turns[-1]["from"] == "system" else "a question"
+        raise InvalidRecord(
+            "roles", f"the last turn is {turns[-1]['from']}: {what} without a gpt answer"
+        )
     return turns
 
 

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ablate.pool.readers import InvalidRecord
+from ablate.pool.items import InvalidRecord
 
 STORE_DIR = "images"
 #: The leading bytes of each encoding the processors read, and the file suffix it is stored with.

@@ -22,8 +22,9 @@ from typing import Any
 from ablate.errors import UserError
 from ablate.pool.checks import RecordChecker
 from ablate.pool.images import ImageStore
+from ablate.pool.items import InvalidRecord, Item
 from ablate.pool.labels import label_columns
-from ablate.pool.readers import InvalidRecord, read_records
+from ablate.pool.readers import count_records, read_records
 from ablate.pool.request import (
     ImportRequest,
     ResolvedSource,
@@ -34,13 +35,15 @@ from ablate.pool.request import (
 from ablate.pool.store import MANIFEST_FILE, SKIPPED_FILE, PoolManifest
 from ablate.pool.writer import PoolWriter, prepare_out
 
-__all__ = ["import_pool"]
+__all__ = ["PROGRESS_EVERY", "ImportProgress", "import_pool"]
 
 
-def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = None) -> PoolManifest:
+def import_pool(
+    req: ImportRequest, progress: Callable[[ImportProgress], None] | None = None
+) -> PoolManifest:
     """Read every source, validate and label every record, write `pool.arrow` + `manifest.json`.
 
-    `progress(n)` is called after each batch with the number of records read so far.
+    `progress(state)` is called every `PROGRESS_EVERY` records and at the end.
     With `on_invalid="skip"`, `skipped.jsonl` gets one object per bad record:
     `{"id": ... or null, "line": N (JSONL) | "record": N (JSON list) | "row": N (tables),
     "code": ..., "reason": ...}` plus `"source": PATH` when several sources are combined.
@@ -53,7 +56,8 @@ def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = Non
     writer = PoolWriter(out, columns, req.batch_rows)
     store = ImageStore(out)
     try:
-        summaries = _write_rows(req, sources, writer, store, _Reads(progress))
+        state = ImportProgress(total=_total(sources, req.split) if progress else None)
+        summaries = _write_rows(req, sources, writer, store, _Reads(progress, store, state))
         writer.finish(sources)
     except BaseException:
         if made_out:
@@ -70,15 +74,63 @@ def import_pool(req: ImportRequest, progress: Callable[[int], None] | None = Non
 
 
 @dataclass
-class _Reads:
-    """Records read so far, of all sources: what `progress` is told after each written batch."""
+class ImportProgress:
+    """Where an import stands: what `progress` is told every `PROGRESS_EVERY` records."""
 
-    progress: Callable[[int], None] | None
-    n: int = 0
+    records: int = 0
+    """Records read so far, of all sources."""
+    total: int | None = None
+    """Records of all sources, when known before reading (Parquet footers, saved datasets)."""
+    images_written: int = 0
+    images_deduplicated: int = 0
+
+    def line(self, seconds: float) -> str:
+        """`12,000 of 100,000 records (1,830/s), 11,000 images written (1,700/s), 0:49 left`."""
+        seconds = max(seconds, 1e-9)
+        rate = self.records / seconds
+        of = f" of {self.total:,}" if self.total else ""
+        text = f"{self.records:,}{of} records ({rate:,.0f}/s)"
+        if self.images_written or self.images_deduplicated:
+            text += (
+                f", {self.images_written:,} images written ({self.images_written / seconds:,.0f}/s)"
+            )
+            if self.images_deduplicated:
+                text += f", {self.images_deduplicated:,} repeats"
+        if self.total and rate > 0 and self.records < self.total:
+            left = int((self.total - self.records) / rate)
+            text += f", {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left"
+        return text
+
+
+#: Records between two progress reports (a report costs one callback; the CLI prints a line).
+PROGRESS_EVERY = 1000
+
+
+@dataclass
+class _Reads:
+    """The progress of an import and whom to tell."""
+
+    progress: Callable[[ImportProgress], None] | None
+    store: ImageStore
+    state: ImportProgress
+
+    def count(self, n: int = 1) -> None:
+        before = self.state.records
+        self.state.records += n
+        if self.progress and before // PROGRESS_EVERY != self.state.records // PROGRESS_EVERY:
+            self.report()
 
     def report(self) -> None:
         if self.progress:
-            self.progress(self.n)
+            self.state.images_written = self.store.written
+            self.state.images_deduplicated = self.store.deduplicated
+            self.progress(self.state)
+
+
+def _total(sources: Sequence[ResolvedSource], split: str) -> int | None:
+    """The records of all sources, when every one of them knows its count before reading."""
+    counts = [count_records(s.path, s.format, split) for s in sources]
+    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def _write_rows(
@@ -115,44 +167,50 @@ def _write_source(
 ) -> dict[str, int]:
     """Each record of one source becomes a row or a report line; its read / rows / skipped."""
     read = rows = skipped = made = 0
-    for kind, number, rec in read_records(source.path, source.format, req.split):
-        read += 1
-        reads.n += 1
+    for item in read_records(source.path, source.format, req.split):
+        # an unreadable shard stands for all the rows it could not give (InvalidRecord.count)
+        n = item.record.count if isinstance(item.record, InvalidRecord) else 1
+        read += n
+        reads.count(n)
         try:
             # a record without an id is named by its position: the same on every re-import of
             # the same file, unique in the source (and in a combined pool, behind `NAME/`)
-            row = checker.check(rec, f"{kind}-{number}")
+            row = checker.check(item.record, f"{item.kind}-{item.number}")
         except InvalidRecord as bad:
-            writer.skip(_reject(req, source, several, kind, number, rec, bad))
-            skipped += 1
+            writer.skip(_reject(req, source, several, item, bad), bad.count)
+            skipped += bad.count
             continue
         rows += 1
         made += row.id_made
-        if writer.add(row):
-            reads.report()
+        writer.add(row)
     return {"read": read, "rows": rows, "skipped": skipped, "ids_made": made}
 
 
 def _reject(
-    req: ImportRequest,
-    source: ResolvedSource,
-    several: bool,
-    kind: str,
-    number: int,
-    rec: Any,
-    bad: InvalidRecord,
+    req: ImportRequest, source: ResolvedSource, several: bool, item: Item, bad: InvalidRecord
 ) -> dict[str, Any]:
     """The report line of a bad record, or (`on_invalid="error"`) the UserError that stops."""
+    rec = item.record
     rid = rec.get("id") if isinstance(rec, dict) else None
+    where = f"{item.kind} {item.number:,}"
+    if item.shard and source.path.is_dir():
+        where += f", {item.shard} row {item.shard_row:,}"
     if req.on_invalid == "error":
-        what = f"record `{rid}` ({kind} {number})" if rid else f"{kind} {number}"
+        what = f"record `{rid}` ({where})" if rid else where
         raise UserError(
             f"{source.path}: {what}: {bad.reason}. Fix the record, or pass "
             "--on-invalid skip to keep the good records and write a report "
             f"of the skipped ones to {Path(req.out) / SKIPPED_FILE}"
         ) from None
-    entry: dict[str, Any] = {"id": rid if isinstance(rid, str | int) else None, kind: number}
+    entry: dict[str, Any] = {
+        "id": rid if isinstance(rid, str | int) else None,
+        item.kind: item.number,
+    }
+    if item.shard and source.path.is_dir():
+        entry |= {"shard": item.shard, "shard_row": item.shard_row}
     entry |= {"code": bad.code, "reason": bad.reason}
+    if bad.count > 1:
+        entry["records"] = bad.count
     if several:
         entry["source"] = str(source.path)
     return entry

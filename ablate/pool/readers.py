@@ -5,17 +5,20 @@ Formats (`--format`, default `auto`):
 - `json`: one JSON array of records, parsed record by record (memory: one record plus a 1 MiB
   read buffer, whatever the file's size), or JSONL when the file does not start with `[`;
 - `jsonl`: one record per line (also `.ndjson`);
-- `parquet`: a Parquet file, read in record batches;
+- `parquet`: a Parquet file, or a folder of Parquet shards as a dataset repository lays them
+  out (`data/train-00000-of-00004.parquet`, ...: the `--split`'s shards, in order), read in
+  record batches (`ablate.pool.parquet`);
 - `disk`: a Hugging Face dataset saved with `save_to_disk` (`datasets.load_from_disk`);
 - any other name is a `datasets.load_dataset` builder (`csv`, `arrow`, `parquet`, `json`,
   `webdataset`, ...) or `dataset` for `load_dataset(PATH)` itself, read in streaming mode.
 
-`auto` picks by the path: a folder with `dataset_info.json` or `state.json` -> `disk`, another
-folder -> `dataset`; `.parquet` -> `parquet`; `.jsonl`/`.ndjson` -> `jsonl`; `.json` -> `json`;
+`auto` picks by the path: a folder with `dataset_info.json` or `state.json` -> `disk`, a folder
+holding `.parquet` files -> `parquet` (a hub snapshot), another folder -> `dataset`; `.parquet` -> `parquet`; `.jsonl`/`.ndjson` -> `jsonl`; `.json` -> `json`;
 `.csv`/`.tsv`/`.arrow` -> that builder.
 
-Each reader yields (location kind, number, record or InvalidRecord): kind `line` (JSONL, 1-based
-line number), `record` (JSON array, 1-based) or `row` (tabular sources, 1-based).
+Each reader yields `Item`s (location kind, number, record or InvalidRecord): kind `line` (JSONL,
+1-based line number), `record` (JSON array, 1-based) or `row` (tabular sources, 1-based, counted
+on across the shards of a sharded source; `Item.shard` / `shard_row` say which file and row).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ablate.errors import UserError
+from ablate.pool.items import InvalidRecord, Item
+from ablate.pool.parquet import parquet_shards, read_parquet
 
 CHUNK = 1 << 20
 """Bytes per read of a JSON array: the bound on the parser's buffer beyond one record."""
@@ -36,18 +41,6 @@ _WS = re.compile(r"[ \t\n\r]*")
 FORMATS = ("auto", "json", "jsonl", "parquet", "disk", "dataset")
 
 
-class InvalidRecord(Exception):
-    """One record failed validation; `code` is a stable short name, the message says why."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-Item = tuple[str, int, Any]
-
-
 def detect_format(path: Path, fmt: str = "auto") -> str:
     """The reader a path needs (see the module docstring)."""
     if fmt != "auto":
@@ -55,7 +48,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     if path.is_dir():
         if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
             return "disk"
-        return "dataset"
+        return "parquet" if next(path.rglob("*.parquet"), None) else "dataset"
     suffix = path.suffix.lower()
     return {
         ".parquet": "parquet",
@@ -73,8 +66,15 @@ def read_records(path: Path, fmt: str = "auto", split: str = "train") -> Iterato
     if fmt in ("json", "jsonl"):
         return _read_json(path, array_allowed=fmt == "json")
     if fmt == "parquet":
-        return _read_parquet(path)
+        return read_parquet(path, split)
     return _read_hf(path, fmt, split)
+
+
+def count_records(path: Path, fmt: str = "auto", split: str = "train") -> int | None:
+    """The records of a source when known before reading (Parquet footers), else None."""
+    if detect_format(path, fmt) == "parquet":
+        return sum(shard.rows for shard in parquet_shards(path, split))
+    return None
 
 
 def _check_text_start(path: Path, head: bytes) -> None:
@@ -107,7 +107,7 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                yield (
+                yield Item(
                     "line",
                     n,
                     InvalidRecord(
@@ -118,13 +118,15 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
                 )
                 continue
             try:
-                yield "line", n, json.loads(line)
+                yield Item("line", n, json.loads(line))
             except json.JSONDecodeError as err:
                 truncated = not raw.endswith(b"\n")
                 hint = (
                     "; the last line has no newline: the file looks truncated" if truncated else ""
                 )
-                yield "line", n, InvalidRecord("bad_json", f"unparsable JSON line ({err}){hint}")
+                yield Item(
+                    "line", n, InvalidRecord("bad_json", f"unparsable JSON line ({err}){hint}")
+                )
 
 
 def _read_json_array(path: Path) -> Iterator[Item]:
@@ -164,7 +166,7 @@ def _read_json_array(path: Path) -> Iterator[Item]:
                 text.skip_ws()
             value = text.decode(record=n + 1)
             n += 1
-            yield "record", n, value
+            yield Item("record", n, value)
 
 
 class _ArrayText:
@@ -234,24 +236,6 @@ class _ArrayText:
         return value
 
 
-def _read_parquet(path: Path) -> Iterator[Item]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        reader = pq.ParquetFile(str(path))
-    except (OSError, pa.ArrowException) as err:
-        raise UserError(f"{path}: not a readable Parquet file ({err})") from None
-    n = 0
-    try:
-        for batch in reader.iter_batches(batch_size=1000):
-            for rec in batch.to_pylist():
-                n += 1
-                yield "row", n, rec
-    except (OSError, pa.ArrowException) as err:
-        raise UserError(f"{path}: Parquet file unreadable after row {n:,} ({err})") from None
-
-
 def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
     """A Hugging Face dataset: saved to disk, or anything `datasets.load_dataset` reads locally.
 
@@ -288,7 +272,7 @@ def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
         for table in ds.with_format("arrow").iter(batch_size=1000):
             for rec in table.to_pylist():
                 n += 1
-                yield "row", n, rec
+                yield Item("row", n, rec)
     except UserError:
         raise
     except Exception as err:

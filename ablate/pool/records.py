@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.pool.images import decode_data_uri
-from ablate.pool.readers import InvalidRecord
+from ablate.pool.items import InvalidRecord
 
 __all__ = ["IMAGE_TOKEN", "LAYOUTS", "ImageRef", "Row", "image_paths", "to_llava"]
 
@@ -165,7 +165,10 @@ def image_paths(raw: Any) -> list[ImageRef]:
             item = decode_data_uri(item)
         if not isinstance(item, str | bytes) or not item:
             raise InvalidRecord(
-                "bad_image", f"`image` must be a path or a list of paths, found {_short(raw)}"
+                "bad_image",
+                f"image {i} is {_short(item)} ({type(item).__name__}), neither a path nor bytes: "
+                "an image is a file path, encoded image bytes, a data:image/...;base64 URI or a "
+                "{bytes, path} struct (a datasets.Image column)",
             )
         refs.append(item)
     return refs

@@ -157,7 +157,7 @@ def resolve_sources(req: ImportRequest) -> list[ResolvedSource]:
         fmt = s.format or req.format
         if not path.exists():
             raise UserError(f"{s.path}: no such source file (a LLaVA-style JSON list or JSONL)")
-        if path.is_file() is False and fmt in ("json", "jsonl", "parquet"):
+        if path.is_file() is False and fmt in ("json", "jsonl"):
             raise UserError(f"{s.path}: is a folder, not a {fmt} file")
         if fmt not in FORMATS and not fmt.isidentifier():
             raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)} or a builder name")

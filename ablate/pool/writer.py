@@ -117,10 +117,10 @@ class PoolWriter:
             return True
         return False
 
-    def skip(self, entry: dict[str, Any]) -> None:
-        """Report one bad record (a line of `skipped.jsonl`)."""
+    def skip(self, entry: dict[str, Any], records: int = 1) -> None:
+        """Report one bad record, or `records` lost together (a line of `skipped.jsonl`)."""
         assert self._report is not None, "skip() outside open()"
-        self.skipped += 1
+        self.skipped += records
         self._report.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def flush(self) -> None:

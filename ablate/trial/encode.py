@@ -22,6 +22,7 @@ import numpy as np
 
 from ablate.models import chat_template_of
 from ablate.pool import Pool
+from ablate.trial.align import align
 
 IGNORE = -100
 PLACEHOLDER = "<image>"
@@ -125,9 +126,18 @@ class DialogueEncoder:
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
         converted = [{"role": m["role"], "content": self._content(m["content"])} for m in messages]
-        text = self.processor.apply_chat_template(
-            converted, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
+        from jinja2.exceptions import TemplateError
+
+        try:
+            text = self.processor.apply_chat_template(
+                converted, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        except TemplateError as err:  # a template's own `raise_exception` (e.g. "no system role")
+            roles = sorted({m["role"] for m in messages})
+            raise EncodeError(
+                "template_refused",
+                f"the model's chat template refused a dialogue with roles {roles}: {err}",
+            ) from None
         return str(text)
 
     def encode(
@@ -256,56 +266,6 @@ class DialogueEncoder:
                 starts.append(mapping[i - 1] + 1 if i else 0)
         token_types = [int(x) for x in types[0]] if types is not None else None
         return expanded, new_labels, new_spans, starts, token_types
-
-
-def align(short: list[int], expanded: list[int], placeholder: int) -> list[int] | None:
-    """Position in `expanded` of each token of `short`, -1 for placeholders (expanded away).
-
-    `expanded` is `short` with every `placeholder` replaced by some run of tokens; the text
-    chunks between placeholders appear unchanged and in order. None when they do not.
-    """
-    mapping = [-1] * len(short)
-    cuts = [i for i, x in enumerate(short) if x == placeholder]
-    bounds = [-1, *cuts, len(short)]
-    j = 0
-    last = len(bounds) - 2
-    for k in range(len(bounds) - 1):
-        lo, hi = bounds[k] + 1, bounds[k + 1]
-        chunk = short[lo:hi]
-        n = len(chunk)
-        if k == 0:
-            pos = 0
-            if expanded[:n] != chunk:
-                return None
-        elif k == last:
-            pos = len(expanded) - n
-            if pos < j or expanded[pos:] != chunk:
-                return None
-        elif not n:
-            continue
-        else:
-            # skip at least one token (the placeholder's expansion), then find the chunk
-            pos = _find(expanded, chunk, j + 1)
-            if pos < 0:
-                return None
-        for i in range(n):
-            mapping[lo + i] = pos + i
-        j = pos + n
-    return mapping
-
-
-def _find(seq: list[int], chunk: list[int], start: int) -> int:
-    first = chunk[0]
-    n = len(chunk)
-    i = start
-    while True:
-        try:
-            i = seq.index(first, i)
-        except ValueError:
-            return -1
-        if seq[i : i + n] == chunk:
-            return i
-        i += 1
 
 
 def load_image(path: str) -> Any:

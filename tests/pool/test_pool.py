@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ablate.errors import UserError
-from ablate.pool import ImportRequest, import_pool, open_pool, show_pool
+from ablate.pool import ImportRequest, import_pool, importer, open_pool, show_pool
 
 
 def rec(rid: str, n_images: int = 1, turns: int = 2, **extra: Any) -> dict[str, Any]:
@@ -125,7 +125,7 @@ INVALID = {
     "image_count": _bad(lambda r: r.update(image=["imgs/img0.png", "imgs/img1.png"])),
     "missing_image": _bad(lambda r: r.update(image="imgs/nope.png")),
     "roles": _bad(lambda r: r["conversations"].reverse()),
-    "unknown_role": _bad(lambda r: r["conversations"][1].update({"from": "system"})),
+    "unknown_role": _bad(lambda r: r["conversations"][1].update({"from": "narrator"})),
     "empty_message": _bad(lambda r: r["conversations"][1].update(value=None)),
     "bad_conversations": _bad(lambda r: r.update(conversations="hello")),
     "missing_id": _bad(lambda r: r.update(id="  ")),  # an id given but blank (none is made)
@@ -136,7 +136,7 @@ REASONS = {
     "image_count": "1 <image> placeholder(s) but 2 image(s)",
     "missing_image": "image file not found",
     "roles": "roles must alternate human/gpt starting with human",
-    "unknown_role": "unknown role 'system'",
+    "unknown_role": "unknown role 'narrator'",
     "empty_message": "empty or null message",
     "bad_conversations": "`conversations` must be a list",
     "missing_id": "`id` must be a non-empty string",
@@ -223,11 +223,13 @@ def test_hf_messages_layout(tmp_path: Path) -> None:
     }
 
 
-def test_batches_and_progress(tmp_path: Path) -> None:
+def test_batches_and_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importer, "PROGRESS_EVERY", 4)
     records = [rec(f"r{i}", i % 3, domain=f"d{i % 2}") for i in range(25)]
     src = write_source(tmp_path / "src", records)
     seen: list[int] = []
-    m = import_pool(ImportRequest(source=src, out=tmp_path / "pool", batch_rows=4), seen.append)
+    req = ImportRequest(source=src, out=tmp_path / "pool", batch_rows=4)
+    m = import_pool(req, lambda state: seen.append(state.records))
     assert seen[-1] == 25 and seen[:3] == [4, 8, 12]
     assert m.rows == 25 and m.labels["domain"] == {"d0": 13, "d1": 12}
     assert open_pool(tmp_path / "pool").table().num_rows == 25

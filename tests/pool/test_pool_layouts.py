@@ -91,3 +91,40 @@ def test_the_cli_offers_every_layout() -> None:
         assert args.layout == layout
     with pytest.raises(SystemExit):
         parser.parse_args(["data", "import", "x.jsonl", "--out", "p", "--layout", "sharegpt"])
+
+
+def test_system_turns_are_kept_first_as_context_in_every_layout(tmp_path: Path) -> None:
+    llava = {
+        "conversations": [
+            {"from": "system", "value": "Be brief."},
+            {"from": "user", "value": "Hi?"},  # ShareGPT sets also say user / assistant
+            {"from": "assistant", "value": "Hello."},
+        ]
+    }
+    hf = {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Be kind."}]},
+            {"role": "user", "content": "Hi?"},
+            {"role": "assistant", "content": "Hello."},
+        ]
+    }
+    empty_system = {"conversations": [{"from": "system", "value": ""}, *llava["conversations"][1:]]}
+    late = {"conversations": [*llava["conversations"][1:], {"from": "system", "value": "x"}]}
+    src = tmp_path / "d.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in (llava, hf, empty_system, late)) + "\n")
+    m = import_pool(ImportRequest(source=src, out=tmp_path / "pool", on_invalid="skip"))
+    assert (m.rows, m.skipped) == (3, 1)
+    table = open_pool(tmp_path / "pool").table()
+    convs = table.column("conversations").to_pylist()
+    assert [[t["from"] for t in c] for c in convs] == [
+        ["system", "human", "gpt"],
+        ["system", "human", "gpt"],
+        ["human", "gpt"],  # an empty system prompt says nothing and is not kept
+    ]
+    assert convs[1][0]["value"] == "Be kind."
+    assert table.column("n_turns").to_pylist() == [1, 1, 1]  # assistant turns only
+    skipped = json.loads((tmp_path / "pool/skipped.jsonl").read_text())
+    assert (
+        skipped["code"] == "roles"
+        and "system turn is context and comes first" in (skipped["reason"])
+    )

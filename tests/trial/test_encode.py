@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from ablate.testing import image_text_families
-from ablate.trial.encode import IGNORE, DialogueEncoder, EncodeError, PixelCache, align, collate
+from ablate.trial.align import align
+from ablate.trial.encode import IGNORE, DialogueEncoder, EncodeError, PixelCache, collate
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,21 @@ def test_chatml_text_only_model(dialogue: list[dict[str, Any]], chatml: Any) -> 
     with pytest.raises(EncodeError) as err:
         encoder.encode(dialogue, ["a.png", "b.png"])
     assert err.value.kind == "images_for_text_model"
+
+
+def test_a_system_turn_is_context_never_a_target(chatml: Any) -> None:
+    """A pool's leading system turn reaches the template as the system message and no label
+    falls on it (the real ChatML template renders it in place of its default)."""
+    encoder = DialogueEncoder(chatml.processor)
+    dialogue = [
+        {"from": "system", "value": "Answer in one word."},
+        {"from": "human", "value": "List: red, blue. How many?"},
+        {"from": "gpt", "value": "two"},
+    ]
+    enc = encoder.encode(dialogue, [])
+    _check_labels(enc, chatml.tokenizer, ["two"], "<|im_end|>\n")
+    text = chatml.tokenizer.decode(enc.input_ids)
+    assert text.startswith("<|im_start|>system\nAnswer in one word.<|im_end|>\n")
 
 
 def test_bad_dialogues_raise_a_counted_kind(

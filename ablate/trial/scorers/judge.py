@@ -9,7 +9,7 @@ from typing import Any
 
 from ablate.bench import BenchSpec
 from ablate.bench.judge import DIMENSIONS, JudgeItem, judge_answers, judge_metrics
-from ablate.trial.encode import DialogueEncoder
+from ablate.trial.encode import ROLES, DialogueEncoder
 from ablate.trial.evaluate import TurnScore
 from ablate.trial.scorer import (
     SCORERS,
@@ -35,10 +35,7 @@ def _context_lines(record: dict[str, Any], turn_index: int) -> tuple[str, str]:
     """The dialogue before the question as `role: text` lines, and the question itself."""
     turns = record["conversations"][:turn_index]
     question = turns[-1]["value"] if turns else ""
-    lines = [
-        f"{'user' if t.get('from') in ('human', 'user') else 'assistant'}: {t['value']}"
-        for t in turns[:-1]
-    ]
+    lines = [f"{ROLES.get(str(t.get('from')), 'assistant')}: {t['value']}" for t in turns[:-1]]
     return "\n".join(lines), question
 
 
