@@ -1,9 +1,11 @@
 """Read a study back as a tidy table: one row per trial, one column per quantity.
 
 Columns: `trial`, `state`, `value` (the objective), `mixture`, `volume`, `balance`, `seed`,
-`p/<type>` (one share per task type), every metric the trial recorded (`overall_accuracy`,
-`accuracy/<domain>`, ...), `seconds` (the trial's own compute time), `duration` (wall seconds
-from dispatch to result), `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`.
+`settings` (the id of the settings the trial was trained with: trials of different `settings`
+are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` (one share per
+task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
+`seconds` (the trial's own compute time), `duration` (wall seconds from dispatch to result),
+`gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`.
 
 `df.attrs` carries `study`, `metric`, `direction` and `task_types` so later calls need no job.
 """
@@ -20,7 +22,7 @@ from ablate.config import JobSpec, sqlite_path
 from ablate.errors import UserError
 from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
-from ablate.study import open_study
+from ablate.study import STUDY_SETTINGS_ID, TRIAL_SETTINGS_ID, open_study
 
 #: The user attributes every ablate trial carries (see ablate.study.codec).
 REQUIRED_ATTRS = ("proportions", "volume", "seed")
@@ -56,10 +58,16 @@ class _Trial(NamedTuple):
     datetime_complete: datetime | None
 
 
-def _frozen(t: Any) -> _Trial:
-    return _Trial(
-        t.number, t.state.name, t.value, t.user_attrs, t.datetime_start, t.datetime_complete
-    )
+def _frozen(t: Any, base: dict[str, Any]) -> _Trial:
+    """`base`: the study's `settings_id` (a trial without one was trained with the study's)."""
+    attrs = {**base, **t.user_attrs}
+    return _Trial(t.number, t.state.name, t.value, attrs, t.datetime_start, t.datetime_complete)
+
+
+def _study_trials(study: Any) -> list[_Trial]:
+    settings = study.user_attrs.get(STUDY_SETTINGS_ID)
+    base = {TRIAL_SETTINGS_ID: settings} if settings else {}
+    return [_frozen(t, base) for t in study.get_trials(deepcopy=False)]
 
 
 _INF = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
@@ -101,6 +109,10 @@ def _query_trials(con: Any, study: str) -> list[_Trial] | None:
     ).fetchone()
     if n_objectives != 1:
         return None
+    settings = con.execute(
+        "SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = ?",
+        (study_id, STUDY_SETTINGS_ID),
+    ).fetchone()
     trials = con.execute(
         "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
         "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
@@ -119,12 +131,13 @@ def _query_trials(con: Any, study: str) -> list[_Trial] | None:
     def when(x: Any) -> datetime | None:
         return datetime.fromisoformat(x) if x else None
 
+    base = {TRIAL_SETTINGS_ID: json.loads(settings[0])} if settings else {}
     return [
         _Trial(
             number,
             state,
             _INF.get(vtype, value) if vtype else None,
-            attrs[trial_id],
+            {**base, **attrs[trial_id]},  # a trial without `settings_id` has the study's
             when(start),
             when(end),
         )
@@ -154,7 +167,7 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
     optuna = sys.modules.get("optuna")  # not imported: `job` cannot be a Study
     if optuna is not None and isinstance(job, optuna.Study):
         minimize = job.direction == optuna.study.StudyDirection.MINIMIZE
-        trials = [_frozen(t) for t in job.get_trials(deepcopy=False)]
+        trials = _study_trials(job)
         name = job.study_name
         return _Source(
             name, "minimize" if minimize else "maximize", metric, gpus, f"study `{name}`", trials
@@ -162,7 +175,7 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
     job = as_job(job)
     found = _read_sqlite(job)
     if found is None:
-        found = [_frozen(t) for t in _open(job).get_trials(deepcopy=False)]
+        found = _study_trials(_open(job))
     return _Source(
         job.study,
         job.objective.direction,
@@ -191,6 +204,7 @@ def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
         "volume": attrs.get("volume"),
         "balance": attrs.get("balance"),
         "seed": attrs.get("seed"),
+        "settings": attrs.get(TRIAL_SETTINGS_ID, ""),
         "seconds": seconds,
         "duration": duration,
         "gpus": gpus,

@@ -59,7 +59,12 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.sweep import run_sweep
 
     validate_job(job)
-    summary = run_sweep(job, job_task_types(job), address=args.address)
+    summary = run_sweep(
+        job,
+        job_task_types(job),
+        address=args.address,
+        allow_changed_settings=args.allow_changed_settings,
+    )
     best = (
         f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
         if summary.best_mixture

@@ -205,6 +205,14 @@ def _add_trial_sweep(sub: Any) -> None:
     p.add_argument(
         "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"
     )
+    p.add_argument(
+        "--allow-changed-settings",
+        action="store_true",
+        help="the study's trials were trained with other settings (model, LoRA, train, bench, "
+        "pool, objective, task types) than this job: run the job's trials anyway, recording "
+        "the change as a factor (new trials carry its settings_id, which the trial table's "
+        "`settings` column keeps apart). Without it such a rerun is refused before any work",
+    )
     _add_set(p)
 
 

@@ -2,7 +2,8 @@
 
 Every trial carries `proportions` (task type -> share, summing to 1), `volume`, `seed`, `balance`
 (normalised entropy of the proportions), `design_key` (what makes two trials the same design
-point), `mixture_name` and `taxonomy`; a finished one adds `metrics`, `seconds` and, when not
+point), `mixture_name`, `taxonomy` and `settings_id` (what it was trained with: see
+`ablate.study.settings`); a finished one adds `metrics`, `seconds` and, when not
 empty, `selection_hash` and `counts`.
 """
 
@@ -23,6 +24,8 @@ DESIGN_ATTRS = (
     "design_key",
     "mixture_name",
     "taxonomy",
+    "settings_id",
+    "settings_changes",
 )
 #: Result attributes an enqueued trial starts with: set at enqueue time they cost no write when
 #: the trial finishes with the same value (the driver sets only what differs).

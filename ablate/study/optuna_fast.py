@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -41,12 +42,17 @@ def set_trial_attr_by_id(study: Any, trial: Any, key: str, value: Any) -> None:
     study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
 
-def waiting_ids(study: Any) -> collections.deque[int]:
-    """The storage ids of the study's WAITING trials, in queue order (for `pop_waiting`)."""
+def waiting_ids(
+    study: Any, keep: Callable[[dict[str, Any]], bool] | None = None
+) -> collections.deque[int]:
+    """The storage ids of the study's WAITING trials, in queue order (for `pop_waiting`);
+    `keep`: only those whose user attributes it accepts."""
     from optuna.trial import TrialState
 
     return collections.deque(
-        t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        t._trial_id
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if keep is None or keep(t.user_attrs)
     )
 
 

@@ -2,8 +2,9 @@
 
 Resume rules: a COMPLETE trial never reruns; a trial left RUNNING by a dead driver is told FAIL
 (`error` says why, `requeued` marks it) and its parameters are enqueued again; a design point
-whose `design_key` is in a COMPLETE, WAITING or RUNNING trial is not enqueued again (so FAILED
-points are retried by the next `ablate sweep`).
+whose `design_key` is in a COMPLETE, WAITING or RUNNING trial of the same settings is not
+enqueued again (so FAILED points are retried by the next `ablate sweep`, and a change of settings
+recorded as a factor gets every point again: see `ablate.study.settings`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from ablate.mixture import Mixture
 from ablate.study.codec import DESIGN_ATTRS, RESULT_DEFAULTS, trial_attrs
 from ablate.study.optuna_fast import enqueue_many_rdb, set_trial_attr_by_id
+from ablate.study.settings import SettingsLevel
 
 
 def enqueue_design(
@@ -21,21 +23,30 @@ def enqueue_design(
     mixtures: list[Mixture],
     params: Callable[[Mixture], dict[str, Any]] | None = None,
     extra: Callable[[Mixture], dict[str, Any]] | None = None,
+    level: SettingsLevel | None = None,
 ) -> int:
     """Enqueue the points not yet COMPLETE, WAITING or RUNNING (by `design_key`); how many.
 
     `params`: a search's coordinates of a mixture, so its sampler learns from enqueued trials;
-    `extra`: more user attributes of a mixture's trial (`proposed_by`, ...).
+    `extra`: more user attributes of a mixture's trial (`proposed_by`, ...); `level`: the
+    settings the trials are trained with (their attributes; only that level's trials count as
+    already there).
     """
     from optuna.trial import TrialState
 
     live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-    have = {t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=live)}
+    have = {
+        t.user_attrs.get("design_key")
+        for t in study.get_trials(deepcopy=False, states=live)
+        if level is None or level.owns(t.user_attrs)
+    }
     todo: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for mix in mixtures:
         attrs = trial_attrs(mix)
         if attrs["design_key"] in have:
             continue
+        if level is not None:
+            attrs.update(level.attrs())
         if extra is not None:
             attrs.update(extra(mix))
         todo.append((params(mix) if params else {}, attrs))

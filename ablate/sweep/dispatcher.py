@@ -26,7 +26,7 @@ from ablate.design import SEARCH
 from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.search import objective_values, suggest
-from ablate.study import mixture_from_attrs, trial_attrs
+from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting
 from ablate.sweep.summary import SweepProgress
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
@@ -97,6 +97,7 @@ class Dispatcher:
         n_ask: int,
         task_types: list[str],
         progress: Callable[[SweepProgress], None] | None,
+        level: SettingsLevel | None = None,
     ) -> None:
         self.job, self.study, self.pool, self.writer, self.tally = job, study, pool, writer, tally
         self.waiting = waiting  # the WAITING trials' storage ids, read once by the driver
@@ -104,6 +105,7 @@ class Dispatcher:
         self.n_ask = n_ask
         self.task_types = task_types
         self.progress = progress
+        self.level = level  # the settings the trials are trained with (stamped when missing)
         self.search = job.design.kind == SEARCH
         self.prune = self.search and job.design.prune
         self.flight: dict[Any, InFlight] = {}
@@ -180,7 +182,11 @@ class Dispatcher:
         for f in self.flight.values():
             if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS:
                 f.run_id = start_trial(
-                    self.job, self.writer.parent_run_id, f.trial.number, f.mixture
+                    self.job,
+                    self.writer.parent_run_id,
+                    f.trial.number,
+                    f.mixture,
+                    settings=self.writer.settings_id,
                 )
             if self.prune and not f.pruned:
                 self._feed_pruner(f)
@@ -252,12 +258,16 @@ class Dispatcher:
     def _mixture_of(self, trial: Any) -> Mixture:
         """An enqueued trial's mixture from its attributes; a sampled one's from the sampler
         (its attributes are set then). Enqueued search trials still `suggest`, so the sampler
-        sees their parameters."""
+        sees their parameters. A trial without a `settings_id` (asked, proposed) gets this run's."""
+        attrs = trial.user_attrs
+        if self.level is not None and TRIAL_SETTINGS_ID not in attrs:
+            for key, value in self.level.attrs().items():
+                trial.set_user_attr(key, value)
         if not self.search:
-            return mixture_from_attrs(trial.user_attrs, self.job.taxonomy)
+            return mixture_from_attrs(attrs, self.job.taxonomy)
         mixture = suggest(trial, self.job, self.task_types)
-        if "proportions" in trial.user_attrs:
-            return mixture_from_attrs(trial.user_attrs, self.job.taxonomy)
+        if "proportions" in attrs:
+            return mixture_from_attrs(attrs, self.job.taxonomy)
         for key, value in trial_attrs(mixture).items():
             trial.set_user_attr(key, value)
         return mixture

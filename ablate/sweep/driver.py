@@ -1,8 +1,10 @@
 """`ablate sweep JOB.yaml` -> `run_sweep(job, task_types, address)`: Optuna decides, Ray runs,
 MLflow records.
 
-`run_sweep` reads top to bottom: open the study and take its driver lock, open the sweep's MLflow
-run, reconcile what a dead driver left behind, enqueue the design (skipping points already done
+`run_sweep` reads top to bottom: open the study and take its driver lock, check that the job
+trains with the settings the study's trials were trained with (`ablate.study.settings`: refused
+before any work when they differ, unless the change is recorded as a factor), open the sweep's
+MLflow run, reconcile what a dead driver left behind, enqueue the design (skipping points already done
 or queued), then dispatch until nothing waits or runs, and close the books. The Optuna study is
 the one record of truth: the driver alone asks and tells; workers only compute a `TrialResult`.
 """
@@ -19,7 +21,15 @@ from ablate.design import SEARCH
 from ablate.objectives import prepare_objective
 from ablate.plan import design_mixtures
 from ablate.search import cube_params, make_sampler
-from ablate.study import driver_lock, enqueue_design, mixture_from_attrs, open_study
+from ablate.study import (
+    SettingsLevel,
+    check_settings,
+    driver_lock,
+    enqueue_design,
+    job_settings,
+    mixture_from_attrs,
+    open_study,
+)
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
@@ -33,19 +43,28 @@ def run_sweep(
     task_types: list[str],
     address: str | None = None,
     progress: Callable[[SweepProgress], None] | None = print_progress,
+    allow_changed_settings: bool = False,
 ) -> SweepSummary:
-    """Run (or resume) the job's sweep until every design point has a finished trial."""
+    """Run (or resume) the job's sweep until every design point has a finished trial.
+
+    `allow_changed_settings`: settings that differ from the study's are recorded as a factor
+    (new trials carry their `settings_id`) instead of refused.
+    """
     start_wall = time.perf_counter()
     prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
     mixtures = design_mixtures(job, task_types)
+    settings = job_settings(job, task_types)
     study = open_study(job)
     with driver_lock(job, study):
+        level, note = check_settings(study, job, settings, allow_changed_settings)
+        if note and progress is not None:
+            print(note, flush=True)
         parent = start_sweep(job)  # creates the tracking DB before any worker exists
         reconcile_runs(job, study, parent)
-        enqueue(job, study, mixtures, task_types)
+        enqueue(job, study, mixtures, task_types, level)
         tally = tally_study(job, study)
-        n_ask = trials_to_ask(job, study)
-        run_trials(job, study, parent, tally, n_ask, task_types, address, progress)
+        n_ask = trials_to_ask(job, study, level)
+        run_trials(job, study, parent, tally, n_ask, task_types, address, progress, level)
         pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
     best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
     return SweepSummary(
@@ -58,16 +77,25 @@ def run_sweep(
         n_run=tally.run,
         parent_run_id=parent,
         pareto_front=pareto,
+        settings_id=level.id,
+        notes=[note] if note else [],
     )
 
 
-def enqueue(job: JobSpec, study: Any, mixtures: list[Any], task_types: list[str]) -> int:
-    """Enqueue the design's points not yet in the study; a search also gets its sampler, seeded
-    from the trial count so that a restarted driver does not replay its start-up points."""
+def enqueue(
+    job: JobSpec,
+    study: Any,
+    mixtures: list[Any],
+    task_types: list[str],
+    level: SettingsLevel | None = None,
+) -> int:
+    """Enqueue the design's points not yet in the study (at these settings); a search also gets
+    its sampler, seeded from the trial count so that a restarted driver does not replay its
+    start-up points."""
     if job.design.kind != SEARCH:
-        return enqueue_design(study, mixtures)
+        return enqueue_design(study, mixtures, level=level)
     study.sampler = make_sampler(job, len(study.get_trials(deepcopy=False)))
-    return enqueue_design(study, mixtures, lambda m: cube_params(job, task_types, m))
+    return enqueue_design(study, mixtures, lambda m: cube_params(job, task_types, m), level=level)
 
 
 def tally_study(job: JobSpec, study: Any) -> Tally:
@@ -83,12 +111,16 @@ def tally_study(job: JobSpec, study: Any) -> Tally:
     return tally
 
 
-def trials_to_ask(job: JobSpec, study: Any) -> int:
-    """A search's trials still to ask: `n_trials` minus those in the study (requeued copies of a
-    dead driver's trials do not count: their copies run instead)."""
+def trials_to_ask(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
+    """A search's trials still to ask: `n_trials` minus those in the study at these settings
+    (requeued copies of a dead driver's trials do not count: their copies run instead)."""
     if job.design.kind != SEARCH:
         return 0
-    counted = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+    counted = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if not t.user_attrs.get("requeued") and (level is None or level.owns(t.user_attrs))
+    ]
     return max(0, job.design.n_trials - len(counted))
 
 
@@ -101,17 +133,19 @@ def run_trials(
     task_types: list[str],
     address: str | None,
     progress: Callable[[SweepProgress], None] | None,
+    level: SettingsLevel | None = None,
 ) -> None:
     """Backfill MLflow, run what waits (and what a search asks) on Ray, close the sweep's run.
 
     Finished trials' runs are written by a thread, in batches (MLflow follows Optuna). However
     the loop ends (Ctrl-C included), what was in flight is failed and enqueued again, what
-    finished gets its run, and the sweep's run ends with the counts.
+    finished gets its run, and the sweep's run ends with the counts. Only trials of this run's
+    settings `level` run; others wait for a run with their settings.
     """
-    waiting = waiting_ids(study)
+    waiting = waiting_ids(study, level.owns if level is not None else None)
     status = "FINISHED"
     started_ray = False
-    writer = RunWriter(job, parent)
+    writer = RunWriter(job, parent, level.id if level is not None else "")
     try:
         backfill_runs(job, study, writer)
         if waiting or n_ask:
@@ -127,6 +161,7 @@ def run_trials(
                 n_ask,
                 task_types,
                 progress,
+                level,
             ).run()
         writer.close()  # every finished trial has its run before the sweep's run ends
     except BaseException as err:

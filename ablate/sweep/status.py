@@ -1,11 +1,23 @@
-"""`ablate status JOB.yaml`: counts by state, the best trial, the Pareto front, time left, and
-who drives the study."""
+"""`ablate status JOB.yaml`: counts by state, the study's settings (and whether the job's match),
+the best trial, the Pareto front, time left, and who drives the study."""
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from ablate.config import JobSpec
-from ablate.study import driver_holder, open_study
+from ablate.errors import UserError
+from ablate.plan import job_task_types
+from ablate.study import (
+    TRIAL_SETTINGS_ID,
+    driver_holder,
+    job_settings,
+    open_study,
+    recorded_levels,
+)
 from ablate.study.lock import describe_holder
+from ablate.study.settings import differences, show
 
 
 def study_status(job: JobSpec) -> str:
@@ -22,6 +34,7 @@ def study_status(job: JobSpec) -> str:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     lines = [f"study {job.study} ({job.storage_url}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
+    lines.append(settings_line(job, study, trials))
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     if complete:
         pick = max if job.objective.direction == "maximize" else min
@@ -54,6 +67,32 @@ def study_status(job: JobSpec) -> str:
     holder = driver_holder(job, study)
     lines.append(f"  driver: {describe_holder(holder)}" if holder else "  driver: none running")
     return "\n".join(lines)
+
+
+def settings_line(job: JobSpec, study: Any, trials: list[Any]) -> str:
+    """`settings 1a2b3c4d5e6f (18 trials); 9f8e7d6c5b4a train.lr=0.001 (9 trials); this job:
+    same` (see `ablate.study.settings`)."""
+    levels = recorded_levels(study.user_attrs)
+    if not levels:
+        return "  settings: not recorded yet (the next `ablate sweep` records this job's)"
+    base = next(iter(levels))
+    per = Counter(t.user_attrs.get(TRIAL_SETTINGS_ID, base) for t in trials)
+    parts = [f"{base} ({per[base]} trials)"]
+    for known, recorded in list(levels.items())[1:]:
+        changed = " ".join(
+            f"{k}={show(b)}" for k, (_, b) in differences(levels[base], recorded).items()
+        )
+        parts.append(f"{known} {changed} ({per[known]} trials)")
+    try:
+        mine = job_settings(job, job_task_types(job))
+    except UserError:  # the pool or bench moved: the counts still show
+        return "  settings " + "; ".join(parts)
+    match = next((k for k, rec in levels.items() if not differences(rec, mine)), None)
+    if match is None:
+        this = "differs in " + ", ".join(differences(levels[base], mine))
+    else:
+        this = "same" if match == base else f"same as {match}"
+    return "  settings " + "; ".join(parts) + f"; this job: {this}"
 
 
 def _human(seconds: float) -> str:

@@ -38,6 +38,10 @@ class SweepSummary:
     """The MLflow parent run of the sweep."""
     pareto_front: list[int] = field(default_factory=list)
     """Multi-objective search: the trial numbers on the Pareto front (`study.best_trials`)."""
+    settings_id: str = ""
+    """The id of the settings this run trained with (`ablate.study.settings`)."""
+    notes: list[str] = field(default_factory=list)
+    """What the driver said before running (an adopted or recorded change of settings)."""
 
 
 def print_progress(p: SweepProgress) -> None:

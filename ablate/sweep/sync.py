@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ablate.config import JobSpec
-from ablate.study import mixture_from_attrs, reconcile, result_from_attrs
+from ablate.study import (
+    STUDY_SETTINGS_ID,
+    TRIAL_SETTINGS_ID,
+    mixture_from_attrs,
+    reconcile,
+    result_from_attrs,
+)
 from ablate.tracking import RunWriter, child_runs, mark_killed
 
 
@@ -39,6 +45,7 @@ def backfill_runs(job: JobSpec, study: Any, writer: RunWriter) -> int:
         number = run.data.tags.get("optuna.trial_number")
         if number is not None and (number not in runs or run.info.status != "RUNNING"):
             runs[number] = run
+    base = str(study.user_attrs.get(STUDY_SETTINGS_ID) or "")
     n = 0
     for t in finished:
         run = runs.get(str(t.number))
@@ -59,6 +66,7 @@ def backfill_runs(job: JobSpec, study: Any, writer: RunWriter) -> int:
             run_id=run.info.run_id if run is not None else None,
             error=t.user_attrs.get("error"),
             seconds=result.seconds,
+            settings_id=str(t.user_attrs.get(TRIAL_SETTINGS_ID, base)),
         )
         n += 1
     return n

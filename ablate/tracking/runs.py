@@ -67,8 +67,9 @@ def start_sweep(job: JobSpec) -> str:
     return run_id
 
 
-def trial_params(job: JobSpec, mixture: Mixture) -> dict[str, str]:
-    """The parameters a child run records (strings, as MLflow stores them)."""
+def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str, str]:
+    """The parameters a child run records (strings, as MLflow stores them); `settings`: the id
+    of the settings the trial was trained with (`ablate.study.settings`), when known."""
     props = mixture.proportions if isinstance(mixture.proportions, dict) else {}
     params = {f"p/{t}": f"{float(p):.6g}" for t, p in props.items()}
     params.update(
@@ -87,11 +88,18 @@ def trial_params(job: JobSpec, mixture: Mixture) -> dict[str, str]:
             "objective": job.objective.kind,
         }
     )
+    if settings:
+        params["settings"] = settings
     return params
 
 
 def start_trial(
-    job: JobSpec, parent_run_id: str, trial_number: int, mixture: Mixture, params: bool = True
+    job: JobSpec,
+    parent_run_id: str,
+    trial_number: int,
+    mixture: Mixture,
+    params: bool = True,
+    settings: str = "",
 ) -> str:
     """A RUNNING child run for a dispatched trial (so the MLflow UI shows what is in flight).
 
@@ -105,7 +113,7 @@ def start_trial(
     )
     run_id = str(run.info.run_id)
     if params:
-        log_params(client, run_id, trial_params(job, mixture))
+        log_params(client, run_id, trial_params(job, mixture, settings))
     return run_id
 
 
@@ -118,6 +126,7 @@ def trial_batch(
     state: str,
     error: str | None,
     with_params: bool,
+    settings: str = "",
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """(metrics, params, tags) of a finished trial's child run, as `log_batch` takes them."""
     from mlflow.entities import Metric, Param, RunTag
@@ -125,7 +134,11 @@ def trial_batch(
     now = int(time.time() * 1000)
     metrics: list[Any] = []
     tags: list[Any] = []
-    params = [Param(k, v) for k, v in trial_params(job, mixture).items()] if with_params else []
+    params = (
+        [Param(k, v) for k, v in trial_params(job, mixture, settings).items()]
+        if with_params
+        else []
+    )
     if result is not None:
         for key, value in result.metrics.items():
             if is_number(value):
@@ -179,6 +192,7 @@ def log_trial(
     *,
     run_id: str | None = None,
     error: str | None = None,
+    settings: str = "",
 ) -> str:
     """Finish (or create and finish) the child run of a trial; `state` is COMPLETE, PRUNED or FAIL.
 
@@ -192,7 +206,7 @@ def log_trial(
         run_id = start_trial(job, parent_run_id, trial_number, mixture, params=False)
     client = mlflow_client(job.tracking_uri)
     metrics, params, tags = trial_batch(
-        job, parent_run_id, trial_number, mixture, result, state, error, new
+        job, parent_run_id, trial_number, mixture, result, state, error, new, settings
     )
     # MLflow's log_batch limits: 1000 metrics, 100 params per call
     for i in range(0, max(len(metrics), len(params) * 10, 1), 1000):

@@ -27,6 +27,7 @@ class _Finished:
     run_id: str | None = None
     error: str | None = None
     start_ms: int = 0
+    settings: str = ""
 
 
 class RunWriter:
@@ -50,12 +51,14 @@ class RunWriter:
     #: runs per transaction (at most): a flush holds the SQLite write lock this long
     MAX_BATCH = 256
 
-    def __init__(self, job: JobSpec, parent_run_id: str) -> None:
+    def __init__(self, job: JobSpec, parent_run_id: str, settings_id: str = "") -> None:
         import queue
         import threading
 
         self.job = job
         self.parent_run_id = parent_run_id
+        self.settings_id = settings_id
+        """The `settings` param of the runs (the id of the settings the trials trained with)."""
         self.failed: list[tuple[_Finished, str]] = []
         self.written = 0
         self._queue: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
@@ -73,10 +76,15 @@ class RunWriter:
         run_id: str | None = None,
         error: str | None = None,
         seconds: float = 0.0,
+        settings_id: str | None = None,
     ) -> None:
-        """Queue a finished trial (`state` COMPLETE, PRUNED or FAIL) that ran `seconds`."""
+        """Queue a finished trial (`state` COMPLETE, PRUNED or FAIL) that ran `seconds`, trained
+        with the settings `settings_id` (default: the writer's)."""
         start_ms = int((time.time() - max(0.0, seconds)) * 1000)
-        self._queue.put(_Finished(trial_number, mixture, result, state, run_id, error, start_ms))
+        settings = self.settings_id if settings_id is None else settings_id
+        self._queue.put(
+            _Finished(trial_number, mixture, result, state, run_id, error, start_ms, settings)
+        )
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, then stop the thread. Raises when runs could not be written."""
@@ -140,6 +148,7 @@ class RunWriter:
                     f.state,
                     run_id=f.run_id,
                     error=f.error,
+                    settings=f.settings,
                 )
                 self.written += 1
             except Exception as err:
@@ -168,7 +177,15 @@ def insert_finished_runs(job: JobSpec, parent_run_id: str, batch: list[_Finished
     items: list[dict[str, Any]] = []
     for f in batch:
         m, p, t = trial_batch(
-            job, parent_run_id, f.trial_number, f.mixture, f.result, f.state, f.error, True
+            job,
+            parent_run_id,
+            f.trial_number,
+            f.mixture,
+            f.result,
+            f.state,
+            f.error,
+            True,
+            settings=f.settings,
         )
         if len(p) > MAX_PARAMS_PER_BATCH or len(m) > 1000:
             raise ValueError("more params or metrics than one log_batch takes")

@@ -1,0 +1,257 @@
+"""What a study's trials were trained with: the settings that give a trial its meaning, their
+fingerprint, and the check a rerun passes before any work is done.
+
+    job_settings(job, task_types)   the settings, one flat mapping of dotted keys
+    settings_id(settings)           12 hex digits of the sha256 of their canonical JSON
+    check_settings(study, job, settings, allow) -> (SettingsLevel, note): refuse, adopt or record
+
+Fingerprinted: `model` (local folders resolved), `model.lora`, `train`, `bench` (its file's
+contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
+the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, and `seed`
+when `bench.heldout_of_pool` is set (it draws the held-out rows). Not fingerprinted, because
+they leave a trial's meaning alone: the design (a study grows by more volumes, balance levels,
+seeds or trials), `storage`, `tracking`, `resources`, `plugins`, and the keys that only change
+speed or bookkeeping (`SPEED_KEYS`).
+
+Study user attributes: `ablate.settings_id` (the settings a plain rerun must match) and
+`ablate.settings` ({id: canonical JSON} of every settings its trials were trained with). Trial
+user attributes: `settings_id`, and on trials of a change recorded with
+`--allow-changed-settings`, `settings_changes` ({key: value} where they differ from the study's).
+A trial without `settings_id` (a study from before ablate recorded settings, a proposal) was
+trained with the study's settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate.bench import load_bench
+from ablate.config import JobSpec, resolve_path, to_dict
+from ablate.errors import UserError
+from ablate.pool import open_pool
+
+#: Study user attributes (see the module doc).
+STUDY_SETTINGS_ID = "ablate.settings_id"
+STUDY_SETTINGS = "ablate.settings"
+#: Trial user attributes (see the module doc).
+TRIAL_SETTINGS_ID = "settings_id"
+TRIAL_SETTINGS_CHANGES = "settings_changes"
+#: Keys that change how fast or where a trial runs, not what it learns.
+SPEED_KEYS = frozenset(
+    {
+        "model.trust_remote_code",
+        "model.attn_implementation",
+        "train.threads",
+        "train.liger",
+        "train.gradient_checkpointing",
+        "train.checkpoint_dir",
+        "train.checkpoint_every",
+        "train.eval_every",
+        "objective.duration_s",
+        "objective.report_steps",
+        "bench.batch_size",
+        "bench.source",
+        "bench.judge.url",
+        "bench.judge.api_key_env",
+        "bench.judge.timeout_s",
+        "bench.judge.retries",
+        "bench.judge.cache",
+        "bench.judge.concurrency",
+    }
+)
+#: The flag that records a change of settings as a factor of the study.
+ALLOW_FLAG = "--allow-changed-settings"
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one mapping of dotted keys (lists stay values)."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix.rstrip("."): data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def _spec_settings(job: JobSpec) -> dict[str, Any]:
+    """The settings of the job's own sections (model, train, objective), less `SPEED_KEYS`."""
+    flat = flatten(
+        {
+            "model": to_dict(job.model),
+            "train": to_dict(job.train),
+            "objective": to_dict(job.objective),
+        }
+    )
+    local = Path(job.model.path).expanduser()
+    local = local if local.is_absolute() else job.base_dir / local
+    if local.exists():  # a local folder, however its path is spelled; else a hub id or name
+        flat["model.path"] = str(local.resolve())
+    return {k: v for k, v in flat.items() if k not in SPEED_KEYS}
+
+
+def _bench_settings(job: JobSpec) -> dict[str, Any]:
+    """The bench file's contents (its data as a hash) and the held-out share of the pool."""
+    out: dict[str, Any] = {"bench.heldout_of_pool": job.heldout_fraction}
+    if job.heldout_fraction:
+        out["seed"] = job.seed  # draws the held-out rows
+    path = job.bench_file
+    if path is None or not path.is_file():
+        return {**out, "bench": None}
+    spec = flatten({"bench": to_dict(load_bench(path))})
+    data = resolve_path(str(spec["bench.data"]), path.parent)
+    spec["bench.data"] = (
+        "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()[:16]
+        if data.is_file()
+        else f"missing: {data}"
+    )
+    return {**out, **{k: v for k, v in spec.items() if k not in SPEED_KEYS}}
+
+
+def job_settings(job: JobSpec, task_types: list[str]) -> dict[str, Any]:
+    """The settings that give the job's trials their meaning (see the module doc)."""
+    pool = None
+    if job.pool_dir is not None and (job.objective.kind == "train" or job.pool_dir.is_dir()):
+        pool = open_pool(job.pool_dir).manifest.fingerprint[:16]
+    return {
+        **_spec_settings(job),
+        **_bench_settings(job),
+        "pool.fingerprint": pool,
+        "taxonomy": job.taxonomy,
+        "task_types": sorted(task_types),
+    }
+
+
+def canonical(settings: dict[str, Any]) -> str:
+    """The settings as canonical JSON (sorted keys, no spaces): what `settings_id` hashes."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def settings_id(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(settings).encode()).hexdigest()[:12]
+
+
+#: A key a recorded settings lacks (fingerprinted by a later version of ablate) had its default.
+_DEFAULTS = {k: v for k, v in _spec_settings(JobSpec(study="-")).items() if k != "model.path"}
+_UNRECORDED = "(not recorded)"
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """key -> (recorded value, current value) for every key whose value differs. A key the
+    record lacks counts as its default; a key the current settings lack (no longer
+    fingerprinted) is left out."""
+    out = {}
+    for key in sorted(current):
+        was = recorded[key] if key in recorded else _DEFAULTS.get(key, _UNRECORDED)
+        if was != current[key]:
+            out[key] = (was, current[key])
+    return out
+
+
+def show(value: Any) -> str:
+    """A settings value as the message shows it (strings bare, the rest as JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def describe(diff: dict[str, tuple[Any, Any]], now: str = "this job has") -> str:
+    """`train.lr: study has 0.005, this job has 0.001; ...`."""
+    return "; ".join(f"{k}: study has {show(a)}, {now} {show(b)}" for k, (a, b) in diff.items())
+
+
+@dataclass(frozen=True)
+class SettingsLevel:
+    """The settings this run's trials are trained with, as the study knows them."""
+
+    id: str
+    """Their id (`settings_id` of the trials this run enqueues, asks or runs)."""
+    base: str
+    """The study's settings id: what a trial without `settings_id` was trained with."""
+    changes: dict[str, Any] = field(default_factory=dict)
+    """Key -> this run's value, where it differs from the study's settings (empty when same)."""
+
+    def attrs(self) -> dict[str, Any]:
+        """The trial user attributes that say so."""
+        changes = {TRIAL_SETTINGS_CHANGES: dict(self.changes)} if self.changes else {}
+        return {TRIAL_SETTINGS_ID: self.id, **changes}
+
+    def owns(self, attrs: dict[str, Any]) -> bool:
+        """Whether a trial (by its user attributes) was, or is to be, trained with these."""
+        return attrs.get(TRIAL_SETTINGS_ID, self.base) == self.id
+
+
+def recorded_levels(study_attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{id: settings} of every settings the study recorded, its own first; {} for none."""
+    base = study_attrs.get(STUDY_SETTINGS_ID)
+    raw = study_attrs.get(STUDY_SETTINGS)
+    if not base or not isinstance(raw, dict) or base not in raw:
+        return {}
+    levels = {str(base): json.loads(raw[base])}
+    levels.update({str(k): json.loads(v) for k, v in raw.items() if k != base})
+    return levels
+
+
+def check_settings(
+    study: Any, job: JobSpec, settings: dict[str, Any], allow: bool = False
+) -> tuple[SettingsLevel, str | None]:
+    """Match the job's settings against the study's before any work (the caller holds the
+    driver lock): the settings level this run trains with, and a note to show, if any.
+
+    A new (or empty) study records them; a study from before ablate recorded settings adopts
+    them (with a note); a study that recorded them accepts a job whose settings equal any it
+    recorded. Other settings are refused (a UserError naming each differing key with both
+    values and the ways out), or with `allow` recorded as a new level (with a note).
+    """
+    mine = settings_id(settings)
+    levels = recorded_levels(study.user_attrs)
+    n_trials = len(study.get_trials(deepcopy=False))
+    if not levels or not n_trials:
+        _record(study, mine, {mine: settings}, base=mine)
+        note = (
+            f"study `{job.study}` has {n_trials} trial(s) from before ablate recorded the "
+            f"settings trials are trained with; adopting this job's settings ({mine}) as theirs"
+            if n_trials and not levels
+            else None
+        )
+        return SettingsLevel(mine, mine), note
+    base = next(iter(levels))
+    for known, recorded in levels.items():
+        if not differences(recorded, settings):
+            return SettingsLevel(known, base, _changes(levels[base], settings)), None
+    diff = differences(levels[base], settings)
+    if not allow:
+        raise UserError(_refusal(job, n_trials, diff, mine))
+    _record(study, mine, {**levels, mine: settings}, base=base)
+    level = SettingsLevel(mine, base, _changes(levels[base], settings))
+    note = (
+        f"study `{job.study}`: recording changed settings as a factor ({ALLOW_FLAG}): "
+        f"new trials carry settings_id {mine} ({describe(diff, 'they have')}); the study's own "
+        f"settings stay {base}"
+    )
+    return level, note
+
+
+def _changes(recorded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: now for k, (_, now) in differences(recorded, settings).items()}
+
+
+def _record(study: Any, mine: str, levels: dict[str, dict[str, Any]], base: str) -> None:
+    study.set_user_attr(STUDY_SETTINGS, {k: canonical(v) for k, v in levels.items()})
+    if study.user_attrs.get(STUDY_SETTINGS_ID) != base:
+        study.set_user_attr(STUDY_SETTINGS_ID, base)
+
+
+def _refusal(job: JobSpec, n_trials: int, diff: dict[str, tuple[Any, Any]], mine: str) -> str:
+    src = job.source or "JOB.yaml"
+    return (
+        f"study `{job.study}` in {job.storage_url} was trained with other settings than this "
+        f"job: {describe(diff)}. Its {n_trials} trial(s) would not be comparable with new ones "
+        "(the analysis would take them for seed replicates), so nothing was run. Either start "
+        "a new study (a new `study:` name in the job, or `--set study=NAME`), or record the "
+        f"change as a factor of this study with `ablate sweep {src} {ALLOW_FLAG}` (its new "
+        f"trials carry settings_id {mine}, and the `settings` column of the trial table tells "
+        "them apart), or undo the "
+        "change to resume the study as it was."
+    )
