@@ -4,7 +4,6 @@ work (no Ray, no MLflow run, no trial), or with `--allow-changed-settings` run a
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from ablate.errors import UserError
 from ablate.plan import design_mixtures, load_job
 from ablate.study import check_settings, job_settings, open_study
 from ablate.study.optuna_fast import pop_waiting, waiting_ids
-from ablate.sweep import run_sweep
+from ablate.sweep import driver, run_sweep
 from ablate.sweep.driver import enqueue
 
 TYPES = ["caption", "count", "compare"]
@@ -37,26 +36,31 @@ def previous_sweep(job: JobSpec) -> None:
         study.tell(trial, landscape(a["proportions"], a["volume"], a["seed"]))
 
 
-def ray_started() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting Ray or the sweep's MLflow run fails the test (whether or not a Ray is up)."""
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("work started before the settings were checked")
+
+    monkeypatch.setattr(driver, "init_ray", boom)
+    monkeypatch.setattr(driver, "start_sweep", boom)
 
 
 def test_run_sweep_refuses_changed_settings_before_any_work(
-    make_job: Callable[..., JobSpec],
+    make_job: Callable[..., JobSpec], no_work: None
 ) -> None:
     job = make_job(design=GRID, train={"lr": 5e-3})
     previous_sweep(job)
     changed = make_job(design={**GRID, "seeds": [0, 1, 2]}, train={"lr": 1e-3})
     with pytest.raises(UserError, match=r"train\.lr: study has 0\.005, this job has 0\.001"):
         run_sweep(changed, TYPES, progress=None)
-    assert not ray_started()
     assert tracking.find_sweep_run(changed) is None  # no MLflow run either
     assert len(open_study(job, create=False).get_trials()) == 4
 
 
 def test_the_cli_refusal_is_one_line_and_names_the_ways_out(
-    tmp_path: Path, mlflow_template: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mlflow_template: Path, capsys: pytest.CaptureFixture[str], no_work: None
 ) -> None:
     shutil.copyfile(mlflow_template, tmp_path / "mlflow.db")
     path = tmp_path / "job.yaml"
@@ -75,7 +79,6 @@ def test_the_cli_refusal_is_one_line_and_names_the_ways_out(
     assert "--set study=NAME" in err
     assert f"ablate sweep {path} --allow-changed-settings" in err
     assert len(err.strip().splitlines()) == 1
-    assert not ray_started()
 
 
 def test_the_opt_in_runs_the_design_again_as_a_new_level(
