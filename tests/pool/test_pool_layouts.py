@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pytest
@@ -128,3 +129,30 @@ def test_system_turns_are_kept_first_as_context_in_every_layout(tmp_path: Path) 
         skipped["code"] == "roles"
         and "system turn is context and comes first" in (skipped["reason"])
     )
+
+
+def test_image_parts_that_disagree_with_the_images_are_refused_per_record(tmp_path: Path) -> None:
+    def hf(n_parts: int, n_images: int) -> dict[str, Any]:
+        parts = [{"type": "image"}] * n_parts + [{"type": "text", "text": "what?"}]
+        return {
+            "images": [{"bytes": png((9, 9, 9)), "path": None}] * n_images,
+            "messages": [
+                {"role": "user", "content": parts},
+                {"role": "assistant", "content": [{"type": "text", "text": "grey"}]},
+            ],
+        }
+
+    rows = [hf(1, 1), hf(2, 1), hf(1, 2), hf(0, 1)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), str(tmp_path / "d.parquet"))
+    with pytest.raises(UserError, match=r"row 2: 2 <image> placeholder\(s\) but 1 image\(s\)"):
+        import_pool(ImportRequest(source=tmp_path / "d.parquet", out=tmp_path / "pool"))
+    m = import_pool(
+        ImportRequest(source=tmp_path / "d.parquet", out=tmp_path / "pool", on_invalid="skip")
+    )
+    assert (m.rows, m.skipped, m.images_written) == (1, 3, 1)  # only a kept record's image
+    report = [json.loads(x) for x in (tmp_path / "pool/skipped.jsonl").read_text().splitlines()]
+    assert [(e["row"], e["code"]) for e in report] == [(2, "image_count"), (3, "image_count"),
+                                                        (4, "image_count")]  # fmt: skip
