@@ -250,8 +250,8 @@ def _refusal(job: JobSpec, n_trials: int, diff: dict[str, tuple[Any, Any]], mine
         f"job: {describe(diff)}. Its {n_trials} trial(s) would not be comparable with new ones "
         "(the analysis would take them for seed replicates), so nothing was run. Either start "
         "a new study (a new `study:` name in the job, or `--set study=NAME`), or record the "
-        f"change as a factor of this study with `ablate sweep {src} {ALLOW_FLAG}` (its new "
-        f"trials carry settings_id {mine}, and the `settings` column of the trial table tells "
-        "them apart), or undo the "
-        "change to resume the study as it was."
+        f"change as a factor of this study: `ablate sweep {src} {ALLOW_FLAG}` with the same "
+        f"`--set` overrides (its new trials carry settings_id {mine}, and the `settings` "
+        "column of the trial table tells them apart), or undo the change to resume the study "
+        "as it was."
     )
