@@ -240,7 +240,7 @@ def test_data_import_and_show(
 ) -> None:
     code, out, err = run_cli(capsys, "data", "import", world["train"], "--out", tmp_path / "pool")
     assert code == 0
-    assert "300 records read" in err
+    assert "300 records (" in err and "/s)" in err
     assert out.startswith(f"imported 300 dialogues into {tmp_path / 'pool'}\n")
     code, shown, _ = run_cli(capsys, "data", "show", tmp_path / "pool")
     assert code == 0
