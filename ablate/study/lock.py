@@ -1,9 +1,16 @@
 """One driver per study. A second one fails with a UserError naming the holder.
 
-Local storages (SQLite file, journal file) use `fcntl.flock` on a lock file beside them: the
-kernel releases it when the driver dies, however it dies. Server storages (PostgreSQL) use a
-study user attribute with a heartbeat; a heartbeat older than LOCK_STALE_SECONDS is a dead
-driver's and is taken over.
+Every lock dies with its holder, so a rerun after `kill -9` is accepted at once:
+- local storages (SQLite file, journal file): `fcntl.flock` on a lock file beside them; the
+  kernel releases it when the driver dies, however it dies;
+- PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) held by a connection the
+  driver keeps open; the server releases it when that connection closes (a killed process's
+  socket is closed by the kernel at once; a vanished host is found by TCP keepalives within
+  about KEEPALIVE_SECONDS);
+- other database servers: a study user attribute with a heartbeat; a heartbeat older than
+  LOCK_STALE_SECONDS is a dead driver's and is taken over.
+The holder's host, pid and start time are written to the study attribute LOCK_ATTR in every
+case (in the lock file too for local storages), for the refusal's message and `ablate status`.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -22,9 +30,12 @@ from typing import Any
 
 from ablate.config import JobSpec, safe_name
 from ablate.errors import UserError
-from ablate.study.storage import local_store_file
+from ablate.study.storage import local_store_file, postgres_driver
 
-#: A database lock (non-file storages) whose heartbeat is older than this is taken over.
+#: PostgreSQL finds a vanished driver host after keepalive idle + count x interval seconds.
+KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
+KEEPALIVE_SECONDS = 25
+#: A heartbeat lock (servers other than PostgreSQL) older than this is taken over.
 LOCK_STALE_SECONDS = 120.0
 LOCK_HEARTBEAT_SECONDS = 30.0
 LOCK_ATTR = "ablate.driver_lock"
@@ -62,9 +73,79 @@ def driver_lock(job: JobSpec, study: Any) -> Iterator[None]:
     if path is not None:
         with _file_lock(path):
             yield
+    elif is_postgres(job.storage_url):
+        with _pg_lock(job, study):
+            yield
     else:
         with _attr_lock(study):
             yield
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql:", "postgresql+", "postgres:"))
+
+
+def advisory_key(study_name: str) -> int:
+    """The study's advisory lock key: a signed 64-bit hash of its name (the database is the
+    storage's own, so the name alone tells studies apart)."""
+    digest = hashlib.sha256(f"ablate-driver:{study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _pg_lock(job: JobSpec, study: Any) -> Iterator[None]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(postgres_driver(job.storage_url), poolclass=NullPool)
+    # autocommit: the connection stays open for the whole sweep, never idle in a transaction
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    got = False
+    try:
+        for name, value in KEEPALIVE.items():  # server side: it is the server that must notice
+            conn.execute(text(f"SET {name} = {int(value)}"))
+        got = conn.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": advisory_key(job.study)}
+        ).scalar()
+        if not got:
+            holder = study.user_attrs.get(LOCK_ATTR) or {}
+            raise UserError(
+                f"another `ablate sweep` is driving this study "
+                f"({describe_holder(holder if holder.get('pid') else STARTING)}; it holds the "
+                "study's PostgreSQL advisory lock). Wait for it to finish, or stop it first: the "
+                "lock goes with its process, and rerunning afterwards resumes the study."
+            )
+        study.set_user_attr(LOCK_ATTR, _me())
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            if conn.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": advisory_key(job.study)}
+            ).scalar():
+                study.set_user_attr(LOCK_ATTR, {})
+        conn.close()  # closing the session releases its advisory lock
+        engine.dispose()
+
+
+def _pg_held(job: JobSpec) -> bool:
+    """Whether some session holds the study's advisory lock (read from `pg_locks`, which never
+    takes it: a status query must not make a starting driver fail)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    key = advisory_key(job.study) & 0xFFFFFFFFFFFFFFFF  # pg_locks splits the key in two oids
+    engine = create_engine(postgres_driver(job.storage_url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = :hi AND objid = :lo AND objsubid = 1"
+            )
+            return bool(
+                conn.execute(text(query), {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar()
+            )
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
@@ -126,6 +207,11 @@ def driver_holder(job: JobSpec, study: Any) -> dict[str, Any] | None:
     """Who drives the study now: the holder's record, `STARTING` when the lock is held but the
     record not written yet (the moment between `flock` and the write), None when nobody does."""
     path = lock_file(job)
+    if path is None and is_postgres(job.storage_url):
+        if not _pg_held(job):
+            return None
+        attr = study.user_attrs.get(LOCK_ATTR) or {}
+        return dict(attr) if attr.get("pid") else STARTING
     if path is None:
         attr = study.user_attrs.get(LOCK_ATTR) or {}
         fresh = time.time() - float(attr.get("heartbeat", 0)) < LOCK_STALE_SECONDS
