@@ -104,9 +104,11 @@ def _pg_lock(job: JobSpec, study: Any) -> Iterator[None]:
     try:
         for name, value in KEEPALIVE.items():  # server side: it is the server that must notice
             conn.execute(text(f"SET {name} = {int(value)}"))
-        got = conn.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": advisory_key(job.study)}
-        ).scalar()
+        got = bool(
+            conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": advisory_key(job.study)}
+            ).scalar()
+        )
         if not got:
             holder = study.user_attrs.get(LOCK_ATTR) or {}
             raise UserError(

@@ -35,7 +35,7 @@ from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, init_ray, shutdown_ray
-from ablate.tracking import RunWriter, finish_sweep, start_sweep
+from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links
 
 
 def run_sweep(
@@ -60,6 +60,9 @@ def run_sweep(
         if note and progress is not None:
             print(note, flush=True)
         parent = start_sweep(job)  # creates the tracking DB before any worker exists
+        links = sweep_links(job, parent)
+        if links and progress is not None:
+            print(links, flush=True)  # once, in the sweep's first lines (not one per trial)
         reconcile_runs(job, study, parent)
         enqueue(job, study, mixtures, task_types, level)
         tally = tally_study(job, study)

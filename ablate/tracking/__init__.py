@@ -14,6 +14,7 @@ from ablate.tracking.runs import (
     mark_killed,
     start_sweep,
     start_trial,
+    sweep_links,
     trial_params,
 )
 from ablate.tracking.writer import RunWriter, insert_finished_runs
@@ -32,5 +33,6 @@ __all__ = [
     "mark_killed",
     "start_sweep",
     "start_trial",
+    "sweep_links",
     "trial_params",
 ]

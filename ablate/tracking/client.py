@@ -25,9 +25,20 @@ MAX_TAG_CHARS = 5000
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
 
 
+#: Tells MLflow's UI (3.x) that the experiment holds training runs: without it, an experiment
+#: with no runs yet opens in the GenAI view (traces, evaluations) instead of the runs table.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def mlflow_client(uri: str) -> Any:
+    import os
+
     from mlflow.tracking import MlflowClient
 
+    # with an HTTP tracking server MLflow prints "View run / View experiment" links each time a
+    # run ends: one pair per trial drowns a job log's progress lines (the driver prints the
+    # sweep's links once instead, see `ablate.tracking.runs.sweep_links`)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri not in _CLIENTS:
         client = MlflowClient(tracking_uri=uri)
         if sqlite_path(uri) is not None:
@@ -57,10 +68,14 @@ def experiment_id(job: JobSpec) -> str:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         exp_id = str(exp.experiment_id)
+        if EXPERIMENT_KIND[0] not in exp.tags:  # made before ablate set it
+            client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
     else:
         exp_id = str(
             client.create_experiment(
-                job.study, artifact_location=artifact_location(job.tracking_uri, job.study)
+                job.study,
+                artifact_location=artifact_location(job.tracking_uri, job.study),
+                tags=dict([EXPERIMENT_KIND]),
             )
         )
     _EXPERIMENTS[key] = exp_id

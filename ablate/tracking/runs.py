@@ -67,6 +67,15 @@ def start_sweep(job: JobSpec) -> str:
     return run_id
 
 
+def sweep_links(job: JobSpec, parent_run_id: str) -> str | None:
+    """Where to watch the sweep in the MLflow UI, for an HTTP tracking server (None otherwise)."""
+    uri = job.tracking_uri.rstrip("/")
+    if not uri.startswith(("http://", "https://")):
+        return None
+    experiment = f"{redact(uri)}/#/experiments/{experiment_id(job)}"
+    return f"MLflow: {experiment}/runs/{parent_run_id} (the sweep; its trials are child runs)"
+
+
 def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str, str]:
     """The parameters a child run records (strings, as MLflow stores them); `settings`: the id
     of the settings the trial was trained with (`ablate.study.settings`), when known."""

@@ -1,0 +1,85 @@
+"""Against a real `mlflow server` on loopback: the study's experiment opens in the UI's training
+view, and finished trials print no "View run" lines (the sweep's links are printed once)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.slow  # the server takes ~20 s to start (its migrations)
+
+from ablate import tracking
+from ablate.mixture import Mixture
+from ablate.tracking.client import EXPERIMENT_KIND, mlflow_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    cmd += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(
+                        f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}"
+                    )
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_trials_print_no_links_and_the_experiment_opens_as_training_runs(
+    mlflow_server: str, make_job, capfd: pytest.CaptureFixture[str]
+) -> None:
+    job = make_job(study="server-study", tracking=mlflow_server)
+    parent = tracking.start_sweep(job)
+    mixture = Mixture(name="m", volume=100, proportions={"caption": 0.5, "count": 0.5})
+    for number in range(3):
+        tracking.log_trial(job, parent, number, mixture, None, "FAIL", error="boom")
+    tracking.finish_sweep(job, parent, {"n_complete": 0})
+    out = capfd.readouterr().out
+    assert "View run" not in out and "View experiment" not in out
+    exp = mlflow_client(mlflow_server).get_experiment_by_name("server-study")
+    assert exp.tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+    links = tracking.sweep_links(job, parent)
+    assert links == (
+        f"MLflow: {mlflow_server}/#/experiments/{exp.experiment_id}/runs/{parent} "
+        "(the sweep; its trials are child runs)"
+    )
+    assert tracking.sweep_links(make_job(), parent) is None  # a SQLite store has no UI link
+
+
+def test_an_experiment_made_before_gets_the_training_view(mlflow_server: str, make_job) -> None:
+    client = mlflow_client(mlflow_server)
+    exp_id = client.create_experiment("older-study")
+    assert EXPERIMENT_KIND[0] not in client.get_experiment(exp_id).tags
+    tracking.start_sweep(make_job(study="older-study", tracking=mlflow_server))
+    assert client.get_experiment(exp_id).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
