@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-pytestmark = pytest.mark.slow  # the server takes ~20 s to start (its migrations)
-
 from ablate import tracking
 from ablate.mixture import Mixture
 from ablate.tracking.client import EXPERIMENT_KIND, mlflow_client
+
+pytestmark = pytest.mark.slow  # the server takes ~20 s to start (its migrations)
 
 
 def free_port() -> int:
