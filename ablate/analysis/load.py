@@ -5,7 +5,8 @@ Columns: `trial`, `state`, `value` (the objective), `mixture`, `volume`, `balanc
 are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` (one share per
 task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
 `seconds` (the trial's own compute time), `duration` (wall seconds from dispatch to result),
-`gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`.
+`gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`, `requeued` (a dead driver's trial,
+marked FAIL and enqueued again: not a failure of its mixture).
 
 `df.attrs` carries `study`, `metric`, `direction` and `task_types` so later calls need no job.
 """
@@ -205,6 +206,8 @@ def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
         "balance": attrs.get("balance"),
         "seed": attrs.get("seed"),
         "settings": attrs.get(TRIAL_SETTINGS_ID, ""),
+        # a dead driver's trial, failed and enqueued again: its copy is the trial that counts
+        "requeued": bool(attrs.get("requeued")),
         "seconds": seconds,
         "duration": duration,
         "gpus": gpus,
