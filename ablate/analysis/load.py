@@ -36,13 +36,13 @@ def _open(job: JobSpec) -> Any:
         raise
     except KeyError:
         raise UserError(
-            f"{job.source or 'job'}: the storage {job.storage} holds no study `{job.study}`; "
+            f"{job.source or 'job'}: the storage {job.storage_shown} holds no study `{job.study}`; "
             "run `ablate sweep` first"
         ) from None
     except Exception as err:  # not an Optuna database, a newer schema, an unreachable server
         first = str(err).splitlines()[0][:300] if str(err) else ""
         raise UserError(
-            f"{job.source or 'job'}: `storage` {job.storage_url} cannot be read as an Optuna "
+            f"{job.source or 'job'}: `storage` {job.storage_shown} cannot be read as an Optuna "
             f"storage ({type(err).__name__}: {first}); point `storage` at the database "
             "`ablate sweep` wrote"
         ) from None
@@ -182,7 +182,7 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
         job.objective.direction,
         metric or job.objective.metric,
         job.resources.gpus_per_trial if gpus is None else gpus,
-        f"study `{job.study}` in {job.storage_url}",
+        f"study `{job.study}` in {job.storage_shown}",
         found,
     )
 

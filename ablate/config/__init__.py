@@ -14,7 +14,7 @@ from ablate.config.job import (
     read_job,
 )
 from ablate.config.loader import apply_override, build, read_yaml, to_dict
-from ablate.config.paths import resolve_db_url, resolve_path, safe_name, sqlite_path
+from ablate.config.paths import redact, resolve_db_url, resolve_path, safe_name, sqlite_path
 
 __all__ = [
     "BenchRef",
@@ -30,6 +30,7 @@ __all__ = [
     "check_job_shape",
     "read_job",
     "read_yaml",
+    "redact",
     "resolve_db_url",
     "resolve_path",
     "safe_name",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config.loader import build, read_yaml
-from ablate.config.paths import resolve_db_url, resolve_path
+from ablate.config.paths import redact, resolve_db_url, resolve_path
 from ablate.errors import UserError
 
 # --------------------------------------------------------------------------- job file
@@ -232,6 +232,15 @@ class JobSpec:
     @property
     def tracking_uri(self) -> str:
         return resolve_db_url(self.tracking, self.base_dir)
+
+    @property
+    def storage_shown(self) -> str:
+        """`storage_url` without its password: what messages and records show."""
+        return redact(self.storage_url)
+
+    @property
+    def tracking_shown(self) -> str:
+        return redact(self.tracking_uri)
 
 
 def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:

@@ -36,3 +36,16 @@ def sqlite_path(url: str) -> Path | None:
 def safe_name(name: str) -> str:
     """A study name as part of a file name: each character but letters, digits and `-_.` -> `_`."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def redact(url: str) -> str:
+    """A database or server URL without its password (`postgresql://user:secret@host` ->
+    `postgresql://user:***@host`): what every message, log line, param and tag shows."""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        netloc, sep, path = rest.partition("/")
+        creds, host = netloc.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}{sep}{path}"
+    return url

@@ -246,7 +246,7 @@ def _record(study: Any, mine: str, levels: dict[str, dict[str, Any]], base: str)
 def _refusal(job: JobSpec, n_trials: int, diff: dict[str, tuple[Any, Any]], mine: str) -> str:
     src = job.source or "JOB.yaml"
     return (
-        f"study `{job.study}` in {job.storage_url} was trained with other settings than this "
+        f"study `{job.study}` in {job.storage_shown} was trained with other settings than this "
         f"job: {describe(diff)}. Its {n_trials} trial(s) would not be comparable with new ones "
         "(the analysis would take them for seed replicates), so nothing was run. Either start "
         "a new study (a new `study:` name in the job, or `--set study=NAME`), or record the "

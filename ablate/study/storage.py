@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ablate.config import JobSpec, sqlite_path
+from ablate.config import JobSpec, redact, sqlite_path
 from ablate.errors import UserError
 from ablate.search import directions, make_pruner
 from ablate.study.optuna_fast import journal_file_backend, storage_backend
@@ -37,10 +37,28 @@ def open_storage(url: str) -> Any:
         local.parent.mkdir(parents=True, exist_ok=True)
     if is_journal(url):
         return JournalStorage(journal_file_backend(url))
-    storage = optuna.storages.get_storage(postgres_driver(url))
+    try:
+        storage = optuna.storages.get_storage(postgres_driver(url))
+    except Exception as err:  # SQLAlchemy's OperationalError, NoSuchModuleError, ArgumentError...
+        raise UserError(unreachable(url, err)) from None
     if sqlite_path(url) is not None:
         sqlite_fast_commits(storage_backend(storage).engine)
     return storage
+
+
+def unreachable(url: str, err: BaseException) -> str:
+    """One line for a storage that cannot be opened: the URL without its password, the
+    driver's first line (the password scrubbed from it too), and what to check."""
+    shown = redact(url)
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+    secret = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2] if "@" in url else ""
+    if secret:
+        reason = reason.replace(secret, "***")
+    return (
+        f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); check that "
+        "the database server runs and that the URL's host, port, user, password and database "
+        "are right (`storage:` in the job, or --set storage=URL)"
+    )
 
 
 def postgres_driver(url: str) -> str:
@@ -95,7 +113,7 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
             return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler)
         except KeyError:
             raise UserError(
-                f"no study `{job.study}` in {job.storage_url}; start it with `ablate sweep`"
+                f"no study `{job.study}` in {job.storage_shown}; start it with `ablate sweep`"
             ) from None
     study = optuna.create_study(
         study_name=job.study,
@@ -107,7 +125,7 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
     )
     if len(study.directions) != len(directions(job)):
         raise UserError(
-            f"study `{job.study}` in {job.storage_url} has {len(study.directions)} objective(s), "
+            f"study `{job.study}` in {job.storage_shown} has {len(study.directions)} objective(s), "
             f"the job asks for {len(directions(job))} (design.multi_objective); use a new `study` name"
         )
     return study

@@ -32,7 +32,7 @@ def study_status(job: JobSpec) -> str:
     }
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    lines = [f"study {job.study} ({job.storage_url}): {len(trials)} trials"]
+    lines = [f"study {job.study} ({job.storage_shown}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
     lines.append(settings_line(job, study, trials))
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]

@@ -104,16 +104,6 @@ def quote(value: str) -> str:
     return value.replace("'", "\\'")
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password (postgresql://user:secret@host -> user:***@host)."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
-
-
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

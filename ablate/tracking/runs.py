@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ablate.config import JobSpec, sqlite_path, to_dict
+from ablate.config import JobSpec, redact, sqlite_path, to_dict
 from ablate.mixture import Mixture, normalized_entropy
 from ablate.result import TrialResult
 from ablate.tracking.client import (
@@ -26,7 +26,6 @@ from ablate.tracking.client import (
     metric_key,
     mlflow_client,
     quote,
-    redact,
 )
 
 

@@ -561,3 +561,22 @@ def test_status_of_a_missing_study_leaves_no_database(
     err = capsys.readouterr().err
     assert err.startswith("ablate: error: no study `nothing-yet`") and "ablate sweep" in err
     assert not (tmp_path / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("command", ["sweep", "status", "report"])
+def test_an_unreachable_storage_is_one_line_without_its_password(
+    command: str, make_job: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ablate.config import to_dict
+
+    data = to_dict(make_job(target="objectives_for_tests:landscape"))
+    data["storage"] = "postgresql://ablate:s3cret-pw@127.0.0.1:1/studies"  # nothing listens on 1
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    extra = ["--out", str(tmp_path / "report")] if command == "report" else []
+    assert main([command, str(path), *extra]) == 2
+    out, err = capsys.readouterr()
+    assert "s3cret-pw" not in out + err
+    (line,) = err.strip().splitlines()
+    assert "postgresql://ablate:***@127.0.0.1:1/studies" in line
+    assert "check that the database server runs" in line or "cannot be read" in line
