@@ -3,9 +3,15 @@
     dispatch   idle workers take the next enqueued trial, or one the sampler asks for
     poll       nothing finished this second: start MLflow runs of long trials, feed pruning
     completed  the worker returned a result with a finite objective: tell Optuna, log it
-    failed     the trial raised, or returned no usable objective: tell FAIL
-    worker_lost  the worker died under the trial: retry it on a fresh worker (at most
-               MAX_WORKER_RETRIES times), then FAIL
+    failed     the trial raised, or returned no usable objective: tell FAIL (after
+               JUDGE_FAILURES_IN_A_ROW trials failed by an unavailable judge, the sweep stops)
+    worker_lost  the worker died under the trial: the trial is retried first by the next idle
+               worker (at most MAX_WORKER_RETRIES times, then FAIL); idle workers that died
+               with it are dropped, and a replacement is requested that holds nothing until
+               the cluster has room, so a sweep without spare capacity goes on at the reduced
+               capacity instead of waiting for the replacement
+    (elastic)  every GROW_EVERY_SECONDS, workers are requested up to what the cluster has now:
+               a node that joins mid-sweep takes trials
     pruned     the driver pruned the trial (even if its worker died meanwhile: never retried)
 
 Every ending goes through `_finish`: tell Optuna, count it, queue its MLflow run, print a line.
@@ -21,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate.bench.judge import JudgeUnavailable
 from ablate.config import JobSpec
 from ablate.design import SEARCH
+from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.search import objective_values, suggest
@@ -34,9 +42,13 @@ from ablate.tracking import RunWriter, start_trial
 
 #: How often a worker may die under one trial before the trial is told FAIL.
 MAX_WORKER_RETRIES = 2
+#: The sweep stops after this many trials in a row failed because the judge was unavailable.
+JUDGE_FAILURES_IN_A_ROW = 3
 #: A dispatched trial gets its RUNNING MLflow run once it has run this long; shorter ones get one
 #: finished run when they end (3 tracking writes instead of 5: see benchmarks/dispatch_benchmark.py).
 RUN_AFTER_SECONDS = 1.0
+#: How often the driver looks for new capacity (a node that joined) and requests workers on it.
+GROW_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -67,6 +79,8 @@ class Tally:
     best_value: float | None = None
     best_trial: int | None = None
     best_attrs: dict[str, Any] = field(default_factory=dict)
+    judge_failures: int = 0
+    """Trials failed in a row because the judge was unavailable (see JUDGE_FAILURES_IN_A_ROW)."""
 
     def offer(
         self, direction: str, number: int, value: float | None, attrs: dict[str, Any]
@@ -110,6 +124,9 @@ class Dispatcher:
         self.prune = self.search and job.design.prune
         self.flight: dict[Any, InFlight] = {}
         self.idle: list[Any] = []
+        self.retry: collections.deque[InFlight] = collections.deque()
+        """Trials whose worker died, waiting for the next idle worker (before anything new)."""
+        self.grown = time.perf_counter()
 
     # ------------------------------------------------------------------ the loop
 
@@ -117,10 +134,14 @@ class Dispatcher:
         """Until nothing waits or runs: dispatch, wait a second for a result, handle the event."""
         self.idle = self.pool.start(self.n_waiting + self.n_ask)
         try:
-            while self.flight or self.n_waiting or self.n_ask:
+            while self.flight or self.retry or self.n_waiting or self.n_ask:
+                self.idle += self.pool.started()
                 self.dispatch()
                 if not self.flight:
-                    break
+                    if not (self.retry or self.n_waiting or self.n_ask):
+                        break
+                    self.wait_for_workers()
+                    continue
                 ready = self.pool.wait(list(self.flight), timeout=RUN_AFTER_SECONDS)
                 if not ready:
                     self.poll()
@@ -130,6 +151,19 @@ class Dispatcher:
             # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
             # re-enqueues the trials that were in flight, as a restarted driver would.
             self.pool.kill_all()
+
+    def pending(self) -> int:
+        """Trials not finished: in flight, to retry, enqueued, still to ask."""
+        return len(self.flight) + len(self.retry) + self.n_waiting + self.n_ask
+
+    def wait_for_workers(self) -> None:
+        """Trials wait but no worker is up (all lost, or none placed yet): wait for one."""
+        self.pool.grow(self.pending())
+        up = self.pool.started(timeout=GROW_EVERY_SECONDS)
+        if up:
+            self.idle += up
+        else:
+            self._say("waiting for a worker: the cluster has no free slot for a trial now")
 
     def finished(self, f: InFlight, ref: Any) -> None:
         """Route a finished remote call to its event."""
@@ -156,7 +190,12 @@ class Dispatcher:
     # ------------------------------------------------------------------ events
 
     def dispatch(self) -> None:
-        """Give every idle worker a trial: the next enqueued one, else one the sampler asks."""
+        """Give every idle worker a trial: a retry first, then the next enqueued one, else one
+        the sampler asks."""
+        while self.idle and self.retry:
+            f = self.retry.popleft()
+            f.actor = self.idle.pop()
+            self.flight[self.pool.submit(f.actor, self.job, f.mixture)] = f
         while self.idle and (self.n_waiting or self.n_ask):
             trial = pop_waiting(self.study, self.waiting) if self.waiting else None
             if trial is not None:
@@ -178,7 +217,11 @@ class Dispatcher:
 
     def poll(self) -> None:
         """No trial finished this second: long trials get their RUNNING MLflow run; pruning
-        reads the new intermediate values and stops the trials Optuna prunes."""
+        reads the new intermediate values and stops the trials Optuna prunes; now and then,
+        workers are requested on new capacity."""
+        if time.perf_counter() - self.grown >= GROW_EVERY_SECONDS:
+            self.grown = time.perf_counter()
+            self.pool.grow(self.pending())
         for f in self.flight.values():
             if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS:
                 f.run_id = start_trial(
@@ -212,6 +255,9 @@ class Dispatcher:
             f.trial.set_user_attr("selection_hash", result.selection_hash)
         if result.counts:
             f.trial.set_user_attr("counts", dict(result.counts))
+        if isinstance(result.info.get("judge"), dict):
+            f.trial.set_user_attr("judge", result.info["judge"])  # who scored it (never the key)
+        self.tally.judge_failures = 0
         values = objective_values(self.job, float(value), result, f.mixture, self.pool.gpus)
         self.study.tell(f.trial, values if len(values) > 1 else values[0])
         self.tally.done += 1
@@ -230,17 +276,32 @@ class Dispatcher:
         self.tally.failed += 1
         note = f"FAILED after {f.seconds():.1f}s: {error.splitlines()[0][:200]}"
         self._log(f, result, "FAIL", error, note)
+        self._judge_failed(error)
+
+    def _judge_failed(self, error: str) -> None:
+        """Stop the sweep once JUDGE_FAILURES_IN_A_ROW trials in a row failed because the judge
+        was unavailable (a refused key, a dead server): the rest would fail the same way."""
+        if not error.startswith(f"{JudgeUnavailable.__name__}: "):
+            self.tally.judge_failures = 0
+            return
+        self.tally.judge_failures += 1
+        if self.tally.judge_failures >= JUDGE_FAILURES_IN_A_ROW:
+            raise UserError(
+                f"sweep stopped: {self.tally.judge_failures} trials in a row failed because the "
+                f"judge was unavailable ({error.removeprefix('JudgeUnavailable: ')[:300]}); fix "
+                "the judge and run `ablate sweep` again: the failed trials run again"
+            )
 
     def worker_lost(self, f: InFlight, error: str) -> None:
-        fresh = self.pool.replace(f.actor)
+        self.pool.forget(f.actor)
+        self.idle = self.pool.alive(self.idle)  # idle workers on a lost node went with it
+        self.pool.grow(self.pending() + 1)  # a replacement, placed when there is room
         if f.retries >= MAX_WORKER_RETRIES:
-            self.idle.append(fresh)
             self.failed(f, f"worker died {f.retries + 1} times: {error}")
             return
         f.retries += 1
         f.trial.set_user_attr("retries", f.retries)
-        f.actor = fresh
-        self.flight[self.pool.submit(fresh, self.job, f.mixture)] = f
+        self.retry.append(f)  # the next idle worker takes it, before anything new
         self._say(
             f"{f.mixture.name}: worker died ({error.split(':')[0]}), retry {f.retries}/{MAX_WORKER_RETRIES}"
         )
@@ -249,7 +310,11 @@ class Dispatcher:
         """Told PRUNED; a worker that died while stopping is replaced, the trial not rerun."""
         from optuna.trial import TrialState
 
-        self.idle.append(self.pool.replace(f.actor) if lost_worker else f.actor)
+        if lost_worker:
+            self.pool.forget(f.actor)
+            self.pool.grow(self.pending())
+        else:
+            self.idle.append(f.actor)
         self.study.tell(f.trial, state=TrialState.PRUNED)
         self._log(f, None, "PRUNED", None, f"pruned at step {f.reported}")
 
@@ -306,7 +371,7 @@ class Dispatcher:
     def _say(self, last: str) -> None:
         if self.progress is None:
             return
-        pending = self.n_waiting + self.n_ask
+        pending = self.n_waiting + self.n_ask + len(self.retry)
         self.progress(
             SweepProgress(
                 done=self.tally.done,

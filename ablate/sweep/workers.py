@@ -2,7 +2,8 @@
 
 A `TrialWorker` is a long-lived Ray actor, one per GPU slot: its `cache` outlives trials (the
 resident base model, the pool, encoded dialogues). `WorkerPool` is everything the dispatcher
-asks of Ray (start, submit, wait, result, progress, stop, replace), so the dispatcher reads as
+asks of Ray (start, started, grow, alive, submit, wait, result, progress, stop, forget), so the
+dispatcher reads as
 events and never sees a Ray type: a failed trial comes back as `TrialError` or `WorkerLost`.
 """
 
@@ -164,24 +165,88 @@ class WorkerPool:
             # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
             max_concurrency=2 if prune else 1,
         )
+        self.max_in_flight = job.resources.max_in_flight
         self.actors: list[Any] = []
+        """Every worker requested and not forgotten: started, or waiting for a slot."""
+        self.starting: dict[Any, Any] = {}
+        """Ping ref -> a requested worker that has not answered yet."""
 
     def new_actor(self) -> Any:
-        actor = self._actor_cls.remote(self.threads, worker_env(self.threads))
+        """Request a worker: Ray places it when a slot is free (until then it holds nothing);
+        `started` hands it over once it answers."""
+        actor: Any = self._actor_cls.remote(self.threads, worker_env(self.threads))
         self.actors.append(actor)
+        self.starting[actor.ping.remote()] = actor
         return actor
 
     def start(self, n: int) -> list[Any]:
         """`n` actors (at most the cluster's slots), waited for up to WORKER_START_SECONDS: trials
         start when their workers are up, so a trial's recorded start and duration are its own (a
-        busy cluster may not place them all now)."""
+        busy cluster may not place them all now: those come later through `started`)."""
+        for _ in range(min(self.slots, n)):
+            self.new_actor()
+        return self.started(timeout=WORKER_START_SECONDS, wait_all=True)
+
+    def started(self, timeout: float = 0.0, wait_all: bool = False) -> list[Any]:
+        """Requested workers that answered since the last call (one that died starting is
+        dropped); waits up to `timeout` for the first (`wait_all`: for all)."""
         import ray
 
-        idle = [self.new_actor() for _ in range(min(self.slots, n))]
-        ray.wait(
-            [a.ping.remote() for a in idle], num_returns=len(idle), timeout=WORKER_START_SECONDS
-        )
-        return idle
+        if not self.starting:
+            return []
+        refs = list(self.starting)
+        ready, _ = ray.wait(refs, num_returns=len(refs) if wait_all else 1, timeout=timeout)
+        if ready and not wait_all:  # collect every other one that is up too, without waiting
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        up = []
+        for ref in ready:
+            actor = self.starting.pop(ref)
+            try:
+                ray.get(ref)
+                up.append(actor)
+            except Exception:
+                self.forget(actor)
+        return up
+
+    def alive(self, actors: list[Any], timeout: float = 5.0) -> list[Any]:
+        """The actors that answer a ping: after a node loss, idle workers on that node are
+        gone too, and a trial given to one would spend a retry for nothing."""
+        import ray
+
+        pings = {a.ping.remote(): a for a in actors}
+        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=timeout)
+        up = []
+        for ref, actor in pings.items():
+            try:
+                if ref not in ready:
+                    raise TimeoutError  # an idle worker answers at once: this one is doubtful
+                ray.get(ref)
+                up.append(actor)
+            except Exception:
+                self.forget(actor)  # a replacement is requested by the caller's `grow`
+        return up
+
+    def grow(self, wanted: int) -> int:
+        """Request workers up to `wanted` (capped by max_in_flight and what the cluster has now):
+        a node that joined mid-sweep takes trials; returns how many were requested."""
+        import ray
+
+        total = ray.cluster_resources()
+        fit = int(total.get("GPU", 0) // self.gpus) if self.gpus > 0 else self.max_in_flight
+        if self.cpus > 0:
+            fit = min(fit, int(total.get("CPU", 0) // self.cpus))
+        n = min(wanted, self.max_in_flight, fit) - len(self.actors)
+        for _ in range(max(0, n)):
+            self.new_actor()
+        return max(0, n)
+
+    def forget(self, actor: Any) -> None:
+        """Kill a dead (or doubtful) worker and stop counting it."""
+        self.kill(actor)
+        with contextlib.suppress(ValueError):
+            self.actors.remove(actor)
+        for ref in [r for r, a in self.starting.items() if a is actor]:
+            del self.starting[ref]
 
     def submit(self, actor: Any, job: JobSpec, mixture: Mixture) -> Any:
         return actor.run.remote(job, mixture)
@@ -222,11 +287,6 @@ class WorkerPool:
 
     def stop(self, actor: Any) -> None:
         actor.stop.remote()
-
-    def replace(self, actor: Any) -> Any:
-        """Kill a dead (or doubtful) worker and start a fresh one in its place."""
-        self.kill(actor)
-        return self.new_actor()
 
     def kill(self, actor: Any) -> None:
         import ray

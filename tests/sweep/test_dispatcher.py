@@ -24,22 +24,49 @@ TYPES = ["caption", "count", "compare"]
 
 
 class ScriptedPool:
-    """One worker; `outcome(call)` decides what each submitted run returns or raises."""
+    """`workers` workers; `outcome(call)` decides what each submitted run returns or raises.
+    A lost worker's replacement is placed (`started` hands it over) only when `room`."""
 
     gpus = 0.0
 
-    def __init__(self, outcome: Any, values: list[tuple[int, float]] | None = None) -> None:
+    def __init__(
+        self,
+        outcome: Any,
+        values: list[tuple[int, float]] | None = None,
+        workers: int = 1,
+        room: bool = True,
+    ) -> None:
         self.outcome = outcome
         self.values = values or []
-        self.calls: list[str] = []
-        self.replaced = 0
+        self.workers = workers
+        self.room = room
+        self.calls: list[tuple[str, Any]] = []
+        self.forgotten: list[Any] = []
+        self.placed: list[Any] = []
         self.stopped = 0
 
     def start(self, n: int) -> list[Any]:
-        return ["worker-0"]
+        return [f"worker-{i}" for i in range(self.workers)]
+
+    def started(self, timeout: float = 0.0, wait_all: bool = False) -> list[Any]:
+        up, self.placed = self.placed, []
+        return up
+
+    def alive(self, actors: list[Any], timeout: float = 5.0) -> list[Any]:
+        return list(actors)
+
+    def grow(self, wanted: int) -> int:
+        missing = len(self.forgotten) - sum(1 for _ in self.placed)
+        if self.room and missing > 0 and not self.placed:
+            self.placed.append(f"worker-{self.workers + len(self.forgotten) - 1}")
+            return 1
+        return 0
+
+    def forget(self, actor: Any) -> None:
+        self.forgotten.append(actor)
 
     def submit(self, actor: Any, job: Any, mixture: Any) -> Any:
-        self.calls.append(mixture.name)
+        self.calls.append((mixture.name, actor))
         return len(self.calls)
 
     def wait(self, refs: list[Any], timeout: float) -> list[Any]:
@@ -54,10 +81,6 @@ class ScriptedPool:
     def stop(self, actor: Any) -> None:
         self.stopped += 1
 
-    def replace(self, actor: Any) -> Any:
-        self.replaced += 1
-        return f"worker-{self.replaced}"
-
     def kill_all(self) -> None:
         pass
 
@@ -69,7 +92,7 @@ def _dispatcher(job: Any, pool: Any) -> tuple[Dispatcher, Any]:
     enqueue_design(study, design_mixtures(job, TYPES))
     writer = RunWriter(job, start_sweep(job))
     d = Dispatcher(job, study, pool, writer, Tally(), waiting_ids(study), 0, TYPES, None)
-    d.idle = pool.start(1)
+    d.idle = pool.start(pool.workers)
     return d, study
 
 
@@ -88,8 +111,8 @@ def test_a_pruned_trial_whose_worker_dies_ends_pruned_and_is_not_rerun(make_job)
     d.writer.close()
     (trial,) = study.get_trials()
     assert trial.state == TrialState.PRUNED
-    assert pool.calls == [f.mixture.name]  # submitted once: no retry of a pruned trial
-    assert pool.replaced == 1 and d.idle == ["worker-1"]  # the dead worker is replaced
+    assert [name for name, _ in pool.calls] == [f.mixture.name]  # no retry of a pruned trial
+    assert pool.forgotten == ["worker-0"] and pool.started() == ["worker-1"]  # replaced
     assert not d.flight
 
 
@@ -151,3 +174,28 @@ def test_worker_pool_progress_of_a_dead_worker_is_none_not_an_error(ray_session,
     with pytest.raises(ray_session.exceptions.RayActorError):
         ray_session.get(actor.ping.remote(), timeout=60)
     assert pool.progress(actor) is None
+
+
+def test_a_lost_workers_trial_is_retried_by_a_surviving_worker_when_no_replacement_fits(
+    make_job,
+) -> None:
+    """No spare capacity: the replacement worker is never placed; the retry runs on the other
+    worker as soon as it is idle, and every trial completes."""
+    job = make_job(
+        design={"kind": "grid", "volumes": [100, 200], "balance": [1.0], "seeds": [0, 1]}
+    )
+
+    def first_dies(ref: Any) -> TrialResult:
+        if ref == 1:
+            raise WorkerLost("NodeDiedError: the node died")
+        return TrialResult(metrics={"score": 0.5}, seconds=0.1)
+
+    pool = ScriptedPool(first_dies, workers=2, room=False)
+    d, study = _dispatcher(job, pool)
+    d.run()
+    d.writer.close()
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert sorted(t.user_attrs.get("retries", 0) for t in trials) == [0, 0, 0, 1]
+    assert pool.forgotten == ["worker-1"] and len(pool.calls) == 5
+    assert {actor for _, actor in pool.calls[2:]} == {"worker-0"}  # the survivor did the rest

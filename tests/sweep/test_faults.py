@@ -209,3 +209,66 @@ def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
     assert trial.state == TrialState.COMPLETE and trial.user_attrs["retries"] == 1
     ran_on = marker.read_text().split()
     assert len(ran_on) == 2 and ran_on[0] != ran_on[1]  # retried on the other node
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_node_loss_without_spare_capacity_goes_on_at_reduced_capacity(tmp_path: Path) -> None:
+    """Every GPU busy (2 nodes x 2 fake GPUs, 4 trials in flight), then a node is removed: its
+    2 trials are retried by the surviving node's workers as they free up (no replacement
+    worker can be placed), and the sweep finishes with every trial COMPLETE."""
+    from ray.cluster_utils import Cluster
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    marker = tmp_path / "nodes.txt"
+    path = write_job(
+        tmp_path,
+        objective={
+            "kind": "python",
+            "target": "objectives_for_tests:slow_on_node",
+            "metric": "score",
+        },
+        design={"kind": "grid", "volumes": [100, 200], "balance": [0.5, 1.0], "seeds": [0, 1]},
+        resources={"gpus_per_trial": 1, "cpus_per_trial": 1, "max_in_flight": 4},
+    )
+    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={
+            "num_cpus": 0,
+            "object_store_memory": 80 * 1024**2,
+            "include_dashboard": False,
+        },
+    )
+    try:
+        nodes = [
+            cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=80 * 1024**2)
+            for _ in range(2)
+        ]
+        log = tmp_path / "driver.log"
+        proc = start_driver(path, log, "--address", cluster.address)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and len(_lines(marker)) < 4:
+                time.sleep(0.1)
+            assert len(_lines(marker)) == 4, log.read_text()[-3000:]  # every GPU busy
+            victim = next(n for n in nodes if n.node_id == _lines(marker)[0])
+            cluster.remove_node(victim)
+            assert proc.wait(timeout=150) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+    finally:
+        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
+        cluster.shutdown()
+    trials = open_study(load_job(path), create=False).get_trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 8 and len(trials) == 8
+    assert sorted(t.user_attrs.get("retries", 0) for t in trials) == [0] * 6 + [1, 1]
+    survivor = next(n.node_id for n in nodes if n is not victim)
+    assert set(_lines(marker)[4:]) == {survivor}  # after the loss, all ran on the survivor
+    assert "worker died" in log.read_text()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
