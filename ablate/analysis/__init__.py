@@ -1,8 +1,10 @@
 """Answer the question a sweep was run for: read the study back, test, fit, plot, report.
 
     load(job)                    -> one row per trial (load)
-    analyse(df)                  -> Findings: bootstrap intervals, "less is more", balance effect
-                                    (stats; tables: one row per mixture)
+    analyse(df)                  -> Findings: "less is more" and the balance effect by
+                                    calibrated tests (findings; verdict: Dunnett-style bounds
+                                    with the seed noise pooled over cells, contrasts), cells
+                                    with bootstrap error bars (stats; tables: one per mixture)
     fit_surrogates(df)           -> cross-validated surrogates, every one in SURROGATES
                                     (surrogates; surrogate_registry; surrogate_models/, one file
                                     per model)
@@ -19,6 +21,7 @@ study) are not re-exported here: `from ablate.analysis import load` stays cheap.
 
 from __future__ import annotations
 
+from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.load import completed, load, task_types
 from ablate.analysis.plots import (
     plot_all,
@@ -29,24 +32,28 @@ from ablate.analysis.plots import (
     plot_simplex,
     plot_volume_balance,
 )
-from ablate.analysis.stats import (
-    BalanceEffect,
-    Findings,
-    LessIsMore,
-    analyse,
-    balance_effects,
-    bootstrap_mean_ci,
-    cell_stats,
-    less_is_more,
-)
+from ablate.analysis.stats import bootstrap_mean_ci, cell_stats
 from ablate.analysis.surrogate_registry import SURROGATES, Model
 from ablate.analysis.surrogates import CrossValidation, Proposal, Surrogates, fit_surrogates
 from ablate.analysis.tables import MixtureEffect, mixture_effect, mixture_table
+from ablate.analysis.verdict import (
+    BalanceEffect,
+    Comparison,
+    Design,
+    LessIsMore,
+    balance_effects,
+    balance_verdicts,
+    less_is_more,
+    study_design,
+    volume_verdicts,
+)
 
 __all__ = [
     "SURROGATES",
     "BalanceEffect",
+    "Comparison",
     "CrossValidation",
+    "Design",
     "Findings",
     "LessIsMore",
     "MixtureEffect",
@@ -55,6 +62,7 @@ __all__ = [
     "Surrogates",
     "analyse",
     "balance_effects",
+    "balance_verdicts",
     "bootstrap_mean_ci",
     "cell_stats",
     "completed",
@@ -70,5 +78,7 @@ __all__ = [
     "plot_pareto",
     "plot_simplex",
     "plot_volume_balance",
+    "study_design",
     "task_types",
+    "volume_verdicts",
 ]

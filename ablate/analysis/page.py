@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ablate.analysis.stats import Findings
+from ablate.analysis.findings import Findings
 from ablate.analysis.surrogates import Proposal, Surrogates
 from ablate.analysis.tables import mixture_table
 from ablate.config import JobSpec
@@ -89,18 +89,47 @@ def _verdict(job: JobSpec, metric: str, f: Findings) -> list[str]:
         f"</title><style>{CSS}</style></head><body>",
         f"<h1>Study <code>{_e(job.study)}</code>: is less more?</h1>",
         f"<div class='verdict {status.replace(' ', '-')}'><b>&ldquo;Less is more&rdquo; "
-        f"{_e(status)}</b> over all balance levels: {_e(f.overall.reason)}.</div>",
+        f"{_e(status)}</b> over all balance levels (family-wise error {f.alpha:.0%}): "
+        f"{_e(f.overall.reason)}.</div>",
         f"<p>{f.n_complete} completed trials, {f.n_failed} failed; objective <code>{_e(metric)}</code> "
         f"({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>.</p>",
         "<h2>Findings</h2><ul>",
-        *(f"<li>{_e(s)}</li>" for s in f.statements()[1:]),
+        *(f"<li>{_e(s)}</li>" for s in f.statements()[1:] if s != f.method),
         "</ul>",
-        "<p><small>Intervals: 95% percentile bootstrap over seed replicates, resampled within "
-        "each mixture (residuals inflated by sqrt(n/(n-1))). The &ldquo;less is more&rdquo; effect "
-        "is the best smaller volume minus the largest, the choice of the best included in every "
-        "replicate. It holds when the interval lies above 0, does not hold when the largest volume "
-        "scores at least as well, and cannot be decided otherwise.</small></p>",
+        *_comparisons(f),
+        f"<p><small>{_e(f.method)} The cell table's intervals are per-cell bootstraps, the "
+        "plots' error bars: they do not decide the verdict.</small></p>",
     ]
+
+
+def _comparisons(f: Findings) -> list[str]:
+    """Every smaller volume against the largest, with the bounds the verdicts use."""
+    rows = [
+        [
+            "overall" if r.balance is None else _num(r.balance, 2),
+            f"{c.volume:,.0f}" if c.volume >= 1 else f"{c.volume:g}",
+            f"{r.largest_volume:,.0f}" if (r.largest_volume or 0) >= 1 else _e(r.largest_volume),
+            _num(c.effect),
+            _num(c.low),
+            _num(c.high),
+            _e(r.status),
+        ]
+        for r in [f.overall, *f.per_level]
+        for c in r.comparisons
+    ]
+    if not rows:
+        return []
+    level = f"{1 - f.alpha:.0%}"
+    header = [
+        "balance",
+        "smaller volume",
+        "largest",
+        "difference (+: smaller better)",
+        f"simultaneous {level} lower bound",
+        f"{level} upper bound",
+        "verdict",
+    ]
+    return ["<h2>Each smaller volume against the largest</h2>", _table(header, rows)]
 
 
 def _proposals(job: JobSpec, metric: str, proposals: list[Proposal]) -> list[str]:
@@ -172,7 +201,7 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
         for r in cells.itertuples()
     ]
     parts = [
-        "<h2>Cells: mean over seeds and 95% bootstrap interval</h2>",
+        "<h2>Cells: mean over seeds and 95% bootstrap interval (the plots' error bars)</h2>",
         _table(["volume", "balance", "seeds", "mean", "low", "high"], cell_rows[:MAX_CELLS]),
     ]
     if len(cells) > MAX_CELLS:

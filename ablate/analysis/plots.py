@@ -1,7 +1,10 @@
 """Plots of a study (matplotlib, PNG): each function takes the trials table and a file to write.
 
-Error bars are 95% bootstrap intervals over seed replicates (`stats.cell_stats`); a mixture run
-with one seed gets no bar, and the axis title says so. Nothing here invents an interval.
+Error bars are 95% bootstrap intervals over seed replicates (`stats.cell_stats`), one cell at a
+time; a mixture run with one seed gets no bar, and the axis title says so. Nothing here invents
+an interval. The verdicts are not read off these bars: they come from the calibrated tests of
+`ablate.analysis.verdict` (seed noise pooled over all cells, simultaneous bounds), so two
+overlapping bars may still differ beyond seed noise, and two apart may not.
 """
 
 from __future__ import annotations
@@ -92,7 +95,8 @@ def plot_volume_balance(
     name = _label(df, metric, label)
     n = cells.table["n"]
     bars = (
-        f"mean over seeds; bars: 95% bootstrap interval ({int(n.min())}-{int(n.max())} seeds)"
+        f"mean over seeds; bars: 95% bootstrap per cell ({int(n.min())}-{int(n.max())} seeds), "
+        "not the verdict's test"
         if replicated
         else "one seed per mixture: no interval can be drawn"
     )

@@ -1,9 +1,11 @@
 """`ablate report JOB.yaml --out DIR`: the page, the PNGs and `trials.csv` of a study.
 
 The report is one self-contained HTML page (`ablate.analysis.page`) that opens with the "less is
-more" verdict, plus the PNG files and `trials.csv`; the plots and the page are also logged to the
-sweep's parent MLflow run (under `report/`). `ablate propose` lives in `ablate.analysis.propose`
-(re-exported here).
+more" verdict (`ablate.analysis.verdict`: each smaller volume against the largest, simultaneous
+one-sided bounds with the seed noise pooled over the design's cells, family-wise error 5% unless
+`alpha` says otherwise), plus the PNG files and `trials.csv`; the plots and the page are also
+logged to the sweep's parent MLflow run (under `report/`). `ablate propose` lives in
+`ablate.analysis.propose` (re-exported here).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ablate import tracking
+from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
-from ablate.analysis.stats import Cells, Findings, analyse
+from ablate.analysis.stats import Cells
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.config import JobSpec
 from ablate.errors import UserError
@@ -60,10 +63,10 @@ def write_report(
     n_propose: int = 3,
     log_to_mlflow: bool = True,
     parallel: bool | None = None,
+    alpha: float = 0.05,
 ) -> Report:
-    """Load the study, test, fit, plot and write `out/report.html`, `out/trials.csv`, PNGs.
-
-    `parallel` (default: where the OS can fork): the surrogates (scikit-learn import, cross-
+    """Load the study, test (family-wise error `alpha`), fit, plot and write
+    `out/report.html`, `out/trials.csv`, PNGs. `parallel` (default: where the OS can fork): the surrogates (scikit-learn import, cross-
     validation, bootstrap proposals) and half the plots run in forked processes while this one
     draws the rest; when the files must go through MLflow (a tracking server, remote artifacts),
     another one imports it and finds the sweep's run from the start. The output is the same
@@ -85,7 +88,7 @@ def write_report(
         fitter = Child(_fit_worker, df, column, volume, n_propose) if fork else None
         if fitter is not None:
             children.append(fitter)
-        findings = analyse(df, column)
+        findings = analyse(df, column, alpha=alpha)
         plots = _draw(df, out, column, label, findings.cells, children if fork else None)
         surrogates, proposals, note = (
             fitter.result() if fitter is not None else _fit(df, column, volume, n_propose)

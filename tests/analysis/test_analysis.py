@@ -1,5 +1,7 @@
 """ablate.analysis: the tidy table, bootstrap intervals, the "less is more" verdict, surrogates.
 
+(The verdict's own tests, on hand-built tables with a known answer: test_verdict.py.)
+
 Studies are built directly in a tmp_path SQLite storage with `optuna.trial.create_trial`,
 carrying the user attributes the sweep writes, on landscapes with a known answer.
 """
@@ -124,11 +126,15 @@ def test_less_is_more_holds_on_a_peaked_landscape(make_job: Any) -> None:
     assert f.overall.effect == pytest.approx(truth, abs=0.01)
     assert f.overall.low is not None and f.overall.high is not None
     assert f.overall.effect is not None
-    # the interval: about +-1.96 standard errors; SE = noise / sqrt(4 seeds) per cell, x sqrt(2)
-    # for a difference of two cells, / sqrt(2) for the mean over two balance levels = 0.0025
+    # SE = noise / sqrt(4 seeds) per cell, x sqrt(2) for a difference of two cells, / sqrt(2)
+    # for the mean over two balance levels = 0.0025 (here with the seed SD estimated on 18 df)
     assert abs(f.overall.effect - truth) < 3 * 0.0025
-    assert 0.5 < (f.overall.high - f.overall.low) / (2 * 1.96 * 0.0025) < 1.5
-    assert f.overall.low > 0
+    best = next(c for c in f.overall.comparisons if c.volume == 5000)
+    assert 0.5 < best.se / 0.0025 < 1.5 and f.overall.df == 24 - 6
+    # the verdict's bound is the simultaneous one: effect - q * SE, q above the one-test 1.73
+    assert f.overall.quantile is not None and f.overall.quantile > 1.73
+    assert f.overall.low == pytest.approx(f.overall.effect - f.overall.quantile * best.se)
+    assert f.overall.low > 0 and f.alpha == 0.05
     # balance helps at every volume, beyond noise
     assert all(b.diff > 0 and b.low is not None and b.low > 0 for b in f.balance)
     text = "\n".join(f.statements())

@@ -1,0 +1,302 @@
+"""Contrasts of cell means, the seed noise pooled over the design's cells, simultaneous bounds.
+
+The model: every completed trial is  y = mu[cell] + e,  a cell being one volume level x one
+balance level, and e the seed noise, independent, mean 0, variance sigma^2 in every cell. The
+cell means are the least-squares fit (the saturated linear model over the cells) and sigma^2 is
+estimated from the spread of the seeds about their cell mean, pooled over all cells:
+
+    s^2 = sum over cells, seeds of (y - cell mean)^2 / df,   df = trials - cells
+
+so a 3 x 3 grid with 2 seeds has 18 - 9 = 9 degrees of freedom, not the 1 of a single cell.
+
+A contrast is a weighted sum of cell means (a difference of two cells, or of two volumes
+averaged over balance levels); a family of them, scaled by their standard errors, follows a
+multivariate t distribution with `df` degrees of freedom and the contrasts' correlations. Its
+quantile gives simultaneous bounds (Dunnett 1955 for comparisons with a control), taken from
+`scipy.stats.multivariate_t` (randomised quasi-Monte Carlo, seeded here so that the same study
+always gets the same answer).
+
+Heavy tails: the multivariate t is exact for normal seed noise. A permutation guard keeps the
+error in check otherwise: the scores are shuffled within each level of the factor not compared
+(under no effect they are exchangeable there, whatever the noise's distribution) and the bound
+takes the larger of the two quantiles (`permutation_quantile`).
+
+Unequal variances: the seed noise may differ between volumes (a small training set can be
+noisier). Bartlett's test compares the variances pooled within each volume level; when it
+rejects at VARIANCE_CHECK, each volume keeps its own variance and each contrast gets
+Welch-Satterthwaite degrees of freedom (the family takes the smallest, rounded down: cautious);
+scores of different variances are not exchangeable, so there is no permutation guard then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+#: Bartlett's test across volume levels below this p-value: variances are kept per volume.
+VARIANCE_CHECK = 0.05
+#: Quasi-Monte Carlo points per multivariate-t probability: quantiles to about 1e-3.
+MVT_POINTS = 20_000
+#: Shuffles of the scores for the permutation guard; the 95% quantile of a maximum to ~0.05.
+N_PERMUTATIONS = 1000
+PERMUTATION_SEED = 1955
+
+
+@dataclass(frozen=True)
+class CellMeans:
+    """The completed trials summarised per cell (only cells with at least one trial)."""
+
+    keys: list[tuple[float, float]]
+    """(volume level, balance level) of each cell, sorted."""
+    n: np.ndarray
+    """Completed trials (seeds) per cell."""
+    mean: np.ndarray
+    ss: np.ndarray
+    """Sum of squares of the seeds about the cell mean."""
+    cell: np.ndarray
+    """Per completed trial: the index of its cell (for permutations)."""
+    y: np.ndarray
+    """Per completed trial: its score."""
+
+    @classmethod
+    def of(cls, volume: Any, balance: Any, y: Any) -> CellMeans:
+        """From one entry per completed trial: its volume level, balance level and score."""
+        vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if y.size == 0:
+            return cls([], np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0, int), y)
+        keys, idx = np.unique(np.column_stack([vol, bal]), axis=0, return_inverse=True)
+        idx = idx.ravel()
+        n = np.bincount(idx, minlength=len(keys))
+        mean = np.bincount(idx, weights=y, minlength=len(keys)) / n
+        ss = np.bincount(idx, weights=(y - mean[idx]) ** 2, minlength=len(keys))
+        return cls([(float(v), float(b)) for v, b in keys], n, mean, ss, idx, y)
+
+    def index(self) -> dict[tuple[float, float], int]:
+        return {k: i for i, k in enumerate(self.keys)}
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The seed variance each cell mean is judged against: pooled, or per volume level."""
+
+    group: np.ndarray
+    """Per cell: which variance it uses (0 for all when pooled; else its volume's index)."""
+    var: np.ndarray
+    """Per group: the variance of one trial."""
+    df: np.ndarray
+    """Per group: degrees of freedom of that variance."""
+    pooled_sd: float
+    pooled_df: int
+    check_p: float | None
+    """Bartlett's test across volume levels (None: not possible, fewer than 2 volumes with
+    replicated cells, or a volume with no spread at all)."""
+
+    @property
+    def pooled(self) -> bool:
+        return self.var.size == 1
+
+    def short(self) -> str:
+        if self.pooled:
+            return f"seed SD {self.pooled_sd:.3g} pooled over cells, {self.pooled_df} df"
+        sds = np.sqrt(self.var)
+        return f"seed SD per volume {sds.min():.3g} to {sds.max():.3g}, Welch df"
+
+    def describe(self) -> str:
+        if self.pooled:
+            p = (
+                ""
+                if self.check_p is None
+                else f"; equal variances across volumes: p = {self.check_p:.2f}"
+            )
+            return f"seed SD {self.pooled_sd:.3g} pooled over all cells ({self.pooled_df} df{p})"
+        sds = np.sqrt(self.var)
+        return (
+            f"seed SD per volume {sds.min():.3g} to {sds.max():.3g} (Bartlett p = "
+            f"{self.check_p:.3f} < {VARIANCE_CHECK}: variances kept per volume, Welch-Satterthwaite df)"
+        )
+
+
+def noise(cells: CellMeans, check: float = VARIANCE_CHECK) -> Noise:
+    """Pool the seed variance over all cells, unless the volumes' variances clearly differ."""
+    df = int((cells.n - 1).sum()) if cells.n.size else 0
+    s2 = float(cells.ss.sum() / df) if df else math.nan
+    pooled = Noise(
+        np.zeros(len(cells.keys), int),
+        np.array([s2]),
+        np.array([df]),
+        math.sqrt(s2) if df else math.nan,
+        df,
+        None,
+    )
+    if df == 0:
+        return pooled
+    vols = sorted({v for v, _ in cells.keys})
+    group = np.array([vols.index(v) for v, _ in cells.keys])
+    g_df = np.bincount(group, weights=cells.n - 1, minlength=len(vols))
+    g_ss = np.bincount(group, weights=cells.ss, minlength=len(vols))
+    has = g_df > 0
+    if has.sum() < 2 or (g_ss[has] <= 0).any():
+        return pooled
+    p = bartlett(g_ss[has] / g_df[has], g_df[has])
+    if p >= check or not has.all():
+        return Noise(pooled.group, pooled.var, pooled.df, pooled.pooled_sd, df, p)
+    return Noise(group, g_ss / g_df, g_df, pooled.pooled_sd, df, p)
+
+
+def bartlett(var: np.ndarray, df: np.ndarray) -> float:
+    """Bartlett's test of equal variances from each group's variance and degrees of freedom
+    (scipy.stats.bartlett takes raw samples; here a group's variance is pooled over its cells)."""
+    from scipy.stats import chi2
+
+    total = df.sum()
+    sp2 = float((df * var).sum() / total)
+    m = total * math.log(sp2) - float((df * np.log(var)).sum())
+    c = 1 + ((1 / df).sum() - 1 / total) / (3 * (len(var) - 1))
+    return float(chi2.sf(m / c, len(var) - 1))
+
+
+@dataclass(frozen=True)
+class Family:
+    """Contrasts (rows of `weights` over the cells) with standard errors and correlations."""
+
+    estimate: np.ndarray
+    se: np.ndarray
+    corr: np.ndarray
+    df: np.ndarray
+    """Per contrast (pooled: all equal to the pooled df; else Welch-Satterthwaite)."""
+    weights: np.ndarray
+    cells: CellMeans
+    strata: np.ndarray | None
+    """Per completed trial: the level its score may be permuted within (the permutation
+    guard); None: no guard (variances kept per volume: the scores are not exchangeable)."""
+
+    @property
+    def family_df(self) -> float:
+        return float(self.df.min())
+
+    def quantile(self, alpha: float, two_sided: bool) -> float:
+        """The multivariate-t quantile, or the permutation one where that is larger."""
+        q = quantile(self.corr, self.family_df, alpha, two_sided)
+        if self.strata is not None:
+            perm = permutation_quantile(self.cells, self.strata, self.weights, alpha, two_sided)
+            q = max(q, perm)
+        return q
+
+    def lower_bounds(self, alpha: float) -> tuple[np.ndarray, float]:
+        """Simultaneous one-sided lower bounds (all hold together with probability 1 - alpha),
+        and the quantile used."""
+        q = self.quantile(alpha, two_sided=False)
+        return self.estimate - q * self.se, q
+
+    def upper_bounds(self, alpha: float) -> np.ndarray:
+        """One-sided upper bounds, each at level 1 - alpha on its own: an intersection-union
+        test ("every contrast is below 0") needs no multiplicity adjustment."""
+        from scipy.stats import t
+
+        return self.estimate + t.ppf(1 - alpha, np.floor(self.df)) * self.se
+
+    def intervals(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Simultaneous two-sided intervals."""
+        q = self.quantile(alpha, two_sided=True)
+        return self.estimate - q * self.se, self.estimate + q * self.se
+
+
+def family(
+    weights: np.ndarray,
+    cells: CellMeans,
+    noise: Noise,
+    within: Literal["volume", "balance"] | None = None,
+) -> Family:
+    """The contrasts `weights @ cell means` under `noise` (requires noise.pooled_df > 0).
+
+    `within`: the factor that stays fixed when scores are permuted for the guard (balance for
+    comparisons of volumes, volume for comparisons of balance levels); None: no guard."""
+    w = np.atleast_2d(weights)
+    part = noise.var[noise.group] / cells.n  # variance of each cell mean
+    cov = (w * part) @ w.T
+    # correlations from the design alone when the variance is pooled (exact, and defined even
+    # when every seed scored the same)
+    unit = (w / cells.n) @ w.T if noise.pooled else cov
+    d = np.sqrt(np.diag(unit))
+    corr = unit / np.outer(d, d)
+    # Welch-Satterthwaite: df = var^2 / sum over variance groups of (group's share)^2 / df_g;
+    # with one pooled group this is the pooled df exactly
+    share = np.stack(
+        [((w**2) * part * (noise.group == g)).sum(axis=1) for g in range(noise.var.size)]
+    )
+    total = share.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dfs = total**2 / (share**2 / noise.df[:, None]).sum(axis=0)
+    dfs = np.where(np.isfinite(dfs) & (total > 0), dfs, noise.df.min())
+    strata = None
+    if within is not None and noise.pooled and noise.pooled_sd > 0:
+        axis = 0 if within == "volume" else 1
+        strata = np.array([k[axis] for k in cells.keys])[cells.cell]
+    return Family(w @ cells.mean, np.sqrt(np.diag(cov)), corr, dfs, w, cells, strata)
+
+
+def permutation_quantile(
+    cells: CellMeans, strata: np.ndarray, w: np.ndarray, alpha: float, two_sided: bool
+) -> float:
+    """The 1 - alpha quantile of max T over N_PERMUTATIONS shuffles of the scores within strata.
+
+    With no effect of the factor compared (and equal variances), the scores within a stratum
+    are exchangeable whatever the noise's distribution: this quantile holds the family-wise
+    error where heavy tails would break the multivariate t's (an outlier in a cell with one
+    seed moves its mean but not the pooled variance). Seeded: a study always gets one answer."""
+    rng = np.random.default_rng(PERMUTATION_SEED)
+    perm = np.empty((N_PERMUTATIONS, cells.y.size), dtype=int)
+    for level in np.unique(strata):
+        pos = np.flatnonzero(strata == level)
+        perm[:, pos] = pos[rng.random((N_PERMUTATIONS, pos.size)).argsort(axis=1)]
+    onehot = np.zeros((cells.y.size, cells.n.size))
+    onehot[np.arange(cells.y.size), cells.cell] = 1.0
+    means = (cells.y[perm] @ onehot) / cells.n
+    df = int((cells.n - 1).sum())
+    ss = float((cells.y**2).sum()) - (means**2 * cells.n).sum(axis=1)
+    sd = np.sqrt(np.maximum(ss, 0.0) / df)
+    unit = np.sqrt(np.diag((w / cells.n) @ w.T))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (means @ w.T) / unit / sd[:, None]
+    t = np.nan_to_num(t, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    top = np.abs(t).max(axis=1) if two_sided else t.max(axis=1)
+    return float(np.quantile(top, 1 - alpha, method="higher"))
+
+
+def quantile(corr: np.ndarray, df: float, alpha: float, two_sided: bool) -> float:
+    """q with P(max T <= q) = 1 - alpha (two-sided: max |T|), T multivariate t(corr, df).
+
+    Rounded for the cache: correlations to 0.01, a fractional (Welch) df down to a whole number,
+    which makes the bound slightly wider, never narrower."""
+    df = float(df) if float(df).is_integer() else math.floor(df)
+    # off the diagonal at most 0.99: a correlation of 1 (a control far noisier than the rest,
+    # Welch mode) would make the matrix singular; 0.99 gives a slightly larger quantile
+    r = np.clip(np.round(corr, 2), -0.99, 0.99)
+    np.fill_diagonal(r, 1.0)
+    key = tuple(r.ravel().tolist())
+    return _quantile(key, len(corr), max(df, 1.0), alpha, two_sided)
+
+
+@lru_cache(maxsize=4096)
+def _quantile(corr: tuple[float, ...], k: int, df: float, alpha: float, two_sided: bool) -> float:
+    from scipy.optimize import brentq
+    from scipy.stats import multivariate_t, t
+
+    tail = alpha / 2 if two_sided else alpha
+    if k == 1:
+        return float(t.ppf(1 - tail, df))
+    dist = multivariate_t(shape=np.array(corr).reshape(k, k), df=df, allow_singular=True)
+
+    def excess(q: float) -> float:
+        low = np.full(k, -q) if two_sided else None
+        p = dist.cdf(np.full(k, q), lower_limit=low, maxpts=MVT_POINTS, random_state=1955)
+        return float(p) - (1 - alpha)
+
+    # between the single-test quantile and Bonferroni's (widened a little for the QMC noise)
+    lo, hi = float(t.ppf(1 - tail, df)), float(t.ppf(1 - tail / k, df))
+    return float(brentq(excess, lo - 0.05, hi + 0.05, xtol=1e-4))

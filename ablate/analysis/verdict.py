@@ -1,0 +1,404 @@
+"""The "less is more" verdict and the balance effect, by calibrated tests over the design's cells.
+
+Cells are one volume level x one balance level; the seed noise is pooled over all of them
+(`ablate.analysis.contrasts`: a 3 x 3 grid with 2 seeds gives 9 degrees of freedom).
+
+"Less is more" at one balance level: each smaller volume v is compared with the largest volume
+V (the control), d_v = score(v) - score(V) in "better" units (for a loss: lower is better). The
+K comparisons form one family: simultaneous one-sided lower bounds d_v - q * se_v, q the
+1 - alpha quantile of the maximum of a K-variate t (Dunnett's test with the pooled variance).
+
+- holds: some lower bound is above 0. Under no volume effect this happens in at most alpha of
+  studies (family-wise), whichever smaller volume looks best;
+- does not hold: every smaller volume is below the largest beyond seed noise (each one-sided
+  upper bound d_v + t * se_v below 0; an intersection-union test, no adjustment needed);
+- cannot be decided: neither (the gap is within seed noise), or the study cannot answer: one
+  volume, no replicated seeds, the control missing.
+
+"Overall" is the volume main effect: the same family on scores averaged with equal weight over
+the balance levels completed at every volume. Each family (overall, each balance level, the
+balance effect) holds its family-wise error at `alpha` (default 5%).
+
+The balance effect at each volume: the most balanced level tried there minus the least
+balanced, with simultaneous two-sided intervals over the volumes (same pooled variance).
+
+scipy.stats.dunnett is not called: it pools the variance over the groups it is given (the
+cells of one balance level, 3 cells x 2 seeds = 3 df) and takes raw samples, while the overall
+test compares averages of cells; the statistic is built here and only the quantile comes from
+scipy's multivariate t (a test checks both agree where they should: one balance level, equal n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from ablate.analysis.contrasts import CellMeans, Family, Noise, family, noise
+from ablate.analysis.stats import add_levels
+
+Status = Literal["holds", "does not hold", "cannot be decided"]
+#: The family-wise error of each test unless the caller sets another.
+ALPHA = 0.05
+RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
+ADD_SEEDS = "add seeds to the design (`design.seeds: [0, 1, 2]`) and run `ablate sweep` again"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One smaller volume against the largest, in "better" units (positive: smaller is better)."""
+
+    volume: float
+    effect: float
+    se: float
+    low: float
+    """Simultaneous one-sided lower bound (the family's Dunnett quantile)."""
+    high: float
+    """One-sided upper bound at 1 - alpha (the "does not hold" test)."""
+
+
+@dataclass(frozen=True)
+class LessIsMore:
+    """The test at one balance level (or over all of them: `balance is None`)."""
+
+    balance: float | None
+    status: Status
+    reason: str
+    best_volume: float | None = None
+    largest_volume: float | None = None
+    effect: float | None = None
+    """Best smaller volume minus the largest, signed so that positive = the smaller volume is
+    better (for a loss: lower)."""
+    low: float | None = None
+    """Its simultaneous one-sided lower bound: "holds" when above 0."""
+    high: float | None = None
+    """Its one-sided upper bound: "does not hold" when this (and every other smaller volume's)
+    is below 0."""
+    min_seeds: int = 0
+    comparisons: tuple[Comparison, ...] = ()
+    alpha: float = ALPHA
+    df: float | None = None
+    quantile: float | None = None
+
+
+@dataclass(frozen=True)
+class BalanceEffect:
+    """Most balanced minus least balanced mixture at one volume (objective units, raw sign)."""
+
+    volume: float
+    most: float
+    least: float
+    most_mean: float
+    least_mean: float
+    diff: float
+    low: float | None
+    """Simultaneous two-sided bounds over the `tests` volumes (None: no seed replicates)."""
+    high: float | None
+    tests: int = 1
+    alpha: float = ALPHA
+
+    def describe(self, metric: str, sign: float = 1.0) -> str:
+        level = f"{1 - self.alpha:.0%}"
+        ci = (
+            f"simultaneous {level} interval {self.low:+.3f} to {self.high:+.3f} over "
+            f"{self.tests} volume(s)"
+            if self.low is not None and self.high is not None
+            else "one seed: no interval can be drawn"
+        )
+        beyond = ""
+        if self.low is not None and self.high is not None:
+            clear = self.low > 0 or self.high < 0
+            helps = sign * self.diff > 0
+            beyond = (
+                f": balance {'helps' if helps else 'hurts'} beyond seed noise"
+                if clear
+                else ": within seed noise"
+            )
+        return (
+            f"At {_vol(self.volume)}, the most balanced mixture (balance {self.most:.2f}) scores "
+            f"{self.most_mean:.3f} {metric} and the least balanced ({self.least:.2f}) "
+            f"{self.least_mean:.3f}: a difference of {self.diff:+.3f} ({ci}){beyond}."
+        )
+
+
+@dataclass(frozen=True)
+class Design:
+    """The study as the tests see it: every level tried (completed or not), the completed
+    trials per cell, and the seed noise."""
+
+    volumes: list[float]
+    balances: list[float]
+    cells: CellMeans
+    missing: dict[tuple[float, float], int]
+    """Cells with trials but none completed: how many trials there did not complete."""
+    noise: Noise
+    sign: float
+    metric: str
+
+    @classmethod
+    def of(
+        cls, volume: Any, balance: Any, y: Any, done: Any, sign: float = 1.0, metric: str = "value"
+    ) -> Design:
+        """From one entry per trial (any state): its levels, score and whether it completed."""
+        vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
+        done = np.asarray(done, dtype=bool) & np.isfinite(np.asarray(y, dtype=float))
+        cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
+        have = set(cells.keys)
+        missing: dict[tuple[float, float], int] = {}
+        for v, b in zip(vol[~done].tolist(), bal[~done].tolist(), strict=True):
+            if (v, b) not in have:
+                missing[(v, b)] = missing.get((v, b), 0) + 1
+        return cls(
+            sorted(set(vol.tolist())),
+            sorted(set(bal.tolist())),
+            cells,
+            missing,
+            noise(cells),
+            sign,
+            metric,
+        )
+
+    def describe_missing(self) -> str:
+        return ", ".join(
+            f"{_vol(v)} at balance {b:.2f} ({k} did not complete)"
+            for (v, b), k in sorted(self.missing.items())
+        )
+
+
+def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
+    """The Design of a trial table (`ablate.analysis.load`): levels from every trial."""
+    direction = direction or df.attrs.get("direction", "maximize")
+    label = df.attrs.get("metric", metric) if metric == "value" else metric
+    rows = df[df["volume"].notna() & df["balance"].notna()]
+    levels = add_levels(rows)
+    y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
+    return Design.of(
+        levels["vol_level"],
+        levels["bal_level"],
+        y,
+        rows["state"] == "COMPLETE",
+        -1.0 if direction == "minimize" else 1.0,
+        label,
+    )
+
+
+def volume_verdicts(d: Design, alpha: float = ALPHA) -> tuple[LessIsMore, list[LessIsMore]]:
+    """The overall test and one per balance level (see the module docstring)."""
+    why = _cannot(d)
+    per_level = [
+        LessIsMore(b, "cannot be decided", why) if why else _at_level(d, b, alpha)
+        for b in d.balances
+    ]
+    return (LessIsMore(None, "cannot be decided", why) if why else _overall(d, alpha)), per_level
+
+
+def _cannot(d: Design) -> str | None:
+    """Why this study cannot compare volumes at all, with what to add; None when it can."""
+    tested = sorted({v for v, _ in d.cells.keys})
+    if not tested:
+        return f"no trial completed, so nothing can be compared; {RETRY}"
+    if len(d.volumes) < 2:
+        v = d.volumes[0]
+        more = (
+            f"[{v / 10:g}, {v / 4:g}, {v:g}]"
+            if v < 1
+            else f"[{v // 10:.0f}, {v // 4:.0f}, {v:.0f}]"
+        )
+        return (
+            f"only one volume was tested ({_vol(v)}); add smaller volumes to `design.volumes` "
+            f"(for example {more}) to ask whether less is more"
+        )
+    if len(tested) < 2:
+        lost = ", ".join(_vol(v) for v in d.volumes if v not in tested)
+        return f"only one volume has completed trials ({_vol(tested[0])}); none at {lost} completed: {RETRY}"
+    if d.noise.pooled_df == 0:
+        return (
+            "every mixture has one completed seed, so seed noise cannot be measured and no "
+            f"interval can be drawn; {ADD_SEEDS}"
+        )
+    return None
+
+
+def _at_level(d: Design, b: float, alpha: float) -> LessIsMore:
+    idx, vmax = d.cells.index(), d.volumes[-1]
+    if (vmax, b) not in idx:
+        lost = d.missing.get((vmax, b), 0)
+        return LessIsMore(
+            b,
+            "cannot be decided",
+            f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed "
+            f"at this balance level ({lost} did not complete); {RETRY}",
+        )
+    smaller = [v for v in d.volumes[:-1] if (v, b) in idx]
+    if not smaller:
+        return LessIsMore(
+            b,
+            "cannot be decided",
+            f"no smaller volume completed at this balance level, only {_vol(vmax)}; {RETRY}",
+        )
+    w = np.zeros((len(smaller), len(d.cells.keys)))
+    for k, v in enumerate(smaller):
+        w[k, idx[(v, b)]], w[k, idx[(vmax, b)]] = d.sign, -d.sign
+    means = [float(d.cells.mean[idx[(v, b)]]) for v in [*smaller, vmax]]
+    seeds = min(int(d.cells.n[idx[(v, b)]]) for v in [*smaller, vmax])
+    return _judge(d, family(w, d.cells, d.noise, within="balance"), smaller, means, b, seeds, alpha)
+
+
+def _overall(d: Design, alpha: float) -> LessIsMore:
+    idx, vmax = d.cells.index(), d.volumes[-1]
+    tested = [v for v in d.volumes if any((v, b) in idx for b in d.balances)]
+    if vmax not in tested:
+        return LessIsMore(
+            None,
+            "cannot be decided",
+            f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed; "
+            f"{RETRY}",
+        )
+    levels = [b for b in d.balances if all((v, b) in idx for v in tested)]
+    if not levels:
+        return LessIsMore(
+            None,
+            "cannot be decided",
+            "no balance level has completed trials at every volume, so volumes cannot be "
+            f"compared overall (no completed trial: {d.describe_missing() or 'never tried'}); "
+            f"{RETRY}",
+        )
+    smaller = tested[:-1]
+    w = np.zeros((len(smaller), len(d.cells.keys)))
+    for k, v in enumerate(smaller):
+        for b in levels:
+            w[k, idx[(v, b)]] += d.sign / len(levels)
+            w[k, idx[(vmax, b)]] -= d.sign / len(levels)
+    means = [float(np.mean([d.cells.mean[idx[(v, b)]] for b in levels])) for v in tested]
+    seeds = min(int(d.cells.n[idx[(v, b)]]) for v in tested for b in levels)
+    verdict = _judge(
+        d, family(w, d.cells, d.noise, within="balance"), smaller, means, None, seeds, alpha
+    )
+    if len(levels) == len(d.balances) and len(tested) == len(d.volumes):
+        return verdict
+    left = [f"{_vol(v)} (no completed trial)" for v in d.volumes if v not in tested]
+    left += [f"balance {b:.2f}" for b in d.balances if b not in levels]
+    scope = f"; left out of this test: {', '.join(left)}: not completed at every volume"
+    return replace(verdict, reason=verdict.reason + scope)
+
+
+def _judge(
+    d: Design,
+    fam: Family,
+    smaller: list[float],
+    means: list[float],
+    balance: float | None,
+    seeds: int,
+    alpha: float,
+) -> LessIsMore:
+    """The verdict from the family's bounds; `means` are the smaller volumes' then the largest's."""
+    low, q = fam.lower_bounds(alpha)
+    high = fam.upper_bounds(alpha)
+    comps = tuple(
+        Comparison(v, float(e), float(s), float(lo), float(hi))
+        for v, e, s, lo, hi in zip(smaller, fam.estimate, fam.se, low, high, strict=True)
+    )
+    holds = bool((low > 0).any())
+    i = int(np.argmax(low)) if holds else int(np.argmax(fam.estimate))
+    c, vmax = comps[i], d.volumes[-1]
+    status: Status = (
+        "holds" if holds else "does not hold" if (high < 0).all() else "cannot be decided"
+    )
+    why = _reason(d, status, c, len(comps), means[i], means[-1], alpha)
+    return LessIsMore(
+        balance,
+        status,
+        why,
+        best_volume=c.volume,
+        largest_volume=vmax,
+        effect=c.effect,
+        low=c.low,
+        high=c.high,
+        min_seeds=seeds,
+        comparisons=comps,
+        alpha=alpha,
+        df=fam.family_df,
+        quantile=q,
+    )
+
+
+def _reason(
+    d: Design, status: Status, c: Comparison, k: int, mean: float, ref: float, alpha: float
+) -> str:
+    """The verdict in words: `c` the comparison shown (of `k`), `mean` and `ref` the scores of
+    its smaller volume and of the largest."""
+    vmax, level, m = d.volumes[-1], f"{1 - alpha:.0%}", d.metric
+    how = f"simultaneous {level} lower bound over {k} smaller volume(s), {d.noise.short()}"
+    point = f"{_vol(c.volume)} scores {mean:.3f} against {ref:.3f} at {_vol(vmax)}"
+    if status == "holds":
+        return f"{point}: {c.effect:+.3f} {m}, above seed noise ({how}: {c.low:+.3f} > 0)"
+    if status == "does not hold":
+        return (
+            f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores better than every smaller "
+            f"one beyond seed noise; the best smaller, {_vol(c.volume)}, scores {mean:.3f} "
+            f"({c.effect:+.3f} {m}, one-sided {level} upper bound {c.high:+.3f} < 0)"
+        )
+    if c.effect > 0:
+        return (
+            f"{point} ({c.effect:+.3f} {m}), but the gap is within seed noise ({how}: "
+            f"{c.low:+.3f}); {ADD_SEEDS} to decide"
+        )
+    return (
+        f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores at least as well as every "
+        f"smaller one, but {_vol(c.volume)} ({mean:.3f}) is within seed noise of it "
+        f"(upper bound {c.high:+.3f} >= 0, {d.noise.short()}); {ADD_SEEDS} to decide"
+    )
+
+
+def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
+    """At each volume with two or more balance levels completed: most minus least balanced."""
+    idx = d.cells.index()
+    pairs = []
+    for v in d.volumes:
+        present = [b for b in d.balances if (v, b) in idx]
+        if len(present) >= 2:
+            pairs.append((v, present[-1], present[0]))
+    if not pairs:
+        return []
+    w = np.zeros((len(pairs), len(d.cells.keys)))
+    for k, (v, hi_b, lo_b) in enumerate(pairs):
+        w[k, idx[(v, hi_b)]], w[k, idx[(v, lo_b)]] = 1.0, -1.0
+    bounds: tuple[Any, Any] = ([None] * len(pairs), [None] * len(pairs))
+    if d.noise.pooled_df > 0:
+        lo, hi = family(w, d.cells, d.noise, within="volume").intervals(alpha)
+        bounds = (lo.tolist(), hi.tolist())
+    mean = d.cells.mean
+    return [
+        BalanceEffect(
+            v,
+            hi_b,
+            lo_b,
+            float(mean[idx[(v, hi_b)]]),
+            float(mean[idx[(v, lo_b)]]),
+            float(mean[idx[(v, hi_b)]] - mean[idx[(v, lo_b)]]),
+            low,
+            high,
+            len(pairs),
+            alpha,
+        )
+        for (v, hi_b, lo_b), low, high in zip(pairs, *bounds, strict=True)
+    ]
+
+
+def less_is_more(
+    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
+) -> tuple[LessIsMore, list[LessIsMore]]:
+    """The overall "less is more" test and one per balance level of a trial table."""
+    return volume_verdicts(study_design(df, metric, direction), alpha)
+
+
+def balance_effects(
+    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
+) -> list[BalanceEffect]:
+    """The balance effect at each volume of a trial table, simultaneous over the volumes."""
+    return balance_verdicts(study_design(df, metric, direction), alpha)
+
+
+def _vol(v: float) -> str:
+    return f"{v:,.0f} rows" if v >= 1 else f"{v:g} of the pool"
