@@ -3,6 +3,7 @@
     load_job(path, overrides)        read the file, check its shape and every kind it names
     validate_job(job)                every design point can be drawn from the pool
     design_mixtures(job, types)      the mixtures a sweep enqueues up front
+    check_job_judge(job, probe)      the bench's LLM judge answers, rates and follows the rubric
 
 `ablate.config` checks keys, types and ranges; this layer adds what needs the registries (design
 kinds, samplers, objective kinds, landscapes), the task types and the pool.
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ablate.bench import load_bench
+from ablate.bench import bench_records, load_bench
+from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, fixed_design
 from ablate.errors import UserError
@@ -141,6 +143,19 @@ def check_bench(job: JobSpec) -> None:
     if not job.bench_file.is_file():
         raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")
     SCORERS.get(load_bench(job.bench_file).scorer, str(job.bench_file))
+
+
+def check_job_judge(job: JobSpec, probe: bool = True) -> JudgeCheck | None:
+    """The bench's judge checked before any training (`ablate.bench.preflight`: key, server,
+    model, one rating, and with `probe` the sanity probe); None when the job trains on no
+    judged bench. A UserError names the first failure."""
+    if job.objective.kind != "train" or job.bench_file is None:
+        return None
+    check_bench(job)
+    spec = load_bench(job.bench_file)
+    if spec.scorer != "judge" or spec.judge is None:
+        return None
+    return check_judge(spec.judge, job.bench_file, bench_records(spec), probe)
 
 
 def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest) -> None:

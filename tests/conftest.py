@@ -265,71 +265,49 @@ def train_job(tiny_world: dict[str, Path], tmp_path: Path) -> Callable[..., JobS
 
 @pytest.fixture
 def judge_server() -> Iterator[Any]:
-    """A real OpenAI-compatible chat-completions server on loopback (port 0: a free port).
+    """A real OpenAI-compatible server on loopback (port 0: a free port): chat completions and
+    /v1/models, scripted by `server.mode`, `key`, `models`, `schema` (see
+    tests/judge_server_for_tests.py); `server.seen` records (authorization header, body)."""
+    from judge_server_for_tests import start_server
 
-    `server.mode` scripts its answers: "ok" (ratings derived from the answer's length),
-    "garbage" (unparsable text), "slow" (answers after 1 s), "flaky" (garbage on every first
-    request of a question, then ok). `server.seen` records (authorization header, body).
-    """
-    import json
-    import threading
-    import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            server = self.server
-            with server.lock:  # type: ignore[attr-defined]
-                server.seen.append((self.headers.get("Authorization"), body))  # type: ignore[attr-defined]
-                prompt = body["messages"][-1]["content"]
-                n = server.counts[prompt] = server.counts.get(prompt, 0) + 1  # type: ignore[attr-defined]
-            mode = server.mode  # type: ignore[attr-defined]
-            if self.path != "/v1/chat/completions":
-                self.send_response(404)
-                self.end_headers()
-                return
-            if mode == "slow":
-                time.sleep(1.0)
-            answer = prompt.rsplit("MODEL ANSWER: ", 1)[-1]
-            rating = 5 if answer.strip() else 2
-            text = (
-                "I cannot rate this."
-                if mode == "garbage" or (mode == "flaky" and n == 1)
-                else "Ratings: "
-                + json.dumps(
-                    {
-                        "precision": rating,
-                        "references": rating,
-                        "logic": 4,
-                        "theme": 5,
-                        "redundancy": 5,
-                    }
-                )
-            )
-            payload = json.dumps(
-                {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
-            ).encode()
-            try:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                pass
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.mode = "ok"  # type: ignore[attr-defined]
-    server.seen = []  # type: ignore[attr-defined]
-    server.counts = {}  # type: ignore[attr-defined]
-    server.lock = threading.Lock()  # type: ignore[attr-defined]
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_server()
     yield server
     server.shutdown()
     server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    cmd += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(
+                        f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}"
+                    )
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -15,11 +15,19 @@ Aggregates (see `judge_metrics`): `overall_accuracy` = share of scored answers w
 is >= 4; `contextual_accuracy` = share of scored answers rated >= 4 on both context dimensions
 (`references` and `logic`); `judge_score` = mean rating over all five dimensions scaled to 0..1
 as (r - 1) / 4; `judge/<dimension>` = mean 1..5 rating; `judge_unscored` = answers the judge
-never rated usably (after retries): they count in no denominator, never as 0.
+never rated usably (after retries): they count in no denominator, never as 0;
+`judge_unscored/<cause>` splits them by the cause of their last failure: `auth` (the key was
+refused), `transport` (no usable HTTP answer: refused, timed out, HTML, ...), `unparsable` (an
+answer without the five ratings).
+
+Requests ask for a JSON schema (`response_format`, which vLLM, llama.cpp and OpenAI take); a
+server that rejects it is asked again without, for the rest of the run, and its prose is read
+tolerantly (`judge_parse`). An unparsable answer is asked again with the judge's reply and a
+format reminder appended (never the identical request); its last raw reply is kept in the cache.
 
 Verdicts are cached in SQLite by (judge model, rubric version, question, answer), where the
 question is the dialogue context plus the question and the reference: re-scoring costs nothing.
-The API key is read from the environment variable the bench names and is sent only in the
+The API key is read on the node that judges (`judge_http.judge_key`) and is sent only in the
 Authorization header; it is never logged or stored.
 """
 
@@ -27,25 +35,49 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablate.bench.judge_cache import JudgeCache, cache_path
+from ablate.bench.judge_http import (
+    FORMAT_REJECTED,
+    OUTPUT_PROSE,
+    OUTPUT_SCHEMA,
+    JudgeHTTPError,
+    Reply,
+    chat_body,
+    endpoint,
+    judge_identity,
+    judge_key,
+    post_chat,
+)
+from ablate.bench.judge_parse import DIMENSIONS, parse_scores
 from ablate.bench.spec import JudgeSpec
 from ablate.errors import UserError
 
 RUBRIC_VERSION = 1
-DIMENSIONS = ("precision", "references", "logic", "theme", "redundancy")
 CONTEXT_DIMENSIONS = ("references", "logic")
+#: Causes of an unscored answer (its last failure), each a metric `judge_unscored/<cause>`.
+CAUSES = ("auth", "transport", "unparsable")
+#: A trial fails (`JudgeUnavailable`) when more than this share of its answers is unscored
+#: because of the judge's server (auth or transport), not because of the answers.
+UNAVAILABLE_SHARE = 0.5
+#: After this many requests in a row failed on the server's side (and at least 2 per thread
+#: in flight), the remaining answers are not asked: a dead server costs seconds, not timeouts.
+DEAD_STREAK = 8
+#: Dialogue roles as the judge sees them (`role: text` lines).
+ROLES = {
+    "human": "user",
+    "gpt": "assistant",
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+}
 
 RUBRIC = """You are grading one answer in a multi-turn dialogue about images.
 Rate the MODEL ANSWER against the dialogue so far and the REFERENCE ANSWER on five dimensions,
@@ -58,6 +90,24 @@ each an integer from 1 (fails) through 3 (acceptable with flaws) to 5 (fully mee
 - redundancy: absence of redundancy: 5 when nothing is repeated or padded.
 Reply with one JSON object and nothing else, for example
 {"precision": 4, "references": 5, "logic": 4, "theme": 5, "redundancy": 5}"""
+
+#: The ratings' JSON schema, sent as `response_format` (strict: every dimension, 1..5).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {d: {"type": "integer", "minimum": 1, "maximum": 5} for d in DIMENSIONS},
+    "required": list(DIMENSIONS),
+    "additionalProperties": False,
+}
+FORMAT_REMINDER = (
+    "Your reply could not be read ({reason}). Reply again with only one JSON object, an "
+    "integer 1-5 for each of precision, references, logic, theme and redundancy, for example "
+    '{{"precision": 4, "references": 5, "logic": 4, "theme": 5, "redundancy": 5}}'
+)
+
+
+class JudgeUnavailable(UserError):
+    """Most of a trial's answers went unscored because the judge's server failed (the key was
+    refused, the server did not answer): the trial fails naming the cause."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +129,10 @@ class Verdict:
     """Why it is unscored (last failure after the retries)."""
     cached: bool = False
     attempts: int = 0
+    cause: str | None = None
+    """`auth`, `transport` or `unparsable` when unscored."""
+    raw: str | None = None
+    """The judge's last raw reply when it was unparsable."""
 
 
 @dataclass
@@ -87,6 +141,12 @@ class JudgeRun:
     requests: int = 0
     cache_hits: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    """Failed attempts by cause (`auth`, `transport`, `unparsable`)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    """Token counts the server reported (`usage`), summed over requests."""
+    identity: dict[str, Any] = field(default_factory=dict)
+    """`judge_identity` with the output level the server took."""
 
 
 def cache_key(model: str, rubric_version: int, item: JudgeItem) -> str:
@@ -95,131 +155,181 @@ def cache_key(model: str, rubric_version: int, item: JudgeItem) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def parse_scores(text: str) -> dict[str, int]:
-    """The first JSON object in `text` with an integer 1..5 for every dimension."""
-    match = re.search(r"\{.*?\}", text, flags=re.S)
-    if not match:
-        raise ValueError("no JSON object in the judge's answer")
-    data = json.loads(match.group(0))
-    out = {}
-    for dim in DIMENSIONS:
-        value = data.get(dim)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 5:
-            raise ValueError(f"dimension {dim!r} is {value!r}, not a rating 1..5")
-        out[dim] = round(value)
-    return out
+def context_lines(record: dict[str, Any], turn_index: int) -> tuple[str, str]:
+    """The dialogue before turn `turn_index` as `role: text` lines, and the question itself."""
+    turns = record["conversations"][:turn_index]
+    question = turns[-1]["value"] if turns else ""
+    lines = [f"{ROLES.get(str(t.get('from')), 'assistant')}: {t['value']}" for t in turns[:-1]]
+    return "\n".join(lines), question
 
 
-def _cache_path(spec: JudgeSpec, base_dir: Path) -> Path:
-    if spec.cache:
-        path = Path(spec.cache).expanduser()
-        return path if path.is_absolute() else base_dir / path
-    return Path.home() / ".cache" / "ablate" / "judge.sqlite"
+def messages_of(item: JudgeItem) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": RUBRIC},
+        {
+            "role": "user",
+            "content": f"DIALOGUE SO FAR:\n{item.context}\n\nQUESTION: {item.question}\n"
+            f"REFERENCE ANSWER: {item.reference}\nMODEL ANSWER: {item.answer}",
+        },
+    ]
 
 
-class _Cache:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+class Judge:
+    """One judging session: the key (read on this node), the cache, the output level the server
+    takes, and the run's counters. Thread-safe: `rate` runs in `concurrency` threads."""
+
+    def __init__(self, spec: JudgeSpec, base_dir: Path) -> None:
+        self.spec = spec
+        self.key = judge_key(spec, base_dir)
+        self.cache = JudgeCache(cache_path(spec, base_dir))
+        self.cache.check_rubric(spec.rubric_version, RUBRIC)
+        self.output = OUTPUT_SCHEMA
+        self.run = JudgeRun(verdicts=[])
+        self.short = {
+            "model": spec.model,
+            "rubric_version": spec.rubric_version,
+            "url": endpoint(spec.url),
+        }
         self.lock = threading.Lock()
-        with self.lock, self.db:
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge_model TEXT, "
-                "rubric_version INTEGER, scores TEXT, created REAL)"
-            )
+        self.streak = 0
+        self.last_failure = ("transport", "")
 
-    def get(self, key: str) -> dict[str, int] | None:
+    def identity(self) -> dict[str, Any]:
+        return judge_identity(self.spec, self.output)
+
+    def rate(self, item: JudgeItem, use_cache: bool = True) -> Verdict:
+        """The item's verdict: cached, else asked (retried), else unscored with its cause."""
+        spec = self.spec
+        ck = cache_key(spec.model, spec.rubric_version, item)
+        hit = self.cache.get(ck) if use_cache else None
+        if hit is not None:
+            with self.lock:
+                self.run.cache_hits += 1
+            return Verdict(scores=hit, judge=self.short, cached=True)
+        messages = messages_of(item)
+        error, cause, raw = "no attempt", "transport", None
+        for attempt in range(1, spec.retries + 2):
+            if self._dead():
+                if attempt > 1:
+                    break  # its own last failure stands
+                cause, last = self.last_failure
+                error = f"not asked: {self.streak} requests in a row failed (last: {last})"
+                return Verdict(None, self.short, error, attempts=0, cause=cause)
+            try:
+                reply = self.ask(messages)
+            except JudgeHTTPError as err:
+                error, cause = f"request failed: {err.detail}", err.kind
+                self._count(cause, failed=err.detail)
+                if cause == "auth":
+                    break  # the same key is refused again: no retry
+                time.sleep(min(2.0, 0.1 * 2**attempt))  # back off before the retry
+                continue
+            try:
+                scores = parse_scores(reply.text)
+            except ValueError as err:
+                error, cause, raw = f"unparsable answer: {err}", "unparsable", reply.text
+                self._count(cause)
+                messages = [
+                    *messages_of(item),
+                    {"role": "assistant", "content": reply.text[:2000]},
+                    {"role": "user", "content": FORMAT_REMINDER.format(reason=err)},
+                ]
+                continue
+            self.cache.put(ck, spec.model, spec.rubric_version, scores)
+            return Verdict(scores=scores, judge=self.short, attempts=attempt)
+        if raw is not None:
+            self.cache.put_unparsable(ck, spec.model, spec.rubric_version, raw, error)
+        return Verdict(None, self.short, error, attempts=attempt, cause=cause, raw=raw)
+
+    def ask(self, messages: list[dict[str, str]]) -> Reply:
+        """One chat completion at the server's output level; a server that rejects the JSON
+        schema is asked again without it (and never again with it in this session)."""
+        while True:
+            output = self.output
+            with self.lock:
+                self.run.requests += 1
+            try:
+                reply = post_chat(
+                    self.spec, chat_body(self.spec, messages, output, SCHEMA), self.key
+                )
+            except JudgeHTTPError as err:
+                if output == OUTPUT_SCHEMA and err.status in FORMAT_REJECTED:
+                    with self.lock:
+                        self.output = OUTPUT_PROSE
+                    continue
+                raise
+            with self.lock:
+                self.streak = 0
+                self.run.prompt_tokens += reply.prompt_tokens
+                self.run.completion_tokens += reply.completion_tokens
+            return reply
+
+    def _count(self, cause: str, failed: str | None = None) -> None:
+        """A failed attempt; `failed`: the server's failure (it lengthens the streak)."""
         with self.lock:
-            row = self.db.execute("SELECT scores FROM verdicts WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+            self.run.errors[cause] = self.run.errors.get(cause, 0) + 1
+            if failed is not None:
+                self.streak += 1
+                self.last_failure = (cause, failed)
 
-    def put(self, key: str, model: str, version: int, scores: dict[str, int]) -> None:
-        with self.lock, self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)",
-                (key, model, version, json.dumps(scores), time.time()),
-            )
+    def _dead(self) -> bool:
+        with self.lock:
+            return self.streak >= max(DEAD_STREAK, 2 * self.spec.concurrency)
 
-
-def _ask(spec: JudgeSpec, item: JudgeItem, key: str | None) -> str:
-    body = {
-        "model": spec.model,
-        "temperature": 0,
-        "max_tokens": spec.max_tokens,
-        "messages": [
-            {"role": "system", "content": RUBRIC},
-            {
-                "role": "user",
-                "content": f"DIALOGUE SO FAR:\n{item.context}\n\nQUESTION: {item.question}\n"
-                f"REFERENCE ANSWER: {item.reference}\nMODEL ANSWER: {item.answer}",
-            },
-        ],
-    }
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(
-        spec.url.rstrip("/") + "/chat/completions",
-        data=json.dumps(body).encode(),
-        headers=headers,
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=spec.timeout_s) as response:
-        data = json.loads(response.read().decode())
-    return str(data["choices"][0]["message"]["content"])
+    def close(self) -> None:
+        self.cache.close()
 
 
 def judge_answers(spec: JudgeSpec, items: Sequence[JudgeItem], base_dir: Path) -> JudgeRun:
     """Rate every item (cached verdicts first); failures are retried, then left unscored."""
-    key = None
-    if spec.api_key_env:
-        key = os.environ.get(spec.api_key_env)
-        if not key:
-            raise UserError(
-                f"the bench's judge reads its API key from ${spec.api_key_env}, which is not "
-                "set; export it (or remove `judge.api_key_env` for a server without a key)"
-            )
-    identity = {"model": spec.model, "rubric_version": spec.rubric_version, "url": spec.url}
-    cache = _Cache(_cache_path(spec, base_dir))
-    run = JudgeRun(verdicts=[])
-    lock = threading.Lock()
+    judge = Judge(spec, base_dir)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, spec.concurrency)) as pool:
+            judge.run.verdicts = list(pool.map(judge.rate, items))
+    finally:
+        judge.close()
+    judge.run.identity = judge.identity()
+    return judge.run
 
-    def one(item: JudgeItem) -> Verdict:
-        ck = cache_key(spec.model, spec.rubric_version, item)
-        hit = cache.get(ck)
-        if hit is not None:
-            with lock:
-                run.cache_hits += 1
-            return Verdict(scores=hit, judge=identity, cached=True)
-        error = "no attempt"
-        for attempt in range(1, spec.retries + 2):
-            with lock:
-                run.requests += 1
-            try:
-                scores = parse_scores(_ask(spec, item, key))
-            except (TimeoutError, urllib.error.URLError, OSError) as err:
-                error = f"request failed: {getattr(err, 'reason', err)}"
-                kind = "timeout" if "timed out" in str(err) else "http"
-            except (ValueError, KeyError, IndexError, TypeError) as err:
-                error = f"unparsable answer: {err}"
-                kind = "unparsable"
-            else:
-                cache.put(ck, spec.model, spec.rubric_version, scores)
-                return Verdict(scores=scores, judge=identity, attempts=attempt)
-            with lock:
-                run.errors[kind] = run.errors.get(kind, 0) + 1
-            time.sleep(min(2.0, 0.1 * 2**attempt))  # back off before the retry
-        return Verdict(scores=None, judge=identity, error=error, attempts=spec.retries + 1)
 
-    with ThreadPoolExecutor(max_workers=max(1, spec.concurrency)) as pool:
-        run.verdicts = list(pool.map(one, items))
-    return run
+def unscored_by_cause(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    counts = dict.fromkeys(CAUSES, 0)
+    for v in verdicts:
+        if v.scores is None:
+            counts[v.cause or "transport"] = counts.get(v.cause or "transport", 0) + 1
+    return counts
+
+
+def check_available(run: JudgeRun) -> None:
+    """Raise `JudgeUnavailable` when most answers are unscored because of the server."""
+    n = len(run.verdicts)
+    causes = unscored_by_cause(run.verdicts)
+    failing = causes["auth"] + causes["transport"]
+    if not n or failing <= UNAVAILABLE_SHARE * n:
+        return
+    details = [
+        str(v.error).removeprefix("request failed: ")
+        for v in run.verdicts
+        if v.scores is None and str(v.error).startswith("request failed: ")
+    ]
+    detail = max(set(details), key=details.count) if details else "no answer"
+    who = f"{run.identity.get('model')} at {run.identity.get('url')}"
+    fix = (
+        "check the key its `judge.api_key_env` / `judge.api_key_file` gives"
+        if causes["auth"] >= causes["transport"]
+        else "check that the server is up and reachable from every node"
+    )
+    raise JudgeUnavailable(
+        f"the judge {who} left {failing} of {n} answers unscored: {detail} ({causes['auth']} "
+        f"refused key, {causes['transport']} transport); {fix}, then rerun"
+    )
 
 
 def judge_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
     """The judge's aggregates (see the module docstring for the definitions)."""
     scored = [v.scores for v in verdicts if v.scores is not None]
     out: dict[str, float] = {"judge_unscored": float(len(verdicts) - len(scored))}
+    out.update({f"judge_unscored/{c}": float(n) for c, n in unscored_by_cause(verdicts).items()})
     if not scored:
         return out
     n = len(scored)
@@ -229,3 +339,14 @@ def judge_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
     for dim in DIMENSIONS:
         out[f"judge/{dim}"] = sum(s[dim] for s in scored) / n
     return out
+
+
+def cost_metrics(run: JudgeRun) -> dict[str, float]:
+    """What judging cost: requests, tokens (the server's `usage`), the cache's hit rate."""
+    n = len(run.verdicts)
+    return {
+        "judge_requests": float(run.requests),
+        "judge_prompt_tokens": float(run.prompt_tokens),
+        "judge_completion_tokens": float(run.completion_tokens),
+        "judge_cache_hit_rate": run.cache_hits / n if n else 0.0,
+    }

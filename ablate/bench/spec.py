@@ -28,13 +28,18 @@ class JudgeSpec:
     model: str
     """The judge model's name as the server knows it; logged with every score."""
     api_key_env: str | None = None
-    """Environment variable holding the API key (sent as a Bearer token; never logged)."""
+    """Environment variable holding the API key (sent as a Bearer token; never logged). Each
+    node reads it from its own environment: only the name travels with the job."""
+    api_key_file: str | None = None
+    """A file holding the key (first line; relative to the bench file), read where the judge is
+    called when `api_key_env` is unset there: a secrets file on storage every node mounts."""
     rubric_version: int = 1
     """Version of ablate's MMCR rubric prompt; part of the cache key."""
     timeout_s: float = 60.0
     """Per request."""
     retries: int = 2
-    """Further attempts after a timeout, an HTTP error or an unparsable answer."""
+    """Further attempts after a timeout, a transport error or an unparsable answer (the retry
+    of an unparsable answer adds a format reminder; a refused key is not retried)."""
     cache: str | None = None
     """SQLite file caching verdicts by (judge model, rubric version, question, answer);
     relative to the bench file; default `~/.cache/ablate/judge.sqlite`."""

@@ -64,6 +64,7 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
         job_task_types(job),
         address=args.address,
         allow_changed_settings=args.allow_changed_settings,
+        judge_probe=not args.skip_judge_probe,
     )
     best = (
         f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
@@ -184,9 +185,12 @@ def _run_data(args: argparse.Namespace) -> int:
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
-    from ablate.plan import trial_mixture
+    from ablate.plan import check_job_judge, trial_mixture
 
     mixture = trial_mixture(job, args.mixture)
+    judge = check_job_judge(job, probe=not args.skip_judge_probe)  # before any training
+    if judge is not None:
+        print(judge.line(), file=sys.stderr, flush=True)
     result = run_objective(job, mixture)
     if args.json:
         print(

@@ -193,6 +193,7 @@ def _add_trial_sweep(sub: Any) -> None:
         help="mixture YAML file to train on (default: the job's `mixture`, else its design's first)",
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_judge_probe(p)
     _add_set(p)
 
     p = sub.add_parser(
@@ -213,7 +214,18 @@ def _add_trial_sweep(sub: Any) -> None:
         "the change as a factor (new trials carry its settings_id, which the trial table's "
         "`settings` column keeps apart). Without it such a rerun is refused before any work",
     )
+    _add_judge_probe(p)
     _add_set(p)
+
+
+def _add_judge_probe(p: Any) -> None:
+    p.add_argument(
+        "--skip-judge-probe",
+        action="store_true",
+        help="a bench scored by an LLM judge is checked before any training (key, server, "
+        "model, one test rating: always) and probed (a few reference answers rated against "
+        "themselves must reach 4 of 5); skip the probe, e.g. for a judge known to be strict",
+    )
 
 
 def _add_status_report(sub: Any) -> None:
@@ -225,7 +237,8 @@ def _add_status_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="answer the study: verdict, intervals, surrogates, plots, HTML",
-        description="Read the job's study; test whether less is more (bootstrap over seeds), "
+        description="Read the job's study; test whether less is more (each smaller volume "
+        "against the largest, seed noise pooled over cells, family-wise error 5%), "
         "fit surrogates, write DIR/report.html (self-contained), the PNG plots and "
         "DIR/trials.csv, and log them to the sweep's MLflow run.",
     )

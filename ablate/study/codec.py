@@ -4,7 +4,8 @@ Every trial carries `proportions` (task type -> share, summing to 1), `volume`, 
 (normalised entropy of the proportions), `design_key` (what makes two trials the same design
 point), `mixture_name`, `taxonomy` and `settings_id` (what it was trained with: see
 `ablate.study.settings`); a finished one adds `metrics`, `seconds` and, when not
-empty, `selection_hash` and `counts`.
+empty, `selection_hash` and `counts`, and when an LLM judge scored it, `judge` (model, host, url,
+rubric version, settings: never the key).
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ def mixture_from_attrs(attrs: dict[str, Any], default_taxonomy: str = "task_type
 
 
 def result_from_attrs(attrs: dict[str, Any]) -> TrialResult:
-    """What a finished trial recorded of its result (metrics, counts, selection hash, seconds)."""
+    """What a finished trial recorded of its result (metrics, counts, selection hash, seconds,
+    and the judge that scored it as `info["judge"]`)."""
+    judge = attrs.get("judge")
     return TrialResult(
         metrics=dict(attrs.get("metrics") or {}),
         counts=dict(attrs.get("counts") or {}),
         selection_hash=str(attrs.get("selection_hash") or ""),
         seconds=float(attrs.get("seconds") or 0.0),
+        info={"judge": dict(judge)} if isinstance(judge, dict) else {},
     )

@@ -57,6 +57,7 @@ SPEED_KEYS = frozenset(
         "bench.source",
         "bench.judge.url",
         "bench.judge.api_key_env",
+        "bench.judge.api_key_file",
         "bench.judge.timeout_s",
         "bench.judge.retries",
         "bench.judge.cache",

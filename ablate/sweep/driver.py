@@ -1,12 +1,17 @@
 """`ablate sweep JOB.yaml` -> `run_sweep(job, task_types, address)`: Optuna decides, Ray runs,
 MLflow records.
 
-`run_sweep` reads top to bottom: open the study and take its driver lock, check that the job
-trains with the settings the study's trials were trained with (`ablate.study.settings`: refused
-before any work when they differ, unless the change is recorded as a factor), open the sweep's
-MLflow run, reconcile what a dead driver left behind, enqueue the design (skipping points already done
-or queued), then dispatch until nothing waits or runs, and close the books. The Optuna study is
-the one record of truth: the driver alone asks and tells; workers only compute a `TrialResult`.
+`run_sweep` reads top to bottom: check the bench's LLM judge (`ablate.plan.check_job_judge`:
+key, server, model, a test rating, the sanity probe; before Ray or the study is touched), open
+the study and take its driver lock, check that the job trains with the settings the study's
+trials were trained with (`ablate.study.settings`: refused before any work when they differ,
+unless the change is recorded as a factor), open the sweep's MLflow run, reconcile what a dead
+driver left behind, enqueue the design (skipping points already done or queued), then dispatch
+until nothing waits or runs, and close the books. The judge's identity (model, host, rubric
+version, settings; never the key) goes onto the study (`ablate.judge`) and the sweep's MLflow
+run (`ablate.judge.*` tags); each judged trial carries the one that scored it. The Optuna study
+is the one record of truth: the driver alone asks and tells; workers only compute a
+`TrialResult`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.objectives import prepare_objective
-from ablate.plan import design_mixtures
+from ablate.plan import check_job_judge, design_mixtures
 from ablate.search import cube_params, make_sampler
 from ablate.study import (
     SettingsLevel,
@@ -35,7 +40,10 @@ from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, init_ray, shutdown_ray
-from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links
+from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
+
+#: The study user attribute naming the judge of the sweep's latest run (see `judge_identity`).
+STUDY_JUDGE = "ablate.judge"
 
 
 def run_sweep(
@@ -44,13 +52,18 @@ def run_sweep(
     address: str | None = None,
     progress: Callable[[SweepProgress], None] | None = print_progress,
     allow_changed_settings: bool = False,
+    judge_probe: bool = True,
 ) -> SweepSummary:
     """Run (or resume) the job's sweep until every design point has a finished trial.
 
     `allow_changed_settings`: settings that differ from the study's are recorded as a factor
-    (new trials carry their `settings_id`) instead of refused.
+    (new trials carry their `settings_id`) instead of refused. `judge_probe=False` skips the
+    judge's sanity probe (its other checks always run).
     """
     start_wall = time.perf_counter()
+    judge = check_job_judge(job, probe=judge_probe)  # before Ray, the study or any training
+    if judge is not None and progress is not None:
+        print(judge.line(), flush=True)
     prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
     mixtures = design_mixtures(job, task_types)
     settings = job_settings(job, task_types)
@@ -60,6 +73,9 @@ def run_sweep(
         if note and progress is not None:
             print(note, flush=True)
         parent = start_sweep(job)  # creates the tracking DB before any worker exists
+        if judge is not None:
+            study.set_user_attr(STUDY_JUDGE, judge.identity)
+            tag_sweep_judge(job, parent, judge.identity)
         links = sweep_links(job, parent)
         if links and progress is not None:
             print(links, flush=True)  # once, in the sweep's first lines (not one per trial)

@@ -15,6 +15,7 @@ from ablate.tracking.runs import (
     start_sweep,
     start_trial,
     sweep_links,
+    tag_sweep_judge,
     trial_params,
 )
 from ablate.tracking.writer import RunWriter, insert_finished_runs
@@ -34,5 +35,6 @@ __all__ = [
     "start_sweep",
     "start_trial",
     "sweep_links",
+    "tag_sweep_judge",
     "trial_params",
 ]

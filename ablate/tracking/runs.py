@@ -1,10 +1,12 @@
 """One parent run per sweep, one child run per Optuna trial.
 
-Tags: the parent carries `ablate.study=<study>` and `ablate.role=sweep` (found again on resume);
-a child carries `mlflow.parentRunId`, `ablate.study`, `ablate.role=trial`, `optuna.trial_number`
-and, once finished, `ablate.selection_hash` (and `ablate.error` when it failed). Everything goes
-through one cached `MlflowClient` per tracking URI and `log_batch`, so logging a trial costs a
-handful of database writes.
+Tags: the parent carries `ablate.study=<study>` and `ablate.role=sweep` (found again on resume),
+and for a bench scored by an LLM judge `ablate.judge` and `ablate.judge.<key>` (model, host,
+url, rubric version, settings: `tag_sweep_judge`); a child carries `mlflow.parentRunId`,
+`ablate.study`, `ablate.role=trial`, `optuna.trial_number` and, once finished,
+`ablate.selection_hash` (and `ablate.error` when it failed; `ablate.judge` when judged, its
+params then including `judge.<key>`). Everything goes through one cached `MlflowClient` per
+tracking URI and `log_batch`, so logging a trial costs a handful of database writes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec, redact, sqlite_path, to_dict
 from ablate.mixture import Mixture, normalized_entropy
 from ablate.result import TrialResult
@@ -147,6 +150,10 @@ def trial_batch(
         if with_params
         else []
     )
+    judge = judge_params(result)
+    if judge and result is not None:
+        params += [Param(k, v) for k, v in judge.items()]
+        tags.append(RunTag("ablate.judge", judge_label(result.info["judge"])))
     if result is not None:
         for key, value in result.metrics.items():
             if is_number(value):
@@ -164,6 +171,25 @@ def trial_batch(
         tags.append(RunTag("ablate.error", error[:MAX_TAG_CHARS]))
     tags.append(RunTag("ablate.state", state))
     return metrics, params, tags
+
+
+def judge_params(result: TrialResult | None) -> dict[str, str]:
+    """`judge.<key>` params of a trial scored by an LLM judge (its `info["judge"]`: model, host,
+    url without credentials or query, rubric version, settings; never the key)."""
+    judge = result.info.get("judge") if result is not None else None
+    if not isinstance(judge, dict):
+        return {}
+    return {f"judge.{k}": str(v)[:MAX_TAG_CHARS] for k, v in sorted(judge.items())}
+
+
+def tag_sweep_judge(job: JobSpec, parent_run_id: str, identity: dict[str, Any]) -> None:
+    """The sweep's judge as tags `ablate.judge.<key>` of its parent run (tags, not params: a
+    rerun may be judged elsewhere, and the latest judge wins)."""
+    from mlflow.entities import RunTag
+
+    tags = [RunTag("ablate.judge", judge_label(identity))]
+    tags += [RunTag(f"ablate.judge.{k}", str(v)[:MAX_TAG_CHARS]) for k, v in identity.items()]
+    mlflow_client(job.tracking_uri).log_batch(parent_run_id, tags=tags)
 
 
 def child_tags(job: JobSpec, parent_run_id: str, trial_number: int) -> dict[str, str]:

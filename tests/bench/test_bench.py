@@ -149,9 +149,16 @@ def test_scorers_agree_with_each_other_and_the_judge(
     # the server rates an empty answer 2 on both context dimensions, any other 5
     empty = sum(not r["answer"] for r in info["judge_records"])
     assert metrics["contextual_accuracy"] == pytest.approx(1 - empty / turns)
+    assert metrics["judge_requests"] == turns and metrics["judge_completion_tokens"] == 7 * turns
+    assert info["judge"]["model"] == "judge-x" and info["judge"]["output"] == "json_schema"
     again, info2 = score_bench(model, bench, encoder, pixels, loaded, pad, cache, "m")
-    assert info2["judge_requests"] == 0 and info2["judge_cache_hits"] == turns
-    assert again == metrics
+    assert again["judge_requests"] == 0 and info2["judge_cache_hits"] == turns
+    assert again["judge_cache_hit_rate"] == 1.0
+    cost = {"judge_requests", "judge_prompt_tokens", "judge_completion_tokens"}
+    cost.add("judge_cache_hit_rate")
+    assert {k: v for k, v in again.items() if k not in cost} == {
+        k: v for k, v in metrics.items() if k not in cost
+    }
 
 
 def test_heldout_loss_per_task_type_and_rows_kept_out(train_job: Any) -> None:

@@ -1,6 +1,7 @@
 """`judge`: an LLM judge behind an OpenAI-compatible endpoint rates each generated answer 1-5 on
 MMCR's five dimensions (`ablate.bench.judge`); a turn is right when its mean rating is at least
-4, unscored when the judge never rated it usably."""
+4, unscored when the judge never rated it usably. A trial whose answers are mostly unscored
+because the judge's server failed (refused key, no answer) fails with `JudgeUnavailable`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from ablate.bench import BenchSpec
-from ablate.bench.judge import DIMENSIONS, JudgeItem, judge_answers, judge_metrics
-from ablate.trial.encode import ROLES, DialogueEncoder
+from ablate.bench.judge import (
+    DIMENSIONS,
+    JudgeItem,
+    check_available,
+    context_lines,
+    cost_metrics,
+    judge_answers,
+    judge_metrics,
+)
+from ablate.trial.encode import DialogueEncoder
 from ablate.trial.evaluate import TurnScore
 from ablate.trial.scorer import (
     SCORERS,
@@ -19,6 +28,11 @@ from ablate.trial.scorer import (
     assistant_turns,
     generated_answers,
 )
+
+#: Unparsable raw replies shown in a trial's `info.judge_unparsable` (all are in the cache), and
+#: how much of each.
+UNPARSABLE_SHOWN = 3
+UNPARSABLE_CHARS = 400
 
 
 @SCORERS.register("judge")
@@ -31,14 +45,6 @@ class JudgeScorer:
         return _judge(bench.spec, bench, answers, exact)
 
 
-def _context_lines(record: dict[str, Any], turn_index: int) -> tuple[str, str]:
-    """The dialogue before the question as `role: text` lines, and the question itself."""
-    turns = record["conversations"][:turn_index]
-    question = turns[-1]["value"] if turns else ""
-    lines = [f"{ROLES.get(str(t.get('from')), 'assistant')}: {t['value']}" for t in turns[:-1]]
-    return "\n".join(lines), question
-
-
 def _judge(
     spec: BenchSpec, bench: EncodedBench, answers: list[str], exact: list[TurnScore]
 ) -> Scored:
@@ -47,7 +53,7 @@ def _judge(
     for record, example in zip(bench.records, bench.examples, strict=True):
         assistant = assistant_turns(record)
         for k, turn_index in enumerate(assistant[: len(example.turn_spans)]):
-            context, question = _context_lines(record, turn_index)
+            context, question = context_lines(record, turn_index)
             items.append(
                 JudgeItem(
                     context=context,
@@ -60,6 +66,7 @@ def _judge(
     judge = spec.judge
     assert judge is not None  # load_bench refuses `scorer: judge` without a judge
     run = judge_answers(judge, items, Path(spec.source).parent)
+    check_available(run)  # a refused key or a dead server fails the trial, naming the cause
     scores = [
         TurnScore(
             None if v.scores is None else sum(v.scores.values()) / len(DIMENSIONS) >= 4,
@@ -68,26 +75,33 @@ def _judge(
         )
         for v, s in zip(run.verdicts, exact, strict=True)
     ]
+    records = [
+        {
+            "id": rid,
+            "turn": k,
+            "answer": item.answer,
+            "scores": v.scores,
+            "judge": v.judge,
+            "cached": v.cached,
+            "error": v.error,
+        }
+        for (rid, k), item, v in zip(where, items, run.verdicts, strict=True)
+    ]
+    unreadable = [
+        {
+            "id": r["id"],
+            "turn": r["turn"],
+            "reason": v.error,
+            "raw": (v.raw or "")[:UNPARSABLE_CHARS],
+        }
+        for r, v in zip(records, run.verdicts, strict=True)
+        if v.cause == "unparsable"
+    ]
     info = {
-        "judge": {
-            "model": judge.model,
-            "rubric_version": judge.rubric_version,
-            "url": judge.url,
-        },
-        "judge_requests": run.requests,
+        "judge": run.identity,
         "judge_cache_hits": run.cache_hits,
         **{f"judge_errors/{k}": n for k, n in run.errors.items()},
-        "judge_records": [
-            {
-                "id": rid,
-                "turn": k,
-                "answer": item.answer,
-                "scores": v.scores,
-                "judge": v.judge,
-                "cached": v.cached,
-                "error": v.error,
-            }
-            for (rid, k), item, v in zip(where, items, run.verdicts, strict=True)
-        ],
+        "judge_unparsable": unreadable[:UNPARSABLE_SHOWN],
+        "judge_records": records,
     }
-    return Scored(scores, judge_metrics(run.verdicts), info)
+    return Scored(scores, {**judge_metrics(run.verdicts), **cost_metrics(run)}, info)
