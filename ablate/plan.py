@@ -4,6 +4,7 @@
     validate_job(job)                every design point can be drawn from the pool
     design_mixtures(job, types)      the mixtures a sweep enqueues up front
     check_job_judge(job, probe)      the bench's LLM judge answers, rates and follows the rubric
+    judge_key_problem(job)           why a (Ray worker's) node cannot reach the judge: its key
 
 `ablate.config` checks keys, types and ranges; this layer adds what needs the registries (design
 kinds, samplers, objective kinds, landscapes), the task types and the pool.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ablate.bench import bench_records, load_bench
+from ablate.bench.judge_http import judge_key
 from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, fixed_design
@@ -156,6 +158,21 @@ def check_job_judge(job: JobSpec, probe: bool = True) -> JudgeCheck | None:
     if spec.scorer != "judge" or spec.judge is None:
         return None
     return check_judge(spec.judge, job.bench_file, bench_records(spec), probe)
+
+
+def judge_key_problem(job: JobSpec) -> str | None:
+    """Why this node cannot score the job's trials with its judge (the key's variable is not
+    set here and no key file is readable here), or None: what each Ray worker checks when it
+    starts, on its own node, before any trial (never the key's value)."""
+    if job.objective.kind != "train" or job.bench_file is None:
+        return None
+    try:
+        spec = load_bench(job.bench_file)
+        if spec.scorer == "judge" and spec.judge is not None:
+            judge_key(spec.judge, job.bench_file.parent)
+    except UserError as err:
+        return str(err)
+    return None
 
 
 def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest) -> None:

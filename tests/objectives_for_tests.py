@@ -49,3 +49,33 @@ def slow_on_node(proportions: dict[str, float], volume: int, seed: int) -> float
         f.write(ray.get_runtime_context().get_node_id() + "\n")
     time.sleep(4.0)
     return landscape(proportions, volume, seed)
+
+
+def judged(proportions: dict[str, float], volume: int, seed: int) -> float:
+    """Rates one answer with the judge of the bench file $ABLATE_TEST_JUDGE_BENCH: its key is
+    read on the worker's node (its own environment, or the bench's key file)."""
+    from ablate.bench import load_bench
+    from ablate.bench.judge import JudgeItem, check_available, judge_answers, judge_metrics
+
+    spec = load_bench(os.environ["ABLATE_TEST_JUDGE_BENCH"])
+    assert spec.judge is not None
+    item = JudgeItem("user: <image> what is it?", f"q{volume}-{seed}", "a circle", "a circle")
+    run = judge_answers(spec.judge, [item], Path(spec.source).parent)
+    check_available(run)
+    return judge_metrics(run.verdicts)["judge_score"]
+
+
+def judge_up_marker() -> Path:
+    return Path(tempfile.gettempdir()) / "ablate-test-judge-up"
+
+
+def judge_down(proportions: dict[str, float], volume: int, seed: int) -> float:
+    """Fails like a trial whose judge refused its key, until `judge_up_marker()` exists."""
+    from ablate.bench.judge import JudgeUnavailable
+
+    if judge_up_marker().exists():
+        return landscape(proportions, volume, seed)
+    raise JudgeUnavailable(
+        "the judge m at http://127.0.0.1:9/v1 left 4 of 4 answers unscored: HTTP 401 "
+        "Unauthorized (4 refused key, 0 transport); check the key, then rerun"
+    )

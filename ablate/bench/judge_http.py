@@ -80,7 +80,8 @@ def judge_key(spec: JudgeSpec, base_dir: Path) -> str | None:
     if path is not None:
         where.append(f"`judge.api_key_file` {path} ({'empty' if path.is_file() else 'missing'})")
     fix = (
-        f"export {spec.api_key_env}=... before `ablate` (and before `ray start` on each node)"
+        f"export {spec.api_key_env}=... before `ablate` (on a Ray cluster: before `ray start` "
+        "on each node, or name a key file every node reads in `judge.api_key_file`)"
         if spec.api_key_env
         else f"write the key into {path}"
     )

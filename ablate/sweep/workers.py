@@ -18,6 +18,7 @@ from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
+from ablate.plan import judge_key_problem
 from ablate.registry import import_plugins
 from ablate.result import TrialResult
 
@@ -61,6 +62,15 @@ class TrialWorker:
 
     def ping(self) -> int:
         return os.getpid()
+
+    def hello(self, job: JobSpec) -> str | None:
+        """The first call of a new worker: None when this node can run the job's trials, else
+        why not (the judge's key is missing on this node), before any trial is given to it."""
+        import ray
+
+        problem = judge_key_problem(job)
+        node = ray.util.get_node_ip_address()
+        return f"a Ray worker on node {node} cannot score trials: {problem}" if problem else None
 
     def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
         self.reports, self.stopping = [], False
@@ -154,6 +164,7 @@ class WorkerPool:
     def __init__(self, job: JobSpec, prune: bool) -> None:
         import ray
 
+        self.job = job
         self.cpus = float(job.resources.cpus_per_trial)
         self.gpus = gpus_per_trial(job)
         self.threads = job.train.threads or max(1, int(self.cpus))
@@ -176,7 +187,7 @@ class WorkerPool:
         `started` hands it over once it answers."""
         actor: Any = self._actor_cls.remote(self.threads, worker_env(self.threads))
         self.actors.append(actor)
-        self.starting[actor.ping.remote()] = actor
+        self.starting[actor.hello.remote(self.job)] = actor
         return actor
 
     def start(self, n: int) -> list[Any]:
@@ -198,14 +209,20 @@ class WorkerPool:
         ready, _ = ray.wait(refs, num_returns=len(refs) if wait_all else 1, timeout=timeout)
         if ready and not wait_all:  # collect every other one that is up too, without waiting
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        up = []
+        up, problems = [], []
         for ref in ready:
             actor = self.starting.pop(ref)
             try:
-                ray.get(ref)
+                problem = ray.get(ref)
                 up.append(actor)
             except Exception:
                 self.forget(actor)
+                continue
+            if problem:
+                problems.append(problem)
+        if problems:  # e.g. the judge's key is not set on a node: stop before any trial
+            self.kill_all()
+            raise UserError(problems[0])
         return up
 
     def alive(self, actors: list[Any], timeout: float = 5.0) -> list[Any]:
