@@ -6,7 +6,8 @@ are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` 
 task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
 `seconds` (the trial's own compute time), `duration` (wall seconds from dispatch to result),
 `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`, `requeued` (a dead driver's trial,
-marked FAIL and enqueued again: not a failure of its mixture).
+marked FAIL and enqueued again: not a failure of its mixture), and for a bench scored by an LLM
+judge `judge` (`MODEL at HOST (rubric vN)`: the judge that scored the trial).
 
 `df.attrs` carries `study`, `metric`, `direction` and `task_types` so later calls need no job.
 """
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec, sqlite_path
 from ablate.errors import UserError
 from ablate.mixture import normalized_entropy
@@ -216,6 +218,8 @@ def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
     for task_type, share in (attrs.get("proportions") or {}).items():
         row[f"p/{task_type}"] = float(share)
     row.update(attrs.get("metrics") or {})
+    if isinstance(attrs.get("judge"), dict):
+        row["judge"] = judge_label(attrs["judge"])
     row["error"] = attrs.get("error") if t.state != "COMPLETE" else None
     return row
 

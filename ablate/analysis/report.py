@@ -24,6 +24,7 @@ from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
 from ablate.analysis.stats import Cells
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
+from ablate.bench.judge import is_judged_metric
 from ablate.config import JobSpec
 from ablate.errors import UserError
 
@@ -82,7 +83,7 @@ def write_report(
         mlflow_log = _MlflowLog(job, fork, children) if log_to_mlflow else None
         df = load(job)
         column = "value" if metric in (None, job.objective.metric) else metric
-        label = metric or job.objective.metric
+        label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"
         df.to_csv(csv, index=False)
         fitter = Child(_fit_worker, df, column, volume, n_propose) if fork else None
@@ -94,6 +95,7 @@ def write_report(
             fitter.result() if fitter is not None else _fit(df, column, volume, n_propose)
         )
         notes: list[str] = [note] if note else []
+        notes += judged
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, proposals, plots, notes))
         run_id = None
@@ -115,6 +117,17 @@ def write_report(
         mlflow_run_id=run_id,
         seconds=time.perf_counter() - start,
     )
+
+
+def _judged(df: Any, metric: str) -> tuple[str, list[str]]:
+    """The metric's label, naming the LLM judge(s) that scored it, and a note saying so."""
+    if "judge" not in df or not is_judged_metric(metric):
+        return metric, []
+    judges = sorted(df.loc[df["state"] == "COMPLETE", "judge"].dropna().unique())
+    if not judges:
+        return metric, []
+    names = "; ".join(judges)
+    return f"{metric} (judge {names})", [f"`{metric}` is scored by the LLM judge {names}."]
 
 
 class _MlflowLog:

@@ -341,6 +341,14 @@ def judge_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
     return out
 
 
+def is_judged_metric(name: str) -> bool:
+    """Whether a bench metric comes from the judge's ratings when the bench's scorer is `judge`
+    (the accuracies and ratings; not the losses, nor the judge's own counts and costs)."""
+    return name in ("overall_accuracy", "contextual_accuracy", "judge_score") or name.startswith(
+        ("accuracy/", "judge/")
+    )
+
+
 def cost_metrics(run: JudgeRun) -> dict[str, float]:
     """What judging cost: requests, tokens (the server's `usage`), the cache's hit rate."""
     n = len(run.verdicts)

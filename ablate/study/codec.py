@@ -28,6 +28,10 @@ DESIGN_ATTRS = (
     "settings_id",
     "settings_changes",
 )
+#: The study user attribute naming the judge of the latest sweep of a judged bench (model, host,
+#: url, rubric version, settings: `ablate.bench.judge_http.judge_identity`); each judged trial
+#: carries the one that scored it as `judge`.
+STUDY_JUDGE = "ablate.judge"
 #: Result attributes an enqueued trial starts with: set at enqueue time they cost no write when
 #: the trial finishes with the same value (the driver sets only what differs).
 RESULT_DEFAULTS: dict[str, Any] = {"retries": 0, "counts": {}, "selection_hash": ""}

@@ -35,15 +35,13 @@ from ablate.study import (
     mixture_from_attrs,
     open_study,
 )
+from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, init_ray, shutdown_ray
 from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
-
-#: The study user attribute naming the judge of the sweep's latest run (see `judge_identity`).
-STUDY_JUDGE = "ablate.judge"
 
 
 def run_sweep(

@@ -1,11 +1,13 @@
 """`ablate status JOB.yaml`: counts by state, the study's settings (and whether the job's match),
-the best trial, the Pareto front, time left, and who drives the study."""
+the LLM judge of a judged bench, the best trial, the Pareto front, time left, and who drives the
+study."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.plan import job_task_types
@@ -16,6 +18,7 @@ from ablate.study import (
     open_study,
     recorded_levels,
 )
+from ablate.study.codec import STUDY_JUDGE
 from ablate.study.lock import describe_holder
 from ablate.study.settings import differences, show
 
@@ -35,6 +38,9 @@ def study_status(job: JobSpec) -> str:
     lines = [f"study {job.study} ({job.storage_shown}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
     lines.append(settings_line(job, study, trials))
+    judge = study.user_attrs.get(STUDY_JUDGE)
+    if isinstance(judge, dict):
+        lines.append(f"  judge {judge_label(judge)}, output {judge.get('output')}")
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     if complete:
         pick = max if job.objective.direction == "maximize" else min
