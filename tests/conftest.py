@@ -277,6 +277,9 @@ def judge_server() -> Iterator[Any]:
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now (for a server a test starts)."""
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -285,6 +288,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]

@@ -1,14 +1,7 @@
-"""Against a real `mlflow server` on loopback: the study's experiment opens in the UI's training
+"""Against a real `mlflow server` on loopback (the `mlflow_server` fixture of conftest.py): the study's experiment opens in the UI's training
 view, and finished trials print no "View run" lines (the sweep's links are printed once)."""
 
 from __future__ import annotations
-
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,43 +10,6 @@ from ablate.mixture import Mixture
 from ablate.tracking.client import EXPERIMENT_KIND, mlflow_client
 
 pytestmark = pytest.mark.slow  # the server takes ~20 s to start (its migrations)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
-    cmd += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(
-                        f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}"
-                    )
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer within 60 s")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_trials_print_no_links_and_the_experiment_opens_as_training_runs(

@@ -1,0 +1,205 @@
+"""The README's "Run on a cluster", done for real on this machine: a head and a worker node
+started with the Ray CLI (own ports, own `--temp-dir`, fake GPUs), Optuna on PostgreSQL, an
+`mlflow server`, the driver submitted with `ray job submit --working-dir`. The driver is stopped
+(`ray job stop`), then SIGKILLed and resubmitted at once, then the worker node is killed while
+every GPU is busy; the sweep still ends with exactly one COMPLETE trial per design point in
+Optuna and one FINISHED run per COMPLETE trial in MLflow.
+
+Only the processes this test started are stopped (never `ray stop`: it kills every Ray here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from conftest import free_port
+from optuna.trial import TrialState
+
+from ablate import tracking
+from ablate.plan import load_job
+from ablate.study import postgres_driver
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+#: 3 volumes x 2 balance levels x 2 seeds, 3 s each, 4 trials in flight on 4 fake GPUs
+DESIGN = {"kind": "grid", "volumes": [1000, 3000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1]}
+N_TRIALS = 12
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _run(*cmd: str, timeout: float = 120) -> str:
+    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(cmd)}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
+    return out.stdout + out.stderr
+
+
+def _kill_matching(text: str) -> int:
+    """SIGKILL every process whose command line holds `text`, and their children."""
+    import psutil
+
+    victims = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if text in " ".join(proc.info["cmdline"] or []):
+                victims += [proc, *proc.children(recursive=True)]
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    return len(victims)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A head (2 CPUs, 2 fake GPUs, the dashboard's job server) and a worker node (the same),
+    started with `ray start`, each with its own temp dir and agent port."""
+    base = Path(f"/tmp/ablate-rc-{uuid.uuid4().hex[:8]}")  # short: Ray's socket paths are limited
+    head, worker = base / "head", base / "worker"
+    port, dash = free_port(), free_port()
+    common = ["--num-cpus", "2", "--num-gpus", "2", "--disable-usage-stats"]
+    _run("ray", "start", "--head", "--port", str(port), "--temp-dir", str(head),
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard",
+         "true", "--dashboard-agent-listen-port", str(free_port()), "--ray-client-server-port",
+         str(free_port()), *common)  # fmt: skip
+    try:
+        _run("ray", "start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(worker),
+             "--dashboard-agent-listen-port", str(free_port()), *common)  # fmt: skip
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}",
+               "worker_dir": str(worker), "head_dir": str(head)}  # fmt: skip
+    finally:
+        _kill_matching(str(worker))
+        _kill_matching(str(head))
+        with contextlib.suppress(OSError):
+            subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _postgres_ready() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(POSTGRES, connect_timeout=3).close()
+        return True
+    except Exception:
+        return False
+
+
+def _states(storage: str, study: str) -> dict[str, int]:
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # the first driver has not made the study yet
+        return {}
+    out: dict[str, int] = {}
+    for t in trials:
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def _wait(what: str, check: Any, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _submit(c: dict[str, Any], workdir: Path, job: str, sid: str) -> None:
+    _run("ray", "job", "submit", "--address", c["dashboard"], "--working-dir", str(workdir),
+         "--submission-id", sid, "--no-wait", "--", "ablate", "sweep", job)  # fmt: skip
+
+
+def _job_status(c: dict[str, Any], sid: str) -> str:
+    """`ray job status`'s text, lower case ("... succeeded", "... failed", "... running")."""
+    return _run("ray", "job", "status", "--address", c["dashboard"], sid).lower()
+
+
+def test_a_sweep_on_a_two_node_cli_cluster_survives_stop_kill_and_node_loss(
+    cluster: dict[str, Any], mlflow_server: str, tmp_path: Path
+) -> None:
+    if not _postgres_ready():
+        pytest.skip(f"no PostgreSQL at {POSTGRES}")
+    study = f"cluster-{uuid.uuid4().hex[:8]}"
+    storage = postgres_driver(POSTGRES)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    job_name = f"job-{study}.yaml"
+    (workdir / job_name).write_text(
+        yaml.safe_dump(
+            {
+                "study": study,
+                "storage": POSTGRES,
+                "tracking": mlflow_server,
+                "task_types": ["caption", "count", "compare"],
+                "objective": {
+                    "kind": "sim",
+                    "landscape": "less_is_more",
+                    "metric": "score",
+                    "duration_s": 3.0,
+                },
+                "design": DESIGN,
+                "resources": {"gpus_per_trial": 1, "cpus_per_trial": 0.5, "max_in_flight": 4},
+            }
+        )
+    )
+    done = lambda n: lambda: _states(storage, study).get("COMPLETE", 0) >= n  # noqa: E731
+    try:
+        # 1. a driver stopped with `ray job stop`
+        _submit(cluster, workdir, job_name, f"{study}-a")
+        _wait("2 complete trials", done(2))
+        _run("ray", "job", "stop", "--address", cluster["dashboard"], f"{study}-a")
+        # 2. a driver SIGKILLed, then resubmitted at once: accepted (its lock died with it)
+        _submit(cluster, workdir, job_name, f"{study}-b")
+        _wait("4 complete trials", done(4))
+        ps = subprocess.run(["ps", "axo", "pid,args"], capture_output=True, text=True).stdout
+        status = _job_status(cluster, f"{study}-a") + _job_status(cluster, f"{study}-b")
+        assert _kill_matching(f"sweep {job_name}") >= 1, status + "\n".join(
+            x for x in ps.splitlines() if "ablate" in x
+        )
+        _submit(cluster, workdir, job_name, f"{study}-c")
+        # 3. the worker node killed while every GPU is busy (no spare capacity)
+        _wait("4 trials running", lambda: _states(storage, study).get("RUNNING", 0) >= 4)
+        assert _kill_matching(cluster["worker_dir"]) >= 2
+        try:
+            _wait("the sweep to end", lambda: "succeeded" in _job_status(cluster, f"{study}-c"),
+                  timeout=150)  # fmt: skip
+        except AssertionError:
+            tail = _run("ray", "job", "logs", "--address", cluster["dashboard"], f"{study}-c")
+            raise AssertionError(
+                _job_status(cluster, f"{study}-c") + tail[-4000:] + str(_states(storage, study))
+            ) from None
+        logs = _run("ray", "job", "logs", "--address", cluster["dashboard"], f"{study}-c")
+        assert "another `ablate sweep`" not in logs and "View run" not in logs
+        assert logs.count("MLflow: http://127.0.0.1:") == 1  # the sweep's link, once
+        trials = optuna.load_study(study_name=study, storage=POSTGRES).get_trials()
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert len(complete) == N_TRIALS
+        assert len({t.user_attrs["design_key"] for t in complete}) == N_TRIALS
+        assert all(t.user_attrs.get("requeued") for t in trials if t.state == TrialState.FAIL)
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        job = load_job(workdir / job_name)
+        parent = tracking.find_sweep_run(job)
+        assert parent is not None
+        assert not tracking.child_runs(job, parent, status="RUNNING")
+        finished = tracking.child_runs(job, parent, status="FINISHED")
+        assert sorted(int(r.data.tags["optuna.trial_number"]) for r in finished) == sorted(
+            t.number for t in complete
+        )
+    finally:
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=study, storage=storage)
