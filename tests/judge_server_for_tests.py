@@ -126,5 +126,5 @@ def start_server() -> Any:
     server.counts = {}
     server.lock = threading.Lock()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server

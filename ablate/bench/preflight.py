@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from ablate.bench.judge import DIMENSIONS, Judge, JudgeItem, Verdict, context_lines
-from ablate.bench.judge_http import JudgeHTTPError, endpoint, get_models, host_of
+from ablate.bench.judge_http import (
+    JudgeHTTPError,
+    endpoint,
+    get_models,
+    host_of,
+    judge_identity,
+)
 from ablate.bench.spec import JudgeSpec
 from ablate.errors import UserError
 
@@ -98,7 +104,8 @@ def check_judge(
         means = _probe(judge, records, where) if probe else []
     finally:
         judge.close()
-    return JudgeCheck(judge.identity(), models, means, time.perf_counter() - start)
+    identity = judge_identity(spec, judge.output)  # the judge's own settings, not the check's
+    return JudgeCheck(identity, models, means, time.perf_counter() - start)
 
 
 def _check_url(spec: JudgeSpec, where: str) -> None:

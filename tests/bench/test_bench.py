@@ -238,3 +238,44 @@ def test_trial_command_runs_the_jobs_inline_mixture(
     path.write_text(yaml.safe_dump(data))
     assert main(["trial", str(path)]) == 2
     assert "(`mixture`)" in capsys.readouterr().err
+
+
+def test_a_judged_bench_fails_loudly_and_keeps_unreadable_replies(
+    trained: Any,
+    tiny_world: dict[str, Path],
+    tmp_path: Path,
+    judge_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ablate.bench.judge import JudgeUnavailable
+    from ablate.trial.scoring import score_bench
+
+    model, loaded, encoder, pixels = trained
+    pad = loaded.tokenizer.pad_token_id
+    judge_server.key = "the-right-key-123456"
+    monkeypatch.setenv("ABLATE_TEST_BENCH_KEY", "a-wrong-key-123456")
+    judge = {
+        "url": judge_server.url,
+        "model": "judge-x",
+        "api_key_env": "ABLATE_TEST_BENCH_KEY",
+        "cache": str(tmp_path / "j.sqlite"),
+        "retries": 1,
+    }
+    bench = _write_bench(tmp_path, tiny_world, "judge", max_new_tokens=4, judge=judge)
+    # a refused key: the trial fails naming it (never a silent COMPLETE with nothing scored)
+    with pytest.raises(JudgeUnavailable) as err:
+        score_bench(model, bench, encoder, pixels, loaded, pad, {}, "m")
+    assert "answers unscored: HTTP 401 Unauthorized: Invalid API Key" in str(err.value)
+    assert "a-wrong-key" not in str(err.value)
+    # a judge that never answers in the format: the trial completes, every answer unscored for
+    # its format (never 0), a few raw replies shown in the info, all kept in the cache
+    monkeypatch.setenv("ABLATE_TEST_BENCH_KEY", "the-right-key-123456")
+    judge_server.mode = "garbage"
+    metrics, info = score_bench(model, bench, encoder, pixels, loaded, pad, {}, "m")
+    turns = info["bench_turns"]
+    assert metrics["judge_unscored"] == metrics["judge_unscored/unparsable"] == turns
+    assert metrics["judge_unscored/auth"] == metrics["judge_unscored/transport"] == 0
+    assert metrics["judge_requests"] == 2 * turns  # each asked again with a format reminder
+    shown = info["judge_unparsable"]
+    assert len(shown) == 3 and shown[0]["raw"] == "I cannot rate this."
+    assert "no JSON object" in shown[0]["reason"]
