@@ -40,7 +40,7 @@ from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.sync import backfill_runs, reconcile_runs
-from ablate.sweep.workers import WorkerPool, init_ray, shutdown_ray
+from ablate.sweep.workers import WorkerPool, cluster_for
 from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
 
 
@@ -70,18 +70,19 @@ def run_sweep(
         level, note = check_settings(study, job, settings, allow_changed_settings)
         if note and progress is not None:
             print(note, flush=True)
-        parent = start_sweep(job)  # creates the tracking DB before any worker exists
-        if judge is not None:
-            study.set_user_attr(STUDY_JUDGE, judge.identity)
-            tag_sweep_judge(job, parent, judge.identity)
-        links = sweep_links(job, parent)
-        if links and progress is not None:
-            print(links, flush=True)  # once, in the sweep's first lines (not one per trial)
-        reconcile_runs(job, study, parent)
-        enqueue(job, study, mixtures, task_types, level)
-        tally = tally_study(job, study)
-        n_ask = trials_to_ask(job, study, level)
-        run_trials(job, study, parent, tally, n_ask, task_types, address, progress, level)
+        with cluster_for(job, address):  # a cluster without room for a trial: refused here
+            parent = start_sweep(job)  # creates the tracking DB before any worker exists
+            if judge is not None:
+                study.set_user_attr(STUDY_JUDGE, judge.identity)
+                tag_sweep_judge(job, parent, judge.identity)
+            links = sweep_links(job, parent)
+            if links and progress is not None:
+                print(links, flush=True)  # once, in the sweep's first lines (not per trial)
+            reconcile_runs(job, study, parent)
+            enqueue(job, study, mixtures, task_types, level)
+            tally = tally_study(job, study)
+            n_ask = trials_to_ask(job, study, level)
+            run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
         pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
     best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
     return SweepSummary(
@@ -148,7 +149,6 @@ def run_trials(
     tally: Tally,
     n_ask: int,
     task_types: list[str],
-    address: str | None,
     progress: Callable[[SweepProgress], None] | None,
     level: SettingsLevel | None = None,
 ) -> None:
@@ -161,12 +161,10 @@ def run_trials(
     """
     waiting = waiting_ids(study, level.owns if level is not None else None)
     status = "FINISHED"
-    started_ray = False
     writer = RunWriter(job, parent, level.id if level is not None else "")
     try:
         backfill_runs(job, study, writer)
         if waiting or n_ask:
-            started_ray = init_ray(address)
             prune = job.design.kind == SEARCH and job.design.prune
             Dispatcher(
                 job,
@@ -194,5 +192,3 @@ def run_trials(
         best = {"best_value": tally.best_value} if tally.best_value is not None else {}
         summary = {"n_complete": tally.done, "n_failed": tally.failed, **best}
         finish_sweep(job, parent, summary, status=status)
-        if started_ray:
-            shutdown_ray()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ablate.config import JobSpec
@@ -121,6 +122,20 @@ def shutdown_ray() -> None:
     ray.shutdown()
 
 
+@contextlib.contextmanager
+def cluster_for(job: JobSpec, address: str | None) -> Iterator[None]:
+    """Connected to (or running) Ray for the block, with room checked for one trial of the job
+    (before anything is enqueued); a Ray this call started is shut down after."""
+    started = init_ray(address)
+    try:
+        cpus = float(job.resources.cpus_per_trial)
+        n_slots(job, cpus, gpus_per_trial(job))  # raises, naming what the cluster has
+        yield
+    finally:
+        if started:
+            shutdown_ray()
+
+
 def worker_env(threads: int | None) -> dict[str, str]:
     """PYTHONPATH = the driver's sys.path, so `module:function` targets import on workers."""
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -143,17 +158,20 @@ def n_slots(job: JobSpec, cpus: float, gpus: float) -> int:
     import ray
 
     total = ray.cluster_resources()
+    has = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
     slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
     if gpus > 0:
         if total.get("GPU", 0) < gpus:
             raise UserError(
-                f"resources.gpus_per_trial is {gpus:g} but the Ray cluster has {total.get('GPU', 0):g} GPUs"
+                f"a trial asks for resources.gpus_per_trial={gpus:g} but the Ray cluster has "
+                f"{has}; connect to a cluster with GPUs (--address or RAY_ADDRESS), or set "
+                "resources.gpus_per_trial: 0 to train on CPUs. Nothing was enqueued."
             )
         slots = min(slots, int(total["GPU"] // gpus))
     if slots < 1:
         raise UserError(
-            f"the Ray cluster ({total.get('CPU', 0):g} CPUs) cannot host one trial of "
-            f"resources.cpus_per_trial={cpus:g}"
+            f"the Ray cluster ({has}) cannot host one trial of resources.cpus_per_trial={cpus:g}; "
+            "lower it or add nodes. Nothing was enqueued."
         )
     return max(1, min(job.resources.max_in_flight, slots))
 

@@ -43,7 +43,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("work started before the settings were checked")
 
-    monkeypatch.setattr(driver, "init_ray", boom)
+    monkeypatch.setattr(driver, "cluster_for", boom)
     monkeypatch.setattr(driver, "start_sweep", boom)
 
 

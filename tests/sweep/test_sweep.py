@@ -198,3 +198,15 @@ def test_an_interrupted_driver_hands_its_trials_back(ray_session, make_job) -> N
     summary = run_sweep(job, TYPES, progress=None)
     assert summary.n_complete == 4 and summary.n_run == 3
     assert states(job) == {"COMPLETE": 4, "FAIL": 1}
+
+
+def test_a_cluster_without_the_gpus_a_trial_asks_for_is_refused_before_enqueueing(
+    ray_session: Any, make_job: Any
+) -> None:
+    job = make_job(resources={"gpus_per_trial": 1, "cpus_per_trial": 1, "max_in_flight": 1})
+    with pytest.raises(UserError) as err:
+        run_sweep(job, TYPES, progress=None)
+    msg = str(err.value)
+    assert "gpus_per_trial=1 but the Ray cluster has 2 CPUs, 0 GPUs" in msg
+    assert "gpus_per_trial: 0" in msg and "Nothing was enqueued" in msg
+    assert open_study(job, create=False).get_trials() == []
