@@ -232,3 +232,56 @@ def test_cluster_workers_read_the_key_on_their_node_and_a_node_without_it_stops_
     assert {auth for auth, _ in judge_server.seen} == {f"Bearer {KEY}"}
     key_file = tmp_path / "secrets" / "judge.key"
     assert _files_with(tmp_path, KEY, skip=(key_file,)) == [] and _files_with(ray_tmp, KEY) == []
+
+
+def _world_bench(tmp_path: Path, tiny_world: dict[str, Path], server: Any) -> Path:
+    """A third of the world's bench, scored by the loopback judge."""
+    import json
+
+    data = tmp_path / "judged.jsonl"
+    lines = tiny_world["bench"].parent.joinpath("bench.jsonl").read_text().splitlines()[::3]
+    with data.open("w") as f:
+        for line in lines:
+            r = json.loads(line)
+            images = r.get("image") or []
+            images = [images] if isinstance(images, str) else images
+            r["image"] = [str(tiny_world["world"] / p) for p in images]
+            f.write(json.dumps(r) + "\n")
+    path = tmp_path / "judged.yaml"
+    judge = {"url": server.url, "model": "judge-x", "cache": str(tmp_path / "j.sqlite")}
+    spec = {"name": "judged", "data": str(data), "scorer": "judge", "max_new_tokens": 4}
+    path.write_text(yaml.safe_dump({**spec, "group_fields": ["skill"], "judge": judge}))
+    return path
+
+
+def test_a_judged_sweep_records_its_judge_everywhere(
+    ray_session: Any, train_job: Any, tiny_world: dict[str, Path], tmp_path: Path, judge_server: Any
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    job = train_job(bench=str(_world_bench(tmp_path, tiny_world, judge_server)))
+    summary = run_sweep(job, ["colors", "layout", "compare", "lists"], progress=None)
+    assert summary.n_complete == 1
+    study = open_study(job, create=False)
+    judge = study.user_attrs["ablate.judge"]
+    assert judge["model"] == "judge-x" and judge["url"] == judge_server.url
+    assert judge["output"] == "json_schema" and judge["rubric_version"] == 1
+    (trial,) = study.get_trials()
+    assert trial.user_attrs["judge"] == judge
+    metrics = trial.user_attrs["metrics"]
+    for name in ("judge_requests", "judge_prompt_tokens", "judge_completion_tokens"):
+        assert metrics[name] > 0, name
+    assert metrics["judge_cache_hit_rate"] == 0 and metrics["judge_unscored/transport"] == 0
+    client = MlflowClient(job.tracking_uri)
+    (child,) = client.search_runs(
+        [client.get_run(summary.parent_run_id).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}'",
+    )
+    assert child.data.params["judge.model"] == "judge-x"
+    assert child.data.params["judge.host"] == judge["host"]
+    assert child.data.tags["ablate.judge"] == f"judge-x at {judge['host']} (rubric v1)"
+    assert child.data.metrics["judge_requests"] == metrics["judge_requests"]
+    parent = client.get_run(summary.parent_run_id).data.tags
+    assert (
+        parent["ablate.judge.model"] == "judge-x" and parent["ablate.judge.output"] == "json_schema"
+    )
