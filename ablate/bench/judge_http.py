@@ -231,9 +231,7 @@ def _json_body(raw: bytes, content_type: str, key: str | None) -> Any:
     if not text:
         raise JudgeHTTPError("transport", "answered HTTP 200 with an empty body", 200)
     if "html" in content_type.lower() or text[:1] == "<":
-        raise JudgeHTTPError(
-            "transport", "answered HTML, not JSON (a web page: is the URL the API's /v1?)", 200
-        )
+        raise JudgeHTTPError("transport", "answered HTML, not JSON (a web page, not the API)", 200)
     try:
         return json.loads(text)
     except json.JSONDecodeError:
