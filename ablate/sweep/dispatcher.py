@@ -124,6 +124,8 @@ class Dispatcher:
         self.prune = self.search and job.design.prune
         self.flight: dict[Any, InFlight] = {}
         self.idle: list[Any] = []
+        self.tracking_up = writer.parent_run_id is not None
+        """Whether RUNNING MLflow runs are started (not while the tracking server is down)."""
         self.retry: collections.deque[InFlight] = collections.deque()
         """Trials whose worker died, waiting for the next idle worker (before anything new)."""
         self.grown = time.perf_counter()
@@ -223,14 +225,17 @@ class Dispatcher:
             self.grown = time.perf_counter()
             self.pool.grow(self.pending())
         for f in self.flight.values():
-            if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS:
-                f.run_id = start_trial(
-                    self.job,
-                    self.writer.parent_run_id,
-                    f.trial.number,
-                    f.mixture,
-                    settings=self.writer.settings_id,
-                )
+            if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS and self.tracking_up:
+                try:
+                    f.run_id = start_trial(
+                        self.job,
+                        str(self.writer.parent_run_id),
+                        f.trial.number,
+                        f.mixture,
+                        settings=self.writer.settings_id,
+                    )
+                except Exception:  # the tracking server went down: finished runs come later
+                    self.tracking_up = False
             if self.prune and not f.pruned:
                 self._feed_pruner(f)
                 if f.trial.should_prune():

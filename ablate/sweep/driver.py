@@ -71,11 +71,12 @@ def run_sweep(
         if note and progress is not None:
             print(note, flush=True)
         with cluster_for(job, address):  # a cluster without room for a trial: refused here
-            parent = start_sweep(job)  # creates the tracking DB before any worker exists
+            parent = open_sweep_run(job, progress is not None)
             if judge is not None:
                 study.set_user_attr(STUDY_JUDGE, judge.identity)
-                tag_sweep_judge(job, parent, judge.identity)
-            links = sweep_links(job, parent)
+                if parent is not None:
+                    tag_sweep_judge(job, parent, judge.identity)
+            links = sweep_links(job, parent) if parent is not None else None
             if links and progress is not None:
                 print(links, flush=True)  # once, in the sweep's first lines (not per trial)
             reconcile_runs(job, study, parent)
@@ -93,11 +94,32 @@ def run_sweep(
         best_mixture=best_mix,
         wall_seconds=time.perf_counter() - start_wall,
         n_run=tally.run,
-        parent_run_id=parent,
+        parent_run_id=parent or "",
         pareto_front=pareto,
         settings_id=level.id,
         notes=[note] if note else [],
     )
+
+
+def open_sweep_run(job: JobSpec, say: bool = True) -> str | None:
+    """The sweep's MLflow run (created the first time: this makes a local tracking database
+    before any worker exists). A tracking server that does not answer is not a reason to stop:
+    the sweep goes on with Optuna as its record (None), and the next `ablate sweep` that
+    reaches the server writes the missing runs (`backfill_runs`). A local store that fails is."""
+    try:
+        return start_sweep(job)
+    except Exception as err:  # MlflowException, requests' ConnectionError, ...
+        if not job.tracking_uri.startswith(("http://", "https://")):
+            raise
+        if say:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            print(
+                f"MLflow at {job.tracking_shown} does not answer ({reason}); the sweep goes on "
+                "with the Optuna study as its record, and the next `ablate sweep` writes the "
+                "missing MLflow runs once the server answers",
+                flush=True,
+            )
+        return None
 
 
 def enqueue(
@@ -145,7 +167,7 @@ def trials_to_ask(job: JobSpec, study: Any, level: SettingsLevel | None = None) 
 def run_trials(
     job: JobSpec,
     study: Any,
-    parent: str,
+    parent: str | None,
     tally: Tally,
     n_ask: int,
     task_types: list[str],
@@ -178,7 +200,7 @@ def run_trials(
                 progress,
                 level,
             ).run()
-        writer.close()  # every finished trial has its run before the sweep's run ends
+        close_writer(writer, progress is not None)
     except BaseException as err:
         status = "KILLED"
         with contextlib.suppress(Exception):
@@ -191,4 +213,23 @@ def run_trials(
             writer.close()  # interrupted: still write what finished
         best = {"best_value": tally.best_value} if tally.best_value is not None else {}
         summary = {"n_complete": tally.done, "n_failed": tally.failed, **best}
-        finish_sweep(job, parent, summary, status=status)
+        if parent is not None:
+            with contextlib.suppress(Exception):  # the server went down mid-sweep
+                finish_sweep(job, parent, summary, status=status)
+
+
+def close_writer(writer: RunWriter, say: bool) -> None:
+    """Every finished trial has its run before the sweep's run ends; runs the tracking server
+    did not take (it went down) are said, not raised: Optuna has the trials, and the next
+    `ablate sweep` writes their runs."""
+    try:
+        writer.close()
+    except RuntimeError as err:
+        if say:
+            print(f"MLflow: {err}", flush=True)
+    if writer.offline and say:
+        print(
+            f"MLflow: {writer.offline} trial(s) have no run yet (the server did not answer); "
+            "rerun `ablate sweep` once it answers to write them",
+            flush=True,
+        )

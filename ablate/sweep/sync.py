@@ -23,12 +23,13 @@ from ablate.tracking import RunWriter, child_runs, mark_killed
 def reconcile_runs(
     job: JobSpec,
     study: Any,
-    parent_run_id: str,
+    parent_run_id: str | None,
     reason: str = "driver died while the trial ran (reconciled on restart)",
 ) -> list[int]:
-    """`study.reconcile`, then mark those trials' RUNNING MLflow runs KILLED."""
+    """`study.reconcile`, then mark those trials' RUNNING MLflow runs KILLED (when the
+    tracking store answers: `parent_run_id` None means it does not)."""
     numbers = reconcile(study, reason)
-    if numbers:
+    if numbers and parent_run_id is not None:
         mark_killed(job, parent_run_id, numbers, reason)
     return numbers
 
@@ -37,6 +38,8 @@ def backfill_runs(job: JobSpec, study: Any, writer: RunWriter) -> int:
     """Queue a finished MLflow run for every finished trial that lacks one; how many."""
     from optuna.trial import TrialState
 
+    if writer.parent_run_id is None:
+        return 0  # the tracking server is down: the next sweep that reaches it writes them
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
     if not finished:
         return 0

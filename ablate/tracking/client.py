@@ -39,6 +39,10 @@ def mlflow_client(uri: str) -> Any:
     # run ends: one pair per trial drowns a job log's progress lines (the driver prints the
     # sweep's links once instead, see `ablate.tracking.runs.sweep_links`)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # a tracking server that is down costs seconds, not MLflow's default of 7 retries with
+    # exponential backoff (minutes per call): the sweep goes on without it (see the driver)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     if uri not in _CLIENTS:
         client = MlflowClient(tracking_uri=uri)
         if sqlite_path(uri) is not None:

@@ -51,7 +51,7 @@ class RunWriter:
     #: runs per transaction (at most): a flush holds the SQLite write lock this long
     MAX_BATCH = 256
 
-    def __init__(self, job: JobSpec, parent_run_id: str, settings_id: str = "") -> None:
+    def __init__(self, job: JobSpec, parent_run_id: str | None, settings_id: str = "") -> None:
         import queue
         import threading
 
@@ -61,6 +61,9 @@ class RunWriter:
         """The `settings` param of the runs (the id of the settings the trials trained with)."""
         self.failed: list[tuple[_Finished, str]] = []
         self.written = 0
+        self.offline = 0
+        """Trials submitted while the tracking server was unreachable (no sweep run): the next
+        `ablate sweep` writes their runs from the Optuna study (`backfill_runs`)."""
         self._queue: queue.SimpleQueue[_Finished | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="ablate-mlflow-writer", daemon=True)
         self._closed = False
@@ -80,6 +83,9 @@ class RunWriter:
     ) -> None:
         """Queue a finished trial (`state` COMPLETE, PRUNED or FAIL) that ran `seconds`, trained
         with the settings `settings_id` (default: the writer's)."""
+        if self.parent_run_id is None:
+            self.offline += 1
+            return
         start_ms = int((time.time() - max(0.0, seconds)) * 1000)
         settings = self.settings_id if settings_id is None else settings_id
         self._queue.put(
@@ -133,7 +139,7 @@ class RunWriter:
         rest = [f for f in batch if f.run_id is not None]
         if new:
             try:
-                insert_finished_runs(self.job, self.parent_run_id, new)
+                insert_finished_runs(self.job, str(self.parent_run_id), new)
                 self.written += len(new)
             except Exception:  # not a SQL store, or MLflow changed: the client path
                 rest = new + rest
@@ -141,7 +147,7 @@ class RunWriter:
             try:
                 log_trial(
                     self.job,
-                    self.parent_run_id,
+                    str(self.parent_run_id),
                     f.trial_number,
                     f.mixture,
                     f.result,

@@ -210,3 +210,27 @@ def test_a_cluster_without_the_gpus_a_trial_asks_for_is_refused_before_enqueuein
     assert "gpus_per_trial=1 but the Ray cluster has 2 CPUs, 0 GPUs" in msg
     assert "gpus_per_trial: 0" in msg and "Nothing was enqueued" in msg
     assert open_study(job, create=False).get_trials() == []
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_is_down_does_not_stop_the_sweep(
+    ray_session: Any, make_job: Any, mlflow_server: str, capsys: Any
+) -> None:
+    """MLflow down: the sweep runs with Optuna as its record and says so; once the server
+    answers, the next `ablate sweep` writes every missing run (and runs no trial again)."""
+    from conftest import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    job = make_job(study="mlflow-down", tracking=down, design={"kind": "grid", **GRID})
+    summary = run_sweep(job, TYPES)
+    out = capsys.readouterr().out
+    assert summary.n_complete == 12 and summary.n_run == 12
+    assert f"MLflow at {down} does not answer" in out
+    assert "12 trial(s) have no run yet" in out
+    back = make_job(study="mlflow-down", tracking=mlflow_server, design={"kind": "grid", **GRID})
+    again = run_sweep(back, TYPES, progress=None)
+    assert again.n_run == 0 and again.n_complete == 12
+    parent = tracking.find_sweep_run(back)
+    assert parent is not None
+    finished = tracking.child_runs(back, parent, status="FINISHED")
+    assert len(finished) == 12
