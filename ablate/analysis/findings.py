@@ -122,10 +122,15 @@ def analyse(
     design = study_design(df, metric, direction)
     overall, per_level = volume_verdicts(design, alpha)
     notes = []
-    n_failed = int((df["state"] == "FAIL").sum())
+    n_failed, n_rerun = failed_points(df)
     if n_failed:
         notes.append(
-            f"{n_failed} trial(s) failed and are left out; `ablate sweep` again retries them."
+            f"{n_failed} design point(s) have only failed trials and are left out; "
+            "`ablate sweep` again retries them."
+        )
+    if n_rerun:
+        notes.append(
+            f"{n_rerun} failed trial(s) (a dead driver's, or retried) ran again and completed."
         )
     if design.missing:
         notes.append(
@@ -145,3 +150,14 @@ def analyse(
         alpha=alpha,
         method=method_text(design, alpha),
     )
+
+
+def failed_points(df: Any) -> tuple[int, int]:
+    """(design points with failed trials and no completed one, failed trials whose point
+    completed since): a requeued trial's copy or a rerun is not a failure of the study."""
+    failed = df[df["state"] == "FAIL"]
+    if failed.empty or "mixture" not in df:
+        return 0, 0
+    done = set(df.loc[df["state"] == "COMPLETE", "mixture"])
+    left = failed[~failed["mixture"].isin(done)]
+    return int(left["mixture"].nunique()), len(failed) - len(left)

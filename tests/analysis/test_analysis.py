@@ -275,3 +275,21 @@ def test_sqlite_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -> 
         "FAIL",
         "RUNNING",
     ]
+
+
+def test_failed_trials_that_ran_again_are_not_counted_as_left_out() -> None:
+    import pandas as pd
+
+    from ablate.analysis.findings import failed_points
+
+    df = pd.DataFrame(
+        {
+            "state": ["FAIL", "COMPLETE", "FAIL", "FAIL", "FAIL", "COMPLETE"],
+            "mixture": ["a-s0", "a-s0", "b-s0", "b-s0", "c-s0", "c-s1"],
+            "requeued": [True, False, False, False, True, False],
+        }
+    )
+    # a-s0 failed (a dead driver's) then completed; b-s0 failed twice and never completed;
+    # c-s0 failed and has no completed copy (c-s1 is another seed)
+    assert failed_points(df) == (2, 1)
+    assert failed_points(df[df["state"] == "COMPLETE"]) == (0, 0)
