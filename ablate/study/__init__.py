@@ -27,7 +27,13 @@ from ablate.study.settings import (
     recorded_levels,
     settings_id,
 )
-from ablate.study.storage import open_storage, open_study, postgres_driver, sqlite_fast_commits
+from ablate.study.storage import (
+    open_storage,
+    open_study,
+    postgres_driver,
+    sqlite_fast_commits,
+    storage_lost,
+)
 
 __all__ = [
     "ALLOW_FLAG",
@@ -52,5 +58,6 @@ __all__ = [
     "result_from_attrs",
     "settings_id",
     "sqlite_fast_commits",
+    "storage_lost",
     "trial_attrs",
 ]

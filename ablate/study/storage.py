@@ -38,7 +38,12 @@ def open_storage(url: str) -> Any:
     if is_journal(url):
         return JournalStorage(journal_file_backend(url))
     try:
-        storage = optuna.storages.get_storage(postgres_driver(url))
+        if sqlite_path(url) is None:  # a database server
+            storage = optuna.storages.get_storage(
+                optuna.storages.RDBStorage(postgres_driver(url), engine_kwargs=server_engine(url))
+            )
+        else:
+            storage = optuna.storages.get_storage(url)
     except Exception as err:  # SQLAlchemy's OperationalError, NoSuchModuleError, ArgumentError...
         raise UserError(unreachable(url, err)) from None
     if sqlite_path(url) is not None:
@@ -59,6 +64,33 @@ def unreachable(url: str, err: BaseException) -> str:
         "the database server runs and that the URL's host, port, user, password and database "
         "are right (`storage:` in the job, or --set storage=URL)"
     )
+
+
+def server_engine(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options for a database server: a pooled connection the server dropped
+    (a restart, a network blip) is found by a ping and replaced before it is used, instead of
+    failing the sweep's next write; connecting gives up after 10 s instead of hanging."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "postgres:")):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
+
+
+def storage_lost(err: BaseException) -> bool:
+    """Whether an error means the study's database server went away (not a bug, not bad input);
+    Optuna wraps SQLAlchemy's error (StorageInternalError), so its causes are read too."""
+    from sqlalchemy import exc
+
+    seen: BaseException | None = err
+    for _ in range(5):  # the error, its cause, the cause's cause, ...
+        if seen is None:
+            return False
+        if isinstance(seen, exc.OperationalError | exc.InterfaceError) or (
+            isinstance(seen, exc.DBAPIError) and bool(seen.connection_invalidated)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def postgres_driver(url: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ablate.config import JobSpec
 from ablate.design import SEARCH
+from ablate.errors import UserError
 from ablate.objectives import prepare_objective
 from ablate.plan import check_job_judge, design_mixtures
 from ablate.search import cube_params, make_sampler
@@ -34,6 +35,7 @@ from ablate.study import (
     job_settings,
     mixture_from_attrs,
     open_study,
+    storage_lost,
 )
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
@@ -207,6 +209,13 @@ def run_trials(
             reconcile_runs(
                 job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"
             )
+        if isinstance(err, Exception) and storage_lost(err):
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UserError(
+                f"lost the study storage {job.storage_shown} mid-sweep ({first}); the trials in "
+                "flight were stopped and those that finished are recorded. Run `ablate sweep` "
+                "again once the database answers: it requeues the trials left RUNNING."
+            ) from None
         raise
     finally:
         with contextlib.suppress(Exception):

@@ -147,3 +147,110 @@ def test_a_killed_drivers_lock_is_free_at_once(make_job, storage) -> None:
             time.sleep(0.2)
     assert free
     assert "driver: none running" in study_status(job)
+
+
+class TcpProxy:
+    """A loopback TCP proxy to a server, which a test can cut (every connection closed and no
+    new one accepted): a database that goes away mid-sweep, without touching the real one."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.conns: list[Any] = []
+        self.cut_off = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.cut_off:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        TcpProxy._hang_up(dst)
+
+    @staticmethod
+    def _hang_up(conn: Any) -> None:
+        """shutdown, then close: a bare close() neither wakes a thread blocked in recv() on the
+        socket nor sends the FIN until that recv returns."""
+        import socket
+
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def cut(self) -> None:
+        self.cut_off = True
+        self.server.close()
+        for conn in self.conns:
+            self._hang_up(conn)
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_database_lost_mid_sweep_stops_it_cleanly_and_the_rerun_requeues(
+    ray_session, make_job
+) -> None:
+    import threading
+
+    if not _postgres_ready():
+        pytest.skip(f"no PostgreSQL at {POSTGRES}")
+    study_name = f"lost-{uuid.uuid4().hex[:10]}"
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    via_proxy = POSTGRES.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    sim = {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.5}
+    design = {"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]}
+    job = make_job(study=study_name, storage=via_proxy, objective=sim, design=design)
+    try:
+        timer = threading.Timer(3.0, proxy.cut)
+        timer.start()
+        with pytest.raises(UserError) as err:
+            run_sweep(job, TYPES, progress=None)
+        timer.join()
+        msg = str(err.value)
+        assert "lost the study storage" in msg and "requeues the trials left RUNNING" in msg
+        direct = make_job(study=study_name, storage=POSTGRES, objective=sim, design=design)
+        summary = None
+        for _ in range(50):  # the server ends the cut session's backend (and its lock) soon
+            try:
+                summary = run_sweep(direct, TYPES, progress=None)
+                break
+            except UserError as busy:
+                assert "another `ablate sweep`" in str(busy)
+                time.sleep(0.2)
+        if summary is None:
+            import psycopg2
+
+            with psycopg2.connect(POSTGRES) as c, c.cursor() as cur:
+                cur.execute(
+                    "SELECT a.pid, a.client_port, a.state, a.query, a.backend_start "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory'"
+                )
+                rows = cur.fetchall()
+            raise AssertionError(f"lock still held: {rows}; proxy {proxy.port}")
+        assert summary.n_complete == 12
+        trials = open_study(direct, create=False).get_trials()
+        assert all(t.user_attrs.get("requeued") for t in trials if t.state == TrialState.FAIL)
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    finally:
+        proxy.cut()
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=study_name, storage=postgres_driver(POSTGRES))
