@@ -81,8 +81,6 @@ def method_text(d: Design, alpha: float) -> str:
         " Each quantile is the larger of the multivariate t's (exact for normal seed noise) and "
         "a permutation quantile (scores shuffled within each level of the other factor), so "
         "heavy-tailed noise does not inflate the error."
-        if d.noise.pooled
-        else ""
     )
     return (
         f"How the verdicts are computed: a linear model over the {len(d.cells.keys)} completed "

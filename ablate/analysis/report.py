@@ -66,13 +66,12 @@ def write_report(
     parallel: bool | None = None,
     alpha: float = 0.05,
 ) -> Report:
-    """Load the study, test (family-wise error `alpha`), fit, plot and write
-    `out/report.html`, `out/trials.csv`, PNGs. `parallel` (default: where the OS can fork): the surrogates (scikit-learn import, cross-
-    validation, bootstrap proposals) and half the plots run in forked processes while this one
-    draws the rest; when the files must go through MLflow (a tracking server, remote artifacts),
-    another one imports it and finds the sweep's run from the start. The output is the same
-    either way.
-    """
+    """Load the study, test (family-wise error `alpha`), fit, plot and write `out/report.html`,
+    `out/trials.csv`, PNGs. `parallel` (default: where the OS can fork): the surrogates (scikit-
+    learn import, cross-validation, bootstrap proposals) and half the plots run in forked
+    processes while this one draws the rest; when the files must go through MLflow (a tracking
+    server, remote artifacts), another one imports it and finds the sweep's run from the start.
+    The output is the same either way."""
     start = time.perf_counter()
     job = as_job(job)
     out = Path(out)

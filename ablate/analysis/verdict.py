@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ablate.analysis.contrasts import CellMeans, Family, Noise, family, noise
+from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Family, Noise, family, noise
 from ablate.analysis.stats import add_levels
 
 Status = Literal["holds", "does not hold", "cannot be decided"]
@@ -138,9 +138,17 @@ class Design:
 
     @classmethod
     def of(
-        cls, volume: Any, balance: Any, y: Any, done: Any, sign: float = 1.0, metric: str = "value"
+        cls,
+        volume: Any,
+        balance: Any,
+        y: Any,
+        done: Any,
+        sign: float = 1.0,
+        metric: str = "value",
+        variance_check: float = VARIANCE_CHECK,
     ) -> Design:
-        """From one entry per trial (any state): its levels, score and whether it completed."""
+        """From one entry per trial (any state): its levels, score and whether it completed.
+        `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
         vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
         done = np.asarray(done, dtype=bool) & np.isfinite(np.asarray(y, dtype=float))
         cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
@@ -154,7 +162,7 @@ class Design:
             sorted(set(bal.tolist())),
             cells,
             missing,
-            noise(cells),
+            noise(cells, variance_check),
             sign,
             metric,
         )
@@ -224,11 +232,16 @@ def _at_level(d: Design, b: float, alpha: float) -> LessIsMore:
     idx, vmax = d.cells.index(), d.volumes[-1]
     if (vmax, b) not in idx:
         lost = d.missing.get((vmax, b), 0)
+        fix = (
+            f"({lost} did not complete); {RETRY}"
+            if lost
+            else "(none was run there); add this balance level at that volume to the design"
+        )
         return LessIsMore(
             b,
             "cannot be decided",
             f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed "
-            f"at this balance level ({lost} did not complete); {RETRY}",
+            f"at this balance level {fix}",
         )
     smaller = [v for v in d.volumes[:-1] if (v, b) in idx]
     if not smaller:

@@ -113,7 +113,9 @@ def test_null_studies_hold_at_most_alpha_and_effects_are_found() -> None:
 
 
 def test_verdict_fields_are_the_bounds_the_test_uses() -> None:
-    d = Design.of(*grid(np.random.default_rng(1), seeds=3, effect=3.0))
+    # the variance check off: the pooled formulas (this draw's Bartlett p is 0.09)
+    d = Design.of(*grid(np.random.default_rng(1), seeds=3, effect=3.0), variance_check=0.0)
+    assert d.noise.pooled and d.noise.check_p == pytest.approx(0.09, abs=0.01)
     overall, per_level = volume_verdicts(d)
     assert overall.status == "holds" and overall.best_volume == 5000
     assert overall.largest_volume == 20000 and overall.alpha == 0.05 and overall.df == 18
@@ -185,17 +187,35 @@ def test_missing_cells_name_the_control_and_leave_levels_out() -> None:
     assert (b20.most, b20.least) == (1.0, 0.7) and b20.tests == 3
 
 
-def test_unequal_variances_switch_to_welch() -> None:
+def test_a_cell_never_run_is_named_with_what_to_add() -> None:
+    vol, bal, y, done = grid(np.random.default_rng(10), seeds=2)
+    keep = [not (v == 20000 and b == 1.0) for v, b in zip(vol, bal, strict=True)]
+    cols = tuple([x for x, k in zip(c, keep, strict=True) if k] for c in (vol, bal, y, done))
+    _, per_level = volume_verdicts(Design.of(*cols))
+    assert per_level[-1].balance == 1.0 and per_level[-1].status == "cannot be decided"
+    assert "none was run there" in per_level[-1].reason
+    assert "add this balance level at that volume to the design" in per_level[-1].reason
+
+
+def test_unequal_variances_add_a_welch_bound_and_keep_the_more_cautious() -> None:
     rng = np.random.default_rng(6)
     vol, bal, y, done = grid(rng, seeds=3)
     y = [v * (8.0 if x == 1000 else 1.0) for v, x in zip(y, vol, strict=True)]
     d = Design.of(vol, bal, y, done)
     assert not d.noise.pooled and d.noise.check_p is not None and d.noise.check_p < 0.05
-    overall, _ = volume_verdicts(d)
-    noisy, quiet = overall.comparisons
-    # 1,000 rows (SD x8) gets a wider error and fewer degrees of freedom than the pooled 18
-    assert noisy.se > 3 * quiet.se and overall.df is not None and overall.df < 18
     assert "Welch" in d.noise.describe()
+    w = np.zeros((2, 9))  # the overall contrasts: cells sorted by volume, then balance
+    w[0, 0:3] = w[1, 3:6] = 1 / 3
+    w[:, 6:9] = -1 / 3
+    fam = family(w, d.cells, d.noise, within="balance")
+    assert fam.welch is not None
+    # with its own variance, 1,000 rows (SD x8) gets a wider error on fewer df than pooled 18
+    assert fam.welch.se[0] > 3 * fam.welch.se[1] and fam.welch.df[0] < 18 == fam.df[0]
+    pooled_low = fam.estimate - fam.quantile(0.05, two_sided=False) * fam.se
+    low, _ = fam.lower_bounds(0.05)
+    assert (low <= pooled_low).all() and low[0] == fam.welch.lower_bounds(0.05)[0][0]
+    overall, _ = volume_verdicts(d)
+    assert [c.low for c in overall.comparisons] == pytest.approx(low.tolist())
 
 
 def test_balance_effect_is_simultaneous_over_volumes() -> None:
@@ -236,9 +256,9 @@ def test_permutation_guard_matters_only_with_heavy_tails() -> None:
     w = np.zeros((2, 9))
     w[0, 0], w[0, 6], w[1, 3], w[1, 6] = 1, -1, 1, -1  # balance 0.3: 1,000 and 5,000 vs 20,000
     fam = family(w, cells, noise(cells), within="balance")
-    assert fam.strata is not None
+    assert fam.within == 1  # volumes compared: scores shuffled within balance levels
     mvt = quantile(fam.corr, fam.family_df, 0.05, two_sided=False)
     # normal noise, 36 df: the permutation quantile is close to the multivariate t's
-    perm = permutation_quantile(cells, fam.strata, w, 0.05, two_sided=False)
+    perm = permutation_quantile(cells, 1, w, 0.05, two_sided=False)
     assert abs(perm - mvt) < 0.25
     assert fam.lower_bounds(0.05)[1] == pytest.approx(max(mvt, perm))
