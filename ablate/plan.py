@@ -54,6 +54,12 @@ def check_job_kinds(job: JobSpec, src: str) -> None:
     """Every kind the job names exists (did-you-mean otherwise) and fits the rest of the job."""
     check_objective(job, src)
     d = job.design
+    if job.models and d.kind == SEARCH:
+        raise UserError(
+            f"{src}: `design.kind: search` does not take `models:` yet (which model would an "
+            "asked trial train?); use a fixed design (grid, lattice, dirichlet, random, ...), "
+            "which runs every point once per model, or one search study per model (`model:`)"
+        )
     if d.kind != SEARCH:
         DESIGNS.get(d.kind, src)
     else:

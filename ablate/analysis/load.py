@@ -1,6 +1,7 @@
 """Read a study back as a tidy table: one row per trial, one column per quantity.
 
 Columns: `trial`, `state`, `value` (the objective), `mixture`, `volume`, `balance`, `seed`,
+`model` (the `models:` entry the trial trained; "" in a one-model study),
 `settings` (the id of the settings the trial was trained with: trials of different `settings`
 are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` (one share per
 task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ablate.bench.judge_http import judge_label
-from ablate.config import JobSpec, sqlite_path
+from ablate.config import JobSpec, model_job, sqlite_path
 from ablate.errors import UserError
 from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
@@ -162,6 +163,8 @@ class _Source(NamedTuple):
     gpus_per_trial: float | None
     where: str
     trials: list[_Trial]
+    model_gpus: dict[str, float | None] | None = None
+    """A job with `models:`: model name -> its GPUs per trial (for `gpu_seconds`)."""
 
 
 def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | None) -> _Source:
@@ -186,14 +189,22 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
         job.resources.gpus_per_trial if gpus is None else gpus,
         f"study `{job.study}` in {job.storage_shown}",
         found,
+        {} if gpus is not None else _model_gpus(job),
     )
 
 
-def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
+def _model_gpus(job: JobSpec) -> dict[str, float | None]:
+    return {m.name: model_job(job, m.name).resources.gpus_per_trial for m in job.models}
+
+
+def _row(
+    t: _Trial, gpus_per_trial: float | None, model_gpus: dict[str, float | None] | None = None
+) -> dict[str, Any]:
     """One trial as a row of the table (see the module docstring for its columns)."""
     attrs = t.user_attrs
     seconds = attrs.get("seconds")
-    gpus = attrs.get("gpus", gpus_per_trial)
+    model = str(attrs.get("model") or "")
+    gpus = attrs.get("gpus", (model_gpus or {}).get(model, gpus_per_trial))
     duration = (
         (t.datetime_complete - t.datetime_start).total_seconds()
         if t.datetime_complete and t.datetime_start
@@ -207,6 +218,7 @@ def _row(t: _Trial, gpus_per_trial: float | None) -> dict[str, Any]:
         "volume": attrs.get("volume"),
         "balance": attrs.get("balance"),
         "seed": attrs.get("seed"),
+        "model": model,
         "settings": attrs.get(TRIAL_SETTINGS_ID, ""),
         # a dead driver's trial, failed and enqueued again: its copy is the trial that counts
         "requeued": bool(attrs.get("requeued")),
@@ -247,7 +259,7 @@ def load(
     types: list[str] = []  # in the order the trials first list them
     for t in trials:
         types += [str(k) for k in t.user_attrs.get("proportions") or {} if str(k) not in types]
-    rows = [_row(t, source.gpus_per_trial) for t in trials]
+    rows = [_row(t, source.gpus_per_trial, source.model_gpus) for t in trials]
     columns = ["trial", "state", "value", "mixture", "volume", "balance", "seed"]
     df = pd.DataFrame(rows, columns=None if rows else columns)
     for col in ("value", "volume", "balance", "seconds", "duration", "gpus", "gpu_seconds"):

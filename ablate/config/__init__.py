@@ -7,6 +7,7 @@ from ablate.config.job import (
     JobSpec,
     LoraSpec,
     ModelSpec,
+    NamedModel,
     ObjectiveSpec,
     ResourceSpec,
     TrainSpec,
@@ -14,6 +15,7 @@ from ablate.config.job import (
     read_job,
 )
 from ablate.config.loader import apply_override, build, read_yaml, to_dict
+from ablate.config.models import model_job, model_names, named_model
 from ablate.config.paths import redact, resolve_db_url, resolve_path, safe_name, sqlite_path
 
 __all__ = [
@@ -22,12 +24,16 @@ __all__ = [
     "JobSpec",
     "LoraSpec",
     "ModelSpec",
+    "NamedModel",
     "ObjectiveSpec",
     "ResourceSpec",
     "TrainSpec",
     "apply_override",
     "build",
     "check_job_shape",
+    "model_job",
+    "model_names",
+    "named_model",
     "read_job",
     "read_yaml",
     "redact",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate.config.loader import build, read_yaml
+from ablate.config.loader import build, read_yaml, to_dict
 from ablate.config.paths import redact, resolve_db_url, resolve_path
 from ablate.errors import UserError
 
@@ -45,6 +45,25 @@ class ModelSpec:
     attn_implementation: str = "auto"
     """`auto`: sdpa (flash_attention_2 when the package is installed and on CUDA); or any name
     transformers accepts (`eager`, `sdpa`, `flash_attention_2`)."""
+
+
+@dataclass(frozen=True)
+class NamedModel(ModelSpec):
+    """One entry of a job's `models:` list: a model of the study, as `model:` plus a name, its
+    own training overrides and resources (e.g. a 0.5B proxy at a quarter of a GPU)."""
+
+    name: str = ""
+    """How trials, status lines, MLflow params and the report call this model (unique)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """Keys of the job's `train:` this model trains with instead (e.g. `{lr: 1.0e-4}`)."""
+    gpus_per_trial: float | None = None
+    """GPUs per trial of this model (fractions share a GPU through Ray's fractional GPUs);
+    default `resources.gpus_per_trial`."""
+    cpus_per_trial: float | None = None
+    """CPUs per trial of this model; default `resources.cpus_per_trial`."""
+    size: float | None = None
+    """Parameters (e.g. 0.5e9): what objective kind `sim` scales its landscape by (needed for
+    `sim`; recorded otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,10 @@ class ObjectiveSpec:
     """For kind sim: seconds each trial sleeps, like a fine-tune would take."""
     report_steps: int = 0
     """For kind sim: intermediate values reported during the trial (for `design.prune`)."""
+    rank_correlation: float = 1.0
+    """For kind sim with `models:` of several `size`s: Spearman correlation between the smallest
+    and the largest model's mixture rankings (sizes between follow in log size; see
+    `ablate/objectives/sim_sizes.py`)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +217,9 @@ class JobSpec:
     task_types: tuple[str, ...] = ()
     """Task types to mix; default: all of the pool's taxonomy."""
     model: ModelSpec = field(default_factory=ModelSpec)
+    models: tuple[NamedModel, ...] = ()
+    """Several models in one study (instead of `model:`): every design point runs once per
+    model; each trial records its model's `name`."""
     train: TrainSpec = field(default_factory=TrainSpec)
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
     design: DesignSpec = field(default_factory=DesignSpec)
@@ -250,6 +276,12 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     registries by `ablate.plan.load_job`, which is what commands call.
     """
     data = read_yaml(path, overrides)
+    if "model" in data and "models" in data:
+        raise UserError(
+            f"{path}: the job names both `model` (one model) and `models` (a list); keep one: "
+            "`models` for a study across models (move `model`'s keys into a named entry), or "
+            "`model` alone for a one-model study"
+        )
     job = build(JobSpec, data, path)
     job = dataclasses.replace(job, source=str(Path(path).resolve()))
     check_job_shape(job, str(path))
@@ -263,6 +295,7 @@ def check_job_shape(job: JobSpec, src: str) -> None:
     _check_design_points(job.design, src)
     _check_design_shares(job, src)
     _check_run(job, src)
+    _check_models(job, src)
 
 
 def _check_design_points(d: DesignSpec, src: str) -> None:
@@ -349,3 +382,32 @@ def _check_run(job: JobSpec, src: str) -> None:
         )
     if not 0 <= job.train.warmup_ratio < 1 or not 0 <= job.model.lora.dropout < 1:
         raise UserError(f"{src}: `train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)")
+
+
+def _check_models(job: JobSpec, src: str) -> None:
+    """Names unique and non-empty, training overrides that `train:` knows, resources >= 0."""
+    if not 0.0 <= job.objective.rank_correlation <= 1.0:
+        raise UserError(
+            f"{src}: `objective.rank_correlation` must lie in [0, 1], got "
+            f"{job.objective.rank_correlation}"
+        )
+    seen: set[str] = set()
+    for i, m in enumerate(job.models):
+        key = f"models[{i}]"
+        if not m.name.strip():
+            raise UserError(f"{src}: `{key}.name` is missing: give every model a short name")
+        if m.name in seen:
+            raise UserError(
+                f"{src}: `{key}.name` {m.name!r} names two models; give each model its own name"
+            )
+        seen.add(m.name)
+        build(TrainSpec, {**to_dict(job.train), **m.train}, src, f"{key}.train.")
+        for what, value in (("gpus_per_trial", m.gpus_per_trial), ("size", m.size)):
+            if value is not None and not value >= 0:
+                raise UserError(f"{src}: `{key}.{what}` must be 0 or more, got {value}")
+        if m.cpus_per_trial is not None and not m.cpus_per_trial > 0:
+            raise UserError(
+                f"{src}: `{key}.cpus_per_trial` must be positive, got {m.cpus_per_trial}"
+            )
+        if not m.lora.r > 0 or not m.lora.alpha > 0:
+            raise UserError(f"{src}: `{key}.lora.r` and `{key}.lora.alpha` must be positive")

@@ -68,7 +68,7 @@ def proportions_for_balance(task_types: Sequence[str], balance: float) -> dict[s
 
 
 def design_key(mixture: Mixture) -> str:
-    """A stable identity of a design point: proportions (rounded), volume and seed.
+    """A stable identity of a design point: proportions (rounded), volume, seed (and model).
 
     Two trials with the same key train on the same data; the sweep uses it to avoid enqueuing a
     point twice when a study is resumed.
@@ -80,7 +80,8 @@ def design_key(mixture: Mixture) -> str:
         )
     else:
         body = str(props)
-    return f"v={mixture.volume:g}|s={mixture.seed}|{body}"
+    model = f"|m={mixture.model}" if mixture.model else ""  # one-model keys stay as they were
+    return f"v={mixture.volume:g}|s={mixture.seed}|{body}{model}"
 
 
 def cross_volumes_and_seeds(

@@ -8,6 +8,7 @@ A fixed design kind is one file in `ablate/design/kinds/` that decorates its fun
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ablate.config import JobSpec
 from ablate.mixture import Mixture
@@ -20,6 +21,16 @@ SEARCH = "search"
 
 
 def fixed_design(job: JobSpec, task_types: Sequence[str], kind: str | None = None) -> list[Mixture]:
-    """The mixtures of a fixed design kind (default: the job's), crossed with volumes x seeds."""
+    """The mixtures of a fixed design kind (default: the job's), crossed with volumes x seeds,
+    and with the job's `models:` (model-major) unless the kind assigned the models itself."""
     kind = kind or job.design.kind
-    return DESIGNS.get(kind, job.source)(job, task_types)
+    points = DESIGNS.get(kind, job.source)(job, task_types)
+    return cross_models(job, points)
+
+
+def cross_models(job: JobSpec, points: list[Mixture]) -> list[Mixture]:
+    """Every point once per model of `models:`, all of the first model's first (its name
+    prefixes the mixture's); points that name a model already, and one-model jobs, unchanged."""
+    if not job.models or any(p.model for p in points):
+        return points
+    return [replace(p, model=m.name, name=f"{m.name}-{p.name}") for m in job.models for p in points]

@@ -37,6 +37,9 @@ class Mixture:
     within: dict[str, Nested] = field(default_factory=dict)
     """Per label of `taxonomy`, how its rows split over a second taxonomy (nested mixture),
     e.g. `{base: {taxonomy: task_type, proportions: natural}}`; unlisted labels: unstratified."""
+    model: str = ""
+    """The `models:` entry of the job a trial of this mixture trains (its `name`); empty: the
+    job's one `model`. Set by the design, not in mixture files."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every trial carries `proportions` (task type -> share, summing to 1), `volume`, `seed`, `balance`
 (normalised entropy of the proportions), `design_key` (what makes two trials the same design
 point), `mixture_name`, `taxonomy` and `settings_id` (what it was trained with: see
-`ablate.study.settings`); a finished one adds `metrics`, `seconds` and, when not
+`ablate.study.settings`); a trial of a job with `models:` also carries `model` (the entry's
+name; a one-model job's trials have none, as before); a finished one adds `metrics`, `seconds` and, when not
 empty, `selection_hash` and `counts`, and when an LLM judge scored it, `judge` (model, host, url,
 rubric version, settings: never the key).
 """
@@ -27,6 +28,7 @@ DESIGN_ATTRS = (
     "taxonomy",
     "settings_id",
     "settings_changes",
+    "model",
 )
 #: The study user attribute naming the judge of the latest sweep of a judged bench (model, host,
 #: url, rubric version, settings: `ablate.bench.judge_http.judge_identity`); each judged trial
@@ -50,6 +52,7 @@ def trial_attrs(mixture: Mixture) -> dict[str, Any]:
         "design_key": design_key(mixture),
         "mixture_name": mixture.name,
         "taxonomy": mixture.taxonomy,
+        **({"model": mixture.model} if mixture.model else {}),
         **{k: (dict(v) if isinstance(v, dict) else v) for k, v in RESULT_DEFAULTS.items()},
     }
 
@@ -67,6 +70,7 @@ def mixture_from_attrs(attrs: dict[str, Any], default_taxonomy: str = "task_type
         proportions={str(t): float(p) for t, p in attrs["proportions"].items()},
         taxonomy=str(attrs.get("taxonomy") or default_taxonomy),
         seed=int(attrs["seed"]),
+        model=str(attrs.get("model") or ""),
     )
 
 

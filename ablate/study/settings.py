@@ -5,7 +5,9 @@ fingerprint, and the check a rerun passes before any work is done.
     settings_id(settings)           12 hex digits of the sha256 of their canonical JSON
     check_settings(study, job, settings, allow) -> (SettingsLevel, note): refuse, adopt or record
 
-Fingerprinted: `model` (local folders resolved), `model.lora`, `train`, `bench` (its file's
+Fingerprinted: `model` (local folders resolved), `model.lora`, `train` (with `models:`, each
+model's as `models.<name>.*`, with its `size`: a model added to the list extends the study, like
+a new volume; a change to a listed model's settings is a change of settings), `bench` (its file's
 contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
 the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, and `seed`
 when `bench.heldout_of_pool` is set (it draws the held-out rows). Not fingerprinted, because
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.bench import load_bench
-from ablate.config import JobSpec, resolve_path, to_dict
+from ablate.config import JobSpec, model_job, resolve_path, to_dict
 from ablate.errors import UserError
 from ablate.pool import open_pool
 
@@ -79,18 +81,30 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _spec_settings(job: JobSpec) -> dict[str, Any]:
-    """The settings of the job's own sections (model, train, objective), less `SPEED_KEYS`."""
-    flat = flatten(
-        {
-            "model": to_dict(job.model),
-            "train": to_dict(job.train),
-            "objective": to_dict(job.objective),
-        }
-    )
+    """The settings of the job's own sections (model, train, objective), less `SPEED_KEYS`; a
+    job with `models:` has `models.<name>.<key>` for each model (its `model` keys, its `train`
+    with its overrides, and its `size`) instead of `model.*` and `train.*`."""
+    objective = flatten({"objective": to_dict(job.objective)})
+    if not job.models:
+        return {**_model_settings(job), **_drop_speed(objective)}
+    out = _drop_speed(objective)
+    for m in job.models:
+        one = {**_model_settings(model_job(job, m.name)), "size": m.size}
+        out.update({f"models.{m.name}.{k}": v for k, v in one.items()})
+    return out
+
+
+def _model_settings(job: JobSpec) -> dict[str, Any]:
+    """`model.*` (a local folder resolved) and `train.*`, less `SPEED_KEYS`."""
+    flat = flatten({"model": to_dict(job.model), "train": to_dict(job.train)})
     local = Path(job.model.path).expanduser()
     local = local if local.is_absolute() else job.base_dir / local
     if local.exists():  # a local folder, however its path is spelled; else a hub id or name
         flat["model.path"] = str(local.resolve())
+    return _drop_speed(flat)
+
+
+def _drop_speed(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in SPEED_KEYS}
 
 
@@ -145,11 +159,27 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, 
     record lacks counts as its default; a key the current settings lack (no longer
     fingerprinted) is left out."""
     out = {}
+    added = _added_models(recorded, current)
     for key in sorted(current):
+        if any(key.startswith(prefix) for prefix in added):
+            continue  # a model added to `models:` extends the study, like a new volume
         was = recorded[key] if key in recorded else _DEFAULTS.get(key, _UNRECORDED)
         if was != current[key]:
             out[key] = (was, current[key])
     return out
+
+
+def _added_models(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`models.<name>.` prefixes of the models in `current` that `recorded` does not have."""
+
+    def prefixes(settings: dict[str, Any]) -> set[str]:
+        return {
+            k.removesuffix("model.path")
+            for k in settings
+            if k.startswith("models.") and k.endswith(".model.path")
+        }
+
+    return sorted(prefixes(current) - prefixes(recorded))
 
 
 def show(value: Any) -> str:
@@ -220,6 +250,10 @@ def check_settings(
     base = next(iter(levels))
     for known, recorded in levels.items():
         if not differences(recorded, settings):
+            added = _added_models(recorded, settings)
+            if added:  # recorded, so that a later change of the new model's settings is seen
+                new = {k: v for k, v in settings.items() if k.startswith(tuple(added))}
+                _record(study, known, {**levels, known: {**recorded, **new}}, base=base)
             return SettingsLevel(known, base, _changes(levels[base], settings)), None
     diff = differences(levels[base], settings)
     if not allow:

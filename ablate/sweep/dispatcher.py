@@ -13,6 +13,10 @@
     (elastic)  every GROW_EVERY_SECONDS, workers are requested up to what the cluster has now:
                a node that joins mid-sweep takes trials
     pruned     the driver pruned the trial (even if its worker died meanwhile: never retried)
+    (lanes)    a job with `models:` has a lane per model: its queue of enqueued trials and its
+               workers (of its model's size); a worker takes only its lane's trials, and once
+               a lane has nothing left to run its idle workers are retired, so that the next
+               model's (perhaps larger) workers fit
 
 Every ending goes through `_finish`: tell Optuna, count it, queue its MLflow run, print a line.
 The dispatcher alone asks and tells; workers only compute a `TrialResult`.
@@ -36,6 +40,7 @@ from ablate.result import TrialResult
 from ablate.search import objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting
+from ablate.sweep.lanes import lanes
 from ablate.sweep.summary import SweepProgress
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
 from ablate.tracking import RunWriter, start_trial
@@ -115,6 +120,8 @@ class Dispatcher:
     ) -> None:
         self.job, self.study, self.pool, self.writer, self.tally = job, study, pool, writer, tally
         self.waiting = waiting  # the WAITING trials' storage ids, read once by the driver
+        self.queues = lanes(job, study, waiting)
+        """Lane (model name, "" in a one-model job) -> its WAITING trials' storage ids."""
         self.n_waiting = len(waiting)
         self.n_ask = n_ask
         self.task_types = task_types
@@ -134,7 +141,7 @@ class Dispatcher:
 
     def run(self) -> None:
         """Until nothing waits or runs: dispatch, wait a second for a result, handle the event."""
-        self.idle = self.pool.start(self.n_waiting + self.n_ask)
+        self.idle = self.pool.start(self.wanted())
         try:
             while self.flight or self.retry or self.n_waiting or self.n_ask:
                 self.idle += self.pool.started()
@@ -158,9 +165,22 @@ class Dispatcher:
         """Trials not finished: in flight, to retry, enqueued, still to ask."""
         return len(self.flight) + len(self.retry) + self.n_waiting + self.n_ask
 
+    def wanted(self, extra: str | None = None) -> dict[str, int]:
+        """Lane -> its trials not finished (what `pending` counts, per lane), in lane order;
+        `extra`: one more in that lane (a lost worker's trial, about to be retried)."""
+        out = {lane: len(q) for lane, q in self.queues.items()}
+        first = next(iter(out))
+        out[first] += self.n_ask  # a search has one lane
+        for f in [*self.flight.values(), *self.retry]:
+            lane = f.mixture.model if f.mixture.model in out else first
+            out[lane] += 1
+        if extra is not None:
+            out[extra if extra in out else first] += 1
+        return out
+
     def wait_for_workers(self) -> None:
         """Trials wait but no worker is up (all lost, or none placed yet): wait for one."""
-        self.pool.grow(self.pending())
+        self.pool.grow(self.wanted())
         up = self.pool.started(timeout=GROW_EVERY_SECONDS)
         if up:
             self.idle += up
@@ -192,30 +212,58 @@ class Dispatcher:
     # ------------------------------------------------------------------ events
 
     def dispatch(self) -> None:
-        """Give every idle worker a trial: a retry first, then the next enqueued one, else one
-        the sampler asks."""
-        while self.idle and self.retry:
-            f = self.retry.popleft()
-            f.actor = self.idle.pop()
-            self.flight[self.pool.submit(f.actor, self.job, f.mixture)] = f
-        while self.idle and (self.n_waiting or self.n_ask):
-            trial = pop_waiting(self.study, self.waiting) if self.waiting else None
+        """Give every idle worker a trial of its lane: a retry first, then the next enqueued one,
+        else one the sampler asks; then retire the idle workers of lanes with nothing left."""
+        for actor in reversed(list(self.idle)):  # the last idle worker first
+            f = next(
+                (f for f in self.retry if self._lane_of(f.mixture) == self.pool.lane(actor)), None
+            )
+            if f is not None:
+                self.retry.remove(f)
+                self.idle.remove(actor)
+                f.actor = actor
+                self.flight[self.pool.submit(f.actor, self.job, f.mixture)] = f
+        for actor in reversed(list(self.idle)):
+            while (trial := self._next_trial(self.pool.lane(actor))) is not None:
+                try:
+                    mixture = self._mixture_of(trial)
+                except ValueError as err:
+                    self._finish_undispatched(trial, str(err))
+                    continue
+                self.idle.remove(actor)
+                ref = self.pool.submit(actor, self.job, mixture)
+                self.flight[ref] = InFlight(trial, mixture, actor, None, time.perf_counter())
+                break
+        self._retire_idle()
+
+    def _next_trial(self, lane: str) -> Any:
+        """The lane's next enqueued trial (RUNNING now), else one the sampler asks, else None."""
+        queue = self.queues.get(lane)
+        if queue:
+            trial = pop_waiting(self.study, queue)
+            self.n_waiting = sum(len(q) for q in self.queues.values())
             if trial is not None:
-                self.n_waiting -= 1
-            elif self.n_ask:
-                trial = self.study.ask()  # the sampler decides
-                self.n_ask -= 1
-            else:
-                self.n_waiting = 0  # someone else took what was left (never with the lock held)
-                return
-            try:
-                mixture = self._mixture_of(trial)
-            except ValueError as err:
-                self._finish_undispatched(trial, str(err))
-                continue
-            actor = self.idle.pop()
-            ref = self.pool.submit(actor, self.job, mixture)
-            self.flight[ref] = InFlight(trial, mixture, actor, None, time.perf_counter())
+                return trial
+        if self.n_ask and lane == next(iter(self.queues)):
+            self.n_ask -= 1
+            return self.study.ask()  # the sampler decides
+        return None
+
+    def _lane_of(self, mixture: Mixture) -> str:
+        return mixture.model if mixture.model in self.queues else next(iter(self.queues))
+
+    def _retire_idle(self) -> None:
+        """Several lanes: the idle workers of a lane with nothing left to run (queued, to
+        retry or in flight) are retired while another lane has work, so its workers fit."""
+        if len(self.queues) < 2 or not self.idle:
+            return
+        wanted = self.wanted()
+        done = [a for a in self.idle if not wanted.get(self.pool.lane(a), 0)]
+        if done and any(wanted.values()):
+            for actor in done:
+                self.idle.remove(actor)
+                self.pool.forget(actor)
+            self.pool.grow(wanted)
 
     def poll(self) -> None:
         """No trial finished this second: long trials get their RUNNING MLflow run; pruning
@@ -223,7 +271,7 @@ class Dispatcher:
         workers are requested on new capacity."""
         if time.perf_counter() - self.grown >= GROW_EVERY_SECONDS:
             self.grown = time.perf_counter()
-            self.pool.grow(self.pending())
+            self.pool.grow(self.wanted())
         for f in self.flight.values():
             if f.run_id is None and f.seconds() >= RUN_AFTER_SECONDS and self.tracking_up:
                 try:
@@ -300,7 +348,8 @@ class Dispatcher:
     def worker_lost(self, f: InFlight, error: str) -> None:
         self.pool.forget(f.actor)
         self.idle = self.pool.alive(self.idle)  # idle workers on a lost node went with it
-        self.pool.grow(self.pending() + 1)  # a replacement, placed when there is room
+        # a replacement, placed when there is room
+        self.pool.grow(self.wanted(extra=self._lane_of(f.mixture)))
         if f.retries >= MAX_WORKER_RETRIES:
             self.failed(f, f"worker died {f.retries + 1} times: {error}")
             return
@@ -317,7 +366,7 @@ class Dispatcher:
 
         if lost_worker:
             self.pool.forget(f.actor)
-            self.pool.grow(self.pending())
+            self.pool.grow(self.wanted())
         else:
             self.idle.append(f.actor)
         self.study.tell(f.trial, state=TrialState.PRUNED)

@@ -37,6 +37,7 @@ def study_status(job: JobSpec) -> str:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     lines = [f"study {job.study} ({job.storage_shown}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
+    lines += model_lines(job, trials)
     lines.append(settings_line(job, study, trials))
     judge = study.user_attrs.get(STUDY_JUDGE)
     if isinstance(judge, dict):
@@ -73,6 +74,28 @@ def study_status(job: JobSpec) -> str:
     holder = driver_holder(job, study)
     lines.append(f"  driver: {describe_holder(holder)}" if holder else "  driver: none running")
     return "\n".join(lines)
+
+
+def model_lines(job: JobSpec, trials: list[Any]) -> list[str]:
+    """Per model of a study across models (trials with a `model`): `model qwen-2b: complete 12
+    running 2 waiting 4 fail 0; best score 0.81 (trial 7)`; none for a one-model study."""
+    names = [m.name for m in job.models]
+    names += sorted(
+        {str(t.user_attrs["model"]) for t in trials if t.user_attrs.get("model")} - set(names)
+    )
+    lines = []
+    pick = max if job.objective.direction == "maximize" else min
+    for name in names:
+        mine = [t for t in trials if t.user_attrs.get("model") == name]
+        counts = Counter(t.state.name for t in mine)
+        states = ("COMPLETE", "RUNNING", "WAITING", "FAIL")
+        line = f"  model {name}: " + "  ".join(f"{k.lower()} {counts.get(k, 0)}" for k in states)
+        done = [t for t in mine if t.state.name == "COMPLETE" and t.values]
+        if done:
+            best = pick(done, key=lambda t: t.values[0])
+            line += f"; best {job.objective.metric} {best.values[0]:.4g} (trial {best.number})"
+        lines.append(line)
+    return lines
 
 
 def settings_line(job: JobSpec, study: Any, trials: list[Any]) -> str:

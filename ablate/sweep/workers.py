@@ -1,6 +1,7 @@
 """The sweep's workers on Ray: ablate's only importer of ray.
 
-A `TrialWorker` is a long-lived Ray actor, one per GPU slot: its `cache` outlives trials (the
+A `TrialWorker` is a long-lived Ray actor, one per GPU slot (a job with `models:` has a lane of
+workers per model, each of its model's size: `models[i].gpus_per_trial` may be a fraction): its `cache` outlives trials (the
 resident base model, the pool, encoded dialogues). `WorkerPool` is everything the dispatcher
 asks of Ray (start, started, grow, alive, submit, wait, result, progress, stop, forget), so the
 dispatcher reads as
@@ -12,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ablate.config import JobSpec
+from ablate.config import JobSpec, model_job, model_names
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
@@ -128,8 +129,11 @@ def cluster_for(job: JobSpec, address: str | None) -> Iterator[None]:
     (before anything is enqueued); a Ray this call started is shut down after."""
     started = init_ray(address)
     try:
-        cpus = float(job.resources.cpus_per_trial)
-        n_slots(job, cpus, gpus_per_trial(job))  # raises, naming what the cluster has
+        for i, name in enumerate(model_names(job) or [""]):
+            one = model_job(job, name)
+            key = f"models[{i}].gpus_per_trial" if name else "resources.gpus_per_trial"
+            # raises, naming what the cluster has
+            n_slots(one, float(one.resources.cpus_per_trial), gpus_per_trial(one), key)
         yield
     finally:
         if started:
@@ -153,19 +157,21 @@ def gpus_per_trial(job: JobSpec) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
-def n_slots(job: JobSpec, cpus: float, gpus: float) -> int:
-    """How many trials the cluster can run at once, capped by `resources.max_in_flight`."""
+def n_slots(job: JobSpec, cpus: float, gpus: float, key: str = "resources.gpus_per_trial") -> int:
+    """How many trials the cluster can run at once, capped by `resources.max_in_flight`; `key`:
+    the job key that asks for `gpus` (a model's own, in a job with `models:`)."""
     import ray
 
     total = ray.cluster_resources()
     has = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
     slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
     if gpus > 0:
+        at_most = f" (or at most {total['GPU']:g})" if total.get("GPU", 0) > 0 else ""
         if total.get("GPU", 0) < gpus:
             raise UserError(
-                f"a trial asks for resources.gpus_per_trial={gpus:g} but the Ray cluster has "
+                f"a trial asks for {key}={gpus:g} but the Ray cluster has "
                 f"{has}; connect to a cluster with GPUs (--address or RAY_ADDRESS), or set "
-                "resources.gpus_per_trial: 0 to train on CPUs. Nothing was enqueued."
+                f"{key}: 0 to train on CPUs{at_most}. Nothing was enqueued."
             )
         slots = min(slots, int(total["GPU"] // gpus))
     if slots < 1:
@@ -177,43 +183,63 @@ def n_slots(job: JobSpec, cpus: float, gpus: float) -> int:
 
 
 class WorkerPool:
-    """The job's `TrialWorker` actors and every Ray call the dispatcher needs."""
+    """The job's `TrialWorker` actors and every Ray call the dispatcher needs.
+
+    Workers come in lanes, one per model of `models:` ("" for a one-model job), each with its
+    model's CPUs and GPUs per trial; a worker runs only its lane's trials, so it keeps one base
+    model resident. Lanes share the cluster: `grow` requests workers lane by lane (in the
+    order of `wanted`) as long as they fit what the cluster has left."""
 
     def __init__(self, job: JobSpec, prune: bool) -> None:
         import ray
 
         self.job = job
-        self.cpus = float(job.resources.cpus_per_trial)
-        self.gpus = gpus_per_trial(job)
-        self.threads = job.train.threads or max(1, int(self.cpus))
-        self.slots = n_slots(job, self.cpus, self.gpus)
-        self._actor_cls = ray.remote(TrialWorker).options(
-            num_cpus=self.cpus,
-            num_gpus=self.gpus,
-            max_restarts=0,
-            # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
-            max_concurrency=2 if prune else 1,
-        )
+        self.shapes: dict[str, tuple[float, float, int]] = {}
+        """Lane -> (CPUs, GPUs, threads) of each of its workers."""
+        self._actor_cls: dict[str, Any] = {}
+        for name in model_names(job) or [""]:
+            one = model_job(job, name)
+            cpus, gpus = float(one.resources.cpus_per_trial), gpus_per_trial(one)
+            self.shapes[name] = (cpus, gpus, one.train.threads or max(1, int(cpus)))
+            self._actor_cls[name] = ray.remote(TrialWorker).options(
+                num_cpus=cpus,
+                num_gpus=gpus,
+                max_restarts=0,
+                # pruning: `progress` and `stop` run beside `run`, in a second thread of the actor
+                max_concurrency=2 if prune else 1,
+            )
+        self.cpus, self.gpus, self.threads = next(iter(self.shapes.values()))
+        """The first lane's (the only one's in a one-model job): what GPU-hours count."""
         self.max_in_flight = job.resources.max_in_flight
         self.actors: list[Any] = []
         """Every worker requested and not forgotten: started, or waiting for a slot."""
         self.starting: dict[Any, Any] = {}
         """Ping ref -> a requested worker that has not answered yet."""
+        self._lane: dict[int, str] = {}
+        """id(actor) -> its lane."""
 
-    def new_actor(self) -> Any:
+    def lane(self, actor: Any) -> str:
+        """The model whose trials the worker runs ("" in a one-model job)."""
+        return self._lane.get(id(actor), "")
+
+    def new_actor(self, lane: str = "") -> Any:
         """Request a worker: Ray places it when a slot is free (until then it holds nothing);
         `started` hands it over once it answers."""
-        actor: Any = self._actor_cls.remote(self.threads, worker_env(self.threads))
+        threads = self.shapes[lane][2]
+        actor: Any = self._actor_cls[lane].remote(threads, worker_env(threads))
         self.actors.append(actor)
+        self._lane[id(actor)] = lane
         self.starting[actor.hello.remote(self.job)] = actor
         return actor
 
-    def start(self, n: int) -> list[Any]:
-        """`n` actors (at most the cluster's slots), waited for up to WORKER_START_SECONDS: trials
-        start when their workers are up, so a trial's recorded start and duration are its own (a
-        busy cluster may not place them all now: those come later through `started`)."""
-        for _ in range(min(self.slots, n)):
-            self.new_actor()
+    def start(self, wanted: int | Mapping[str, int]) -> list[Any]:
+        """Workers for the trials `wanted` per lane (as many as fit), waited for up to
+        WORKER_START_SECONDS: trials start when their workers are up, so a trial's recorded
+        start and duration are its own (a busy cluster may not place them all now: those come
+        later through `started`)."""
+        if isinstance(wanted, int):  # a one-model job (or its first lane)
+            wanted = {next(iter(self.shapes)): wanted}
+        self.grow(wanted)
         return self.started(timeout=WORKER_START_SECONDS, wait_all=True)
 
     def started(self, timeout: float = 0.0, wait_all: bool = False) -> list[Any]:
@@ -261,19 +287,32 @@ class WorkerPool:
                 self.forget(actor)  # a replacement is requested by the caller's `grow`
         return up
 
-    def grow(self, wanted: int) -> int:
-        """Request workers up to `wanted` (capped by max_in_flight and what the cluster has now):
-        a node that joined mid-sweep takes trials; returns how many were requested."""
+    def grow(self, wanted: Mapping[str, int]) -> int:
+        """Request workers up to `wanted` per lane (capped by max_in_flight and what the cluster
+        has now, less what this pool's workers hold): a node that joined mid-sweep takes
+        trials, and a lane whose trials are done leaves room to the next; how many requested."""
         import ray
 
         total = ray.cluster_resources()
-        fit = int(total.get("GPU", 0) // self.gpus) if self.gpus > 0 else self.max_in_flight
-        if self.cpus > 0:
-            fit = min(fit, int(total.get("CPU", 0) // self.cpus))
-        n = min(wanted, self.max_in_flight, fit) - len(self.actors)
-        for _ in range(max(0, n)):
-            self.new_actor()
-        return max(0, n)
+        free_cpu, free_gpu = total.get("CPU", 0.0), total.get("GPU", 0.0)
+        have: dict[str, int] = {}
+        for actor in self.actors:
+            lane = self.lane(actor)
+            have[lane] = have.get(lane, 0) + 1
+            free_cpu -= self.shapes[lane][0]
+            free_gpu -= self.shapes[lane][1]
+        room, requested = self.max_in_flight - len(self.actors), 0
+        for lane, want in wanted.items():
+            if lane not in self.shapes:
+                continue
+            cpus, gpus, _ = self.shapes[lane]
+            n = min(want - have.get(lane, 0), room, _fit(free_cpu, cpus), _fit(free_gpu, gpus))
+            for _ in range(max(0, n)):
+                self.new_actor(lane)
+            n = max(0, n)
+            free_cpu, free_gpu = free_cpu - n * cpus, free_gpu - n * gpus
+            room, requested = room - n, requested + n
+        return requested
 
     def forget(self, actor: Any) -> None:
         """Kill a dead (or doubtful) worker and stop counting it."""
@@ -282,9 +321,12 @@ class WorkerPool:
             self.actors.remove(actor)
         for ref in [r for r, a in self.starting.items() if a is actor]:
             del self.starting[ref]
+        if not any(a is actor for a in self.actors):
+            self._lane.pop(id(actor), None)
 
     def submit(self, actor: Any, job: JobSpec, mixture: Mixture) -> Any:
-        return actor.run.remote(job, mixture)
+        """Run the trial on `actor`, as its model's job (`models:`: its model, train, resources)."""
+        return actor.run.remote(model_job(job, mixture.model), mixture)
 
     def wait(self, refs: list[Any], timeout: float) -> list[Any]:
         """The refs (at most one) that finished within `timeout` seconds."""
@@ -332,6 +374,12 @@ class WorkerPool:
     def kill_all(self) -> None:
         for actor in self.actors:
             self.kill(actor)
+
+
+def _fit(free: float, need: float) -> int:
+    """How many of `need` fit in `free` (a large number when nothing is needed); 1e-9 of slack
+    so that four 0.25-GPU workers fit one GPU whatever the rounding."""
+    return int((free + 1e-9) // need) if need > 0 else 1 << 30
 
 
 def _is_worker_death(err: BaseException) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.bench.judge_http import judge_label
-from ablate.config import JobSpec, redact, sqlite_path, to_dict
+from ablate.config import JobSpec, model_job, redact, sqlite_path, to_dict
 from ablate.mixture import Mixture, normalized_entropy
 from ablate.result import TrialResult
 from ablate.tracking.client import (
@@ -81,8 +81,11 @@ def sweep_links(job: JobSpec, parent_run_id: str) -> str | None:
 def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str, str]:
     """The parameters a child run records (strings, as MLflow stores them); `settings`: the id
     of the settings the trial was trained with (`ablate.study.settings`), when known."""
+    job = model_job(job, mixture.model)  # a trial of a `models:` entry: that model's settings
     props = mixture.proportions if isinstance(mixture.proportions, dict) else {}
     params = {f"p/{t}": f"{float(p):.6g}" for t, p in props.items()}
+    if mixture.model:
+        params["model"] = mixture.model
     params.update(
         {
             "volume": f"{mixture.volume:g}",

@@ -158,7 +158,7 @@ def test_unknown_key_suggests_the_close_match() -> None:
     assert msg.startswith(
         "job.yaml: unknown key `desing` (did you mean `design`?); known keys here: "
     )
-    assert "design, mixture, model, objective" in msg
+    assert "design, mixture, model, models, objective" in msg
 
 
 def test_unknown_nested_key_suggests_the_dotted_key() -> None:

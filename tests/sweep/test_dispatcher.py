@@ -45,8 +45,11 @@ class ScriptedPool:
         self.placed: list[Any] = []
         self.stopped = 0
 
-    def start(self, n: int) -> list[Any]:
+    def start(self, wanted: Any) -> list[Any]:
         return [f"worker-{i}" for i in range(self.workers)]
+
+    def lane(self, actor: Any) -> str:
+        return ""  # one model: one lane
 
     def started(self, timeout: float = 0.0, wait_all: bool = False) -> list[Any]:
         up, self.placed = self.placed, []
@@ -55,7 +58,7 @@ class ScriptedPool:
     def alive(self, actors: list[Any], timeout: float = 5.0) -> list[Any]:
         return list(actors)
 
-    def grow(self, wanted: int) -> int:
+    def grow(self, wanted: Any) -> int:
         missing = len(self.forgotten) - sum(1 for _ in self.placed)
         if self.room and missing > 0 and not self.placed:
             self.placed.append(f"worker-{self.workers + len(self.forgotten) - 1}")

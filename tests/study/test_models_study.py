@@ -1,0 +1,120 @@
+"""A study across models (`models:`): the design crossed with the models, each trial's `model`,
+the settings fingerprint (adding a model extends the study, changing one is a change of
+settings), `ablate status` and the trial table per model. No Ray: trials are told here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ablate.analysis import load
+from ablate.config import JobSpec
+from ablate.design import design_key
+from ablate.errors import UserError
+from ablate.plan import check_job_kinds, design_mixtures
+from ablate.study import (
+    check_settings,
+    enqueue_design,
+    job_settings,
+    mixture_from_attrs,
+    open_study,
+)
+from ablate.study.optuna_fast import pop_waiting, waiting_ids
+from ablate.sweep import study_status
+from ablate.tracking import trial_params
+
+TYPES = ["caption", "count", "compare"]
+GRID = {"kind": "grid", "volumes": [100, 400], "balance": [0.5, 1.0], "seeds": [0]}
+PROXY = {"name": "proxy", "path": "tiny-a", "size": 0.5e9, "gpus_per_trial": 0.25}
+TARGET = {"name": "target", "path": "tiny-b", "size": 7e9, "lora": {"r": 32, "alpha": 64}}
+
+
+def models_job(make_job: Callable[..., JobSpec], *models: dict[str, Any], **kw: Any) -> JobSpec:
+    objective = {"kind": "sim", "metric": "score", "landscape": "less_is_more"}
+    return make_job(models=list(models), objective=objective, design=GRID, **kw)
+
+
+def test_the_design_runs_once_per_model_and_one_model_jobs_are_unchanged(make_job) -> None:
+    one = design_mixtures(make_job(design=GRID), TYPES)
+    two = design_mixtures(models_job(make_job, PROXY, TARGET), TYPES)
+    assert len(two) == 2 * len(one) == 8
+    assert [m.model for m in two] == ["proxy"] * 4 + ["target"] * 4  # model-major
+    assert [m.name for m in two[:4]] == [f"proxy-{m.name}" for m in one]
+    assert len({design_key(m) for m in two}) == 8
+    # a one-model job's keys are what they were (old studies resume without a rerun)
+    assert all(m.model == "" and "|m=" not in design_key(m) for m in one)
+
+
+def test_each_trial_carries_its_model_and_mlflow_params_its_models_settings(make_job) -> None:
+    job = models_job(make_job, PROXY, TARGET)
+    study = open_study(job)
+    enqueue_design(study, design_mixtures(job, TYPES))
+    models = [t.user_attrs["model"] for t in study.get_trials()]
+    assert models == ["proxy"] * 4 + ["target"] * 4
+    mixture = mixture_from_attrs(study.get_trials()[5].user_attrs)
+    assert mixture.model == "target"
+    params = trial_params(job, mixture)
+    assert params["model"] == "target" and params["model.path"] == "tiny-b"
+    assert params["lora.r"] == "32"
+    one = make_job()
+    plain = design_mixtures(one, TYPES)[0]
+    assert "model" not in trial_params(one, plain)
+
+
+def test_adding_a_model_extends_the_study_and_changing_one_is_a_change_of_settings(
+    make_job,
+) -> None:
+    job = models_job(make_job, PROXY)
+    study = open_study(job)
+    base, _ = check_settings(study, job, job_settings(job, TYPES))
+    enqueue_design(study, design_mixtures(job, TYPES), level=base)
+    grown = models_job(make_job, PROXY, TARGET)
+    level, note = check_settings(study, grown, job_settings(grown, TYPES))
+    assert level.id == base.id and note is None  # the new model's trials join the study
+    changed = models_job(make_job, PROXY, {**TARGET, "lora": {"r": 8, "alpha": 16}})
+    with pytest.raises(UserError) as err:
+        check_settings(study, changed, job_settings(changed, TYPES))
+    assert "models.target.model.lora.r: study has 32, this job has 8" in str(err.value)
+    trained = models_job(make_job, {**PROXY, "train": {"lr": 1.0e-3}}, TARGET)
+    with pytest.raises(UserError, match=r"models\.proxy\.train\.lr"):
+        check_settings(study, trained, job_settings(trained, TYPES))
+    # resources are not settings: a proxy on a whole GPU trains the same
+    moved = models_job(make_job, {**PROXY, "gpus_per_trial": 1}, TARGET)
+    assert check_settings(study, moved, job_settings(moved, TYPES))[0].id == base.id
+
+
+def test_search_with_models_and_sim_without_sizes_are_refused(make_job) -> None:
+    search = make_job(
+        models=[PROXY, TARGET],
+        objective={"kind": "sim", "metric": "score"},
+        design={"kind": "search", "n_trials": 4},
+    )
+    with pytest.raises(UserError, match=r"`design\.kind: search` does not take `models:`"):
+        check_job_kinds(search, "job.yaml")
+    sizeless = models_job(make_job, PROXY, {"name": "target", "path": "tiny-b"})
+    with pytest.raises(UserError, match=r"`models\[1\]\.size` is needed by objective kind sim"):
+        check_job_kinds(sizeless, "job.yaml")
+
+
+def test_status_and_the_trial_table_go_by_model(make_job) -> None:
+    job = models_job(make_job, PROXY, TARGET)
+    study = open_study(job)
+    check_settings(study, job, job_settings(job, TYPES))
+    enqueue_design(study, design_mixtures(job, TYPES))
+    waiting = waiting_ids(study)
+    for value in (0.5, 0.7, 0.6):  # three proxy trials finish
+        trial = pop_waiting(study, waiting)
+        trial.set_user_attr("seconds", 10.0)
+        study.tell(trial, value)
+    text = study_status(job)
+    assert "  model proxy: complete 3  running 0  waiting 1  fail 0; best score 0.7" in text
+    assert "  model target: complete 0  running 0  waiting 4  fail 0" in text
+    df = load(job)
+    assert list(df["model"]) == ["proxy"] * 4 + ["target"] * 4
+    done = df[df["state"] == "COMPLETE"]
+    assert list(done["gpu_seconds"]) == [2.5, 2.5, 2.5]  # 10 s x the proxy's 0.25 GPU
+    one = make_job(study="one-model", design=GRID)
+    enqueue_design(open_study(one), design_mixtures(one, TYPES))
+    assert set(load(one)["model"]) == {""}
