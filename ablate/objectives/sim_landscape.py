@@ -135,8 +135,16 @@ def sim_score(
     """(noisy score, noise-free score) of a mixture; the noise is a pure function of the inputs."""
     p = [float(proportions.get(t, 0.0)) for t in task_types]
     clean = landscape(name, len(task_types), landscape_seed).score(p, volume)
+    return clean + seed_noise(p, volume, seed, landscape_seed, noise), clean
+
+
+def seed_noise(
+    p: Sequence[float], volume: float, seed: int, landscape_seed: int, noise: float, tag: str = ""
+) -> float:
+    """The Gaussian noise of one (mixture, seed): a pure function of the inputs (`tag`: more
+    that tells trials apart, e.g. the model's size)."""
     if noise <= 0:
-        return clean, clean
-    key = ",".join(f"{x:.9f}" for x in p) + f"|{float(volume):g}"
+        return 0.0
+    key = ",".join(f"{x:.9f}" for x in p) + f"|{float(volume):g}" + tag
     rng = np.random.default_rng([landscape_seed, seed & 0xFFFFFFFF, zlib.crc32(key.encode())])
-    return clean + float(rng.normal(0.0, noise)), clean
+    return float(rng.normal(0.0, noise))

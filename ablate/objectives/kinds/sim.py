@@ -1,5 +1,6 @@
 """Objective kind `sim`: score a built-in synthetic landscape (`ablate.objectives.sim_landscape`)
-instead of training; it sleeps `duration_s` like the fine-tune it stands for."""
+instead of training; it sleeps `duration_s` like the fine-tune it stands for. A trial of a
+model of `models:` scores that model's size's landscape (`ablate.objectives.sim_sizes`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ablate.config import JobSpec
+from ablate.config import JobSpec, named_model
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.objectives.base import OBJECTIVES
 from ablate.objectives.sim_landscape import LANDSCAPES, sim_score
+from ablate.objectives.sim_sizes import sized_sim_score
 from ablate.result import TrialResult
 
 
@@ -26,6 +28,12 @@ class SimObjective:
                 f"{source}: list `task_types` (or give a `pool`) so the design knows what to mix"
             )
         LANDSCAPES.get(job.objective.landscape, source)
+        for i, m in enumerate(job.models):
+            if m.size is None or not m.size > 0:
+                raise UserError(
+                    f"{source}: `models[{i}].size` is needed by objective kind sim (the model's "
+                    f"parameters, e.g. size: 0.5e9 for a 0.5B model); {m.name!r} has none"
+                )
 
     def prepare(self, job: JobSpec) -> None:
         pass  # nothing to load: the landscape is drawn (and cached) by the first trial
@@ -48,9 +56,24 @@ def run_sim_objective(
     start = time.perf_counter()
     props = {t: float(p) for t, p in dict(mixture.proportions).items()}
     types = list(job.task_types) or sorted(props)
-    value, clean = sim_score(
-        obj.landscape, props, types, mixture.volume, mixture.seed, obj.landscape_seed, obj.noise
-    )
+    if mixture.model:  # a model of `models:`: its size picks its landscape (sim_sizes)
+        size = named_model(job, mixture.model).size
+        value, clean = sized_sim_score(
+            obj.landscape,
+            props,
+            types,
+            mixture.volume,
+            mixture.seed,
+            obj.landscape_seed,
+            obj.noise,
+            sizes=[float(m.size or 0.0) for m in job.models],
+            size=float(size or 0.0),
+            rank_correlation=obj.rank_correlation,
+        )
+    else:
+        value, clean = sim_score(
+            obj.landscape, props, types, mixture.volume, mixture.seed, obj.landscape_seed, obj.noise
+        )
     steps = max(0, obj.report_steps)
     if steps:
         norm = 1.0 - math.exp(-4.0)
