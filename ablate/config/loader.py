@@ -68,8 +68,9 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
         node[parts[-1]] = raw
 
 
-_FLOAT_WITHOUT_DOT = r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"
-"""`1e-3`, `5E4`: floats in YAML 1.2 (and to every reader), strings to PyYAML's YAML 1.1."""
+_FLOAT_WITHOUT_DOT = r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"
+"""`1e-3`, `5E4`, `2.2e9`: floats in YAML 1.2 (and to every reader), strings to PyYAML's YAML
+1.1 (which wants a dot and a signed exponent: `2.2e+9`)."""
 
 
 @functools.cache
@@ -83,7 +84,7 @@ def _loader() -> type:
         pass
 
     Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float", re.compile(_FLOAT_WITHOUT_DOT), list("-+0123456789")
+        "tag:yaml.org,2002:float", re.compile(_FLOAT_WITHOUT_DOT), list("-+0123456789.")
     )
     return Loader
 

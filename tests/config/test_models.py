@@ -72,3 +72,13 @@ def test_bad_models_are_refused_with_the_key(
 def test_rank_correlation_outside_0_1_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"objective\.rank_correlation` must lie in"):
         read_job(write(tmp_path, objective={"kind": "sim", "rank_correlation": 1.5}))
+
+
+def test_sizes_read_as_numbers_in_every_float_spelling(tmp_path: Path) -> None:
+    """`2.2e9` is a float in YAML 1.2 but a string to PyYAML (which wants `2.2e+9`)."""
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "study: s\ntask_types: [a]\nmodels:\n"
+        "  - {name: a, size: 2.2e9}\n  - {name: b, size: 5e8}\n  - {name: c, size: .5e9}\n"
+    )
+    assert [m.size for m in read_job(path).models] == [2.2e9, 5e8, 0.5e9]
