@@ -8,11 +8,12 @@ An objective kind is one module in `ablate/objectives/kinds/` whose class, decor
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ablate.config import JobSpec
+from ablate.config import JobSpec, model_job
 from ablate.mixture import Mixture
 from ablate.registry import Registry
 from ablate.result import TrialResult
@@ -59,7 +60,12 @@ def run_objective(
 ) -> TrialResult:
     """Run one trial of the job's objective kind: `train` fine-tunes, `python` calls the target,
     `sim` scores a built-in landscape (`cache["report"]`, if set, gets its intermediate values).
-    `seconds` is the wall time of the call when the kind leaves it 0."""
+    `seconds` is the wall time of the call when the kind leaves it 0. A job with `models:` runs
+    the mixture's model (the first when the mixture names none, e.g. `ablate trial --mixture`)
+    as that model's one-model job (its model, train and resources: `model_job`)."""
+    if job.models and not mixture.model:
+        mixture = dataclasses.replace(mixture, model=job.models[0].name)
+    job = model_job(job, mixture.model)
     start = time.perf_counter()
     result = objective_of(job).run(job, mixture, {} if cache is None else cache)
     result.seconds = result.seconds or (time.perf_counter() - start)

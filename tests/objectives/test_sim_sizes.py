@@ -3,6 +3,7 @@ one a landscape whose mixture ranking correlates with it at the set Spearman."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -60,3 +61,18 @@ def test_a_sim_trial_scores_its_models_size(make_job: Callable[..., JobSpec]) ->
     p = [small.proportions[t] for t in ("caption", "count", "compare")]
     assert s == pytest.approx(landscape("less_is_more", 3, 0).quality(p))  # V(5000) = 1
     assert l_ == pytest.approx(size_quality("less_is_more", p, 0, [0.5e9, 8e9], 8e9, 0.3))
+
+
+def test_a_mixture_without_a_model_runs_on_the_first_model(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    """`ablate trial --mixture M.yaml` of a job with `models:`: the first model, sized."""
+    job = make_job(
+        models=[{"name": "l", "size": 8e9}, {"name": "s", "size": 0.5e9}],
+        objective={"kind": "sim", "metric": "score", "rank_correlation": 0.3},
+        design={"kind": "grid", "volumes": [5000], "balance": [0.4], "seeds": [0]},
+    )
+    first = design_mixtures(job, ["caption", "count", "compare"])[0]
+    assert first.model == "l"
+    bare = dataclasses.replace(first, model="")
+    assert run_objective(job, bare).metrics == run_objective(job, first).metrics
