@@ -276,7 +276,8 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     registries by `ablate.plan.load_job`, which is what commands call.
     """
     data = read_yaml(path, overrides)
-    if "model" in data and "models" in data:
+    if data.get("models") and data.get("model") not in (None, {}, to_dict(ModelSpec())):
+        # (a job written back by `to_dict` carries the default `model:` beside `models:`)
         raise UserError(
             f"{path}: the job names both `model` (one model) and `models` (a list); keep one: "
             "`models` for a study across models (move `model`'s keys into a named entry), or "
