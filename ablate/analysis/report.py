@@ -18,6 +18,7 @@ from typing import Any
 from ablate import tracking
 from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
+from ablate.analysis.groups import main_group, rank_transfer, split_groups
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
@@ -85,16 +86,18 @@ def write_report(
         label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"
         df.to_csv(csv, index=False)
-        fitter = Child(_fit_worker, df, column, volume, n_propose) if fork else None
+        groups = split_groups(df)  # models, or settings recorded as a factor: not replicates
+        shown, part = main_group(groups)
+        fitter = Child(_fit_worker, part, column, volume, n_propose) if fork else None
         if fitter is not None:
             children.append(fitter)
-        findings = analyse(df, column, alpha=alpha)
-        plots = _draw(df, out, column, label, findings.cells, children if fork else None)
+        findings = analyse(part, column, alpha=alpha)
+        plots = _draw(part, out, column, label, findings.cells, children if fork else None)
         surrogates, proposals, note = (
-            fitter.result() if fitter is not None else _fit(df, column, volume, n_propose)
+            fitter.result() if fitter is not None else _fit(part, column, volume, n_propose)
         )
         notes: list[str] = [note] if note else []
-        notes += judged
+        notes += judged + group_notes(df, groups, shown, column, alpha)
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, proposals, plots, notes))
         run_id = None
@@ -116,6 +119,26 @@ def write_report(
         mlflow_run_id=run_id,
         seconds=time.perf_counter() - start,
     )
+
+
+def group_notes(
+    df: Any, groups: list[tuple[str, Any]], shown: str, metric: str, alpha: float
+) -> list[str]:
+    """What the page says of a study across models or settings: which group the verdict and
+    plots show, every other group's own verdict, and the rank transfer between models."""
+    if len(groups) < 2:
+        return []
+    notes = [f"This study has {len(groups)} groups of trials that are not seed replicates of "
+             f"each other; the verdict, cells and plots are of {shown}."]  # fmt: skip
+    for name, part in groups:
+        if name == shown:
+            continue
+        try:
+            notes.append(f"{name}: {analyse(part, metric, alpha=alpha).headline()}")
+        except UserError as err:
+            notes.append(f"{name}: {err}")
+    notes += [t.describe() for t in rank_transfer(df, metric)]
+    return notes
 
 
 def _judged(df: Any, metric: str) -> tuple[str, list[str]]:

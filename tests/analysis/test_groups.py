@@ -1,0 +1,91 @@
+"""A study across models (or settings recorded as a factor): each group has its own verdict,
+and models are compared by how they rank the mixtures they share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_analysis import TYPES, peak_at_5000
+
+from ablate.analysis.groups import main_group, rank_transfer, split_groups
+from ablate.analysis.load import result_trial
+from ablate.analysis.report import write_report
+from ablate.design import proportions_for_balance
+
+
+def table(models: dict[str, Any], n_mix: int = 10, seeds: int = 3, noise: float = 0.01) -> Any:
+    """Trials of `n_mix` mixtures x `seeds` per model; model m scores mixture i as f_m(i)."""
+    rng = np.random.default_rng(0)
+    rows, trial = [], 0
+    for model, f in models.items():
+        for i in range(n_mix):
+            for s in range(seeds):
+                rows.append({"trial": trial, "state": "COMPLETE", "model": model, "seed": s,
+                             "value": f(i) + rng.normal(0, noise), "volume": 1000.0,
+                             "p/a": i / n_mix, "p/b": 1 - i / n_mix})  # fmt: skip
+                trial += 1
+    df = pd.DataFrame(rows)
+    df.attrs["direction"] = "maximize"
+    return df
+
+
+def test_rank_transfer_between_models_that_agree_and_disagree() -> None:
+    df = table({"proxy": lambda i: i, "same": lambda i: 2 * i + 1, "reversed": lambda i: -i})
+    pairs = {(t.a, t.b): t for t in rank_transfer(df)}
+    assert set(pairs) == {("proxy", "same"), ("proxy", "reversed"), ("same", "reversed")}
+    same, rev = pairs[("proxy", "same")], pairs[("proxy", "reversed")]
+    assert same.rho == pytest.approx(1.0) and same.low > 0.9 and same.overlap == same.k == 3
+    assert rev.rho == pytest.approx(-1.0) and rev.high < -0.9 and rev.overlap == 0
+    assert same.n_mixtures == 10
+    assert "Spearman 1.00" in same.describe() and "top-3 overlap 3/3" in same.describe()
+
+
+def test_noisy_seeds_widen_the_interval() -> None:
+    quiet = rank_transfer(table({"a": lambda i: i, "b": lambda i: i}, noise=0.01))[0]
+    noisy = rank_transfer(table({"a": lambda i: i, "b": lambda i: i}, noise=3.0))[0]
+    assert noisy.high - noisy.low > quiet.high - quiet.low
+
+
+def test_groups_by_model_and_settings_and_the_main_one_is_the_latest() -> None:
+    df = table({"proxy": lambda i: i, "target": lambda i: i}, n_mix=3, seeds=1)
+    df["settings"] = ["s1"] * 3 + ["s1"] * 2 + ["s2"]
+    groups = split_groups(df)
+    assert [g[0] for g in groups] == [
+        "model proxy, settings s1",
+        "model target, settings s1",
+        "model target, settings s2",
+    ]
+    assert main_group(groups)[0] == "model target, settings s2"
+    assert split_groups(df[df["model"] == "proxy"].drop(columns="settings"))[0][0] == ""
+
+
+def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(
+    make_job: Any, tmp_path: Path
+) -> None:
+    import optuna
+
+    job = make_job(study="two-models")
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
+    rng = np.random.default_rng(0)
+    for model, scale in (("proxy", 0.5), ("target", 1.0)):
+        for v in (1000, 5000, 20000):
+            for b in (0.5, 1.0):
+                props = proportions_for_balance(TYPES, b)
+                for s in (0, 1, 2):
+                    value = scale * peak_at_5000(props, v, s) + rng.normal(0, 0.005)
+                    t = result_trial(props, v, s, f"{model}-v{v}-b{b}-s{s}", value,
+                                     {"score": value}, 1.0)  # fmt: skip
+                    t.set_user_attr("model", model)
+                    study.add_trial(t)
+    report = write_report(job, tmp_path / "report", log_to_mlflow=False, parallel=False)
+    notes = " ".join(report.notes)
+    assert "2 groups of trials that are not seed replicates" in notes
+    assert "the verdict, cells and plots are of model target" in notes
+    assert 'model proxy: "Less is more" HOLDS' in notes
+    assert report.findings.verdict == "holds"
+    assert "Rank transfer proxy -> target: Spearman" in notes
+    assert int(report.findings.cells.table["n"].sum()) == 18  # the target's trials only
