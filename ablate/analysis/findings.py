@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate.analysis.power import POWER, DesignSize, minimal_effect
 from ablate.analysis.stats import N_BOOT, Cells, cell_stats
 from ablate.analysis.verdict import (
     ALPHA,
@@ -42,6 +43,8 @@ class Findings:
     """The family-wise error level of each test."""
     method: str = ""
     """How the verdicts were computed, in one sentence (the report prints it)."""
+    detectable: str = ""
+    """The smallest volume effect this study's design detects (`ablate.analysis.power`)."""
 
     @property
     def verdict(self) -> Status:
@@ -58,6 +61,8 @@ class Findings:
     def statements(self) -> list[str]:
         """Plain-words findings, most important first."""
         out = [self.headline()]
+        if self.detectable:
+            out.append(self.detectable)
         out += [f"Balance {r.balance:.2f}: {r.status}: {r.reason}." for r in self.per_level]
         out += [b.describe(self.metric, self.cells.sign) for b in self.balance]
         if self.cells.table["n"].max() < 2:
@@ -147,6 +152,23 @@ def analyse(
         notes=notes,
         alpha=alpha,
         method=method_text(design, alpha),
+        detectable=detectable_text(design, alpha),
+    )
+
+
+def detectable_text(d: Design, alpha: float) -> str:
+    """The minimal detectable effect of the study as run (its fewest seeds per cell), next to
+    the verdict: a "cannot be decided" means little about effects smaller than this."""
+    if d.noise.pooled_df == 0 or len(d.volumes) < 2 or not d.cells.n.size:
+        return ""
+    size = DesignSize(len(d.volumes), len(d.balances), int(d.cells.n.min()))
+    mde = minimal_effect(size, d.noise.pooled_sd, alpha)
+    if mde is None:
+        return ""
+    return (
+        f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({size.describe()}) "
+        f"detects a volume effect of {mde:.3g} with {POWER:.0%} power; `ablate plan` gives the "
+        "seeds a smaller effect needs."
     )
 
 

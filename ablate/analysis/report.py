@@ -57,6 +57,7 @@ class Report:
     seconds: float = 0.0
 
 
+# long: the report's steps in order (load, test, fit, plot, page, MLflow), one or two lines each
 def write_report(
     job: JobSpec | str | Path,
     out: str | Path,
@@ -86,8 +87,8 @@ def write_report(
         label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"
         df.to_csv(csv, index=False)
-        groups = split_groups(df)  # models, or settings recorded as a factor: not replicates
-        shown, part = main_group(groups)
+        # models, or settings recorded as a factor: never seed replicates of each other
+        shown, part = main_group(groups := split_groups(df))
         fitter = Child(_fit_worker, part, column, volume, n_propose) if fork else None
         if fitter is not None:
             children.append(fitter)
@@ -96,7 +97,7 @@ def write_report(
         surrogates, proposals, note = (
             fitter.result() if fitter is not None else _fit(part, column, volume, n_propose)
         )
-        notes: list[str] = [note] if note else []
+        notes = [note] if note else []
         notes += judged + group_notes(df, groups, shown, column, alpha)
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, proposals, plots, notes))

@@ -90,6 +90,13 @@ def _run_status(job: JobSpec, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_plan(job: JobSpec, args: argparse.Namespace) -> int:
+    from ablate.analysis.plan_seeds import plan_text
+
+    print(plan_text(job, effect=args.effect, noise=args.noise, pilot=args.pilot))
+    return 0
+
+
 def _run_report(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.analysis.report import summary_text, write_report
 
@@ -223,5 +230,6 @@ JOB_COMMANDS: dict[str, Callable[[JobSpec, argparse.Namespace], int]] = {
     "sweep": _run_sweep,
     "status": _run_status,
     "report": _run_report,
+    "plan": _run_plan,
     "propose": _run_propose,
 }

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mixture(sub)
     _add_trial_sweep(sub)
     _add_status_report(sub)
+    _add_plan(sub)
     _add_propose(sub)
     return parser
 
@@ -255,6 +256,28 @@ def _add_status_report(sub: Any) -> None:
     )
     p.add_argument(
         "--no-mlflow", action="store_true", help="do not log the report to the sweep's MLflow run"
+    )
+    _add_set(p)
+
+
+def _add_plan(sub: Any) -> None:
+    """`ablate plan`."""
+    p = sub.add_parser(
+        "plan",
+        help="seeds per mixture needed to detect an effect (power), and what the design detects",
+        description="From the seed noise of a pilot study (default: the job's own study) or a "
+        "given SD: the smallest volume effect the job's grid detects with 80% power (the "
+        'calibrated "less is more" test, family-wise error 5%), and with --effect X the '
+        "seeds per mixture it needs to detect X.",
+    )
+    p.add_argument("job", type=Path, help="job YAML file (a grid design)")
+    p.add_argument("--effect", type=float, default=None, help="effect to detect (metric units)")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--noise", type=float, default=None, help="seed SD of one trial")
+    noise.add_argument(
+        "--pilot",
+        default=None,
+        help="a pilot job file, or a study name in the job's storage, whose seed noise to use",
     )
     _add_set(p)
 

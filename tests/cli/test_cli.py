@@ -101,6 +101,7 @@ HELP = {
     ("status",): ["job", "--set"],
     ("report",): ["job", "--out", "--set"],
     ("propose",): ["job", "--set"],
+    ("plan",): ["job", "--effect", "--noise", "--pilot", "--set", "80% power"],
 }
 
 

@@ -1,0 +1,94 @@
+"""`ablate plan JOB.yaml [--effect X] [--noise SD | --pilot JOB_OR_STUDY]`: the seeds per mixture
+a grid design needs to detect a volume effect of X with 80% power (`ablate.analysis.power`), from
+the seed noise of a pilot study (pooled over its cells, as the verdict pools it) or a given SD,
+and the effect the current design can detect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ablate.analysis.load import load
+from ablate.analysis.power import POWER, DesignSize, minimal_effect, seeds_needed
+from ablate.analysis.verdict import study_design
+from ablate.config import JobSpec
+from ablate.errors import UserError
+from ablate.plan import load_job
+
+__all__ = ["design_size", "pilot_noise", "plan_text"]
+
+
+def design_size(job: JobSpec) -> DesignSize:
+    """The grid the job runs (volumes x balance levels x seeds)."""
+    d = job.design
+    if d.kind != "grid":
+        raise UserError(
+            f"{job.source or 'job'}: `ablate plan` sizes grid designs (volumes x balance x seeds), "
+            f"and this job's `design.kind` is {d.kind}; plan with a grid of the volumes and "
+            "balance levels to compare"
+        )
+    return DesignSize(len(d.volumes), len(d.balance), len(d.seeds))
+
+
+def pilot_noise(job: JobSpec, pilot: str | None) -> tuple[float, str]:
+    """(seed SD, where it comes from): a pilot job file, another study of this job's storage,
+    or (no pilot) this job's own study."""
+    if pilot is None:
+        source = job
+    elif Path(pilot).is_file():
+        source = load_job(pilot)
+    else:
+        source = dataclasses.replace(job, study=pilot)
+    df = load(source)
+    noise = study_design(df).noise
+    if noise.pooled_df == 0:
+        raise UserError(
+            f"study `{source.study}` has no mixture run with two seeds or more, so its seed noise "
+            "is unknown; give --noise SD, or a pilot study with `design.seeds: [0, 1]` or more"
+        )
+    return noise.pooled_sd, (
+        f"study `{source.study}`: seed SD {noise.pooled_sd:.4g} pooled over its cells "
+        f"({noise.pooled_df} df)"
+    )
+
+
+def plan_text(
+    job: JobSpec,
+    effect: float | None = None,
+    noise: float | None = None,
+    pilot: str | None = None,
+    alpha: float = 0.05,
+) -> str:
+    """What `ablate plan` prints."""
+    size = design_size(job)
+    if noise is not None and noise <= 0:
+        raise UserError(f"--noise {noise}: the seed SD must be positive")
+    if effect is not None and effect <= 0:
+        raise UserError(f"--effect {effect}: the effect must be positive (in metric units)")
+    sd, where = (noise, f"given: seed SD {noise:.4g}") if noise else pilot_noise(job, pilot)
+    lines = [f"Seed noise: {where}.", f"Design: {size.describe()}."]
+    test = f"{POWER:.0%} power, family-wise error {alpha:.0%}"
+    mde = minimal_effect(size, sd, alpha)
+    if mde is None:
+        lines.append(
+            'The current design cannot test "less is more": it needs 2 or more volumes '
+            "(`design.volumes`) and 2 or more seeds per mixture (`design.seeds`)."
+        )
+    else:
+        lines.append(f"It detects a volume effect of {mde:.4g} ({mde / sd:.2f} seed SDs; {test}).")
+    if effect is not None:
+        n = seeds_needed(size, effect, sd, alpha)
+        if n is None:
+            lines.append(
+                f"An effect of {effect:.4g} ({effect / sd:.2f} seed SDs) needs more than 50 seeds "
+                "per mixture: too small for this design to see; add balance levels or accept a "
+                "larger effect."
+            )
+        else:
+            bigger = DesignSize(size.volumes, size.balances, n)
+            lines.append(
+                f"To detect {effect:.4g} ({effect / sd:.2f} seed SDs; {test}) it needs {n} seeds "
+                f"per mixture: {bigger.describe()} (`design.seeds: {list(range(n))}`)."
+            )
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Seeds by power: what a design can detect, and the seeds it needs to detect a given effect.
+
+The effect is the one the overall "less is more" test looks for (`ablate.analysis.verdict`):
+a smaller volume better than the largest by X, on scores averaged over the B balance levels.
+With n seeds per mixture, V volumes and seed SD s, that comparison's standard error is
+s * sqrt(2 / (n * B)), the pooled variance has V * B * (n - 1) degrees of freedom, and the test
+rejects when t exceeds the one-sided Dunnett quantile q of V - 1 comparisons with a common
+control (correlation 1/2 with equal n), at family-wise error alpha. Its power for an effect X is
+taken as P(t' > q), t' noncentral t with noncentrality X / SE: the chance that the one truly
+better volume clears q (other comparisons clearing it too only adds power, so this is a lower
+bound). The minimal detectable effect (MDE) is the X with 80% power. The test's guards for heavy
+tails and unequal variances make it slightly more cautious than this: plan a seed more when the
+pilot's noise looks heavy-tailed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ablate.analysis.contrasts import quantile
+
+__all__ = ["POWER", "DesignSize", "minimal_effect", "power", "seeds_needed"]
+
+#: The power a plan aims for.
+POWER = 0.8
+#: The most seeds per mixture a plan proposes.
+MAX_SEEDS = 50
+
+
+@dataclass(frozen=True)
+class DesignSize:
+    """The shape of a grid design: volume levels, balance levels, seeds per mixture."""
+
+    volumes: int
+    balances: int
+    seeds: int
+
+    @property
+    def trials(self) -> int:
+        return self.volumes * self.balances * self.seeds
+
+    def describe(self) -> str:
+        return (
+            f"{self.volumes} volumes x {self.balances} balance levels x {self.seeds} seeds "
+            f"= {self.trials} trials"
+        )
+
+
+def _critical(size: DesignSize, alpha: float) -> tuple[float, float, float]:
+    """(q, df, SE per unit seed SD) of the overall test of this design."""
+    df = size.volumes * size.balances * (size.seeds - 1)
+    k = size.volumes - 1
+    corr = np.full((k, k), 0.5)
+    np.fill_diagonal(corr, 1.0)
+    q = quantile(corr, df, alpha, two_sided=False)
+    return q, df, math.sqrt(2 / (size.seeds * size.balances))
+
+
+def power(size: DesignSize, effect: float, sd: float, alpha: float = 0.05) -> float:
+    """The chance the overall test says "holds" when one smaller volume is better by `effect`."""
+    from scipy.stats import nct
+
+    if size.seeds < 2 or size.volumes < 2:
+        return 0.0
+    q, df, se = _critical(size, alpha)
+    return float(nct.sf(q, df, effect / (sd * se)))
+
+
+def minimal_effect(size: DesignSize, sd: float, alpha: float = 0.05) -> float | None:
+    """The smallest effect detected with POWER (None: the design cannot test, one seed or one
+    volume)."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct
+
+    if size.seeds < 2 or size.volumes < 2:
+        return None
+    q, df, se = _critical(size, alpha)
+    ncp = brentq(lambda d: float(nct.sf(q, df, d)) - POWER, 0.0, 100.0, xtol=1e-6)
+    return float(ncp * se * sd)
+
+
+def seeds_needed(size: DesignSize, effect: float, sd: float, alpha: float = 0.05) -> int | None:
+    """The fewest seeds per mixture (2 or more) that detect `effect` with POWER; None when even
+    MAX_SEEDS do not."""
+    for n in range(2, MAX_SEEDS + 1):
+        if power(DesignSize(size.volumes, size.balances, n), effect, sd, alpha) >= POWER:
+            return n
+    return None
