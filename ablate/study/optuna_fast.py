@@ -127,3 +127,25 @@ def enqueue_many_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]
         session.execute(insert(models.TrialUserAttributeModel), user_rows)
         session.execute(insert(models.TrialSystemAttributeModel), system_rows)
     return True
+
+
+#: Volumes span at most this range, for the `volume` parameter's (log) distribution.
+VOLUME_RANGE = (1.0, 1e12)
+
+
+def record_mixture_params(
+    study: Any, trial: Any, proportions: dict[str, float], volume: float, task_types: list[str]
+) -> None:
+    """A fixed design's trial as Optuna parameters: `share:<type>` in [0, 1] and `volume` (log),
+    so optuna-dashboard's parameter views (importance, slice, parallel coordinates) show the
+    mixtures. A fixed design's sampler (random) never reads them; a search records its own
+    coordinates instead, which these would duplicate in its model."""
+    from optuna.distributions import FloatDistribution
+
+    storage = study._storage
+    share = FloatDistribution(0.0, 1.0)
+    for task_type in task_types:
+        value = float(proportions.get(task_type, 0.0))
+        storage.set_trial_param(trial._trial_id, f"share:{task_type}", value, share)
+    size = FloatDistribution(*VOLUME_RANGE, log=True)
+    storage.set_trial_param(trial._trial_id, "volume", float(volume), size)

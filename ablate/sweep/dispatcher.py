@@ -39,7 +39,7 @@ from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.search import objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
-from ablate.study.optuna_fast import pop_waiting
+from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
 from ablate.sweep.summary import SweepProgress
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
@@ -383,7 +383,12 @@ class Dispatcher:
             for key, value in self.level.attrs().items():
                 trial.set_user_attr(key, value)
         if not self.search:
-            return mixture_from_attrs(attrs, self.job.taxonomy)
+            mixture = mixture_from_attrs(attrs, self.job.taxonomy)
+            if not trial.params and isinstance(mixture.proportions, dict):  # (not yet recorded)
+                record_mixture_params(
+                    self.study, trial, mixture.proportions, mixture.volume, self.task_types
+                )
+            return mixture
         mixture = suggest(trial, self.job, self.task_types)
         if "proportions" in attrs:
             return mixture_from_attrs(attrs, self.job.taxonomy)

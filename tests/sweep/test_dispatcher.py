@@ -8,6 +8,7 @@ arranged with real Ray deterministically); the study and the MLflow writer are r
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any
 
 import pytest
@@ -173,9 +174,16 @@ def test_worker_pool_progress_of_a_dead_worker_is_none_not_an_error(ray_session,
     pool = WorkerPool(job, prune=True)
     (actor,) = pool.start(1)
     assert pool.progress(actor) == []
-    pool.kill(actor)  # asynchronous: wait until Ray reports the actor dead
-    with pytest.raises(ray_session.exceptions.RayActorError):
-        ray_session.get(actor.ping.remote(), timeout=60)
+    pool.kill(actor)  # asynchronous: a ping may still be answered before the kill lands
+    dead = False
+    for _ in range(300):
+        try:
+            ray_session.get(actor.ping.remote(), timeout=60)
+        except ray_session.exceptions.RayActorError:
+            dead = True
+            break
+        time.sleep(0.1)
+    assert dead
     assert pool.progress(actor) is None
 
 
@@ -202,3 +210,23 @@ def test_a_lost_workers_trial_is_retried_by_a_surviving_worker_when_no_replaceme
     assert sorted(t.user_attrs.get("retries", 0) for t in trials) == [0, 0, 0, 1]
     assert pool.forgotten == ["worker-1"] and len(pool.calls) == 5
     assert {actor for _, actor in pool.calls[2:]} == {"worker-0"}  # the survivor did the rest
+
+
+def test_a_fixed_designs_trials_carry_their_shares_and_volume_as_optuna_params(make_job) -> None:
+    """What optuna-dashboard's parameter views (importance, slice, parallel coordinates) read."""
+    import optuna
+
+    job = make_job(design={"kind": "grid", "volumes": [100, 400], "balance": [0.0, 1.0],
+                           "seeds": [0, 1]})  # fmt: skip
+    pool = ScriptedPool(lambda ref: TrialResult(metrics={"score": 0.1 * ref}, seconds=0.1))
+    d, study = _dispatcher(job, pool)
+    d.run()
+    d.writer.close()
+    trials = study.get_trials()
+    assert len(trials) == 8
+    for t in trials:
+        shares = {k.removeprefix("share:"): v for k, v in t.params.items() if k != "volume"}
+        assert shares == pytest.approx(t.user_attrs["proportions"])
+        assert set(shares) == set(TYPES) and t.params["volume"] == t.user_attrs["volume"]
+    importance = optuna.importance.get_param_importances(study)
+    assert set(importance) <= {"volume", *(f"share:{t}" for t in TYPES)} and importance
