@@ -78,7 +78,11 @@ def pop_waiting(study: Any, waiting: collections.deque[int]) -> Any:
     return None
 
 
-def enqueue_many_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]]]) -> bool:
+def enqueue_many_rdb(
+    study: Any,
+    todo: list[tuple[dict[str, Any], dict[str, Any]]],
+    params: list[dict[str, tuple[float, Any]]] | None = None,
+) -> bool:
     """`study.enqueue_trial(params, user_attrs)` for many trials in one transaction of an RDB
     storage.
 
@@ -87,8 +91,10 @@ def enqueue_many_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]
     per-attribute SELECT-then-upsert: 300 trials took 6-11 s on SQLite through `enqueue_trial`
     on the project's machine (ORM work, not disk), a fraction of a second here. The driver holds
     the study's lock, and the study row is locked for the transaction (as `enqueue_trial` does).
+    `params`: per trial, parameters recorded with it (`mixture_params`), in the same transaction.
     False (nothing written) when the storage is not an RDBStorage: the caller enqueues one by one.
     """
+    from optuna.distributions import distribution_to_json
     from optuna.storages import RDBStorage
 
     backend = storage_backend(study._storage)
@@ -126,6 +132,18 @@ def enqueue_many_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]
         ]
         session.execute(insert(models.TrialUserAttributeModel), user_rows)
         session.execute(insert(models.TrialSystemAttributeModel), system_rows)
+        param_rows = [
+            {
+                "trial_id": t.trial_id,
+                "param_name": name,
+                "param_value": dist.to_internal_repr(value),
+                "distribution_json": distribution_to_json(dist),
+            }
+            for t, recorded in zip(trials, params or [], strict=False)
+            for name, (value, dist) in recorded.items()
+        ]
+        if param_rows:
+            session.execute(insert(models.TrialParamModel), param_rows)
     return True
 
 
@@ -133,19 +151,27 @@ def enqueue_many_rdb(study: Any, todo: list[tuple[dict[str, Any], dict[str, Any]
 VOLUME_RANGE = (1.0, 1e12)
 
 
-def record_mixture_params(
-    study: Any, trial: Any, proportions: dict[str, float], volume: float, task_types: list[str]
-) -> None:
+def mixture_params(
+    proportions: dict[str, float], volume: float, task_types: list[str]
+) -> dict[str, tuple[float, Any]]:
     """A fixed design's trial as Optuna parameters: `share:<type>` in [0, 1] and `volume` (log),
     so optuna-dashboard's parameter views (importance, slice, parallel coordinates) show the
     mixtures. A fixed design's sampler (random) never reads them; a search records its own
-    coordinates instead, which these would duplicate in its model."""
+    coordinates instead, which these would duplicate in its model. Name -> (value, distribution)."""
     from optuna.distributions import FloatDistribution
 
-    storage = study._storage
     share = FloatDistribution(0.0, 1.0)
-    for task_type in task_types:
-        value = float(proportions.get(task_type, 0.0))
-        storage.set_trial_param(trial._trial_id, f"share:{task_type}", value, share)
-    size = FloatDistribution(*VOLUME_RANGE, log=True)
-    storage.set_trial_param(trial._trial_id, "volume", float(volume), size)
+    out: dict[str, tuple[float, Any]] = {
+        f"share:{t}": (float(proportions.get(t, 0.0)), share) for t in task_types
+    }
+    out["volume"] = (float(volume), FloatDistribution(*VOLUME_RANGE, log=True))
+    return out
+
+
+def record_mixture_params(
+    study: Any, trial: Any, proportions: dict[str, float], volume: float, task_types: list[str]
+) -> None:
+    """`mixture_params` written onto a trial (one storage write each: storages where
+    `enqueue_many_rdb` could not write them with the trial)."""
+    for name, (value, dist) in mixture_params(proportions, volume, task_types).items():
+        study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ablate.mixture import Mixture
 from ablate.study.codec import DESIGN_ATTRS, RESULT_DEFAULTS, trial_attrs
-from ablate.study.optuna_fast import enqueue_many_rdb, set_trial_attr_by_id
+from ablate.study.optuna_fast import enqueue_many_rdb, mixture_params, set_trial_attr_by_id
 from ablate.study.settings import SettingsLevel
 
 
@@ -51,7 +51,17 @@ def enqueue_design(
             attrs.update(extra(mix))
         todo.append((params(mix) if params else {}, attrs))
         have.add(attrs["design_key"])
-    if todo and not enqueue_many_rdb(study, todo):
+    recorded = None
+    if params is None:  # a fixed design: its mixtures as parameters, for optuna-dashboard
+        types = list(dict.fromkeys(t for m in mixtures if isinstance(m.proportions, dict)
+                                   for t in m.proportions))  # fmt: skip
+        recorded = [
+            mixture_params(a["proportions"], a["volume"], types)
+            for _, a in todo
+            if isinstance(a.get("proportions"), dict)
+        ]
+        recorded = recorded if len(recorded) == len(todo) else None
+    if todo and not enqueue_many_rdb(study, todo, recorded):
         for fixed, attrs in todo:
             study.enqueue_trial(params=fixed, user_attrs=attrs)
     return len(todo)
