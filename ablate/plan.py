@@ -20,6 +20,7 @@ from ablate.bench.judge_http import judge_key
 from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, fixed_design
+from ablate.design.kinds.ladder import LADDER, check_ladder_kinds
 from ablate.errors import UserError
 from ablate.mixture import (
     Mixture,
@@ -60,6 +61,8 @@ def check_job_kinds(job: JobSpec, src: str) -> None:
             "asked trial train?); use a fixed design (grid, lattice, dirichlet, random, ...), "
             "which runs every point once per model, or one search study per model (`model:`)"
         )
+    if d.kind == LADDER:
+        check_ladder_kinds(job, src)
     if d.kind != SEARCH:
         DESIGNS.get(d.kind, src)
     else:

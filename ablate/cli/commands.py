@@ -80,6 +80,8 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
             f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
             + ", ".join(map(str, summary.pareto_front))
         )
+    for line in summary.ladder:
+        print(line)
     return 0
 
 

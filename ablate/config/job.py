@@ -139,7 +139,8 @@ class DesignSpec:
     kind: str = "grid"
     """A design kind (`ablate/design/kinds/`, or `search`): grid: volumes x balance x seeds; lattice: simplex lattice + centroid; corners: one task
     type each; leave_one_out: uniform over all types but one; dirichlet: a space-filling
-    Dirichlet cover around `prior`; random: `n_trials` Dirichlet draws; search: Optuna."""
+    Dirichlet cover around `prior`; random: `n_trials` Dirichlet draws; search: Optuna;
+    ladder: `ladder_of`'s mixtures on the smallest of `models:`, the best `promote` on the next."""
     volumes: tuple[int, ...] = (1000,)
     """Rows per trial."""
     balance: tuple[float, ...] = (1.0,)
@@ -179,6 +180,10 @@ class DesignSpec:
     """search: `none` or a fixed design kind: enqueue that design (built from the keys above) before searching."""
     n_startup: int | None = None
     """search: trials before the sampler models the results (sampler default when unset)."""
+    promote: float = 0.34
+    """ladder: the share of a rung's mixtures (best mean over seeds) that runs on the next size."""
+    ladder_of: str = "grid"
+    """ladder: the fixed design kind whose mixtures the first rung (the smallest model) runs."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ the study and take its driver lock, check that the job trains with the settings 
 trials were trained with (`ablate.study.settings`: refused before any work when they differ,
 unless the change is recorded as a factor), open the sweep's MLflow run, reconcile what a dead
 driver left behind, enqueue the design (skipping points already done or queued), then dispatch
-until nothing waits or runs, and close the books. The judge's identity (model, host, rubric
+until nothing waits or runs (a ladder: then enqueue the next rung's promoted mixtures and
+dispatch again, `ablate.sweep.ladder`), and close the books. The judge's identity (model, host, rubric
 version, settings; never the key) goes onto the study (`ablate.judge`) and the sweep's MLflow
 run (`ablate.judge.*` tags); each judged trial carries the one that scored it. The Optuna study
 is the one record of truth: the driver alone asks and tells; workers only compute a
@@ -40,6 +41,7 @@ from ablate.study import (
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
+from ablate.sweep.ladder import advance_ladder, is_ladder, ladder_lines
 from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, cluster_for
@@ -82,7 +84,10 @@ def run_sweep(
             if links and progress is not None:
                 print(links, flush=True)  # once, in the sweep's first lines (not per trial)
             reconcile_runs(job, study, parent)
-            enqueue(job, study, mixtures, task_types, level)
+            if is_ladder(job):  # rung 0, and what a dead driver decided or left undecided
+                advance_ladder(job, study, task_types, level, restart=True)
+            else:
+                enqueue(job, study, mixtures, task_types, level)
             tally = tally_study(job, study)
             n_ask = trials_to_ask(job, study, level)
             run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
@@ -100,6 +105,7 @@ def run_sweep(
         pareto_front=pareto,
         settings_id=level.id,
         notes=[note] if note else [],
+        ladder=ladder_lines(job, study, task_types) if is_ladder(job) else [],
     )
 
 
@@ -188,20 +194,7 @@ def run_trials(
     writer = RunWriter(job, parent, level.id if level is not None else "")
     try:
         backfill_runs(job, study, writer)
-        if waiting or n_ask:
-            prune = job.design.kind == SEARCH and job.design.prune
-            Dispatcher(
-                job,
-                study,
-                WorkerPool(job, prune),
-                writer,
-                tally,
-                waiting,
-                n_ask,
-                task_types,
-                progress,
-                level,
-            ).run()
+        dispatch(job, study, writer, tally, waiting, n_ask, task_types, progress, level)
         close_writer(writer, progress is not None)
     except BaseException as err:
         status = "KILLED"
@@ -225,6 +218,31 @@ def run_trials(
         if parent is not None:
             with contextlib.suppress(Exception):  # the server went down mid-sweep
                 finish_sweep(job, parent, summary, status=status)
+
+
+def dispatch(
+    job: JobSpec,
+    study: Any,
+    writer: RunWriter,
+    tally: Tally,
+    waiting: Any,
+    n_ask: int,
+    task_types: list[str],
+    progress: Callable[[SweepProgress], None] | None,
+    level: SettingsLevel | None,
+) -> None:
+    """Run what waits and what a search asks; a ladder: then each drained rung promotes its
+    best mixtures to the next model (`advance_ladder`) and those run, until none is promoted."""
+    if waiting or n_ask:
+        prune = job.design.kind == SEARCH and job.design.prune
+        pool = WorkerPool(job, prune)
+        Dispatcher(
+            job, study, pool, writer, tally, waiting, n_ask, task_types, progress, level
+        ).run()
+    while is_ladder(job) and advance_ladder(job, study, task_types, level):
+        waiting = waiting_ids(study, level.owns if level is not None else None)
+        pool = WorkerPool(job, False)
+        Dispatcher(job, study, pool, writer, tally, waiting, 0, task_types, progress, level).run()
 
 
 def close_writer(writer: RunWriter, say: bool) -> None:

@@ -1,6 +1,6 @@
-"""`ablate status JOB.yaml`: counts by state, the study's settings (and whether the job's match),
-the LLM judge of a judged bench, the best trial, the Pareto front, time left, and who drives the
-study."""
+"""`ablate status JOB.yaml`: counts by state (per model; a ladder: per rung), the study's
+settings (and whether the job's match), the LLM judge of a judged bench, the best trial, the
+Pareto front, time left, and who drives the study."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ablate.study import (
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.lock import describe_holder
 from ablate.study.settings import differences, show
+from ablate.sweep.ladder import is_ladder, ladder_lines
 
 
 def study_status(job: JobSpec) -> str:
@@ -38,6 +39,8 @@ def study_status(job: JobSpec) -> str:
     lines = [f"study {job.study} ({job.storage_shown}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
     lines += model_lines(job, trials)
+    if is_ladder(job):
+        lines += ladder_lines(job, study, job_task_types(job))
     lines.append(settings_line(job, study, trials))
     judge = study.user_attrs.get(STUDY_JUDGE)
     if isinstance(judge, dict):

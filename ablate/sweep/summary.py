@@ -42,6 +42,9 @@ class SweepSummary:
     """The id of the settings this run trained with (`ablate.study.settings`)."""
     notes: list[str] = field(default_factory=list)
     """What the driver said before running (an adopted or recorded change of settings)."""
+    ladder: list[str] = field(default_factory=list)
+    """A ladder design: a line per rung (done, running), the largest model's best mixture with
+    its interval, and GPU-hours against the full grid on it (`ablate.sweep.ladder`)."""
 
 
 def print_progress(p: SweepProgress) -> None:

@@ -1,0 +1,206 @@
+"""`ladder`: successive halving with model size as the fidelity (issue 15).
+
+    models: [{name: proxy, size: 0.5e9}, {name: mid, size: 2e9}, {name: target, size: 7e9}]
+    design: {kind: ladder, ladder_of: grid, volumes: [1000, 5000], balance: [0.4, 0.7, 1.0],
+             seeds: [0, 1, 2], promote: 0.34}
+
+Rung 0 runs every mixture of `ladder_of` (x volumes x seeds) on the smallest model (by `size`
+when every model has one, else the order of `models:`). Once every trial of a rung is finished,
+its mixtures are ranked by their mean over the completed seeds (direction-aware; a tie keeps
+the design's order; a mixture with no completed seed is not ranked, hence never promoted) and
+the best floor(promote x n) of the rung's n mixtures run, with all their seeds, on the next
+size. Arithmetic for 18 mixtures and promote 0.34: 18 -> 6 -> 2 mixtures on three sizes.
+
+These are pure functions of the design and the finished results; the sweep driver reads the
+results from the study, records each promotion there and enqueues the next rung
+(`ablate.sweep.ladder`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import stats
+
+from ablate.config import JobSpec, NamedModel
+from ablate.design.points import design_key
+from ablate.design.registry import DESIGNS, SEARCH
+from ablate.errors import UserError
+from ablate.mixture import Mixture
+
+LADDER = "ladder"
+#: Slack in floor(promote x n): 0.34 x 3 promotes 1, 1/3 x 3 too.
+PROMOTE_TOL = 1e-9
+
+
+def ladder_models(job: JobSpec) -> list[NamedModel]:
+    """The rungs' models, smallest first: by `size` when every model has one, else listed order."""
+    models = list(job.models)
+    if all(m.size is not None for m in models):
+        models.sort(key=lambda m: float(m.size or 0.0))  # stable: equal sizes keep list order
+    return models
+
+
+def mixture_key(point: Mixture) -> str:
+    """A point's mixture (proportions and volume), the same for every seed and model."""
+    return design_key(replace(point, seed=0, model=""))
+
+
+def n_promoted(promote: float, n: int) -> int:
+    return math.floor(promote * n + PROMOTE_TOL)
+
+
+def check_ladder_kinds(job: JobSpec, src: str) -> None:
+    """A ladder needs two models or more and a fixed design kind to take its mixtures from."""
+    if len(job.models) < 2:
+        raise UserError(
+            f"{src}: `design.kind: ladder` climbs from a small model to a large one and needs at "
+            f"least two entries in `models:` (the job has {len(job.models)}); list the proxy "
+            "sizes and the target, or use `kind: grid` for one model"
+        )
+    if job.design.ladder_of in (LADDER, SEARCH):
+        raise UserError(
+            f"{src}: `design.ladder_of: {job.design.ladder_of}` is not a thing: a ladder ranks the "
+            "mixtures of a fixed design (grid, lattice, dirichlet, random, corners, ...); a search "
+            "asks for its points one by one and has no rung to rank"
+        )
+    if not 0.0 < job.design.promote < 1.0:
+        raise UserError(
+            f"{src}: `design.promote` is the share of a rung's mixtures promoted to the next model "
+            f"and must lie strictly between 0 and 1, got {job.design.promote}"
+        )
+    DESIGNS.get(job.design.ladder_of, src)
+
+
+def base_points(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
+    """`ladder_of`'s points (mixtures x volumes x seeds), on no model yet."""
+    return DESIGNS.get(job.design.ladder_of, job.source)(job, task_types)
+
+
+def n_mixtures(points: Sequence[Mixture]) -> int:
+    return len({mixture_key(p) for p in points})
+
+
+def check_promotion(job: JobSpec, points: Sequence[Mixture]) -> None:
+    """Every rung promotes at least one mixture: refused before any training otherwise."""
+    n = n_mixtures(points)
+    src = job.source or "job"
+    for rung in range(len(job.models) - 1):
+        nxt = n_promoted(job.design.promote, n)
+        if nxt < 1:
+            need = 1.0 / n
+            raise UserError(
+                f"{src}: `design.promote: {job.design.promote:g}` promotes no mixture from rung "
+                f"{rung} ({n} mixture(s): floor({job.design.promote:g} x {n}) = 0); set "
+                f"`design.promote` to at least {need:.3g}, add mixtures to `ladder_of`'s design, "
+                "or list fewer models"
+            )
+        n = nxt
+
+
+@DESIGNS.register(LADDER)
+def ladder_design(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
+    """Rung 0: every point of `ladder_of` on the smallest model (later rungs: `rung_points`)."""
+    check_ladder_kinds(job, job.source or "job")
+    points = base_points(job, task_types)
+    check_promotion(job, points)
+    return on_model(points, ladder_models(job)[0])
+
+
+def on_model(points: Sequence[Mixture], model: NamedModel) -> list[Mixture]:
+    return [replace(p, model=model.name, name=f"{model.name}-{p.name}") for p in points]
+
+
+def rung_points(
+    job: JobSpec, task_types: Sequence[str], rung: int, promoted: Collection[str] | None
+) -> list[Mixture]:
+    """Rung `rung`'s points: the base points whose mixture is `promoted` (all for rung 0)."""
+    points = base_points(job, task_types)
+    if rung > 0:
+        points = [p for p in points if mixture_key(p) in set(promoted or ())]
+    return on_model(points, ladder_models(job)[rung])
+
+
+@dataclass
+class Ranked:
+    """One mixture of a rung: its name (without model and seed), mean over completed seeds."""
+
+    key: str
+    name: str
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The t interval of the mean over seeds ((mean, mean) with one seed)."""
+        n = len(self.values)
+        if n < 2:
+            return self.mean, self.mean
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * float(np.std(self.values, ddof=1)) / n**0.5
+        return self.mean - half, self.mean + half
+
+
+@dataclass
+class Rung:
+    """A finished rung: its mixtures ranked best first, the promoted ones, the unranked ones."""
+
+    index: int
+    model: str
+    ranked: list[Ranked]
+    promoted: list[str]
+    """Mixture keys that run on the next model (none after the last rung)."""
+    unranked: list[str] = field(default_factory=list)
+    """Names of mixtures with no completed seed (all their trials failed): not promoted."""
+
+
+def point_name(point: Mixture) -> str:
+    """`v5000-b0.70` of `proxy-v5000-b0.70-s1`: the mixture's name without model and seed."""
+    name = point.name.removeprefix(f"{point.model}-") if point.model else point.name
+    return name.removesuffix(f"-s{point.seed}")
+
+
+def rank_rung(
+    job: JobSpec, index: int, points: Sequence[Mixture], values: Mapping[str, Sequence[float]]
+) -> Rung:
+    """Rank a finished rung's mixtures by mean over their completed seeds (`values`: design key
+    -> completed values) and pick floor(promote x n) of its n mixtures (n counts the unranked)."""
+    groups: dict[str, Ranked] = {}
+    for p in points:
+        r = groups.setdefault(mixture_key(p), Ranked(mixture_key(p), point_name(p), []))
+        r.values += [float(v) for v in values.get(design_key(p), ())]
+    ranked = [r for r in groups.values() if r.values]
+    sign = -1.0 if job.objective.direction == "maximize" else 1.0
+    ranked.sort(key=lambda r: sign * r.mean)  # stable: a tie keeps the design's order
+    last = index >= len(job.models) - 1
+    keep = 0 if last else n_promoted(job.design.promote, len(groups))
+    return Rung(
+        index=index,
+        model=ladder_models(job)[index].name,
+        ranked=ranked,
+        promoted=[r.key for r in ranked[:keep]],
+        unranked=[r.name for r in groups.values() if not r.values],
+    )
+
+
+def ladder_cost_lines(
+    job: JobSpec, n_base: int, gpu_seconds: Mapping[str, float], target_trials: Sequence[float]
+) -> str:
+    """`GPU-hours: 1.2 spent, 31% of the full grid on target (3.9: 54 trials x 260 s x 1 GPU)`:
+    the spent GPU-seconds of every model against `n_base` trials on the largest model at the
+    mean GPU-seconds of its finished trials (`target_trials`)."""
+    spent = sum(gpu_seconds.values()) / 3600
+    target = ladder_models(job)[-1].name
+    if not target_trials:
+        return f"GPU-hours: {spent:.3g} spent; the full grid on {target}: not measured yet"
+    per = float(np.mean(target_trials))
+    full = n_base * per / 3600
+    share = f", {100 * spent / full:.0f}% of" if full > 0 else " against"
+    return (
+        f"GPU-hours: {spent:.3g} spent{share} the full grid on {target} "
+        f"({full:.3g}: {n_base} trials x {per:.3g} GPU-seconds)"
+    )

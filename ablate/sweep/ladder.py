@@ -1,0 +1,170 @@
+"""A ladder design in the sweep (`design.kind: ladder`, `ablate.design.kinds.ladder`): after the
+dispatcher drains, the driver asks `advance_ladder` for the next rung and dispatches again,
+until nothing more is promoted.
+
+The study is the record: a rung is finished when each of its points has a COMPLETE or FAILED
+trial and none WAITING or RUNNING; its promotion is then computed from those trials, written
+to the study's user attribute `ladder_promoted` (rung -> mixture keys) and the next rung is
+enqueued. A restarted driver re-enqueues every decided rung's missing points (a failed one is
+retried, as in every sweep) and decides what a dead driver had not: a recorded promotion is
+never recomputed, so the rungs above it stay those that ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ablate.config import JobSpec, model_job
+from ablate.design.kinds.ladder import (
+    LADDER,
+    Rung,
+    base_points,
+    ladder_cost_lines,
+    ladder_models,
+    rank_rung,
+    rung_points,
+)
+from ablate.design.points import design_key
+from ablate.mixture import Mixture
+from ablate.study import SettingsLevel, enqueue_design
+
+#: Study user attribute: {"1": [mixture keys promoted to rung 1], "2": [...]}.
+PROMOTED = "ladder_promoted"
+
+
+def is_ladder(job: JobSpec) -> bool:
+    return job.design.kind == LADDER
+
+
+def recorded(study: Any) -> dict[int, list[str]]:
+    return {int(k): list(v) for k, v in (study.user_attrs.get(PROMOTED) or {}).items()}
+
+
+def decided_rungs(
+    job: JobSpec, study: Any, task_types: list[str]
+) -> list[tuple[int, list[Mixture]]]:
+    """Rung 0 and every rung whose promotion the study records, with their points."""
+    promoted = recorded(study)
+    out = [(0, rung_points(job, task_types, 0, None))]
+    for r in range(1, len(job.models)):
+        if r not in promoted:
+            break
+        out.append((r, rung_points(job, task_types, r, promoted[r])))
+    return out
+
+
+def trial_states(study: Any) -> dict[str, tuple[set[str], list[float]]]:
+    """Design key -> (the states of its trials, its completed values)."""
+    out: dict[str, tuple[set[str], list[float]]] = {}
+    for t in study.get_trials(deepcopy=False):
+        key = t.user_attrs.get("design_key")
+        if key is None:
+            continue
+        states, values = out.setdefault(key, (set(), []))
+        states.add(t.state.name)
+        if t.state.name == "COMPLETE" and t.values:
+            values.append(float(t.values[0]))
+    return out
+
+
+def finished(points: list[Mixture], states: dict[str, tuple[set[str], list[float]]]) -> bool:
+    """Every point has a COMPLETE or FAIL trial and none waits or runs."""
+    for p in points:
+        seen = states.get(design_key(p), (set(), []))[0]
+        if not seen & {"COMPLETE", "FAIL"} or seen & {"WAITING", "RUNNING"}:
+            return False
+    return True
+
+
+def finished_rungs(job: JobSpec, study: Any, task_types: list[str]) -> list[Rung]:
+    """The finished rungs, ranked (the promotions they record, when recorded)."""
+    states = trial_states(study)
+    values = {k: v for k, (_, v) in states.items()}
+    promoted = recorded(study)
+    rungs = []
+    for r, points in decided_rungs(job, study, task_types):
+        if not finished(points, states):
+            break
+        rung = rank_rung(job, r, points, values)
+        if r + 1 in promoted:
+            rung.promoted = promoted[r + 1]
+        rungs.append(rung)
+    return rungs
+
+
+def advance_ladder(
+    job: JobSpec,
+    study: Any,
+    task_types: list[str],
+    level: SettingsLevel | None = None,
+    restart: bool = False,
+) -> int:
+    """Enqueue what the ladder runs next; how many trials. `restart`: also every decided rung's
+    missing points (a new driver). A finished top rung not yet promoted is ranked, its
+    promotion recorded, and the next rung enqueued."""
+    decided = decided_rungs(job, study, task_types)
+    n = 0
+    if restart:
+        n += enqueue_design(study, [p for _, points in decided for p in points], level=level)
+    top, points = decided[-1]
+    if top + 1 >= len(job.models) or not finished(points, trial_states(study)):
+        return n
+    values = {k: v for k, (_, v) in trial_states(study).items()}
+    rung = rank_rung(job, top, points, values)
+    promoted = {str(k): v for k, v in recorded(study).items()}
+    study.set_user_attr(PROMOTED, {**promoted, str(top + 1): rung.promoted})
+    return n + enqueue_design(
+        study, rung_points(job, task_types, top + 1, rung.promoted), level=level
+    )
+
+
+def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
+    """Where the ladder stands: a line per rung (done: its best and what it promoted; running;
+    not started), then the largest model's best mixture with its interval, and GPU-hours."""
+    models = ladder_models(job)
+    rungs = finished_rungs(job, study, task_types)
+    n_decided = len(decided_rungs(job, study, task_types))
+    lines = []
+    for r, model in enumerate(models):
+        if r < len(rungs):
+            rung = rungs[r]
+            best = rung.ranked[0] if rung.ranked else None
+            line = f"  rung {r} ({model.name}): done, {len(rung.ranked)} mixture(s) ranked"
+            if best is not None:
+                line += f", best {best.name} {best.mean:.4g}"
+            if r + 1 < len(models):
+                line += f"; {len(rung.promoted)} promoted to {models[r + 1].name}"
+            if rung.unranked:
+                line += f"; not promoted, no completed seed: {', '.join(rung.unranked)}"
+        elif r < n_decided:
+            line = f"  rung {r} ({model.name}): running"
+        else:
+            line = f"  rung {r} ({model.name}): waits for rung {r - 1}"
+        lines.append(line)
+    if len(rungs) == len(models) and rungs[-1].ranked:
+        best = rungs[-1].ranked[0]
+        lo, hi = best.interval()
+        lines.append(
+            f"  best on {models[-1].name}: {best.name} {job.objective.metric} {best.mean:.4g} "
+            f"(95% interval {lo:.4g} .. {hi:.4g}, {len(best.values)} seed(s))"
+        )
+    lines.append("  " + cost_line(job, study, task_types))
+    return ["ladder:", *lines]
+
+
+def cost_line(job: JobSpec, study: Any, task_types: list[str]) -> str:
+    """GPU-hours spent (trial seconds x the model's GPUs per trial) against the full grid on the
+    largest model."""
+    gpus = {m.name: model_job(job, m.name).resources.gpus_per_trial or 0.0 for m in job.models}
+    spent: dict[str, float] = {}
+    target: list[float] = []
+    largest = ladder_models(job)[-1].name
+    for t in study.get_trials(deepcopy=False):
+        seconds, model = t.user_attrs.get("seconds"), str(t.user_attrs.get("model") or "")
+        if seconds is None or t.state.name not in ("COMPLETE", "FAIL"):
+            continue
+        g = float(t.user_attrs.get("gpus", gpus.get(model, 0.0)) or 0.0)
+        spent[model] = spent.get(model, 0.0) + float(seconds) * g
+        if model == largest and t.state.name == "COMPLETE":
+            target.append(float(seconds) * g)
+    return ladder_cost_lines(job, len(base_points(job, task_types)), spent, target)
