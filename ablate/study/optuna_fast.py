@@ -78,6 +78,7 @@ def pop_waiting(study: Any, waiting: collections.deque[int]) -> Any:
     return None
 
 
+# long: one transaction's inserts, in order (trials, user attrs, system attrs, params)
 def enqueue_many_rdb(
     study: Any,
     todo: list[tuple[dict[str, Any], dict[str, Any]]],
