@@ -9,6 +9,9 @@
                                     (surrogates; surrogate_registry; surrogate_models/, one file
                                     per model)
     Surrogates.propose(...)      -> the best mixtures at a target volume, with intervals
+    recommend.recommend(sur)     -> proposals in a trust region around the best tried
+                                    mixtures, or the best tried one when none is expected to
+                                    beat it
     plot_all(df, out_dir)        -> every plot as PNG (plots)
     report.write_report(job, out) -> report.html (page), PNGs, trials.csv; forked children
                                     (forked) draw and fit alongside

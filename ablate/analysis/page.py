@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.analysis.findings import Findings
+from ablate.analysis.recommend import Recommendation
 from ablate.analysis.surrogates import Proposal, Surrogates
 from ablate.analysis.tables import mixture_table
 from ablate.config import JobSpec
@@ -46,14 +47,15 @@ def render_page(
     metric: str,
     findings: Findings,
     surrogates: Surrogates | None,
-    proposals: list[Proposal],
+    rec: Recommendation | None,
     plots: dict[str, Path],
     notes: list[str],
 ) -> str:
     """The whole page, section by section."""
     parts = _verdict(job, metric, findings)
-    if proposals:
-        parts += _proposals(job, metric, proposals)
+    if rec is not None and rec.proposals:
+        parts += _proposals(job, metric, rec.proposals)
+        parts.append(f"<p><b>{_e(rec.statement(metric))}</b></p>")
     if surrogates is not None:
         parts += _surrogates(surrogates)
     parts += [f"<p><i>{_e(n)}</i></p>" for n in notes]
@@ -164,14 +166,24 @@ def _surrogates(surrogates: Surrogates) -> list[str]:
             _num(c.spearman),
             _num(c.spearman_trials),
             _num(c.rmse, 4),
+            _num(c.regret, 4),
             str(c.folds),
         ]
         for c in surrogates.cv.values()
     ]
-    header = ["model", "Spearman over mixtures", "Spearman over trials", "RMSE", "folds"]
+    header = [
+        "model",
+        "Spearman over mixtures",
+        "Spearman over trials",
+        "RMSE",
+        "regret of the top pick",
+        "folds",
+    ]
     return [
         "<h2>Surrogates (held-out, grouped 5-fold cross-validation)</h2>",
         _table(header, rows),
+        "<p>The best proposes: the lowest held-out regret of the top pick (the best held-out "
+        "mixture's score less that of the one the model ranked first), then Spearman.</p>",
     ]
 
 

@@ -1,5 +1,7 @@
-"""`ablate propose JOB.yaml -n N`: the surrogate's N best mixtures, enqueued into the study (once
-per seed) so that the next `ablate sweep JOB.yaml` runs them before anything else."""
+"""`ablate propose JOB.yaml -n N`: the surrogate's N best mixtures in the trust region around the
+best tried ones (`ablate.analysis.recommend`), enqueued into the study (once per seed) so that
+the next `ablate sweep JOB.yaml` runs them before anything else; `statement` says whether the
+first is expected to beat the best tried mixture."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.analysis.load import as_job, load
+from ablate.analysis.recommend import recommend
 from ablate.analysis.surrogate_registry import SURROGATES
 from ablate.analysis.surrogates import Proposal, fit_surrogates
 from ablate.config import JobSpec
@@ -27,6 +30,9 @@ class Enqueued:
     """Trials enqueued (proposals x seeds, less those already in the study)."""
     model: str
     spearman: float
+    statement: str = ""
+    """Whether proposal 1 is expected to beat the best tried mixture (else: the latter is the
+    recommendation, and the proposals are exploration)."""
 
 
 def propose_and_enqueue(
@@ -41,7 +47,7 @@ def propose_and_enqueue(
     """Fit the surrogates, take the n best mixtures at `volume` and enqueue them (x seeds) into
     the job's study; the next `ablate sweep JOB.yaml` runs them before anything else.
 
-    `model` names a registered surrogate (default: the best by held-out Spearman); a misspelt
+    `model` names a registered surrogate (default: the lowest held-out regret); a misspelt
     one fails before the study is read, with the closest name. Enqueued like the sweep's own
     points: under the study's driver lock (a running sweep refuses it, naming its driver),
     skipping design points already in the study, and on a search study with the sampler's
@@ -55,10 +61,11 @@ def propose_and_enqueue(
     column = "value" if metric in (None, job.objective.metric) else metric
     sur = fit_surrogates(df, column)
     name = model or sur.best
-    proposals = sur.propose(volume, n=n, name=name)
+    rec = recommend(sur, volume, n=n, name=name)
+    proposals, statement = rec.proposals, rec.statement(job.objective.metric)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
     if dry_run:
-        return Enqueued(proposals, 0, name, sur.cv[name].spearman)
+        return Enqueued(proposals, 0, name, sur.cv[name].spearman, statement)
     study = open_study(job, create=False)
     with driver_lock(job, study):
         stamp = len(study.get_trials(deepcopy=False))
@@ -68,7 +75,7 @@ def propose_and_enqueue(
             types = job_task_types(job)
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
-    return Enqueued(proposals, count, name, sur.cv[name].spearman)
+    return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
 
 
 def _mixtures(

@@ -23,6 +23,7 @@ from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
+from ablate.analysis.recommend import Recommendation, recommend
 from ablate.analysis.stats import Cells
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.bench.judge import is_judged_metric
@@ -55,6 +56,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     mlflow_run_id: str | None = None
     seconds: float = 0.0
+    recommendation: Recommendation | None = None
+    """Whether proposal 1 is expected to beat the best tried mixture, else the latter."""
 
 
 # long: the report's steps in order (load, test, fit, plot, page, MLflow), one or two lines each
@@ -94,13 +97,14 @@ def write_report(
             children.append(fitter)
         findings = analyse(part, column, alpha=alpha)
         plots = _draw(part, out, column, label, findings.cells, children if fork else None)
-        surrogates, proposals, note = (
+        surrogates, rec, note = (
             fitter.result() if fitter is not None else _fit(part, column, volume, n_propose)
         )
+        proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
         notes += judged + group_notes(df, groups, shown, column, alpha)
         page = out / "report.html"
-        page.write_text(render_page(job, df, label, findings, surrogates, proposals, plots, notes))
+        page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
         run_id = None
         if mlflow_log is not None:
             run_id = mlflow_log.log([page, csv, *plots.values()])
@@ -119,6 +123,7 @@ def write_report(
         notes=notes,
         mlflow_run_id=run_id,
         seconds=time.perf_counter() - start,
+        recommendation=rec,
     )
 
 
@@ -207,19 +212,19 @@ def _plot_worker(
 
 def _fit(
     df: Any, column: str, volume: float | None, n_propose: int
-) -> tuple[Surrogates | None, list[Proposal], str | None]:
-    """Surrogates and proposals, or why there are none."""
+) -> tuple[Surrogates | None, Recommendation | None, str | None]:
+    """Surrogates and the recommendation (proposals, or the best tried mixture), or why none."""
     try:
         surrogates = fit_surrogates(df, column)
-        proposals = surrogates.propose(volume, n=n_propose) if n_propose > 0 else []
+        rec = recommend(surrogates, volume, n=n_propose) if n_propose > 0 else None
     except UserError as err:
-        return None, [], f"No surrogate was fitted: {err}."
-    return surrogates, proposals, None
+        return None, None, f"No surrogate was fitted: {err}."
+    return surrogates, rec, None
 
 
 def _fit_worker(
     conn: Any, df: Any, column: str, volume: float | None, n_propose: int
-) -> tuple[Surrogates | None, list[Proposal], str | None]:
+) -> tuple[Surrogates | None, Recommendation | None, str | None]:
     surrogates, proposals, note = _fit(df, column, volume, n_propose)
     if surrogates is not None:
         # the fitted models stay behind: unpickling them would import scikit-learn here too
@@ -248,15 +253,21 @@ def summary_text(report: Report) -> str:
     """What `ablate report` prints: the verdict, the findings, the surrogates, the files."""
     lines = list(report.findings.statements())
     if report.surrogates is not None:
-        lines.append("Surrogates, held-out Spearman by grouped cross-validation:")
+        lines.append(
+            "Surrogates, held-out Spearman and regret of the top pick by grouped "
+            "cross-validation (the best: the lowest regret):"
+        )
         for cv in report.surrogates.cv.values():
             best = "  (best)" if cv.name == report.surrogates.best else ""
             lines.append(
                 f"  {cv.name:11s} {cv.spearman:.3f} over mixtures, {cv.spearman_trials:.3f} over "
-                f"trials, RMSE {cv.rmse:.4f}, {cv.folds} folds{best}"
+                f"trials, RMSE {cv.rmse:.4f}, regret of the top pick {cv.regret:.4f}, "
+                f"{cv.folds} folds{best}"
             )
     for i, p in enumerate(report.proposals, 1):
         lines.append(f"Proposal {i}: {p.describe(report.findings.metric)}")
+    if report.recommendation is not None:
+        lines.append(report.recommendation.statement(report.findings.metric))
     lines += report.notes
     lines.append(
         f"wrote {report.html}, {report.csv} and {len(report.plots)} plots in {report.seconds:.1f} s"

@@ -37,7 +37,7 @@ ModelFactory = Callable[[], Model]
 SURROGATES: Registry[ModelFactory] = Registry(
     "surrogate", "--model", package="ablate.analysis.surrogate_models"
 )
-"""Surrogate name -> factory; built in: loglinear, mixing_law, gp (fitted in this order)."""
+"""Surrogate name -> factory; built in: loglinear, mixing_law, gp, ensemble (in this order)."""
 
 
 def make_model(name: str, source: str = "") -> Model:

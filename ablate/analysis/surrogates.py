@@ -9,15 +9,21 @@ p_1..p_k and z = standardised ln(volume)):
 - `mixing_law` (Ye et al.'s exponential data-mixing law with a volume term):
   score = c + k * exp(sum_i t_i p_i + t_v z + t_vv z^2), fitted by scipy least squares;
 - `gp`: a Gaussian process (scikit-learn) with an anisotropic RBF kernel plus white noise,
-  fitted on at most MAX_GP_POINTS trials.
+  fitted on at most MAX_GP_POINTS trials;
+- `ensemble`: the mean of `loglinear` and `gp`.
 
 Held-out quality: K-fold cross-validation that keeps every seed replicate of a mixture in the
 same fold (else a model would "predict" a mixture it saw), then the Spearman rank correlation
-between the out-of-fold predictions and the observed scores, both averaged per mixture.
+between the out-of-fold predictions and the observed scores, both averaged per mixture, and the
+regret of the top pick (per fold: the best held-out mixture's score less that of the model's
+first; averaged). Proposals use the model with the lowest regret (`best_by`).
 
-Proposals: the best of 20,000 Dirichlet(1) mixtures (plus corners, the centre and every tried
-mixture) at the target volume; its interval is the 2.5-97.5% range of the predictions of the
-same model refitted on bootstrap resamples of the mixtures.
+`Surrogates.propose`, the global search kept as the baseline of benchmarks/proposal_benchmark.py:
+the best of 20,000 Dirichlet(1) mixtures (plus corners, the centre and every tried mixture)
+within L1 0.5 of a tried one, at the target volume; its interval is the 2.5-97.5% range of the
+predictions of the same model refitted on bootstrap resamples of the mixtures. The report and
+`ablate propose` use `ablate.analysis.recommend` (a trust region around the best tried mixtures,
+and the best tried mixture itself when no proposal is expected to beat it).
 """
 
 from __future__ import annotations
@@ -108,6 +114,10 @@ class CrossValidation:
     rmse: float
     folds: int
     seconds: float
+    regret: float = math.nan
+    """Held-out regret of the top pick: per fold, the best held-out mixture's mean score less
+    the mean score of the one the model ranked first (0: it picked the best), averaged over
+    folds; what a proposal needs, where Spearman weighs every rank alike."""
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,11 +143,18 @@ def cross_validate(data: Data, name: str, folds: int = 5, seed: int = 0) -> Cros
         )
     folds = min(folds, n_groups)
     pred = np.empty_like(data.y)
+    fold = np.empty(len(data.y), int)
     split = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in split.split(data.p, data.y, data.groups):
+    for i, (train, test) in enumerate(split.split(data.p, data.y, data.groups)):
         model = make_model(name).fit(data.p[train], data.z[train], data.y[train])
         pred[test] = model.predict(data.p[test], data.z[test])
-    by_mix = pd.DataFrame({"g": data.groups, "y": data.y, "f": pred}).groupby("g").mean()
+        fold[test] = i
+    frame = pd.DataFrame({"g": data.groups, "y": data.sign * data.y, "f": data.sign * pred})
+    by_mix = frame.assign(k=fold).groupby("g").mean()
+    regrets = [
+        float(part["y"].max() - part["y"].iloc[int(np.argmax(part["f"].to_numpy()))])
+        for _, part in by_mix.groupby("k")
+    ]
     return CrossValidation(
         name=name,
         spearman=_spearman(by_mix["f"].to_numpy(), by_mix["y"].to_numpy()),
@@ -145,6 +162,7 @@ def cross_validate(data: Data, name: str, folds: int = 5, seed: int = 0) -> Cros
         rmse=float(np.sqrt(np.mean((pred - data.y) ** 2))),
         folds=folds,
         seconds=time.perf_counter() - start,
+        regret=float(np.mean(regrets)),
     )
 
 
@@ -170,7 +188,8 @@ class Proposal:
 
 @dataclass
 class Surrogates:
-    """Cross-validated surrogates of one study and the best of them (by held-out Spearman)."""
+    """Cross-validated surrogates of one study and the best of them (`best_by`: by held-out
+    regret of the top pick unless told otherwise)."""
 
     data: Data
     cv: dict[str, CrossValidation]
@@ -188,6 +207,25 @@ class Surrogates:
     def predict(self, proportions: Any, volume: float, name: str | None = None) -> np.ndarray:
         p = np.atleast_2d(np.asarray(proportions, float))
         return self.model(name).predict(p, np.full(len(p), self.data.z_of(volume)))
+
+    def bootstrap(
+        self, p: np.ndarray, z: np.ndarray, name: str, n_boot: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Predictions at (p, z) of the model refitted on `n_boot` resamples of whole mixtures
+        (all their seeds), its hyperparameters kept: one row per resample that could be fitted."""
+        d = self.data
+        base = self.model(name)
+        groups = np.unique(d.groups)
+        index = {g: np.flatnonzero(d.groups == g) for g in groups}
+        boots = []
+        for _ in range(n_boot):
+            rows = np.concatenate([index[g] for g in rng.choice(groups, len(groups))])
+            try:
+                m = base.refit_fixed(d.p[rows], d.z[rows], d.y[rows])
+                boots.append(m.predict(p, z))
+            except (np.linalg.LinAlgError, ValueError):
+                continue  # a degenerate resample (e.g. one volume only): skip it
+        return np.array(boots) if boots else np.full((1, len(p)), np.nan)
 
     def propose(
         self,
@@ -241,20 +279,7 @@ class Surrogates:
             if len(chosen) == n:
                 break
         picks = cands[chosen]
-        # bootstrap over mixtures: resample whole mixtures (all their seeds) and refit
-        base = self.model(name)
-        groups = np.unique(d.groups)
-        index = {g: np.flatnonzero(d.groups == g) for g in groups}
-        zt = np.full(len(picks), d.z_of(volume))
-        boots = []
-        for _ in range(n_boot):
-            rows = np.concatenate([index[g] for g in rng.choice(groups, len(groups))])
-            try:
-                m = base.refit_fixed(d.p[rows], d.z[rows], d.y[rows])
-                boots.append(m.predict(picks, zt))
-            except (np.linalg.LinAlgError, ValueError):
-                continue  # a degenerate resample (e.g. one volume only): skip it
-        b = np.array(boots) if boots else np.full((1, len(picks)), np.nan)
+        b = self.bootstrap(picks, np.full(len(picks), d.z_of(volume)), name, n_boot, rng)
         lo, hi = np.nanpercentile(b, [2.5, 97.5], axis=0)
         pred = self.predict(picks, volume, name)
         return [
@@ -271,19 +296,35 @@ class Surrogates:
         ]
 
 
+def _finite(x: float, sign: float = 1.0) -> float:
+    return sign * x if math.isfinite(x) else math.inf
+
+
+def best_by(cv: dict[str, CrossValidation], select: str = "regret") -> str:
+    """The surrogate proposals use: the lowest held-out regret of the top pick (ties: the higher
+    held-out Spearman), or with `select="spearman"` the highest Spearman; then the earlier."""
+    if select not in ("regret", "spearman"):
+        raise UserError(f"select must be regret or spearman, got {select!r}")
+    if select == "spearman":
+        return min(cv, key=lambda n: _finite(cv[n].spearman, -1.0))
+    return min(cv, key=lambda n: (_finite(cv[n].regret), _finite(cv[n].spearman, -1.0)))
+
+
 def fit_surrogates(
-    df: Any, metric: str = "value", models: Sequence[str] | None = None, folds: int = 5
+    df: Any,
+    metric: str = "value",
+    models: Sequence[str] | None = None,
+    folds: int = 5,
+    select: str = "regret",
 ) -> Surrogates:
     """Cross-validate every model (default: every registered surrogate, in registration order);
-    the best by held-out Spearman is the one proposals use (on a tie, the earlier one)."""
+    the one proposals use is the best by `best_by(cv, select)` (held-out regret of the top
+    pick by default)."""
     names = list(models) if models is not None else SURROGATES.names()
     data = study_data(df, metric)
     with single_thread_blas():
         cv = {name: cross_validate(data, name, folds) for name in names}
-    ranked = sorted(
-        cv, key=lambda n: -cv[n].spearman if math.isfinite(cv[n].spearman) else math.inf
-    )
-    return Surrogates(data=data, cv=cv, best=ranked[0], metric=metric)
+    return Surrogates(data=data, cv=cv, best=best_by(cv, select), metric=metric)
 
 
 __all__ = [
@@ -298,6 +339,7 @@ __all__ = [
     "Model",
     "Proposal",
     "Surrogates",
+    "best_by",
     "cross_validate",
     "fit_surrogates",
     "make_model",

@@ -119,6 +119,7 @@ def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
     done = propose_and_enqueue(job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run)
     for i, p in enumerate(done.proposals, 1):
         print(f"{i}. {p.describe(job.objective.metric)}")
+    print(done.statement)
     if args.dry_run:
         print("dry run: nothing enqueued")
     else:

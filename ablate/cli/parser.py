@@ -297,7 +297,7 @@ def _add_propose(sub: Any) -> None:
         "--volume",
         type=float,
         default=None,
-        help="target volume in rows (default: the best tested volume)",
+        help="target volume in rows (default: near the best tried mixtures' volumes)",
     )
     p.add_argument(
         "--model",
@@ -305,8 +305,9 @@ def _add_propose(sub: Any) -> None:
         metavar="NAME",
         # not `choices`: reading the surrogate registry imports numpy and the analysis stage,
         # and `ablate --help` stays fast; propose checks the name (did-you-mean on a typo)
-        help="surrogate to use: loglinear, mixing_law or gp, or any other registered in "
-        "ablate/analysis/surrogate_models/ (default: the best by held-out Spearman)",
+        help="surrogate to use: loglinear, mixing_law, gp or ensemble, or any other registered "
+        "in ablate/analysis/surrogate_models/ (default: the lowest held-out regret of the top "
+        "pick)",
     )
     p.add_argument(
         "--seeds",

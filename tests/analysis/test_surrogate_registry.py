@@ -68,10 +68,10 @@ def trial_table(n_mixtures: int = 30, seeds: int = 2) -> Any:
 
 
 def test_a_registered_surrogate_is_fitted_and_proposes(nearest: str) -> None:
-    assert SURROGATES.names() == ["loglinear", "mixing_law", "gp", nearest]
+    assert SURROGATES.names() == ["loglinear", "mixing_law", "gp", "ensemble", nearest]
     df = trial_table()
     sur = fit_surrogates(df)  # every registered surrogate, in registration order
-    assert list(sur.cv) == ["loglinear", "mixing_law", "gp", nearest]
+    assert list(sur.cv) == ["loglinear", "mixing_law", "gp", "ensemble", nearest]
     cv = sur.cv[nearest]
     assert cv.folds == 5 and cv.spearman > 0.5, cv  # held out: a mixture is never its own neighbour
     (prop,) = sur.propose(10_000, n=1, name=nearest, n_candidates=500, n_boot=20)

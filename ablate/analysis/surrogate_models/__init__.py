@@ -10,7 +10,8 @@ registers after them.
 from ablate.analysis.surrogate_models.loglinear import EPS, LogLinear
 from ablate.analysis.surrogate_models.mixing_law import MixingLaw
 from ablate.analysis.surrogate_models.gp import GP, MAX_GP_POINTS
+from ablate.analysis.surrogate_models.ensemble import Ensemble
 
 # isort: on
 
-__all__ = ["EPS", "GP", "MAX_GP_POINTS", "LogLinear", "MixingLaw"]
+__all__ = ["EPS", "GP", "MAX_GP_POINTS", "Ensemble", "LogLinear", "MixingLaw"]
