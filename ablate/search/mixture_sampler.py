@@ -22,8 +22,22 @@ the parameters into a mixture) but models and proposes in mixture space:
    toward random mixtures, and dropping one type). Candidates breaking `max_share` are never
    proposed (the map is known, so the constraint need not be learnt); `min_share` is the same
    affine map `suggest` applies.
-4. trials in flight (max_in_flight > 1) enter the GP at their predicted value ("kriging
-   believer"): their uncertainty collapses, so concurrent trials do not all get one point.
+4. trials in flight (`max_in_flight` > 1): a proposal is planned around the trials still running
+   (their parameters are set once asked; their values are not known yet):
+   - before the GP starts, a sweep with k in flight asks k trials blind. Instead of more maximin
+     points (near the corners: they score badly and say little about where the optimum is), the
+     blind trials after the first are an axial design around the centroid (Cornell's screening
+     design for mixtures: for each type, halfway toward its vertex and halfway toward the
+     opposite face, i.e. more and less of that type), then maximin points of the trust region
+     around the centroid. They are the candidates a sequential search tries next, and their
+     results, which arrive one by one, show the GP which way each share moves the score.
+   - with the GP, running trials enter it at their posterior mean as exact observations
+     ("kriging believer"): no uncertainty is left at them, so no proposal repeats one, and the
+     best believed value joins the incumbent of expected improvement, so proposals do not crowd
+     a running trial that the GP already expects to be the best.
+   With nothing running, proposals are exactly those of a sequential search. `in_flight=
+   "believer"` keeps the earlier behaviour (maximin until the GP; running trials believed at the
+   GP's noise level, the incumbent from finished trials only) for benchmarks/batch_search_benchmark.py.
 
 Multi-objective studies keep Optuna's GPSampler (see `ablate.search.make_sampler`).
 
@@ -57,6 +71,14 @@ N_GLOBAL = 1500
 #: Trials before the GP models the results (the centroid + 2 maximin points).
 DEFAULT_STARTUP = 3
 
+#: How far the axial points of the blind design go from the centroid: this share of the way to
+#: a vertex (more of one type) or to the opposite face (less of it).
+AXIAL_STEP = 0.5
+
+#: What a proposal does about trials in flight: `plan` (axial design, exact believer), or
+#: `believer` (the behaviour before issue 16; kept for benchmarks).
+IN_FLIGHT = ("plan", "believer")
+
 
 class MixtureSampler(BaseSampler):
     """Start-up by maximin in Hellinger distance, then GP expected improvement on sqrt(shares).
@@ -66,8 +88,11 @@ class MixtureSampler(BaseSampler):
     before the trial's first parameter is asked (`bind`), since a job may take them from its pool.
     """
 
-    def __init__(self, job: JobSpec, seed: int | None = None) -> None:
+    def __init__(self, job: JobSpec, seed: int | None = None, in_flight: str = "plan") -> None:
+        if in_flight not in IN_FLIGHT:
+            raise ValueError(f"in_flight must be one of {IN_FLIGHT}, not {in_flight!r}")
         d = job.design
+        self.in_flight = in_flight
         self.job = job
         self.logu = d.parameterization == "logu"
         self.min_share = float(d.min_share)
@@ -116,27 +141,36 @@ class MixtureSampler(BaseSampler):
             -1, self.k + (self.volume is not None)
         )
         cands = self._candidates(done)
-        feats = self._embed(cands)
         if len(done) < self.n_startup:
-            # maximin: the candidate farthest from every trial so far (space-filling start)
-            if len(x_seen):
-                d = np.sqrt(((feats[:, None, :] - x_seen[None, :, :]) ** 2).sum(-1)).min(1)
-                best = int(d.argmax())
-            else:
-                best = 0
+            # start-up: the candidate farthest from every trial so far (maximin, space-filling);
+            # past the first start-up points with trials in flight: of the blind design
+            if running and self.in_flight == "plan" and len(x_seen) >= self.n_startup:
+                cands = self._blind_design(x_seen, cands)
+            best = _farthest(self._embed(cands), x_seen)
         else:
             y = self.sign * np.array([float(t.values[0]) for t in done])
-            gp = _GP.fit(x_seen[: len(done)], y, self.volume is not None)
-            mu_seen, _ = gp.predict(x_seen[: len(done)])
-            if running:
-                xr = x_seen[len(done) :]
-                gp = gp.condition(xr, gp.predict(xr)[0])  # kriging believer
-            mu, sd = gp.predict(feats)
-            incumbent = float(mu_seen.max())
-            z = (mu - incumbent) / np.maximum(sd, 1e-12)
-            ei = (mu - incumbent) * norm.cdf(z) + sd * norm.pdf(z)
-            best = int(np.argmax(ei))
+            best = self._proposal(x_seen[: len(done)], y, x_seen[len(done) :], self._embed(cands))
         return self._params(cands[best])
+
+    def _proposal(
+        self, x_done: np.ndarray, y: np.ndarray, x_run: np.ndarray, feats: np.ndarray
+    ) -> int:
+        """The candidate of highest expected improvement, running trials believed."""
+        gp = _GP.fit(x_done, y, self.volume is not None)
+        incumbent = float(gp.predict(x_done)[0].max())
+        if len(x_run):
+            believed = gp.predict(x_run)[0]
+            if self.in_flight == "plan":  # as exact observations (one per distinct mixture)
+                x_run, first = np.unique(x_run, axis=0, return_index=True)
+                believed = believed[first]
+                gp = gp.condition(x_run, believed, noise=1e-6)
+                incumbent = max(incumbent, float(believed.max()))
+            else:
+                gp = gp.condition(x_run, believed)
+        mu, sd = gp.predict(feats)
+        z = (mu - incumbent) / np.maximum(sd, 1e-12)
+        ei = (mu - incumbent) * norm.cdf(z) + sd * norm.pdf(z)
+        return int(np.argmax(ei))
 
     def sample_independent(
         self,
@@ -205,28 +239,65 @@ class MixtureSampler(BaseSampler):
         if done:
             y = self.sign * np.array([float(t.values[0]) for t in done])
             for i in np.argsort(-y)[:3]:
-                b = self._shares(done[i])
-                local = [b * np.exp(rng.normal(0.0, s, (150, k))) for s in (0.1, 0.3, 0.7)]
-                lam = rng.uniform(0.0, 0.3, (150, 1))
-                local.append((1.0 - lam) * b + lam * rng.dirichlet(np.ones(k), 150))
-                drop = np.tile(b, (k, 1))
-                drop[np.arange(k), np.arange(k)] = 0.0
-                local.append(drop[drop.sum(1) > 0])
-                block = np.vstack(local)
-                parts.append(block / block.sum(1, keepdims=True))
-                if self.volume is not None:
-                    v0 = self._vol01(float(done[i].params[VOLUME_PARAM]))
-                    vols.append(np.clip(v0 + rng.normal(0.0, 0.1, len(block)), 0.0, 1.0))
-        cands = np.vstack(parts)
-        if self.caps:
-            p = self.min_share + (1.0 - k * self.min_share) * cands
-            ok = np.all([p[:, i] <= cap + 1e-12 for i, cap in self.caps.items()], axis=0)
+                v0 = (
+                    None
+                    if self.volume is None
+                    else self._vol01(float(done[i].params[VOLUME_PARAM]))
+                )
+                block, vol = self._local(self._shares(done[i]), v0)
+                parts.append(block)
+                vols.append(vol)
+        shares, volumes = np.vstack(parts), np.concatenate(vols)
+        ok = self._within_caps(shares)
+        if ok.any():  # caps that rule out every candidate are `ablate.plan`'s to refuse
+            shares = shares[ok]
+            volumes = volumes[ok] if self.volume is not None else volumes
+        return self._with_volumes(shares, volumes)
+
+    def _local(self, b: np.ndarray, v0: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """The trust region around shares b (and volume coordinate v0): log-normal share
+        perturbations at three scales, moves toward random mixtures, each type dropped."""
+        k, rng = self.k, self._rng
+        local = [b * np.exp(rng.normal(0.0, s, (150, k))) for s in (0.1, 0.3, 0.7)]
+        lam = rng.uniform(0.0, 0.3, (150, 1))
+        local.append((1.0 - lam) * b + lam * rng.dirichlet(np.ones(k), 150))
+        drop = np.tile(b, (k, 1))
+        drop[np.arange(k), np.arange(k)] = 0.0
+        local.append(drop[drop.sum(1) > 0])
+        block = np.vstack(local)
+        if v0 is None:
+            return block / block.sum(1, keepdims=True), np.zeros(0)
+        return block / block.sum(1, keepdims=True), np.clip(
+            v0 + rng.normal(0.0, 0.1, len(block)), 0.0, 1.0
+        )
+
+    def _within_caps(self, shares: np.ndarray) -> np.ndarray:
+        """Which candidates keep every `max_share` cap (after the `min_share` map)."""
+        ok = np.ones(len(shares), dtype=bool)
+        p = self.min_share + (1.0 - self.k * self.min_share) * shares
+        for i, cap in self.caps.items():
+            ok &= p[:, i] <= cap + 1e-12
+        return ok
+
+    def _with_volumes(self, shares: np.ndarray, vols: np.ndarray) -> np.ndarray:
+        return shares if self.volume is None else np.column_stack([shares, vols])
+
+    def _blind_design(self, x_seen: np.ndarray, cands: np.ndarray) -> np.ndarray:
+        """Start-up candidates while trials are in flight: the axial points of the centroid not
+        tried yet, then its trust region (`cands` where `max_share` rules out both)."""
+        k, rng = self.k, self._rng
+        centre = np.full(k, 1.0 / k)
+        ends = np.vstack([np.eye(k), (1.0 - np.eye(k)) / (k - 1)])  # vertices, opposite faces
+        axial = centre + AXIAL_STEP * (ends - centre)
+        gap = np.sqrt(((np.sqrt(axial)[:, None, :] - x_seen[None, :, :k]) ** 2).sum(-1)).min(1)
+        local, local_vols = self._local(centre, None if self.volume is None else 0.5)
+        for shares, vols, keep in (
+            (axial, rng.random(len(axial)), gap > 1e-6),
+            (local, local_vols, np.ones(len(local), dtype=bool)),
+        ):
+            ok = keep & self._within_caps(shares)
             if ok.any():
-                cands = cands[ok]
-                if self.volume is not None:
-                    vols = [np.concatenate(vols)[ok]]
-        if self.volume is not None:
-            cands = np.column_stack([cands, np.concatenate(vols)])
+                return self._with_volumes(shares[ok], vols if self.volume is None else vols[ok])
         return cands
 
 
@@ -234,10 +305,20 @@ class _GP:
     """A small exact GP: Matern-5/2 with one length scale for the shares' sqrt-embedding and one
     for the volume coordinate, Gaussian noise, standardised targets; ML-II hyperparameters."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, theta: np.ndarray, mean: float, scale: float):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        theta: np.ndarray,
+        mean: float,
+        scale: float,
+        noise: np.ndarray | None = None,
+    ):
         self.x, self.theta, self.mean, self.scale = x, theta, mean, scale
         self.yn = (y - mean) / scale
-        kxx = self._k(x, x) + (math.exp(theta[-1]) + 1e-8) * np.eye(len(x))
+        # per-observation noise variance (standardised units): the learnt level unless given
+        self.noise = np.full(len(x), math.exp(theta[-1])) if noise is None else noise
+        kxx = self._k(x, x) + np.diag(self.noise + 1e-8)
         self.chol = cho_factor(kxx, lower=True)
         self.alpha = cho_solve(self.chol, self.yn)
 
@@ -282,11 +363,14 @@ class _GP:
         assert best is not None
         return cls(x, y, best.x, mean, scale)
 
-    def condition(self, x_new: np.ndarray, y_new: np.ndarray) -> _GP:
-        """The same hyperparameters with extra (pseudo-)observations."""
+    def condition(self, x_new: np.ndarray, y_new: np.ndarray, noise: float | None = None) -> _GP:
+        """The same hyperparameters with extra (pseudo-)observations, with the learnt noise
+        level or the given noise variance (standardised units; 1e-6, the least the fit learns:
+        exact)."""
         x = np.vstack([self.x, x_new])
         y = np.r_[self.yn * self.scale + self.mean, y_new]
-        return _GP(x, y, self.theta, self.mean, self.scale)
+        extra = np.full(len(x_new), math.exp(self.theta[-1]) if noise is None else noise)
+        return _GP(x, y, self.theta, self.mean, self.scale, np.r_[self.noise, extra])
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ks = self._k(x, self.x)
@@ -294,6 +378,13 @@ class _GP:
         v = cho_solve(self.chol, ks.T)
         var = np.clip(math.exp(self.theta[-2]) - (ks * v.T).sum(1), 1e-12, None)
         return mu * self.scale + self.mean, np.sqrt(var) * self.scale
+
+
+def _farthest(feats: np.ndarray, x_seen: np.ndarray) -> int:
+    """Maximin: the candidate farthest from every point seen (the first one when none is)."""
+    if not len(x_seen):
+        return 0
+    return int(np.sqrt(((feats[:, None, :] - x_seen[None, :, :]) ** 2).sum(-1)).min(1).argmax())
 
 
 def _matern(a: np.ndarray, b: np.ndarray, log_var: float) -> np.ndarray:

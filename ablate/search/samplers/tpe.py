@@ -1,4 +1,6 @@
-"""`tpe`: Optuna's TPESampler (independent), 10 start-up trials unless `n_startup` says."""
+"""`tpe`: Optuna's TPESampler (independent), 10 start-up trials unless `n_startup` says, with
+`constant_liar` (Optuna's recipe for parallel workers: trials in flight count as bad results, so
+concurrent trials spread out; no effect with one trial in flight)."""
 
 from __future__ import annotations
 
@@ -14,5 +16,8 @@ def tpe_sampler(job: JobSpec, seed: int) -> Any:
 
     startup = job.design.n_startup
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=10 if startup is None else startup, multivariate=False
+        seed=seed,
+        n_startup_trials=10 if startup is None else startup,
+        multivariate=False,
+        constant_liar=True,
     )
