@@ -12,9 +12,19 @@ of the shared mixtures when there are more than 30).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Transfer", "main_group", "rank_transfer", "split_groups"]
+from ablate.analysis.plots import load_pyplot
+
+__all__ = [
+    "Transfer",
+    "main_group",
+    "plot_transfer",
+    "rank_transfer",
+    "shared_mixtures",
+    "split_groups",
+]
 
 #: Bootstrap replicates of a Spearman interval.
 N_BOOT = 1000
@@ -69,6 +79,19 @@ def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfe
     """Every ordered pair of models (A before B in the study) that share 3 or more mixtures."""
     import numpy as np
 
+    rng = np.random.default_rng(seed)
+    sign = -1.0 if df.attrs.get("direction") == "minimize" else 1.0  # top k = the best k
+    return [
+        _transfer(a, b, [sign * y for y in ya], [sign * y for y in yb], rng)
+        for a, b, ya, yb in shared_mixtures(df, metric)
+    ]
+
+
+def shared_mixtures(df: Any, metric: str = "value") -> list[tuple[str, str, list[Any], list[Any]]]:
+    """Per ordered pair of models sharing 3 or more mixtures (same shares and volume): the
+    mixtures' seed scores under each, in the same mixture order."""
+    import numpy as np
+
     if "model" not in df or df["model"].nunique() < 2:
         return []
     done = df[df["state"] == "COMPLETE"].dropna(subset=[metric])
@@ -77,16 +100,35 @@ def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfe
     done = done.assign(_mix=key)
     seeds = {m: part.groupby("_mix")[metric].apply(np.asarray) for m, part in done.groupby("model")}
     models = list(dict.fromkeys(done.sort_values("trial")["model"]))
-    sign = -1.0 if df.attrs.get("direction") == "minimize" else 1.0  # top k = the best k
-    rng = np.random.default_rng(seed)
     out = []
     for i, a in enumerate(models):
         for b in models[i + 1 :]:
             shared = sorted(set(seeds[a].index) & set(seeds[b].index))
             if len(shared) >= 3:
-                ya = [sign * seeds[a][m] for m in shared]
-                yb = [sign * seeds[b][m] for m in shared]
-                out.append(_transfer(a, b, ya, yb, rng))
+                out.append((a, b, [seeds[a][m] for m in shared], [seeds[b][m] for m in shared]))
+    return out
+
+
+def plot_transfer(df: Any, out: Path, metric: str = "value", label: str = "score") -> Path | None:
+    """One model's mixture means against another's, a panel per pair (at most 3); None when the
+    study has no two models sharing mixtures."""
+    pairs = shared_mixtures(df, metric)[:3]
+    if not pairs:
+        return None
+    plt = load_pyplot()
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4), squeeze=False)
+    transfers = rank_transfer(df, metric)[:3]  # the same pairs, in the same order
+    for ax, t, (a, b, ya, yb) in zip(axes[0], transfers, pairs, strict=True):
+        ax.scatter([y.mean() for y in ya], [y.mean() for y in yb], s=18, alpha=0.8)
+        ax.set_xlabel(f"{a}: mean {label}")
+        ax.set_ylabel(f"{b}: mean {label}")
+        ax.set_title(
+            f"Spearman {t.rho:.2f} [{t.low:.2f}, {t.high:.2f}], top-{t.k} {t.overlap}/{t.k}"
+        )
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
     return out
 
 

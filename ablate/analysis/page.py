@@ -23,6 +23,7 @@ TITLES = {
     "pareto": "Pareto front: score against cost",
     "simplex": "Proportions",
     "history": "Optimisation history",
+    "rank_transfer": "Rank transfer: one model's mixture means against another's",
 }
 
 CSS = """

@@ -18,7 +18,7 @@ from typing import Any
 from ablate import tracking
 from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
-from ablate.analysis.groups import main_group, rank_transfer, split_groups
+from ablate.analysis.groups import main_group, plot_transfer, rank_transfer, split_groups
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
@@ -103,6 +103,8 @@ def write_report(
         proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
         notes += judged + group_notes(df, groups, shown, column, alpha)
+        if transfer := plot_transfer(df, out / "rank_transfer.png", column, label):
+            plots["rank_transfer"] = transfer
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
         run_id = None
