@@ -105,6 +105,7 @@ def write_report(
         notes += judged + group_notes(df, groups, shown, column, alpha)
         if transfer := plot_transfer(df, out / "rank_transfer.png", column, label):
             plots["rank_transfer"] = transfer
+        plots.update(group_curves(groups, shown, out, column, label))
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
         run_id = None
@@ -147,6 +148,24 @@ def group_notes(
             notes.append(f"{name}: {err}")
     notes += [t.describe() for t in rank_transfer(df, metric)]
     return notes
+
+
+def group_curves(
+    groups: list[tuple[str, Any]], shown: str, out: Path, metric: str, label: str
+) -> dict[str, Path]:
+    """Score against volume for every group besides the one the main plots show (each model's
+    curves, in a study across models), titled by group."""
+    curves = {}
+    for i, (name, part) in enumerate(groups):
+        if name == shown:
+            continue
+        try:
+            drawn = plot_all(part, out / f"group-{i}", metric, label, None, ("volume_balance",))
+        except UserError:  # no completed trial in this group: its verdict line says so
+            continue
+        if "volume_balance" in drawn:
+            curves[f"{TITLES['volume_balance']}: {name}"] = drawn["volume_balance"]
+    return curves
 
 
 def _judged(df: Any, metric: str) -> tuple[str, list[str]]:

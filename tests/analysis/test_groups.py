@@ -90,4 +90,6 @@ def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(
     assert "Rank transfer proxy -> target: Spearman" in notes
     assert int(report.findings.cells.table["n"].sum()) == 18  # the target's trials only
     assert report.plots["rank_transfer"].is_file()  # proxy means against the target's
+    curves = "Score against volume, one line per balance level: model proxy"
+    assert report.plots[curves].is_file() and curves in report.html.read_text()
     assert "Rank transfer: one model" in report.html.read_text()

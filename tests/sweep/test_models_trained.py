@@ -68,4 +68,5 @@ def test_two_trained_models_get_their_own_verdicts_and_a_rank_transfer(
     assert "model small: " in notes and '"Less is more"' in notes
     assert "Rank transfer small -> big: Spearman" in notes and "over 4 shared mixtures" in notes
     assert report.plots["rank_transfer"].is_file()
+    assert report.plots["Score against volume, one line per balance level: model small"].is_file()
     assert int(report.findings.cells.table["n"].sum()) == 8  # the big model's trials only
