@@ -68,6 +68,7 @@ def ray_session() -> Iterator[Any]:
     started = not ray.is_initialized()
     if started:
         ray.init(
+            address="local",  # never a cluster a `ray start` left behind (see init_ray)
             num_cpus=2,
             object_store_memory=100 * 1024**2,
             include_dashboard=False,

@@ -109,6 +109,10 @@ def init_ray(address: str | None) -> bool:
         ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)})
     else:
         ray.init(
+            # "local": start this driver's own Ray. Without it Ray joins the cluster of the
+            # machine's last `ray start` (read from /tmp/ray/ray_current_cluster, even when that
+            # cluster is gone), and refuses the object store size with a ValueError
+            address="local",
             include_dashboard=False,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             log_to_driver=True,

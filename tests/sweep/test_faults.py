@@ -272,3 +272,29 @@ def test_node_loss_without_spare_capacity_goes_on_at_reduced_capacity(tmp_path: 
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.slow
+def test_a_stale_ray_start_address_does_not_stop_a_local_sweep(tmp_path: Path) -> None:
+    """A `ray start` cluster killed without `ray stop` leaves its address in Ray's temp dir;
+    a local `ablate sweep` (no --address) starts its own Ray instead of joining it."""
+    import shutil
+    import tempfile
+
+    raytmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        (raytmp / "ray").mkdir()
+        (raytmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")  # nothing listens
+        path = write_job(
+            tmp_path, design={"kind": "grid", "volumes": [1000], "balance": [1.0], "seeds": [0, 1]}
+        )
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(raytmp)}
+        env.pop("RAY_ADDRESS", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ablate.cli", "sweep", str(path)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "2 complete" in proc.stdout
+    finally:
+        shutil.rmtree(raytmp, ignore_errors=True)
