@@ -57,7 +57,7 @@ from ablate.bench.judge_http import (
     post_chat,
 )
 from ablate.bench.judge_parse import DIMENSIONS, parse_scores
-from ablate.bench.spec import JudgeSpec
+from ablate.bench.spec import ROLES, JudgeSpec
 from ablate.errors import UserError
 
 RUBRIC_VERSION = 1
@@ -70,14 +70,6 @@ UNAVAILABLE_SHARE = 0.5
 #: After this many requests in a row failed on the server's side (and at least 2 per thread
 #: in flight), the remaining answers are not asked: a dead server costs seconds, not timeouts.
 DEAD_STREAK = 8
-#: Dialogue roles as the judge sees them (`role: text` lines).
-ROLES = {
-    "human": "user",
-    "gpt": "assistant",
-    "user": "user",
-    "assistant": "assistant",
-    "system": "system",
-}
 
 RUBRIC = """You are grading one answer in a multi-turn dialogue about images.
 Rate the MODEL ANSWER against the dialogue so far and the REFERENCE ANSWER on five dimensions,

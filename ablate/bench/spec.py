@@ -18,6 +18,16 @@ from typing import Any
 from ablate.config import build, read_yaml, resolve_path
 from ablate.errors import UserError
 
+#: Dialogue roles as chat templates name them, from either layout's names (LLaVA `from`,
+#: Hugging Face `role`): what the encoder renders and the judge reads.
+ROLES = {
+    "human": "user",
+    "gpt": "assistant",
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+}
+
 
 @dataclass(frozen=True)
 class JudgeSpec:

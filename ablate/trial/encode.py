@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.bench.spec import ROLES
 from ablate.models import chat_template_of
 from ablate.pool import Pool
 from ablate.trial.align import align
@@ -27,13 +28,6 @@ from ablate.trial.align import align
 IGNORE = -100
 PLACEHOLDER = "<image>"
 """The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
-ROLES = {
-    "human": "user",
-    "gpt": "assistant",
-    "user": "user",
-    "assistant": "assistant",
-    "system": "system",
-}
 
 
 class EncodeError(ValueError):
