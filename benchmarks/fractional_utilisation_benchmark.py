@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from utilisation_benchmark import ray_utilisation
 
 from ablate.config import JobSpec, build
 
@@ -59,19 +62,6 @@ def sweep_utilisation(job: JobSpec, slots: int) -> tuple[float, int]:
     return busy / (slots * (last - first).total_seconds()), most
 
 
-def ray_utilisation(trials: int, duration: float, slots: int) -> float:
-    import ray
-
-    @ray.remote(num_gpus=0.25, num_cpus=1)
-    def sleep(seconds: float) -> float:
-        time.sleep(seconds)
-        return seconds
-
-    start = time.perf_counter()
-    busy = sum(ray.get([sleep.remote(duration) for _ in range(trials)]))
-    return busy / (slots * (time.perf_counter() - start))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,7 +92,7 @@ def main() -> None:
         for rep in range(args.repeat):
             root = Path(tempfile.mkdtemp(prefix="ablate-frac-"))
             u, at_once = sweep_utilisation(make_job(root, args.trials, args.duration, slots), slots)
-            b = ray_utilisation(args.trials, args.duration, slots)
+            b = ray_utilisation(args.trials, args.duration, slots, gpus=0.25)
             sweeps.append(u)
             plain.append(b)
             most = max(most, at_once)

@@ -47,10 +47,11 @@ def sweep_utilisation(job: JobSpec, slots: int) -> float:
     return busy / (slots * (last - first).total_seconds())
 
 
-def ray_utilisation(trials: int, duration: float, slots: int) -> float:
+def ray_utilisation(trials: int, duration: float, slots: int, gpus: float = 1.0) -> float:
+    """Plain Ray tasks of `gpus` GPUs each, sleeping `duration`: the baseline's utilisation."""
     import ray
 
-    @ray.remote(num_gpus=1, num_cpus=1)
+    @ray.remote(num_gpus=gpus, num_cpus=1)
     def sleep(seconds: float) -> float:
         time.sleep(seconds)
         return seconds

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
+from clusters_for_tests import POSTGRES, postgres_ready
 from optuna.trial import TrialState
 
 from ablate import tracking
@@ -22,17 +23,6 @@ from ablate.sweep import run_sweep, study_status
 from ablate.tracking.client import mlflow_client
 
 TYPES = ["caption", "count", "compare"]
-POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_ready() -> bool:
-    try:
-        import psycopg2
-
-        psycopg2.connect(POSTGRES, connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "journal", pytest.param("postgresql", marks=pytest.mark.cluster)])
@@ -44,7 +34,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     elif request.param == "journal":
         yield str(tmp_path / "optuna.journal"), study
     else:
-        if not _postgres_ready():
+        if not postgres_ready():
             pytest.skip(f"no PostgreSQL at {POSTGRES}")
         yield POSTGRES, study
         with contextlib.suppress(KeyError):
@@ -210,7 +200,7 @@ def test_a_database_lost_mid_sweep_stops_it_cleanly_and_the_rerun_requeues(
 ) -> None:
     import threading
 
-    if not _postgres_ready():
+    if not postgres_ready():
         pytest.skip(f"no PostgreSQL at {POSTGRES}")
     study_name = f"lost-{uuid.uuid4().hex[:10]}"
     proxy = TcpProxy(("127.0.0.1", 5432))

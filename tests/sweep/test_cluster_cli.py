@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from clusters_for_tests import POSTGRES, postgres_ready
 from conftest import free_port
 from optuna.trial import TrialState
 
@@ -32,7 +33,6 @@ from ablate.study import postgres_driver
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-POSTGRES = os.environ.get("ABLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 #: 3 volumes x 2 balance levels x 2 seeds, 3 s each, 4 trials in flight on 4 fake GPUs
 DESIGN = {"kind": "grid", "volumes": [1000, 3000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1]}
 N_TRIALS = 12
@@ -89,16 +89,6 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
             subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-def _postgres_ready() -> bool:
-    try:
-        import psycopg2
-
-        psycopg2.connect(POSTGRES, connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
-
-
 def _states(storage: str, study: str) -> dict[str, int]:
     try:
         trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
@@ -132,7 +122,7 @@ def _job_status(c: dict[str, Any], sid: str) -> str:
 def test_a_sweep_on_a_two_node_cli_cluster_survives_stop_kill_and_node_loss(
     cluster: dict[str, Any], mlflow_server: str, tmp_path: Path
 ) -> None:
-    if not _postgres_ready():
+    if not postgres_ready():
         pytest.skip(f"no PostgreSQL at {POSTGRES}")
     study = f"cluster-{uuid.uuid4().hex[:8]}"
     storage = postgres_driver(POSTGRES)

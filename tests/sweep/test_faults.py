@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from clusters_for_tests import NODE_STORE, empty_head_cluster
 from optuna.trial import TrialState
 from paths_for_tests import TESTS
 
@@ -162,9 +163,6 @@ def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
-    from ray.cluster_utils import Cluster
-
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     marker = tmp_path / "nodes.txt"
     path = write_job(
         tmp_path,
@@ -177,17 +175,9 @@ def test_removed_node_trial_completes_elsewhere(tmp_path: Path) -> None:
         resources={"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 1},
     )
     os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
-    cluster = Cluster(
-        initialize_head=True,
-        connect=False,
-        head_node_args={
-            "num_cpus": 0,
-            "object_store_memory": 80 * 1024**2,
-            "include_dashboard": False,
-        },
-    )
+    cluster = empty_head_cluster()
     try:
-        nodes = [cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
+        nodes = [cluster.add_node(num_cpus=1, object_store_memory=NODE_STORE) for _ in range(2)]
         log = tmp_path / "driver.log"
         proc = start_driver(path, log, "--address", cluster.address)
         try:
@@ -217,9 +207,6 @@ def test_node_loss_without_spare_capacity_goes_on_at_reduced_capacity(tmp_path: 
     """Every GPU busy (2 nodes x 2 fake GPUs, 4 trials in flight), then a node is removed: its
     2 trials are retried by the surviving node's workers as they free up (no replacement
     worker can be placed), and the sweep finishes with every trial COMPLETE."""
-    from ray.cluster_utils import Cluster
-
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     marker = tmp_path / "nodes.txt"
     path = write_job(
         tmp_path,
@@ -232,18 +219,10 @@ def test_node_loss_without_spare_capacity_goes_on_at_reduced_capacity(tmp_path: 
         resources={"gpus_per_trial": 1, "cpus_per_trial": 1, "max_in_flight": 4},
     )
     os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
-    cluster = Cluster(
-        initialize_head=True,
-        connect=False,
-        head_node_args={
-            "num_cpus": 0,
-            "object_store_memory": 80 * 1024**2,
-            "include_dashboard": False,
-        },
-    )
+    cluster = empty_head_cluster()
     try:
         nodes = [
-            cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=80 * 1024**2)
+            cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=NODE_STORE)
             for _ in range(2)
         ]
         log = tmp_path / "driver.log"

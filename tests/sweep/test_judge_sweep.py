@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from clusters_for_tests import NODE_STORE, empty_head_cluster
 from objectives_for_tests import judge_up_marker
 from optuna.trial import TrialState
 
@@ -142,12 +143,9 @@ def test_a_local_sweep_judges_with_the_drivers_key_and_writes_it_nowhere(
 def test_cluster_workers_read_the_key_on_their_node_and_a_node_without_it_stops_the_sweep(
     tmp_path: Path, judge_server: Any
 ) -> None:
-    from ray.cluster_utils import Cluster
-
     from ablate.pool import ImportRequest, import_pool
     from ablate.world import WorldSpec, synth_world
 
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     os.environ.pop("ABLATE_TEST_NODE_KEY", None)  # the nodes start without the key
     judge_server.key = KEY
     files = synth_world(WorldSpec(out=tmp_path / "world", n_train=60))
@@ -176,19 +174,10 @@ def test_cluster_workers_read_the_key_on_their_node_and_a_node_without_it_stops_
     )
     ray_tmp = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
     os.environ["ABLATE_TEST_JUDGE_BENCH"] = str(bench)  # the nodes' environment: a path only
-    cluster = Cluster(
-        initialize_head=True,
-        connect=False,
-        head_node_args={
-            "num_cpus": 0,
-            "object_store_memory": 80 * 1024**2,
-            "include_dashboard": False,
-            "temp_dir": str(ray_tmp),
-        },
-    )
+    cluster = empty_head_cluster(temp_dir=str(ray_tmp))
     try:
         for _ in range(2):
-            cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2)
+            cluster.add_node(num_cpus=1, object_store_memory=NODE_STORE)
         # the driver has the key (its checks pass), the nodes do not: stopped before any trial
         start = time.perf_counter()
         env = {"ABLATE_TEST_NODE_KEY": KEY}
