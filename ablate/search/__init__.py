@@ -10,6 +10,7 @@ from ablate.search.sampling import (
     make_sampler,
 )
 from ablate.search.space import (
+    SHARE_PARAM,
     VOLUME_PARAM,
     cube_params,
     directions,
@@ -22,6 +23,7 @@ from ablate.search.space import (
 
 __all__ = [
     "SAMPLERS",
+    "SHARE_PARAM",
     "VOLUME_PARAM",
     "cube_params",
     "default_warm_start",

@@ -57,6 +57,19 @@ from ablate.result import TrialResult
 
 VOLUME_PARAM = "volume"
 
+#: Prefix of the parameters written only for optuna-dashboard's parameter views: `share:<type>`
+#: (and `volume` when the search does not search it). No sampler models them (`searched_only`).
+SHARE_PARAM = "share:"
+
+
+def searched_only(job: JobSpec, space: dict[str, Any]) -> dict[str, Any]:
+    """A search space without the dashboard's parameters: the search's own coordinates only."""
+    return {
+        name: dist
+        for name, dist in space.items()
+        if not name.startswith(SHARE_PARAM) and (name != VOLUME_PARAM or job.design.search_volume)
+    }
+
 
 def to_simplex(u: Sequence[float]) -> np.ndarray:
     """k-1 cube coordinates -> k proportions (uniform in, uniform out)."""

@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ablate.search import SHARE_PARAM, VOLUME_PARAM
+
 
 def storage_backend(storage: Any) -> Any:
     """The storage under Optuna's cache wrapper (`_CachedStorage._backend`), or itself."""
@@ -153,26 +155,33 @@ VOLUME_RANGE = (1.0, 1e12)
 
 
 def mixture_params(
-    proportions: dict[str, float], volume: float, task_types: list[str]
+    proportions: dict[str, float], volume: float, task_types: list[str], with_volume: bool = True
 ) -> dict[str, tuple[float, Any]]:
-    """A fixed design's trial as Optuna parameters: `share:<type>` in [0, 1] and `volume` (log),
-    so optuna-dashboard's parameter views (importance, slice, parallel coordinates) show the
-    mixtures. A fixed design's sampler (random) never reads them; a search records its own
-    coordinates instead, which these would duplicate in its model. Name -> (value, distribution)."""
+    """A trial's mixture as Optuna parameters: `share:<type>` in [0, 1] and `volume` (log), so
+    optuna-dashboard's parameter views (importance, slice, parallel coordinates) show the
+    mixtures. A fixed design's sampler (random) never reads them; a search models only its own
+    coordinates (`ablate.search.own_params`), and searches `volume` itself when `with_volume` is
+    False. Name -> (value, distribution)."""
     from optuna.distributions import FloatDistribution
 
     share = FloatDistribution(0.0, 1.0)
     out: dict[str, tuple[float, Any]] = {
-        f"share:{t}": (float(proportions.get(t, 0.0)), share) for t in task_types
+        f"{SHARE_PARAM}{t}": (float(proportions.get(t, 0.0)), share) for t in task_types
     }
-    out["volume"] = (float(volume), FloatDistribution(*VOLUME_RANGE, log=True))
+    if with_volume:
+        out[VOLUME_PARAM] = (float(volume), FloatDistribution(*VOLUME_RANGE, log=True))
     return out
 
 
 def record_mixture_params(
-    study: Any, trial: Any, proportions: dict[str, float], volume: float, task_types: list[str]
+    study: Any,
+    trial: Any,
+    proportions: dict[str, float],
+    volume: float,
+    task_types: list[str],
+    with_volume: bool = True,
 ) -> None:
-    """`mixture_params` written onto a trial (one storage write each: storages where
-    `enqueue_many_rdb` could not write them with the trial)."""
-    for name, (value, dist) in mixture_params(proportions, volume, task_types).items():
+    """`mixture_params` written onto a RUNNING trial (one storage write each: a search's trials,
+    and a fixed design's where `enqueue_many_rdb` could not write them with the trial)."""
+    for name, (value, dist) in mixture_params(proportions, volume, task_types, with_volume).items():
         study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)

@@ -16,6 +16,7 @@ from ablate.search import (
     to_simplex,
 )
 from ablate.study import open_study
+from ablate.study.optuna_fast import record_mixture_params
 from ablate.sweep import run_sweep
 from ablate.trial import TrialResult
 
@@ -72,8 +73,9 @@ def test_fixed_seed_does_not_replay_after_restart(make_job) -> None:
     assert make_sampler(job, 0)._rng.rng.random() != make_sampler(job, 7)._rng.rng.random()
 
 
-def _in_memory_search(job, types, n, study=None):
-    """The driver's loop without Ray: enqueue the warm start, then ask -> suggest -> tell."""
+def _in_memory_search(job, types, n, study=None, shown=False):
+    """The driver's loop without Ray: enqueue the warm start, then ask -> suggest -> tell;
+    `shown`: record the mixture's shares as params for optuna-dashboard, as the driver does."""
     from ablate.objectives import sim_score
     from ablate.search import default_warm_start
 
@@ -85,6 +87,8 @@ def _in_memory_search(job, types, n, study=None):
     for _ in range(n):
         trial = study.ask()
         mix = suggest(trial, job, types)
+        if shown:
+            record_mixture_params(study, trial, mix.proportions, mix.volume, types)
         value, c = sim_score("less_is_more", dict(mix.proportions), types, mix.volume)
         study.tell(trial, value)
         clean.append((mix, c))
@@ -118,7 +122,25 @@ def test_default_sampler_finds_the_optimum_and_honours_bounds(make_job) -> None:
         assert 1000 <= mix.volume <= 20000
     # multi-objective: Optuna's GPSampler, which models both objectives
     job = make_job(objective=SIM, design={"kind": "search", "multi_objective": "volume"})
-    assert isinstance(make_sampler(job, 0), optuna.samplers.GPSampler)
+    assert isinstance(make_sampler(job, 0).inner, optuna.samplers.GPSampler)
+
+
+@pytest.mark.parametrize("sampler", ["default", "gp", "qmc", "cmaes", "tpe", "random"])
+def test_the_shares_shown_to_optuna_dashboard_do_not_change_what_a_search_proposes(
+    make_job, sampler
+) -> None:
+    """Every search trial also carries `share:<type>` and `volume` params (optuna-dashboard's
+    views); Optuna's relative samplers would model them too, unless left out of their space."""
+    job = make_job(objective=SIM, design={"kind": "search", "sampler": sampler, "n_startup": 2})
+    plain, _ = _in_memory_search(job, TYPES, 6)
+    shown, _ = _in_memory_search(job, TYPES, 6, shown=True)
+    own = ["u0", "u1"]
+    assert [t.params[n] for t in shown.trials for n in own] == pytest.approx(
+        [t.params[n] for t in plain.trials for n in own]
+    )
+    last = shown.trials[-1]
+    assert set(last.params) == {*own, "volume", *(f"share:{t}" for t in TYPES)}
+    assert sum(last.params[f"share:{t}"] for t in TYPES) == pytest.approx(1.0)
 
 
 def test_default_sampler_does_not_replay_after_restart(make_job) -> None:
@@ -166,6 +188,9 @@ def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, 
         assert set(a) >= {"proportions", "volume", "seed", "balance", "metrics", "mixture_name"}
         assert a["balance"] == pytest.approx(normalized_entropy(a["proportions"]))
         assert t.params and t.value == pytest.approx(a["metrics"]["score"])
+        # optuna-dashboard's parameter views see the mixture trained, the searched one included
+        shares = {n.removeprefix("share:"): v for n, v in t.params.items() if n.startswith("share:")}
+        assert shares == pytest.approx(a["proportions"]) and t.params["volume"] == a["volume"]
     assert len({t.user_attrs["design_key"] for t in trials}) == 8
     # more budget: only the missing trials are asked; the sampler seed moved on (no replay)
     more = run_sweep(

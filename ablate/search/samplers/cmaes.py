@@ -6,6 +6,7 @@ from typing import Any
 
 from ablate.config import JobSpec
 from ablate.errors import UserError
+from ablate.search.own_params import OwnParamsOnly
 from ablate.search.sampling import SAMPLERS
 
 
@@ -19,8 +20,11 @@ def cmaes_sampler(job: JobSpec, seed: int) -> Any:
             "design.sampler cmaes supports neither `multi_objective` nor `max_share`; "
             "use sampler default, gp or tpe"
         )
-    return optuna.samplers.CmaEsSampler(
-        seed=seed,
-        n_startup_trials=1 if d.n_startup is None else d.n_startup,
-        warn_independent_sampling=False,
+    return OwnParamsOnly(
+        optuna.samplers.CmaEsSampler(
+            seed=seed,
+            n_startup_trials=1 if d.n_startup is None else d.n_startup,
+            warn_independent_sampling=False,
+        ),
+        job,
     )

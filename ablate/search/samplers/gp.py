@@ -1,10 +1,12 @@
-"""`gp`: Optuna's GPSampler on the stick-breaking coordinates."""
+"""`gp`: Optuna's GPSampler on the stick-breaking coordinates (`OwnParamsOnly`: not on
+the shares written for optuna-dashboard)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ablate.config import JobSpec
+from ablate.search.own_params import OwnParamsOnly
 from ablate.search.sampling import SAMPLERS
 
 
@@ -13,4 +15,7 @@ def gp_sampler(job: JobSpec, seed: int) -> Any:
     import optuna
 
     startup = job.design.n_startup
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10 if startup is None else startup)
+    return OwnParamsOnly(
+        optuna.samplers.GPSampler(seed=seed, n_startup_trials=10 if startup is None else startup),
+        job,
+    )

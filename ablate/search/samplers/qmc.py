@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ablate.config import JobSpec
+from ablate.search.own_params import OwnParamsOnly
 from ablate.search.sampling import SAMPLERS
 
 
@@ -13,4 +14,4 @@ def qmc_sampler(job: JobSpec, seed: int) -> Any:
     import optuna
 
     # QMC keeps its index in the study, so the fixed scramble seed never replays points
-    return optuna.samplers.QMCSampler(scramble=True, seed=int(job.seed))
+    return OwnParamsOnly(optuna.samplers.QMCSampler(scramble=True, seed=int(job.seed)), job)
