@@ -155,20 +155,20 @@ VOLUME_RANGE = (1.0, 1e12)
 
 
 def mixture_params(
-    proportions: dict[str, float], volume: float, task_types: list[str], with_volume: bool = True
+    proportions: dict[str, float], volume: float | None, task_types: list[str]
 ) -> dict[str, tuple[float, Any]]:
     """A trial's mixture as Optuna parameters: `share:<type>` in [0, 1] and `volume` (log), so
     optuna-dashboard's parameter views (importance, slice, parallel coordinates) show the
     mixtures. A fixed design's sampler (random) never reads them; a search models only its own
-    coordinates (`ablate.search.own_params`), and searches `volume` itself when `with_volume` is
-    False. Name -> (value, distribution)."""
+    coordinates (`ablate.search.own_params`), and passes no `volume` when it searches it (its
+    own `volume` parameter). Name -> (value, distribution)."""
     from optuna.distributions import FloatDistribution
 
     share = FloatDistribution(0.0, 1.0)
     out: dict[str, tuple[float, Any]] = {
         f"{SHARE_PARAM}{t}": (float(proportions.get(t, 0.0)), share) for t in task_types
     }
-    if with_volume:
+    if volume is not None:
         out[VOLUME_PARAM] = (float(volume), FloatDistribution(*VOLUME_RANGE, log=True))
     return out
 
@@ -177,11 +177,12 @@ def record_mixture_params(
     study: Any,
     trial: Any,
     proportions: dict[str, float],
-    volume: float,
+    volume: float | None,
     task_types: list[str],
-    with_volume: bool = True,
 ) -> None:
-    """`mixture_params` written onto a RUNNING trial (one storage write each: a search's trials,
-    and a fixed design's where `enqueue_many_rdb` could not write them with the trial)."""
-    for name, (value, dist) in mixture_params(proportions, volume, task_types, with_volume).items():
+    """`mixture_params` written onto a RUNNING trial that has none yet (one storage write each:
+    a search's trials, and a fixed design's where `enqueue_many_rdb` could not write them)."""
+    if any(name.startswith(SHARE_PARAM) for name in trial.params):
+        return
+    for name, (value, dist) in mixture_params(proportions, volume, task_types).items():
         study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)

@@ -37,7 +37,7 @@ from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.result import TrialResult
-from ablate.search import SHARE_PARAM, objective_values, suggest
+from ablate.search import objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
@@ -391,17 +391,9 @@ class Dispatcher:
             mixture = suggest(trial, self.job, self.task_types)
             for key, value in trial_attrs(mixture).items():
                 trial.set_user_attr(key, value)
-        shown = any(name.startswith(SHARE_PARAM) for name in trial.params)
-        if not shown and isinstance(mixture.proportions, dict):  # for optuna-dashboard
-            searched = self.search and self.job.design.search_volume
-            record_mixture_params(
-                self.study,
-                trial,
-                mixture.proportions,
-                mixture.volume,
-                self.task_types,
-                with_volume=not searched,
-            )
+        if isinstance(mixture.proportions, dict):  # for optuna-dashboard (once per trial)
+            volume = None if self.search and self.job.design.search_volume else mixture.volume
+            record_mixture_params(self.study, trial, mixture.proportions, volume, self.task_types)
         return mixture
 
     def _finish_undispatched(self, trial: Any, error: str) -> None:
