@@ -16,9 +16,19 @@ from ablate.config.job import (
 )
 from ablate.config.loader import apply_override, build, read_yaml, to_dict
 from ablate.config.models import model_job, model_names, named_model
-from ablate.config.paths import redact, resolve_db_url, resolve_path, safe_name, sqlite_path
+from ablate.config.paths import (
+    RAY_IGNORE_FILE,
+    keep_out_of_ray_uploads,
+    redact,
+    resolve_db_url,
+    resolve_path,
+    safe_name,
+    sqlite_path,
+    uploaded_hint,
+)
 
 __all__ = [
+    "RAY_IGNORE_FILE",
     "BenchRef",
     "DesignSpec",
     "JobSpec",
@@ -31,6 +41,7 @@ __all__ = [
     "apply_override",
     "build",
     "check_job_shape",
+    "keep_out_of_ray_uploads",
     "model_job",
     "model_names",
     "named_model",
@@ -42,4 +53,5 @@ __all__ = [
     "safe_name",
     "sqlite_path",
     "to_dict",
+    "uploaded_hint",
 ]

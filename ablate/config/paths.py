@@ -9,6 +9,36 @@ from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
 
+#: A folder ablate fills with data (a pool, a world, the demo's output) carries this file. Ray's
+#: `ray job submit --working-dir` leaves out what a `.rayignore` lists and refuses a working dir
+#: whose zip is over 512 MiB (its gRPC message limit), so a project folder holding pools of many
+#: GB still submits, in seconds. On a cluster, data is read from a shared file system, never from
+#: the uploaded working dir (README, "Run on a cluster").
+RAY_IGNORE_FILE = ".rayignore"
+
+#: Where Ray unpacks a job's working dir on a node: a data path under it came with the code.
+RAY_WORKING_DIR = "runtime_resources/working_dir_files"
+
+
+def keep_out_of_ray_uploads(folder: Path) -> None:
+    """Write the folder's `.rayignore` (everything in it), unless it has one."""
+    marker = folder / RAY_IGNORE_FILE
+    if not marker.exists():
+        marker.write_text(
+            "# written by ablate: data, read from a shared path on a cluster, so\n"
+            "# `ray job submit --working-dir` leaves this folder out\n*\n"
+        )
+
+
+def uploaded_hint(path: Path) -> str:
+    """What to do when data is missing under a Ray job's uploaded working dir, else ''."""
+    if RAY_WORKING_DIR not in path.as_posix():
+        return ""
+    return (
+        " (data folders made by ablate are not uploaded with `ray job submit --working-dir`: "
+        "give a path on a shared file system, readable on every node)"
+    )
+
 
 def resolve_path(value: str, base: Path) -> Path:
     """A path from a config file: relative paths are relative to the file's own folder."""

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ablate.config import build, to_dict
+from ablate.config import build, to_dict, uploaded_hint
 from ablate.errors import UserError
 
 POOL_FILE = "pool.arrow"
@@ -185,6 +185,7 @@ def open_pool(path: str | Path) -> Pool:
         what = "does not exist" if not path.exists() else f"has no {POOL_FILE} + {MANIFEST_FILE}"
         raise UserError(
             f"{path}: not a pool folder ({what}); make one with `ablate data import SOURCE --out {path}`"
+            + uploaded_hint(path)
         )
     return Pool(path=path, manifest=PoolManifest.load(path / MANIFEST_FILE))
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ablate.config import RAY_IGNORE_FILE, keep_out_of_ray_uploads
 from ablate.errors import UserError
 from ablate.pool.images import STORE_DIR
 from ablate.pool.labels import SOURCE_LABEL, UNKNOWN, LabelColumns
@@ -45,7 +46,7 @@ def prepare_out(out: Path) -> bool:
         foreign = [
             p.name
             for p in out.iterdir()
-            if p.name not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, STORE_DIR)
+            if p.name not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, STORE_DIR, RAY_IGNORE_FILE)
         ]
         if foreign:
             raise UserError(
@@ -176,6 +177,7 @@ class PoolWriter:
         else:
             self.tmp_skipped.unlink()
             skipped_path.unlink(missing_ok=True)
+        keep_out_of_ray_uploads(self.out)
         labels, joint, taxonomies = self._counts()
         rule_texts = {n: self.columns.rules[n].text for n in taxonomies if n in self.columns.rules}
         if self.columns.per_source:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ablate.config import keep_out_of_ray_uploads
+
 WORLD_VERSION = 1
 
 DOMAINS = {
@@ -259,6 +261,7 @@ def synth_world(spec: WorldSpec) -> WorldFiles:
     if stamp.is_file() and json.loads(stamp.read_text()) == want:
         return files
     files.images.mkdir(parents=True, exist_ok=True)
+    keep_out_of_ray_uploads(out)
     for bg in COLORS:
         for fg in COLORS:
             if fg == bg:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ablate.config import RAY_IGNORE_FILE
 from ablate.errors import UserError
 from ablate.pool import ImportRequest, Source, import_pool, readers
 from ablate.pool.checks import RecordChecker
@@ -83,7 +84,7 @@ def test_failed_import_leaves_the_previous_pool_and_no_temporary_files(tmp_path:
     with pytest.raises(UserError, match=r"record `z` \(line 2\)"):
         import_pool(ImportRequest(source=broken, out=out, batch_rows=1))
     assert (out / POOL_FILE).read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", POOL_FILE]
+    assert sorted(p.name for p in out.iterdir()) == [RAY_IGNORE_FILE, "manifest.json", POOL_FILE]
     # A folder the failed import made is removed again.
     with pytest.raises(UserError):
         import_pool(ImportRequest(source=broken, out=tmp_path / "new"))
