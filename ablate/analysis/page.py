@@ -24,6 +24,7 @@ TITLES = {
     "simplex": "Proportions",
     "history": "Optimisation history",
     "rank_transfer": "Rank transfer: one model's mixture means against another's",
+    "ladder": "Ladder: each rung's mixtures on its model, a promoted mixture's rungs joined",
 }
 
 CSS = """

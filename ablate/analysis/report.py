@@ -19,6 +19,7 @@ from ablate import tracking
 from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
 from ablate.analysis.groups import main_group, plot_transfer, rank_transfer, split_groups
+from ablate.analysis.ladder_view import ladder_view
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
@@ -106,6 +107,9 @@ def write_report(
         if transfer := plot_transfer(df, out / "rank_transfer.png", column, label):
             plots["rank_transfer"] = transfer
         plots.update(group_curves(groups, shown, out, column, label))
+        ladder, rungs = ladder_view(job, df.attrs["task_types"], out / "ladder.png", label)
+        notes += [line.strip() for line in ladder[1:]]  # (after its "ladder:" heading)
+        plots.update({"ladder": rungs} if rungs else {})
         page = out / "report.html"
         page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
         run_id = None

@@ -5,10 +5,12 @@ stopped in the middle of rung 1 that a second `ablate sweep` finishes without re
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ablate.analysis.report import write_report
 from ablate.design.kinds.ladder import mixture_key, point_name, rank_rung, rung_points
 from ablate.study import open_study
 from ablate.sweep import SweepProgress, run_sweep, study_status
@@ -42,7 +44,9 @@ def by_model(job: Any) -> Counter[tuple[str, str]]:
     return Counter((t.user_attrs["model"], t.state.name) for t in trials)
 
 
-def test_a_ladder_promotes_the_best_mixtures_and_resumes(ray_session: Any, make_job: Any) -> None:
+def test_a_ladder_promotes_the_best_mixtures_and_resumes(
+    ray_session: Any, make_job: Any, tmp_path: Path
+) -> None:
     job = ladder(make_job)
     seen: list[SweepProgress] = []
 
@@ -87,3 +91,11 @@ def test_a_ladder_promotes_the_best_mixtures_and_resumes(ray_session: Any, make_
     assert f"best on target: {point_name(top[0])} score" in text and "95% interval" in text
     assert "GPU-hours" in text
     assert run_sweep(job, TYPES, progress=None).n_run == 0  # nothing left, nothing promoted
+
+    # the report draws the rungs and says what status says
+    report = write_report(job, tmp_path / "report", log_to_mlflow=False, parallel=False)
+    assert report.plots["ladder"].stat().st_size > 10_000
+    assert report.notes[-5].startswith("rung 0 (proxy): done, 6 mixture(s) ranked, best")
+    assert report.notes[-2].startswith(f"best on target: {point_name(top[0])}")
+    assert "GPU-hours" in report.notes[-1]
+    assert "Ladder: each rung" in report.html.read_text()
