@@ -12,13 +12,12 @@ default `MixtureSampler` only ever read the parameters they suggest, and need no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from ablate.config import JobSpec
 from ablate.search.space import searched_only
@@ -36,31 +35,18 @@ class OwnParamsOnly(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         return searched_only(self._job, self.inner.infer_relative_search_space(study, trial))
 
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self.inner.sample_relative(study, trial, search_space)
+    # the rest passes through (the arguments are Optuna's, whatever its version names them)
+    def sample_relative(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.inner.sample_relative(*args, **kwargs)
 
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+    def sample_independent(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.sample_independent(*args, **kwargs)
 
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(study, trial)
+    def before_trial(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.before_trial(*args, **kwargs)
 
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self.inner.after_trial(study, trial, state, values)
+    def after_trial(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.after_trial(*args, **kwargs)
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
