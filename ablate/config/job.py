@@ -44,7 +44,8 @@ class ModelSpec:
     """`auto`: bfloat16 on CUDA, float32 on CPU."""
     attn_implementation: str = "auto"
     """`auto`: sdpa (flash_attention_2 when the package is installed and on CUDA); or any name
-    transformers accepts (`eager`, `sdpa`, `flash_attention_2`)."""
+    transformers accepts (`eager`, `sdpa`, `flash_attention_2`). A flash attention asked for on
+    a machine without CUDA or without its package is refused, naming this key."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class TrainSpec:
     """Recompute activations in the backward pass from the start: ~30% slower, much less memory.
     Off, a trial that runs out of GPU memory is redone with it (so it is used only when needed)."""
     liger: bool = False
-    """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); ignored on CPU."""
+    """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); off on a machine without CUDA
+    (the trial's `info["liger"]` says so); refused on CUDA without the package."""
     checkpoint_dir: str | None = None
     """Folder (relative to the job file; shared storage on a cluster) for per-trial checkpoints:
     `<dir>/<selection hash[:16]>-s<seed>/`; a retried trial resumes from its last one."""

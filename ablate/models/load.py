@@ -54,8 +54,22 @@ def chat_template_of(processor: Any) -> str | None:
     return template or None
 
 
+#: The package each flash attention of transformers needs.
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
 def _pick_attention(requested: str, device: str) -> str:
-    """`auto`: flash_attention_2 on CUDA when installed (varlen kernel, no padding cost), else sdpa."""
+    """`auto`: flash_attention_2 on CUDA when installed (varlen kernel, no padding cost), else
+    sdpa. A flash attention asked for by name needs CUDA and its package: else refused here,
+    before transformers' ImportError."""
+    package = FLASH_PACKAGES.get(requested)
+    if package is not None and (device != "cuda" or importlib.util.find_spec(package) is None):
+        lacks = "no CUDA device" if device != "cuda" else f"no {package} package"
+        raise UserError(
+            f"model.attn_implementation: {requested} needs a CUDA device and the "
+            f"{package} package, and this machine has {lacks}: set `attn_implementation: "
+            "auto` (flash attention where installed, else PyTorch's sdpa) or install it"
+        )
     if requested != "auto":
         return requested
     if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:

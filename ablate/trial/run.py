@@ -272,6 +272,7 @@ def _trial_info(
         "pad_fraction": stats.pad_fraction,
         "resumed_from_step": stats.resumed_from_step,
         "gradient_checkpointing_fallback": stats.checkpointing_fallback,
+        "liger": stats.liger,
         "eval_seconds": eval_seconds,
         "truncated_turns": training.truncated,
         "train_dialogues": len(training.examples),

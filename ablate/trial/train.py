@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib.util
 import math
 import shutil
 import tempfile
@@ -54,6 +55,8 @@ class TrainStats:
     """Real tokens of each collated batch, in order (throughput of a window of steps)."""
     checkpointing_fallback: bool = False
     """The run ran out of GPU memory without gradient checkpointing and was redone with it."""
+    liger: str = "off"
+    """What `train.liger` did (`liger_mode`): on, off, or off and why."""
 
     @property
     def pad_fraction(self) -> float:
@@ -257,7 +260,24 @@ def _train(
         collated_tokens=counted.real,
         batch_tokens=tuple(counted.per_batch),
         resumed_from_step=resumed,
+        liger=liger_mode(train, device),
     )
+
+
+def liger_mode(train: TrainSpec, device: str) -> str:
+    """What `train.liger` does on this machine: `on`, `off`, or the documented fallback on a
+    machine without CUDA (Liger's kernels are Triton kernels for GPUs), which the trial's `info`
+    reports. On CUDA without the package: refused, naming the setting and the fix."""
+    if not train.liger:
+        return "off"
+    if device != "cuda":
+        return "off: no CUDA device (Liger's Triton kernels need one)"
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise UserError(
+            "train.liger is true, but the liger-kernel package is not installed on this "
+            "machine: `pip install 'ablate[gpu]'` there, or set `train.liger: false`"
+        )
+    return "on"
 
 
 def _training_arguments(
@@ -272,7 +292,7 @@ def _training_arguments(
     """transformers' TrainingArguments of one trial (`out_dir` holds its checkpoints)."""
     from transformers import TrainingArguments
 
-    liger = train.liger and device == "cuda"
+    liger = liger_mode(train, device) == "on"
     return TrainingArguments(
         output_dir=out_dir,
         per_device_train_batch_size=per_device,

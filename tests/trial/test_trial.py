@@ -202,6 +202,43 @@ def test_trial_command_prints_one_json_object(train_job: Any, tmp_path: Path, ca
     assert result["counts"] == {"text_only": 8, "single_image": 8}
 
 
+def test_gpu_settings_on_a_machine_without_cuda_fall_back_or_are_refused(
+    train_job: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """`train.liger` falls back to off without CUDA (said in `info`); a flash attention asked for
+    by name is refused, naming the key and the fix; Liger on CUDA without its package too."""
+    import importlib.util
+
+    import yaml
+
+    from ablate.cli import main
+    from ablate.config import TrainSpec, to_dict
+    from ablate.errors import UserError
+    from ablate.trial.train import liger_mode
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(to_dict(train_job(train={"liger": True, "packing": True}))))
+    assert main(["trial", str(path), "--json", "--set", "design.volumes=[16]"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["info"]["liger"] == "off: no CUDA device (Liger's Triton kernels need one)"
+    assert result["info"]["steps"] >= 1
+
+    data = to_dict(train_job())
+    data["model"]["attn_implementation"] = "flash_attention_2"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["trial", str(path), "--json", "--set", "design.volumes=[16]"]) == 2
+    err = capsys.readouterr().err
+    assert "model.attn_implementation: flash_attention_2 needs a CUDA device" in err
+    assert "set `attn_implementation: auto`" in err and "Traceback" not in err
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        with pytest.raises(
+            UserError, match=r"liger-kernel package is not installed.*'ablate\[gpu\]'"
+        ):
+            liger_mode(TrainSpec(liger=True), "cuda")
+    assert liger_mode(TrainSpec(liger=False), "cuda") == "off"
+
+
 @pytest.mark.parametrize("packing", [False, True])
 def test_intermediate_scores_are_reported_and_can_stop_a_trial(
     train_job: Any, packing: bool
