@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_throughput.sh fetch   # here, once: the wheels into .whl/ (git-ignored)
 #   bash benchmarks/gpu_throughput.sh run     # there (the device tool: carry [".whl"])
 #   bash benchmarks/gpu_throughput.sh run --tiny   # other benchmark arguments (a CPU smoke test)
+#   bash benchmarks/gpu_throughput.sh trial   # there: a whole ~1.3B Llava trial through
+#                                             # `ablate trial --json` (benchmarks/gpu_trial.py)
 #
 # The GPU image has torch, transformers and peft but older transformers than ablate is tested
 # with, and no liger-kernel: the three travel as wheels and are installed into /tmp/site, with
@@ -15,14 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(transformers==5.24.0 peft==0.21.2 liger-kernel==0.8.5 regex==2026.11.19)
 
-case "${1:-run}" in
-fetch)
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "${WHEELS[@]}"
-    ;;
-run)
-    out="${OUT:-.}"
+install_wheels() {
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD"
@@ -30,6 +25,17 @@ run)
         nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.txt"
     fi
     python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)" | tee -a "$out/gpu.txt"
+}
+
+out="${OUT:-.}"
+case "${1:-run}" in
+fetch)
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "${WHEELS[@]}"
+    ;;
+run)
+    install_wheels
     # settings that run out of memory fail within their first step (no checkpointing fallback
     # in the benchmark); checkpointing ones run only when nothing without it fits (it was always
     # slower in DESIGN.md's table). About 13 training runs per shape: inside the 600 s of a call
@@ -41,8 +47,14 @@ run)
     PYTHONUNBUFFERED=1 python3 benchmarks/trainer_throughput.py "$@" --out "$out/throughput.json" 2>&1 |
         tee "$out/throughput.log"
     ;;
+trial)
+    install_wheels
+    if [ $# -gt 0 ]; then shift; fi
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_trial.py --out "$out" --work /tmp/gpu-trial "$@" 2>&1 |
+        tee "$out/gpu_trial.log"
+    ;;
 *)
-    echo "usage: $0 fetch|run" >&2
+    echo "usage: $0 fetch|run|trial" >&2
     exit 2
     ;;
 esac

@@ -23,6 +23,7 @@ from ablate.world.synth import (
 from ablate.world.tiny_model import (
     END_TOKEN,
     IMAGE_TOKEN,
+    LLAVA_1B,
     SPECIAL_TOKENS,
     TINY_CHAT_TEMPLATE,
     TINY_NAME,
@@ -39,6 +40,7 @@ __all__ = [
     "END_TOKEN",
     "FRUITS",
     "IMAGE_TOKEN",
+    "LLAVA_1B",
     "MAKERS",
     "NUMBER_WORDS",
     "POSITIONS",

@@ -42,6 +42,27 @@ class TinyModelSpec:
     text_heads: int = 4
     vocab_size: int = 512
     seed: int = 0
+    vision_heads: int = 2
+    vision_intermediate: int = 0
+    """0: twice `vision_hidden`."""
+    text_intermediate: int = 0
+    """0: twice `text_hidden`."""
+    text_kv_heads: int = 0
+    """0: `text_heads` (no grouped-query attention)."""
+    max_positions: int = 1024
+    dtype: str = "float32"
+    """What the weights are saved in (`bfloat16` halves a large shape's folder)."""
+
+
+#: A Llava of 1.28B parameters built the same way (the GPU trial of benchmarks/gpu_trial.py):
+#: a CLIP ViT-L/14-336 tower (0.30B: 24 layers of 1024, 576 patches per image) and a TinyLlama-
+#: 1.1B-shaped language model (22 layers of 2048, 5632 MLP, 32 heads, 4 KV heads; 0.97B with the
+#: world's 512-token vocabulary).
+LLAVA_1B = TinyModelSpec(
+    image_size=336, patch_size=14, vision_hidden=1024, vision_layers=24, vision_heads=16,
+    vision_intermediate=4096, text_hidden=2048, text_layers=22, text_heads=32, text_kv_heads=4,
+    text_intermediate=5632, max_positions=4096, dtype="bfloat16",
+)  # fmt: skip
 
 
 def tiny_model_dir(cache_root: Path) -> Path:
@@ -99,7 +120,8 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
     # A random base with the usual 0.02 init caps every logit near |h| * 0.02 * sqrt(d) ~ 2, so
     # loss cannot fall below ~5 nats and a frozen head never learns; std 0.2 gives logits ~ 20
     # while LoRA on all linear layers learns the rest.
-    torch.nn.init.normal_(model.lm_head.weight, std=0.2)
+    # (std 0.2 x sqrt(96 / width): the same logit scale at a larger width)
+    torch.nn.init.normal_(model.lm_head.weight, std=0.2 * (96 / spec.text_hidden) ** 0.5)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     image_processor = CLIPImageProcessorPil(
@@ -114,7 +136,7 @@ def build_tiny_model(out: Path, corpus: list[str], spec: TinyModelSpec | None = 
         chat_template=TINY_CHAT_TEMPLATE,
         num_additional_image_tokens=1,  # CLIP's CLS token
     )
-    model.save_pretrained(out)
+    model.to(getattr(torch, spec.dtype)).save_pretrained(out)
     processor.save_pretrained(out)
     stamp.write_text(json.dumps({"version": TINY_VERSION, **spec.__dict__}))
     return out
@@ -128,21 +150,21 @@ def _llava_config(spec: TinyModelSpec, tokenizer: Any, image_token_id: int) -> A
     return LlavaConfig(
         vision_config=CLIPVisionConfig(
             hidden_size=spec.vision_hidden,
-            intermediate_size=spec.vision_hidden * 2,
+            intermediate_size=spec.vision_intermediate or spec.vision_hidden * 2,
             num_hidden_layers=spec.vision_layers,
-            num_attention_heads=2,
+            num_attention_heads=spec.vision_heads,
             image_size=spec.image_size,
             patch_size=spec.patch_size,
             projection_dim=spec.vision_hidden,
         ),
         text_config=LlamaConfig(
             hidden_size=spec.text_hidden,
-            intermediate_size=spec.text_hidden * 2,
+            intermediate_size=spec.text_intermediate or spec.text_hidden * 2,
             num_hidden_layers=spec.text_layers,
             num_attention_heads=spec.text_heads,
-            num_key_value_heads=spec.text_heads,
+            num_key_value_heads=spec.text_kv_heads or spec.text_heads,
             vocab_size=len(tokenizer),
-            max_position_embeddings=1024,
+            max_position_embeddings=spec.max_positions,
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -82,3 +83,32 @@ def test_answers_are_true_of_the_drawn_images(tmp_path: Path) -> None:
                 assert image.getpixel((0, 0)) == COLORS[a["value"]]
                 checked += 1
     assert checked > 50
+
+
+def test_the_gpu_trials_llava_is_a_1b_model_and_the_tiny_one_keeps_its_shapes() -> None:
+    """`LLAVA_1B` (benchmarks/gpu_trial.py): a CLIP ViT-L/14-336 tower + a TinyLlama-1.1B-shaped
+    language model, counted on the meta device (no weights allocated)."""
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from ablate.world import LLAVA_1B, SPECIAL_TOKENS, TinyModelSpec, train_tokenizer
+    from ablate.world.tiny_model import END_TOKEN, IMAGE_TOKEN, _llava_config
+
+    tokenizer = train_tokenizer(
+        ["a red square left of a blue circle"] * 8, 512, SPECIAL_TOKENS, pad_token="<pad>",
+        bos_token="<s>", eos_token=END_TOKEN, extra_special_tokens={"image_token": IMAGE_TOKEN},
+    )  # fmt: skip
+    image_id = int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+
+    def counts(spec: TinyModelSpec) -> tuple[int, int, Any]:
+        config = _llava_config(spec, tokenizer, image_id)
+        with torch.device("meta"):
+            model = LlavaForConditionalGeneration(config)
+        vision = sum(p.numel() for p in model.model.vision_tower.parameters())
+        return sum(p.numel() for p in model.parameters()), vision, config
+
+    total, vision, config = counts(LLAVA_1B)
+    assert 1.25e9 < total < 1.3e9 and 0.30e9 < vision < 0.31e9
+    assert config.text_config.num_key_value_heads == 4 and config.image_seq_length == 576
+    total, _, config = counts(TinyModelSpec())
+    assert total < 1e6 and config.text_config.intermediate_size == 192  # twice 96, as before
