@@ -157,7 +157,10 @@ def main() -> None:
             print(f"| {name} | {k} | {' | '.join(f'{m:g}' for m in per)} |")
     print(f"\n{len(work)} runs in {time.perf_counter() - start:.0f} s ({args.jobs} processes)\n")
     print("\n".join(table(results, ks, args.budget, names)))
-    first = statistics.median(h for s, k, _, h in results if s == names[0] and k == 1)
+    sequential = [h for s, k, _, h in results if s == names[0] and k == 1]
+    if not sequential:  # the lag reference needs the k = 1 runs
+        return
+    first = statistics.median(sequential)
     print(
         f"\nlag alone, from {names[0]}'s k = 1 median {first:g}: trial n is proposed knowing "
         f"n - k results, so as informed as a sequential proposal, hit at "
