@@ -125,7 +125,7 @@ def test_default_sampler_finds_the_optimum_and_honours_bounds(make_job) -> None:
     assert isinstance(make_sampler(job, 0).inner, optuna.samplers.GPSampler)
 
 
-@pytest.mark.parametrize("sampler", ["default", "gp", "qmc", "cmaes", "tpe", "random"])
+@pytest.mark.parametrize("sampler", ["default", "gp", "qmc", "cmaes", "tpe"])
 def test_the_shares_shown_to_optuna_dashboard_do_not_change_what_a_search_proposes(
     make_job, sampler
 ) -> None:

@@ -140,7 +140,7 @@ def test_a_sweep_on_a_two_node_cli_cluster_survives_stop_kill_and_node_loss(
                     "kind": "sim",
                     "landscape": "less_is_more",
                     "metric": "score",
-                    "duration_s": 3.0,
+                    "duration_s": 2.0,
                 },
                 "design": DESIGN,
                 "resources": {"gpus_per_trial": 1, "cpus_per_trial": 0.5, "max_in_flight": 4},

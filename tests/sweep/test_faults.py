@@ -111,7 +111,7 @@ def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
     log = tmp_path / "driver.log"
     rng = random.Random(20261127)
     kills = 0
-    for attempt in range(5):
+    for attempt in range(3):  # after progress, at a random moment, beside a refused second one
         proc = start_driver(path, log)
         if attempt == 2:
             # a second driver on the same study refuses and names the holder
@@ -134,7 +134,7 @@ def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
         if proc.poll() is None:
             kill_group(proc)
             kills += 1
-    assert kills >= 5, log.read_text()[-3000:]
+    assert kills >= 3, log.read_text()[-3000:]
     study = open_study(job, create=False)
     assert any(t.state == TrialState.COMPLETE for t in study.get_trials()), (
         "no progress across kills"
