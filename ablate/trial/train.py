@@ -159,10 +159,9 @@ def train_lora(
     Gradient checkpointing is used only when memory needs it: a run without it that runs out of
     GPU memory starts again with it (the adapter redrawn from `seed`, or resumed from the
     trial's last checkpoint), so the result is the one a run with it would give. `fallback`
-    False lets the out-of-memory error through instead (a benchmark probing what fits).
+    False lets the out-of-memory error through instead (a benchmark probing what fits). Out of
+    memory with checkpointing too: a UserError naming the settings that set a step's memory.
     """
-    import gc
-
     import torch
 
     run = functools.partial(
@@ -171,15 +170,34 @@ def train_lora(
     )  # fmt: skip
     try:
         return run(train)
-    except torch.OutOfMemoryError:
-        if train.gradient_checkpointing or not fallback:
+    except torch.OutOfMemoryError as err:
+        if not fallback:
             raise
-    gc.collect()  # outside the handler: the failed step's tensors are gone with its frames
+        too_big = None if not train.gradient_checkpointing else str(err)
+    if too_big is None:  # outside the handler: the failed step's tensors are gone with its frames
+        _free_gpu_memory()
+        reset_adapter(peft_model, seed)
+        try:
+            stats = run(dataclasses.replace(train, gradient_checkpointing=True))
+            return dataclasses.replace(stats, checkpointing_fallback=True)
+        except torch.OutOfMemoryError as err:
+            too_big = str(err)
+    _free_gpu_memory()  # the worker lives on to run its next trial
+    raise UserError(
+        f"out of GPU memory even with gradient checkpointing ({too_big.splitlines()[0][:160]}): "
+        "lower `train.pack_tokens` (with packing) or `train.batch_size`, or `train.max_length`, "
+        "or run on a GPU with more memory"
+    )
+
+
+def _free_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    reset_adapter(peft_model, seed)
-    stats = run(dataclasses.replace(train, gradient_checkpointing=True))
-    return dataclasses.replace(stats, checkpointing_fallback=True)
 
 
 class _CountingCollator:

@@ -60,6 +60,43 @@ def test_out_of_memory_is_redone_with_checkpointing_to_the_same_result(packing: 
     assert stats["fallback"].steps == stats["from the start"].steps == 4
 
 
+class OutOfMemoryAlways(OutOfMemoryWithoutCheckpointing):
+    """A GPU that cannot hold a step even with gradient checkpointing."""
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        if state.global_step == 1:
+            self.raised += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_out_of_memory_even_with_checkpointing_names_the_settings_to_lower(
+    checkpointing: bool,
+) -> None:
+    from trainer_throughput import SHAPES, build_model, synthetic_dialogues
+
+    from ablate.config import LoraSpec, TrainSpec
+    from ablate.errors import UserError
+    from ablate.trial.train import attach_lora, train_lora
+
+    model = build_model(SHAPES["tiny"], "cpu", "sdpa")
+    data = synthetic_dialogues(8, 64, 256, seed=0)
+    spec = TrainSpec(lr=1e-3, batch_size=4, max_steps=2, gradient_checkpointing=checkpointing)
+    oom = OutOfMemoryAlways()
+    peft_model = attach_lora(model, LoraSpec(r=4, alpha=8), seed=7)
+    try:
+        with pytest.raises(UserError) as err:
+            train_lora(peft_model, data, None, 0, spec, 7, "cpu", callbacks=[oom])
+    finally:
+        peft_model.unload()
+    assert oom.raised == (1 if checkpointing else 2)  # without it: the fallback was tried first
+    text = str(err.value)
+    assert text.startswith("out of GPU memory even with gradient checkpointing (CUDA out of")
+    assert "`train.pack_tokens`" in text and "`train.max_length`" in text
+
+
 @pytest.mark.slow
 def test_a_resident_model_leaves_each_trial_without_checkpointing() -> None:
     """The Trainer turns checkpointing on and never off: after a checkpointed trial (or an
