@@ -9,7 +9,10 @@ world (images and multi-turn dialogues) and its pool; writes a job with `packing
 `liger: true` (`--no-liger` without liger-kernel); runs `python -m ablate.cli trial JOB --json`
 as a user would, which trains one LoRA adapter and scores the world bench with generation.
 Writes DIR/gpu_trial.json: the trial's JSON, the wall times of each step, and the figures the
-issue asks for (load + setup, training tokens/s, scoring time). The GPU machine has no Ray,
+issue asks for (load + setup, training tokens/s, scoring time), and the trial switch: in this
+process, a cold trial (load + adapter + first step) then a second mixture on the resident model
+(new rows encoded, the adapter redrawn in place, first step), each stopped after its first
+step, as a Ray worker runs them. The GPU machine has no Ray,
 Optuna, MLflow or datasets: the trial path imports none of them
 (tests/trial/test_layers_trial_imports.py).
 """
@@ -67,6 +70,37 @@ def write_job(work: Path, model: Path, volume: int, liger: bool, tiny: bool) -> 
     path = work / "job.yaml"
     path.write_text("# ablate trial job.yaml --json\n" + yaml.safe_dump(job, sort_keys=False))
     return path
+
+
+class StopAfterFirstStep(Exception):
+    pass
+
+
+def switch_times(job_path: Path, volume: int) -> dict[str, float]:
+    """Seconds from `run_trial`'s call to the end of the first step: on an empty cache (cold),
+    then for another mixture on the same cache (the resident model's trial switch)."""
+    from transformers import TrainerCallback
+
+    from ablate.plan import load_job, trial_mixture
+    from ablate.trial import run_trial
+
+    class FirstStep(TrainerCallback):
+        def on_step_end(
+            self, args: object, state: object, control: object, **kwargs: object
+        ) -> None:
+            raise StopAfterFirstStep
+
+    job = load_job(job_path)
+    first = replace(trial_mixture(job), volume=volume)
+    cache: dict[object, object] = {}
+    out = {}
+    for name, mixture in (("cold", first), ("switch", replace(first, seed=first.seed + 1))):
+        start = time.perf_counter()
+        try:
+            run_trial(job, mixture, cache, callbacks=[FirstStep()])
+        except StopAfterFirstStep:
+            out[f"{name}_to_first_step_seconds"] = time.perf_counter() - start
+    return out
 
 
 def main() -> None:
@@ -132,6 +166,8 @@ def main() -> None:
             "device": info.get("device"),
             "attn_implementation": info.get("attn_implementation"),
         }
+    if result is not None:
+        figures.update(switch_times(job, volume=16))
     report = {"returncode": run.returncode, "walls": walls, "figures": figures, "trial": result,
               "model_spec": spec.__dict__}  # fmt: skip
     (out / "gpu_trial.json").write_text(json.dumps(report, indent=2, default=str))
