@@ -67,12 +67,25 @@ class Transfer:
     overlap: int
     """How many of A's top k mixtures are in B's top k."""
 
+    tied: str = ""
+    """The model whose mixture means are all equal (no ranking to transfer: rho undefined)."""
+
     def describe(self) -> str:
+        if self.tied:
+            return (
+                f"Rank transfer {self.a} -> {self.b}: undefined, {self.tied} gives all "
+                f"{self.n_mixtures} shared mixtures the same mean (nothing to rank)."
+            )
         return (
             f"Rank transfer {self.a} -> {self.b}: Spearman {self.rho:.2f} (95% interval "
             f"{self.low:.2f} to {self.high:.2f}) over {self.n_mixtures} shared mixtures; "
             f"top-{self.k} overlap {self.overlap}/{self.k}."
         )
+
+    def title(self) -> str:
+        if self.tied:
+            return f"undefined: {self.tied}'s means are all equal"
+        return f"Spearman {self.rho:.2f} [{self.low:.2f}, {self.high:.2f}], top-{self.k} {self.overlap}/{self.k}"
 
 
 def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfer]:
@@ -122,9 +135,7 @@ def plot_transfer(df: Any, out: Path, metric: str = "value", label: str = "score
         ax.scatter([y.mean() for y in ya], [y.mean() for y in yb], s=18, alpha=0.8)
         ax.set_xlabel(f"{a}: mean {label}")
         ax.set_ylabel(f"{b}: mean {label}")
-        ax.set_title(
-            f"Spearman {t.rho:.2f} [{t.low:.2f}, {t.high:.2f}], top-{t.k} {t.overlap}/{t.k}"
-        )
+        ax.set_title(t.title())
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -137,6 +148,8 @@ def _transfer(a: str, b: str, ya: list[Any], yb: list[Any], rng: Any) -> Transfe
     from scipy.stats import spearmanr
 
     def rho(xa: Any, xb: Any) -> float:
+        if np.ptp(xa) == 0 or np.ptp(xb) == 0:  # all tied: no ranking (spearmanr warns, nan)
+            return 0.0
         value = spearmanr(xa, xb).statistic
         return float(value) if np.isfinite(value) else 0.0
 
@@ -150,5 +163,6 @@ def _transfer(a: str, b: str, ya: list[Any], yb: list[Any], rng: Any) -> Transfe
     top_a = set(np.argsort(-mean_a)[:k])
     top_b = set(np.argsort(-mean_b)[:k])
     low, high = np.percentile(boots, [2.5, 97.5])
+    tied = a if np.ptp(mean_a) == 0 else b if np.ptp(mean_b) == 0 else ""
     return Transfer(a, b, len(ya), rho(mean_a, mean_b), float(low), float(high), k,
-                    len(top_a & top_b))  # fmt: skip
+                    len(top_a & top_b), tied)  # fmt: skip

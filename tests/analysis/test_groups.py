@@ -44,6 +44,22 @@ def test_rank_transfer_between_models_that_agree_and_disagree() -> None:
     assert "Spearman 1.00" in same.describe() and "top-3 overlap 3/3" in same.describe()
 
 
+def test_a_model_that_scores_every_mixture_the_same_has_no_ranking_to_transfer() -> None:
+    """A broken or saturated model (accuracy 0 everywhere): rho is undefined, said so, no warning."""
+    import warnings
+
+    df = table({"proxy": lambda i: i, "broken": lambda i: 0.0}, noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning would fail here
+        (t,) = rank_transfer(df)
+    assert t.tied == "broken"
+    assert t.describe() == (
+        "Rank transfer proxy -> broken: undefined, broken gives all 10 shared mixtures the same "
+        "mean (nothing to rank)."
+    )
+    assert t.title() == "undefined: broken's means are all equal"
+
+
 def test_noisy_seeds_widen_the_interval() -> None:
     quiet = rank_transfer(table({"a": lambda i: i, "b": lambda i: i}, noise=0.01))[0]
     noisy = rank_transfer(table({"a": lambda i: i, "b": lambda i: i}, noise=3.0))[0]
