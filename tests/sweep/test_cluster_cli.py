@@ -110,8 +110,18 @@ def _wait(what: str, check: Any, timeout: float = 120) -> None:
 
 
 def _submit(c: dict[str, Any], workdir: Path, job: str, sid: str) -> None:
-    _run("ray", "job", "submit", "--address", c["dashboard"], "--working-dir", str(workdir),
-         "--submission-id", sid, "--no-wait", "--", "ablate", "sweep", job)  # fmt: skip
+    """`ray job submit`; again while the head's job agent is not up yet (Ray answers "No
+    available agent to submit job, please try again later" for a few seconds after `ray start`)."""
+    cmd = ["ray", "job", "submit", "--address", c["dashboard"], "--working-dir", str(workdir),
+           "--submission-id", sid, "--no-wait", "--", "ablate", "sweep", job]  # fmt: skip
+    deadline = time.time() + 60
+    while True:
+        out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+        if out.returncode == 0:
+            return
+        if "No available agent" not in out.stderr or time.time() > deadline:
+            raise AssertionError(f"{' '.join(cmd)}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        time.sleep(1.0)
 
 
 def _job_status(c: dict[str, Any], sid: str) -> str:
