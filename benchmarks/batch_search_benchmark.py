@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from search_benchmark import make_job
+from search_benchmark import make_job, trials_to_reach
 
 from ablate.config import JobSpec
 
@@ -49,49 +48,17 @@ def sampler_for(job: JobSpec, options: dict[str, Any] | None) -> Any:
     return MixtureSampler(job, seed=int(job.seed) * 1_000_003, **options)
 
 
-def trials_to_reach(
-    job: JobSpec, sampler: Any, types: list[str], budget: int, k: int, tol: float = 0.01
-) -> int:
-    """One search with k trials in flight; the 1-based number of the first trial within tol."""
-    import optuna
-
-    from ablate.objectives import sim_score
-    from ablate.plan import design_mixtures
-    from ablate.search import cube_params, suggest
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for mix in design_mixtures(job, types):
-        study.enqueue_trial(cube_params(job, types, mix))
-    obj = job.objective
-    flight: deque[tuple[Any, float]] = deque()
-    for n in range(1, budget + 1):
-        if len(flight) == k:  # the oldest finishes before the next is asked
-            trial, value = flight.popleft()
-            study.tell(trial, value)
-        trial = study.ask()
-        mix = suggest(trial, job, types)
-        value, clean = sim_score(
-            obj.landscape,
-            dict(mix.proportions),
-            types,
-            mix.volume,
-            mix.seed,
-            obj.landscape_seed,
-            obj.noise,
-        )
-        if clean >= 1.0 - tol:  # trials finish in order: every earlier one was below
-            return n
-        flight.append((trial, value))
-    return budget + 1
-
-
 def one_run(args: tuple[str, str, int, int, float, int, int]) -> tuple[str, int, str, int]:
     name, land, seed, k, noise, n_types, budget = args
     design, options = STRATEGIES[name]
     types = [f"t{i}" for i in range(n_types)]
     job = make_job(design, land, seed, noise, types)
-    return name, k, land, trials_to_reach(job, sampler_for(job, options), types, budget, k)
+    return (
+        name,
+        k,
+        land,
+        trials_to_reach(job, types, budget, sampler=sampler_for(job, options), k=k),
+    )
 
 
 def table(

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from utilisation_benchmark import ray_utilisation
+from utilisation_benchmark import empty_head, ray_utilisation
 
 from ablate.config import JobSpec, build
 
@@ -73,18 +73,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from ray.cluster_utils import Cluster
 
     slots = 4 * args.gpus
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "num_gpus": 0,
-            "object_store_memory": 80 * 1024**2,
-            "include_dashboard": False,
-        },
-    )
+    cluster = empty_head()
     sweeps, plain, most = [], [], 0
     try:
         cluster.add_node(num_cpus=slots, num_gpus=args.gpus, object_store_memory=80 * 1024**2)

@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ablate.config import JobSpec, build
 
@@ -61,6 +62,21 @@ def ray_utilisation(trials: int, duration: float, slots: int, gpus: float = 1.0)
     return busy / (slots * (time.perf_counter() - start))
 
 
+def empty_head() -> Any:
+    """A local Ray cluster whose head offers nothing: trials run on the nodes added to it."""
+    from ray.cluster_utils import Cluster
+
+    return Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "num_gpus": 0,
+            "object_store_memory": 80 * 1024**2,
+            "include_dashboard": False,
+        },
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,18 +89,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from ray.cluster_utils import Cluster
 
     slots = args.nodes * args.gpus
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "num_gpus": 0,
-            "object_store_memory": 80 * 1024**2,
-            "include_dashboard": False,
-        },
-    )
+    cluster = empty_head()
     sweeps, plain = [], []
     try:
         for _ in range(args.nodes):
