@@ -96,6 +96,10 @@ class TrainSpec:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass from the start: ~30% slower, much less memory.
     Off, a trial that runs out of GPU memory is redone with it (so it is used only when needed)."""
+    max_skipped: float = 0.05
+    """Largest share of a task type's selected dialogues a trial may leave out (unreadable
+    image, first answer beyond `max_length`, ...); above it the trial fails naming the reasons,
+    since its mixture would no longer be the one asked for."""
     liger: bool = False
     """Use Liger kernels on CUDA (`pip install 'ablate[gpu]'`); off on a machine without CUDA
     (the trial's `info["liger"]` says so); refused on CUDA without the package."""
@@ -390,6 +394,11 @@ def _check_run(job: JobSpec, src: str) -> None:
         )
     if not 0 <= job.train.warmup_ratio < 1 or not 0 <= job.model.lora.dropout < 1:
         raise UserError(f"{src}: `train.warmup_ratio` and `model.lora.dropout` must lie in [0, 1)")
+    if not 0 <= job.train.max_skipped <= 1:
+        raise UserError(
+            f"{src}: `train.max_skipped` is a share of a task type's dialogues, in [0, 1]; got "
+            f"{job.train.max_skipped}"
+        )
 
 
 def _check_models(job: JobSpec, src: str) -> None:

@@ -53,6 +53,7 @@ SPEED_KEYS = frozenset(
         "train.checkpoint_dir",
         "train.checkpoint_every",
         "train.eval_every",
+        "train.max_skipped",
         "objective.duration_s",
         "objective.report_steps",
         "bench.batch_size",

@@ -368,8 +368,9 @@ def encode_rows(
 ) -> tuple[list[Encoded], dict[str, int], list[str]]:
     """Encoded dialogues of the pool rows at `positions` (memoised per worker); what failed.
 
-    A dialogue that cannot be encoded (image count, unreadable image, ...) is left out and
-    counted by kind; the first five reasons are kept with the row ids.
+    A dialogue that cannot be encoded (image count, unreadable image, a first answer beyond
+    max_length, ...) is left out and counted by kind; the first five reasons are kept with the
+    row ids.
     """
     needed = {int(p) for p in positions}
     todo = sorted(needed - set(encoded))
@@ -380,7 +381,14 @@ def encode_rows(
         table = pool.take(todo, ["id", "conversations", "images"])
         for pos, row in zip(todo, table.to_pylist(), strict=True):
             try:
-                encoded[pos] = encoder.encode(row["conversations"], row["images"] or [])
+                item = encoder.encode(row["conversations"], row["images"] or [])
+                if not item.turn_spans:  # nothing left to learn from: counted, never dropped
+                    raise EncodeError(
+                        "too_long",
+                        f"its first answer ends beyond train.max_length ({encoder.max_length} "
+                        "tokens)",
+                    )
+                encoded[pos] = item
             except EncodeError as err:
                 err.row_id = row["id"]  # type: ignore[attr-defined]
                 encoded[pos] = err

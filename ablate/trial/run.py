@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -190,7 +191,37 @@ def encode_selection(job: JobSpec, data: TrialData, model: TrialModel) -> Traini
             f"on ({_describe(skipped)}; {truncated} turns cut by train.max_length); first "
             "problems: " + "; ".join(notes)
         )
+    _check_skipped(job, data, model, skipped, notes)
     return TrainingSet(examples, skipped, notes, truncated)
+
+
+def _check_skipped(
+    job: JobSpec, data: TrialData, model: TrialModel, skipped: dict[str, int], notes: list[str]
+) -> None:
+    """Fail a trial that left out more than `train.max_skipped` of some task type's dialogues:
+    what it trained on is no longer the mixture it stands for."""
+    if not skipped:
+        return
+    taxonomy = data.selection.taxonomy
+    labels = data.pool.take(data.positions, [taxonomy]).column(taxonomy).to_pylist()
+    total: dict[str, int] = {}
+    lost: dict[str, int] = {}
+    for pos, label in zip(data.positions, labels, strict=True):
+        total[label] = total.get(label, 0) + 1
+        if isinstance(model.encoded[int(pos)], EncodeError):
+            lost[label] = lost.get(label, 0) + 1
+    over = [t for t, n in lost.items() if n > job.train.max_skipped * total[t]]
+    if over:
+        worst = max(over, key=lambda t: lost[t] / total[t])
+        shares = ", ".join(f"{lost[t]} of {total[t]} `{t}`" for t in over)
+        raise UserError(
+            f"{job.source}: the trial could not train on {shares} selected dialogues "
+            f"({_describe(skipped)}), more than `train.max_skipped` ({job.train.max_skipped:g}) "
+            f"of a {taxonomy}: its mixture would not be the one asked for. First problems: "
+            + "; ".join(notes)
+            + f". Fix the pool (or `train.max_length`), or allow it with --set "
+            f"train.max_skipped={math.ceil(100 * lost[worst] / total[worst]) / 100:g}"
+        )
 
 
 def train(

@@ -305,3 +305,33 @@ def test_a_resident_adapter_is_redrawn_like_a_fresh_one_and_swapped_on_a_new_rec
     other = resident_adapter(slot, model, LoraSpec(r=4, alpha=8), seed=5)  # a new recipe
     ranks = {m.r["default"] for m in other.modules() if hasattr(m, "lora_A") and m.lora_A}
     assert ranks == {4}
+
+
+def test_dialogues_too_long_to_learn_from_are_counted_and_a_lopsided_loss_fails_the_trial(
+    train_job: Any,
+) -> None:
+    """At max_length 40 every multi-image dialogue's first answer ends beyond the limit (they
+    end at token 60 or later; single-image ones by 35): none is dropped silently, and a trial
+    that would train on single_image alone, when half multi_image was asked for, fails."""
+    from ablate.errors import UserError
+    from ablate.trial import run_trial
+
+    mix = Mixture(
+        name="m",
+        volume=16,
+        proportions={"single_image": 0.5, "multi_image": 0.5},
+        taxonomy="task_type",
+        seed=0,
+    )
+    cache: dict[Any, Any] = {}
+    with pytest.raises(UserError) as err:
+        run_trial(train_job(train={"max_length": 40}), mix, cache)
+    message = str(err.value)
+    assert "8 of 8 `multi_image`" in message and "8 too_long" in message
+    assert "beyond train.max_length (40 tokens)" in message
+    assert "--set train.max_skipped=1" in message
+
+    allowed = run_trial(train_job(train={"max_length": 40, "max_skipped": 1.0}), mix, cache)
+    info = allowed.info
+    assert info["skipped/too_long"] == 8 and info["skipped_dialogues"] == 8
+    assert info["train_dialogues"] + info["skipped_dialogues"] == 16  # every selected row
