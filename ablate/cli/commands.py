@@ -173,6 +173,7 @@ def _run_data(args: argparse.Namespace) -> int:
                 layout=args.layout,
                 split=args.split,
                 decode_images=args.decode_images,
+                duplicate_ids=args.duplicate_ids,
                 allow_outside_root=args.allow_outside_root,
                 turns=parse_turns(args.turns),
                 labels=rules,

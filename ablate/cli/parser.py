@@ -128,7 +128,15 @@ def _add_data_import(data: Any) -> None:
     p.add_argument(
         "--decode-images",
         action="store_true",
-        help="also decode every image with Pillow (verify): catches corrupt files, slower",
+        help="also decode every image fully with Pillow: catches corrupt and truncated files, "
+        "slower",
+    )
+    p.add_argument(
+        "--duplicate-ids",
+        choices=["error", "rename"],
+        default="error",
+        help="error: a repeated id is invalid (default); rename: the 2nd copy of ID becomes "
+        "ID#2, the 3rd ID#3 (LLaVA-style files reuse an image's id for several dialogues)",
     )
     p.add_argument(
         "--allow-outside-root",

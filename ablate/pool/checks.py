@@ -1,10 +1,10 @@
 """Per-record validation: a record of a source either becomes a `Row` or raises `InvalidRecord`.
 
 The checks run in a fixed order (the first failing one names the record's problem): the record
-is an object (with an id, or one is made from its position), its turns alternate human/gpt and end with an answer, their number is
-in `--turns`, there is one `<image>` placeholder per image, image paths stay inside the image
-root, the files exist (and decode, with `decode_images`), every label rule labels it, and its id
-is new.
+is an object (with an id, or one is made from its position), its turns alternate human/gpt and
+end with an answer, their number is in `--turns`, there is one `<image>` placeholder per image,
+image paths stay inside the image root, the files exist (and decode, with `decode_images`),
+every label rule labels it, and its id is new (or, with `duplicate_ids="rename"`, is made new).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ablate.pool.images import ImageStore
+from ablate.pool.images import ImageStore, decode_image
 from ablate.pool.items import InvalidRecord
-from ablate.pool.labels import SOURCE_LABEL, LabelColumns, LabelError
-from ablate.pool.records import IMAGE_TOKEN, ImageRef, Row, image_paths, to_llava
+from ablate.pool.labels import SOURCE_LABEL, UNKNOWN, LabelColumns, LabelError, field_label
+from ablate.pool.records import IMAGE_TOKEN, ImageRef, Row, image_paths, short_text, to_llava
 from ablate.pool.request import ImportRequest, turns_text
 
-__all__ = ["RecordChecker"]
+__all__ = ["RecordChecker", "record_id"]
 
 
 class RecordChecker:
@@ -46,6 +46,12 @@ class RecordChecker:
         self.verified: set[str] = set()
         self.store = store
         """Where embedded images are written (the pool's content-addressed store)."""
+        self.repeats: dict[str, int] = {}
+        """Id -> the last `#N` it was renamed to (`duplicate_ids="rename"`)."""
+        self.shadowed = 0
+        """Rows whose own `source` field the source's name replaced (a combined pool)."""
+        self.shadowed_example = ""
+        """The first such field's value, for the warning."""
 
     def check(self, rec: Any, position: str = "") -> Row:
         """Validate one record (or a reader's `InvalidRecord`) and return its row.
@@ -57,7 +63,7 @@ class RecordChecker:
         if not isinstance(rec, dict):
             raise InvalidRecord("not_object", f"expected a JSON object, found {type(rec).__name__}")
         rec = to_llava(rec, self.req.layout)
-        rid = _record_id(rec)
+        rid = record_id(rec)
         made = rid is None
         if rid is None:
             if not position:
@@ -75,12 +81,33 @@ class RecordChecker:
             )
         checked = self._check_images(paths)
         labels = self._labels(rec, len(paths), n_turns)
-        row_id = self.id_prefix + rid
-        if row_id in self.seen:
-            raise InvalidRecord("duplicate_id", f"duplicate id {row_id!r}")
+        row_id, renamed = self._unique(self.id_prefix + rid)
         images, relative = self._place(checked)  # embedded bytes are stored only now: valid
         self.seen.add(row_id)
-        return Row(row_id, images, relative, turns, n_turns, labels, made)
+        own = field_label(rec, SOURCE_LABEL) if self.columns.per_source else UNKNOWN
+        if own != UNKNOWN:  # the record's own `source`, replaced by the source's name
+            self.shadowed += 1
+            self.shadowed_example = self.shadowed_example or own
+        return Row(row_id, images, relative, turns, n_turns, labels, made, renamed)
+
+    def _unique(self, row_id: str) -> tuple[str, bool]:
+        """The id, new in the pool; a repeat is refused, or renamed `ID#2`, `ID#3`, ... in
+        order of appearance (`duplicate_ids="rename"`: LLaVA-style files reuse an image's id
+        for each conversation about it). True when it was renamed."""
+        if row_id not in self.seen:
+            return row_id, False
+        if self.req.duplicate_ids != "rename":
+            raise InvalidRecord(
+                "duplicate_id",
+                f"duplicate id {row_id!r}; if the records are distinct (LLaVA-style files reuse "
+                f"an image's id for each conversation about it), pass --duplicate-ids rename to "
+                f"keep them as {row_id + '#2'!r}, {row_id + '#3'!r}, ...",
+            )
+        n = self.repeats.get(row_id, 1) + 1
+        while f"{row_id}#{n}" in self.seen:  # a given id may already look like a renamed one
+            n += 1
+        self.repeats[row_id] = n
+        return f"{row_id}#{n}", True
 
     def _check_turn_count(self, n_turns: int) -> None:
         lo, hi = self.req.turns
@@ -125,7 +152,10 @@ class RecordChecker:
             for p, full in zip(paths, images, strict=True):
                 if not os.path.isfile(full):
                     raise InvalidRecord(
-                        "missing_image", f"image file not found: {full} (from {p!r})"
+                        "missing_image",
+                        f"image file not found: {full} (from {p!r} under the image root "
+                        f"{self.root}); if the images sit elsewhere, pass --image-root DIR "
+                        "(the folder their paths start from)",
                     )
         if req.decode_images:
             for full in images:
@@ -167,21 +197,12 @@ class RecordChecker:
         return labels
 
     def _decode(self, full: str) -> None:
-        if full in self.verified:
-            return
-        from PIL import Image
-
-        try:
-            with Image.open(full) as im:
-                im.verify()
-        except Exception as err:  # Pillow raises many kinds for a corrupt file
-            raise InvalidRecord(
-                "bad_image_file", f"cannot decode image {full}: {type(err).__name__}: {err}"
-            ) from None
-        self.verified.add(full)
+        if full not in self.verified:
+            decode_image(full, f"image {full}", "bad_image_file")
+            self.verified.add(full)
 
 
-def _record_id(rec: dict[str, Any]) -> str | None:
+def record_id(rec: dict[str, Any]) -> str | None:
     """The record's `id` as text (an integer id is accepted); None when it has none (no `id`
     key, or null, as in most published instruction sets)."""
     rid = rec.get("id")
@@ -189,8 +210,13 @@ def _record_id(rec: dict[str, Any]) -> str | None:
         return None
     if isinstance(rid, int) and not isinstance(rid, bool):
         rid = str(rid)
-    if not isinstance(rid, str) or not rid.strip():
-        raise InvalidRecord("missing_id", f"`id` must be a non-empty string, found {rid!r}")
+    if not isinstance(rid, str):
+        raise InvalidRecord(
+            "bad_id",
+            f"`id` must be a string or an integer, found {short_text(rid)} ({type(rid).__name__})",
+        )
+    if not rid.strip():
+        raise InvalidRecord("missing_id", f"`id` is blank ({rid!r}); give a non-empty id or none")
     return rid
 
 

@@ -1,7 +1,8 @@
 """The pool's own content-addressed image store: images that arrive embedded in a record
 (`datasets.Image` structs with bytes, raw bytes, `data:image/...;base64,` URIs) are written once
 as `images/<2 hex>/<sha256>.<ext>` in their original encoding (no re-encode: the processors read
-PNG, JPEG, GIF, WebP, BMP and TIFF as they are) and referenced by path from then on, so the
+PNG, JPEG, GIF, WebP, BMP and TIFF as they are) and referenced by absolute path from then on
+(like image files of a JSON source: a trial reads them from any working directory), so the
 same picture in two records or two sources is stored once.
 """
 
@@ -55,7 +56,8 @@ class ImageStore:
     """`put` embedded image bytes into `<pool>/images/`; counts files written and repeats."""
 
     def __init__(self, pool_dir: Path) -> None:
-        self.root = pool_dir / STORE_DIR
+        self.root = pool_dir.resolve() / STORE_DIR
+        """Absolute, whatever the working directory: the rows name their images by it."""
         self.written = 0
         """Files this import wrote."""
         self.deduplicated = 0
@@ -64,6 +66,8 @@ class ImageStore:
 
     def check(self, data: bytes, decode: bool) -> None:
         """Refuse bytes that are not an encoded image (and, with `decode`, that do not decode)."""
+        if not data:
+            raise InvalidRecord("bad_image_bytes", "embedded image bytes are empty")
         if image_suffix(data) is None:
             raise InvalidRecord(
                 "bad_image_bytes",
@@ -71,7 +75,7 @@ class ImageStore:
                 f"(they start with {data[:8]!r})",
             )
         if decode:
-            _verify(data)
+            decode_image(io.BytesIO(data), "embedded image", "bad_image_bytes")
 
     def put(self, data: bytes) -> tuple[str, str]:
         """Store checked bytes once; (the absolute path, the path inside the pool)."""
@@ -95,13 +99,15 @@ class ImageStore:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _verify(data: bytes) -> None:
+def decode_image(source: str | io.BytesIO, what: str, code: str) -> None:
+    """Decode a whole image (`--decode-images`), refusing it with `code` when that fails.
+
+    A full `load()`, not Pillow's `verify()`: `verify` checks a PNG's chunks but reads no JPEG
+    scan data, so a JPEG cut short (the commonest corruption of a download) would pass."""
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
+        with Image.open(source) as im:
+            im.load()
     except Exception as err:  # Pillow raises many kinds for corrupt data
-        raise InvalidRecord(
-            "bad_image_bytes", f"cannot decode embedded image: {type(err).__name__}: {err}"
-        ) from None
+        raise InvalidRecord(code, f"cannot decode {what}: {type(err).__name__}: {err}") from None

@@ -14,17 +14,18 @@ Memory: one batch of rows (`batch_rows`) plus the set of ids seen (duplicate che
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ablate.errors import UserError
-from ablate.pool.checks import RecordChecker
+from ablate.pool.checks import RecordChecker, record_id
 from ablate.pool.images import ImageStore
 from ablate.pool.items import InvalidRecord, Item
-from ablate.pool.labels import label_columns
-from ablate.pool.readers import count_records, read_records
+from ablate.pool.labels import SOURCE_LABEL, label_columns
+from ablate.pool.readers import count_records, read_records, source_files
 from ablate.pool.request import (
     ImportRequest,
     ResolvedSource,
@@ -39,14 +40,19 @@ __all__ = ["PROGRESS_EVERY", "ImportProgress", "import_pool"]
 
 
 def import_pool(
-    req: ImportRequest, progress: Callable[[ImportProgress], None] | None = None
+    req: ImportRequest,
+    progress: Callable[[ImportProgress], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> PoolManifest:
     """Read every source, validate and label every record, write `pool.arrow` + `manifest.json`.
 
-    `progress(state)` is called every `PROGRESS_EVERY` records and at the end.
+    `progress(state)` is called every `PROGRESS_EVERY` records and at the end. `warn(text)`
+    is told what the import did that the user may not expect (default: a line on stderr); the
+    manifest keeps the same texts as `notes`.
     With `on_invalid="skip"`, `skipped.jsonl` gets one object per bad record:
-    `{"id": ... or null, "line": N (JSONL) | "record": N (JSON list) | "row": N (tables),
-    "code": ..., "reason": ...}` plus `"source": PATH` when several sources are combined.
+    `{"id": ..., "line": N (JSONL) | "record": N (JSON list) | "row": N (tables),
+    "code": ..., "reason": ...}` plus `"source": PATH` when several sources are combined; a
+    record without a usable id gets the id its position makes (`line-3`) and `"id_made": true`.
     """
     sources = resolve_sources(req)
     check_options(req)
@@ -57,7 +63,8 @@ def import_pool(
     store = ImageStore(out)
     try:
         state = ImportProgress(total=_total(sources, req.split) if progress else None)
-        summaries = _write_rows(req, sources, writer, store, _Reads(progress, store, state))
+        reads = _Reads(progress, store, state, warn)
+        summaries = _write_rows(req, sources, writer, store, reads)
         writer.finish(sources)
     except BaseException:
         if made_out:
@@ -68,6 +75,7 @@ def import_pool(
         writer.manifest(req, sources, summaries),
         images_written=store.written,
         images_deduplicated=store.deduplicated,
+        notes=tuple(reads.notes),
     )
     manifest.save(out / MANIFEST_FILE)
     return manifest
@@ -113,6 +121,11 @@ class _Reads:
     progress: Callable[[ImportProgress], None] | None
     store: ImageStore
     state: ImportProgress
+    warn: Callable[[str], None] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """What `warn` was told (the manifest's `notes`)."""
+    shown: bool = False
+    """A progress report was made since the last warning (its line is still open)."""
 
     def count(self, n: int = 1) -> None:
         before = self.state.records
@@ -125,6 +138,16 @@ class _Reads:
             self.state.images_written = self.store.written
             self.state.images_deduplicated = self.store.deduplicated
             self.progress(self.state)
+            self.shown = True
+
+    def note(self, text: str) -> None:
+        """Tell `warn`, or stderr (below an open progress line), and keep it for the manifest."""
+        self.notes.append(text)
+        if self.warn:
+            self.warn(text)
+        else:
+            print(f"{chr(10) if self.shown else ''}ablate: warning: {text}", file=sys.stderr)
+            self.shown = False
 
 
 def _total(sources: Sequence[ResolvedSource], split: str) -> int | None:
@@ -151,7 +174,16 @@ def _write_rows(
             prefix = f"{label}/" if several else ""  # ids stay unique across sources
             checker = RecordChecker(req, image_root, writer.columns, label, prefix, seen, store)
             counts = _write_source(req, source, several, checker, writer, reads)
-            summaries.append(source.summary(image_root, **counts))
+            files = source_files(source.path, source.format, req.split)
+            summaries.append(source.summary(image_root, files, **counts))
+            if checker.shadowed:
+                reads.note(
+                    f"{checker.shadowed:,} record(s) of source `{label}` have their own "
+                    f"`{SOURCE_LABEL}` field (e.g. {checker.shadowed_example!r}); in this "
+                    f"combined pool the `{SOURCE_LABEL}` column holds the source's name "
+                    f"(`{label}`) instead. To keep the records' values too, import again with "
+                    f"--label src=field:{SOURCE_LABEL}"
+                )
         writer.flush()
         reads.report()
     return summaries
@@ -166,7 +198,7 @@ def _write_source(
     reads: _Reads,
 ) -> dict[str, int]:
     """Each record of one source becomes a row or a report line; its read / rows / skipped."""
-    read = rows = skipped = made = 0
+    read = rows = skipped = made = renamed = 0
     for item in read_records(source.path, source.format, req.split):
         # an unreadable shard stands for all the rows it could not give (InvalidRecord.count)
         n = item.record.count if isinstance(item.record, InvalidRecord) else 1
@@ -175,23 +207,37 @@ def _write_source(
         try:
             # a record without an id is named by its position: the same on every re-import of
             # the same file, unique in the source (and in a combined pool, behind `NAME/`)
-            row = checker.check(item.record, f"{item.kind}-{item.number}")
+            row = checker.check(item.record, _position(item))
         except InvalidRecord as bad:
             writer.skip(_reject(req, source, several, item, bad), bad.count)
             skipped += bad.count
             continue
         rows += 1
         made += row.id_made
+        renamed += row.id_renamed
         writer.add(row)
-    return {"read": read, "rows": rows, "skipped": skipped, "ids_made": made}
+    return {
+        "read": read,
+        "rows": rows,
+        "skipped": skipped,
+        "ids_made": made,
+        "ids_renamed": renamed,
+    }
+
+
+def _position(item: Item) -> str:
+    """The id a record's position makes (`row-12`, `line-3`, `record-5`)."""
+    return f"{item.kind}-{item.number}"
 
 
 def _reject(
     req: ImportRequest, source: ResolvedSource, several: bool, item: Item, bad: InvalidRecord
 ) -> dict[str, Any]:
     """The report line of a bad record, or (`on_invalid="error"`) the UserError that stops."""
-    rec = item.record
-    rid = rec.get("id") if isinstance(rec, dict) else None
+    try:
+        rid = record_id(item.record) if isinstance(item.record, dict) else None
+    except InvalidRecord:
+        rid = None  # a blank or mistyped id: named by its position, as a record without one
     where = f"{item.kind} {item.number:,}"
     if item.shard and source.path.is_dir():
         where += f", {item.shard} row {item.shard_row:,}"
@@ -202,10 +248,8 @@ def _reject(
             "--on-invalid skip to keep the good records and write a report "
             f"of the skipped ones to {Path(req.out) / SKIPPED_FILE}"
         ) from None
-    entry: dict[str, Any] = {
-        "id": rid if isinstance(rid, str | int) else None,
-        item.kind: item.number,
-    }
+    entry: dict[str, Any] = {"id": rid} if rid else {"id": _position(item), "id_made": True}
+    entry[item.kind] = item.number
     if item.shard and source.path.is_dir():
         entry |= {"shard": item.shard, "shard_row": item.shard_row}
     entry |= {"code": bad.code, "reason": bad.reason}

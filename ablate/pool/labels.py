@@ -82,12 +82,7 @@ class LabelRule:
                 "add a bucket such as `N+=other`"
             )
         if self.kind == "field":
-            value = record.get(self.arg)
-            if isinstance(value, str) and value.strip():
-                return value
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return str(value)
-            return UNKNOWN
+            return field_label(record, self.arg)
         if self.kind == "value":
             return self.arg
         assert self.func is not None
@@ -102,6 +97,16 @@ class LabelRule:
                 f"label `{self.name}`: {self.arg} returned {out!r}, expected a non-empty string"
             )
         return out
+
+
+def field_label(record: Mapping[str, Any], name: str) -> str:
+    """The label a `field:NAME` rule gives: a non-empty string or a number, else `unknown`."""
+    value = record.get(name)
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return UNKNOWN
 
 
 def parse_rule(name: str, text: str, where: str = "--label") -> LabelRule:

@@ -1,13 +1,14 @@
 """Parquet sources: one file, or a folder of shards as a dataset repository lays them out.
 
 A hub snapshot keeps each split as numbered shards, `data/train-00000-of-00004.parquet` ...
-(`-of-NNNNN` may be followed by a hash, and subsets may sit in their own folders). Such a
-folder is one source: the `--split`'s shards are read in order, a record batch at a time, so
-memory is bounded by one row group plus one batch, not by the dataset. Row counts come from
-the footers first (for the progress's time left), which also finds a damaged footer before
-any record is read. A row group unreadable in the middle of a shard yields one `InvalidRecord`
-standing for all the rows it could not give (their count is in the footer), so
-`--on-invalid skip` accounts for every record.
+(`-of-NNNNN` may be followed by a hash, and subsets may sit in their own folders); other
+folders name the split by a folder or a file name (`default/train/0000.parquet`,
+`data/train.parquet`, see `split_files`). Such a folder is one source: the `--split`'s files
+are read in order, a record batch at a time, so memory is bounded by one row group plus one
+batch, not by the dataset. Row counts come from the footers first (for the progress's time
+left), which also finds a damaged footer before any record is read. A row group unreadable in
+the middle of a shard yields one `InvalidRecord` standing for all the rows it could not give
+(their count is in the footer), so `--on-invalid skip` accounts for every record.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from ablate.errors import UserError
 from ablate.pool.items import InvalidRecord, Item
 
-__all__ = ["BATCH_ROWS", "Shard", "parquet_shards", "read_parquet"]
+__all__ = ["BATCH_ROWS", "SPLIT_WORDS", "Shard", "parquet_shards", "read_parquet", "split_files"]
 
 #: Rows per record batch turned into Python objects (about 50 MB with 50 KB images).
 BATCH_ROWS = 1000
@@ -46,20 +47,56 @@ def parquet_shards(path: Path, split: str = "train") -> list[Shard]:
     """The files a Parquet source reads, in order, with their row counts (see the docstring)."""
     if not path.is_dir():
         return [_shard(path, path.name)]
-    files = sorted((p for p in path.rglob("*.parquet") if p.is_file()), key=lambda p: str(p))
+    return [_shard(p, str(p.relative_to(path))) for p in split_files(path, split)]
+
+
+def split_files(folder: Path, split: str = "train") -> list[Path]:
+    """The `.parquet` files of a folder that hold `split`, in order (no file is opened).
+
+    Shards named `NAME-00000-of-00004[-hash].parquet` belong to split NAME (and must all be
+    there). Otherwise a file belongs to the split its folder or its name gives: `train/0000.parquet`
+    (the hub's `refs/convert/parquet` layout), `train.parquet`, `train-0.parquet`, `train_a.parquet`;
+    names of splits are the usual ones (`SPLIT_WORDS`) or the `split` asked for. A folder whose
+    files name no split at all is one split: every file is read.
+    """
+    files = sorted((p for p in folder.rglob("*.parquet") if p.is_file()), key=lambda p: str(p))
     if not files:
-        raise UserError(f"{path}: the folder holds no .parquet files; choose another --format")
+        raise UserError(f"{folder}: the folder holds no .parquet files; choose another --format")
     named = {p: SHARD_NAME.match(p.name) for p in files}
     if any(named.values()):
-        splits = sorted({m["split"] for m in named.values() if m})
-        files = [p for p, m in named.items() if m and m["split"] == split]
-        if not files:
-            raise UserError(
-                f"{path}: the shards hold the split(s) {', '.join(splits)}, not `{split}`; "
-                "pass --split NAME"
-            )
-        _check_complete(path, files)
-    return [_shard(p, str(p.relative_to(path))) for p in files]
+        splits = {p: m["split"] for p, m in named.items() if m}
+    else:
+        splits = {p: s for p in files if (s := _split_of(p.relative_to(folder), split))}
+        if not splits:
+            return files
+    chosen = [p for p, s in splits.items() if s == split]
+    if not chosen:
+        found = ", ".join(sorted(set(splits.values())))
+        raise UserError(
+            f"{folder}: the files hold the split(s) {found}, not `{split}`; pass --split NAME"
+        )
+    if any(named.values()):
+        _check_complete(folder, chosen)
+    return chosen
+
+
+#: Folder and file names taken for a split's name (those `datasets` recognises in a repository).
+SPLIT_WORDS = frozenset(
+    ("train", "training", "validation", "valid", "val", "dev", "test", "testing", "eval")
+)
+
+
+def _split_of(relative: Path, split: str) -> str | None:
+    """The split a file's folders or name give (`split` itself first), else None."""
+    stem = relative.name.removesuffix(".parquet")
+    head = re.split(r"[-_.]", stem, maxsplit=1)[0]
+    names = [*relative.parts[:-1], stem]
+    if split in names or any(stem.startswith(split + sep) for sep in "-_."):
+        return split
+    for name in [*relative.parts[:-1], head]:
+        if name.lower() in SPLIT_WORDS:
+            return name
+    return None
 
 
 def _check_complete(folder: Path, files: list[Path]) -> None:

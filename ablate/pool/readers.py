@@ -31,7 +31,8 @@ from typing import Any, TextIO
 
 from ablate.errors import UserError
 from ablate.pool.items import InvalidRecord, Item
-from ablate.pool.parquet import parquet_shards, read_parquet
+from ablate.pool.parquet import parquet_shards, read_parquet, split_files
+from ablate.pool.records import LAYOUT_KEYS
 
 CHUNK = 1 << 20
 """Bytes per read of a JSON array: the bound on the parser's buffer beyond one record."""
@@ -77,6 +78,15 @@ def count_records(path: Path, fmt: str = "auto", split: str = "train") -> int | 
     return None
 
 
+def source_files(path: Path, fmt: str = "auto", split: str = "train") -> list[str] | None:
+    """The files a source reads (relative to a folder source), for the manifest; None when
+    the reader does not say (`disk`, `dataset`, builders)."""
+    fmt = detect_format(path, fmt)
+    if fmt == "parquet" and path.is_dir():
+        return [str(p.relative_to(path)) for p in split_files(path, split)]
+    return [path.name] if fmt in ("json", "jsonl", "parquet") else None
+
+
 def _check_text_start(path: Path, head: bytes) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UserError(
@@ -93,6 +103,8 @@ def _read_json(path: Path, array_allowed: bool) -> Iterator[Item]:
     if array_allowed and stripped.startswith(b"["):
         yield from _read_json_array(path)
         return
+    if array_allowed and stripped.startswith(b"{"):
+        _refuse_wrapped(path)
     yield from _read_jsonl(path)
 
 
@@ -139,34 +151,82 @@ def _read_json_array(path: Path) -> Iterator[Item]:
         text = _ArrayText(path, fh)
         if text.skip_ws() != "[":
             raise UserError(f"{path}: expected a JSON array starting with `[`")
-        text.pos += 1
         n = 0
-        while True:
-            c = text.skip_ws()
-            if not c:
-                raise UserError(
-                    f"{path}: the JSON array ends after {n:,} records without its closing `]`: "
-                    "the file looks truncated"
-                )
-            if c == "]":
-                text.pos += 1
-                if text.skip_ws():
-                    raise UserError(
-                        f"{path}: text after the closing `]` of the JSON array "
-                        f"(character {text.at:,}); a file holds one array"
-                    )
-                return
-            if n:
-                if c != ",":
-                    raise UserError(
-                        f"{path}: expected `,` or `]` after record {n:,} "
-                        f"(character {text.at:,}); fix the JSON"
-                    )
-                text.pos += 1
-                text.skip_ws()
-            value = text.decode(record=n + 1)
-            n += 1
+        for n, value in enumerate(_array_values(text), start=1):
             yield Item("record", n, value)
+        if text.skip_ws():
+            raise UserError(
+                f"{path}: text after the closing `]` of the JSON array "
+                f"(character {text.at:,}); a file holds one array"
+            )
+
+
+def _array_values(text: _ArrayText) -> Iterator[Any]:
+    """The elements of the JSON array at the parse position (at its `[`), one at a time."""
+    text.pos += 1
+    n = 0
+    while True:
+        c = text.skip_ws()
+        if not c:
+            raise UserError(
+                f"{text.path}: the JSON array ends after {n:,} records without its closing `]`: "
+                "the file looks truncated"
+            )
+        if c == "]":
+            text.pos += 1
+            return
+        if n:
+            if c != ",":
+                raise UserError(
+                    f"{text.path}: expected `,` or `]` after record {n:,} "
+                    f"(character {text.at:,}); fix the JSON"
+                )
+            text.pos += 1
+            text.skip_ws()
+        n += 1
+        yield text.decode(record=n)
+
+
+def _refuse_wrapped(path: Path) -> None:
+    """Refuse a `.json` file that is one object holding the records (`{"data": [...]}`).
+
+    Read key by key, a list element at a time (bounded memory); a file that turns out to be
+    JSONL (more values follow), one record (it has a layout's key) or an object without a list
+    of objects passes (each is then a record, refused or not on its own)."""
+    keys: list[str] = []
+    lists: list[str] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        text = _ArrayText(path, fh)
+        try:
+            text.skip_ws()
+            text.pos += 1  # the `{`
+            while (c := text.skip_ws()) != "}":
+                if keys:
+                    if c != ",":
+                        return  # not one JSON object: the JSONL reader names the fault
+                    text.pos += 1
+                    text.skip_ws()
+                keys.append(str(text.decode(record=1)))
+                if text.skip_ws() != ":":
+                    return
+                text.pos += 1
+                if text.skip_ws() == "[":
+                    objects = [isinstance(v, dict) for v in _array_values(text)]  # read it all
+                    if any(objects):
+                        lists.append(keys[-1])
+                else:
+                    text.decode(record=1)
+            text.pos += 1
+            if text.skip_ws() or set(keys) & set(LAYOUT_KEYS.values()) or not lists:
+                return  # JSONL, or a file of one record
+        except UserError:
+            return  # not valid JSON: the JSONL reader reports each bad line
+    where = f"`{lists[0]}`" if len(lists) == 1 else ", ".join(f"`{k}`" for k in lists)
+    raise UserError(
+        f"{path}: the JSON top level is an object, not an array of records; its list of "
+        f"records is under {where}. Write that list to its own file (e.g. "
+        f"`jq '.{lists[0]}' {path.name} > records.json`) and import that"
+    )
 
 
 class _ArrayText:

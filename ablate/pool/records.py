@@ -17,7 +17,16 @@ from typing import Any
 from ablate.pool.images import decode_data_uri
 from ablate.pool.items import InvalidRecord
 
-__all__ = ["IMAGE_TOKEN", "LAYOUTS", "ImageRef", "Row", "image_paths", "to_llava"]
+__all__ = [
+    "IMAGE_TOKEN",
+    "LAYOUTS",
+    "LAYOUT_KEYS",
+    "ImageRef",
+    "Row",
+    "image_paths",
+    "short_text",
+    "to_llava",
+]
 
 IMAGE_TOKEN = "<image>"
 
@@ -39,6 +48,8 @@ class Row:
     """Label column -> label, for every label column of the import."""
     id_made: bool = False
     """The source gave no `id`: this one was made from the record's position."""
+    id_renamed: bool = False
+    """Its id repeated an earlier one and got `#N` appended (`duplicate_ids="rename"`)."""
 
 
 #: The layouts a record may come in, recognised by their keys (README, "Sources").
@@ -47,6 +58,10 @@ LAYOUTS = {
     "hf": "`messages` of {role, content} + `images`",
     "cauldron": "`texts` of {user, assistant} + `images`",
 }
+#: The key that marks each layout (a record holding none of them is in no known layout).
+LAYOUT_KEYS = {"llava": "conversations", "hf": "messages", "cauldron": "texts"}
+#: The content part types of the `hf` layout: an image placeholder, or text.
+PART_TYPES = ("image", "text")
 
 
 def to_llava(rec: dict[str, Any], layout: str = "auto") -> dict[str, Any]:
@@ -57,7 +72,7 @@ def to_llava(rec: dict[str, Any], layout: str = "auto") -> dict[str, Any]:
         layout = _layout_of(rec)
     if layout == "llava":
         return rec
-    key = "messages" if layout == "hf" else "texts"
+    key = LAYOUT_KEYS[layout]
     if not isinstance(rec.get(key), list):
         raise InvalidRecord(
             "bad_layout", f"--layout {layout} needs a list `{key}`, found {sorted(map(str, rec))}"
@@ -119,19 +134,35 @@ def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
             continue
         content = msg.get("content")
         if isinstance(content, list):
-            parts = []
-            for part in map(_json_struct, content):
-                if isinstance(part, dict) and part.get("type") == "image":
-                    parts.append(IMAGE_TOKEN)
-                elif isinstance(part, dict) and part.get("type") == "text":
-                    parts.append(str(part.get("text") or ""))
-            content = "\n".join(p for p in parts if p)
+            content = _parts_text(content, len(turns))
         role = msg.get("role")
         turns.append({"from": _HF_ROLES.get(str(role), role), "value": content})
     out = {k: v for k, v in rec.items() if k not in ("messages", "images")}
     out["conversations"] = turns
     out["image"] = rec.get("images") or []
     return out
+
+
+def _parts_text(content: list[Any], turn: int) -> str:
+    """The text of a turn's content parts, `<image>` where an image part stands. A part of
+    another type (`image_url`, `audio`, ...) is refused: dropped, it would turn an image
+    dialogue into a text-only one without a word."""
+    parts = []
+    for i, part in enumerate(map(_json_struct, content)):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image":
+            parts.append(IMAGE_TOKEN)
+        elif kind == "text":
+            parts.append(str(part.get("text") or ""))
+        else:
+            what = f"type {kind!r}" if isinstance(part, dict) else short_text(part)
+            raise InvalidRecord(
+                "unknown_part",
+                f"message {turn}, content part {i} is {what}; the part types known are "
+                f"{', '.join(PART_TYPES)} (an image goes in the record's `images` list, its "
+                'place in the turn is a {"type": "image"} part)',
+            )
+    return "\n".join(p for p in parts if p)
 
 
 #: An image as a record gives it: a path, embedded bytes, or both (a `datasets.Image` struct).
@@ -152,7 +183,7 @@ def image_paths(raw: Any) -> list[ImageRef]:
         if isinstance(item, dict):
             data, path = item.get("bytes"), item.get("path")
             has_path = isinstance(path, str) and bool(path)
-            if isinstance(data, bytes | bytearray) and data:
+            if isinstance(data, bytes | bytearray):  # empty bytes: refused unless the file exists
                 refs.append((str(path), bytes(data)) if has_path else bytes(data))
                 continue
             if has_path:
@@ -163,10 +194,13 @@ def image_paths(raw: Any) -> list[ImageRef]:
                 )
         if isinstance(item, str) and item.startswith("data:image/"):
             item = decode_data_uri(item)
-        if not isinstance(item, str | bytes) or not item:
+        if isinstance(item, bytes | bytearray):
+            refs.append(bytes(item))  # checked by the image store (empty, not an image)
+            continue
+        if not isinstance(item, str) or not item:
             raise InvalidRecord(
                 "bad_image",
-                f"image {i} is {_short(item)} ({type(item).__name__}), neither a path nor bytes: "
+                f"image {i} is {short_text(item)} ({type(item).__name__}), neither a path nor bytes: "
                 "an image is a file path, encoded image bytes, a data:image/...;base64 URI or a "
                 "{bytes, path} struct (a datasets.Image column)",
             )
@@ -174,6 +208,7 @@ def image_paths(raw: Any) -> list[ImageRef]:
     return refs
 
 
-def _short(value: Any) -> str:
+def short_text(value: Any) -> str:
+    """`repr(value)`, cut to 200 characters for a message."""
     text = repr(value)
     return text if len(text) <= 200 else text[:200] + "..."

@@ -94,7 +94,8 @@ class ImportRequest:
     split: str = "train"
     """The split of a Hugging Face source."""
     decode_images: bool = False
-    """Also decode every image (Pillow `verify`): catches corrupt files, costs a read each."""
+    """Also decode every image in full (Pillow `load`): catches corrupt and truncated files,
+    costs a read and a decode each."""
     allow_outside_root: bool = False
     """Accept absolute image paths and paths that leave the image root with `..`."""
     turns: tuple[int | None, int | None] = (None, None)
@@ -104,6 +105,9 @@ class ImportRequest:
     layout: str = "auto"
     """Record layout: `auto` (recognised by its keys) or one of `ablate.pool.records.LAYOUTS`
     (llava, hf, cauldron), forced, for records with the keys of several."""
+    duplicate_ids: Literal["error", "rename"] = "error"
+    """A repeated id: `error` (a bad record), or `rename`: the 2nd becomes `ID#2`, the 3rd
+    `ID#3`, ... (LLaVA-style files give each conversation about an image the image's id)."""
 
     def sources(self) -> list[Source]:
         if isinstance(self.source, str | Path):
@@ -128,18 +132,28 @@ class ResolvedSource:
         return self.path if self.path.is_dir() else self.path.parent
 
     def summary(
-        self, image_root: Path, read: int, rows: int, skipped: int, ids_made: int = 0
+        self,
+        image_root: Path,
+        files: list[str] | None,
+        read: int,
+        rows: int,
+        skipped: int,
+        ids_made: int = 0,
+        ids_renamed: int = 0,
     ) -> dict[str, Any]:
-        """Its entry of the manifest's `sources` (`ids_made`: rows whose id was made)."""
+        """Its entry of the manifest's `sources` (`files`: those read, relative to a folder
+        source; `ids_made`: rows whose id was made; `ids_renamed`: repeats given `#N`)."""
         return {
             "path": str(self.path),
             "name": self.source.label,
             "format": self.format,
+            "files": files,
             "image_root": str(image_root),
             "read": read,
             "rows": rows,
             "skipped": skipped,
             "ids_made": ids_made,
+            "ids_renamed": ids_renamed,
         }
 
 
@@ -176,6 +190,8 @@ def check_options(req: ImportRequest) -> None:
         raise UserError(f"--image-root {req.image_root}: no such folder")
     if req.on_invalid not in ("error", "skip"):
         raise UserError(f"--on-invalid must be error or skip, got {req.on_invalid!r}")
+    if req.duplicate_ids not in ("error", "rename"):
+        raise UserError(f"--duplicate-ids must be error or rename, got {req.duplicate_ids!r}")
     if req.layout != "auto" and req.layout not in LAYOUTS:
         raise UserError(f"--layout must be auto, {', '.join(LAYOUTS)}; got {req.layout!r}")
     lo, hi = req.turns

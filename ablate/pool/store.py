@@ -66,7 +66,8 @@ class PoolManifest:
     records_read: int = 0
     """Records read from all sources: always `rows + skipped` (nothing dropped silently)."""
     sources: tuple[dict[str, Any], ...] = ()
-    """Per source: path, name, format, image_root, read, rows, skipped, ids_made."""
+    """Per source: path, name, format, files (those read, relative to a folder source; null
+    when the reader does not say), image_root, read, rows, skipped, ids_made, ids_renamed."""
     images_written: int = 0
     """Embedded images (bytes in the source) this import wrote into `images/` of the pool."""
     images_deduplicated: int = 0
@@ -74,13 +75,20 @@ class PoolManifest:
     ids_made: int = 0
     """Rows whose source gave no `id`: each was named by its position (`row-12`, `line-3`,
     `record-5`; `NAME/row-12` in a combined pool)."""
+    ids_renamed: int = 0
+    """Rows whose id repeated an earlier one, renamed `ID#2`, `ID#3`, ... (`--duplicate-ids
+    rename`)."""
+    notes: tuple[str, ...] = ()
+    """What the import did that the user may not expect (also printed as warnings), e.g. the
+    records' own `source` field replaced by the source's name in a combined pool."""
     rules: dict[str, str] = field(default_factory=dict)
     """Label column -> the rule that made it (`images:...`, `field:domain`, ...)."""
     joint: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
     """Joint counts: taxonomy A -> taxonomy B -> label of A -> label of B -> rows (for nested
     mixtures); empty when the pool has too many distinct label combinations."""
     checks: dict[str, Any] = field(default_factory=dict)
-    """What the import checked: images_exist, images_decoded, allow_outside_root, turns."""
+    """What the import checked: images_exist, images_decoded (a full decode), allow_outside_root,
+    turns, duplicate_ids (error | rename)."""
 
     @property
     def taxonomies(self) -> tuple[str, ...]:

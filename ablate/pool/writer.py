@@ -193,7 +193,8 @@ class PoolWriter:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             image_root=summaries[0]["image_root"],
             records_read=sum(s["read"] for s in summaries),
-            ids_made=sum(s.get("ids_made", 0) for s in summaries),
+            ids_made=sum(s["ids_made"] for s in summaries),
+            ids_renamed=sum(s["ids_renamed"] for s in summaries),
             sources=tuple(summaries),
             rules=rule_texts,
             joint=joint,
@@ -202,6 +203,7 @@ class PoolWriter:
                 "images_decoded": req.decode_images,
                 "allow_outside_root": req.allow_outside_root,
                 "turns": turns_text(req.turns),
+                "duplicate_ids": req.duplicate_ids,
             },
         )
 

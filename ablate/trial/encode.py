@@ -268,6 +268,9 @@ def load_image(path: str) -> Any:
 
     try:
         with Image.open(path) as img:
+            if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                # 16-bit grey: Pillow's RGB conversion clips at 255 (all white); scale to 8 bits
+                return img.convert("I").point(lambda v: v * (1 / 256)).convert("L").convert("RGB")
             return img.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise EncodeError("unreadable_image", f"cannot read image {path}: {err}") from None

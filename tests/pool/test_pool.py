@@ -129,6 +129,7 @@ INVALID = {
     "empty_message": _bad(lambda r: r["conversations"][1].update(value=None)),
     "bad_conversations": _bad(lambda r: r.update(conversations="hello")),
     "missing_id": _bad(lambda r: r.update(id="  ")),  # an id given but blank (none is made)
+    "bad_id": _bad(lambda r: r.update(id=1.5)),  # ids are strings or integers
     "bad_json": '{"id": "bad", "conversations": [',
     "duplicate_id": rec("a", 1),
 }
@@ -139,7 +140,8 @@ REASONS = {
     "unknown_role": "unknown role 'narrator'",
     "empty_message": "empty or null message",
     "bad_conversations": "`conversations` must be a list",
-    "missing_id": "`id` must be a non-empty string",
+    "missing_id": "`id` is blank",
+    "bad_id": "`id` must be a string or an integer, found 1.5 (float)",
     "bad_json": "unparsable JSON line",
     "duplicate_id": "duplicate id 'a'",
 }
@@ -153,7 +155,7 @@ def test_invalid_record_error_policy(tmp_path: Path, code: str) -> None:
     msg = str(err.value)
     assert str(src) in msg and REASONS[code] in msg
     assert "line 3" in msg and "--on-invalid skip" in msg
-    if code not in ("bad_json", "missing_id"):  # their message cannot quote an id
+    if code not in ("bad_json", "missing_id", "bad_id"):  # their message cannot quote an id
         assert "record `" in msg and ("`bad`" in msg or "`a`" in msg)
     assert not (tmp_path / "pool").exists()  # nothing half-written
 
@@ -276,6 +278,8 @@ def test_all_invalid_and_missing_source(tmp_path: Path) -> None:
     src = write_source(tmp_path / "src", [INVALID["roles"]])
     with pytest.raises(UserError, match="no valid records"):
         import_pool(ImportRequest(source=src, out=tmp_path / "pool", on_invalid="skip"))
+    # what a failed import into a new folder leaves: the reasons, nothing else
+    assert [p.name for p in (tmp_path / "pool").iterdir()] == ["skipped.jsonl"]
     with pytest.raises(UserError, match="no such source file"):
         import_pool(ImportRequest(source=tmp_path / "nope.jsonl", out=tmp_path / "pool"))
 

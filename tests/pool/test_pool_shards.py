@@ -80,7 +80,7 @@ def test_a_snapshot_folder_imports_its_splits_shards_in_order(tmp_path: Path) ->
     # the other split, by name; an absent one lists those present
     m = import_pool(ImportRequest(source=snap, out=tmp_path / "test", split="test"))
     assert m.rows == 2
-    with pytest.raises(UserError, match=r"the shards hold the split\(s\) test, train, not "):
+    with pytest.raises(UserError, match=r"the files hold the split\(s\) test, train, not "):
         import_pool(ImportRequest(source=snap, out=tmp_path / "v", split="validation"))
 
 

@@ -228,6 +228,7 @@ def test_outside_root_decode_and_turn_range(tmp_path: Path) -> None:
         "images_decoded": False,
         "allow_outside_root": False,
         "turns": "2:4",
+        "duplicate_ids": "error",
     }
     loose = ImportRequest(
         source=src,

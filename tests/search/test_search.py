@@ -189,7 +189,9 @@ def test_search_sweep_resumes_to_n_trials_and_keeps_the_attributes(ray_session, 
         assert a["balance"] == pytest.approx(normalized_entropy(a["proportions"]))
         assert t.params and t.value == pytest.approx(a["metrics"]["score"])
         # optuna-dashboard's parameter views see the mixture trained, the searched one included
-        shares = {n.removeprefix("share:"): v for n, v in t.params.items() if n.startswith("share:")}
+        shares = {
+            n.removeprefix("share:"): v for n, v in t.params.items() if n.startswith("share:")
+        }
         assert shares == pytest.approx(a["proportions"]) and t.params["volume"] == a["volume"]
     assert len({t.user_attrs["design_key"] for t in trials}) == 8
     # more budget: only the missing trials are asked; the sampler seed moved on (no replay)

@@ -215,3 +215,18 @@ def test_align_maps_text_chunks_around_expansions() -> None:
     assert align([1, 9, 2, 3, 9, 4], [1, 7, 7, 7, 2, 3, 7, 4], 9) == [0, -1, 4, 5, -1, 7]
     assert align([1, 9, 9, 4], [1, 7, 8, 7, 8, 4], 9) == [0, -1, -1, 5]
     assert align([1, 9, 2], [1, 7, 3], 9) is None  # text changed: refuse, do not guess
+
+
+def test_a_16_bit_grey_image_keeps_its_shades(tmp_path: Path) -> None:
+    """Pillow's RGB conversion clips 16-bit grey at 255: a plain convert would give white."""
+    import numpy as np
+
+    from ablate.trial.encode import load_image
+
+    ramp = np.linspace(0, 65535, 256, dtype=np.uint16).reshape(16, 16)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")
+    rgb = np.asarray(load_image(str(path)))
+    assert rgb.shape == (16, 16, 3) and rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
+    assert len(np.unique(rgb[..., 0])) > 200  # the ramp's shades, not one white
