@@ -3,6 +3,7 @@
     load_job(path, overrides)        read the file, check its shape and every kind it names
     validate_job(job)                every design point can be drawn from the pool
     design_mixtures(job, types)      the mixtures a sweep enqueues up front
+    search_start(job, types)         a search's: centroid and warm start on its constraints
     check_job_judge(job, probe)      the bench's LLM judge answers, rates and follows the rubric
     judge_key_problem(job)           why a (Ray worker's) node cannot reach the judge: its key
 
@@ -12,6 +13,7 @@ kinds, samplers, objective kinds, landscapes), the task types and the pool.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from ablate.bench import bench_records, load_bench
 from ablate.bench.judge_http import judge_key
 from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
-from ablate.design import DESIGNS, SEARCH, fixed_design
+from ablate.design import DESIGNS, SEARCH, design_key, fixed_design
 from ablate.design.kinds.ladder import LADDER, check_ladder_kinds
 from ablate.errors import UserError
 from ablate.mixture import (
@@ -36,7 +38,7 @@ from ablate.mixture import (
 from ablate.objectives import check_objective
 from ablate.pool import PoolManifest, open_pool
 from ablate.registry import import_plugins
-from ablate.search import SAMPLERS, default_warm_start
+from ablate.search import SAMPLERS, default_warm_start, project_warm_start
 from ablate.trial.scorer import SCORERS
 
 #: Slack when comparing sums of shares (shares come from YAML decimals).
@@ -64,7 +66,7 @@ def check_job_kinds(job: JobSpec, src: str) -> None:
     if d.kind == LADDER:
         check_ladder_kinds(job, src)
     if d.kind != SEARCH:
-        DESIGNS.get(d.kind, src)
+        DESIGNS.get(d.kind, src, also=(SEARCH,))
     else:
         SAMPLERS.get(d.sampler, src)
         if d.warm_start != "none":
@@ -100,16 +102,44 @@ def check_max_share(job: JobSpec, task_types: Sequence[str]) -> None:
 
 
 def design_mixtures(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
-    """The mixtures a sweep enqueues up front: the fixed design; for a search, the default
-    sampler's centroid and then `warm_start`'s design at the first seed (a search runs one seed
-    per trial)."""
-    d = job.design
-    if d.kind != SEARCH:
+    """The mixtures a sweep enqueues up front: the fixed design; for a search, its start
+    (`search_start`)."""
+    if job.design.kind != SEARCH:
         return fixed_design(job, task_types)
+    return search_start(job, task_types)[0]
+
+
+def search_start(job: JobSpec, task_types: Sequence[str]) -> tuple[list[Mixture], str | None]:
+    """A search's first trials: the default sampler's centroid, then `warm_start`'s design at
+    the first seed (a search runs one seed per trial) on the search's constraints
+    (`project_warm_start`); and a note when warm-start points broke a `max_share` cap.
+
+    They count toward `n_trials`: more of them than `n_trials` is refused."""
+    d = job.design
     points = default_warm_start(job, task_types)
+    warm: list[Mixture] = []
+    dropped = 0
     if d.warm_start != "none":
-        points += [m for m in fixed_design(job, task_types, d.warm_start) if m.seed == d.seeds[0]]
-    return points
+        warm = [m for m in fixed_design(job, task_types, d.warm_start) if m.seed == d.seeds[0]]
+        kept, dropped = project_warm_start(job, warm)
+        points += kept
+    unique = {design_key(m): m for m in reversed(points)}  # one trial each, as enqueued
+    points = [m for m in points if unique.get(design_key(m)) is m]
+    if len(points) > d.n_trials:
+        centroid = " and the centroid" if d.sampler == "default" else ""
+        raise UserError(
+            f"{job.source}: `design.warm_start` {d.warm_start}{centroid} start the search with "
+            f"{len(points)} trials, more than `design.n_trials` ({d.n_trials}), which counts "
+            f"every trial: raise `design.n_trials` to at least {len(points)} (the rest are "
+            "searched), or choose a smaller warm start (fewer `volumes`, another kind, none)"
+        )
+    note = (
+        f"design.warm_start {d.warm_start}: {dropped} of its {len(warm)} points break "
+        "`design.max_share` and are left out"
+        if dropped
+        else None
+    )
+    return points, note
 
 
 def job_task_types(job: JobSpec) -> list[str]:
@@ -128,9 +158,11 @@ def validate_job(job: JobSpec) -> None:
     assert job.pool_dir is not None  # load_job requires it for kind train
     pool = open_pool(job.pool_dir)
     if job.taxonomy not in pool.manifest.labels:
+        close = difflib.get_close_matches(job.taxonomy, list(pool.manifest.labels), n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
         raise UserError(
-            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool {job.pool_dir}; "
-            f"available: {', '.join(pool.manifest.labels)}"
+            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool "
+            f"{job.pool_dir}{hint}; available: {', '.join(pool.manifest.labels)}"
         )
     missing = [t for t in job.task_types if t not in pool.manifest.labels[job.taxonomy]]
     if missing:

@@ -14,7 +14,7 @@ import difflib
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from ablate.errors import UserError
@@ -77,19 +77,22 @@ class Registry(Generic[F]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def get(self, name: str, source: str = "") -> F:
-        """The factory registered as `name`; a UserError with the closest names otherwise."""
+    def get(self, name: str, source: str = "", also: Sequence[str] = ()) -> F:
+        """The factory registered as `name`; a UserError with the closest names otherwise.
+        `also`: names the key accepts besides the registered ones (handled by the caller, such
+        as `design.kind: search`), offered in the error too."""
         self._discover()
         try:
             return self._entries[name]
         except KeyError:
             pass
-        close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+        names = [*self._entries, *also]
+        close = difflib.get_close_matches(str(name), names, n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
         where = f"{source}: " if source else ""
         raise UserError(
             f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "
-            f"choose one of {', '.join(self._entries)}"
+            f"choose one of {', '.join(names)}"
         ) from None
 
 

@@ -126,7 +126,7 @@ def check_analyse(n: int) -> int:
             )
             df.attrs.update(metric="score", direction="maximize", study="sim")
             overall, per_level = volume_verdicts(Design.of(vol, bal, y, done))
-            f = analyse(df, n_boot=200)
+            f = analyse(df)
             got = [f.overall.status, *(r.status for r in f.per_level)]
             want = [overall.status, *(r.status for r in per_level)]
             assert got == want, (seeds, grid, noise, effect, got, want)

@@ -4,7 +4,8 @@
     analyse(df)                  -> Findings: "less is more" and the balance effect by
                                     calibrated tests (findings; verdict: Dunnett-style bounds
                                     with the seed noise pooled over cells, contrasts), cells
-                                    with bootstrap error bars (stats; tables: one per mixture)
+                                    with 95% t intervals, pooled seed SD (stats; tables: one
+                                    per mixture)
     fit_surrogates(df)           -> cross-validated surrogates, every one in SURROGATES
                                     (surrogates; surrogate_registry; surrogate_models/, one file
                                     per model)
@@ -35,7 +36,7 @@ from ablate.analysis.plots import (
     plot_simplex,
     plot_volume_balance,
 )
-from ablate.analysis.stats import bootstrap_mean_ci, cell_stats
+from ablate.analysis.stats import cell_stats, t_interval
 from ablate.analysis.surrogate_registry import SURROGATES, Model
 from ablate.analysis.surrogates import CrossValidation, Proposal, Surrogates, fit_surrogates
 from ablate.analysis.tables import MixtureEffect, mixture_effect, mixture_table
@@ -66,7 +67,6 @@ __all__ = [
     "analyse",
     "balance_effects",
     "balance_verdicts",
-    "bootstrap_mean_ci",
     "cell_stats",
     "completed",
     "fit_surrogates",
@@ -82,6 +82,7 @@ __all__ = [
     "plot_simplex",
     "plot_volume_balance",
     "study_design",
+    "t_interval",
     "task_types",
     "volume_verdicts",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.analysis.power import POWER, DesignSize, minimal_effect
-from ablate.analysis.stats import N_BOOT, Cells, cell_stats
+from ablate.analysis.power import GUARD_NOTE, GUARDED_SEEDS, POWER, DesignSize, minimal_effect
+from ablate.analysis.stats import Cells, cell_stats
+from ablate.analysis.tables import failed_trials
 from ablate.analysis.verdict import (
     ALPHA,
     RETRY,
@@ -23,6 +24,7 @@ from ablate.analysis.verdict import (
     study_design,
     volume_verdicts,
 )
+from ablate.analysis.words import next_seeds
 from ablate.errors import UserError
 
 
@@ -33,7 +35,7 @@ class Findings:
     metric: str
     direction: str
     n_complete: int
-    n_failed: int
+    failures: Failures
     cells: Cells
     overall: LessIsMore
     per_level: list[LessIsMore]
@@ -45,6 +47,11 @@ class Findings:
     """How the verdicts were computed, in one sentence (the report prints it)."""
     detectable: str = ""
     """The smallest volume effect this study's design detects (`ablate.analysis.power`)."""
+    group: str = ""
+    """Which model (or settings) these findings are of, in a study of several ("model big")."""
+    scope: list[str] = field(default_factory=list)
+    """What the report says before the verdict: how many models (or settings) the study has and
+    which one the verdict, plots, proposals and surrogates are of."""
 
     @property
     def verdict(self) -> Status:
@@ -53,9 +60,17 @@ class Findings:
     def headline(self) -> str:
         n_hold = sum(r.status == "holds" for r in self.per_level)
         scope = "over all balance levels" if self.per_level else ""
+        levels = len(self.per_level)
+        caveat = (
+            f" (each level is its own test at {self.alpha:.0%}: with {levels} levels and no "
+            "effect at all, one of them holds by chance more often than that)"
+            if levels > 1
+            else ""
+        )
+        who = f"{self.group[:1].upper()}{self.group[1:]}: " if self.group else ""
         return (
-            f'"Less is more" {self.verdict.upper()} {scope}: {self.overall.reason}. '
-            f"Per balance level it holds at {n_hold} of {len(self.per_level)}."
+            f'{who}"Less is more" {self.verdict.upper()} {scope}: {self.overall.reason}. '
+            f"Per balance level it holds at {n_hold} of {levels}{caveat}."
         )
 
     def statements(self) -> list[str]:
@@ -68,7 +83,7 @@ class Findings:
         if self.cells.table["n"].max() < 2:
             out.append(
                 "Every mixture ran with one seed only: no interval can be drawn and no error bars "
-                "are shown; add seeds to the design (`design.seeds: [0, 1, 2]`) to measure seed noise."
+                f"are shown; {next_seeds(1)} to measure seed noise."
             )
         out += self.notes
         if self.method:
@@ -104,7 +119,6 @@ def analyse(
     df: Any,
     metric: str | None = None,
     direction: str | None = None,
-    n_boot: int = N_BOOT,
     alpha: float = ALPHA,
 ) -> Findings:
     """Cells, the "less is more" tests and the balance effects of a study table.
@@ -116,7 +130,7 @@ def analyse(
     direction = direction or df.attrs.get("direction", "maximize")
     label = df.attrs.get("metric", "value") if metric == "value" else metric
     try:
-        cells = cell_stats(df, metric, direction, n_boot=n_boot)
+        cells = cell_stats(df, metric, direction)
     except UserError as err:
         if df.empty or (df["state"] == "COMPLETE").any():
             raise
@@ -124,17 +138,8 @@ def analyse(
         raise UserError(f'"less is more" cannot be decided: {err}; {RETRY}') from None
     design = study_design(df, metric, direction)
     overall, per_level = volume_verdicts(design, alpha)
-    notes = []
-    n_failed, n_rerun = failed_points(df)
-    if n_failed:
-        notes.append(
-            f"{n_failed} design point(s) have only failed trials and are left out; "
-            "`ablate sweep` again retries them."
-        )
-    if n_rerun:
-        notes.append(
-            f"{n_rerun} failed trial(s) (a dead driver's, or retried) ran again and completed."
-        )
+    failed = failures(df)
+    notes = failed.describe()
     if design.missing:
         notes.append(
             f"No completed trial in {len(design.missing)} cell(s) of the design: "
@@ -144,7 +149,7 @@ def analyse(
         metric=label,
         direction=direction,
         n_complete=int((df["state"] == "COMPLETE").sum()),
-        n_failed=n_failed,
+        failures=failed,
         cells=cells,
         overall=overall,
         per_level=per_level,
@@ -153,31 +158,108 @@ def analyse(
         alpha=alpha,
         method=method_text(design, alpha),
         detectable=detectable_text(design, alpha),
+        group=str(df.attrs.get("group", "")),
     )
 
 
 def detectable_text(d: Design, alpha: float) -> str:
-    """The minimal detectable effect of the study as run (its fewest seeds per cell), next to
-    the verdict: a "cannot be decided" means little about effects smaller than this."""
+    """The minimal detectable effect of the study as run, next to the verdict (a "cannot be
+    decided" means little about effects smaller than this): the design as tried, and the effect
+    at its fewest completed seeds per cell when failures left some cell with fewer."""
     if d.noise.pooled_df == 0 or len(d.volumes) < 2 or not d.cells.n.size:
         return ""
-    size = DesignSize(len(d.volumes), len(d.balances), int(d.cells.n.min()))
-    mde = minimal_effect(size, d.noise.pooled_sd, alpha)
+    fewest = int(d.cells.n.min())
+    mde = minimal_effect(
+        DesignSize(len(d.volumes), len(d.balances), fewest), d.noise.pooled_sd, alpha
+    )
     if mde is None:
         return ""
+    planned = DesignSize(len(d.volumes), len(d.balances), max(d.seeds, fewest))
+    done = int(d.cells.n.sum())
+    ran = f", {done} completed" if done != planned.trials else ""
+    worst = (
+        f", computed for its fewest completed seeds in a cell ({fewest})"
+        if fewest < planned.seeds
+        else ""
+    )
     return (
-        f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({size.describe()}) "
-        f"detects a volume effect of {mde:.3g} with {POWER:.0%} power; `ablate plan` gives the "
-        "seeds a smaller effect needs."
+        f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({planned.describe()}"
+        f"{ran}) detects a volume effect of {mde:.3g} with {POWER:.0%} power{worst}; "
+        "`ablate plan` gives the seeds a smaller effect needs"
+        + (f" ({GUARD_NOTE})." if fewest <= GUARDED_SEEDS else ".")
     )
 
 
-def failed_points(df: Any) -> tuple[int, int]:
-    """(design points with failed trials and no completed one, failed trials whose point
-    completed since): a requeued trial's copy or a rerun is not a failure of the study."""
-    failed = df[df["state"] == "FAIL"]
-    if failed.empty or "mixture" not in df:
-        return 0, 0
+#: The report lists at most this many failed design points by name.
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class Failures:
+    """The study's failed trials, counted one way everywhere: a trial requeued after its driver
+    died is "requeued" (its copy runs instead), not failed."""
+
+    trials: int = 0
+    """Failed trials, requeued ones excluded."""
+    points: int = 0
+    """Design points (mixture x volume x seed) those trials are at."""
+    left_out: tuple[tuple[str, int, str], ...] = ()
+    """Points with no completed trial: (point, failed trials there, the first error)."""
+    rerun: int = 0
+    """Failed trials whose point completed since (retried)."""
+    requeued: int = 0
+
+    def summary(self) -> str:
+        """`6 failed trials at 3 design points` (and the requeued ones, when any)."""
+        text = (
+            f"{self.trials} failed trial(s) at {self.points} design point(s)"
+            if self.trials
+            else "no failed trial"
+        )
+        return text + (f", {self.requeued} requeued" if self.requeued else "")
+
+    def describe(self) -> list[str]:
+        """The failures in words, the points left out listed with their first error."""
+        out = []
+        if self.trials:
+            again = f"; {self.rerun} of them ran again and completed" if self.rerun else ""
+            out.append(f"{self.summary()}{again}.")
+        if self.left_out:
+            listed = "; ".join(
+                f"{name} ({k} failed; first error: {err or 'none recorded'})"
+                for name, k, err in self.left_out[:MAX_LISTED]
+            )
+            more = len(self.left_out) - MAX_LISTED
+            out.append(
+                f"{len(self.left_out)} design point(s) have no completed trial and are left out "
+                f"(`ablate sweep` again retries them): {listed}"
+                + (f"; and {more} more (trials.csv lists every error)." if more > 0 else ".")
+            )
+        if self.requeued:
+            out.append(
+                f"{self.requeued} trial(s) were requeued (a dead driver's, run again as new "
+                "trials): not counted as failed."
+            )
+        return out
+
+
+def failures(df: Any) -> Failures:
+    """Count the failed trials of a study table: per design point (`mixture`, which names the
+    seed), requeued trials apart."""
+    if "mixture" not in df or not (df["state"] == "FAIL").any():
+        return Failures()
+    failed = failed_trials(df)
     done = set(df.loc[df["state"] == "COMPLETE", "mixture"])
     left = failed[~failed["mixture"].isin(done)]
-    return int(left["mixture"].nunique()), len(failed) - len(left)
+    errors = left.get("error")
+    listed = []
+    for name, part in left.groupby("mixture", sort=False):
+        first = "" if errors is None else str(next(iter(errors[part.index].dropna()), ""))
+        listed.append((str(name), len(part), first.splitlines()[0][:200] if first else ""))
+    return Failures(
+        trials=len(failed),
+        points=int(failed["mixture"].nunique()),
+        left_out=tuple(listed),
+        rerun=len(failed) - len(left),
+        requeued=int((df["state"] == "FAIL").sum()) - len(failed),
+    )

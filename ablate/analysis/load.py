@@ -28,6 +28,11 @@ from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
 from ablate.study import STUDY_SETTINGS_ID, TRIAL_SETTINGS_ID, open_study
 
+#: Columns of `load`'s table that describe a trial rather than measure it.
+NOT_METRICS = frozenset(
+    ("trial", "state", "mixture", "error", "volume", "balance", "seed", "model", "settings",
+     "requeued", "seconds", "duration", "gpus", "gpu_seconds", "judge")
+)  # fmt: skip
 #: The user attributes every ablate trial carries (see ablate.study.codec).
 REQUIRED_ATTRS = ("proportions", "volume", "seed")
 
@@ -297,7 +302,7 @@ def completed(df: Any, metric: str = "value") -> Any:
         known = sorted(
             c
             for c in done.columns
-            if c not in ("trial", "state", "mixture", "error") and not c.startswith("p/")
+            if c not in NOT_METRICS and not c.startswith("p/") and done[c].notna().any()
         )
         raise UserError(
             f"metric `{metric}` is not recorded by any completed trial of study `{study}`; "

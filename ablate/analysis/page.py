@@ -55,13 +55,15 @@ def render_page(
 ) -> str:
     """The whole page, section by section."""
     parts = _verdict(job, metric, findings)
+    of = f" ({findings.group})" if findings.group else ""
     if rec is not None and rec.proposals:
-        parts += _proposals(job, metric, rec.proposals)
+        parts += _proposals(job, metric, rec.proposals, of)
+    if rec is not None:
         parts.append(f"<p><b>{_e(rec.statement(metric))}</b></p>")
     if surrogates is not None:
-        parts += _surrogates(surrogates)
+        parts += _surrogates(surrogates, of)
     parts += [f"<p><i>{_e(n)}</i></p>" for n in notes]
-    parts += _plots(plots)
+    parts += _plots(plots, of)
     parts += _cells_and_mixtures(df, findings)
     parts.append("<p>Every trial: <a href='trials.csv'>trials.csv</a>.</p></body></html>")
     return "\n".join(parts)
@@ -88,21 +90,24 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _verdict(job: JobSpec, metric: str, f: Findings) -> list[str]:
     """The head, the verdict, the findings and how the intervals were computed."""
     status = f.verdict
+    who = f"{_e(f.group[:1].upper() + f.group[1:])}: " if f.group else ""
     return [
         f"<!doctype html><html><head><meta charset='utf-8'><title>ablate report: {_e(job.study)}"
         f"</title><style>{CSS}</style></head><body>",
         f"<h1>Study <code>{_e(job.study)}</code>: is less more?</h1>",
-        f"<div class='verdict {status.replace(' ', '-')}'><b>&ldquo;Less is more&rdquo; "
+        *(f"<p><b>{_e(line)}</b></p>" for line in f.scope),
+        f"<div class='verdict {status.replace(' ', '-')}'><b>{who}&ldquo;Less is more&rdquo; "
         f"{_e(status)}</b> over all balance levels (family-wise error {f.alpha:.0%}): "
         f"{_e(f.overall.reason)}.</div>",
-        f"<p>{f.n_complete} completed trials, {f.n_failed} failed; objective <code>{_e(metric)}</code> "
-        f"({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>.</p>",
+        f"<p>{f.n_complete} completed trials; {_e(f.failures.summary())}; objective "
+        f"<code>{_e(metric)}</code> ({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>."
+        "</p>",
         "<h2>Findings</h2><ul>",
         *(f"<li>{_e(s)}</li>" for s in f.statements()[1:] if s != f.method),
         "</ul>",
         *_comparisons(f),
-        f"<p><small>{_e(f.method)} The cell table's intervals are per-cell bootstraps, the "
-        "plots' error bars: they do not decide the verdict.</small></p>",
+        f"<p><small>{_e(f.method)} The cell table's intervals are the plots' error bars, one "
+        "cell at a time: they do not decide the verdict.</small></p>",
     ]
 
 
@@ -116,7 +121,7 @@ def _comparisons(f: Findings) -> list[str]:
             _num(c.effect),
             _num(c.low),
             _num(c.high),
-            _e(r.status),
+            _e(c.outcome),
         ]
         for r in [f.overall, *f.per_level]
         for c in r.comparisons
@@ -131,12 +136,12 @@ def _comparisons(f: Findings) -> list[str]:
         "difference (+: smaller better)",
         f"simultaneous {level} lower bound",
         f"{level} upper bound",
-        "verdict",
+        "this comparison",
     ]
     return ["<h2>Each smaller volume against the largest</h2>", _table(header, rows)]
 
 
-def _proposals(job: JobSpec, metric: str, proposals: list[Proposal]) -> list[str]:
+def _proposals(job: JobSpec, metric: str, proposals: list[Proposal], of: str) -> list[str]:
     """The proposed mixtures with their predicted score, and the command that runs them."""
     types = list(proposals[0].proportions)
     rows = [
@@ -150,9 +155,12 @@ def _proposals(job: JobSpec, metric: str, proposals: list[Proposal]) -> list[str
         ]
         for i, p in enumerate(proposals, 1)
     ]
-    header = ["#", *types, "volume", f"predicted {metric}", "95% bootstrap", "L1 to nearest tried"]
+    header = [
+        "#", *types, "volume", f"predicted {metric}", "95% bootstrap",
+        "L1 to nearest tried shares (volume not counted)",
+    ]  # fmt: skip
     return [
-        "<h2>Proposed mixtures</h2>",
+        f"<h2>Proposed mixtures{_e(of)}</h2>",
         _table(header, rows),
         f"<p>By the <code>{_e(proposals[0].model)}</code> surrogate. Run them: "
         f"<code>ablate propose {_e(job.source or 'JOB.yaml')} -n {len(proposals)}</code> "
@@ -160,7 +168,7 @@ def _proposals(job: JobSpec, metric: str, proposals: list[Proposal]) -> list[str
     ]
 
 
-def _surrogates(surrogates: Surrogates) -> list[str]:
+def _surrogates(surrogates: Surrogates, of: str) -> list[str]:
     """Each surrogate's held-out quality, the best marked."""
     rows = [
         [
@@ -182,20 +190,22 @@ def _surrogates(surrogates: Surrogates) -> list[str]:
         "folds",
     ]
     return [
-        "<h2>Surrogates (held-out, grouped 5-fold cross-validation)</h2>",
+        f"<h2>Surrogates{_e(of)} (held-out, grouped 5-fold cross-validation)</h2>",
         _table(header, rows),
         "<p>The best proposes: the lowest held-out regret of the top pick (the best held-out "
         "mixture's score less that of the one the model ranked first), then Spearman.</p>",
     ]
 
 
-def _plots(plots: dict[str, Path]) -> list[str]:
-    """Every plot, embedded as a base64 PNG under its title."""
+def _plots(plots: dict[str, Path], of: str) -> list[str]:
+    """Every plot, embedded as a base64 PNG under its title (the main group's named by `of`)."""
     parts = ["<h2>Plots</h2>"]
     for name, path in plots.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
+        mine = name in TITLES and name not in ("rank_transfer", "ladder")
+        title = TITLES.get(name, name) + (of if mine else "")
         parts.append(
-            f"<h3>{_e(TITLES.get(name, name))}</h3><img alt='{_e(name)}' src='data:image/png;base64,{data}'>"
+            f"<h3>{_e(title)}</h3><img alt='{_e(name)}' src='data:image/png;base64,{data}'>"
         )
     return parts
 
@@ -215,7 +225,7 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
         for r in cells.itertuples()
     ]
     parts = [
-        "<h2>Cells: mean over seeds and 95% bootstrap interval (the plots' error bars)</h2>",
+        f"<h2>Cells: mean over seeds and {_e(f.cells.describe())} (the plots' error bars)</h2>",
         _table(["volume", "balance", "seeds", "mean", "low", "high"], cell_rows[:MAX_CELLS]),
     ]
     if len(cells) > MAX_CELLS:
@@ -227,11 +237,12 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
             f"{r.volume:,.0f}",
             _num(r.balance, 2),
             str(int(r.seeds)),
+            str(int(r.failed)),
             _num(r.mean),
             _num(r.low),
             _num(r.high),
         ]
         for i, r in zip(table.index, table.itertuples(index=False), strict=True)
     ]
-    header = ["mixture", "volume", "balance", "seeds", "mean", "min", "max"]
+    header = ["mixture", "volume", "balance", "seeds", "failed", "mean", "min", "max"]
     return [*parts, "<h2>Mixtures</h2>", _table(header, mixture_rows)]

@@ -10,7 +10,14 @@ import dataclasses
 from pathlib import Path
 
 from ablate.analysis.load import load
-from ablate.analysis.power import POWER, DesignSize, minimal_effect, seeds_needed
+from ablate.analysis.power import (
+    GUARD_NOTE,
+    GUARDED_SEEDS,
+    POWER,
+    DesignSize,
+    minimal_effect,
+    seeds_needed,
+)
 from ablate.analysis.verdict import study_design
 from ablate.config import JobSpec
 from ablate.errors import UserError
@@ -70,6 +77,7 @@ def plan_text(
     lines = [f"Seed noise: {where}.", f"Design: {size.describe()}."]
     test = f"{POWER:.0%} power, family-wise error {alpha:.0%}"
     mde = minimal_effect(size, sd, alpha)
+    n_used = size.seeds if mde is not None else GUARDED_SEEDS + 1
     if mde is None:
         lines.append(
             'The current design cannot test "less is more": it needs 2 or more volumes '
@@ -91,4 +99,7 @@ def plan_text(
                 f"To detect {effect:.4g} ({effect / sd:.2f} seed SDs; {test}) it needs {n} seeds "
                 f"per mixture: {bigger.describe()} (`design.seeds: {list(range(n))}`)."
             )
+            n_used = min(n_used, n)
+    if n_used <= GUARDED_SEEDS:
+        lines.append(f"Note: {GUARD_NOTE}.")
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """Plots of a study (matplotlib, PNG): each function takes the trials table and a file to write.
 
-Error bars are 95% bootstrap intervals over seed replicates (`stats.cell_stats`), one cell at a
-time; a mixture run with one seed gets no bar, and the axis title says so. Nothing here invents
-an interval. The verdicts are not read off these bars: they come from the calibrated tests of
+Error bars are 95% t intervals of each cell's mean with the seed SD pooled over the cells
+(`stats.cell_stats`), the subtitle says so; a study where no mixture has two seeds gets no bar,
+and the axis title says so. Nothing here invents an interval. In a study of several models the
+titles name the model plotted (`df.attrs["group"]`). The verdicts are not read off these bars: they come from the calibrated tests of
 `ablate.analysis.verdict` (seed noise pooled over all cells, simultaneous bounds), so two
 overlapping bars may still differ beyond seed noise, and two apart may not.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from ablate.analysis.load import completed, task_types
 from ablate.analysis.stats import Cells, add_levels, cell_stats
-from ablate.analysis.tables import mixture_keys
+from ablate.analysis.tables import mixture_means
 
 DPI = 110
 
@@ -33,7 +34,8 @@ def load_pyplot() -> Any:
 def _save(fig: Any, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # (a constrained layout lays itself out)
+        fig.tight_layout()
     fig.savefig(out)
     load_pyplot().close(fig)
     return out
@@ -45,6 +47,12 @@ def _label(df: Any, metric: str, label: str | None) -> str:
     return str(df.attrs.get("metric", "score")) if metric == "value" else metric
 
 
+def _titled(df: Any, title: str) -> str:
+    """`title`, naming the model (or settings) plotted in a study of several."""
+    group = df.attrs.get("group")
+    return f"{title} ({group})" if group else title
+
+
 def _direction_word(df: Any) -> str:
     return "lower is better" if df.attrs.get("direction") == "minimize" else "higher is better"
 
@@ -53,9 +61,8 @@ def _curves(ax: Any, cells: Cells, replicated: bool) -> None:
     t = cells.table.reset_index()
     for b, part in t.groupby("bal_level"):
         part = part.sort_values("vol_level")
-        has = part["n"] >= 2
         yerr = np.vstack([part["mean"] - part["low"], part["high"] - part["mean"]])
-        yerr = np.where(has.to_numpy(), yerr, 0.0)
+        yerr = np.nan_to_num(yerr, nan=0.0)
         ax.errorbar(
             part["vol_level"],
             part["mean"],
@@ -86,23 +93,22 @@ def plot_volume_balance(
     label: str | None = None,
     cells: Cells | None = None,
 ) -> Path:
-    """Score against volume (log axis), one line per balance level, 95% bootstrap bars over seeds."""
+    """Score against volume (log axis), one line per balance level, 95% t interval bars."""
     plt = load_pyplot()
     cells = cells or cell_stats(df, metric)
-    replicated = bool((cells.table["n"] >= 2).any())
+    replicated = cells.df >= 1
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
     _curves(ax, cells, replicated)
     name = _label(df, metric, label)
-    n = cells.table["n"]
     bars = (
-        f"mean over seeds; bars: 95% bootstrap per cell ({int(n.min())}-{int(n.max())} seeds), "
-        "not the verdict's test"
+        f"bars: {cells.describe()}"
         if replicated
         else "one seed per mixture: no interval can be drawn"
     )
     ax.set_xlabel("training volume (rows, log scale)")
     ax.set_ylabel(f"{name} ({_direction_word(df)})")
-    ax.set_title(f"{name} against volume per balance level\n{bars}", fontsize=10)
+    title = _titled(df, f"{name} against volume per balance level")
+    ax.set_title(f"{title}\n{bars}", fontsize=9)
     ax.legend(title="balance (norm. entropy)", fontsize=8)
     return _save(fig, out)
 
@@ -140,7 +146,7 @@ def plot_heatmap(
     name = _label(df, metric, label)
     ax.set_xlabel("training volume (rows)")
     ax.set_ylabel("balance (normalised entropy)")
-    ax.set_title(f"mean {name} over seeds, volume x balance", fontsize=10)
+    ax.set_title(_titled(df, f"mean {name} over seeds, volume x balance"), fontsize=10)
     fig.colorbar(im, ax=ax, label=name)
     return _save(fig, out)
 
@@ -169,8 +175,8 @@ def plot_domains(df: Any, out: Path, prefix: str = "accuracy/") -> Path | None:
     )
     replicated = False
     for ax, m in zip(axes.flat, metrics, strict=False):
-        cells = cell_stats(df, m, n_boot=400)
-        replicated = bool((cells.table["n"] >= 2).any())
+        cells = cell_stats(df, m)
+        replicated = cells.df >= 1
         _curves(ax, cells, replicated)
         ax.set_title(m[len(prefix) :], fontsize=9)
     for ax in axes.flat[len(metrics) :]:
@@ -181,26 +187,14 @@ def plot_domains(df: Any, out: Path, prefix: str = "accuracy/") -> Path | None:
         ax.set_ylabel(prefix.rstrip("/"))
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="balance", loc="upper right", fontsize=7, title_fontsize=7)
-    bars = "bars: 95% bootstrap interval over seeds" if replicated else "one seed: no intervals"
-    fig.suptitle(f"per-domain {prefix.rstrip('/')} against volume ({bars})", fontsize=10)
+    bars = (
+        "bars: 95% t interval per cell, seed SD pooled over cells"
+        if replicated
+        else "one seed: no intervals"
+    )
+    title = _titled(df, f"per-domain {prefix.rstrip('/')} against volume")
+    fig.suptitle(f"{title}\n{bars}", fontsize=10)
     return _save(fig, out)
-
-
-def mixture_means(df: Any, metric: str = "value") -> Any:
-    """One row per mixture: volume, balance, shares, mean score, GPU-hours and trial-hours."""
-    done = completed(df, metric)
-    cols = [f"p/{t}" for t in task_types(done)]
-    done = done.assign(mix=mixture_keys(done))
-    agg: dict[str, Any] = {"volume": ("volume", "first"), "balance": ("balance", "first")}
-    agg.update({c: (c, "first") for c in cols})
-    agg["score"] = (metric, "mean")
-    agg["seeds"] = (metric, "count")
-    groups = done.groupby("mix")
-    out = groups.agg(**agg)
-    # hours: NaN (unknown) when no trial of the mixture recorded its seconds
-    out["hours"] = groups["seconds"].sum(min_count=1) / 3600
-    out["gpu_hours"] = groups["gpu_seconds"].sum(min_count=1) / 3600
-    return out
 
 
 def pareto_front(cost: Any, score: Any, maximize: bool = True) -> np.ndarray:
@@ -248,7 +242,8 @@ def plot_pareto(df: Any, out: Path, metric: str = "value", label: str | None = N
         ax.legend(fontsize=8, loc="lower right" if maximize else "upper right")
     fig.colorbar(sc, ax=axes[0, -1], label="balance")
     fig.suptitle(
-        f"{name} against cost: mixtures on the front are not beaten by a cheaper one", fontsize=10
+        _titled(df, f"{name} against cost: mixtures on the front are not beaten by a cheaper one"),
+        fontsize=10,
     )
     return _save(fig, out)
 
@@ -268,7 +263,8 @@ def plot_simplex(
     if len(types) == 2:
         fig = _share_scatter(plt, mix, p, types, name)
     elif len(types) == 3:
-        fig = _ternary(plt, mix, p, types, name, cmap)
+        title = _titled(df, f"{name} over the simplex of proportions")
+        fig = _ternary(plt, mix, p, types, name, cmap, title)
     else:
         fig = _parallel_coordinates(plt, mix, p, types, name, cmap)
     return _save(fig, out)
@@ -286,31 +282,55 @@ def _share_scatter(plt: Any, mix: Any, p: np.ndarray, types: list[str], name: st
     return fig
 
 
-def _ternary(plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str) -> Any:
-    """3 task types: the simplex as a triangle, a marker per mixture (size: volume)."""
-    # barycentric -> plane: corners (0,0), (1,0), (1/2, sqrt(3)/2)
-    x = p[:, 1] + 0.5 * p[:, 2]
-    y = (np.sqrt(3) / 2) * p[:, 2]
-    fig, ax = plt.subplots(figsize=(6.0, 5.4), dpi=DPI)
+def _triangle(ax: Any, types: list[str]) -> None:
+    """The simplex's outline with its corners named."""
     corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
     ax.plot(corners[:, 0], corners[:, 1], color="0.4", lw=1)
     for (cx, cy), t, ha in zip(corners[:3], types, ("right", "left", "center"), strict=True):
         ax.annotate(
-            t,
-            (cx, cy),
-            xytext=(0, -12 if cy == 0 else 6),
-            textcoords="offset points",
-            ha=ha,
+            t, (cx, cy), xytext=(0, -12 if cy == 0 else 6), textcoords="offset points", ha=ha,
             fontsize=9,
-        )
-    size = 15 + 60 * (
-        np.log(mix["volume"].astype(float)) - np.log(mix["volume"].min()) + 0.0
-    ) / max(1e-9, np.log(mix["volume"].max()) - np.log(mix["volume"].min()))
-    sc = ax.scatter(x, y, c=mix["score"], s=size, cmap=cmap, edgecolors="k", linewidths=0.3)
-    fig.colorbar(sc, ax=ax, label=f"mean {name} over seeds")
+        )  # fmt: skip
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"{name} over the simplex of proportions (marker size: volume)", fontsize=10)
+
+
+def _ternary(
+    plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str, title: str
+) -> Any:
+    """3 task types: the simplex as a triangle, a marker per mixture, one panel per volume level
+    (a mixture tried at several volumes sits at one point: drawn in one panel, the largest
+    volume's marker would hide the rest), one colour scale, each panel's best ringed in red."""
+    # barycentric -> plane: corners (0,0), (1,0), (1/2, sqrt(3)/2)
+    x = p[:, 1] + 0.5 * p[:, 2]
+    y = (np.sqrt(3) / 2) * p[:, 2]
+    score = mix["score"].to_numpy(float)
+    better = -score if cmap.endswith("_r") else score
+    levels = add_levels(mix)["vol_level"].to_numpy(float)
+    binned = mix["volume"].nunique() > len(np.unique(levels))
+    vols = np.unique(levels)
+    ncol = 2 if len(vols) in (2, 4) else min(3, len(vols))
+    nrow = -(-len(vols) // ncol)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.9 * ncol + 1.2, 3.6 * nrow + 0.6), dpi=DPI, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for ax, v in zip(axes.flat, vols, strict=False):
+        _triangle(ax, types)
+        on = np.flatnonzero(levels == v)
+        on = on[np.argsort(better[on])]  # the best drawn last, on top
+        sc = ax.scatter(
+            x[on], y[on], c=score[on], s=36, cmap=cmap, vmin=score.min(), vmax=score.max(),
+            edgecolors="k", linewidths=0.3,
+        )  # fmt: skip
+        ax.scatter(x[on[-1]], y[on[-1]], s=110, facecolors="none", edgecolors="r", lw=1.2)
+        ax.set_title(
+            f"{'about ' if binned else ''}{v:,.0f} rows: best {score[on[-1]]:.3f}", fontsize=9
+        )
+    for ax in axes.flat[len(vols) :]:
+        ax.set_visible(False)
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"mean {name} over seeds", shrink=0.8)
+    fig.suptitle(f"{title}\none panel per volume, the best of each ringed", fontsize=10)
     return fig
 
 
@@ -364,7 +384,7 @@ def plot_history(df: Any, out: Path, metric: str = "value", label: str | None = 
     name = _label(df, metric, label)
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"{name} ({_direction_word(df)})")
-    ax.set_title(f"optimisation history: {len(done)} completed trials", fontsize=10)
+    ax.set_title(_titled(df, f"optimisation history: {len(done)} completed trials"), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)

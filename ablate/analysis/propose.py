@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ablate.analysis.load import as_job, load
-from ablate.analysis.recommend import recommend
+from ablate.analysis.recommend import check_volume, recommend
 from ablate.analysis.surrogate_registry import SURROGATES
 from ablate.analysis.surrogates import Proposal, fit_surrogates
 from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.errors import UserError
-from ablate.mixture import Mixture
+from ablate.mixture import Mixture, validate
 from ablate.plan import job_task_types
+from ablate.pool import open_pool
 from ablate.search import cube_params
 from ablate.study import driver_lock, enqueue_design, open_study
 
@@ -53,6 +54,7 @@ def propose_and_enqueue(
     skipping design points already in the study, and on a search study with the sampler's
     coordinates of each mixture, so the sampler learns the parameters the trial trains on."""
     job = as_job(job)
+    check_volume(volume)
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     if model is not None:
@@ -63,6 +65,7 @@ def propose_and_enqueue(
     name = model or sur.best
     rec = recommend(sur, volume, n=n, name=name)
     proposals, statement = rec.proposals, rec.statement(job.objective.metric)
+    _check_supply(job, proposals, volume)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
     if dry_run:
         return Enqueued(proposals, 0, name, sur.cv[name].spearman, statement)
@@ -76,6 +79,23 @@ def propose_and_enqueue(
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
     return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
+
+
+def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None) -> None:
+    """Refuse proposals the job's pool cannot supply before anything is enqueued (a sweep would
+    fail each of their trials), naming --volume when it was given."""
+    if job.objective.kind != "train" or job.pool_dir is None:
+        return
+    manifest = open_pool(job.pool_dir).manifest
+    asked = "" if volume is None else f" --volume {volume:g}"
+    for i, p in enumerate(proposals, 1):
+        mix = Mixture(
+            name=f"proposal-{i}",
+            volume=round(p.volume) if p.volume >= 1 else p.volume,
+            proportions=p.proportions,
+            taxonomy=job.taxonomy,
+        )
+        validate(mix, manifest, source=f"ablate propose{asked} (proposal {i}; nothing enqueued)")
 
 
 def _mixtures(

@@ -24,7 +24,7 @@ from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
-from ablate.analysis.recommend import Recommendation, recommend
+from ablate.analysis.recommend import Recommendation, check_volume, recommend
 from ablate.analysis.stats import Cells
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.bench.judge import is_judged_metric
@@ -71,15 +71,18 @@ def write_report(
     log_to_mlflow: bool = True,
     parallel: bool | None = None,
     alpha: float = 0.05,
+    direction: str | None = None,
 ) -> Report:
     """Load the study, test (family-wise error `alpha`), fit, plot and write `out/report.html`,
     `out/trials.csv`, PNGs. `parallel` (default: where the OS can fork): the surrogates (scikit-
     learn import, cross-validation, bootstrap proposals) and half the plots run in forked
     processes while this one draws the rest; when the files must go through MLflow (a tracking
     server, remote artifacts), another one imports it and finds the sweep's run from the start.
-    The output is the same either way."""
+    The output is the same either way. `direction` (maximize | minimize) of `metric`: see
+    `metric_direction`."""
     start = time.perf_counter()
     job = as_job(job)
+    check_volume(volume)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fork = can_fork() if parallel is None else parallel and can_fork()
@@ -87,23 +90,27 @@ def write_report(
     try:
         mlflow_log = _MlflowLog(job, fork, children) if log_to_mlflow else None
         df = load(job)
+        df.attrs["direction"], turned = metric_direction(job, metric, direction)
         column = "value" if metric in (None, job.objective.metric) else metric
         label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"
         df.to_csv(csv, index=False)
         # models, or settings recorded as a factor: never seed replicates of each other
         shown, part = main_group(groups := split_groups(df))
+        for name, group in groups if len(groups) > 1 else ():
+            group.attrs["group"] = name  # named in the verdict and the plots' titles
         fitter = Child(_fit_worker, part, column, volume, n_propose) if fork else None
         if fitter is not None:
             children.append(fitter)
         findings = analyse(part, column, alpha=alpha)
+        findings.scope = group_scope(df, groups, shown)
         plots = _draw(part, out, column, label, findings.cells, children if fork else None)
         surrogates, rec, note = (
             fitter.result() if fitter is not None else _fit(part, column, volume, n_propose)
         )
         proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
-        notes += judged + group_notes(df, groups, shown, column, alpha)
+        notes += turned + judged + group_notes(df, groups, shown, column, alpha)
         if transfer := plot_transfer(df, out / "rank_transfer.png", column, label):
             plots["rank_transfer"] = transfer
         plots.update(group_curves(groups, shown, out, column, label))
@@ -137,21 +144,35 @@ def write_report(
 def group_notes(
     df: Any, groups: list[tuple[str, Any]], shown: str, metric: str, alpha: float
 ) -> list[str]:
-    """What the page says of a study across models or settings: which group the verdict and
-    plots show, every other group's own verdict, and the rank transfer between models."""
+    """What the page says of a study across models or settings below the proposals: every
+    other group's own verdict (its headline names it), and the rank transfer between models."""
     if len(groups) < 2:
         return []
-    notes = [f"This study has {len(groups)} groups of trials that are not seed replicates of "
-             f"each other; the verdict, cells and plots are of {shown}."]  # fmt: skip
+    notes = []
     for name, part in groups:
         if name == shown:
             continue
         try:
-            notes.append(f"{name}: {analyse(part, metric, alpha=alpha).headline()}")
+            notes.append(analyse(part, metric, alpha=alpha).headline())
         except UserError as err:
             notes.append(f"{name}: {err}")
     notes += [t.describe() for t in rank_transfer(df, metric)]
     return notes
+
+
+def group_scope(df: Any, groups: list[tuple[str, Any]], shown: str) -> list[str]:
+    """The first thing the page says of a study across models or settings: how many, and which
+    one the verdict, plots, proposals and surrogates are of."""
+    if len(groups) < 2:
+        return []
+    models = df["model"].nunique() if "model" in df else 0
+    what = f"{models} models" if models == len(groups) else f"{len(groups)} groups of trials"
+    names = "; ".join(name for name, _ in groups)
+    return [
+        f"This study has {what} ({names}), never pooled as seed replicates of each other: the "
+        f"verdict, plots, proposals and surrogates are of {shown}; every other's verdict and "
+        "score against volume follow the surrogates."
+    ]
 
 
 def group_curves(
@@ -170,6 +191,27 @@ def group_curves(
         if "volume_balance" in drawn:
             curves[f"{TITLES['volume_balance']}: {name}"] = drawn["volume_balance"]
     return curves
+
+
+def metric_direction(
+    job: JobSpec, metric: str | None, direction: str | None
+) -> tuple[str, list[str]]:
+    """Which way `metric` is better, and a note when that is not the job's objective direction:
+    `direction` when given; the job's for its own objective metric; lower for a loss (a name
+    containing `loss`: bench_loss, heldout_loss/<label>, train_loss); else higher."""
+    if direction not in (None, "maximize", "minimize"):
+        raise UserError(f"--direction must be maximize or minimize, got {direction!r}")
+    if direction is None:
+        if metric in (None, job.objective.metric):
+            return job.objective.direction, []
+        direction = "minimize" if "loss" in metric.lower() else "maximize"
+    if direction == job.objective.direction:
+        return direction, []
+    better = "lower" if direction == "minimize" else "higher"
+    other = "maximize" if direction == "minimize" else "minimize"
+    return direction, [
+        f"`{metric}` is analysed with {better} values better (--direction {other} to turn it)."
+    ]
 
 
 def _judged(df: Any, metric: str) -> tuple[str, list[str]]:
@@ -276,10 +318,12 @@ def _mlflow_worker(conn: Any, job: JobSpec) -> str | None:
 
 def summary_text(report: Report) -> str:
     """What `ablate report` prints: the verdict, the findings, the surrogates, the files."""
-    lines = list(report.findings.statements())
+    f = report.findings
+    of = f" of {f.group}" if f.group else ""
+    lines = [*f.scope, *f.statements()]
     if report.surrogates is not None:
         lines.append(
-            "Surrogates, held-out Spearman and regret of the top pick by grouped "
+            f"Surrogates{of}, held-out Spearman and regret of the top pick by grouped "
             "cross-validation (the best: the lowest regret):"
         )
         for cv in report.surrogates.cv.values():
@@ -290,9 +334,9 @@ def summary_text(report: Report) -> str:
                 f"{cv.folds} folds{best}"
             )
     for i, p in enumerate(report.proposals, 1):
-        lines.append(f"Proposal {i}: {p.describe(report.findings.metric)}")
+        lines.append(f"Proposal {i}{of}: {p.describe(f.metric)}")
     if report.recommendation is not None:
-        lines.append(report.recommendation.statement(report.findings.metric))
+        lines.append(report.recommendation.statement(f.metric))
     lines += report.notes
     lines.append(
         f"wrote {report.html}, {report.csv} and {len(report.plots)} plots in {report.seconds:.1f} s"

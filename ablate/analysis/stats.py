@@ -1,14 +1,20 @@
-"""Seed-replicate statistics for plots and tables: cells, levels, bootstrap intervals.
+"""Seed-replicate statistics for plots and tables: cells, levels, intervals of cell means.
 
-Bootstrap: within each cell (one volume level x one balance level), the seed replicates are
-resampled with replacement. Residuals about the cell mean are inflated by sqrt(n / (n - 1)), so
-the bootstrap variance of a cell mean equals the textbook s^2 / n (an uncorrected bootstrap of
-two seeds would report half of it). A cell with one seed has no interval: the text says so and
-the plots draw no bar, rather than a made-up one.
+A cell (one volume level x one balance level) gets the 95% t interval of its mean with the seed
+noise pooled over all cells, as the verdict pools it (`ablate.analysis.contrasts`):
+
+    mean +- t(0.975, df) * s / sqrt(n),   s^2 = sum of squares about the cell means / df,
+    df = completed trials - cells
+
+With normal seed noise of the same SD in every cell this covers the true mean in 95% of studies
+whatever n (a 3 x 3 grid with 2 seeds: 9 df), where a bootstrap of each cell's own 2 seeds
+covers about 62% (it is mean +- one seed SD). A cell with one seed gets an interval too, from
+the pooled SD; a study where no mixture has two seeds gets none (the text says so and the plots
+draw no bar, rather than a made-up one).
 
 These intervals are the plots' error bars, one cell at a time. The verdicts ("less is more", the
-balance effect) come from calibrated tests with the seed noise pooled over all cells
-(`ablate.analysis.verdict`), not from these.
+balance effect) come from calibrated tests with simultaneous bounds (`ablate.analysis.verdict`),
+not from these.
 """
 
 from __future__ import annotations
@@ -19,39 +25,28 @@ from typing import Any
 
 import numpy as np
 
+from ablate.analysis.contrasts import CellMeans, noise
 from ablate.analysis.load import completed
 
-#: Bootstrap replicates; 2000 puts the 2.5% / 97.5% percentiles within ~0.1 SD of their limit.
-N_BOOT = 2000
 #: More distinct values than this and a search study's volumes / balances are binned into levels.
 MAX_VOLUME_LEVELS = 12
 MAX_BALANCE_LEVELS = 8
+#: The level of the cells' intervals.
+LEVEL = 0.95
 
 
-def bootstrap_mean_ci(
-    values: Any, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
-) -> tuple[float, float] | None:
-    """95% percentile-bootstrap interval of the mean of seed replicates; None with one value."""
-    y = np.asarray(values, dtype=float)
-    if y.size < 2:
-        return None
-    boot = _boot_means(y, n_boot, np.random.default_rng(seed))
-    return _percentiles(boot, level)
+def t_interval(
+    mean: Any, n: Any, sd: float, df: int, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """mean -+ t(level, df) * sd / sqrt(n) for means of n seeds each, sd a pooled seed SD with
+    `df` degrees of freedom (NaN when df is 0: the noise is unknown)."""
+    from scipy.stats import t
 
-
-def _boot_means(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    n = y.size
-    if n < 2:
-        return np.full(n_boot, y.mean() if n else np.nan)
-    resid = (y - y.mean()) * math.sqrt(n / (n - 1))
-    idx = rng.integers(0, n, size=(n_boot, n))
-    return np.asarray(y.mean() + resid[idx].mean(axis=1))
-
-
-def _percentiles(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    tail = 50 * (1 - level)
-    lo, hi = np.percentile(boot, [tail, 100 - tail])
-    return float(lo), float(hi)
+    mean, n = np.asarray(mean, dtype=float), np.asarray(n, dtype=float)
+    if df < 1 or not math.isfinite(sd):
+        return np.full_like(mean, math.nan), np.full_like(mean, math.nan)
+    half = float(t.ppf(0.5 + level / 2, df)) * sd / np.sqrt(n)
+    return mean - half, mean + half
 
 
 def add_levels(done: Any) -> Any:
@@ -83,24 +78,32 @@ def add_levels(done: Any) -> Any:
 
 @dataclass
 class Cells:
-    """Mean and bootstrap replicates of the mean per (volume level, balance level)."""
+    """Mean and 95% t interval (pooled seed SD) per (volume level, balance level)."""
 
     table: Any
-    """DataFrame indexed by (vol_level, bal_level): n, mean, sd, low, high (NaN with one seed)."""
-    boot: np.ndarray
-    """Shape (cells, n_boot): bootstrap means, rows in the order of `table`."""
+    """DataFrame indexed by (vol_level, bal_level): n, mean, sd (the cell's own, NaN with one
+    seed), low, high (NaN when no mixture has two seeds)."""
     sign: float
     """+1 when higher is better, -1 when lower is."""
+    sd: float = math.nan
+    """The seed SD pooled over the cells (NaN: no cell has two seeds)."""
+    df: int = 0
+    """Its degrees of freedom (completed trials - cells)."""
+
+    def describe(self) -> str:
+        """How the intervals were computed, for a plot's subtitle or a table's header."""
+        n = self.table["n"]
+        seeds = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
+        if self.df < 1:
+            return f"{seeds} seed(s) per cell: no interval (seed noise unknown)"
+        return (
+            f"{LEVEL:.0%} t interval per cell (pooled seed SD {self.sd:.3g}, {self.df} df; "
+            f"{seeds} seeds per cell)"
+        )
 
 
-def cell_stats(
-    df: Any,
-    metric: str = "value",
-    direction: str | None = None,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-) -> Cells:
-    """Per cell: seeds, mean, SD and the 95% bootstrap interval of the mean over seeds."""
+def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> Cells:
+    """Per cell: seeds, mean, SD and the 95% t interval of the mean (pooled seed SD)."""
     import pandas as pd
 
     direction = direction or df.attrs.get("direction", "maximize")
@@ -108,23 +111,14 @@ def cell_stats(
     # levels from every trial, failed ones included, as the verdict takes them
     levels = add_levels(df[df["volume"].notna() & df["balance"].notna()])
     done = levels[levels.index.isin(done.index)]
-    rng = np.random.default_rng(seed)
-    rows, boots = [], []
-    for (v, b), part in done.groupby(["vol_level", "bal_level"], sort=True):
-        y = part[metric].to_numpy(dtype=float)
-        boot = _boot_means(y, n_boot, rng)
-        lo, hi = _percentiles(boot) if y.size >= 2 else (math.nan, math.nan)
-        rows.append(
-            {
-                "vol_level": v,
-                "bal_level": b,
-                "n": y.size,
-                "mean": y.mean(),
-                "sd": y.std(ddof=1) if y.size >= 2 else math.nan,
-                "low": lo,
-                "high": hi,
-            }
-        )
-        boots.append(boot)
-    table = pd.DataFrame(rows).set_index(["vol_level", "bal_level"])
-    return Cells(table, np.vstack(boots), -1.0 if direction == "minimize" else 1.0)
+    grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
+    table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
+    cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
+    pooled = noise(cells, check=0.0)  # one SD for all: the bars do not decide anything
+    table["low"], table["high"] = t_interval(
+        table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df
+    )
+    table = pd.DataFrame(table)
+    return Cells(
+        table, -1.0 if direction == "minimize" else 1.0, pooled.pooled_sd, pooled.pooled_df
+    )

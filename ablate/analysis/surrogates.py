@@ -175,14 +175,15 @@ class Proposal:
     high: float
     model: str
     distance: float = 0.0
-    """L1 distance of the shares to the nearest tried mixture (large: an extrapolation)."""
+    """L1 distance of the shares to the nearest tried mixture's, whatever its volume (large: an
+    extrapolation; a volume far outside the tried ones is one too, which this does not count)."""
 
     def describe(self, metric: str) -> str:
         shares = ", ".join(f"{t} {p:.3f}" for t, p in self.proportions.items())
         return (
             f"{{{shares}}} at {self.volume:,.0f} rows: predicted {metric} {self.predicted:.3f} "
             f"(95% bootstrap interval {self.low:.3f} to {self.high:.3f}, {self.model}; "
-            f"L1 distance {self.distance:.2f} to the nearest tried mixture)"
+            f"L1 distance {self.distance:.2f} to the nearest tried shares, volume not counted)"
         )
 
 

@@ -1,4 +1,5 @@
-"""One row per mixture (mean and range over seeds), and the mixture effect against seed noise."""
+"""One row per mixture (mean and range over seeds; means and cost for the plots), and the mixture
+effect against seed noise."""
 
 from __future__ import annotations
 
@@ -58,11 +59,25 @@ class MixtureEffect:
         )
 
 
+def failed_trials(df: Any) -> Any:
+    """The FAIL trials that count as failures: a requeued one (a dead driver's, run again as a
+    new trial) is not one."""
+    failed = df["state"] == "FAIL"
+    if "requeued" in df:
+        failed &= ~df["requeued"].fillna(False).astype(bool)
+    return df[failed]
+
+
 def mixture_table(df: Any, metric: str = "value") -> Any:
-    """Mean, range and count over seeds for each mixture (volume x proportions)."""
+    """Mean, range and count over seeds for each mixture (volume x proportions), and its failed
+    trials (`failed`; a mixture whose every trial failed has a row with 0 seeds)."""
+    import pandas as pd
+
     done = completed(df, metric)
-    key = mixture_keys(done)
-    grouped = done.assign(mix=key).groupby("mix")
+    failed = failed_trials(df)
+    failed = failed[failed["volume"].notna()]
+    key = mixture_keys(pd.concat([done, failed]))
+    grouped = done.assign(mix=key[done.index]).groupby("mix")
     table = grouped.agg(
         volume=("volume", "first"),
         balance=("balance", "first"),
@@ -71,10 +86,32 @@ def mixture_table(df: Any, metric: str = "value") -> Any:
         low=(metric, "min"),
         high=(metric, "max"),
     )
+    fails = failed.assign(mix=key[failed.index]).groupby("mix")
+    lost = fails.agg(volume=("volume", "first"), balance=("balance", "first"))
+    table = pd.concat([table, lost[~lost.index.isin(table.index)]])
+    table["seeds"] = table["seeds"].fillna(0).astype("int64")
+    table["failed"] = fails.size().reindex(table.index).fillna(0).astype("int64")
     table["range"] = table["high"] - table["low"]
     if (table["volume"] % 1 == 0).all():  # rows are whole numbers: print 250, not 250.0
         table["volume"] = table["volume"].astype("int64")
     return table.sort_values(["volume", "balance"])
+
+
+def mixture_means(df: Any, metric: str = "value") -> Any:
+    """One row per mixture: volume, balance, shares, mean score, GPU-hours and trial-hours."""
+    done = completed(df, metric)
+    cols = [f"p/{t}" for t in task_types(done)]
+    done = done.assign(mix=mixture_keys(done))
+    agg: dict[str, Any] = {"volume": ("volume", "first"), "balance": ("balance", "first")}
+    agg.update({c: (c, "first") for c in cols})
+    agg["score"] = (metric, "mean")
+    agg["seeds"] = (metric, "count")
+    groups = done.groupby("mix")
+    out = groups.agg(**agg)
+    # hours: NaN (unknown) when no trial of the mixture recorded its seconds
+    out["hours"] = groups["seconds"].sum(min_count=1) / 3600
+    out["gpu_hours"] = groups["gpu_seconds"].sum(min_count=1) / 3600
+    return out
 
 
 def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:

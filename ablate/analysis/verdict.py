@@ -37,12 +37,13 @@ import numpy as np
 
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Family, Noise, family, noise
 from ablate.analysis.stats import add_levels
+from ablate.analysis.words import gain, next_seeds, signed
+from ablate.analysis.words import vol as _vol
 
 Status = Literal["holds", "does not hold", "cannot be decided"]
 #: The family-wise error of each test unless the caller sets another.
 ALPHA = 0.05
 RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
-ADD_SEEDS = "add seeds to the design (`design.seeds: [0, 1, 2]`) and run `ablate sweep` again"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class Comparison:
     """Simultaneous one-sided lower bound (the family's Dunnett quantile)."""
     high: float
     """One-sided upper bound at 1 - alpha (the "does not hold" test)."""
+
+    @property
+    def outcome(self) -> str:
+        """This comparison's own answer: `smaller better` (its simultaneous lower bound above
+        0), `larger better` (its upper bound below 0) or `within noise`."""
+        if self.low > 0:
+            return "smaller better"
+        return "larger better" if self.high < 0 else "within noise"
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ class BalanceEffect:
     def describe(self, metric: str, sign: float = 1.0) -> str:
         level = f"{1 - self.alpha:.0%}"
         ci = (
-            f"simultaneous {level} interval {self.low:+.3f} to {self.high:+.3f} over "
+            f"simultaneous {level} interval {signed(self.low)} to {signed(self.high)} over "
             f"{self.tests} volume(s)"
             if self.low is not None and self.high is not None
             else "one seed: no interval can be drawn"
@@ -116,9 +125,9 @@ class BalanceEffect:
                 else ": within seed noise"
             )
         return (
-            f"At {_vol(self.volume)}, the most balanced mixture (balance {self.most:.2f}) scores "
-            f"{self.most_mean:.3f} {metric} and the least balanced ({self.least:.2f}) "
-            f"{self.least_mean:.3f}: a difference of {self.diff:+.3f} ({ci}){beyond}."
+            f"At {_vol(self.volume)}, the most balanced mixture (balance {self.most:.2f}) has "
+            f"mean {metric} {self.most_mean:.3f} and the least balanced ({self.least:.2f}) "
+            f"{self.least_mean:.3f}: a difference of {signed(self.diff)} ({ci}){beyond}."
         )
 
 
@@ -135,6 +144,10 @@ class Design:
     noise: Noise
     sign: float
     metric: str
+    seeds: int = 0
+    """Seeds per cell as designed: the most distinct seeds tried (in any state) in one cell."""
+    trials: int = 0
+    """Design points tried (cell x seed, in any state); a rerun counts once."""
 
     @classmethod
     def of(
@@ -146,10 +159,17 @@ class Design:
         sign: float = 1.0,
         metric: str = "value",
         variance_check: float = VARIANCE_CHECK,
+        seed: Any = None,
     ) -> Design:
-        """From one entry per trial (any state): its levels, score and whether it completed.
+        """From one entry per trial (any state): its levels, score, whether it completed and
+        (optionally) its seed (default: each trial its own seed of its cell).
         `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
         vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
+        seed = np.arange(vol.size) if seed is None else np.asarray(seed)
+        points = set(zip(vol.tolist(), bal.tolist(), seed.tolist(), strict=True))
+        per_cell: dict[tuple[float, float], int] = {}
+        for v, b, _ in points:
+            per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
         done = np.asarray(done, dtype=bool) & np.isfinite(np.asarray(y, dtype=float))
         cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
         have = set(cells.keys)
@@ -165,6 +185,8 @@ class Design:
             noise(cells, variance_check),
             sign,
             metric,
+            max(per_cell.values(), default=0),
+            len(points),
         )
 
     def describe_missing(self) -> str:
@@ -188,6 +210,7 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         rows["state"] == "COMPLETE",
         -1.0 if direction == "minimize" else 1.0,
         label,
+        seed=rows.get("seed"),
     )
 
 
@@ -223,7 +246,7 @@ def _cannot(d: Design) -> str | None:
     if d.noise.pooled_df == 0:
         return (
             "every mixture has one completed seed, so seed noise cannot be measured and no "
-            f"interval can be drawn; {ADD_SEEDS}"
+            f"interval can be drawn; {next_seeds(1)}"
         )
     return None
 
@@ -340,27 +363,30 @@ def _reason(
     d: Design, status: Status, c: Comparison, k: int, mean: float, ref: float, alpha: float
 ) -> str:
     """The verdict in words: `c` the comparison shown (of `k`), `mean` and `ref` the scores of
-    its smaller volume and of the largest."""
-    vmax, level, m = d.volumes[-1], f"{1 - alpha:.0%}", d.metric
+    its smaller volume and of the largest. Bounds are on the gain of the smaller volume
+    (positive: better, for a loss lower)."""
+    vmax, level = d.volumes[-1], f"{1 - alpha:.0%}"
     how = f"simultaneous {level} lower bound over {k} smaller volume(s), {d.noise.short()}"
     point = f"{_vol(c.volume)} scores {mean:.3f} against {ref:.3f} at {_vol(vmax)}"
+    more = f"{next_seeds(d.seeds)} to decide"
+    diff = gain(c.effect, d.metric, d.sign)
     if status == "holds":
-        return f"{point}: {c.effect:+.3f} {m}, above seed noise ({how}: {c.low:+.3f} > 0)"
+        close = " (borderline)" if c.low < 0.1 * c.se else ""
+        return f"{point}: {diff}, above seed noise ({how}: {signed(c.low)} > 0{close})"
     if status == "does not hold":
         return (
             f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores better than every smaller "
             f"one beyond seed noise; the best smaller, {_vol(c.volume)}, scores {mean:.3f} "
-            f"({c.effect:+.3f} {m}, one-sided {level} upper bound {c.high:+.3f} < 0)"
+            f"({diff}, one-sided {level} upper bound on its gain {signed(c.high)} < 0)"
         )
     if c.effect > 0:
         return (
-            f"{point} ({c.effect:+.3f} {m}), but the gap is within seed noise ({how}: "
-            f"{c.low:+.3f}); {ADD_SEEDS} to decide"
+            f"{point} ({diff}), but the gap is within seed noise ({how}: {signed(c.low)}); {more}"
         )
     return (
         f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores at least as well as every "
         f"smaller one, but {_vol(c.volume)} ({mean:.3f}) is within seed noise of it "
-        f"(upper bound {c.high:+.3f} >= 0, {d.noise.short()}); {ADD_SEEDS} to decide"
+        f"(upper bound on its gain {signed(c.high)} >= 0, {d.noise.short()}); {more}"
     )
 
 
@@ -411,7 +437,3 @@ def balance_effects(
 ) -> list[BalanceEffect]:
     """The balance effect at each volume of a trial table, simultaneous over the volumes."""
     return balance_verdicts(study_design(df, metric, direction), alpha)
-
-
-def _vol(v: float) -> str:
-    return f"{v:,.0f} rows" if v >= 1 else f"{v:g} of the pool"

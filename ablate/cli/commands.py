@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -66,15 +67,7 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
         allow_changed_settings=args.allow_changed_settings,
         judge_probe=not args.skip_judge_probe,
     )
-    best = (
-        f"{summary.best_value:.4g} (trial {summary.best_trial}, {summary.best_mixture.name})"
-        if summary.best_mixture
-        else "-"
-    )
-    print(
-        f"sweep `{job.study}`: {summary.n_complete} complete, {summary.n_failed} failed this run, "
-        f"best {best}, {summary.wall_seconds:.0f} s"
-    )
+    print(summary.line(job.study))
     if summary.pareto_front:
         print(
             f"Pareto front ({job.objective.metric} vs {job.design.multi_objective}): trials "
@@ -82,6 +75,13 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
         )
     for line in summary.ladder:
         print(line)
+    if summary.n_failed:  # exit 1: trials failed in this run (`ablate status` shows why)
+        print(
+            f"ablate: {summary.n_failed} trial(s) failed in this run; `ablate status "
+            f"{args.job}` shows their errors, and `ablate sweep` again retries them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -103,7 +103,12 @@ def _run_report(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.analysis.report import summary_text, write_report
 
     report = write_report(
-        job, args.out, metric=args.metric, volume=args.volume, log_to_mlflow=not args.no_mlflow
+        job,
+        args.out,
+        metric=args.metric,
+        volume=args.volume,
+        log_to_mlflow=not args.no_mlflow,
+        direction=args.direction,
     )
     print(summary_text(report))
     return 0
@@ -144,59 +149,71 @@ def _run_data(args: argparse.Namespace) -> int:
             model = build_tiny_model(args.out / "models" / "tiny-llava", world_corpus(files))
             print(f"built the tiny offline model in {model}")
         return 0
-    from ablate.pool import ImportRequest, import_pool, open_pool, show_pool
+    from ablate.pool import open_pool, show_pool
 
     if args.data_command == "import":
-        import time
-
-        from ablate.pool import ImportProgress, parse_source, parse_turns
-        from ablate.pool.labels import parse_label_args, read_label_file
-
-        rules = read_label_file(args.labels) if args.labels else ()
-        rules += parse_label_args(args.label_rules)
-        start = time.perf_counter()
-        done = {"n": 0}
-
-        def progress(state: ImportProgress) -> None:
-            done["n"] = state.records
-            line = state.line(time.perf_counter() - start)
-            print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
-
-        manifest = import_pool(
-            ImportRequest(
-                source=[parse_source(s) for s in args.source],
-                out=args.out,
-                image_root=args.image_root,
-                on_invalid=args.on_invalid,
-                check_images=not args.no_check_images,
-                format=args.format,
-                layout=args.layout,
-                split=args.split,
-                decode_images=args.decode_images,
-                duplicate_ids=args.duplicate_ids,
-                allow_outside_root=args.allow_outside_root,
-                turns=parse_turns(args.turns),
-                labels=rules,
-            ),
-            progress=progress,
-        )
-        if done["n"]:
-            print(file=sys.stderr)
-        skipped = (
-            f", skipped {manifest.skipped} (see {manifest.skipped_report})"
-            if manifest.skipped
-            else ""
-        )
-        print(f"imported {manifest.rows:,} dialogues into {args.out}{skipped}")
-        print(show_pool(open_pool(args.out)))
-        return 0
+        return _run_data_import(args)
     print(show_pool(open_pool(args.pool)))
+    return 0
+
+
+def _run_data_import(args: argparse.Namespace) -> int:
+    """`ablate data import`: the sources into one pool, with a progress line on stderr."""
+    import time
+
+    from ablate.pool import (
+        ImportProgress,
+        ImportRequest,
+        import_pool,
+        open_pool,
+        parse_source,
+        parse_turns,
+        show_pool,
+    )
+    from ablate.pool.labels import parse_label_args, read_label_file
+
+    rules = read_label_file(args.labels) if args.labels else ()
+    rules += parse_label_args(args.label_rules)
+    start = time.perf_counter()
+    done = {"n": 0}
+
+    def progress(state: ImportProgress) -> None:
+        done["n"] = state.records
+        line = state.line(time.perf_counter() - start)
+        print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
+
+    manifest = import_pool(
+        ImportRequest(
+            source=[parse_source(s) for s in args.source],
+            out=args.out,
+            image_root=args.image_root,
+            on_invalid=args.on_invalid,
+            check_images=not args.no_check_images,
+            format=args.format,
+            layout=args.layout,
+            split=args.split,
+            decode_images=args.decode_images,
+            duplicate_ids=args.duplicate_ids,
+            allow_outside_root=args.allow_outside_root,
+            turns=parse_turns(args.turns),
+            labels=rules,
+        ),
+        progress=progress,
+    )
+    if done["n"]:
+        print(file=sys.stderr)
+    skipped = (
+        f", skipped {manifest.skipped} (see {manifest.skipped_report})" if manifest.skipped else ""
+    )
+    print(f"imported {manifest.rows:,} dialogues into {args.out}{skipped}")
+    print(show_pool(open_pool(args.out)))
     return 0
 
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
     from ablate.plan import check_job_judge, trial_mixture
+    from ablate.sweep.summary import unusable_metric
 
     mixture = trial_mixture(job, args.mixture)
     judge = check_job_judge(job, probe=not args.skip_judge_probe)  # before any training
@@ -220,6 +237,9 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
         print(f"trial {mixture.name}: {len(result.row_ids)} rows in {result.seconds:.1f} s")
         for key, value in sorted(result.metrics.items()):
             print(f"  {key:40s} {value:.4f}")
+    got = result.metrics.get(job.objective.metric)
+    if not isinstance(got, int | float) or not math.isfinite(got):  # as a sweep would fail
+        raise UserError(unusable_metric(job.objective.metric, got, result.metrics))
     return 0
 
 

@@ -6,12 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-SET_HELP = "override a key of the YAML file, e.g. --set train.lr=1e-3 (repeatable)"
+SET_HELP = "override a key of the YAML file, e.g. --set {} (repeatable)"
 
 
-def _add_set(p: argparse.ArgumentParser) -> None:
+def _add_set(p: argparse.ArgumentParser, example: str = "train.lr=1e-3") -> None:
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=SET_HELP.format(example),
     )
 
 
@@ -176,14 +181,14 @@ def _add_mixture(sub: Any) -> None:
     p = mix.add_parser("show", help="resolved proportions, rows per type and balance of a mixture")
     p.add_argument("mixture", type=Path, help="mixture YAML file")
     p.add_argument("--pool", type=Path, required=True, help="pool folder")
-    _add_set(p)
+    _add_set(p, "volume=2000")
     p = mix.add_parser("materialize", help="write the selected row ids of a mixture as Parquet")
     p.add_argument("mixture", type=Path, help="mixture YAML file")
     p.add_argument("--pool", type=Path, required=True, help="pool folder")
     p.add_argument(
         "--out", type=Path, required=True, help="Parquet file to write (columns id, task_type, ...)"
     )
-    _add_set(p)
+    _add_set(p, "volume=2000")
 
 
 def _add_trial_sweep(sub: Any) -> None:
@@ -239,7 +244,13 @@ def _add_judge_probe(p: Any) -> None:
 
 def _add_status_report(sub: Any) -> None:
     """`ablate status` and `ablate report`."""
-    p = sub.add_parser("status", help="counts by state, best so far, time left")
+    p = sub.add_parser(
+        "status",
+        help="counts by state, best so far, time left",
+        description="Read the job's study: trials by state (per model; a ladder: per rung), "
+        "the last failed trials with their errors, the recorded settings, the best trial, "
+        "the time left and who drives the study.",
+    )
     p.add_argument("job", type=Path, help="job YAML file")
     _add_set(p)
 
@@ -257,10 +268,19 @@ def _add_status_report(sub: Any) -> None:
         "--metric", default=None, help="metric to analyse (default: the job's objective metric)"
     )
     p.add_argument(
+        "--direction",
+        choices=["maximize", "minimize"],
+        default=None,
+        help="which way --metric is better (default: the job's objective direction for its own "
+        "metric, minimize for a loss such as bench_loss or heldout_loss, else maximize)",
+    )
+    p.add_argument(
         "--volume",
         type=float,
         default=None,
-        help="target volume (rows) of the proposed mixtures (default: the best tested volume)",
+        help="target volume (rows, positive) of the proposed mixtures (default: near the best "
+        "tried mixtures' volumes, within 0.25 SD of their log volume; far outside the tried "
+        "volumes the report warns of the extrapolation)",
     )
     p.add_argument(
         "--no-mlflow", action="store_true", help="do not log the report to the sweep's MLflow run"
@@ -305,7 +325,8 @@ def _add_propose(sub: Any) -> None:
         "--volume",
         type=float,
         default=None,
-        help="target volume in rows (default: near the best tried mixtures' volumes)",
+        help="target volume in rows, positive (default: near the best tried mixtures' volumes, "
+        "within 0.25 SD of their log volume)",
     )
     p.add_argument(
         "--model",

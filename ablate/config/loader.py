@@ -144,6 +144,7 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{source}: `{key}` must be a mapping, got {value!r}")
         vt = args[1] if len(args) == 2 else Any
+        _check_colon_keys(value, source, key)
         return {str(k): _coerce(vt, v, source, f"{key}.{k}") for k, v in value.items()}
     if hint is Any:
         return value
@@ -172,6 +173,17 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
             )
         return value
     return value
+
+
+def _check_colon_keys(value: dict[Any, Any], source: str | Path, key: str) -> None:
+    """`{ocr:0.1}` (no space after the colon) is YAML for the key `ocr:0.1` with no value."""
+    for k, v in value.items():
+        name, colon, after = str(k).partition(":")
+        if v is None and colon and after.strip():
+            raise UserError(
+                f"{source}: `{key}.{k}` has no value: without a space after the colon "
+                f"YAML reads `{k}` as one key; write `{{{name.strip()}: {after.strip()}}}`"
+            )
 
 
 def to_dict(obj: Any) -> Any:

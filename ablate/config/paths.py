@@ -5,6 +5,7 @@ Every place that needs the file behind a `sqlite:///...` URL asks `sqlite_path` 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
@@ -68,14 +69,28 @@ def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def redact(url: str) -> str:
-    """A database or server URL without its password (`postgresql://user:secret@host` ->
-    `postgresql://user:***@host`): what every message, log line, param and tag shows."""
-    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
-        scheme, rest = url.split("://", 1)
-        netloc, sep, path = rest.partition("/")
+#: `scheme://` and the URL's authority (`user:password@host:port`), up to its path or query.
+_URL_AUTHORITY = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#'\"<>]*)")
+#: A `password=` value: a URL's query parameter (up to `&`) or a libpq keyword (quoted or not).
+_PASSWORD_VALUE = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#'\"<>;,)]*)", re.I)
+
+
+def redact(text: str) -> str:
+    """A URL, or a message quoting URLs, without passwords: what every message, log line, param
+    and tag shows. Only a URL's password field (`postgresql://user:secret@host` ->
+    `postgresql://user:***@host`) and `password=` values (a URL's query parameter,
+    `?password=secret`, or a libpq keyword string a driver echoes, `password='secret'`) become
+    `***`; the rest of the text is left as it is, so a short password's letters elsewhere in a
+    driver's message are neither starred nor revealed."""
+
+    def authority(match: re.Match[str]) -> str:
+        scheme, netloc = match.groups()
+        if "@" not in netloc:
+            return match.group(0)
         creds, host = netloc.rsplit("@", 1)
         if ":" in creds:
             creds = creds.split(":", 1)[0] + ":***"
-        return f"{scheme}://{creds}@{host}{sep}{path}"
-    return url
+        return f"{scheme}{creds}@{host}"
+
+    text = _URL_AUTHORITY.sub(authority, text)
+    return _PASSWORD_VALUE.sub(lambda m: m.group(1) + "***", text)

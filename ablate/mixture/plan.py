@@ -3,27 +3,37 @@ rounding, `max_repeat` caps, and `validate`, which fails before any compute with
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ablate.errors import UserError
-from ablate.mixture.spec import Mixture, Nested, canonical_proportions, check_mixture
+from ablate.mixture.spec import (
+    Mixture,
+    Nested,
+    canonical_proportions,
+    check_mixture,
+    is_fraction,
+)
 from ablate.pool import PoolManifest
 
 
 def volume_rows(mixture: Mixture, manifest: PoolManifest) -> int:
-    """The mixture's volume in rows: a fraction (< 1) is of the whole pool, rounded."""
-    v = float(mixture.volume)
-    return round(v * manifest.rows) if v < 1 else int(v)
+    """The mixture's volume in rows: a float in (0, 1] is a fraction of the whole pool, rounded
+    (1.0 = every row); an integer (or a whole float above 1) is rows."""
+    v = mixture.volume
+    return round(v * manifest.rows) if is_fraction(v) else int(v)
 
 
 def _type_counts(mixture: Mixture, manifest: PoolManifest, source: str) -> dict[str, int]:
     counts = manifest.labels.get(mixture.taxonomy)
     if counts is None:
+        close = difflib.get_close_matches(str(mixture.taxonomy), list(manifest.labels), n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
         raise UserError(
-            f"{source}: `taxonomy` {mixture.taxonomy!r} is not a label column of the pool; "
+            f"{source}: `taxonomy` {mixture.taxonomy!r} is not a label column of the pool{hint}; "
             f"available: {', '.join(manifest.labels)}"
         )
     return counts

@@ -60,8 +60,7 @@ class Selection:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pool.table()
-        labels = [c for c in pool.manifest.labels if c in table.column_names]
+        labels = [c for c in pool.manifest.labels if c in pool.manifest.columns]
         out = pool.take(self.positions, ["id", *labels])
         out = out.add_column(1, "position", pa.array(self.positions, type=pa.int64()))
         meta = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ablate.mixture.balance import kl_to_uniform, min_max_ratio, normalized_entropy
 from ablate.mixture.plan import plan, resolve_proportions, rows_per_type, validate, volume_rows
-from ablate.mixture.spec import Mixture, check_mixture
+from ablate.mixture.spec import Mixture, check_mixture, is_fraction
 from ablate.pool import Pool
 
 
@@ -29,7 +29,7 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
         f"mixture      {mixture.name}",
         f"pool         {pool.path} ({pool.manifest.rows:,} rows)",
         f"volume       {volume:,} rows"
-        + (f" ({mixture.volume:g} of the pool)" if mixture.volume < 1 else ""),
+        + (f" ({mixture.volume * 100:g}% of the pool)" if is_fraction(mixture.volume) else ""),
         f"proportions  {kind}",
         f"max_repeat   {mixture.max_repeat}",
         f"seed         {mixture.seed}",

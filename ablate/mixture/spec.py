@@ -21,8 +21,12 @@ class Mixture:
     """A mixture spec, as in `mixtures/*.yaml`; a trial's parameters are one of these."""
 
     name: str = "mixture"
-    volume: float = 1000
-    """Rows (an integer >= 1), or a fraction of the pool (0 < volume < 1)."""
+    volume: Any = 1000
+    """An integer is a number of rows (`1000`; `1` = one row); a float in (0, 1] is a fraction
+    of the pool (`0.25` = a quarter, `1.0` = the whole pool); a whole float above 1 (`5000.0`)
+    is rows. YAML keeps `1` and `1.0` apart, and so does `--set volume=1.0`; typed `Any` so the
+    loader keeps the number as written (an `int | float` hint would turn `1.0` into `1`), and
+    `check_mixture` refuses anything but a positive int or float."""
     proportions: Any = "natural"
     """Task type -> share (summing to 1); or `natural`; or {natural: true, temperature: T}."""
     taxonomy: str = "task_type"
@@ -53,6 +57,11 @@ class Nested:
     {natural: true, temperature: T}."""
 
 
+def is_fraction(volume: Any) -> bool:
+    """Whether a (checked) volume is a fraction of the pool, a float in (0, 1], not rows."""
+    return isinstance(volume, float) and volume <= 1
+
+
 # --------------------------------------------------------------------------- loading, checking
 
 
@@ -69,14 +78,16 @@ def check_mixture(mixture: Mixture, source: str = "mixture") -> Mixture:
     `{"natural": True, "temperature": T}` (T != 1).
     """
     v = mixture.volume
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise UserError(f"{source}: `volume` must be a number, got {v!r}")
+    if not math.isfinite(v) or v <= 0:
         raise UserError(
-            f"{source}: `volume` must be a number of rows (>= 1) or a fraction of the pool "
-            f"(0 < volume < 1), got {v!r}"
+            f"{source}: `volume` must be a number of rows (an integer >= 1) or a fraction of "
+            f"the pool (0 < volume <= 1.0, 1.0 = the whole pool), got {v!r}"
         )
     if v > 1 and not float(v).is_integer():
         raise UserError(
-            f"{source}: `volume` {v} is neither a whole number of rows nor a fraction below 1; "
+            f"{source}: `volume` {v} is neither a whole number of rows nor a fraction up to 1.0; "
             f"use {math.floor(v)} or a fraction such as 0.25"
         )
     _check_repeat_and_floors(mixture, source)

@@ -122,13 +122,18 @@ def _processor_without_video(where: str, trust: bool) -> Any:
 
 
 def load_model(
-    path: Path | str, device: str | None = None, spec: ModelSpec | None = None
+    path: Path | str,
+    device: str | None = None,
+    spec: ModelSpec | None = None,
+    looked_at: Path | None = None,
 ) -> LoadedModel:
     """Load an image-text-to-text model with its processor, or a text-only causal LM with its
     tokenizer, in a sensible dtype and attention implementation for the device.
 
     `spec` is the job's `ModelSpec` (kind, dtype, attention, trust_remote_code); None takes
     the defaults. A model without a chat template is refused: labels come from the template.
+    `looked_at`: the local folder `path` was looked for as (a relative `model.path` joined to
+    the job's folder), named when it is neither a folder nor a model the hub gives.
     """
     import torch
     from transformers.utils import logging as hf_logging
@@ -149,7 +154,7 @@ def load_model(
         dtype_name = "bfloat16" if device == "cuda" else "float32"
     attn = _pick_attention(spec.attn_implementation, device)
     where = str(path)
-    processor = _load_processor(where, kind, trust)
+    processor = _load_processor(where, kind, trust, looked_at or Path(where))
     if kind == "auto":
         kind = "image-text-to-text" if hasattr(processor, "image_processor") else "causal-lm"
     if kind == "image-text-to-text" and not hasattr(processor, "image_processor"):
@@ -176,7 +181,7 @@ def load_model(
     )
 
 
-def _load_processor(where: str, kind: str, trust: bool) -> Any:
+def _load_processor(where: str, kind: str, trust: bool, looked_at: Path) -> Any:
     """The processor of an image-text-to-text model (`kind` auto or image-text-to-text), or the
     tokenizer of a causal LM; a UserError that says why when it cannot be loaded."""
     from transformers import AutoProcessor, AutoTokenizer
@@ -191,6 +196,11 @@ def _load_processor(where: str, kind: str, trust: bool) -> Any:
                 raise
             return _processor_without_video(where, trust)
     except (OSError, ValueError) as err:
+        # not a folder: transformers took it for a hub id, and the hub refused or was offline
+        if not Path(where).is_dir() and (
+            isinstance(err, OSError) or type(err).__name__ == "HFValidationError"
+        ):
+            raise UserError(no_such_model(where, looked_at, err)) from None
         hint = (
             " (its code lives in the model repository: set `model.trust_remote_code: true` "
             "if you trust it)"
@@ -200,6 +210,17 @@ def _load_processor(where: str, kind: str, trust: bool) -> Any:
         raise UserError(
             f"model {where}: cannot load its processor or tokenizer{hint}: {err}"
         ) from None
+
+
+def no_such_model(where: str, looked_at: Path, err: BaseException) -> str:
+    """The message for a `model.path` that is neither a local folder nor a model on the hub (a
+    misspelled folder is looked up on the hub, whose own error speaks only of connecting)."""
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return (
+        f"model.path: no model folder `{where}` (resolved to {looked_at.resolve()}) and the "
+        f"hub has no such model or cannot be reached ({reason}); check `model.path`: a folder "
+        "is relative to the job file's folder"
+    )
 
 
 def _load_weights(where: str, kind: str, dtype: Any, attn: str, trust: bool) -> tuple[Any, str]:

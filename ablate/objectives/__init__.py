@@ -5,9 +5,11 @@ one module in `ablate/objectives/kinds/`, a new sim landscape one in
 
 from ablate.objectives.base import (
     OBJECTIVES,
+    KnownMetrics,
     Objective,
     check_objective,
     objective_of,
+    objective_trains,
     prepare_objective,
     run_objective,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "OBJECTIVES",
     "PEAK_VOLUME",
     "VOLUME_WIDTH",
+    "KnownMetrics",
     "Landscape",
     "LandscapeKind",
     "Objective",
@@ -38,6 +41,7 @@ __all__ = [
     "landscape_optimum",
     "load_target",
     "objective_of",
+    "objective_trains",
     "prepare_objective",
     "run_objective",
     "run_python_objective",

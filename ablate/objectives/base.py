@@ -1,6 +1,7 @@
-"""The `Objective` protocol, the registry of objective kinds, and the three calls the rest of
-ablate makes: `check_objective` (validate a job for its kind), `prepare_objective` (once per
-sweep, in the driver) and `run_objective` (one trial, in a worker).
+"""The `Objective` protocol, the registry of objective kinds, and the calls the rest of ablate
+makes: `check_objective` (validate a job for its kind, its `objective.metric` included),
+`prepare_objective` (once per sweep, in the driver), `run_objective` (one trial, in a worker)
+and `objective_trains` (whether the kind's trials train the job's model).
 
 An objective kind is one module in `ablate/objectives/kinds/` whose class, decorated with
 `@OBJECTIVES.register("<kind>")`, checks a job, prepares a sweep and runs one trial of it.
@@ -9,18 +10,43 @@ An objective kind is one module in `ablate/objectives/kinds/` whose class, decor
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ablate.config import JobSpec, model_job
+from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.registry import Registry
 from ablate.result import TrialResult
 
 
+@dataclass(frozen=True)
+class KnownMetrics:
+    """The metrics a kind's trials return, known before any trial runs: these `names`, and
+    names that start with one of `prefixes` (data-dependent ones, such as `accuracy/<domain>`)."""
+
+    names: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self.names or name.startswith(self.prefixes))
+
+    def listed(self) -> str:
+        return ", ".join([*self.names, *(f"{p}..." for p in self.prefixes)])
+
+
 class Objective(Protocol):
-    """What one objective kind does (`objective.kind` in a job)."""
+    """What one objective kind does (`objective.kind` in a job).
+
+    Optional (a kind without them counts as one that trains and whose metrics are unknown):
+    `trains: bool`, whether its trials fine-tune the job's model (its `model`, `lora`, `train`
+    and `bench` are then part of the study's settings), and `metrics(job) -> KnownMetrics |
+    None`, the metrics its trials return, when known before they run (`objective.metric` is
+    then checked against them).
+    """
 
     def check(self, job: JobSpec, source: str) -> None:
         """Kind-specific checks of the job: a UserError naming `source` and the key."""
@@ -46,8 +72,26 @@ def objective_of(job: JobSpec, source: str = "") -> Objective:
 
 
 def check_objective(job: JobSpec, source: str) -> None:
-    """The checks of the job's objective kind (a train job needs a pool and a bench, ...)."""
-    objective_of(job, source).check(job, source)
+    """The checks of the job's objective kind (a train job needs a pool and a bench, ...), and
+    `objective.metric` against the metrics the kind's trials return, where it knows them."""
+    kind = objective_of(job, source)
+    kind.check(job, source)
+    metrics = getattr(kind, "metrics", None)
+    known = metrics(job) if metrics is not None else None
+    metric = job.objective.metric
+    if known is None or metric in known:
+        return
+    close = difflib.get_close_matches(metric, [*known.names, *known.prefixes], n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    raise UserError(
+        f"{source}: `objective.metric` {metric!r} is not a metric of objective kind "
+        f"{job.objective.kind}{hint}; its trials report {known.listed()}"
+    )
+
+
+def objective_trains(job: JobSpec) -> bool:
+    """Whether the job's trials fine-tune its model (kind `train`; not `sim` or `python`)."""
+    return bool(getattr(objective_of(job), "trains", True))
 
 
 def prepare_objective(job: JobSpec) -> None:

@@ -163,13 +163,14 @@ class RecordChecker:
         return images
 
     def _place(self, checked: list[str | bytes]) -> tuple[list[str], list[str]]:
-        """Absolute paths and the paths the fingerprint uses: a file relative to the image
-        root, an embedded image as its place in the pool's store (`images/ab/<sha256>.png`)."""
+        """The paths `pool.arrow` holds and those the fingerprint uses: a file by its absolute
+        path (hashed relative to the image root); an embedded image by its place in the pool's
+        store (`images/ab/<sha256>.png`, both), so a moved pool still finds it."""
         images, relative = [], []
         for item in checked:
             if isinstance(item, bytes):
-                full, key = self.store.put(item)
-                images.append(full)
+                key = self.store.put(item)
+                images.append(key)
                 relative.append(key)
             else:
                 images.append(item)

@@ -1,9 +1,11 @@
 """The pool's own content-addressed image store: images that arrive embedded in a record
 (`datasets.Image` structs with bytes, raw bytes, `data:image/...;base64,` URIs) are written once
 as `images/<2 hex>/<sha256>.<ext>` in their original encoding (no re-encode: the processors read
-PNG, JPEG, GIF, WebP, BMP and TIFF as they are) and referenced by absolute path from then on
-(like image files of a JSON source: a trial reads them from any working directory), so the
-same picture in two records or two sources is stored once.
+PNG, JPEG, GIF, WebP, BMP and TIFF as they are), so the same picture in two records or two
+sources is stored once. `pool.arrow` names them by their path inside the pool folder
+(`images/ab/<sha256>.png`), so a pool moved or copied elsewhere still finds them; the pool's
+reading methods (`Pool.table`, `Pool.take`) give them as absolute paths (`absolute_images`),
+like the image files of a JSON source, so a trial reads them from any working directory.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class ImageStore:
 
     def __init__(self, pool_dir: Path) -> None:
         self.root = pool_dir.resolve() / STORE_DIR
-        """Absolute, whatever the working directory: the rows name their images by it."""
+        """Absolute, whatever the working directory."""
         self.written = 0
         """Files this import wrote."""
         self.deduplicated = 0
@@ -77,8 +79,8 @@ class ImageStore:
         if decode:
             decode_image(io.BytesIO(data), "embedded image", "bad_image_bytes")
 
-    def put(self, data: bytes) -> tuple[str, str]:
-        """Store checked bytes once; (the absolute path, the path inside the pool)."""
+    def put(self, data: bytes) -> str:
+        """Store checked bytes once; their path inside the pool (`images/ab/<sha256>.png`)."""
         suffix = image_suffix(data)
         digest = hashlib.sha256(data).hexdigest()
         key = f"{STORE_DIR}/{digest[:2]}/{digest}.{suffix}"
@@ -92,7 +94,7 @@ class ImageStore:
             tmp.replace(path)  # a file appears whole or not at all
             self.written += 1
         self._known.add(digest)
-        return str(path), key
+        return key
 
     def remove(self) -> None:
         """Drop the store (a failed import into a pool folder it made)."""

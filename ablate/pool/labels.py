@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,11 +162,11 @@ def _load_function(name: str, target: str, where: str) -> Callable[[dict[str, An
     if not sep or not module_name or not func_name:
         raise UserError(f"{where}: `{name}=python:{target}`: expected python:MODULE:FUNCTION")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_cwd(module_name)
     except ImportError as err:
         raise UserError(
             f"{where}: `{name}=python:{target}`: cannot import {module_name} ({err}); "
-            "is it on PYTHONPATH?"
+            f"looked in the current folder {Path.cwd()} and on PYTHONPATH"
         ) from None
     func = getattr(module, func_name, None)
     if not callable(func):
@@ -173,6 +174,16 @@ def _load_function(name: str, target: str, where: str) -> Callable[[dict[str, An
             f"{where}: `{name}=python:{target}`: {module_name} has no function {func_name}"
         )
     return func
+
+
+def _import_from_cwd(module_name: str) -> Any:
+    """Import a label rules module, the current folder searched first (as `python -m` does),
+    so `--label k=python:my_rules:kind` finds `my_rules.py` beside the command."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the folder was last listed
+    return importlib.import_module(module_name)
 
 
 def parse_label_args(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:

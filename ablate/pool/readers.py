@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import pyarrow as pa
+
 from ablate.errors import UserError
 from ablate.pool.items import InvalidRecord, Item
 from ablate.pool.parquet import parquet_shards, read_parquet, split_files
@@ -300,7 +302,10 @@ def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
     """A Hugging Face dataset: saved to disk, or anything `datasets.load_dataset` reads locally.
 
     Rows come as Arrow batches (`with_format("arrow")`), so image columns stay
-    `{"bytes", "path"}` structs instead of being decoded into PIL images.
+    `{"bytes", "path"}` structs instead of being decoded into PIL images. A column `datasets`
+    typed as JSON (its `Json` feature: a JSONL column whose values mix kinds, such as LLaVA's
+    `image`, a path or a list of paths) comes as JSON text and is decoded, so the records are
+    those of the file read as JSONL.
     """
     import datasets
 
@@ -330,7 +335,11 @@ def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
     n = 0
     try:
         for table in ds.with_format("arrow").iter(batch_size=1000):
+            encoded = [f.name for f in table.schema if isinstance(f.type, pa.JsonType)]
             for rec in table.to_pylist():
+                for name in encoded:
+                    if isinstance(rec[name], str):
+                        rec[name] = json.loads(rec[name])
                 n += 1
                 yield Item("row", n, rec)
     except UserError:

@@ -39,7 +39,8 @@ class Row:
 
     id: str
     images: list[str]
-    """Absolute (normalised) image paths."""
+    """Image paths as `pool.arrow` holds them: a file's absolute (normalised) path, or an
+    embedded image's path inside the pool's store (`images/ab/<sha256>.png`)."""
     rel_images: list[str]
     """The same paths relative to the image root: what the fingerprint hashes."""
     conversations: list[dict[str, str]]

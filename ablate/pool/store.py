@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pyarrow.ipc as ipc
 
 from ablate.config import build, to_dict, uploaded_hint
 from ablate.errors import UserError
+from ablate.pool.images import STORE_DIR
 
 POOL_FILE = "pool.arrow"
 MANIFEST_FILE = "manifest.json"
@@ -120,11 +122,19 @@ class Pool:
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def table(self) -> pa.Table:
-        """The whole pool as an Arrow table backed by the memory-mapped file (read once, cached)."""
+        """The whole pool as an Arrow table backed by the memory-mapped file (read once, cached),
+        its images as absolute paths (`absolute_images`)."""
         if "table" not in self._cache:
-            source = pa.memory_map(str(self.path / POOL_FILE), "r")
-            self._cache["table"] = ipc.open_file(source).read_all()
+            self._cache["table"] = absolute_images(self._mapped(), self.path)
         table: pa.Table = self._cache["table"]
+        return table
+
+    def _mapped(self) -> pa.Table:
+        """`pool.arrow` as it is stored (memory-mapped, cached): image paths not resolved."""
+        if "mapped" not in self._cache:
+            source = pa.memory_map(str(self.path / POOL_FILE), "r")
+            self._cache["mapped"] = ipc.open_file(source).read_all()
+        table: pa.Table = self._cache["mapped"]
         return table
 
     def take(self, positions: Any, columns: list[str] | tuple[str, ...] | None = None) -> pa.Table:
@@ -133,8 +143,12 @@ class Pool:
         Use this rather than `table().take(...)`: Arrow's take on a multi-chunk column first
         concatenates every chunk, copying the whole column (700 MiB of text for 310k MMCR
         dialogues) into memory; this takes per record batch and copies only selected rows.
+        Images come as absolute paths (`absolute_images`).
         """
-        table = self.table()
+        return absolute_images(self._take(positions, columns), self.path)
+
+    def _take(self, positions: Any, columns: list[str] | tuple[str, ...] | None) -> pa.Table:
+        table = self._mapped()
         if columns is not None:
             table = table.select(list(columns))
         pos = np.asarray(positions, dtype=np.int64)
@@ -177,13 +191,41 @@ class Pool:
         if key not in self._cache:
             import pyarrow.compute as pc
 
-            encoded = pc.dictionary_encode(self.table().column(taxonomy)).unify_dictionaries()
+            encoded = pc.dictionary_encode(self._mapped().column(taxonomy)).unify_dictionaries()
             names = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
             chunks = [c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]
             codes = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
             self._cache[key] = (codes, names)
         cached: tuple[np.ndarray, list[str]] = self._cache[key]
         return cached
+
+
+def absolute_images(table: pa.Table, pool_dir: Path) -> pa.Table:
+    """`table` with the images of the pool's own store as absolute paths.
+
+    `pool.arrow` names an embedded image by its path inside the pool folder
+    (`images/ab/<sha256>.png`), so a pool moved or copied elsewhere (a cluster's shared file
+    system) still finds its images; here it is joined to where the pool is now. Image files of
+    a JSON source are absolute already, as are the store's images in pools imported before
+    (they are left as they are); a table without such paths is returned as it is (no copy).
+    """
+    if "images" not in table.column_names:
+        return table
+    import pyarrow.compute as pc
+
+    column = table.column("images")
+    prefix = STORE_DIR + "/"
+    if not pc.any(pc.starts_with(pc.list_flatten(column), prefix)).as_py():
+        return table
+    base = pa.scalar(str(pool_dir.resolve()) + os.sep)
+    chunks = []
+    for chunk in column.chunks:
+        values = chunk.values  # the whole backing array: the offsets index into it
+        joined = pc.binary_join_element_wise(base, values, "")
+        values = pc.if_else(pc.starts_with(values, prefix), joined, values)
+        chunks.append(pa.ListArray.from_arrays(chunk.offsets, values, mask=chunk.is_null()))
+    resolved = pa.chunked_array(chunks, type=column.type)
+    return table.set_column(table.column_names.index("images"), "images", resolved)
 
 
 def open_pool(path: str | Path) -> Pool:

@@ -8,12 +8,15 @@ from ablate.search.sampling import (
     feasible_centre,
     make_pruner,
     make_sampler,
+    project_warm_start,
 )
 from ablate.search.space import (
+    CAP_TOL,
     SHARE_PARAM,
     VOLUME_PARAM,
     cube_params,
     directions,
+    feasible,
     objective_values,
     param_names,
     suggest,
@@ -22,17 +25,20 @@ from ablate.search.space import (
 )
 
 __all__ = [
+    "CAP_TOL",
     "SAMPLERS",
     "SHARE_PARAM",
     "VOLUME_PARAM",
     "cube_params",
     "default_warm_start",
     "directions",
+    "feasible",
     "feasible_centre",
     "make_pruner",
     "make_sampler",
     "objective_values",
     "param_names",
+    "project_warm_start",
     "suggest",
     "to_cube",
     "to_simplex",

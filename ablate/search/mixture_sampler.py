@@ -63,7 +63,7 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 
 from ablate.config import JobSpec
-from ablate.search.space import VOLUME_PARAM, param_names, to_cube, to_simplex
+from ablate.search.space import CAP_TOL, VOLUME_PARAM, param_names, to_cube, to_simplex
 
 #: Candidate mixtures scored by the acquisition per proposal (global + face + local).
 N_GLOBAL = 1500
@@ -276,7 +276,7 @@ class MixtureSampler(BaseSampler):
         ok = np.ones(len(shares), dtype=bool)
         p = self.min_share + (1.0 - self.k * self.min_share) * shares
         for i, cap in self.caps.items():
-            ok &= p[:, i] <= cap + 1e-12
+            ok &= p[:, i] <= cap + CAP_TOL
         return ok
 
     def _with_volumes(self, shares: np.ndarray, vols: np.ndarray) -> np.ndarray:

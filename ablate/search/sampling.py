@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from ablate.config import JobSpec
-from ablate.design import SEARCH
+from ablate.design import SEARCH, with_min_share
 from ablate.mixture import Mixture
 from ablate.registry import Registry
+from ablate.search.space import CAP_TOL
 
 SamplerFn = Callable[[JobSpec, int], Any]
 SAMPLERS: Registry[SamplerFn] = Registry(
@@ -69,7 +73,7 @@ def feasible_centre(task_types: Sequence[str], max_share: dict[str, float]) -> d
     p = dict.fromkeys(task_types, 1.0 / len(task_types))
     free = set(task_types)
     while True:
-        over = [t for t in free if t in max_share and p[t] > max_share[t] + 1e-12]
+        over = [t for t in free if t in max_share and p[t] > max_share[t] + CAP_TOL]
         if not over:
             return p
         for t in over:
@@ -80,3 +84,21 @@ def feasible_centre(task_types: Sequence[str], max_share: dict[str, float]) -> d
         rest = (1.0 - sum(p[t] for t in task_types if t not in free)) / len(free)
         for t in free:
             p[t] = rest
+
+
+def project_warm_start(job: JobSpec, points: Sequence[Mixture]) -> tuple[list[Mixture], int]:
+    """A search's warm-start points on its constraints, and how many broke a cap: a point with
+    a share below `min_share` is mapped as the search maps its own (p = m + (1 - k m) p, so a
+    corner keeps every type at the floor); a point that then exceeds a `max_share` cap is
+    dropped (clipped and renormalised, a corner would be the same corner again)."""
+    d = job.design
+    kept: list[Mixture] = []
+    for m in points:
+        props = {str(t): float(x) for t, x in dict(m.proportions).items()}
+        if d.min_share and min(props.values()) < d.min_share - CAP_TOL:
+            raised = with_min_share(np.array(list(props.values())), d.min_share)
+            props = dict(zip(props, map(float, raised), strict=True))
+            m = replace(m, proportions=props)
+        if all(props.get(t, 0.0) <= cap + CAP_TOL for t, cap in d.max_share.items()):
+            kept.append(m)
+    return kept, len(points) - len(kept)

@@ -56,6 +56,9 @@ from ablate.mixture import Mixture
 from ablate.result import TrialResult
 
 VOLUME_PARAM = "volume"
+#: A share up to this much above its `max_share` cap keeps it: shares are sums of floats (a share
+#: equal to the cap 0.1 may come out as 0.1 + 2.8e-17), and a mixture at its cap is feasible.
+CAP_TOL = 1e-9
 
 #: Prefix of the parameters written only for optuna-dashboard's parameter views: `share:<type>`
 #: (and `volume` when the search does not search it). No sampler models them (`searched_only`).
@@ -142,7 +145,7 @@ def suggest(trial: Any, job: JobSpec, task_types: Sequence[str]) -> Mixture:
         volume = d.volumes[0]
     props = {t: float(x) for t, x in zip(types, p, strict=True)}
     for t, cap in sorted(d.max_share.items()):
-        trial.set_constraint(f"max_share:{t}", props.get(t, 0.0) - cap)
+        trial.set_constraint(f"max_share:{t}", props.get(t, 0.0) - cap - CAP_TOL)
     return Mixture(
         name=f"search{trial.number}-v{volume:g}",
         volume=volume,
@@ -150,6 +153,12 @@ def suggest(trial: Any, job: JobSpec, task_types: Sequence[str]) -> Mixture:
         taxonomy=job.taxonomy,
         seed=d.seeds[0],
     )
+
+
+def feasible(trial: Any) -> bool:
+    """Whether an Optuna trial (live or frozen) keeps its constraints: every value <= 0, as
+    Optuna's Pareto front counts them, so that "best" and the front agree on feasibility."""
+    return all(v <= 0 for v in (getattr(trial, "constraints", None) or {}).values())
 
 
 def directions(job: JobSpec) -> list[str]:

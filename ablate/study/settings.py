@@ -10,7 +10,11 @@ model's as `models.<name>.*`, with its `size`: a model added to the list extends
 a new volume; a change to a listed model's settings is a change of settings), `bench` (its file's
 contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
 the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, and `seed`
-when `bench.heldout_of_pool` is set (it draws the held-out rows). Not fingerprinted, because
+when `bench.heldout_of_pool` is set (it draws the held-out rows). The model, training and bench
+keys only for an objective kind that trains (`ablate.objectives.objective_trains`: `train`, not
+`sim` or `python`, whose trials never read them; with `models:`, each model's `model.path` and
+`size` stay). A study recorded before this has those keys too: a key the job's settings lack is
+not compared, so it resumes. Not fingerprinted, because
 they leave a trial's meaning alone: the design (a study grows by more volumes, balance levels,
 seeds or trials), `storage`, `tracking`, `resources`, `plugins`, and the keys that only change
 speed or bookkeeping (`SPEED_KEYS`).
@@ -34,6 +38,7 @@ from typing import Any
 from ablate.bench import load_bench
 from ablate.config import JobSpec, model_job, resolve_path, to_dict
 from ablate.errors import UserError
+from ablate.objectives import objective_trains
 from ablate.pool import open_pool
 
 #: Study user attributes (see the module doc).
@@ -81,16 +86,19 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _spec_settings(job: JobSpec) -> dict[str, Any]:
+def _spec_settings(job: JobSpec, trains: bool = True) -> dict[str, Any]:
     """The settings of the job's own sections (model, train, objective), less `SPEED_KEYS`; a
     job with `models:` has `models.<name>.<key>` for each model (its `model` keys, its `train`
-    with its overrides, and its `size`) instead of `model.*` and `train.*`."""
+    with its overrides, and its `size`) instead of `model.*` and `train.*`. An objective that
+    does not train (`trains` False: sim, python) has no `model.*` and `train.*`; of each model
+    of `models:` only its `model.path` (which model) and `size` (what sim scales by)."""
     objective = flatten({"objective": to_dict(job.objective)})
     if not job.models:
-        return {**_model_settings(job), **_drop_speed(objective)}
+        return {**(_model_settings(job) if trains else {}), **_drop_speed(objective)}
     out = _drop_speed(objective)
     for m in job.models:
-        one = {**_model_settings(model_job(job, m.name)), "size": m.size}
+        one = _model_settings(model_job(job, m.name))
+        one = {**(one if trains else {"model.path": one["model.path"]}), "size": m.size}
         out.update({f"models.{m.name}.{k}": v for k, v in one.items()})
     return out
 
@@ -130,11 +138,12 @@ def _bench_settings(job: JobSpec) -> dict[str, Any]:
 def job_settings(job: JobSpec, task_types: list[str]) -> dict[str, Any]:
     """The settings that give the job's trials their meaning (see the module doc)."""
     pool = None
-    if job.pool_dir is not None and (job.objective.kind == "train" or job.pool_dir.is_dir()):
+    trains = objective_trains(job)
+    if job.pool_dir is not None and (trains or job.pool_dir.is_dir()):
         pool = open_pool(job.pool_dir).manifest.fingerprint[:16]
     return {
-        **_spec_settings(job),
-        **_bench_settings(job),
+        **_spec_settings(job, trains),
+        **(_bench_settings(job) if trains else {}),
         "pool.fingerprint": pool,
         "taxonomy": job.taxonomy,
         "task_types": sorted(task_types),

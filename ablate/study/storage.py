@@ -55,10 +55,7 @@ def unreachable(url: str, err: BaseException) -> str:
     """One line for a storage that cannot be opened: the URL without its password, the
     driver's first line (the password scrubbed from it too), and what to check."""
     shown = redact(url)
-    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-    secret = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2] if "@" in url else ""
-    if secret:
-        reason = reason.replace(secret, "***")
+    reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:300]
     return (
         f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); check that "
         "the database server runs and that the URL's host, port, user, password and database "

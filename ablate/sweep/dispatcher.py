@@ -37,11 +37,11 @@ from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.result import TrialResult
-from ablate.search import objective_values, suggest
+from ablate.search import feasible, objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
-from ablate.sweep.summary import SweepProgress
+from ablate.sweep.summary import SweepProgress, metric_stop, unusable_metric
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
 from ablate.tracking import RunWriter, start_trial
 
@@ -294,12 +294,10 @@ class Dispatcher:
         metric = self.job.objective.metric
         value = result.metrics.get(metric)
         if value is None or not isinstance(value, int | float) or not math.isfinite(value):
-            self.failed(
-                f,
-                f"objective metric `{metric}` is missing or not finite in the trial's result "
-                f"(got {value!r}; metrics: {sorted(result.metrics)})",
-                result,
-            )
+            first = metric not in result.metrics and not self.tally.done  # the job's mistake
+            self.failed(f, unusable_metric(metric, value, result.metrics), result)
+            if first:  # every other trial would fail the same way: stop now
+                raise UserError(metric_stop(self.job, f.mixture.name, result.metrics))
             return
         # one storage write per attribute: set only what the enqueued defaults do not say
         f.trial.set_user_attr("metrics", {k: float(v) for k, v in result.metrics.items()})
@@ -315,9 +313,8 @@ class Dispatcher:
         self.study.tell(f.trial, values if len(values) > 1 else values[0])
         self.tally.done += 1
         self.tally.run += 1
-        self.tally.offer(
-            self.job.objective.direction, f.trial.number, float(value), f.trial.user_attrs
-        )
+        best = float(value) if not self.job.design.max_share or feasible(f.trial) else None
+        self.tally.offer(self.job.objective.direction, f.trial.number, best, f.trial.user_attrs)
         self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {f.seconds():.1f}s")
 
     def failed(self, f: InFlight, error: str, result: TrialResult | None = None) -> None:

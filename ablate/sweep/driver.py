@@ -26,8 +26,8 @@ from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.objectives import prepare_objective
-from ablate.plan import check_job_judge, design_mixtures
-from ablate.search import cube_params, make_sampler
+from ablate.plan import check_job_judge, design_mixtures, search_start
+from ablate.search import cube_params, feasible, make_sampler
 from ablate.study import (
     SettingsLevel,
     check_settings,
@@ -67,7 +67,7 @@ def run_sweep(
     if judge is not None and progress is not None:
         print(judge.line(), flush=True)
     prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
-    mixtures = design_mixtures(job, task_types)
+    mixtures = sweep_design(job, task_types, say=progress is not None)
     settings = job_settings(job, task_types)
     study = open_study(job)
     with driver_lock(job, study):
@@ -109,6 +109,17 @@ def run_sweep(
     )
 
 
+def sweep_design(job: JobSpec, task_types: list[str], say: bool = True) -> list[Any]:
+    """The mixtures to enqueue up front (`ablate.plan.design_mixtures`); a search says which
+    warm-start points it left out (they break a `max_share` cap)."""
+    if job.design.kind != SEARCH:
+        return design_mixtures(job, task_types)
+    mixtures, note = search_start(job, task_types)
+    if note and say:
+        print(note, flush=True)
+    return mixtures
+
+
 def open_sweep_run(job: JobSpec, say: bool = True) -> str | None:
     """The sweep's MLflow run (created the first time: this makes a local tracking database
     before any worker exists). A tracking server that does not answer is not a reason to stop:
@@ -147,14 +158,14 @@ def enqueue(
 
 
 def tally_study(job: JobSpec, study: Any) -> Tally:
-    """The study's COMPLETE trials so far and the best of them."""
+    """The study's COMPLETE trials so far and the best of them (of those that keep the
+    `max_share` caps: what the Pareto front counts too)."""
     from optuna.trial import TrialState
 
     tally = Tally()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        tally.offer(
-            job.objective.direction, t.number, t.values[0] if t.values else None, t.user_attrs
-        )
+        value = t.values[0] if t.values and feasible(t) else None
+        tally.offer(job.objective.direction, t.number, value, t.user_attrs)
         tally.done += 1
     return tally
 

@@ -11,6 +11,7 @@ from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.plan import job_task_types
+from ablate.search import feasible
 from ablate.study import (
     TRIAL_SETTINGS_ID,
     driver_holder,
@@ -38,6 +39,7 @@ def study_status(job: JobSpec) -> str:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     lines = [f"study {job.study} ({job.storage_shown}): {len(trials)} trials"]
     lines.append("  " + "  ".join(f"{k.lower()} {v}" for k, v in counts.items()))
+    lines += failure_lines(trials)
     lines += model_lines(job, trials)
     if is_ladder(job):
         lines += ladder_lines(job, study, job_task_types(job))
@@ -46,6 +48,7 @@ def study_status(job: JobSpec) -> str:
     if isinstance(judge, dict):
         lines.append(f"  judge {judge_label(judge)}, output {judge.get('output')}")
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    complete = [t for t in complete if feasible(t)] or complete  # as the Pareto front counts
     if complete:
         pick = max if job.objective.direction == "maximize" else min
         best = pick(complete, key=lambda t: t.values[0])
@@ -77,6 +80,29 @@ def study_status(job: JobSpec) -> str:
     holder = driver_holder(job, study)
     lines.append(f"  driver: {describe_holder(holder)}" if holder else "  driver: none running")
     return "\n".join(lines)
+
+
+#: `ablate status` shows the errors of this many of the latest failed trials.
+LAST_FAILED = 3
+
+
+def failure_lines(trials: list[Any]) -> list[str]:
+    """What failed, counted as the report counts it (`ablate.analysis.findings.Failures`): failed
+    trials and the design points they are at, requeued ones (a dead driver's, run again) apart,
+    and the last few with their first error line."""
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if not failed:
+        return []
+    own = [t for t in failed if not t.user_attrs.get("requeued")]
+    points = {t.user_attrs.get("mixture_name", t.number) for t in own}
+    requeued = len(failed) - len(own)
+    line = f"  failed: {len(own)} trial(s) at {len(points)} design point(s)"
+    line += f"; {requeued} requeued (a dead driver's, run again)" if requeued else ""
+    lines = [line]
+    for t in sorted(own, key=lambda t: t.number)[-LAST_FAILED:]:
+        error = str(t.user_attrs.get("error") or "no error recorded").splitlines()[0][:160]
+        lines.append(f"    trial {t.number} {t.user_attrs.get('mixture_name', '')}: {error}")
+    return lines
 
 
 def model_lines(job: JobSpec, trials: list[Any]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ablate.config import JobSpec
 from ablate.mixture import Mixture
 
 
@@ -46,6 +47,24 @@ class SweepSummary:
     """A ladder design: a line per rung (done, running), the largest model's best mixture with
     its interval, and GPU-hours against the full grid on it (`ablate.sweep.ladder`)."""
 
+    def line(self, study: str) -> str:
+        """`sweep `S`: this run 20 complete, 1 failed; the study 36 complete, best ...`: what
+        ran in this run, then the study's totals (a rerun of a finished study ran nothing)."""
+        ran = (
+            f"this run {self.n_run} complete, {self.n_failed} failed"
+            if self.n_run or self.n_failed
+            else "nothing left to run"
+        )
+        best = (
+            f"{self.best_value:.4g} (trial {self.best_trial}, {self.best_mixture.name})"
+            if self.best_mixture
+            else "-"
+        )
+        return (
+            f"sweep `{study}`: {ran}; the study {self.n_complete} complete, best {best}; "
+            f"{self.wall_seconds:.0f} s"
+        )
+
 
 def print_progress(p: SweepProgress) -> None:
     """Default progress printer: one line per finished trial."""
@@ -55,4 +74,23 @@ def print_progress(p: SweepProgress) -> None:
         f"[{p.done + p.failed:>{width}}/{p.total}] done {p.done}  running {p.running}  failed {p.failed}  "
         f"best {best}  last: {p.last}",
         flush=True,
+    )
+
+
+def unusable_metric(metric: str, value: object, metrics: dict[str, float]) -> str:
+    """Why a trial's result gives no objective value (the trial's error)."""
+    return (
+        f"objective metric `{metric}` is missing or not finite in the trial's result "
+        f"(got {value!r}; metrics: {sorted(metrics)})"
+    )
+
+
+def metric_stop(job: JobSpec, name: str, metrics: dict[str, float]) -> str:
+    """The sweep stops: its first finished trial lacks `objective.metric`, so every trial would."""
+    return (
+        f"sweep stopped: the first finished trial ({name}) has no metric "
+        f"`{job.objective.metric}` (`objective.metric` of {job.source or 'the job'}), so every "
+        f"trial would fail the same way; it reported {', '.join(sorted(metrics)) or 'nothing'}. "
+        "Fix `objective.metric` (a new metric is a change of settings: start a new study with "
+        "`--set study=NAME`, or record it with `--allow-changed-settings`)"
     )

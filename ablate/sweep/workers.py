@@ -23,6 +23,7 @@ from ablate.objectives import run_objective
 from ablate.plan import judge_key_problem
 from ablate.registry import import_plugins
 from ablate.result import TrialResult
+from ablate.sweep.address import check_address
 
 #: Object store of a Ray the driver starts itself: trials return small results, not tensors.
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
@@ -100,11 +101,14 @@ class TrialWorker:
 
 def init_ray(address: str | None) -> bool:
     """Connect to (or start) Ray; True when this call started it (so the driver shuts it down)."""
+    given_by = "--address" if address else "RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_address(address, given_by)  # one line now, not minutes of Ray's retries
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)})
     else:

@@ -157,7 +157,7 @@ def resident_model(job: JobSpec, cache: dict[Any, Any]) -> TrialModel:
         spec.attn_implementation,
         spec.trust_remote_code,
     )
-    loaded = _cached(cache, key, lambda: load_model(model_path, spec=spec))
+    loaded = _cached(cache, key, lambda: load_model(model_path, spec=spec, looked_at=local))
     if loaded.device == "cpu":
         torch.set_num_threads(job.train.threads or max(1, int(job.resources.cpus_per_trial)))
     try:

@@ -18,11 +18,11 @@ import pytest
 
 from ablate.analysis import (
     analyse,
-    bootstrap_mean_ci,
     load,
     mixture_effect,
     mixture_table,
     plot_volume_balance,
+    t_interval,
 )
 from ablate.design import proportions_for_balance
 from ablate.errors import UserError
@@ -58,7 +58,7 @@ def grid_study(
             props = proportions_for_balance(TYPES, b)
             for s in seeds:
                 value = f(props, v, s) + rng.normal(0, noise)
-                metrics = {"score": value, "accuracy/arts": value / 2}
+                metrics = {"score": value, "accuracy/arts": value / 2, "bench_loss": 2 - value}
                 name = f"v{v:g}-b{b:.2f}-s{s}"
                 study.add_trial(result_trial(props, v, s, name, value, metrics, 2.0))
     return study
@@ -94,16 +94,14 @@ def test_missing_study_is_a_clear_error(make_job: Any) -> None:
         load(make_job())
 
 
-def test_bootstrap_interval_of_two_seeds_is_inflated() -> None:
-    # y = 0, 1: residuals +-0.5 inflated by sqrt(2) -> bootstrap means 0.5 - 0.707, 0.5, 0.5 + 0.707
-    lo, hi = bootstrap_mean_ci([0.0, 1.0])  # type: ignore[misc]
-    assert lo == pytest.approx(0.5 - math.sqrt(0.5)) and hi == pytest.approx(0.5 + math.sqrt(0.5))
-    assert bootstrap_mean_ci([0.3]) is None
-    # many seeds: close to mean +- 1.96 s / sqrt(n)
-    y = np.random.default_rng(1).normal(0, 1, 400)
-    lo, hi = bootstrap_mean_ci(y)  # type: ignore[misc]
-    half = 1.96 * y.std(ddof=1) / 20
-    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+def test_t_interval_uses_the_pooled_sd_and_its_degrees_of_freedom() -> None:
+    from scipy.stats import t
+
+    lo, hi = t_interval([0.5, 1.0], [2, 1], sd=0.1, df=9)
+    half = t.ppf(0.975, 9) * 0.1
+    assert lo == pytest.approx([0.5 - half / math.sqrt(2), 1.0 - half])
+    assert hi == pytest.approx([0.5 + half / math.sqrt(2), 1.0 + half])
+    assert np.isnan(t_interval([0.3], [1], sd=math.nan, df=0)[0]).all()  # noise unknown
 
 
 def test_less_is_more_holds_on_a_peaked_landscape(make_job: Any) -> None:
@@ -277,19 +275,25 @@ def test_sqlite_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -> 
     ]
 
 
-def test_failed_trials_that_ran_again_are_not_counted_as_left_out() -> None:
+def test_failed_trials_are_counted_once_per_trial_and_point_requeued_apart() -> None:
     import pandas as pd
 
-    from ablate.analysis.findings import failed_points
+    from ablate.analysis.findings import failures
 
     df = pd.DataFrame(
         {
             "state": ["FAIL", "COMPLETE", "FAIL", "FAIL", "FAIL", "COMPLETE"],
             "mixture": ["a-s0", "a-s0", "b-s0", "b-s0", "c-s0", "c-s1"],
             "requeued": [True, False, False, False, True, False],
+            "error": [None, None, "OOM\ntrace", "OOM again", "driver died", None],
         }
     )
-    # a-s0 failed (a dead driver's) then completed; b-s0 failed twice and never completed;
-    # c-s0 failed and has no completed copy (c-s1 is another seed)
-    assert failed_points(df) == (2, 1)
-    assert failed_points(df[df["state"] == "COMPLETE"]) == (0, 0)
+    # a-s0: a dead driver's (requeued), then completed; b-s0 failed twice and never completed;
+    # c-s0: requeued, its copy not run yet
+    f = failures(df)
+    assert (f.trials, f.points, f.rerun, f.requeued) == (2, 1, 0, 2)
+    assert f.left_out == (("b-s0", 2, "OOM"),)
+    assert f.summary() == "2 failed trial(s) at 1 design point(s), 2 requeued"
+    text = " ".join(f.describe())
+    assert "b-s0 (2 failed; first error: OOM)" in text and "requeued" in text
+    assert failures(df[df["state"] == "COMPLETE"]).summary() == "no failed trial"

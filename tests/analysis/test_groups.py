@@ -99,10 +99,16 @@ def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(
                     study.add_trial(t)
     report = write_report(job, tmp_path / "report", log_to_mlflow=False, parallel=False)
     notes = " ".join(report.notes)
-    assert "2 groups of trials that are not seed replicates" in notes
-    assert "the verdict, cells and plots are of model target" in notes
-    assert 'model proxy: "Less is more" HOLDS' in notes
+    scope = " ".join(report.findings.scope)
+    assert scope.startswith("This study has 2 models (model proxy; model target)")
+    assert "the verdict, plots, proposals and surrogates are of model target" in scope
+    assert 'Model proxy: "Less is more" HOLDS' in notes
     assert report.findings.verdict == "holds"
+    assert report.findings.headline().startswith('Model target: "Less is more" HOLDS')
+    page = report.html.read_text()
+    assert "This study has 2 models" in page and "<b>Model target: &ldquo;Less is more" in page
+    assert "Score against volume, one line per balance level (model target)" in page
+    assert "Proposed mixtures (model target)" in page
     assert "Rank transfer proxy -> target: Spearman" in notes
     assert int(report.findings.cells.table["n"].sum()) == 18  # the target's trials only
     assert report.plots["rank_transfer"].is_file()  # proxy means against the target's

@@ -145,6 +145,18 @@ def test_cli_report_and_propose(make_job: Any, tmp_path: Path, capsys: Any) -> N
     out = capsys.readouterr().out
     assert out.startswith('"Less is more" HOLDS over all balance levels')
     assert "held-out Spearman" in out and (tmp_path / "out" / "report.html").is_file()
+    # a loss named by --metric is lower-is-better (its verdict agrees with the score's), and
+    # the note says how to turn it
+    assert main(["report", str(path), "--out", str(tmp_path / "loss"), "--no-mlflow",
+                 "--metric", "bench_loss"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith('"Less is more" HOLDS over all balance levels: 5,000 rows'), out[:300]
+    assert "`bench_loss` is analysed with lower values better (--direction maximize" in out
+    assert main(["report", str(path), "--out", str(tmp_path / "loss2"), "--no-mlflow",
+                 "--metric", "bench_loss", "--direction", "maximize"]) == 0  # fmt: skip
+    out = capsys.readouterr().out  # the highest loss, at 1,000 rows, taken for the best
+    assert out.startswith('"Less is more" HOLDS over all balance levels: 1,000 rows'), out[:300]
+    assert "is analysed with" not in out
     assert main(["propose", str(path), "-n", "2", "--volume", "5000", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("at 5,000 rows: predicted score") == 2 and "nothing enqueued" in out

@@ -128,7 +128,8 @@ def test_help_of_every_command(
     for word in HELP[command]:
         assert word in out, word
     if "--set" in HELP[command]:
-        assert "override a key of the YAML file, e.g. --set train.lr=1e-3" in " ".join(out.split())
+        example = "volume=2000" if command[0] == "mixture" else "train.lr=1e-3"  # a mixture key
+        assert f"override a key of the YAML file, e.g. --set {example}" in " ".join(out.split())
 
 
 def test_every_command_is_covered_by_the_help_test() -> None:
@@ -400,6 +401,12 @@ MIXTURE_ERRORS = [
         id="taxonomy",
     ),
     pytest.param(
+        GOOD | {"taxonomy": "skil"},
+        "m.yaml: `taxonomy` 'skil' is not a label column of the pool (did you mean `skill`?); "
+        "available: task_type, domain, skill",
+        id="taxonomy-misspelt",
+    ),
+    pytest.param(
         GOOD | {"volume": "lots"}, "m.yaml: `volume` must be a number, got 'lots'", id="type"
     ),
     pytest.param(
@@ -517,6 +524,11 @@ def test_job_taxonomy_the_pool_lacks(
     assert fails(capsys, "sweep", job) == (
         f"{job}: `taxonomy` 'genre' is not a label column of the pool {world['pool']}; "
         "available: task_type, domain, skill"
+    )
+    job = write_job(tmp_path / "job.yaml", world, taxonomy="skil")
+    assert fails(capsys, "sweep", job) == (
+        f"{job}: `taxonomy` 'skil' is not a label column of the pool {world['pool']} (did you "
+        "mean `skill`?); available: task_type, domain, skill"
     )
 
 

@@ -288,6 +288,18 @@ def test_bad_set_through_load_job_names_the_file(tmp_path: Path) -> None:
     assert "unknown key `design.volumez` (did you mean `design.volumes`?)" in msg
 
 
+def test_a_mapping_without_a_space_after_the_colon_gets_a_hint(tmp_path: Path) -> None:
+    """YAML reads `{ocr:0.1}` as the key `ocr:0.1` with no value."""
+    path = write(tmp_path / "job.yaml", demo_data())
+    msg = error_of(load_job, path, ["design.max_share={colors:0.1}"])
+    assert msg == (
+        f"{path}: `design.max_share.colors:0.1` has no value: without a space after the colon "
+        "YAML reads `colors:0.1` as one key; write `{colors: 0.1}`"
+    )
+    job = load_job(path, ["design.kind=search", "design.max_share={colors: 0.5}"])
+    assert job.design.max_share == {"colors": 0.5}
+
+
 # --------------------------------------------------------------------------- paths
 
 

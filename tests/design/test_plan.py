@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ablate.errors import UserError
-from ablate.plan import design_mixtures, load_job
+from ablate.plan import design_mixtures, load_job, search_start
 
 TYPES = ["caption", "count", "compare"]
 
@@ -86,3 +86,52 @@ def test_unknown_kinds_name_the_key_and_the_closest_name(
     with pytest.raises(UserError) as err:
         load_job(path, overrides)
     assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_warm_start_points_count_toward_n_trials_and_keep_the_floor_and_caps(
+    tmp_path: Path,
+) -> None:
+    """`corners` (3 corners and the centroid) at 2 volumes, after the default sampler's centroid
+    (the same trial as the first volume's), are 8 trials: with `n_trials: 5` the search would
+    have run 8 and searched none. The corners (shares of 0 and 1) lay below `min_share`
+    and above `max_share`."""
+    design = {"kind": "search", "volumes": [1000, 4000], "warm_start": "corners", "n_trials": 5}
+    with pytest.raises(UserError) as err:
+        design_mixtures(load_job(write_job(tmp_path, design=design)), TYPES)
+    assert str(err.value).endswith(
+        "`design.warm_start` corners and the centroid start the search with 8 trials, more "
+        "than `design.n_trials` (5), which counts every trial: raise `design.n_trials` to at "
+        "least 8 (the rest are searched), or choose a smaller warm start (fewer `volumes`, "
+        "another kind, none)"
+    )
+    design.update(n_trials=8, min_share=0.05, max_share={"count": 0.5})
+    job = load_job(write_job(tmp_path, design=design))
+    points, note = search_start(job, TYPES)
+    # the count corners broke the cap; the others were raised to the floor as the search maps
+    assert (
+        note
+        == "design.warm_start corners: 2 of its 8 points break `design.max_share` and are left out"
+    )
+    assert [p.name for p in points] == [
+        "centroid-v1000",
+        "v1000-only-caption-s0",
+        "v1000-only-compare-s0",
+        "v4000-only-caption-s0",
+        "v4000-only-compare-s0",
+        "v4000-centroid-s0",
+    ]
+    assert points[1].proportions == pytest.approx({"caption": 0.9, "count": 0.05, "compare": 0.05})
+    for p in points:
+        assert min(p.proportions.values()) >= 0.05 - 1e-12 and p.proportions["count"] <= 0.5
+
+
+def test_an_unknown_design_kind_offers_search_too(tmp_path: Path) -> None:
+    path = write_job(tmp_path)
+    with pytest.raises(UserError) as err:
+        load_job(path, ["design.kind=gird"])
+    listed = str(err.value).split("choose one of ")[1].split(", ")
+    assert {"grid", "lattice", "corners", "search"} <= set(listed)  # (a plugin may add more)
+    with pytest.raises(
+        UserError, match=r"'serch' is not a known design kind \(did you mean `search`\?\)"
+    ):
+        load_job(path, ["design.kind=serch"])

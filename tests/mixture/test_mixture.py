@@ -251,6 +251,19 @@ def test_nested_volumes(pool: Pool) -> None:
     assert sum(small.counts.values()) == round(0.2 * 47)
 
 
+def test_a_float_volume_up_to_one_is_a_fraction_an_integer_is_rows(
+    pool: Pool, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "proportions: natural\nvolume: 1.0\n")
+    whole = load_mixture(path)
+    assert sum(materialize(whole, pool).counts.values()) == 47  # 1.0: the whole pool
+    assert "47 rows (100% of the pool)" in mixture_summary(whole, pool)
+    for given, rows in (("volume=1.0", 47), ("volume=0.25", 12), ("volume=1", 1), ("volume=5", 5)):
+        mixture = load_mixture(path, [given])
+        assert sum(materialize(mixture, pool).counts.values()) == rows, given
+    assert sum(materialize(load_mixture(write(tmp_path, "volume: 1\n")), pool).counts.values()) == 1
+
+
 def test_max_repeat(pool: Pool) -> None:
     m = Mixture(volume=30, proportions={"multi_image": 1.0}, max_repeat=3, seed=0)
     sel = materialize(m, pool)  # 12 multi-image rows: 2.5 passes

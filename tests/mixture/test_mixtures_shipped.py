@@ -44,9 +44,27 @@ def test_shipped_mixture_loads_and_validates(path: Path) -> None:
 def test_balanced_is_uniform() -> None:
     m = load_mixture(REPO / "mixtures/balanced.yaml")
     assert rows_per_type(m.proportions, int(m.volume)) == {
-        "multi_image": 2500,
-        "single_image": 2500,
+        "multi_image": 2000,
+        "single_image": 2000,
     }
+
+
+#: The pool `ablate demo` imports (the built-in world's 8,000 training dialogues, `ablate data
+#: synth` defaults), as `ablate data show demo-out/pool` counts it.
+DEMO_POOL = PoolManifest(
+    rows=8_000,
+    columns=("id", "task_type"),
+    labels={"task_type": {"single_image": 4_755, "multi_image": 2_034, "text_only": 1_211}},
+    fingerprint="0" * 64,
+    source="demo-out/world/train.jsonl",
+)
+
+
+@pytest.mark.parametrize("path", MIXTURES, ids=lambda p: p.name)
+def test_a_mixture_whose_command_names_the_demo_pool_fits_it(path: Path) -> None:
+    if "--pool demo-out/pool " not in path.read_text().splitlines()[0]:
+        pytest.skip("its command names another pool")
+    validate(load_mixture(path), DEMO_POOL, source=str(path))
 
 
 def test_mmcr_in_base_keeps_the_base_shares() -> None:

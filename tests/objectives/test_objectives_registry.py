@@ -164,3 +164,68 @@ def test_prepare_loads_a_python_target_once_in_the_driver(make_job: Callable[...
         prepare_objective(make_job(target="no_such_module:f"))
     for kind in ("sim", "train"):
         prepare_objective(with_objective(make_job(target="no_such_module:f"), kind=kind))
+
+
+def write_bench(tmp_path: Any, scorer: str = "exact") -> str:
+    judge = "judge: {url: 'http://127.0.0.1:1/v1', model: m}\n" if scorer == "judge" else ""
+    (tmp_path / "bench.jsonl").write_text("")
+    (tmp_path / "bench.yaml").write_text(f"name: b\ndata: bench.jsonl\nscorer: {scorer}\n{judge}")
+    return str(tmp_path / "bench.yaml")
+
+
+def test_a_misspelt_sim_metric_is_refused_before_any_trial(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    job = with_objective(make_job(), kind="sim", metric="scor")
+    with pytest.raises(UserError) as err:
+        check_objective(job, "job.yaml")
+    assert str(err.value) == (
+        "job.yaml: `objective.metric` 'scor' is not a metric of objective kind sim (did you "
+        "mean `score`?); its trials report score, noise_free"
+    )
+    for metric in ("score", "noise_free"):
+        check_objective(with_objective(job, metric=metric), "job.yaml")
+    noise_free = run_objective(with_objective(job, metric="noise_free", noise=0.5), MIX)
+    assert set(noise_free.metrics) == {"score", "noise_free"}  # the names do not follow the key
+
+
+def test_a_train_metric_is_checked_against_its_bench_s_scorer(
+    make_job: Callable[..., JobSpec], tmp_path: Any
+) -> None:
+    job = make_job(pool="pool", bench=write_bench(tmp_path))
+    job = with_objective(job, kind="train", metric="overall_acc")
+    with pytest.raises(UserError) as err:
+        check_objective(job, "job.yaml")
+    message = str(err.value)
+    assert "`objective.metric` 'overall_acc' is not a metric of objective kind train" in message
+    assert "(did you mean `overall_accuracy`?)" in message
+    assert "overall_accuracy, contextual_accuracy, bench_loss, accuracy/..." in message
+    for metric in ("overall_accuracy", "bench_loss", "train_loss", "accuracy/colors"):
+        check_objective(with_objective(job, metric=metric), "job.yaml")  # accuracy/<domain>
+    with pytest.raises(UserError, match="'judge_score' is not a metric"):
+        check_objective(with_objective(job, metric="judge_score"), "job.yaml")
+    judged = make_job(pool="pool", bench=write_bench(tmp_path, "judge"))
+    check_objective(with_objective(judged, kind="train", metric="judge_score"), "job.yaml")
+    heldout = make_job(pool="pool", bench={"heldout_of_pool": 0.1})
+    check_objective(with_objective(heldout, kind="train", metric="heldout_loss"), "job.yaml")
+    with pytest.raises(UserError, match="its trials report train_loss, final_train_loss, he"):
+        check_objective(with_objective(heldout, kind="train", metric="bench_loss"), "job.yaml")
+
+
+def test_a_misspelt_scheduler_is_refused_before_the_model_loads(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    job = make_job(pool="pool", bench={"heldout_of_pool": 0.1}, train={"scheduler": "cosinee"})
+    job = with_objective(job, kind="train", metric="heldout_loss")
+    check_objective(job, "job.yaml")  # not here: the names cost transformers' import
+    with pytest.raises(UserError) as err:
+        prepare_objective(job)  # the sweep's driver, before anything is enqueued
+    assert str(err.value).startswith(
+        "job: `train.scheduler` 'cosinee' is not a learning-rate schedule transformers knows "
+        "(did you mean `cosine`?); choose one of linear, cosine, "
+    )
+    with pytest.raises(UserError, match=r"`train\.scheduler` 'cosinee'"):
+        run_objective(job, MIX)  # `ablate trial`: before the pool (there is none) is read
+    prepare_objective(
+        with_objective(make_job(pool="pool", bench={"heldout_of_pool": 0.1}), kind="train")
+    )

@@ -251,3 +251,27 @@ def test_pruning_from_intermediate_values(ray_session, make_job) -> None:
     assert all(len(t.intermediate_values) == 4 for t in complete)
     assert pruned, [t.intermediate_values for t in trials]
     assert all(len(t.intermediate_values) < 4 for t in pruned)  # stopped early
+
+
+def test_a_mixture_at_its_cap_is_feasible_and_on_the_pareto_front(make_job) -> None:
+    """The centroid under `max_share: {count: 0.1}` has count at the cap exactly; the round
+    trip through the stick coordinates leaves it 4e-17 above, which is no breach."""
+    from ablate.search import default_warm_start, feasible
+
+    job = make_job(
+        objective=SIM,
+        design={"kind": "search", "max_share": {"count": 0.1}, "multi_objective": "volume"},
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    (centre,) = default_warm_start(job, TYPES)
+    study.enqueue_trial(cube_params(job, TYPES, centre))
+    at_cap = study.ask()
+    assert suggest(at_cap, job, TYPES).proportions["count"] > 0.1  # by 4e-17
+    assert feasible(at_cap)
+    study.tell(at_cap, [0.9, 1000])
+    study.enqueue_trial({"u0": 0.5, "u1": 0.5})  # count 0.35: over its cap
+    over = study.ask()
+    suggest(over, job, TYPES)
+    assert not feasible(over)
+    study.tell(over, [1.0, 100])  # better in both, but infeasible
+    assert [t.number for t in study.best_trials] == [0]

@@ -31,8 +31,10 @@ PROXY = {"name": "proxy", "path": "tiny-a", "size": 0.5e9, "gpus_per_trial": 0.2
 TARGET = {"name": "target", "path": "tiny-b", "size": 7e9, "lora": {"r": 32, "alpha": 64}}
 
 
-def models_job(make_job: Callable[..., JobSpec], *models: dict[str, Any], **kw: Any) -> JobSpec:
-    objective = {"kind": "sim", "metric": "score", "landscape": "less_is_more"}
+def models_job(
+    make_job: Callable[..., JobSpec], *models: dict[str, Any], kind: str = "sim", **kw: Any
+) -> JobSpec:
+    objective = {"kind": kind, "metric": "score", "landscape": "less_is_more"}
     return make_job(models=list(models), objective=objective, design=GRID, **kw)
 
 
@@ -63,25 +65,34 @@ def test_each_trial_carries_its_model_and_mlflow_params_its_models_settings(make
     assert "model" not in trial_params(one, plain)
 
 
+@pytest.mark.parametrize("kind", ["train", "sim"])
 def test_adding_a_model_extends_the_study_and_changing_one_is_a_change_of_settings(
-    make_job,
+    make_job, kind: str
 ) -> None:
-    job = models_job(make_job, PROXY)
+    """With `sim` (no training) a model's LoRA and training are not settings; its size is."""
+    job = models_job(make_job, PROXY, kind=kind)
     study = open_study(job)
     base, _ = check_settings(study, job, job_settings(job, TYPES))
     enqueue_design(study, design_mixtures(job, TYPES), level=base)
-    grown = models_job(make_job, PROXY, TARGET)
+    grown = models_job(make_job, PROXY, TARGET, kind=kind)
     level, note = check_settings(study, grown, job_settings(grown, TYPES))
     assert level.id == base.id and note is None  # the new model's trials join the study
-    changed = models_job(make_job, PROXY, {**TARGET, "lora": {"r": 8, "alpha": 16}})
-    with pytest.raises(UserError) as err:
-        check_settings(study, changed, job_settings(changed, TYPES))
-    assert "models.target.model.lora.r: study has 32, this job has 8" in str(err.value)
-    trained = models_job(make_job, {**PROXY, "train": {"lr": 1.0e-3}}, TARGET)
-    with pytest.raises(UserError, match=r"models\.proxy\.train\.lr"):
-        check_settings(study, trained, job_settings(trained, TYPES))
+    changed = models_job(make_job, PROXY, {**TARGET, "lora": {"r": 8, "alpha": 16}}, kind=kind)
+    trained = models_job(make_job, {**PROXY, "train": {"lr": 1.0e-3}}, TARGET, kind=kind)
+    if kind == "train":
+        with pytest.raises(UserError) as err:
+            check_settings(study, changed, job_settings(changed, TYPES))
+        assert "models.target.model.lora.r: study has 32, this job has 8" in str(err.value)
+        with pytest.raises(UserError, match=r"models\.proxy\.train\.lr"):
+            check_settings(study, trained, job_settings(trained, TYPES))
+    else:
+        for same in (changed, trained):
+            assert check_settings(study, same, job_settings(same, TYPES))[0].id == base.id
+        bigger = models_job(make_job, {**PROXY, "size": 1e9}, TARGET, kind=kind)
+        with pytest.raises(UserError, match=r"models\.proxy\.size: study has 500000000\.0"):
+            check_settings(study, bigger, job_settings(bigger, TYPES))
     # resources are not settings: a proxy on a whole GPU trains the same
-    moved = models_job(make_job, {**PROXY, "gpus_per_trial": 1}, TARGET)
+    moved = models_job(make_job, {**PROXY, "gpus_per_trial": 1}, TARGET, kind=kind)
     assert check_settings(study, moved, job_settings(moved, TYPES))[0].id == base.id
 
 

@@ -63,6 +63,19 @@ def complete(job: JobSpec) -> list[Any]:
 
 
 @pytest.fixture
+def make_job(make_job: Callable[..., JobSpec]) -> Callable[..., JobSpec]:
+    """Jobs whose objective kind trains (none runs here): only then are `train.*` and `model.*`
+    settings (`python` and `sim` never read them)."""
+
+    def make(**overrides: Any) -> JobSpec:
+        return make_job(
+            **{**overrides, "objective": {"kind": "train", **overrides.get("objective", {})}}
+        )
+
+    return make
+
+
+@pytest.fixture
 def base_job(make_job: Callable[..., JobSpec]) -> JobSpec:
     return make_job(design=GRID, train={"lr": 5e-3})
 
@@ -254,3 +267,34 @@ def test_status_shows_the_settings_and_whether_the_job_matches(
     level, _ = sweep_without_ray(changed, allow=True)
     text = study_status(changed)
     assert f"{level.id} train.lr=0.001 (4 trials)" in text and f"same as {level.id}" in text
+
+
+def test_objectives_that_do_not_train_have_no_training_settings(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    """A `python` (or `sim`) trial never reads `model`, `lora`, `train` or `bench`: a change
+    there is no change of its study's settings, and a study recorded with those keys (before
+    they were left out) resumes."""
+    python = {"kind": "python"}
+    job = make_job(design=GRID, objective=python, train={"lr": 5e-3})
+    keys = job_settings(job, TYPES)
+    assert not [k for k in keys if k.startswith(("model.", "train.", "bench", "seed"))]
+    level, _ = sweep_without_ray(job)
+    changed = make_job(design=GRID, objective=python, train={"lr": 1e-3}, model={"lora": {"r": 8}})
+    study = open_study(changed)
+    again, note = check_settings(study, changed, job_settings(changed, TYPES))
+    assert (again.id, note) == (level.id, None)
+
+    # as recorded before: the python job's settings with the training keys of a train job
+    old = {**job_settings(make_job(design=GRID, train={"lr": 5e-3}), TYPES), **keys}
+    assert old["train.lr"] == 0.005 and "bench" in old
+    old_id = settings_id(old)
+    legacy = dataclasses.replace(changed, study="legacy")
+    study = open_study(legacy)
+    study.set_user_attr(STUDY_SETTINGS, {old_id: canonical(old)})
+    study.set_user_attr(STUDY_SETTINGS_ID, old_id)
+    enqueue(legacy, study, design_mixtures(legacy, TYPES), TYPES, SettingsLevel(old_id, old_id))
+    assert finish_waiting(study) == 4
+    resumed, note = check_settings(study, legacy, job_settings(legacy, TYPES))
+    assert (resumed.id, resumed.changes, note) == (old_id, {}, None)
+    assert enqueue(legacy, study, design_mixtures(legacy, TYPES), TYPES, resumed) == 0

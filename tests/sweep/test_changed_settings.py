@@ -50,10 +50,10 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_sweep_refuses_changed_settings_before_any_work(
     make_job: Callable[..., JobSpec], no_work: None
 ) -> None:
-    job = make_job(design=GRID, train={"lr": 5e-3})
+    job = make_job(design=GRID)
     previous_sweep(job)
-    changed = make_job(design={**GRID, "seeds": [0, 1, 2]}, train={"lr": 1e-3})
-    with pytest.raises(UserError, match=r"train\.lr: study has 0\.005, this job has 0\.001"):
+    changed = make_job(design={**GRID, "seeds": [0, 1, 2]}, objective={"direction": "minimize"})
+    with pytest.raises(UserError, match=r"direction: study has maximize, this job has minimize"):
         run_sweep(changed, TYPES, progress=None)
     assert tracking.find_sweep_run(changed) is None  # no MLflow run either
     assert len(open_study(job, create=False).get_trials()) == 4
@@ -72,10 +72,10 @@ def test_the_cli_refusal_is_one_line_and_names_the_ways_out(
         "design: {kind: grid, volumes: [100, 400], balance: [0.5, 1.0], seeds: [0, 1]}\n"
     )
     previous_sweep(load_job(path))
-    assert main(["sweep", str(path), "--set", "train.lr=1e-3"]) == 2
+    assert main(["sweep", str(path), "--set", "objective.direction=minimize"]) == 2
     _, err = capsys.readouterr()
     assert err.startswith("ablate: error: study `demo` in sqlite:///") and "Traceback" not in err
-    assert "train.lr: study has 0.005, this job has 0.001" in err
+    assert "objective.direction: study has maximize, this job has minimize" in err
     assert "--set study=NAME" in err
     assert f"ablate sweep {path} --allow-changed-settings" in err
     assert len(err.strip().splitlines()) == 1
@@ -84,16 +84,17 @@ def test_the_cli_refusal_is_one_line_and_names_the_ways_out(
 def test_the_opt_in_runs_the_design_again_as_a_new_level(
     ray_session: Any, make_job: Callable[..., JobSpec]
 ) -> None:
-    job = make_job(design=GRID, train={"lr": 5e-3})
+    job = make_job(design=GRID)
     first = run_sweep(job, TYPES, progress=None)
     assert first.n_run == 4
-    changed = make_job(design=GRID, train={"lr": 1e-3})
-    with pytest.raises(UserError, match=r"train\.lr"):
+    changed = make_job(design=GRID, objective={"direction": "minimize"})
+    with pytest.raises(UserError, match=r"objective\.direction"):
         run_sweep(changed, TYPES, progress=None)
 
     second = run_sweep(changed, TYPES, progress=None, allow_changed_settings=True)
     assert second.n_run == 4 and second.settings_id != first.settings_id
-    assert second.notes and "train.lr: study has 0.005, they have 0.001" in second.notes[0]
+    assert second.notes
+    assert "objective.direction: study has maximize, they have minimize" in second.notes[0]
     trials = open_study(job, create=False).get_trials()
     by_level = {t.user_attrs["settings_id"] for t in trials}
     assert by_level == {first.settings_id, second.settings_id}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
+from ablate.errors import UserError
 from ablate.result import TrialResult
 from ablate.study import enqueue_design, open_study
 from ablate.study.optuna_fast import waiting_ids
@@ -230,3 +231,49 @@ def test_a_fixed_designs_trials_carry_their_shares_and_volume_as_optuna_params(m
         assert set(shares) == set(TYPES) and t.params["volume"] == t.user_attrs["volume"]
     importance = optuna.importance.get_param_importances(study)
     assert set(importance) <= {"volume", *(f"share:{t}" for t in TYPES)} and importance
+
+
+def test_a_first_trial_without_the_metric_stops_the_sweep_naming_what_it_reported(
+    make_job,
+) -> None:
+    """The job's metric is misspelt (a kind that cannot list its metrics up front): the first
+    finished trial lacks it, so the sweep stops there instead of failing every trial."""
+    job = make_job(design={"seeds": [0, 1, 2]})
+    pool = ScriptedPool(lambda ref: TrialResult(metrics={"scor": 0.5, "loss": 1.0}))
+    d, study = _dispatcher(job, pool)
+    with pytest.raises(UserError) as err:
+        d.run()
+    d.writer.close()
+    assert str(err.value).startswith(
+        "sweep stopped: the first finished trial (v100-b1.00-s0) has no metric `score` "
+        "(`objective.metric` of the job), so every trial would fail the same way; it reported "
+        "loss, scor."
+    )
+    assert len(pool.calls) == 1
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+
+
+def test_a_trial_without_the_metric_after_one_completed_fails_alone(make_job) -> None:
+    job = make_job(design={"seeds": [0, 1, 2]})
+    results = {1: {"score": 0.5}, 2: {"other": 1.0}, 3: {"score": float("nan")}}
+    pool = ScriptedPool(lambda ref: TrialResult(metrics=results[ref]))
+    d, study = _dispatcher(job, pool)
+    d.run()
+    d.writer.close()
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert d.tally.failed == 2
+
+
+def test_the_best_trial_keeps_the_caps_as_the_pareto_front_does(make_job) -> None:
+    from ablate.sweep.driver import tally_study
+
+    job = make_job(design={"kind": "search", "max_share": {"count": 0.3}, "volumes": [100]})
+    study = open_study(job)
+    for value, constraint in [(0.5, -0.1), (0.9, 0.2)]:  # the better one breaks its cap
+        trial = study.ask()
+        trial.set_constraint("max_share:count", constraint)
+        study.tell(trial, value)
+    tally = tally_study(job, study)
+    assert tally.done == 2 and (tally.best_trial, tally.best_value) == (0, 0.5)

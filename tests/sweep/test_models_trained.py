@@ -63,9 +63,10 @@ def test_two_trained_models_get_their_own_verdicts_and_a_rank_transfer(
     assert all(math.isfinite(v) for v in df["value"])
     report = write_report(job, tmp_path / "report", log_to_mlflow=False, parallel=False)
     notes = " ".join(report.notes)
-    assert "2 groups of trials that are not seed replicates" in notes
-    assert "the verdict, cells and plots are of model big" in notes
-    assert "model small: " in notes and '"Less is more"' in notes
+    scope = " ".join(report.findings.scope)  # said first, before the verdict
+    assert "This study has 2 models (" in scope and "never pooled as seed replicates" in scope
+    assert "the verdict, plots, proposals and surrogates are of model big" in scope
+    assert "Model small: " in notes and '"Less is more"' in notes
     assert "Rank transfer small -> big: Spearman" in notes and "over 4 shared mixtures" in notes
     assert report.plots["rank_transfer"].is_file()
     assert report.plots["Score against volume, one line per balance level: model small"].is_file()

@@ -23,7 +23,10 @@ from ablate.result import TrialResult
 
 @OBJECTIVES.register("python")
 class PythonObjective:
-    """Call `objective.target`; the design needs `task_types` (or a `pool`) to know what to mix."""
+    """Call `objective.target`; the design needs `task_types` (or a `pool`) to know what to mix.
+    Its one value is named `objective.metric`, whatever the name (no `metrics` to check)."""
+
+    trains = False
 
     def check(self, job: JobSpec, source: str) -> None:
         if not job.objective.target or ":" not in job.objective.target:

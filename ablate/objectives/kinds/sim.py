@@ -12,15 +12,23 @@ from typing import Any
 from ablate.config import JobSpec, named_model
 from ablate.errors import UserError
 from ablate.mixture import Mixture
-from ablate.objectives.base import OBJECTIVES
+from ablate.objectives.base import OBJECTIVES, KnownMetrics
 from ablate.objectives.sim_landscape import LANDSCAPES, sim_score
 from ablate.objectives.sim_sizes import sized_sim_score
 from ablate.result import TrialResult
+
+#: What a sim trial reports: the landscape's score with its seed noise, and without.
+SIM_METRICS = KnownMetrics(("score", "noise_free"))
 
 
 @OBJECTIVES.register("sim")
 class SimObjective:
     """A landscape's score; the design needs `task_types` (or a `pool`) to know what to mix."""
+
+    trains = False
+
+    def metrics(self, job: JobSpec) -> KnownMetrics:
+        return SIM_METRICS
 
     def check(self, job: JobSpec, source: str) -> None:
         if not job.task_types and job.pool is None:
@@ -47,7 +55,8 @@ def run_sim_objective(
     mixture: Mixture,
     report: Callable[[int, float], None] | None = None,
 ) -> TrialResult:
-    """Sleep `duration_s`, then return the landscape's score as `objective.metric`.
+    """Sleep `duration_s`, then return the landscape's score as `score` (and without its seed
+    noise as `noise_free`).
 
     With `report_steps` n > 0 the sleep is cut into n steps and `report(step, value)` gets a
     learning curve value(t) = score * (1 - exp(-4 t / n)) / (1 - exp(-4)) after each (for pruning).
@@ -84,7 +93,7 @@ def run_sim_objective(
     elif obj.duration_s > 0:
         time.sleep(obj.duration_s)
     return TrialResult(
-        metrics={obj.metric: value, "noise_free": clean},
+        metrics={"score": value, "noise_free": clean},
         seconds=time.perf_counter() - start,
         info={"landscape": obj.landscape, "landscape_seed": obj.landscape_seed},
     )

@@ -3,19 +3,49 @@ bench (`ablate.trial.run_trial`)."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
+from ablate.bench import load_bench
 from ablate.config import BenchRef, JobSpec
 from ablate.errors import UserError
 from ablate.mixture import Mixture
-from ablate.objectives.base import OBJECTIVES
+from ablate.objectives.base import OBJECTIVES, KnownMetrics
 from ablate.result import TrialResult
 from ablate.trial import run_trial
+
+#: Every training trial's losses (`ablate.trial.run`).
+TRAIN_METRICS = ("train_loss", "final_train_loss")
+#: A bench file's scores (`ablate.trial.evaluate.accuracy_metrics`, `ablate.trial.scoring`):
+#: `accuracy/<domain>` and `accuracy/<field>=<value>` depend on its records.
+BENCH_METRICS = ("overall_accuracy", "contextual_accuracy", "bench_loss")
+#: The judge scorer's (`ablate.bench.judge`: `judge_score`, `judge/<dimension>`, its counts
+#: and costs `judge_unscored`, `judge_requests`, ...).
+JUDGE_PREFIXES = ("judge_", "judge/")
 
 
 @OBJECTIVES.register("train")
 class TrainObjective:
     """Fine-tune and benchmark: needs a `pool` and a `bench` (a file, held-out rows, or both)."""
+
+    trains = True
+
+    def metrics(self, job: JobSpec) -> KnownMetrics | None:
+        """The trial's losses, the bench file's scores (its scorer's: read from the bench
+        file, which costs a YAML read) and the held-out rows' losses; None while the bench file
+        cannot be read (`ablate.plan.check_bench` says why before any training)."""
+        names, prefixes = list(TRAIN_METRICS), []
+        if job.bench_file is not None:
+            try:
+                spec = load_bench(job.bench_file)
+            except (UserError, OSError):
+                return None
+            names += BENCH_METRICS
+            prefixes += ["accuracy/", *(JUDGE_PREFIXES if spec.scorer == "judge" else ())]
+        if job.heldout_fraction:
+            names.append("heldout_loss")
+            prefixes.append("heldout_loss/")
+        return KnownMetrics(tuple(names), tuple(prefixes))
 
     def check(self, job: JobSpec, source: str) -> None:
         for key in ("pool", "bench"):
@@ -33,7 +63,36 @@ class TrainObjective:
                 )
 
     def prepare(self, job: JobSpec) -> None:
-        pass  # the model and the pool load in the workers, where they stay resident
+        # the model and the pool load in the workers, where they stay resident
+        check_scheduler(job)
 
     def run(self, job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialResult:
+        check_scheduler(job)  # `ablate trial`: before the pool and the model load
         return run_trial(job, mixture, cache)
+
+
+def check_scheduler(job: JobSpec) -> None:
+    """`train.scheduler` (each model's, with `models:`) is one of transformers' schedules.
+
+    Checked here, once per sweep in the driver (`prepare`) and at the start of each training
+    trial, rather than with the job's other checks in `check`: its list of names is
+    `transformers.trainer_utils.SchedulerType`, whose import takes 1-4 s (it imports torch),
+    which every `ablate status` or `report` of the job would pay.
+    """
+    from transformers.trainer_utils import SchedulerType
+
+    known = [s.value for s in SchedulerType]
+    names = [("train.scheduler", job.train.scheduler)]
+    names += [
+        (f"models[{i}].train.scheduler", m.train["scheduler"])
+        for i, m in enumerate(job.models)
+        if "scheduler" in m.train
+    ]
+    for key, name in names:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise UserError(
+                f"{job.source or 'job'}: `{key}` {name!r} is not a learning-rate schedule "
+                f"transformers knows{hint}; choose one of {', '.join(known)}"
+            )

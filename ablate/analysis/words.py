@@ -1,0 +1,45 @@
+"""Numbers in words, the same way on every line of the report: volumes, gains that say which
+way is better (for a loss, lower), and bounds printed with enough digits to show their sign."""
+
+from __future__ import annotations
+
+import math
+
+
+def vol(v: float) -> str:
+    """`4,000 rows`, or for a share of the pool `0.25 of the pool`."""
+    return f"{v:,.0f} rows" if v >= 1 else f"{v:g} of the pool"
+
+
+def signed(x: float, digits: int = 3) -> str:
+    """`+0.012`; a number that would print as `+0.000` gets two significant digits instead
+    (`+0.00036`), so a bound's sign is always readable."""
+    if not math.isfinite(x):
+        return f"{x:+}"
+    if x != 0 and abs(x) < 0.5 * 10**-digits:
+        return f"{x:+.2g}"
+    return f"{x:+.{digits}f}"
+
+
+def gain(better: float, metric: str, sign: float) -> str:
+    """A difference in "better" units (positive: better) as words: `0.018 higher score
+    (better)`, `0.102 lower loss (better)`, `0.010 higher loss (worse)`."""
+    raw = sign * better  # in the metric's own units
+    size = signed(abs(raw))[1:]
+    way = "higher" if raw > 0 else "lower" if raw < 0 else "no different in"
+    verdict = " (better)" if better > 0 else " (worse)" if better < 0 else ""
+    return f"{size} {way} {metric}{verdict}"
+
+
+def next_seeds(seeds: int) -> str:
+    """What to add to a design with `seeds` seeds per mixture: one seed more (at least 3), and
+    where to find how many a given gap needs."""
+    n = max(3, seeds + 1)
+    return (
+        f"add seeds to the design (`design.seeds: {list(range(n))}`, {n} per mixture; "
+        "`ablate plan JOB.yaml --effect X` gives the seeds a gap of X needs) and run "
+        "`ablate sweep` again"
+    )
+
+
+__all__ = ["gain", "next_seeds", "signed", "vol"]

@@ -1,0 +1,71 @@
+"""`ablate sweep` and `ablate trial` as a user runs them: the sweep's last line says what ran
+in this run and the study's totals apart, its exit status is 1 when trials failed in the run (0
+for a finished study), and a trial without the objective's metric is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ablate.cli import main
+
+
+def write_job(tmp_path: Path, target: str) -> Path:
+    data = {
+        "study": "cli-sweep",
+        "storage": f"sqlite:///{tmp_path}/optuna.db",
+        "tracking": f"sqlite:///{tmp_path}/mlflow.db",
+        "task_types": ["caption", "count", "compare"],
+        "objective": {"kind": "python", "target": target, "metric": "score"},
+        "design": {"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0, 1]},
+        "resources": {"cpus_per_trial": 1, "max_in_flight": 1, "gpus_per_trial": 0},
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def last_line(capsys: pytest.CaptureFixture[str]) -> str:
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_the_summary_separates_this_run_from_the_study_and_a_failed_run_exits_1(
+    ray_session: Any, make_job: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_job()  # the MLflow store in tmp_path
+    job = write_job(tmp_path, "objectives_for_tests:landscape")
+    assert main(["sweep", str(job)]) == 0
+    assert last_line(capsys).startswith(
+        "sweep `cli-sweep`: this run 2 complete, 0 failed; the study 2 complete, best "
+    )
+    assert main(["sweep", str(job)]) == 0  # a finished study: nothing ran, nothing failed
+    assert last_line(capsys).startswith(
+        "sweep `cli-sweep`: nothing left to run; the study 2 complete, best "
+    )
+    failing = write_job(tmp_path, "objectives_for_tests:fails_for_seed_1")
+    assert main(["sweep", str(failing), "--set", "study=failing"]) == 1
+    out = capsys.readouterr()
+    assert "sweep `failing`: this run 1 complete, 1 failed; the study 1 complete" in out.out
+    assert "ablate: 1 trial(s) failed in this run; `ablate status" in out.err
+
+
+def test_a_trial_without_the_objective_metric_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ablate.objectives
+    from ablate.result import TrialResult
+
+    def no_score(job: Any, mixture: Any, cache: Any = None) -> TrialResult:
+        return TrialResult(metrics={"accuracy/colours": 0.5})  # e.g. a misspelt domain
+
+    monkeypatch.setattr(ablate.objectives, "run_objective", no_score)
+    assert main(["trial", str(write_job(tmp_path, "objectives_for_tests:landscape"))]) == 2
+    out = capsys.readouterr()
+    assert "accuracy/colours" in out.out  # the metrics are still shown
+    assert out.err.strip() == (
+        "ablate: error: objective metric `score` is missing or not finite in the trial's result "
+        "(got None; metrics: ['accuracy/colours'])"
+    )
