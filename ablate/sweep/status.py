@@ -47,6 +47,7 @@ def study_status(job: JobSpec) -> str:
     judge = study.user_attrs.get(STUDY_JUDGE)
     if isinstance(judge, dict):
         lines.append(f"  judge {judge_label(judge)}, output {judge.get('output')}")
+    holder = driver_holder(job, study)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     complete = [t for t in complete if feasible(t)] or complete  # as the Pareto front counts
     if complete:
@@ -55,9 +56,11 @@ def study_status(job: JobSpec) -> str:
         props = best.user_attrs.get("proportions", {})
         share = ", ".join(f"{k} {v:.3f}" for k, v in props.items())
         lines.append(
-            f"  best {job.objective.metric} = {best.values[0]:.4g} (trial {best.number}): "
-            f"volume {best.user_attrs.get('volume')}, seed {best.user_attrs.get('seed')}, proportions {{{share}}}"
+            f"  best single trial {job.objective.metric} = {best.values[0]:.4g} (trial "
+            f"{best.number}): volume {best.user_attrs.get('volume')}, seed "
+            f"{best.user_attrs.get('seed')}, proportions {{{share}}}"
         )
+        lines += best_mean_line(job, complete, pick)
         if len(study.directions) > 1:
             front = sorted(t.number for t in study.best_trials)
             lines.append(
@@ -70,16 +73,45 @@ def study_status(job: JobSpec) -> str:
             if t.datetime_complete and t.datetime_start
         ]
         remaining = counts["WAITING"] + counts["RUNNING"]
-        if durations and remaining:
+        if durations and remaining and holder:
             mean = sum(durations) / len(durations)
             parallel = counts["RUNNING"] or job.resources.max_in_flight
             left = mean * remaining / max(1, parallel)
             lines.append(
                 f"  mean trial {mean:.1f}s; {remaining} to go on {parallel} in flight: about {_human(left)} left"
             )
-    holder = driver_holder(job, study)
     lines.append(f"  driver: {describe_holder(holder)}" if holder else "  driver: none running")
+    if not holder and counts["RUNNING"]:
+        lines.append(
+            f"  the {counts['RUNNING']} running trial(s) were left by a driver that is gone: "
+            f"`ablate sweep {job.source}` marks them failed (requeued) and runs them again"
+        )
     return "\n".join(lines)
+
+
+def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
+    """The best mixture by its mean over seeds, when some mixture has several: one lucky seed
+    is not the best mixture (the report tests it against the seed noise)."""
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for t in complete:
+        props = t.user_attrs.get("proportions") or {}
+        key = (
+            tuple(sorted((k, round(float(v), 6)) for k, v in props.items())),
+            t.user_attrs.get("volume"),
+            t.user_attrs.get("model", ""),
+            t.user_attrs.get("settings_id", ""),
+        )
+        groups.setdefault(key, []).append(t.values[0])
+    if max(len(v) for v in groups.values()) < 2:
+        return []
+    key, values = pick(groups.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
+    share = ", ".join(f"{k} {v:.3f}" for k, v in key[0])
+    model = f", model {key[2]}" if key[2] else ""
+    return [
+        f"  best mixture by its mean over seeds: {job.objective.metric} "
+        f"{sum(values) / len(values):.4g} over {len(values)} seed(s): volume {key[1]}{model}, "
+        f"proportions {{{share}}} (`ablate report` tests it against the seed noise)"
+    ]
 
 
 #: `ablate status` shows the errors of this many of the latest failed trials.

@@ -31,7 +31,7 @@ def write_job(tmp_path: Path, models: list[dict[str, Any]]) -> Path:
         "tracking": "sqlite:///mlflow.db",
         "task_types": TYPES,
         "models": models,
-        "objective": {"kind": "sim", "metric": "score", "duration_s": 1.5, "rank_correlation": 0.8},
+        "objective": {"kind": "sim", "metric": "score", "duration_s": 1.0, "rank_correlation": 0.8},
         # 2 volumes x 2 balance levels x 2 seeds = 8 points per model
         "design": {"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1]},
         "resources": {"cpus_per_trial": 0.25, "max_in_flight": 8},

@@ -94,8 +94,20 @@ def test_dead_driver_trials_are_failed_and_rerun(ray_session, make_job) -> None:
     dead = [study.ask(), study.ask()]  # a driver that died with two trials in flight
     parent = tracking.start_sweep(job)
     stale_run = tracking.start_trial(job, parent, dead[0].number, design[0])
+    text = study_status(job)  # no time left promised: nothing runs them until a sweep
+    assert "driver: none running" in text and "left" not in text.split("driver:")[0]
+    assert "the 2 running trial(s) were left by a driver that is gone" in text
 
     summary = run_sweep(job, TYPES, progress=None)
+    text = study_status(job)
+    # the best single trial, and the best mixture by its mean over its 2 seeds
+    means: dict[tuple[float, ...], list[float]] = {}
+    for t in open_study(job, create=False).get_trials():
+        if t.state == TrialState.COMPLETE:
+            means.setdefault(tuple(t.user_attrs["proportions"].values()), []).append(t.value)
+    top = max(sum(v) / len(v) for v in means.values())
+    assert f"best mixture by its mean over seeds: score {top:.4g} over 2 seed(s)" in text
+    assert "best single trial score = " in text
 
     trials = {t.number: t for t in open_study(job, create=False).get_trials()}
     for t in dead:
