@@ -67,19 +67,8 @@ def study_status(job: JobSpec) -> str:
                 f"  Pareto front ({job.objective.metric} vs {job.design.multi_objective}): "
                 f"trials {', '.join(map(str, front))}"
             )
-        durations = [
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in complete
-            if t.datetime_complete and t.datetime_start
-        ]
-        remaining = counts["WAITING"] + counts["RUNNING"]
-        if durations and remaining and holder:
-            mean = sum(durations) / len(durations)
-            parallel = counts["RUNNING"] or job.resources.max_in_flight
-            left = mean * remaining / max(1, parallel)
-            lines.append(
-                f"  mean trial {mean:.1f}s; {remaining} to go on {parallel} in flight: about {_human(left)} left"
-            )
+        if holder:  # with no driver running nothing progresses: no time left to promise
+            lines += time_left_lines(job, complete, counts)
     lines.append(f"  driver: {describe_holder(holder)}" if holder else "  driver: none running")
     if not holder and counts["RUNNING"]:
         lines.append(
@@ -87,6 +76,24 @@ def study_status(job: JobSpec) -> str:
             f"`ablate sweep {job.source}` marks them failed (requeued) and runs them again"
         )
     return "\n".join(lines)
+
+
+def time_left_lines(job: JobSpec, complete: list[Any], counts: dict[str, int]) -> list[str]:
+    """The mean trial time so far and the time the waiting and running trials should take."""
+    durations = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in complete
+        if t.datetime_complete and t.datetime_start
+    ]
+    remaining = counts["WAITING"] + counts["RUNNING"]
+    if not durations or not remaining:
+        return []
+    mean = sum(durations) / len(durations)
+    parallel = counts["RUNNING"] or job.resources.max_in_flight
+    left = mean * remaining / max(1, parallel)
+    return [
+        f"  mean trial {mean:.1f}s; {remaining} to go on {parallel} in flight: about {_human(left)} left"
+    ]
 
 
 def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
