@@ -47,6 +47,12 @@ def pilot_noise(job: JobSpec, pilot: str | None) -> tuple[float, str]:
         source = load_job(pilot)
     else:
         source = dataclasses.replace(job, study=pilot)
+    if source.objective.metric != job.objective.metric:
+        raise UserError(
+            f"the pilot study `{source.study}` measures `{source.objective.metric}`, this job "
+            f"`{job.objective.metric}`: its seed noise is on another scale; give a pilot of the "
+            "same metric, or --noise SD"
+        )
     df = load(source)
     noise = study_design(df).noise
     if noise.pooled_df == 0:

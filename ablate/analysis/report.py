@@ -10,6 +10,7 @@ logged to the sweep's parent MLflow run (under `report/`). `ablate propose` live
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ def write_report(
     job = as_job(job)
     check_volume(volume)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     fork = can_fork() if parallel is None else parallel and can_fork()
     children: list[Child] = []  # stopped on the way out, whatever happens
@@ -124,6 +126,10 @@ def write_report(
             run_id = mlflow_log.log([page, csv, *plots.values()])
             if run_id is None:
                 notes.append(f"no MLflow sweep run of study `{job.study}` in {job.tracking_uri}")
+    except BaseException:
+        if created:  # a failed report leaves no folder of half-written files behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         for child in children:
             child.stop()

@@ -57,6 +57,12 @@ def test_plan_from_a_given_noise_and_from_a_pilot_study(make_job: Any, tmp_path:
     assert f"study `{job.study}`: seed SD" in text and "pooled over its cells (12 df)" in text
     with pytest.raises(UserError, match=r"--noise -1\.0: the seed SD must be positive"):
         plan_text(job, noise=-1.0)
+    # a pilot of another metric has its noise on another scale
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**to_dict(job), "objective": {
+        **to_dict(job)["objective"], "metric": "accuracy/arts"}}))  # fmt: skip
+    with pytest.raises(UserError, match="measures `accuracy/arts`, this job `score`"):
+        plan_text(job, effect=0.01, pilot=str(other))
     with pytest.raises(UserError, match="sizes grid designs"):
         plan_text(make_job(design={"kind": "corners", "volumes": [1000]}), noise=0.1)
 
