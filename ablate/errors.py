@@ -1,7 +1,17 @@
-"""The one exception type for a user's mistake: the CLI prints it without a traceback."""
+"""The one exception type for a user's mistake (the CLI prints it without a traceback), and the
+did-you-mean hint its messages share."""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class UserError(Exception):
     """Bad input from the user (a file, a key, a value). The message names where and how to fix it."""
+
+
+def did_you_mean(name: object, known: Iterable[str], prefix: str = "") -> str:
+    """` (did you mean `PREFIX<closest>`?)` for the known name closest to `name`, or ""."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean `{prefix}{close[0]}`?)" if close else ""

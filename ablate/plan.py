@@ -13,7 +13,6 @@ kinds, samplers, objective kinds, landscapes), the task types and the pool.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, design_key, fixed_design
 from ablate.design.kinds.ladder import LADDER, check_ladder_kinds
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture import (
     Mixture,
     check_mixture,
@@ -158,8 +157,7 @@ def validate_job(job: JobSpec) -> None:
     assert job.pool_dir is not None  # load_job requires it for kind train
     pool = open_pool(job.pool_dir)
     if job.taxonomy not in pool.manifest.labels:
-        close = difflib.get_close_matches(job.taxonomy, list(pool.manifest.labels), n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        hint = did_you_mean(job.taxonomy, pool.manifest.labels)
         raise UserError(
             f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool "
             f"{job.pool_dir}{hint}; available: {', '.join(pool.manifest.labels)}"

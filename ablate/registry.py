@@ -10,14 +10,13 @@ names the YAML key.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 F = TypeVar("F")
 
@@ -87,8 +86,7 @@ class Registry(Generic[F]):
         except KeyError:
             pass
         names = [*self._entries, *also]
-        close = difflib.get_close_matches(str(name), names, n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        hint = did_you_mean(name, names)
         where = f"{source}: " if source else ""
         raise UserError(
             f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "

@@ -8,14 +8,13 @@ wrong and what would fix it, before any compute is spent.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 T = TypeVar("T")
 
@@ -102,8 +101,7 @@ def build(cls: type[T], data: Any, source: str | Path, prefix: str = "") -> T:
     }
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+            hint = did_you_mean(key, known, prefix)
             raise UserError(
                 f"{source}: unknown key `{prefix}{key}`{hint}; known keys here: {', '.join(sorted(known))}"
             )

@@ -3,13 +3,12 @@ rounding, `max_repeat` caps, and `validate`, which fails before any compute with
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture.spec import (
     Mixture,
     Nested,
@@ -30,8 +29,7 @@ def volume_rows(mixture: Mixture, manifest: PoolManifest) -> int:
 def _type_counts(mixture: Mixture, manifest: PoolManifest, source: str) -> dict[str, int]:
     counts = manifest.labels.get(mixture.taxonomy)
     if counts is None:
-        close = difflib.get_close_matches(str(mixture.taxonomy), list(manifest.labels), n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        hint = did_you_mean(mixture.taxonomy, manifest.labels)
         raise UserError(
             f"{source}: `taxonomy` {mixture.taxonomy!r} is not a label column of the pool{hint}; "
             f"available: {', '.join(manifest.labels)}"

@@ -10,14 +10,13 @@ An objective kind is one module in `ablate/objectives/kinds/` whose class, decor
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ablate.config import JobSpec, model_job
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture import Mixture
 from ablate.registry import Registry
 from ablate.result import TrialResult
@@ -81,8 +80,7 @@ def check_objective(job: JobSpec, source: str) -> None:
     metric = job.objective.metric
     if known is None or metric in known:
         return
-    close = difflib.get_close_matches(metric, [*known.names, *known.prefixes], n=1)
-    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    hint = did_you_mean(metric, [*known.names, *known.prefixes])
     raise UserError(
         f"{source}: `objective.metric` {metric!r} is not a metric of objective kind "
         f"{job.objective.kind}{hint}; its trials report {known.listed()}"

@@ -3,12 +3,11 @@ bench (`ablate.trial.run_trial`)."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from ablate.bench import load_bench
 from ablate.config import BenchRef, JobSpec
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture import Mixture
 from ablate.objectives.base import OBJECTIVES, KnownMetrics
 from ablate.result import TrialResult
@@ -90,8 +89,7 @@ def check_scheduler(job: JobSpec) -> None:
     ]
     for key, name in names:
         if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            hint = did_you_mean(name, known)
             raise UserError(
                 f"{job.source or 'job'}: `{key}` {name!r} is not a learning-rate schedule "
                 f"transformers knows{hint}; choose one of {', '.join(known)}"
