@@ -57,14 +57,15 @@ class JudgeCache:
         """Record the rubric text of `version`; refuse one whose text differs from the record."""
         digest = hashlib.sha256(text.encode()).hexdigest()
         with self.lock, self.db:
+            # one statement, not select-then-insert: two workers' first trials open the cache
+            # at once (the second insert failed on the primary key); the first text stays
+            self.db.execute(
+                "INSERT OR IGNORE INTO rubrics VALUES (?, ?, ?)", (version, digest, time.time())
+            )
             row = self.db.execute(
                 "SELECT sha256 FROM rubrics WHERE version = ?", (version,)
             ).fetchone()
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO rubrics VALUES (?, ?, ?)", (version, digest, time.time())
-                )
-        if row is not None and row[0] != digest:
+        if row[0] != digest:
             raise UserError(
                 f"the judge's cache {self.path} has verdicts for rubric version {version} under "
                 "another rubric text: they would mix with this one's; bump `judge."
