@@ -1,10 +1,11 @@
 """Per-record validation: a record of a source either becomes a `Row` or raises `InvalidRecord`.
 
 The checks run in a fixed order (the first failing one names the record's problem): the record
-is an object (with an id, or one is made from its position), its turns alternate human/gpt and
-end with an answer, their number is in `--turns`, there is one `<image>` placeholder per image,
-image paths stay inside the image root, the files exist (and decode, with `decode_images`),
-every label rule labels it, and its id is new (or, with `duplicate_ids="rename"`, is made new).
+is an object (with an id, or one is made from its position), its turns alternate human/gpt (a
+leading answer and a trailing question are dropped and counted), their number is in `--turns`,
+there is one `<image>` placeholder per image, image paths stay inside the image root, the files
+exist (and decode, with `decode_images`), every label rule labels it, and its id is new (or,
+with `duplicate_ids="rename"`, is made new).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class RecordChecker:
             if not position:
                 raise InvalidRecord("missing_id", "the record has no `id`")
             rid = position
-        turns = _conversation(rec.get("conversations"))
+        turns, trimmed = _trimmed(_conversation(rec.get("conversations")))
         n_turns = sum(t["from"] == "gpt" for t in turns)
         self._check_turn_count(n_turns)
         paths = image_paths(rec.get("image", rec.get("images")))
@@ -88,7 +89,7 @@ class RecordChecker:
         if own != UNKNOWN:  # the record's own `source`, replaced by the source's name
             self.shadowed += 1
             self.shadowed_example = self.shadowed_example or own
-        return Row(row_id, images, relative, turns, n_turns, labels, made, renamed)
+        return Row(row_id, images, relative, turns, n_turns, labels, made, renamed, trimmed)
 
     def _unique(self, row_id: str) -> tuple[str, bool]:
         """The id, new in the pool; a repeat is refused, or renamed `ID#2`, `ID#3`, ... in
@@ -227,7 +228,8 @@ _ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "
 
 def _conversation(conv: Any) -> list[dict[str, str]]:
     """The turns: optional leading system turns (context only: never a training target, see
-    `ablate.trial.encode`), then human/gpt alternating from a question to a last answer."""
+    `ablate.trial.encode`), then human/gpt alternating. It may open with a gpt turn and end
+    with a question: `_trimmed` drops those."""
     if not isinstance(conv, list):
         raise InvalidRecord(
             "bad_conversations",
@@ -248,8 +250,9 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 f"turn {i} has unknown role {turn.get('from')!r} "
                 "(use human, gpt, user, assistant or system)",
             )
+        dialogue = [t["from"] for t in turns if t["from"] != "system"]
         if role == "system":
-            if any(t["from"] != "system" for t in turns):
+            if dialogue:
                 raise InvalidRecord(
                     "roles",
                     f"turn {i} is a system turn after the dialogue began; a system turn is "
@@ -257,25 +260,45 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 )
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue  # an empty system prompt says nothing; rendered, it adds a blank block
-        else:
-            expected = "human" if sum(t["from"] != "system" for t in turns) % 2 == 0 else "gpt"
-            if role != expected:
-                raise InvalidRecord(
-                    "roles",
-                    f"roles must alternate human/gpt starting with human; turn {i} is {role}, "
-                    f"expected {expected}",
-                )
+        elif dialogue and role == dialogue[-1]:
+            raise InvalidRecord(
+                "roles",
+                f"roles must alternate human/gpt; turns {i - 1} and {i} are both {role}",
+            )
         if not isinstance(value, str) or not value.strip():
             raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
         turns.append({"from": role, "value": value})
     if not turns:
         raise InvalidRecord("bad_conversations", "`conversations` holds only empty system turns")
-    if turns[-1]["from"] != "gpt":
-        what = "only system turns" if turns[-1]["from"] == "system" else "a question"
-        raise InvalidRecord(
-            "roles", f"the last turn is {turns[-1]['from']}: {what} without a gpt answer"
-        )
     return turns
+
+
+def _trimmed(turns: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    """The turns without a leading gpt turn (an answer to a question the record lacks) and
+    without a trailing question (no answer to learn), and how many were dropped: LLaVA's
+    preprocessing drops the same, and ShareGPT-style sets hold both. A dropped turn that
+    holds an `<image>` would lose its image, so such a record is refused instead."""
+    system = [t for t in turns if t["from"] == "system"]
+    dialogue = turns[len(system) :]
+    keep = slice(
+        1 if dialogue and dialogue[0]["from"] == "gpt" else 0,
+        -1 if dialogue and dialogue[-1]["from"] == "human" else None,
+    )
+    kept = dialogue[keep]
+    if not kept:
+        what = "only system turns" if not dialogue else "no question answered by a gpt turn"
+        raise InvalidRecord("roles", f"the conversation holds {what}: nothing to train on")
+    dropped = [t for t in dialogue if not any(t is k for k in kept)]
+    for turn in dropped:
+        if IMAGE_TOKEN in turn["value"]:
+            where = "first" if turn is dialogue[0] else "last"
+            raise InvalidRecord(
+                "roles",
+                f"the {where} turn ({turn['from']}) holds {IMAGE_TOKEN} but cannot be kept "
+                f"(a {'leading answer' if where == 'first' else 'question without an answer'}); "
+                "move the image into a human turn that a gpt turn answers",
+            )
+    return system + kept, len(dropped)
 
 
 def _inside(path: str, root: str) -> bool:

@@ -176,6 +176,12 @@ def _write_rows(
             counts = _write_source(req, source, several, checker, writer, reads)
             files = source_files(source.path, source.format, req.split)
             summaries.append(source.summary(image_root, files, **counts))
+            if counts["turns_trimmed"]:
+                reads.note(
+                    f"{counts['turns_trimmed']:,} record(s) of source `{label}` opened with a gpt "
+                    "turn or ended with an unanswered question; those turns were dropped (as "
+                    "LLaVA's preprocessing drops them: no answer to learn) and the rest kept"
+                )
             if checker.shadowed:
                 reads.note(
                     f"{checker.shadowed:,} record(s) of source `{label}` have their own "
@@ -198,7 +204,7 @@ def _write_source(
     reads: _Reads,
 ) -> dict[str, int]:
     """Each record of one source becomes a row or a report line; its read / rows / skipped."""
-    read = rows = skipped = made = renamed = 0
+    read = rows = skipped = made = renamed = trimmed = 0
     for item in read_records(source.path, source.format, req.split):
         # an unreadable shard stands for all the rows it could not give (InvalidRecord.count)
         n = item.record.count if isinstance(item.record, InvalidRecord) else 1
@@ -215,6 +221,7 @@ def _write_source(
         rows += 1
         made += row.id_made
         renamed += row.id_renamed
+        trimmed += row.turns_trimmed > 0
         writer.add(row)
     return {
         "read": read,
@@ -222,6 +229,7 @@ def _write_source(
         "skipped": skipped,
         "ids_made": made,
         "ids_renamed": renamed,
+        "turns_trimmed": trimmed,
     }
 
 

@@ -51,6 +51,9 @@ class Row:
     """The source gave no `id`: this one was made from the record's position."""
     id_renamed: bool = False
     """Its id repeated an earlier one and got `#N` appended (`duplicate_ids="rename"`)."""
+    turns_trimmed: int = 0
+    """Turns dropped from its conversation: a leading gpt turn (an answer to nothing) and a
+    trailing unanswered question, as LLaVA's own preprocessing drops them."""
 
 
 #: The layouts a record may come in, recognised by their keys (README, "Sources").

@@ -140,9 +140,11 @@ class ResolvedSource:
         skipped: int,
         ids_made: int = 0,
         ids_renamed: int = 0,
+        turns_trimmed: int = 0,
     ) -> dict[str, Any]:
         """Its entry of the manifest's `sources` (`files`: those read, relative to a folder
-        source; `ids_made`: rows whose id was made; `ids_renamed`: repeats given `#N`)."""
+        source; `ids_made`: rows whose id was made; `ids_renamed`: repeats given `#N`;
+        `turns_trimmed`: rows that lost a leading answer or a trailing question)."""
         return {
             "path": str(self.path),
             "name": self.source.label,
@@ -154,6 +156,7 @@ class ResolvedSource:
             "skipped": skipped,
             "ids_made": ids_made,
             "ids_renamed": ids_renamed,
+            "turns_trimmed": turns_trimmed,
         }
 
 

@@ -69,7 +69,8 @@ class PoolManifest:
     """Records read from all sources: always `rows + skipped` (nothing dropped silently)."""
     sources: tuple[dict[str, Any], ...] = ()
     """Per source: path, name, format, files (those read, relative to a folder source; null
-    when the reader does not say), image_root, read, rows, skipped, ids_made, ids_renamed."""
+    when the reader does not say), image_root, read, rows, skipped, ids_made, ids_renamed,
+    turns_trimmed."""
     images_written: int = 0
     """Embedded images (bytes in the source) this import wrote into `images/` of the pool."""
     images_deduplicated: int = 0
@@ -80,6 +81,9 @@ class PoolManifest:
     ids_renamed: int = 0
     """Rows whose id repeated an earlier one, renamed `ID#2`, `ID#3`, ... (`--duplicate-ids
     rename`)."""
+    turns_trimmed: int = 0
+    """Rows whose conversation opened with a gpt turn or ended with an unanswered question:
+    those turns were dropped (as LLaVA's preprocessing does), the rest kept."""
     notes: tuple[str, ...] = ()
     """What the import did that the user may not expect (also printed as warnings), e.g. the
     records' own `source` field replaced by the source's name in a combined pool."""
@@ -252,6 +256,7 @@ def show_pool(pool: Pool) -> str:
     ]
     if m.skipped:
         lines.append(f"skipped      {m.skipped:,} invalid records (see {m.skipped_report})")
+    lines += [f"note         {note}" for note in m.notes]
     if len(m.sources) > 1:
         for s in m.sources:
             lines.append(

@@ -195,6 +195,7 @@ class PoolWriter:
             records_read=sum(s["read"] for s in summaries),
             ids_made=sum(s["ids_made"] for s in summaries),
             ids_renamed=sum(s["ids_renamed"] for s in summaries),
+            turns_trimmed=sum(s["turns_trimmed"] for s in summaries),
             sources=tuple(summaries),
             rules=rule_texts,
             joint=joint,

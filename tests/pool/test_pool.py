@@ -124,7 +124,7 @@ def _bad(mutate: Any) -> dict[str, Any]:
 INVALID = {
     "image_count": _bad(lambda r: r.update(image=["imgs/img0.png", "imgs/img1.png"])),
     "missing_image": _bad(lambda r: r.update(image="imgs/nope.png")),
-    "roles": _bad(lambda r: r["conversations"].reverse()),
+    "roles": _bad(lambda r: r["conversations"][1].update({"from": "human"})),
     "unknown_role": _bad(lambda r: r["conversations"][1].update({"from": "narrator"})),
     "empty_message": _bad(lambda r: r["conversations"][1].update(value=None)),
     "bad_conversations": _bad(lambda r: r.update(conversations="hello")),
@@ -136,7 +136,7 @@ INVALID = {
 REASONS = {
     "image_count": "1 <image> placeholder(s) but 2 image(s)",
     "missing_image": "image file not found",
-    "roles": "roles must alternate human/gpt starting with human",
+    "roles": "roles must alternate human/gpt; turns 0 and 1 are both human",
     "unknown_role": "unknown role 'narrator'",
     "empty_message": "empty or null message",
     "bad_conversations": "`conversations` must be a list",
@@ -175,7 +175,7 @@ def test_invalid_record_skip_policy(tmp_path: Path, code: str) -> None:
 
 
 def test_more_roles_rules(tmp_path: Path) -> None:
-    trailing = rec("t", 0)
+    trailing = rec("t", 0)  # kept without its unanswered question (tests/pool/test_pool_published)
     trailing["conversations"].append({"from": "human", "value": "and?"})
     two_gpt = rec("g", 0)
     two_gpt["conversations"][0]["from"] = "gpt"
@@ -183,11 +183,11 @@ def test_more_roles_rules(tmp_path: Path) -> None:
     blank["conversations"][0]["value"] = "   "
     src = write_source(tmp_path / "src", [trailing, two_gpt, blank, GOOD[2]])
     m = import_pool(ImportRequest(source=src, out=tmp_path / "pool", on_invalid="skip"))
-    assert m.rows == 1 and m.skipped == 3
+    assert m.rows == 2 and m.skipped == 2 and m.turns_trimmed == 1
     codes = [
         json.loads(x)["code"] for x in (tmp_path / "pool/skipped.jsonl").read_text().splitlines()
     ]
-    assert codes == ["roles", "roles", "empty_message"]
+    assert codes == ["roles", "empty_message"]
 
 
 def test_check_images_off_keeps_missing_files(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from test_pool import GOOD, rec, write_source
 from test_pool_images import hf_parquet, png
 
 from ablate.errors import UserError
-from ablate.pool import ImportRequest, Source, import_pool, open_pool
+from ablate.pool import ImportRequest, Source, import_pool, open_pool, show_pool
 
 
 def pic(rid: str, image: str) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def test_image_problems_name_their_cause(tmp_path: Path) -> None:
 
 def test_skipped_records_without_a_usable_id_get_their_made_id(tmp_path: Path) -> None:
     no_id = {k: v for k, v in rec("x", 0).items() if k != "id"}
-    no_id["conversations"].reverse()  # roles: a gpt turn first
+    no_id["conversations"][1]["from"] = "human"  # roles: two questions in a row
     blank = rec("  ", 0, turns=1)
     blank["conversations"].pop()
     src = write_source(tmp_path / "src", [GOOD[2], no_id, blank, pic("given", "nope.png")])
@@ -249,3 +249,40 @@ def test_a_json_object_wrapping_the_records_names_the_key(tmp_path: Path) -> Non
     assert (
         import_pool(ImportRequest(source=tmp_path / "src/lines.json", out=tmp_path / "b")).rows == 3
     )
+
+
+def test_sharegpt_records_lose_a_leading_answer_and_a_trailing_question_counted(
+    tmp_path: Path,
+) -> None:
+    """ShareGPT-style sets open some dialogues with a gpt turn and end some with a question;
+    LLaVA's preprocessing drops those turns, and so does the import, counting the rows."""
+    leading = rec("lead", 1)
+    leading["conversations"].insert(0, {"from": "gpt", "value": "Hello! Ask me anything."})
+    trailing = rec("trail", 1)
+    trailing["conversations"].append({"from": "human", "value": "And then?"})
+    both = rec("both", 0, turns=1)
+    both["conversations"] = [{"from": "system", "value": "Be brief."}, {"from": "gpt", "value": "Hi."},
+                             *both["conversations"], {"from": "human", "value": "Thanks!"}]  # fmt: skip
+    image_in_tail = rec("tail_image", 0)
+    image_in_tail.update(image="imgs/img0.png")
+    image_in_tail["conversations"].append({"from": "human", "value": "<image>\nThis one?"})
+    lone = {"id": "lone", "conversations": [{"from": "gpt", "value": "Hi."}]}
+    records = [GOOD[0], leading, trailing, both, image_in_tail, lone]
+    src = write_source(tmp_path / "src", records)
+    warnings: list[str] = []
+    req = ImportRequest(source=src, out=tmp_path / "pool", on_invalid="skip")
+    m = import_pool(req, warn=warnings.append)
+    assert (m.rows, m.skipped, m.turns_trimmed, m.sources[0]["turns_trimmed"]) == (4, 2, 3, 3)
+    assert "3 record(s) of source" in m.notes[0] and "dropped" in m.notes[0]
+    rows = {r["id"]: r for r in open_pool(tmp_path / "pool").table().to_pylist()}
+    assert [t["from"] for t in rows["lead"]["conversations"]] == ["human", "gpt"] * 2
+    assert rows["lead"]["n_turns"] == 2 and rows["trail"]["n_turns"] == 2
+    assert [t["value"] for t in rows["both"]["conversations"]] == [
+        "Be brief.", "question 0 of both", "answer 0 of both"]  # fmt: skip
+    assert rows[GOOD[0]["id"]]["conversations"] == GOOD[0]["conversations"]
+    skipped = [json.loads(x) for x in (tmp_path / "pool/skipped.jsonl").read_text().splitlines()]
+    reasons = {s["id"]: s["reason"] for s in skipped}
+    assert "last turn (human) holds <image>" in reasons["tail_image"]
+    assert "no question answered by a gpt turn" in reasons["lone"]
+    assert open_pool(tmp_path / "pool").manifest.turns_trimmed == 3
+    assert f"note         {m.notes[0]}" in show_pool(open_pool(tmp_path / "pool"))
