@@ -18,6 +18,7 @@ from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.mixture import Mixture, validate
+from ablate.objectives import metric_range
 from ablate.plan import job_task_types
 from ablate.pool import open_pool
 from ablate.search import cube_params
@@ -60,6 +61,7 @@ def propose_and_enqueue(
     if model is not None:
         SURROGATES.get(model, "ablate propose")
     df = load(job)
+    df.attrs["range"] = metric_range(job, metric or job.objective.metric)
     column = "value" if metric in (None, job.objective.metric) else metric
     sur = fit_surrogates(df, column)
     name = model or sur.best

@@ -263,7 +263,7 @@ def recommend(
         pick_p = np.vstack([p[chosen], d.p[best]])
         pick_z = np.r_[z[chosen], d.z[best]]
         boots = sur.bootstrap(pick_p, pick_z, name, n_boot, rng)
-        pred = sur.model(name).predict(pick_p, pick_z)
+        pred = d.clip(sur.model(name).predict(pick_p, pick_z))
     k = len(chosen)
     vols = np.exp(pick_z * d.z_sd + d.z_mean)
     vols = np.where(vols >= 1, np.round(vols), vols) if volume is None else np.full(k + 1, volume)

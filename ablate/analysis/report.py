@@ -31,6 +31,7 @@ from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.bench.judge import is_judged_metric
 from ablate.config import JobSpec
 from ablate.errors import UserError
+from ablate.objectives import metric_range
 
 __all__ = [
     "CSS",
@@ -93,6 +94,7 @@ def write_report(
         mlflow_log = _MlflowLog(job, fork, children) if log_to_mlflow else None
         df = load(job)
         df.attrs["direction"], turned = metric_direction(job, metric, direction)
+        df.attrs["range"] = metric_range(job, metric or job.objective.metric)
         column = "value" if metric in (None, job.objective.metric) else metric
         label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"

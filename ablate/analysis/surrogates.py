@@ -78,9 +78,17 @@ class Data:
     z_sd: float
     volumes: np.ndarray
     sign: float
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    """The values the metric's mean can take (`df.attrs["range"]`, from the objective kind)."""
 
     def z_of(self, volume: float) -> float:
         return (math.log(volume) - self.z_mean) / self.z_sd
+
+    def clip(self, predicted: np.ndarray) -> np.ndarray:
+        """Predictions kept inside the metric's range: a surrogate extrapolates past it (an
+        exponential law promises an accuracy of 1.08), the metric cannot go there. Ranks are
+        taken before this, so the order among candidates beyond a bound is the model's."""
+        return np.clip(predicted, *self.bounds)
 
 
 def study_data(df: Any, metric: str = "value") -> Data:
@@ -101,6 +109,7 @@ def study_data(df: Any, metric: str = "value") -> Data:
         z_sd=sd,
         volumes=done["volume"].to_numpy(float),
         sign=-1.0 if df.attrs.get("direction") == "minimize" else 1.0,
+        bounds=tuple(df.attrs.get("range", (-math.inf, math.inf))),
     )
 
 
@@ -213,7 +222,8 @@ class Surrogates:
         self, p: np.ndarray, z: np.ndarray, name: str, n_boot: int, rng: np.random.Generator
     ) -> np.ndarray:
         """Predictions at (p, z) of the model refitted on `n_boot` resamples of whole mixtures
-        (all their seeds), its hyperparameters kept: one row per resample that could be fitted."""
+        (all their seeds), its hyperparameters kept: one row per resample that could be fitted,
+        kept inside the metric's range (`Data.clip`)."""
         d = self.data
         base = self.model(name)
         groups = np.unique(d.groups)
@@ -223,7 +233,7 @@ class Surrogates:
             rows = np.concatenate([index[g] for g in rng.choice(groups, len(groups))])
             try:
                 m = base.refit_fixed(d.p[rows], d.z[rows], d.y[rows])
-                boots.append(m.predict(p, z))
+                boots.append(d.clip(m.predict(p, z)))
             except (np.linalg.LinAlgError, ValueError):
                 continue  # a degenerate resample (e.g. one volume only): skip it
         return np.array(boots) if boots else np.full((1, len(p)), np.nan)
@@ -282,7 +292,7 @@ class Surrogates:
         picks = cands[chosen]
         b = self.bootstrap(picks, np.full(len(picks), d.z_of(volume)), name, n_boot, rng)
         lo, hi = np.nanpercentile(b, [2.5, 97.5], axis=0)
-        pred = self.predict(picks, volume, name)
+        pred = d.clip(self.predict(picks, volume, name))
         return [
             Proposal(
                 proportions={t: float(x) for t, x in zip(d.types, row, strict=True)},

@@ -1,6 +1,7 @@
 """Benchmarks as data. Only re-exports: the bench file and its records (`spec`), the LLM judge
 (`judge`)."""
 
+from ablate.bench.judge_parse import RATINGS
 from ablate.bench.spec import (
     BenchSpec,
     JudgeSpec,
@@ -11,6 +12,7 @@ from ablate.bench.spec import (
 )
 
 __all__ = [
+    "RATINGS",
     "BenchSpec",
     "JudgeSpec",
     "bench_records",

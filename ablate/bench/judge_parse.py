@@ -15,6 +15,8 @@ import re
 from typing import Any
 
 DIMENSIONS = ("precision", "references", "logic", "theme", "redundancy")
+#: The lowest and highest rating of a dimension.
+RATINGS = (1, 5)
 
 #: The names a judge uses for each dimension (lower case), longest first.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -83,6 +85,10 @@ def _rating(dim: str, value: Any) -> int:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value.strip().split("/")[0])
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 5:
-        raise ValueError(f"dimension {dim!r} is {value!r}, not a rating 1..5")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not RATINGS[0] <= value <= RATINGS[1]
+    ):
+        raise ValueError(f"dimension {dim!r} is {value!r}, not a rating {RATINGS[0]}..{RATINGS[1]}")
     return round(value)

@@ -10,6 +10,7 @@ An objective kind is one module in `ablate/objectives/kinds/` whose class, decor
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,9 +43,10 @@ class Objective(Protocol):
 
     Optional (a kind without them counts as one that trains and whose metrics are unknown):
     `trains: bool`, whether its trials fine-tune the job's model (its `model`, `lora`, `train`
-    and `bench` are then part of the study's settings), and `metrics(job) -> KnownMetrics |
+    and `bench` are then part of the study's settings), `metrics(job) -> KnownMetrics |
     None`, the metrics its trials return, when known before they run (`objective.metric` is
-    then checked against them).
+    then checked against them), and `metric_range(job, metric) -> (low, high)`, the values a
+    metric's mean can take (a surrogate's prediction is kept inside them).
     """
 
     def check(self, job: JobSpec, source: str) -> None:
@@ -85,6 +87,13 @@ def check_objective(job: JobSpec, source: str) -> None:
         f"{source}: `objective.metric` {metric!r} is not a metric of objective kind "
         f"{job.objective.kind}{hint}; its trials report {known.listed()}"
     )
+
+
+def metric_range(job: JobSpec, metric: str) -> tuple[float, float]:
+    """The values `metric` (its mean over seeds) can take, as the job's objective kind knows
+    them: an accuracy in [0, 1], a loss from 0; (-inf, inf) when the kind does not say."""
+    ranges = getattr(objective_of(job), "metric_range", None)
+    return ranges(job, metric) if ranges is not None else (-math.inf, math.inf)
 
 
 def objective_trains(job: JobSpec) -> bool:

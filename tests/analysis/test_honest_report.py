@@ -223,3 +223,42 @@ def test_unknown_metric_lists_only_metrics() -> None:
     df["accuracy/x"] = 0.5
     with pytest.raises(UserError, match=r"choose one of: accuracy/x, value$"):
         cell_stats(df, "nope")
+
+
+def test_predictions_stay_inside_the_metrics_range() -> None:
+    """An accuracy that rises steeply toward a corner: the surrogates extrapolate past 1 there;
+    with the objective kind's range [0, 1] (`df.attrs["range"]`) the recommendation, its
+    bootstrap interval and `propose` never promise more than 1."""
+    import pandas as pd
+
+    from ablate.objectives import metric_range
+
+    rng = np.random.default_rng(0)
+    shares = rng.dirichlet(np.ones(3), 24)
+    rows = [
+        {"trial": i, "state": "COMPLETE", "value": 0.62 + 0.45 * p[0] + rng.normal(0, 0.005),
+         "mixture": f"m{i}", "volume": float(v), "balance": 1.0, "seed": 0,
+         **{f"p/{t}": float(x) for t, x in zip(TYPES, p, strict=True)}}
+        for i, p in enumerate(shares) for v in (2000, 8000)
+    ]  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs.update(metric="score", direction="maximize", study="sim", task_types=TYPES)
+    free = fit_surrogates(df, models=["loglinear"])
+    assert free.propose(volume=8000, n=1)[0].predicted > 1.0  # the plain fit runs past 1
+    df.attrs["range"] = (0.0, 1.0)
+    kept = fit_surrogates(df, models=["loglinear"])
+    (prop,) = kept.propose(volume=8000, n=1)
+    assert prop.predicted == pytest.approx(1.0) and prop.high <= 1.0
+    assert prop.proportions["a"] > 0.9  # the ranking still reads the model past the bound
+    rec = recommend(kept, 8000, n=2)
+    for p in [*rec.proposals, rec.best_tried]:
+        assert 0.0 <= p.low <= p.predicted <= 1.0 and p.high <= 1.0
+    job = SimpleNamespace(source="", objective=SimpleNamespace(kind="train"))
+    assert metric_range(job, "overall_accuracy") == (0.0, 1.0)  # type: ignore[arg-type]
+    assert metric_range(job, "accuracy/science") == (0.0, 1.0)  # type: ignore[arg-type]
+    assert metric_range(job, "judge/logic") == (1.0, 5.0)  # type: ignore[arg-type]
+    assert metric_range(job, "bench_loss") == (0.0, math.inf)  # type: ignore[arg-type]
+    sim = SimpleNamespace(source="", objective=SimpleNamespace(kind="sim"))
+    assert metric_range(sim, "score") == (0.0, 1.0)  # type: ignore[arg-type]
+    python = SimpleNamespace(source="", objective=SimpleNamespace(kind="python"))
+    assert metric_range(python, "score") == (-math.inf, math.inf)  # type: ignore[arg-type]

@@ -30,6 +30,10 @@ class SimObjective:
     def metrics(self, job: JobSpec) -> KnownMetrics:
         return SIM_METRICS
 
+    def metric_range(self, job: JobSpec, metric: str) -> tuple[float, float]:
+        """A landscape's score is in [0, 1] before its noise: so is its mean over seeds."""
+        return (0.0, 1.0) if metric in SIM_METRICS else (-math.inf, math.inf)
+
     def check(self, job: JobSpec, source: str) -> None:
         if not job.task_types and job.pool is None:
             raise UserError(

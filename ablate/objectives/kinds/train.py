@@ -3,9 +3,10 @@ bench (`ablate.trial.run_trial`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ablate.bench import load_bench
+from ablate.bench import RATINGS, load_bench
 from ablate.config import BenchRef, JobSpec
 from ablate.errors import UserError, did_you_mean
 from ablate.mixture import Mixture
@@ -21,6 +22,8 @@ BENCH_METRICS = ("overall_accuracy", "contextual_accuracy", "bench_loss")
 #: The judge scorer's (`ablate.bench.judge`: `judge_score`, `judge/<dimension>`, its counts
 #: and costs `judge_unscored`, `judge_requests`, ...).
 JUDGE_PREFIXES = ("judge_", "judge/")
+#: Metrics that are shares of the bench's turns (or the judge's 0..1 scaled mean rating).
+UNIT_METRICS = ("overall_accuracy", "contextual_accuracy", "judge_score")
 
 
 @OBJECTIVES.register("train")
@@ -45,6 +48,15 @@ class TrainObjective:
             names.append("heldout_loss")
             prefixes.append("heldout_loss/")
         return KnownMetrics(tuple(names), tuple(prefixes))
+
+    def metric_range(self, job: JobSpec, metric: str) -> tuple[float, float]:
+        """Accuracies and `judge_score` are shares, in [0, 1]; a judge's `judge/<dimension>`
+        a mean rating, 1 to 5; a loss is at least 0."""
+        if metric in UNIT_METRICS or metric.startswith("accuracy/"):
+            return 0.0, 1.0
+        if metric.startswith("judge/"):
+            return float(RATINGS[0]), float(RATINGS[-1])
+        return (0.0, math.inf) if "loss" in metric else (-math.inf, math.inf)
 
     def check(self, job: JobSpec, source: str) -> None:
         for key in ("pool", "bench"):
