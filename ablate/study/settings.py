@@ -5,7 +5,9 @@ fingerprint, and the check a rerun passes before any work is done.
     settings_id(settings)           12 hex digits of the sha256 of their canonical JSON
     check_settings(study, job, settings, allow) -> (SettingsLevel, note): refuse, adopt or record
 
-Fingerprinted: `model` (local folders resolved), `model.lora`, `train` (with `models:`, each
+Fingerprinted: `model` (a local folder by its resolved path, and `model.files`: its config and
+weight files, so that the folder moved or copied elsewhere, as a project rsynced to a cluster,
+is the same model once its old path is gone), `model.lora`, `train` (with `models:`, each
 model's as `models.<name>.*`, with its `size`: a model added to the list extends the study, like
 a new volume; a change to a listed model's settings is a change of settings), `bench` (its file's
 contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
@@ -110,7 +112,27 @@ def _model_settings(job: JobSpec) -> dict[str, Any]:
     local = local if local.is_absolute() else job.base_dir / local
     if local.exists():  # a local folder, however its path is spelled; else a hub id or name
         flat["model.path"] = str(local.resolve())
+        flat["model.files"] = _model_files(local)
     return _drop_speed(flat)
+
+
+#: Files of a model folder whose names and sizes say which weights it holds.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def _model_files(folder: Path) -> str:
+    """12 hex digits of the sha256 of a model folder's `config.json` and the names and sizes
+    of its weight files: stat calls only (hashing the weights of a 7B model would read 15 GB on
+    every start). Two checkpoints of one run share these, so a changed path whose old folder
+    still exists stays a change (`_moved_model`)."""
+    digest = hashlib.sha256()
+    config = folder / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for path in sorted(folder.iterdir()) if folder.is_dir() else [folder]:
+        if path.suffix in WEIGHT_SUFFIXES and path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size};".encode())
+    return digest.hexdigest()[:12]
 
 
 def _drop_speed(flat: dict[str, Any]) -> dict[str, Any]:
@@ -173,10 +195,26 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, 
     for key in sorted(current):
         if any(key.startswith(prefix) for prefix in added):
             continue  # a model added to `models:` extends the study, like a new volume
+        if key.endswith("model.files") and key not in recorded:
+            continue  # recorded before ablate fingerprinted the files: its path still counts
         was = recorded[key] if key in recorded else _DEFAULTS.get(key, _UNRECORDED)
-        if was != current[key]:
+        if was != current[key] and not _moved_model(key, recorded, current):
             out[key] = (was, current[key])
     return out
+
+
+def _moved_model(key: str, recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a `model.path` that changed is the same local folder moved or copied: its old
+    path gone, and the same `model.files` at the new one."""
+    files = key.removesuffix("path") + "files"
+    old = recorded.get(key)
+    return (
+        key.endswith("model.path")
+        and files in recorded
+        and recorded[files] == current.get(files)
+        and isinstance(old, str)
+        and not Path(old).expanduser().exists()
+    )
 
 
 def _added_models(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -298,3 +298,36 @@ def test_objectives_that_do_not_train_have_no_training_settings(
     resumed, note = check_settings(study, legacy, job_settings(legacy, TYPES))
     assert (resumed.id, resumed.changes, note) == (old_id, {}, None)
     assert enqueue(legacy, study, design_mixtures(legacy, TYPES), TYPES, resumed) == 0
+
+
+def test_a_model_folder_moved_with_its_project_is_the_same_model(
+    make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """A project rsynced to a cluster: its model folder's resolved path changes, its files do
+    not, and its old path is gone there. Another checkpoint (same config, weights of the same
+    size) whose old folder still exists stays a change; a study recorded before
+    `model.files` resumes."""
+    home = tmp_path / "laptop/models/tiny"
+    home.mkdir(parents=True)
+    (home / "config.json").write_text('{"hidden_size": 8}')
+    (home / "model.safetensors").write_bytes(b"x" * 100)
+    study_job = make_job(design=GRID, model={"path": str(home)})
+    level, _ = sweep_without_ray(study_job)
+    study = open_study(study_job)
+    shutil.copytree(home, tmp_path / "checkpoint-2")
+    other = make_job(design=GRID, model={"path": str(tmp_path / "checkpoint-2")})
+    with pytest.raises(UserError, match=r"model\.path: study has .*laptop/models/tiny"):
+        check_settings(study, other, job_settings(other, TYPES))
+    (home / "model.safetensors").write_bytes(b"y" * 101)  # retrained in place: other weights
+    changed = make_job(design=GRID, model={"path": str(home)})
+    with pytest.raises(UserError, match=r"model\.files: study has \w{12}, this job has \w{12}"):
+        check_settings(study, changed, job_settings(changed, TYPES))
+    (home / "model.safetensors").write_bytes(b"x" * 100)
+    shutil.move(tmp_path / "laptop", tmp_path / "cluster")
+    moved = make_job(design=GRID, model={"path": str(tmp_path / "cluster/models/tiny")})
+    assert check_settings(study, moved, job_settings(moved, TYPES))[0].id == level.id
+    old = json.loads(study.user_attrs[STUDY_SETTINGS][level.id])
+    del old["model.files"]  # a study from before: compared by path, as it was recorded
+    study.set_user_attr(STUDY_SETTINGS, {level.id: canonical(old)})
+    shutil.move(tmp_path / "cluster", tmp_path / "laptop")
+    assert check_settings(study, study_job, job_settings(study_job, TYPES))[0].id == level.id
