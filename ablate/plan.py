@@ -71,20 +71,35 @@ def check_job_kinds(job: JobSpec, src: str) -> None:
         if d.warm_start != "none":
             DESIGNS.get(d.warm_start, src)
     if job.task_types:
-        check_max_share(job, list(job.task_types))
+        check_share_bounds(job, list(job.task_types))
 
 
-def check_max_share(job: JobSpec, task_types: Sequence[str]) -> None:
-    """`design.max_share` caps and the `min_share` floor must leave at least one mixture.
+def check_share_bounds(job: JobSpec, task_types: Sequence[str]) -> None:
+    """`design.min_share` below 1/k for the k task types, `design.max_share` naming only task
+    types, and caps and floor that leave at least one mixture. Checked again once the types
+    come from the pool (`job_task_types`): a floor of 0.3 fits 3 types, not 4.
 
     A mixture p with min_share <= p_t <= cap_t exists iff every cap is at least the floor and
     the caps (1 for an uncapped type) sum to at least 1 (the floor's sum k * min_share <= 1 is
     checked with the floor itself).
     """
     d = job.design
+    src = job.source or "job"
+    k = len(task_types)
+    if k and not d.min_share < 1 / k:
+        raise UserError(
+            f"{src}: `design.min_share` must lie in [0, 1/{k}) for the {k} task types "
+            f"({', '.join(task_types)}), got {d.min_share}: every type at least "
+            f"{d.min_share} would need {k * d.min_share:g} > 1 of the mixture"
+        )
+    for t in d.max_share:
+        if t not in task_types:
+            raise UserError(
+                f"{src}: `design.max_share` names {t!r}, which is not one of the task types"
+                f"{did_you_mean(t, task_types)}; they are {', '.join(task_types)}"
+            )
     if not d.max_share:
         return
-    src = job.source or "job"
     low = [t for t, cap in d.max_share.items() if cap < d.min_share]
     if low:
         raise UserError(
@@ -147,7 +162,9 @@ def job_task_types(job: JobSpec) -> list[str]:
         return list(job.task_types)
     if job.pool_dir is None:
         raise UserError(f"{job.source}: list `task_types` or give a `pool`")
-    return sorted(open_pool(job.pool_dir).manifest.labels.get(job.taxonomy, {}))
+    types = sorted(open_pool(job.pool_dir).manifest.labels.get(job.taxonomy, {}))
+    check_share_bounds(job, types)
+    return types
 
 
 def validate_job(job: JobSpec) -> None:
@@ -169,7 +186,7 @@ def validate_job(job: JobSpec) -> None:
             f"the pool has {', '.join(sorted(pool.manifest.labels[job.taxonomy]))}"
         )
     task_types = job_task_types(job)
-    check_max_share(job, task_types)
+    check_share_bounds(job, task_types)
     mixtures = design_mixtures(job, task_types)
     _check_design_volumes(job, mixtures, pool.manifest)
     for mixture in mixtures:

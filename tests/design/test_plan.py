@@ -135,3 +135,44 @@ def test_an_unknown_design_kind_offers_search_too(tmp_path: Path) -> None:
         UserError, match=r"'serch' is not a known design kind \(did you mean `search`\?\)"
     ):
         load_job(path, ["design.kind=serch"])
+
+
+def test_share_bounds_are_checked_against_the_pools_types_when_the_job_lists_none(
+    tmp_path: Path,
+) -> None:
+    """With `task_types` left to the pool, a floor of 0.3 passed for 4 types (config knows no
+    k) and every design broke it: dirichlet shares of 0, a search map turned upside down."""
+    import json
+
+    from ablate.plan import job_task_types
+    from ablate.pool import ImportRequest, import_pool
+
+    labels = ["caption", "count", "compare", "ocr"]
+    records = [
+        {"id": f"r{i}", "kind": labels[i % 4],
+         "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": f"a{i}"}]}
+        for i in range(40)
+    ]  # fmt: skip
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    import_pool(
+        ImportRequest(
+            source=tmp_path / "d.jsonl", out=tmp_path / "pool", labels=(("task_type", "field:kind"),)
+        )
+    )
+    shared = {"pool": str(tmp_path / "pool"), "task_types": []}
+    for kind in ("dirichlet", "search"):
+        design = {"kind": kind, "volumes": [20], "seeds": [0], "min_share": 0.3, "n_trials": 6}
+        job = load_job(write_job(tmp_path, design=design, **shared))  # k unknown until the pool
+        with pytest.raises(UserError) as err:
+            job_task_types(job)
+        assert "`design.min_share` must lie in [0, 1/4) for the 4 task types" in str(err.value)
+        assert "caption, compare, count, ocr" in str(err.value) and "1.2 > 1" in str(err.value)
+    design = {"kind": "search", "volumes": [20], "seeds": [0], "max_share": {"ocrr": 0.5}}
+    job = load_job(write_job(tmp_path, design=design, **shared))
+    with pytest.raises(UserError, match=r"names 'ocrr', .* \(did you mean `ocr`\?\)"):
+        job_task_types(job)
+    fine = {"kind": "dirichlet", "volumes": [20], "seeds": [0], "min_share": 0.2, "n_trials": 6}
+    job = load_job(write_job(tmp_path, design=fine, **shared))
+    mixtures = design_mixtures(job, job_task_types(job))
+    assert len(mixtures) == 6
+    assert min(min(m.proportions.values()) for m in mixtures) >= 0.2 - 1e-9
