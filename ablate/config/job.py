@@ -325,6 +325,13 @@ def _check_design_points(d: DesignSpec, src: str) -> None:
         raise UserError(
             f"{src}: `design.volumes`, `design.balance` and `design.seeds` need at least one value"
         )
+    for key, values in (("volumes", d.volumes), ("balance", d.balance), ("seeds", d.seeds)):
+        twice = sorted({v for v in values if list(values).count(v) > 1})
+        if twice:  # the design would run it once, while `ablate plan` counted it twice
+            raise UserError(
+                f"{src}: `design.{key}` lists {', '.join(map(str, twice))} more than once; "
+                f"each value is one level of the design: list it once"
+            )
     for key, value in (
         ("design.n_trials", d.n_trials),
         ("design.divisions", d.divisions),
