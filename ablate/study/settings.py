@@ -39,6 +39,7 @@ from typing import Any
 
 from ablate.bench import load_bench
 from ablate.config import JobSpec, model_job, resolve_path, to_dict
+from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.objectives import objective_trains
 from ablate.pool import open_pool
@@ -74,6 +75,8 @@ SPEED_KEYS = frozenset(
         "bench.judge.concurrency",
     }
 )
+#: Keys a study recorded before ablate fingerprinted them lacks: compared only when recorded.
+COMPARED_WHEN_RECORDED = ("model.files", "search.task_order")
 #: The flag that records a change of settings as a factor of the study.
 ALLOW_FLAG = "--allow-changed-settings"
 
@@ -163,12 +166,14 @@ def job_settings(job: JobSpec, task_types: list[str]) -> dict[str, Any]:
     trains = objective_trains(job)
     if job.pool_dir is not None and (trains or job.pool_dir.is_dir()):
         pool = open_pool(job.pool_dir).manifest.fingerprint[:16]
+    order = {"search.task_order": list(task_types)} if job.design.kind == SEARCH else {}
     return {
         **_spec_settings(job, trains),
         **(_bench_settings(job) if trains else {}),
         "pool.fingerprint": pool,
         "taxonomy": job.taxonomy,
         "task_types": sorted(task_types),
+        **order,
     }
 
 
@@ -195,8 +200,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, 
     for key in sorted(current):
         if any(key.startswith(prefix) for prefix in added):
             continue  # a model added to `models:` extends the study, like a new volume
-        if key.endswith("model.files") and key not in recorded:
-            continue  # recorded before ablate fingerprinted the files: its path still counts
+        if key.endswith(COMPARED_WHEN_RECORDED) and key not in recorded:
+            continue  # recorded before ablate fingerprinted it (or by a fixed design): resume
         was = recorded[key] if key in recorded else _DEFAULTS.get(key, _UNRECORDED)
         if was != current[key] and not _moved_model(key, recorded, current):
             out[key] = (was, current[key])

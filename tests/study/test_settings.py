@@ -331,3 +331,28 @@ def test_a_model_folder_moved_with_its_project_is_the_same_model(
     study.set_user_attr(STUDY_SETTINGS, {level.id: canonical(old)})
     shutil.move(tmp_path / "cluster", tmp_path / "laptop")
     assert check_settings(study, study_job, job_settings(study_job, TYPES))[0].id == level.id
+
+
+def test_a_search_refuses_task_types_in_another_order(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    """A search's coordinates u0, u1, ... follow the order of its task types: reordered, the
+    sampler would read every earlier trial as another mixture. A grid may reorder (its points
+    carry their shares), and a study recorded before the order was fingerprinted resumes."""
+    search = {"kind": "search", "volumes": [100], "seeds": [0], "n_trials": 4}
+    first = make_job(design=search)
+    level, _ = sweep_without_ray(first)
+    study = open_study(first)
+    assert complete(first)
+    reordered = make_job(design=search, task_types=TYPES[::-1])
+    with pytest.raises(UserError) as err:
+        check_settings(study, reordered, job_settings(reordered, TYPES[::-1]))
+    assert 'search.task_order: study has ["caption", "count", "compare"], this job has ' in str(
+        err.value
+    )
+    old = json.loads(study.user_attrs[STUDY_SETTINGS][level.id])
+    del old["search.task_order"]
+    study.set_user_attr(STUDY_SETTINGS, {level.id: canonical(old)})
+    assert check_settings(study, first, job_settings(first, TYPES))[0].id == level.id
+    grid = make_job(design=GRID)
+    assert "search.task_order" not in job_settings(grid, TYPES)
