@@ -165,23 +165,32 @@ def prior_proportions(job: JobSpec, task_types: Sequence[str]) -> dict[str, floa
     return {t: 1.0 / len(types) for t in types}
 
 
+#: Dirichlet candidates drawn for each point of a cover (point i chooses among i blocks).
+COVER_BLOCK = 400
+
+
 def dirichlet_cover(
     prior: Sequence[float] | np.ndarray, n: int, rng: np.random.Generator, min_share: float = 0.0
 ) -> np.ndarray:
     """n space-filling mixtures around `prior`: greedy max-min over Dirichlet candidates.
 
-    Candidates: Dirichlet(a * k * prior) with a log-spaced in [0.1, 5] (RegMix's range), 200 per
-    point wanted; the prior itself is the first point, each next one the candidate farthest (L2)
-    from every point chosen so far.
+    Candidates: Dirichlet(a * k * prior) with a log-spaced in [0.1, 5] (RegMix's range), drawn
+    in blocks of `COVER_BLOCK`; the prior itself is the first point, and point i the candidate
+    of blocks 1..i farthest (L2) from every point chosen so far. Point i never sees a later
+    block, so the cover of n points is the start of the cover of n + m: raising
+    `design.n_trials` extends a study's design instead of replacing it.
     """
     base = np.asarray(prior, dtype=float)
     k = base.size
-    alphas = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=200 * n))
-    conc = np.maximum(alphas[:, None] * k * base[None, :], 1e-3)
-    cand = np.vstack([rng.dirichlet(c) for c in conc])
     chosen = [base]
-    dist = np.linalg.norm(cand - base, axis=1)
+    cand = np.empty((0, k))
+    dist = np.empty(0)
     while len(chosen) < n:
+        alphas = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=COVER_BLOCK))
+        conc = np.maximum(alphas[:, None] * k * base[None, :], 1e-3)
+        block = np.vstack([rng.dirichlet(c) for c in conc])
+        near = np.min([np.linalg.norm(block - c, axis=1) for c in chosen], axis=0)
+        cand, dist = np.vstack([cand, block]), np.r_[dist, near]
         i = int(dist.argmax())
         chosen.append(cand[i])
         dist = np.minimum(dist, np.linalg.norm(cand - cand[i], axis=1))

@@ -129,6 +129,10 @@ def test_dirichlet_cover_is_deterministic_space_filling_and_respects_min_share(m
 
     rand = design_mixtures(make_job(design={**design, "kind": "random"}, seed=3), types)
     assert len(rand) == 12 and min_gap(points) > min_gap(rand)
+    # more n_trials extend the design: its first 12 points (and their names) stay
+    more = design_mixtures(make_job(design={**design, "n_trials": 20}, seed=3), types)
+    assert [(m.name, m.proportions) for m in more[:12]] == [(m.name, m.proportions) for m in points]
+    assert len(more) == 20 and min_gap(more) > 0.05
 
 
 def test_grid_by_concentration_and_user_errors(make_job) -> None:

@@ -156,7 +156,9 @@ def test_share_bounds_are_checked_against_the_pools_types_when_the_job_lists_non
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in records))
     import_pool(
         ImportRequest(
-            source=tmp_path / "d.jsonl", out=tmp_path / "pool", labels=(("task_type", "field:kind"),)
+            source=tmp_path / "d.jsonl",
+            out=tmp_path / "pool",
+            labels=(("task_type", "field:kind"),),
         )
     )
     shared = {"pool": str(tmp_path / "pool"), "task_types": []}

@@ -1,7 +1,8 @@
 """`dirichlet`: a space-filling cover of `n_trials` mixtures around a prior (the pool's natural
-proportions raised to `prior_temperature`, as RegMix does): 200 x `n_trials` candidates from
-Dirichlet(a * k * prior) with a log-spaced from 0.1 to 5, then greedy max-min selection of
-`n_trials` of them (the prior first); every share at least `min_share` (p = m + (1 - k m) q maps
+proportions raised to `prior_temperature`, as RegMix does): candidates from Dirichlet(a * k *
+prior) with a log-spaced from 0.1 to 5, greedy max-min selection of `n_trials` of them (the
+prior first; each point among blocks of candidates drawn so far, so more `n_trials` extend
+the design, `points.dirichlet_cover`); every share at least `min_share` (p = m + (1 - k m) q maps
 the simplex onto it)."""
 
 from __future__ import annotations
