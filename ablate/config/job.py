@@ -22,9 +22,11 @@ class LoraSpec:
     alpha: int = 32
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.0
-    target_modules: str | tuple[str, ...] = "all-linear"
-    """peft target modules: `all-linear` (the language model's linear layers; peft leaves the
-    output head out) or a list of module names or suffixes (`q_proj`, `v_proj`, ...)."""
+    target_modules: str | tuple[str, ...] = "language-linear"
+    """peft target modules: `language-linear` (the language model's linear layers, the output
+    head left out; the vision tower and projector stay frozen), `all-linear` (peft's: every
+    linear layer but the head, the vision tower and projector included), or a list of module
+    names or suffixes (`q_proj`, `v_proj`, ...)."""
     modules_to_save: tuple[str, ...] = ()
     """Modules trained in full next to the adapter, e.g. `multi_modal_projector` (Llava) or
     `visual.merger` (Qwen2-VL); `vision_tower` trains the whole vision encoder (costly)."""

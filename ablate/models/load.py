@@ -99,8 +99,7 @@ def _processor_without_video(where: str, trust: bool) -> Any:
 
     ImageOnlyProcessor.__name__ = base.__name__
     tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust)
-    template_file = Path(where) / "chat_template.jinja"
-    template = template_file.read_text() if template_file.is_file() else tokenizer.chat_template
+    template = _processor_template(Path(where)) or tokenizer.chat_template
     # the processor's own settings (LLaVA-OneVision's `num_image_tokens`, its feature strategy):
     # without them it cannot count the tokens an image expands to
     settings_file = Path(where) / "processor_config.json"
@@ -119,6 +118,52 @@ def _processor_without_video(where: str, trust: bool) -> Any:
         chat_template=template,
         **{k: v for k, v in settings.items() if k in takes},
     )
+
+
+def _processor_template(folder: Path) -> str | None:
+    """The processor's chat template as transformers finds it: `chat_template.jinja`, then
+    `chat_template.json`'s `chat_template`; None when the folder has neither (the tokenizer's
+    own template is then the fallback). A processor's template beats a text-only template the
+    base LM's `tokenizer_config.json` still carries (llava-hf's OneVision folders)."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    listed = folder / "chat_template.json"
+    if listed.is_file():
+        try:
+            template = json.loads(listed.read_text()).get("chat_template")
+        except (ValueError, AttributeError) as err:
+            raise UserError(f"model {folder}: chat_template.json is not readable: {err}") from None
+        return str(template) if template else None
+    return None
+
+
+def _check_tokenizer(where: str, processor: Any) -> None:
+    """Refuse a tokenizer that cannot tokenize text: transformers builds an empty one (a single
+    token) when the folder lacks its tokenizer files, and every dialogue would encode to nothing
+    or to the wrong image-token counts."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    probe = tokenizer("What color is the sky?", add_special_tokens=False)["input_ids"]
+    if len(tokenizer) < 32 or not probe:
+        raise UserError(
+            f"model {where}: its tokenizer is empty ({len(tokenizer)} token(s)): the folder "
+            "lacks `tokenizer.json` (or `tokenizer_config.json` and the vocabulary files); copy "
+            "them from the model's release into the folder"
+        )
+
+
+def _check_template(where: str, processor: Any) -> None:
+    """Refuse a model without a chat template: labels on assistant turns come from it. A
+    text-only model's tokenizer does not read `chat_template.json`: taken from there."""
+    if chat_template_of(processor) is None and Path(where).is_dir():
+        processor.chat_template = _processor_template(Path(where))
+    if chat_template_of(processor) is None:
+        raise UserError(
+            f"model {where} has no chat template (looked for chat_template.jinja, "
+            "chat_template.json and `chat_template` in tokenizer_config.json), and labels on "
+            "assistant turns come from it: use an instruction-tuned (chat) checkpoint, or add a "
+            "`chat_template.jinja` to the model folder"
+        )
 
 
 def load_model(
@@ -162,12 +207,8 @@ def load_model(
             f"model {where}: `model.kind` is image-text-to-text but its processor has no image "
             "processor; use `model.kind: causal-lm` for a text-only model"
         )
-    if chat_template_of(processor) is None:
-        raise UserError(
-            f"model {where} has no chat template, and labels on assistant turns come from it: "
-            "use an instruction-tuned (chat) checkpoint, or add a `chat_template.jinja` to the "
-            "model folder"
-        )
+    _check_tokenizer(where, processor)
+    _check_template(where, processor)
     model, attn = _load_weights(where, kind, getattr(torch, dtype_name), attn, trust)
     model = model.to(device)
     return LoadedModel(
@@ -201,6 +242,12 @@ def _load_processor(where: str, kind: str, trust: bool, looked_at: Path) -> Any:
             isinstance(err, OSError) or type(err).__name__ == "HFValidationError"
         ):
             raise UserError(no_such_model(where, looked_at, err)) from None
+        if "Unrecognized processing class" in str(err):
+            raise UserError(
+                f"model {where}: the folder has no tokenizer or processor files "
+                "(`tokenizer.json`, `tokenizer_config.json`, `preprocessor_config.json`): copy "
+                "them from the model's release into the folder"
+            ) from None
         hint = (
             " (its code lives in the model repository: set `model.trust_remote_code: true` "
             "if you trust it)"
@@ -225,21 +272,76 @@ def no_such_model(where: str, looked_at: Path, err: BaseException) -> str:
 
 def _load_weights(where: str, kind: str, dtype: Any, attn: str, trust: bool) -> tuple[Any, str]:
     """The model's weights in `dtype` with the attention `attn`, or with eager attention for an
-    architecture without it; returns the model and the attention it was loaded with."""
+    architecture without it; returns the model and the attention it was loaded with. A folder
+    transformers cannot load is one line naming it and what to do."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     auto = AutoModelForImageTextToText if kind == "image-text-to-text" else AutoModelForCausalLM
     try:
-        model = auto.from_pretrained(
-            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
-        )
-    except ValueError as err:
-        if "attn_implementation" not in str(err) and "attention" not in str(err).lower():
-            raise UserError(f"model {where}: cannot load as {kind}: {err}") from None
-        attn = "eager"  # an architecture without sdpa support: the always-available kernel
-        model = auto.from_pretrained(
-            where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
-        )
+        try:
+            model = auto.from_pretrained(
+                where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+            )
+        except ValueError as err:
+            if "Unrecognized configuration class" in str(err):
+                raise UserError(_wrong_kind(where, kind)) from None
+            if "attn_implementation" not in str(err) and "attention" not in str(err).lower():
+                raise UserError(f"model {where}: cannot load as {kind}: {err}") from None
+            attn = "eager"  # an architecture without sdpa support: the always-available kernel
+            model = auto.from_pretrained(
+                where, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+            )
     except OSError as err:
         raise UserError(f"model {where}: cannot load its weights: {err}") from None
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise UserError(
+            f"model {where}: {_damaged_weights(where)} is damaged ({_first_line(err)}); "
+            "download it again"
+        ) from None
     return model, attn
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _damaged_weights(where: str) -> str:
+    """The first safetensors file of the folder whose header cannot be read (its name)."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(where).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception:
+            return path.name
+    return "a weights file"
+
+
+def _wrong_kind(where: str, kind: str) -> str:
+    """The message for a `model.kind` transformers has no model class of for this folder."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+    )
+
+    config = AutoConfig.from_pretrained(where)
+    model_type = getattr(config, "model_type", "")
+    other, names = (
+        ("causal-lm", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+        if kind == "image-text-to-text"
+        else ("image-text-to-text", MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)
+    )
+    fix = (
+        f"set `model.kind: auto` (or {other})"
+        if model_type in names
+        else "use a model transformers can load as one of the two kinds"
+    )
+    return (
+        f"model {where}: `model.kind: {kind}`, but the folder holds a {type(config).__name__} "
+        f"({other if model_type in names else model_type} model), which transformers cannot "
+        f"load as {kind}: {fix}"
+    )

@@ -2,9 +2,13 @@
 
 Labels come from the model's own chat template without `{% generation %}` markers, by rendering
 growing prefixes: the character span of assistant turn i in the full rendering is
-[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))). Tokens of
-the (unexpanded) rendering whose offsets start inside a span are labelled; the span includes the
-template's end-of-turn marker, so the model also learns to stop.
+[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))), checked to
+be prefixes of the full rendering; where a template renders a turn differently once later turns
+follow (Qwen3), each answer is found after its own assistant header instead, and a template where
+neither holds is refused (`ablate.trial.turns`). Tokens of the (unexpanded) rendering whose
+offsets start inside a span are labelled; the span includes the template's end-of-turn marker,
+or the tokenizer's eos appended to every answer when the template has none (LLaVA-1.5), so the
+model also learns to stop.
 
 Images go through the model's own processor: it expands each image placeholder into as many
 tokens as that image needs (a fixed count for Llava, a count that depends on the image size for
@@ -24,18 +28,13 @@ from ablate.bench.spec import ROLES
 from ablate.models import chat_template_of
 from ablate.pool import Pool
 from ablate.trial.align import align
+from ablate.trial.errors import EncodeError
+from ablate.trial.images import PixelCache, load_image
+from ablate.trial.turns import PROBE, TemplateUnstable, answer_spans, end_of_turn_ids
 
 IGNORE = -100
 PLACEHOLDER = "<image>"
 """The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
-
-
-class EncodeError(ValueError):
-    """A dialogue that cannot be encoded; `kind` is what a trial counts it under."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -94,6 +93,40 @@ class DialogueEncoder:
             int(self.tokenizer.convert_tokens_to_ids(self.image_token)) if self.multimodal else -1
         )
         self.structured = self.multimodal and self._template_takes_parts()
+        self.image_newline = self.structured and self._template_breaks_after_image()
+        self.eos_after_answer = ""
+        """Appended to every answer when the template ends a turn with no special token
+        (LLaVA-1.5's `ASSISTANT: blue `): the tokenizer's eos, so the model learns to stop."""
+        self.stop_ids = self._check_template()
+        """The tokens that end an answer: the template's end-of-turn (`<|im_end|>`), else eos."""
+
+    def _check_template(self) -> list[int]:
+        """Refuse a template whose answers cannot be placed (see `ablate.trial.turns`); the
+        ids of its end-of-turn tokens, or of the eos appended where it has none."""
+        try:
+            answer_spans(self.render, self.render(PROBE), PROBE, [1, 3, 5])
+            ends = end_of_turn_ids(self.render, self.tokenizer)
+        except TemplateUnstable as err:
+            raise EncodeError(
+                "template_unstable",
+                f"its chat template renders an earlier turn differently once later turns "
+                f"follow (as Qwen3's empty think block on the last answer only), and {err}, so "
+                "labels would fall on other turns' tokens: give the model a chat template whose "
+                "turns render the same in any prefix (a `chat_template.jinja` in its folder)",
+            ) from None
+        eos = self.tokenizer.eos_token
+        if ends or not eos:
+            return ends
+        self.eos_after_answer = str(eos)
+        return [int(self.tokenizer.eos_token_id)]
+
+    def _template_breaks_after_image(self) -> bool:
+        """Whether the template puts its own newline after an image (LLaVA-1.5, OneVision):
+        then the LLaVA layout's `<image>\\n` separator is not rendered twice."""
+        probe = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q7"}]}]
+        text = str(self.processor.apply_chat_template(probe, tokenize=False))
+        image, question = text.find(self.image_token), text.find("Q7")
+        return 0 <= image < question and text[:question].endswith("\n")
 
     def _template_takes_parts(self) -> bool:
         """Whether the template renders content given as parts ([{type: image}, {type: text}]),
@@ -114,6 +147,8 @@ class DialogueEncoder:
         for n, piece in enumerate(text.split(PLACEHOLDER)):
             if n:
                 parts.append({"type": "image"})
+                if self.image_newline and piece.startswith("\n"):
+                    piece = piece[1:]  # the template's own newline follows the image
             if piece:
                 parts.append({"type": "text", "text": piece})
         return parts
@@ -149,8 +184,7 @@ class DialogueEncoder:
         self._check_images(messages, images)
         scored = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= history]
         turns = [conversations[i] for i in scored]
-        full = self.render(messages)
-        ids, labels, spans = self._label_turns(full, messages, scored)
+        full, ids, labels, spans = self._label_turns(self.render(messages), messages, scored)
         token_types: list[int] | None = None
         image_starts: list[int] = []
         if images:
@@ -196,16 +230,23 @@ class DialogueEncoder:
 
     def _label_turns(
         self, full: str, messages: list[dict[str, str]], scored: list[int]
-    ) -> tuple[list[int], list[int], list[tuple[int, int]]]:
-        """Tokens of the rendering `full`, labels on the `scored` assistant turns, and each
-        turn's token span (the character spans come from rendering growing prefixes)."""
-        char_spans = [
-            (
-                len(self.render(messages[:i], add_generation_prompt=True)),
-                len(self.render(messages[: i + 1])),
-            )
-            for i in scored
-        ]
+    ) -> tuple[str, list[int], list[int], list[tuple[int, int]]]:
+        """The rendering `full` (with `eos_after_answer` after every answer), its tokens, labels
+        on the `scored` assistant turns and each one's token span (`ablate.trial.turns`)."""
+        answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        try:
+            if self.eos_after_answer:
+                everywhere = answer_spans(self.render, full, messages, answers)
+                full, everywhere = _with_text_after(full, everywhere, self.eos_after_answer)
+                char_spans = [
+                    span for i, span in zip(answers, everywhere, strict=True) if i in scored
+                ]
+            else:
+                char_spans = answer_spans(self.render, full, messages, scored)
+        except TemplateUnstable as err:
+            raise EncodeError(
+                "template_unstable", f"the chat template's turns cannot be placed: {err}"
+            ) from None
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
         ids: list[int] = list(enc["input_ids"])
         offsets: list[tuple[int, int]] = enc["offset_mapping"]
@@ -220,7 +261,7 @@ class DialogueEncoder:
                 labels[t] = ids[t]
                 t += 1
             spans.append((first, t))
-        return ids, labels, spans
+        return full, ids, labels, spans
 
     def _expand(
         self,
@@ -262,62 +303,18 @@ class DialogueEncoder:
         return expanded, new_labels, new_spans, starts, token_types
 
 
-def load_image(path: str) -> Any:
-    """Open an image as RGB; an unreadable one raises EncodeError naming the path."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                # 16-bit grey: Pillow's RGB conversion clips at 255 (all white); scale to 8 bits
-                return img.convert("I").point(lambda v: v * (1 / 256)).convert("L").convert("RGB")
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise EncodeError("unreadable_image", f"cannot read image {path}: {err}") from None
-
-
-class PixelCache:
-    """Images are files loaded lazily; a dialogue pool reuses few files, so cache pixel tensors.
-
-    Each image goes through the model's image processor alone; a batch concatenates the
-    processor's tensors (`pixel_values`, `image_grid_thw`, `image_sizes`, ...) along dim 0,
-    zero-padding dim 1 where images differ there (Llava-Next style patch counts).
-    """
-
-    def __init__(self, image_processor: Any, max_items: int = 4096) -> None:
-        self.image_processor = image_processor
-        self.max_items = max_items
-        self._cache: dict[str, dict[str, Any]] = {}
-
-    def one(self, path: str) -> dict[str, Any]:
-        if path not in self._cache:
-            out = self.image_processor(images=[load_image(path)], return_tensors="pt")
-            if len(self._cache) >= self.max_items:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[path] = {k: v for k, v in out.items() if hasattr(v, "shape")}
-        return self._cache[path]
-
-    def batch(self, paths: Sequence[str]) -> dict[str, Any]:
-        import torch
-
-        items = [self.one(p) for p in paths]
-        if not items:
-            return {}
-        out = {}
-        for key in items[0]:
-            tensors = [x[key] for x in items]
-            if tensors[0].dim() > 1 and len({t.shape[1] for t in tensors}) > 1:
-                width = max(t.shape[1] for t in tensors)
-                tensors = [
-                    torch.nn.functional.pad(t, [0, 0] * (t.dim() - 2) + [0, width - t.shape[1]])
-                    for t in tensors
-                ]
-            out[key] = torch.cat(tensors, dim=0)
-        return out
-
-    def __call__(self, paths: Sequence[str]) -> Any:
-        """Pixel values of `paths` (the batch's main image tensor), or None for no images."""
-        return self.batch(paths).get("pixel_values")
+def _with_text_after(
+    full: str, spans: list[tuple[int, int]], text: str
+) -> tuple[str, list[tuple[int, int]]]:
+    """`full` with `text` inserted at the end of each span, and the spans grown to include it."""
+    pieces: list[str] = []
+    out: list[tuple[int, int]] = []
+    last = 0
+    for n, (start, end) in enumerate(spans):
+        pieces += [full[last:end], text]
+        out.append((start + n * len(text), end + (n + 1) * len(text)))
+        last = end
+    return "".join(pieces) + full[last:], out
 
 
 def collate(

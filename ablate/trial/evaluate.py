@@ -111,11 +111,13 @@ def generate_answers(
     device: str,
     batch_size: int = 16,
     max_new_tokens: int = 64,
+    stop_ids: Sequence[int] = (),
 ) -> list[list[str]]:
     """Greedy answers to every kept assistant turn (given the reference history), batched.
 
-    Prompts are sorted by length so a batch pads little; each answer stops at the end-of-turn
-    token (the tokenizer's eos) and is decoded without special tokens.
+    Prompts are sorted by length so a batch pads little; each answer stops at the first of
+    `stop_ids` (the template's end-of-turn, `DialogueEncoder.stop_ids`), the model's own
+    `generation_config` eos ids and the tokenizer's eos, and is decoded without special tokens.
     """
     import torch
 
@@ -140,7 +142,7 @@ def generate_answers(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stop_tokens(model, tokenizer, stop_ids),
                 pad_token_id=pad_id,
             )
             width = batch["input_ids"].shape[1]
@@ -148,6 +150,16 @@ def generate_answers(
                 answers[i][k] = str(tokenizer.decode(row, skip_special_tokens=True)).strip()
     model.train()
     return answers
+
+
+def stop_tokens(model: Any, tokenizer: Any, stop_ids: Sequence[int] = ()) -> list[int]:
+    """What ends a generated answer: `stop_ids`, the model's `generation_config.eos_token_id`
+    (an id or a list: Gemma and Qwen list their end-of-turn next to eos) and the tokenizer's
+    eos, each once, in that order."""
+    config = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    listed = config if isinstance(config, (list, tuple)) else [config]
+    ids = [*stop_ids, *listed, tokenizer.eos_token_id]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

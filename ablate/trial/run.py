@@ -95,6 +95,7 @@ def run_trial(
         raise UserError(f"{job.source}: a training trial needs `pool` and `bench`")
     data = select_rows(job, mixture, cache)
     model = resident_model(job, cache)
+    _check_text_only(job, data, model)
     training = encode_selection(job, data, model)
     # kept on the resident model between trials and redrawn from the seed: no per-trial rebuild
     slot: dict[str, Any] = _cached(cache, ("adapter",), dict)
@@ -180,6 +181,23 @@ def resident_model(job: JobSpec, cache: dict[Any, Any]) -> TrialModel:
     return TrialModel(model_path, loaded, encoder, pixels, pad_id, encoded)
 
 
+def _check_text_only(job: JobSpec, data: TrialData, model: TrialModel) -> None:
+    """Refuse, before anything is encoded, a text-only model given dialogues with images."""
+    if model.loaded.kind != "causal-lm":
+        return
+    taxonomy = data.selection.taxonomy
+    rows = data.pool.take(data.positions, ["n_images", taxonomy]).to_pylist()
+    with_images = [r[taxonomy] for r in rows if r["n_images"]]
+    if with_images:
+        kinds = ", ".join(sorted(set(with_images)))
+        raise UserError(
+            f"{job.source}: model {model.path} is a text-only causal LM, but "
+            f"{len(with_images)} of the {len(rows)} selected dialogues have images ({taxonomy} "
+            f"{kinds}): use an image-text-to-text model in `model.path`, or leave those out of "
+            "`task_types`"
+        )
+
+
 def encode_selection(job: JobSpec, data: TrialData, model: TrialModel) -> TrainingSet:
     """Encode: the selected dialogues; a UserError when none of them can be trained on."""
     examples, skipped, notes = encode_rows(data.pool, data.positions, model.encoder, model.encoded)
@@ -219,7 +237,7 @@ def _check_skipped(
             f"({_describe(skipped)}), more than `train.max_skipped` ({job.train.max_skipped:g}) "
             f"of a {taxonomy}: its mixture would not be the one asked for. First problems: "
             + "; ".join(notes)
-            + f". Fix the pool (or `train.max_length`), or allow it with --set "
+            + f". {_advice(skipped)}, or allow it with --set "
             f"train.max_skipped={math.ceil(100 * lost[worst] / total[worst]) / 100:g}"
         )
 
@@ -332,6 +350,23 @@ def _score(
         cache,
         model.path,
     )
+
+
+#: What to do about dialogues left out for each kind of problem (`EncodeError.kind`).
+_FIXES = {
+    "too_long": "raise `train.max_length`",
+    "image_count": "fix the pool's images",
+    "unreadable_image": "fix the pool's images",
+    "images_for_text_model": "use an image-text-to-text model",
+    "template_refused": "give the model a chat template that takes these roles",
+    "template_unstable": "give the model a prefix-stable chat template",
+}
+
+
+def _advice(skipped: dict[str, int]) -> str:
+    fixes = dict.fromkeys(_FIXES.get(kind, "fix the pool") for kind in skipped)
+    text = " or ".join(fixes)
+    return text[:1].upper() + text[1:]
 
 
 def _describe(skipped: dict[str, int]) -> str:

@@ -27,6 +27,8 @@ class EncodedBench:
     skipped: dict[str, int]
     notes: list[str]
     extra: Any = None
+    stop_ids: tuple[int, ...] = ()
+    """The tokens that end an answer in generation (`DialogueEncoder.stop_ids`)."""
 
 
 @dataclass
@@ -87,5 +89,6 @@ def generated_answers(bench: EncodedBench, run: Scoring) -> list[str]:
         run.loaded.device,
         batch_size=bench.spec.batch_size,
         max_new_tokens=bench.spec.max_new_tokens,
+        stop_ids=bench.stop_ids,
     )
     return [a for row in answers for a in row]

@@ -34,7 +34,9 @@ def _encode_bench(bench_file: Path, encoder: DialogueEncoder) -> EncodedBench:
         kept.append(r)
         examples.append(enc)
         labels.append(record_labels(spec, r))
-    bench = EncodedBench(spec, kept, examples, labels, skipped, notes)
+    bench = EncodedBench(
+        spec, kept, examples, labels, skipped, notes, stop_ids=tuple(encoder.stop_ids)
+    )
     bench.extra = scorer.prepare(bench, encoder)
     return bench
 

@@ -24,6 +24,7 @@ from typing import Any
 from ablate.config import LoraSpec, TrainSpec
 from ablate.errors import UserError
 from ablate.trial.encode import Encoded, PixelCache, collate
+from ablate.trial.lora_targets import LANGUAGE_LINEAR, language_linear
 from ablate.trial.packing import (
     collate_packed,
     labelled_loss,
@@ -68,9 +69,11 @@ def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
     """A fresh adapter, initialised from `seed`; the base weights stay frozen and untouched."""
     from peft import LoraConfig, get_peft_model
 
-    targets = (
+    targets: str | list[str] = (
         lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     )
+    if targets == LANGUAGE_LINEAR:
+        targets = language_linear(model)
     config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,

@@ -330,6 +330,7 @@ def test_dialogues_too_long_to_learn_from_are_counted_and_a_lopsided_loss_fails_
     assert "8 of 8 `multi_image`" in message and "8 too_long" in message
     assert "beyond train.max_length (40 tokens)" in message
     assert "--set train.max_skipped=1" in message
+    assert "Raise `train.max_length`, or allow it" in message  # the advice fits the cause
 
     allowed = run_trial(train_job(train={"max_length": 40, "max_skipped": 1.0}), mix, cache)
     info = allowed.info

@@ -1,0 +1,129 @@
+"""Where each assistant answer lies in a chat template's rendering of a dialogue, and how the
+template ends a turn.
+
+Growing prefixes: the character span of assistant turn i in the full rendering is
+[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))), provided
+both renderings are prefixes of the full one. Some published templates render a turn
+differently once later turns follow (Qwen3 gives only the last answer its empty think block;
+Mistral's moves the system prompt to the last user turn), and there the prefix lengths point
+into other turns. So the prefix property is checked, and where it fails each answer is found in
+the full rendering instead: after the assistant header the template's generation prompt adds,
+up to the end-of-turn text it renders after the answer, with no other assistant header in
+between. A template where neither route holds is refused (`TemplateUnstable`): labels would
+fall on other turns' tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Render = Callable[[list[dict[str, Any]], bool], str]
+"""render(messages, add_generation_prompt) -> the template's text."""
+
+#: A dialogue every template can render: three exchanges, answers unlike the questions.
+PROBE = [
+    {"role": "user", "content": "Q1 first question?"},
+    {"role": "assistant", "content": "A1 first answer."},
+    {"role": "user", "content": "Q2 second question?"},
+    {"role": "assistant", "content": "A2 second answer."},
+    {"role": "user", "content": "Q3 third question?"},
+    {"role": "assistant", "content": "A3 third answer."},
+]
+
+
+class TemplateUnstable(ValueError):
+    """The template renders an assistant turn in a way neither route can place."""
+
+
+def answer_spans(
+    render: Render, full: str, messages: list[dict[str, Any]], turns: list[int]
+) -> list[tuple[int, int]]:
+    """The character span in `full` of each assistant turn in `turns` (message indices): the
+    answer and the template's end-of-turn after it, never a token of another turn."""
+    spans = _prefix_spans(render, full, messages, turns)
+    if spans is not None:
+        return spans
+    located = _located_spans(render, full, messages)
+    return [located[i] for i in turns]
+
+
+def _prefix_spans(
+    render: Render, full: str, messages: list[dict[str, Any]], turns: list[int]
+) -> list[tuple[int, int]] | None:
+    """Spans from growing prefixes, or None where they would not lie inside their own turns.
+
+    The end must be where the full rendering has it (`upto` a prefix of `full`). The start is
+    the generation prompt's length: right when the prompt is a prefix of `full`; when the prompt
+    differs from the turn's rendered header (OneVision's `assistant\\n` against `assistant
+    \\n`), still inside the turn's own text, as long as the whole answer follows it."""
+    spans = []
+    for i in turns:
+        prompt = render(messages[:i], True)
+        upto = render(messages[: i + 1], False)
+        if len(upto) <= len(prompt) or not full.startswith(upto):
+            return None
+        if not full.startswith(prompt):
+            before = render(messages[:i], False)
+            answer = str(messages[i]["content"]).strip()
+            inside = upto.startswith(before) and len(before) <= len(prompt)
+            if not inside or answer not in upto[len(prompt) :]:
+                return None
+        spans.append((len(prompt), len(upto)))
+    return spans
+
+
+def _located_spans(
+    render: Render, full: str, messages: list[dict[str, Any]]
+) -> dict[int, tuple[int, int]]:
+    """Every assistant turn's span, each found in `full` after the previous one's end."""
+    out: dict[int, tuple[int, int]] = {}
+    cursor = 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        header, answer, tail = turn_parts(render, messages, i)
+        if not header.strip():
+            raise TemplateUnstable(
+                f"its generation prompt adds no assistant header before turn {i + 1}"
+            )
+        at = full.find(header, cursor)
+        start = at + len(header)
+        found = full.find(answer + tail, start) if at >= 0 else -1
+        if found < 0 or 0 <= full.find(header, start) < found:
+            raise TemplateUnstable(f"assistant turn {i + 1} is not where its own rendering puts it")
+        out[i] = (start, found + len(answer) + len(tail))
+        cursor = out[i][1]
+    return out
+
+
+def turn_parts(render: Render, messages: list[dict[str, Any]], i: int) -> tuple[str, str, str]:
+    """Assistant turn i as the template renders it alone: the header its generation prompt adds
+    (`<|im_start|>assistant\\n`; empty when it adds none), the answer as rendered, and the text after it (the
+    end-of-turn, `<|im_end|>\\n`)."""
+    before = render(messages[:i], False)
+    prompt = render(messages[:i], True)
+    upto = render(messages[: i + 1], False)
+    if not upto.startswith(before):
+        raise TemplateUnstable(f"turn {i + 1} does not follow the turns before it")
+    header = prompt[len(before) :] if prompt.startswith(before) else ""
+    block = upto[len(before) :]
+    content = str(messages[i]["content"])
+    answer = content if content in block else content.strip()
+    at = block.rfind(answer) if answer else -1
+    if at < 0:
+        raise TemplateUnstable(f"it does not render assistant turn {i + 1}'s answer as given")
+    tail = block[at + len(answer) :]
+    return header, answer, tail
+
+
+def end_of_turn_ids(render: Render, tokenizer: Any) -> list[int]:
+    """The special tokens the template renders after an answer (`<|im_end|>`,
+    `<end_of_turn>`): none for a template whose turns end in plain text (LLaVA-1.5's
+    `USER: ... ASSISTANT: ... `)."""
+    _, _, tail = turn_parts(render, PROBE[:2], 1)
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special
+    }
+    ids = tokenizer(tail, add_special_tokens=False)["input_ids"] if tail else []
+    return [int(t) for t in ids if t in special]
