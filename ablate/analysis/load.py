@@ -10,7 +10,8 @@ task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<doma
 marked FAIL and enqueued again: not a failure of its mixture), and for a bench scored by an LLM
 judge `judge` (`MODEL at HOST (rubric vN)`: the judge that scored the trial).
 
-`df.attrs` carries `study`, `metric`, `direction` and `task_types` so later calls need no job.
+`df.attrs` carries `study`, `metric`, `direction`, `task_types` and `study_uid` (its MLflow parent
+run's tag) so later calls need no job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ablate.config import JobSpec, model_job, sqlite_path
 from ablate.errors import UserError
 from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
-from ablate.study import STUDY_SETTINGS_ID, TRIAL_SETTINGS_ID, open_study
+from ablate.study import STUDY_SETTINGS_ID, STUDY_UID, TRIAL_SETTINGS_ID, open_study
 
 #: Columns of `load`'s table that describe a trial rather than measure it.
 NOT_METRICS = frozenset(
@@ -73,20 +74,23 @@ def _frozen(t: Any, base: dict[str, Any]) -> _Trial:
     return _Trial(t.number, t.state.name, t.value, attrs, t.datetime_start, t.datetime_complete)
 
 
-def _study_trials(study: Any) -> list[_Trial]:
+def _study_trials(study: Any) -> tuple[list[_Trial], str | None]:
+    """The study's trials, and its own id (`STUDY_UID`, None before a sweep made one)."""
     settings = study.user_attrs.get(STUDY_SETTINGS_ID)
     base = {TRIAL_SETTINGS_ID: settings} if settings else {}
-    return [_frozen(t, base) for t in study.get_trials(deepcopy=False)]
+    trials = [_frozen(t, base) for t in study.get_trials(deepcopy=False)]
+    return trials, study.user_attrs.get(STUDY_UID)
 
 
 _INF = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
 
 
-def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
+def _read_sqlite(job: JobSpec) -> tuple[list[_Trial], str | None] | None:
     """The study's trials read from an Optuna SQLite file in three queries, without importing
     Optuna or opening its storage (which checks the schema through SQLAlchemy and Alembic: about
-    a second of a report). None, and the caller goes through Optuna, for anything unexpected: no
-    such file or study, another schema version, several objectives."""
+    a second of a report), and the study's own id (`STUDY_UID`). None, and the caller goes
+    through Optuna, for anything unexpected: no such file or study, another schema version,
+    several objectives."""
     import sqlite3
 
     path = sqlite_path(job.storage_url)
@@ -104,7 +108,7 @@ def _read_sqlite(job: JobSpec) -> list[_Trial] | None:
         con.close()
 
 
-def _query_trials(con: Any, study: str) -> list[_Trial] | None:
+def _query_trials(con: Any, study: str) -> tuple[list[_Trial], str | None] | None:
     """`_read_sqlite`'s queries on an open connection (Optuna's v3 schema)."""
     (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
     if not str(version).startswith("v3."):
@@ -118,10 +122,13 @@ def _query_trials(con: Any, study: str) -> list[_Trial] | None:
     ).fetchone()
     if n_objectives != 1:
         return None
-    settings = con.execute(
-        "SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = ?",
-        (study_id, STUDY_SETTINGS_ID),
-    ).fetchone()
+    settings, uid = (
+        con.execute(
+            "SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = ?",
+            (study_id, key),
+        ).fetchone()
+        for key in (STUDY_SETTINGS_ID, STUDY_UID)
+    )
     trials = con.execute(
         "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
         "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
@@ -151,7 +158,7 @@ def _query_trials(con: Any, study: str) -> list[_Trial] | None:
             when(end),
         )
         for trial_id, number, state, start, end, value, vtype in trials
-    ]
+    ], (json.loads(uid[0]) if uid else None)
 
 
 def as_job(job: JobSpec | str | Path) -> JobSpec:
@@ -170,6 +177,8 @@ class _Source(NamedTuple):
     trials: list[_Trial]
     model_gpus: dict[str, float | None] | None = None
     """A job with `models:`: model name -> its GPUs per trial (for `gpu_seconds`)."""
+    uid: str | None = None
+    """The study's own id (finds its MLflow parent run among studies of the same name)."""
 
 
 def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | None) -> _Source:
@@ -178,23 +187,22 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
     optuna = sys.modules.get("optuna")  # not imported: `job` cannot be a Study
     if optuna is not None and isinstance(job, optuna.Study):
         minimize = job.direction == optuna.study.StudyDirection.MINIMIZE
-        trials = _study_trials(job)
+        trials, uid = _study_trials(job)
         name = job.study_name
-        return _Source(
-            name, "minimize" if minimize else "maximize", metric, gpus, f"study `{name}`", trials
-        )
+        direction = "minimize" if minimize else "maximize"
+        return _Source(name, direction, metric, gpus, f"study `{name}`", trials, None, uid)
     job = as_job(job)
     found = _read_sqlite(job)
-    if found is None:
-        found = _study_trials(_open(job))
+    trials, uid = found if found is not None else _study_trials(_open(job))
     return _Source(
         job.study,
         job.objective.direction,
         metric or job.objective.metric,
         job.resources.gpus_per_trial if gpus is None else gpus,
         f"study `{job.study}` in {job.storage_shown}",
-        found,
+        trials,
         {} if gpus is not None else _model_gpus(job),
+        uid,
     )
 
 
@@ -278,6 +286,7 @@ def load(
             "metric": source.metric or "value",
             "direction": source.direction,
             "task_types": types,
+            "study_uid": source.uid,
         }
     )
     return df

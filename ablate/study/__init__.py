@@ -28,11 +28,13 @@ from ablate.study.settings import (
     settings_id,
 )
 from ablate.study.storage import (
+    STUDY_UID,
     open_storage,
     open_study,
     postgres_driver,
     sqlite_fast_commits,
     storage_lost,
+    study_uid,
 )
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "LOCK_STALE_SECONDS",
     "RESULT_DEFAULTS",
     "STUDY_SETTINGS_ID",
+    "STUDY_UID",
     "TRIAL_SETTINGS_ID",
     "SettingsLevel",
     "check_settings",
@@ -59,5 +62,6 @@ __all__ = [
     "settings_id",
     "sqlite_fast_commits",
     "storage_lost",
+    "study_uid",
     "trial_attrs",
 ]

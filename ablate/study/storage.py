@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, redact, sqlite_path
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.search import directions, make_pruner
 from ablate.study.optuna_fast import journal_file_backend, storage_backend
 
@@ -141,8 +141,11 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
         try:
             return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler)
         except KeyError:
+            names = optuna.get_all_study_names(storage)
+            held = f"; it holds {', '.join(f'`{n}`' for n in names[:10])}" if names else ""
             raise UserError(
-                f"no study `{job.study}` in {job.storage_shown}; start it with `ablate sweep`"
+                f"no study `{job.study}` in {job.storage_shown}"
+                f"{did_you_mean(job.study, names)}{held}; start it with `ablate sweep`"
             ) from None
     study = optuna.create_study(
         study_name=job.study,
@@ -158,3 +161,19 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
             f"the job asks for {len(directions(job))} (design.multi_objective); use a new `study` name"
         )
     return study
+
+
+#: The study user attribute that tells it apart from a study of the same name in another
+#: storage (the MLflow parent run carries it as a tag: `ablate.tracking.start_sweep`).
+STUDY_UID = "ablate.study_uid"
+
+
+def study_uid(study: Any) -> str:
+    """The study's own id, made on first use (the driver calls this under its lock)."""
+    import uuid
+
+    uid = study.user_attrs.get(STUDY_UID)
+    if not isinstance(uid, str) or not uid:
+        uid = uuid.uuid4().hex[:16]
+        study.set_user_attr(STUDY_UID, uid)
+    return uid

@@ -37,6 +37,7 @@ from ablate.study import (
     mixture_from_attrs,
     open_study,
     storage_lost,
+    study_uid,
 )
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
@@ -75,7 +76,7 @@ def run_sweep(
         if note and progress is not None:
             print(note, flush=True)
         with cluster_for(job, address):  # a cluster without room for a trial: refused here
-            parent = open_sweep_run(job, progress is not None)
+            parent = open_sweep_run(job, study_uid(study), progress is not None)
             if judge is not None:
                 study.set_user_attr(STUDY_JUDGE, judge.identity)
                 if parent is not None:
@@ -120,13 +121,13 @@ def sweep_design(job: JobSpec, task_types: list[str], say: bool = True) -> list[
     return mixtures
 
 
-def open_sweep_run(job: JobSpec, say: bool = True) -> str | None:
+def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
     """The sweep's MLflow run (created the first time: this makes a local tracking database
     before any worker exists). A tracking server that does not answer is not a reason to stop:
     the sweep goes on with Optuna as its record (None), and the next `ablate sweep` that
     reaches the server writes the missing runs (`backfill_runs`). A local store that fails is."""
     try:
-        return start_sweep(job)
+        return start_sweep(job, uid)
     except Exception as err:  # MlflowException, requests' ConnectionError, ...
         if not job.tracking_uri.startswith(("http://", "https://")):
             raise

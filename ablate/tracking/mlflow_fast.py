@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ablate.config import JobSpec, sqlite_path
+from ablate.config import JobSpec, redact, sqlite_path
+from ablate.tracking.parents import STUDY_UID_TAG, pick_parent
 
 
 def sql_store(client: Any) -> Any:
@@ -71,7 +72,9 @@ def insert_runs(client: Any, batch: list[dict[str, Any]]) -> None:
             session.execute(insert(SqlLatestMetric), metrics)
 
 
-def find_sweep_run_sqlite(job: JobSpec) -> tuple[str | None, Path | None] | None:
+def find_sweep_run_sqlite(
+    job: JobSpec, uid: str | None = None
+) -> tuple[str | None, Path | None] | None:
     """`find_sweep_run` for a SQLite tracking database, read with sqlite3, without importing
     MLflow (2-3 CPU seconds): (run id or None, the run's artifact folder when it is local, else
     None). None when the question needs MLflow itself (another backend, an unexpected schema)."""
@@ -87,28 +90,31 @@ def find_sweep_run_sqlite(job: JobSpec) -> tuple[str | None, Path | None] | None
     try:
         con = sqlite3.connect(db, timeout=30)
         try:
-            row = con.execute(
-                "SELECT r.run_uuid, r.artifact_uri FROM runs r "
+            rows = con.execute(
+                "SELECT r.run_uuid, u.value, g.value, r.artifact_uri FROM runs r "
                 "JOIN experiments e ON e.experiment_id = r.experiment_id "
                 "JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ablate.study' "
                 "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ablate.role' "
+                "LEFT JOIN tags u ON u.run_uuid = r.run_uuid AND u.key = ? "
+                "LEFT JOIN tags g ON g.run_uuid = r.run_uuid AND g.key = 'optuna.storage' "
                 "WHERE e.name = ? AND s.value = ? AND k.value = 'sweep' "
-                "AND r.lifecycle_stage = 'active' ORDER BY r.start_time ASC LIMIT 1",
-                (job.study, job.study),
-            ).fetchone()
+                "AND r.lifecycle_stage = 'active' ORDER BY r.start_time ASC",
+                (STUDY_UID_TAG, job.study, job.study),
+            ).fetchall()
         finally:
             con.close()
     except sqlite3.Error:
         return None
-    if row is None:
+    found, _ = pick_parent([(str(r[0]), r[1], r[2]) for r in rows], redact(job.storage_url), uid)
+    if found is None:
         return None, None
-    run_id, artifact_uri = str(row[0]), str(row[1] or "")
+    artifact_uri = next(str(r[3] or "") for r in rows if str(r[0]) == found)
     parsed = urlparse(artifact_uri)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return run_id, Path(unquote(parsed.path))
+        return found, Path(unquote(parsed.path))
     if parsed.scheme == "" and Path(artifact_uri).is_absolute():
-        return run_id, Path(artifact_uri)
-    return run_id, None
+        return found, Path(artifact_uri)
+    return found, None
 
 
 def copy_run_artifacts(folder: Path, paths: list[Path], artifact_path: str | None = None) -> None:

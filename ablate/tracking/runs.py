@@ -1,6 +1,7 @@
 """One parent run per sweep, one child run per Optuna trial.
 
-Tags: the parent carries `ablate.study=<study>` and `ablate.role=sweep` (found again on resume),
+Tags: the parent carries `ablate.study=<study>`, `ablate.role=sweep` and `ablate.study_uid` (the
+study's own id: found again on resume, never another storage's study of the same name),
 and for a bench scored by an LLM judge `ablate.judge` and `ablate.judge.<key>` (model, host,
 url, rubric version, settings: `tag_sweep_judge`); a child carries `mlflow.parentRunId`,
 `ablate.study`, `ablate.role=trial`, `optuna.trial_number` and, once finished,
@@ -19,6 +20,7 @@ from typing import Any
 from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec, model_job, redact, sqlite_path, to_dict
 from ablate.mixture import Mixture, normalized_entropy
+from ablate.objectives import objective_trains
 from ablate.result import TrialResult
 from ablate.tracking.client import (
     MAX_TAG_CHARS,
@@ -30,43 +32,72 @@ from ablate.tracking.client import (
     mlflow_client,
     quote,
 )
+from ablate.tracking.parents import STUDY_UID_TAG, pick_parent
 
 
-def start_sweep(job: JobSpec) -> str:
-    """The parent run of the job's study: found again by tag (resume) or created. Returns its id.
+def start_sweep(job: JobSpec, uid: str | None = None) -> str:
+    """The parent run of the job's study: found again by tags (resume) or created. Returns its id.
 
-    Call it in the driver before any worker starts: it creates the SQLite tracking database (and
-    runs its migrations) exactly once.
+    `uid`: the study's own id (`ablate.study.study_uid`), tagged on the parent, so that a study
+    of the same name in another Optuna storage (a shared tracking server, an Optuna file started
+    afresh) gets a parent of its own, named `sweep-<study>-<uid>`, instead of sharing one. Call
+    it in the driver before any worker starts: it creates the SQLite tracking database (and runs
+    its migrations) exactly once.
     """
     import yaml
 
     client = mlflow_client(job.tracking_uri)
     exp_id = experiment_id(job)
-    found = client.search_runs(
-        [exp_id],
-        filter_string=f"tags.`ablate.study` = '{quote(job.study)}' and tags.`ablate.role` = 'sweep'",
-        max_results=1,
-        order_by=["attributes.start_time ASC"],
-    )
-    if found:
-        run_id = str(found[0].info.run_id)
-        if found[0].info.status != "RUNNING":
-            client.update_run(run_id, status="RUNNING")
-        return run_id
+    found, adopt = pick_parent(_parents(client, exp_id, job), redact(job.storage_url), uid)
+    if found is not None:
+        if adopt and uid is not None:
+            client.set_tag(found, STUDY_UID_TAG, uid)
+        if client.get_run(found).info.status != "RUNNING":
+            client.update_run(found, status="RUNNING")
+        _log_job(client, found, job)  # params keep the first run's job; each run's is here
+        return found
+    others = bool(_parents(client, exp_id, job))
+    tags = {
+        "ablate.study": job.study,
+        "ablate.role": "sweep",
+        "optuna.storage": redact(job.storage_url),
+    }
     run = client.create_run(
         exp_id,
-        run_name=f"sweep-{job.study}",
-        tags={
-            "ablate.study": job.study,
-            "ablate.role": "sweep",
-            "optuna.storage": redact(job.storage_url),
-        },
+        run_name=f"sweep-{job.study}" + (f"-{uid}" if others and uid else ""),
+        tags={**tags, **({STUDY_UID_TAG: uid} if uid else {})},
     )
     run_id = str(run.info.run_id)
-    job_dict = to_dict(job)
-    log_params(client, run_id, flatten(job_dict))
-    client.log_text(run_id, yaml.safe_dump(job_dict, sort_keys=False), "job.yaml")
+    log_params(client, run_id, flatten(to_dict(job)))
+    client.log_text(run_id, yaml.safe_dump(to_dict(job), sort_keys=False), "job.yaml")
+    _log_job(client, run_id, job)
     return run_id
+
+
+def _log_job(client: Any, run_id: str, job: JobSpec) -> None:
+    """This run's job as `jobs/<UTC start>.yaml`, named by the tag `ablate.last_job`: MLflow
+    params cannot change, so after a resume with more trials or volumes the parent's params
+    still show the first run's job (also kept as `job.yaml`)."""
+    import yaml
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = f"jobs/{stamp}.yaml"
+    client.log_text(run_id, yaml.safe_dump(to_dict(job), sort_keys=False), path)
+    client.set_tag(run_id, "ablate.last_job", path)
+
+
+def _parents(client: Any, exp_id: str, job: JobSpec) -> list[tuple[str, str | None, str | None]]:
+    """The runs tagged as the study's sweep: (run id, study id tag, storage tag), oldest first."""
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`ablate.study` = '{quote(job.study)}' and tags.`ablate.role` = 'sweep'",
+        max_results=100,
+        order_by=["attributes.start_time ASC"],
+    )
+    return [
+        (str(r.info.run_id), r.data.tags.get(STUDY_UID_TAG), r.data.tags.get("optuna.storage"))
+        for r in runs
+    ]
 
 
 def sweep_links(job: JobSpec, parent_run_id: str) -> str | None:
@@ -93,15 +124,20 @@ def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str
             "seed": str(mixture.seed),
             "mixture": mixture.name,
             "taxonomy": mixture.taxonomy,
-            "model.path": job.model.path,
-            "lora.r": str(job.model.lora.r),
-            "lora.alpha": str(job.model.lora.alpha),
-            "train.lr": f"{job.train.lr:g}",
-            "train.batch_size": str(job.train.batch_size),
-            "train.epochs": f"{job.train.epochs:g}",
             "objective": job.objective.kind,
         }
     )
+    if objective_trains(job):  # a sim or python trial never reads them: no model was trained
+        params.update(
+            {
+                "model.path": job.model.path,
+                "lora.r": str(job.model.lora.r),
+                "lora.alpha": str(job.model.lora.alpha),
+                "train.lr": f"{job.train.lr:g}",
+                "train.batch_size": str(job.train.batch_size),
+                "train.epochs": f"{job.train.epochs:g}",
+            }
+        )
     if settings:
         params["settings"] = settings
     return params
@@ -321,8 +357,8 @@ def finish_sweep(
     client.set_terminated(parent_run_id, status=status)
 
 
-def find_sweep_run(job: JobSpec) -> str | None:
-    """The id of the sweep's parent run, found by its tags; None when there is none.
+def find_sweep_run(job: JobSpec, uid: str | None = None) -> str | None:
+    """The id of the sweep's parent run, found by its tags (`pick_parent`); None when none.
 
     Read-only: unlike `start_sweep` it creates no database, experiment or run and leaves the
     run's status alone (a report on a finished sweep must not mark it RUNNING again).
@@ -335,13 +371,8 @@ def find_sweep_run(job: JobSpec) -> str | None:
     exp = client.get_experiment_by_name(job.study)
     if exp is None:
         return None
-    found = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`ablate.study` = '{quote(job.study)}' and tags.`ablate.role` = 'sweep'",
-        max_results=1,
-        order_by=["attributes.start_time ASC"],
-    )
-    return str(found[0].info.run_id) if found else None
+    candidates = _parents(client, str(exp.experiment_id), job)
+    return pick_parent(candidates, redact(job.storage_url), uid)[0]
 
 
 def log_parent_artifacts(

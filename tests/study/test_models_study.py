@@ -4,6 +4,7 @@ settings), `ablate status` and the trial table per model. No Ray: trials are tol
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +58,9 @@ def test_each_trial_carries_its_model_and_mlflow_params_its_models_settings(make
     assert models == ["proxy"] * 4 + ["target"] * 4
     mixture = mixture_from_attrs(study.get_trials()[5].user_attrs)
     assert mixture.model == "target"
-    params = trial_params(job, mixture)
+    assert "lora.r" not in trial_params(job, mixture)  # a python objective trains no model
+    trains = dataclasses.replace(job, objective=dataclasses.replace(job.objective, kind="train"))
+    params = trial_params(trains, mixture)
     assert params["model"] == "target" and params["model.path"] == "tiny-b"
     assert params["lora.r"] == "32"
     one = make_job()

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from ablate import tracking
+from ablate.config import redact
 from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.tracking.client import mlflow_client
@@ -18,7 +19,8 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
     run = client.get_run(parent)
     assert run.data.tags["ablate.role"] == "sweep" and run.data.tags["ablate.study"] == "test-study"
     assert run.data.params["objective.metric"] == "score"
-    assert [a.path for a in client.list_artifacts(parent)] == ["job.yaml"]
+    assert [a.path for a in client.list_artifacts(parent)] == ["job.yaml", "jobs"]
+    assert run.data.tags["ablate.last_job"].startswith("jobs/")
     # artifacts live beside the SQLite database, not in the current folder
     assert str(tmp_path) in client.get_experiment(run.info.experiment_id).artifact_location
     tracking.finish_sweep(job, parent, {"n_complete": 3, "best_value": 0.5})
@@ -41,7 +43,8 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
     assert run.data.tags["optuna.trial_number"] == "7"
     assert run.data.tags["ablate.selection_hash"] == "abc123"
     assert run.data.params["p/caption"] == "0.8" and run.data.params["volume"] == "200"
-    assert run.data.params["seed"] == "1" and run.data.params["lora.r"] == "16"
+    assert run.data.params["seed"] == "1" and run.data.params["objective"] == "python"
+    assert "lora.r" not in run.data.params  # a python trial trains no model
     assert abs(float(run.data.params["balance"]) - 0.7219281) < 1e-6
     assert run.data.metrics == {
         "score": 0.75,
@@ -67,3 +70,37 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
     report.write_text("# report\n")
     tracking.log_parent_artifact(job, parent, report)
     assert "report.md" in [a.path for a in client.list_artifacts(parent)]
+
+
+def test_two_studies_of_one_name_in_two_storages_get_two_parents(make_job, tmp_path: Path) -> None:
+    """A shared tracking store: studies named alike in other Optuna storages (another user's
+    `less-is-more`, an Optuna file started afresh) never share a parent, so neither's runs are
+    taken for the other's (`backfill_runs` matches child runs by trial number). A parent from
+    before ablate tagged the study's id is adopted by the study of its storage only."""
+    from ablate.tracking.mlflow_fast import find_sweep_run_sqlite
+
+    a, b, c, d = (make_job(storage=f"sqlite:///{tmp_path}/{n}.db") for n in "abcd")
+    pa = tracking.start_sweep(a, "uid-a")
+    pb = tracking.start_sweep(b, "uid-b")
+    client = mlflow_client(a.tracking_uri)
+    assert pa != pb and client.get_run(pb).info.run_name == "sweep-test-study-uid-b"
+    assert client.get_run(pa).info.run_name == "sweep-test-study"
+    assert tracking.start_sweep(a, "uid-a") == pa and tracking.start_sweep(b, "uid-b") == pb
+    for job, uid, parent in ((a, "uid-a", pa), (b, "uid-b", pb)):
+        assert tracking.find_sweep_run(job, uid) == parent
+        assert find_sweep_run_sqlite(job, uid)[0] == parent  # type: ignore[index]
+    assert tracking.find_sweep_run(c, "uid-c") is None
+    assert find_sweep_run_sqlite(c, "uid-c") == (None, None)
+    tags = {
+        "ablate.study": "test-study",
+        "ablate.role": "sweep",
+        "optuna.storage": redact(c.storage_url),
+    }
+    experiment = client.get_run(pa).info.experiment_id  # a parent as ablate made them before
+    legacy = client.create_run(experiment, tags=tags).info.run_id  # (no study id tag)
+    assert tracking.find_sweep_run(d, "uid-d") is None  # another storage's: not adopted
+    assert tracking.start_sweep(d, "uid-d") not in (pa, pb, legacy)
+    assert tracking.find_sweep_run(c, "uid-c") == legacy  # its own storage's: adopted
+    assert tracking.start_sweep(c, "uid-c") == legacy
+    assert client.get_run(legacy).data.tags["ablate.study_uid"] == "uid-c"
+    assert tracking.find_sweep_run(c) == pa  # no id known (never swept since): the oldest
