@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.analysis.power import GUARD_NOTE, GUARDED_SEEDS, POWER, DesignSize, minimal_effect
+from ablate.analysis.contrasts import guard_needs
+from ablate.analysis.power import (
+    GUARD_NOTE,
+    GUARDED_SEEDS,
+    NO_GUARD_NOTE,
+    POWER,
+    DesignSize,
+    minimal_effect,
+)
 from ablate.analysis.stats import Cells, cell_stats
-from ablate.analysis.tables import failed_trials
+from ablate.analysis.tables import design_points, failed_trials
 from ablate.analysis.verdict import (
     ALPHA,
     RETRY,
@@ -21,10 +29,11 @@ from ablate.analysis.verdict import (
     LessIsMore,
     Status,
     balance_verdicts,
+    guard_text,
     study_design,
     volume_verdicts,
 )
-from ablate.analysis.words import next_seeds
+from ablate.analysis.words import next_seeds, plural
 from ablate.errors import UserError
 
 
@@ -49,6 +58,8 @@ class Findings:
     """The smallest volume effect this study's design detects (`ablate.analysis.power`)."""
     group: str = ""
     """Which model (or settings) these findings are of, in a study of several ("model big")."""
+    searched: bool = False
+    """A search study: no seed replicates, and `ablate plan` does not apply (`Design.searched`)."""
     scope: list[str] = field(default_factory=list)
     """What the report says before the verdict: how many models (or settings) the study has and
     which one the verdict, plots, proposals and surrogates are of."""
@@ -83,7 +94,7 @@ class Findings:
         if self.cells.table["n"].max() < 2:
             out.append(
                 "Every mixture ran with one seed only: no interval can be drawn and no error bars "
-                f"are shown; {next_seeds(1)} to measure seed noise."
+                f"are shown; {next_seeds(1, self.searched)} to measure seed noise."
             )
         out += self.notes
         if self.method:
@@ -100,7 +111,9 @@ def method_text(d: Design, alpha: float) -> str:
     guard = (
         " Each quantile is the larger of the multivariate t's (exact for normal seed noise) and "
         "a permutation quantile (scores shuffled within each level of the other factor), so "
-        "heavy-tailed noise does not inflate the error."
+        "heavy-tailed noise does not inflate the error; with fewer than "
+        f"{guard_needs(alpha):,} distinct arrangements to shuffle the permutation quantile is "
+        "left out (it would be too coarse to decide anything) and the notes say so."
     )
     return (
         f"How the verdicts are computed: a linear model over the {len(d.cells.keys)} completed "
@@ -138,13 +151,19 @@ def analyse(
         raise UserError(f'"less is more" cannot be decided: {err}; {RETRY}') from None
     design = study_design(df, metric, direction)
     overall, per_level = volume_verdicts(design, alpha)
+    balance = balance_verdicts(design, alpha)
     failed = failures(df)
     notes = failed.describe()
-    if design.missing:
+    lost = {*design.missing, *design.unrecorded}
+    if lost:
         notes.append(
-            f"No completed trial in {len(design.missing)} cell(s) of the design: "
+            f"No completed trial with a score in {len(lost)} cell(s) of the design: "
             f"{design.describe_missing()}; the tests leave them out."
         )
+    if any(r.guard is False for r in [overall, *per_level]):
+        notes.append(guard_text(design, alpha, "volume"))
+    if any(b.guard is False for b in balance):
+        notes.append(guard_text(design, alpha, "balance"))
     return Findings(
         metric=label,
         direction=direction,
@@ -153,12 +172,13 @@ def analyse(
         cells=cells,
         overall=overall,
         per_level=per_level,
-        balance=balance_verdicts(design, alpha),
+        balance=balance,
         notes=notes,
         alpha=alpha,
         method=method_text(design, alpha),
         detectable=detectable_text(design, alpha),
         group=str(df.attrs.get("group", "")),
+        searched=design.searched,
     )
 
 
@@ -168,6 +188,8 @@ def detectable_text(d: Design, alpha: float) -> str:
     at its fewest completed seeds per cell when failures left some cell with fewer."""
     if d.noise.pooled_df == 0 or len(d.volumes) < 2 or not d.cells.n.size:
         return ""
+    if not d.noise.pooled_sd > 0:
+        return ""  # every seed scored the same: no noise to size an effect against
     fewest = int(d.cells.n.min())
     mde = minimal_effect(
         DesignSize(len(d.volumes), len(d.balances), fewest), d.noise.pooled_sd, alpha
@@ -177,16 +199,28 @@ def detectable_text(d: Design, alpha: float) -> str:
     planned = DesignSize(len(d.volumes), len(d.balances), max(d.seeds, fewest))
     done = int(d.cells.n.sum())
     ran = f", {done} completed" if done != planned.trials else ""
+    if d.n_unrecorded:
+        ran = (
+            f", {done} completed with a score; {plural(d.n_unrecorded, 'completed trial')} "
+            f"did not record `{d.metric}`"
+        )
     worst = (
         f", computed for its fewest completed seeds in a cell ({fewest})"
         if fewest < planned.seeds
         else ""
     )
+    plan = (
+        "`ablate plan` gives the seeds a smaller effect needs"
+        if not d.searched
+        else "a grid follow-up (`ablate plan` sizes it) can test a smaller one"
+    )
+    note = f" ({GUARD_NOTE})" if fewest <= GUARDED_SEEDS else ""
+    if fewest <= GUARDED_SEEDS and not planned.guarded(alpha):
+        note = f" ({NO_GUARD_NOTE})"
     return (
         f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({planned.describe()}"
-        f"{ran}) detects a volume effect of {mde:.3g} with {POWER:.0%} power{worst}; "
-        "`ablate plan` gives the seeds a smaller effect needs"
-        + (f" ({GUARD_NOTE})." if fewest <= GUARDED_SEEDS else ".")
+        f"{ran}) detects a volume effect of {mde:.3g} with {POWER:.0%} power{worst}; {plan}"
+        f"{note}."
     )
 
 
@@ -249,16 +283,17 @@ def failures(df: Any) -> Failures:
     if "mixture" not in df or not (df["state"] == "FAIL").any():
         return Failures()
     failed = failed_trials(df)
-    done = set(df.loc[df["state"] == "COMPLETE", "mixture"])
-    left = failed[~failed["mixture"].isin(done)]
+    point = design_points(df)  # a name may stand for two mixtures after a design change
+    done = set(point[df["state"] == "COMPLETE"])
+    left = failed[~point[failed.index].isin(done)]
     errors = left.get("error")
     listed = []
-    for name, part in left.groupby("mixture", sort=False):
+    for name, part in left.groupby(point[left.index], sort=False):
         first = "" if errors is None else str(next(iter(errors[part.index].dropna()), ""))
         listed.append((str(name), len(part), first.splitlines()[0][:200] if first else ""))
     return Failures(
         trials=len(failed),
-        points=int(failed["mixture"].nunique()),
+        points=int(point[failed.index].nunique()),
         left_out=tuple(listed),
         rerun=len(failed) - len(left),
         requeued=int((df["state"] == "FAIL").sum()) - len(failed),

@@ -13,6 +13,8 @@ from ablate.analysis.load import load
 from ablate.analysis.power import (
     GUARD_NOTE,
     GUARDED_SEEDS,
+    MAX_SEEDS,
+    NO_GUARD_NOTE,
     POWER,
     DesignSize,
     minimal_effect,
@@ -83,7 +85,7 @@ def plan_text(
     lines = [f"Seed noise: {where}.", f"Design: {size.describe()}."]
     test = f"{POWER:.0%} power, family-wise error {alpha:.0%}"
     mde = minimal_effect(size, sd, alpha)
-    n_used = size.seeds if mde is not None else GUARDED_SEEDS + 1
+    sizes = [size] if mde is not None else []  # the designs the lines below speak of
     if mde is None:
         lines.append(
             'The current design cannot test "less is more": it needs 2 or more volumes '
@@ -105,7 +107,27 @@ def plan_text(
                 f"To detect {effect:.4g} ({effect / sd:.2f} seed SDs; {test}) it needs {n} seeds "
                 f"per mixture: {bigger.describe()} (`design.seeds: {list(range(n))}`)."
             )
-            n_used = min(n_used, n)
-    if n_used <= GUARDED_SEEDS:
-        lines.append(f"Note: {GUARD_NOTE}.")
+            sizes.append(bigger)
+    lines += guard_notes(sizes, alpha)
     return "\n".join(lines)
+
+
+def guard_notes(sizes: list[DesignSize], alpha: float) -> list[str]:
+    """What the verdict will do differently from this power for the designs `sizes`: no
+    heavy-tail guard (too few arrangements of the scores), or a guard that costs some power."""
+    bare = [s for s in sizes if not s.guarded(alpha)]
+    if bare:
+        n = next(
+            (
+                k
+                for k in range(bare[0].seeds, MAX_SEEDS + 1)
+                if dataclasses.replace(bare[0], seeds=k).guarded(alpha)
+            ),
+            None,
+        )
+        more = f"; {n} seeds per mixture bring the guard in" if n else ""
+        seeds = " or ".join(sorted({str(s.seeds) for s in bare}))
+        return [f"Note: with {seeds} seeds per mixture, {NO_GUARD_NOTE}{more}."]
+    if any(s.seeds <= GUARDED_SEEDS for s in sizes):
+        return [f"Note: {GUARD_NOTE}."]
+    return []

@@ -234,7 +234,10 @@ def plot_pareto(df: Any, out: Path, metric: str = "value", label: str | None = N
         )
         idx = pareto_front(mix[col], mix["score"], maximize)
         front = mix.iloc[idx].sort_values(col)
-        ax.step(front[col], front["score"], where="post", color="k", lw=1.2, label="Pareto front")
+        ax.step(  # ringed too: a front of one point (the cheapest is the best) is no line
+            front[col], front["score"], where="post", color="k", lw=1.2, marker="o", ms=9,
+            mfc="none", label="Pareto front",
+        )  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"mean {name} over seeds")
@@ -325,8 +328,9 @@ def _ternary(
         )  # fmt: skip
         ax.scatter(x[on[-1]], y[on[-1]], s=110, facecolors="none", edgecolors="r", lw=1.2)
         ax.set_title(
-            f"{'about ' if binned else ''}{v:,.0f} rows: best {score[on[-1]]:.3f}", fontsize=9
-        )
+            f"{'about ' if binned else ''}{v:,.0f} rows: best {score[on[-1]]:.3f}",
+            fontsize=9, pad=16,  # above the top corner's name
+        )  # fmt: skip
     for ax in axes.flat[len(vols) :]:
         ax.set_visible(False)
     fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"mean {name} over seeds", shrink=0.8)

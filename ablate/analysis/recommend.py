@@ -10,7 +10,8 @@ held-out regret says (`CrossValidation.regret`; `fit_surrogates` picks the model
   of ln(volume) of theirs (inside the tried range); `radius` defaults to the median L1 distance
   from a tried mixture to its nearest tried neighbour (clipped to 0.1..0.3): where the trials are
   that dense, the surrogate has interpolated between neighbours and been checked on them; a
-  candidate that is a tried mixture (same shares and volume) is not a proposal;
+  candidate that is a tried mixture again (shares within L1 `SAME_SHARES` = 0.02 of its, at a
+  volume within a factor 1.25 of its) is not a proposal;
 - the n best predicted candidates (at least `min_distance` apart) are the proposals.
 
 Proposal 1 is expected to beat the best tried mixture only when all of these hold (else the best
@@ -58,6 +59,11 @@ from ablate.errors import UserError
 RADIUS_RANGE = (0.1, 0.3)
 #: One-sided 5% normal quantile: the held-out Spearman must exceed it / sqrt(mixtures - 1).
 SKILL_Z = 1.645
+#: A candidate whose shares are within L1 SAME_SHARES of a tried mixture's, at a volume within a
+#: factor 1 + SAME_VOLUME of its (4,000 to 6,250 rows for a tried 5,000), is that mixture again:
+#: a volume effect that small is far below what a study resolves.
+SAME_SHARES = 0.02
+SAME_VOLUME = 0.25
 #: A --volume beyond this factor of the tried range is an extrapolation the report warns about.
 EXTRAPOLATION = 2.0
 
@@ -132,8 +138,8 @@ class Recommendation:
             )
         return (
             f"No proposal is expected to beat {tried}: {self.why(metric)}. Recommended: the best tried "
-            f"mixture itself ({b.model} predicts {b.predicted:.3f}, 95% bootstrap interval "
-            f"{b.low:.3f} to {b.high:.3f}); the proposals are exploration.{warn}"
+            f"mixture itself ({b.model} predicts {b.predicted:.3f}, {b.interval()}); the "
+            f"proposals are exploration.{warn}"
         )
 
     def _against_noise(self) -> str:
@@ -262,27 +268,28 @@ def recommend(
         best = int(first[np.argmax(observed)])
         pick_p = np.vstack([p[chosen], d.p[best]])
         pick_z = np.r_[z[chosen], d.z[best]]
-        boots = sur.bootstrap(pick_p, pick_z, name, n_boot, rng)
+        boots, wild = sur.bootstrap(pick_p, pick_z, name, n_boot, rng)
         pred = d.clip(sur.model(name).predict(pick_p, pick_z))
     k = len(chosen)
     vols = np.exp(pick_z * d.z_sd + d.z_mean)
     vols = np.where(vols >= 1, np.round(vols), vols) if volume is None else np.full(k + 1, volume)
     vols[-1] = d.volumes[best]
     out = [_proposal(sur, name, pick_p[j], vols[j], pred[j], boots[:, j]) for j in range(k + 1)]
+    for prop in out:
+        prop.refits, prop.wild = n_boot, wild
     seeds = int(np.sum(d.groups == d.groups[best]))
-    bar, cv = float(observed.max()), sur.cv[name]
     # one model's two predictions, compared within each refit (see the module docstring)
     wins = d.sign * (boots[:, 0] - boots[:, -1]) > 0 if k else np.zeros(1, bool)
     rec = Recommendation(
         proposals=out[:-1],
         best_tried=out[-1],
-        observed=d.sign * bar,
+        observed=d.sign * float(observed.max()),
         seeds=seeds,
         chance=float(np.mean(wins)) if np.isfinite(boots).all() else 0.0,
         beats=False,
         radius=radius,
         sign=d.sign,
-        spearman=cv.spearman,
+        spearman=sur.cv[name].spearman,
         skill=skill_threshold(len(observed)),
         noise=_seed_sd(d, math.nan) / math.sqrt(seeds),
         gain=float(d.sign * (pred[0] - pred[-1])) if k else math.nan,
@@ -291,22 +298,23 @@ def recommend(
         notes=_extrapolation(d, volume),
     )
     above_noise = rec.gain > 0 and not rec.gain < rec.noise  # NaN noise: unknown, sign only
-    rec.beats = bool(k and rec.spearman > rec.skill and above_noise)
-    rec.beats = rec.beats and rec.chance >= confidence
+    rec.beats = bool(k and rec.spearman > rec.skill and above_noise and rec.chance >= confidence)
     return rec
 
 
 def _untried(data: Data, p: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The candidates that are not a tried mixture (the same shares within L1 0.005 and the
-    same volume within 1%): rerunning one is no proposal."""
+    """The candidates that are not a tried mixture again: shares within L1 SAME_SHARES of a
+    tried mixture's at a volume within a factor 1 + SAME_VOLUME of its are that mixture
+    (rerunning it, or running it 1% smaller, is no proposal), whatever the surrogate predicts."""
     from scipy.spatial.distance import cdist
 
     tried = np.unique(np.column_stack([np.round(data.p, 3), data.z]), axis=0)
     keep = np.ones(len(p), bool)
+    near = math.log1p(SAME_VOLUME)  # in ln(volume)
     for i in range(0, len(p), 4096):
         part = slice(i, i + 4096)
-        same = cdist(p[part], tried[:, :-1], "cityblock") < 0.005
-        same &= np.abs(z[part, None] - tried[None, :, -1]) * data.z_sd < 0.01
+        same = cdist(p[part], tried[:, :-1], "cityblock") < SAME_SHARES
+        same &= np.abs(z[part, None] - tried[None, :, -1]) * data.z_sd < near
         keep[part] = ~same.any(axis=1)
     return p[keep], z[keep]
 
@@ -366,6 +374,8 @@ def _proposal(
 
 __all__ = [
     "RADIUS_RANGE",
+    "SAME_SHARES",
+    "SAME_VOLUME",
     "Recommendation",
     "check_volume",
     "hull_or_simplex",

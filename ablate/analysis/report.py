@@ -87,7 +87,13 @@ def write_report(
     check_volume(volume)
     out = Path(out)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file there, or above it
+        raise UserError(
+            f"--out {out}: cannot make the report folder ({err.strerror}); give a folder path, "
+            "not a file's or one under a file"
+        ) from None
     fork = can_fork() if parallel is None else parallel and can_fork()
     children: list[Child] = []  # stopped on the way out, whatever happens
     try:
@@ -125,7 +131,7 @@ def write_report(
         page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
         run_id = None
         if mlflow_log is not None:
-            run_id = mlflow_log.log([page, csv, *plots.values()])
+            run_id = mlflow_log.log([page, csv, *plots.values()], df.attrs.get("study_uid"))
             if run_id is None:
                 notes.append(f"no MLflow sweep run of study `{job.study}` in {job.tracking_uri}")
     except BaseException:
@@ -249,19 +255,21 @@ class _MlflowLog:
         if self.child is not None:
             children.append(self.child)
 
-    def log(self, files: list[Path]) -> str | None:
-        """Log `files` under `report/`; the run's id, or None when the study has no sweep run."""
+    def log(self, files: list[Path], uid: str | None) -> str | None:
+        """Log `files` under `report/` of the parent run of the study whose own id is `uid`; the
+        run's id, or None when the study has no sweep run."""
         if not self.via_mlflow:
-            assert self.quick is not None
-            run_id, folder = self.quick
+            quick = tracking.find_sweep_run_sqlite(self.job, uid)
+            assert quick is not None
+            run_id, folder = quick
             if run_id is not None and folder is not None:
                 tracking.copy_run_artifacts(folder, files, "report")
             return run_id
         if self.child is not None:
-            self.child.send(files)
+            self.child.send((files, uid))
             found: str | None = self.child.result()
             return found
-        return _mlflow_log(self.job, files)
+        return _mlflow_log(self.job, files, uid)
 
 
 def _draw(
@@ -308,17 +316,19 @@ def _fit_worker(
     return surrogates, proposals, note
 
 
-def _mlflow_log(job: JobSpec, files: list[Path]) -> str | None:
-    run_id = tracking.find_sweep_run(job)
+def _mlflow_log(job: JobSpec, files: list[Path], uid: str | None) -> str | None:
+    run_id = tracking.find_sweep_run(job, uid)
     if run_id is not None:
         tracking.log_parent_artifacts(job, run_id, files, "report")
     return run_id
 
 
 def _mlflow_worker(conn: Any, job: JobSpec) -> str | None:
-    """Import MLflow and find the run while the parent plots; then log the files it sends."""
-    run_id = tracking.find_sweep_run(job)
-    files = conn.recv()
+    """Import MLflow (and ask it once: its client warmed up) while the parent plots; then find
+    the run of the study id it sends and log the files it sends."""
+    tracking.find_sweep_run(job)
+    files, uid = conn.recv()
+    run_id = tracking.find_sweep_run(job, uid)
     if run_id is not None and files:
         tracking.log_parent_artifacts(job, run_id, files, "report")
     return run_id
@@ -334,10 +344,14 @@ def summary_text(report: Report) -> str:
             f"Surrogates{of}, held-out Spearman and regret of the top pick by grouped "
             "cross-validation (the best: the lowest regret):"
         )
+
+        def rho(x: float) -> str:  # undefined when every score is the same: no ranking
+            return f"{x:.3f}" if x == x else "undefined (constant scores)"
+
         for cv in report.surrogates.cv.values():
             best = "  (best)" if cv.name == report.surrogates.best else ""
             lines.append(
-                f"  {cv.name:11s} {cv.spearman:.3f} over mixtures, {cv.spearman_trials:.3f} over "
+                f"  {cv.name:11s} {rho(cv.spearman)} over mixtures, {rho(cv.spearman_trials)} over "
                 f"trials, RMSE {cv.rmse:.4f}, regret of the top pick {cv.regret:.4f}, "
                 f"{cv.folds} folds{best}"
             )

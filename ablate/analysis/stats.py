@@ -20,13 +20,15 @@ not from these.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ablate.analysis.contrasts import CellMeans, noise
+from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
 from ablate.analysis.load import completed
+from ablate.analysis.words import RETRY, check_metric, lost_text, next_seeds
+from ablate.analysis.words import vol as _vol
 
 #: More distinct values than this and a search study's volumes / balances are binned into levels.
 MAX_VOLUME_LEVELS = 12
@@ -76,6 +78,19 @@ def add_levels(done: Any) -> Any:
     return out
 
 
+def searched(rows: Any, levels: Any) -> bool:
+    """Whether a trial table is a search study's: its levels are bins (`add_levels`), or every
+    mixture is named as the search names them (`search3-v5822`, `centroid-v4472`)."""
+    binned = (levels["vol_level"] != levels["volume"].astype(float)).any() or (
+        levels["bal_level"] != levels["balance"].astype(float).round(3)
+    ).any()
+    by_name = False
+    if "mixture" in rows and len(rows):
+        names = rows["mixture"].astype(str)
+        by_name = bool(names.str.contains(r"(?:^|-)(?:search\d+|centroid)-v", regex=True).all())
+    return bool(binned or by_name)
+
+
 @dataclass
 class Cells:
     """Mean and 95% t interval (pooled seed SD) per (volume level, balance level)."""
@@ -121,4 +136,121 @@ def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> 
     table = pd.DataFrame(table)
     return Cells(
         table, -1.0 if direction == "minimize" else 1.0, pooled.pooled_sd, pooled.pooled_df
+    )
+
+
+@dataclass(frozen=True)
+class Design:
+    """The study as the tests see it: every level tried (completed or not), the completed
+    trials per cell, and the seed noise."""
+
+    volumes: list[float]
+    balances: list[float]
+    cells: CellMeans
+    missing: dict[tuple[float, float], int]
+    """Cells with trials but no score: how many trials there did not complete."""
+    noise: Noise
+    sign: float
+    metric: str
+    seeds: int = 0
+    """Seeds per cell as designed: the most distinct seeds tried (in any state) in one cell."""
+    trials: int = 0
+    """Design points tried (cell x seed, in any state); a rerun counts once."""
+    unrecorded: dict[tuple[float, float], int] = field(default_factory=dict)
+    """Cells with trials but no score: how many trials there completed without recording
+    the metric (NaN or missing: not a failure, a rerun would not change it)."""
+    n_unrecorded: int = 0
+    """Completed trials without the metric, in every cell."""
+    searched: bool = False
+    """A search study: its levels are bins of searched trials, each mixture run once
+    (`design.seeds[0]`); more seeds or `ablate plan` do not apply to it."""
+
+    @classmethod
+    def of(
+        cls,
+        volume: Any,
+        balance: Any,
+        y: Any,
+        done: Any,
+        sign: float = 1.0,
+        metric: str = "value",
+        variance_check: float = VARIANCE_CHECK,
+        seed: Any = None,
+        searched: bool = False,
+    ) -> Design:
+        """From one entry per trial (any state): its levels, score, whether it completed and
+        (optionally) its seed (default: each trial its own seed of its cell).
+        `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
+        vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
+        seed = np.arange(vol.size) if seed is None else np.asarray(seed)
+        points = set(zip(vol.tolist(), bal.tolist(), seed.tolist(), strict=True))
+        per_cell: dict[tuple[float, float], int] = {}
+        for v, b, _ in points:
+            per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
+        complete = np.asarray(done, dtype=bool)
+        done = complete & np.isfinite(np.asarray(y, dtype=float))
+        cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
+        have = set(cells.keys)
+        missing: dict[tuple[float, float], int] = {}
+        unrecorded: dict[tuple[float, float], int] = {}
+        for v, b, c in zip(vol[~done].tolist(), bal[~done].tolist(), complete[~done], strict=True):
+            if (v, b) not in have:
+                into = unrecorded if c else missing
+                into[(v, b)] = into.get((v, b), 0) + 1
+        return cls(
+            sorted(set(vol.tolist())),
+            sorted(set(bal.tolist())),
+            cells,
+            missing,
+            noise(cells, variance_check),
+            sign,
+            metric,
+            max(per_cell.values(), default=0),
+            len(points),
+            unrecorded,
+            int((complete & ~done).sum()),
+            searched,
+        )
+
+    def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int]:
+        """(trials that did not complete, completed trials without the metric) in `keys`."""
+        return (
+            sum(self.missing.get(k, 0) for k in keys),
+            sum(self.unrecorded.get(k, 0) for k in keys),
+        )
+
+    def describe_missing(self) -> str:
+        """The cells with trials but no score, each with why (`lost_text`)."""
+        keys = sorted({*self.missing, *self.unrecorded})
+        return ", ".join(
+            f"{_vol(v)} at balance {b:.2f} ({lost_text(*self.lost([(v, b)]), self.metric)})"
+            for v, b in keys
+        )
+
+    def advice(self, keys: list[tuple[float, float]], add: str = "add it to the design") -> str:
+        """What to do about the cells `keys` having no score: rerun failed trials, check a
+        metric that completed trials did not record, or (nothing lost) change the design."""
+        failed, unrecorded = self.lost(keys)
+        out = [RETRY] if failed else []
+        if unrecorded:
+            out.append(check_metric(self.metric))
+        return "; ".join(out) or (add if not self.searched else next_seeds(1, searched=True))
+
+
+def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
+    """The Design of a trial table (`ablate.analysis.load`): levels from every trial."""
+    direction = direction or df.attrs.get("direction", "maximize")
+    label = df.attrs.get("metric", metric) if metric == "value" else metric
+    rows = df[df["volume"].notna() & df["balance"].notna()]
+    levels = add_levels(rows)
+    y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
+    return Design.of(
+        levels["vol_level"],
+        levels["bal_level"],
+        y,
+        rows["state"] == "COMPLETE",
+        -1.0 if direction == "minimize" else 1.0,
+        label,
+        seed=rows.get("seed"),
+        searched=searched(rows, levels),
     )

@@ -8,20 +8,75 @@ from typing import Any
 
 from ablate.analysis.load import completed, task_types
 
+#: Columns that set a trial's group apart: trials of different models or settings are never
+#: seed replicates of each other, so never one mixture (see `ablate.analysis.groups`).
+GROUP_COLUMNS = ("model", "settings")
+
+
+def _identity(done: Any) -> Any:
+    """Per trial, what makes a mixture itself: volume, shares (3 decimals) and, where the table
+    has them, model and settings; one column each, as text."""
+    import pandas as pd
+
+    cols = [f"p/{t}" for t in task_types(done)]
+    parts = pd.DataFrame(index=done.index)
+    parts["volume"] = "v" + done["volume"].astype(float).map(lambda v: f"{v:.12g}")
+    # (+ 0.0: -0.0 prints as 0)
+    shares = pd.DataFrame(
+        {c: (done[c].astype(float).round(3) + 0.0).map("{:g}".format) for c in cols}
+    )
+    parts["shares"] = shares.agg("/".join, axis=1) if cols else ""
+    for col in GROUP_COLUMNS:
+        if col in done:
+            parts[col] = done[col].fillna("").astype(str)
+    return parts
+
 
 def mixture_keys(done: Any) -> Any:
-    """A name per mixture, the same for its seed replicates.
+    """A label per mixture, the same for its seed replicates and unique to it.
 
-    Trials group by volume and proportions (not by `mixture_name`), so that trials proposed
-    later, or searched ones, group with the grid trials of the same mixture; the label is the
-    grid's name without its seed (`v750-b0.70`) when there is one, else `v<volume>-<shares>`.
+    A mixture is its volume and shares (rounded to 3 decimals), and its model and settings
+    where the table has those columns: trials group by that (not by `mixture_name`), so that
+    trials proposed later, or searched ones, group with the grid trials of the same mixture.
+    The label is the trial's name without its seed (`v750-b0.70`), the first one met, else
+    `v<volume>-<shares>`. Design names are positional (`lat1`, `diri3`), so a study extended
+    after a design change can hold two mixtures named alike: each then gets what sets it apart
+    in brackets (`v1000-lat1 (0.5/0.5/0)`, `v1000-lat1 (0.667/0.333/0)`; `(model big)` for one
+    mixture run on two models), never one group.
     """
-    cols = [f"p/{t}" for t in task_types(done)]
-    shares = done[cols].round(3).astype(str).agg("/".join, axis=1) if cols else ""
-    key = "v" + done["volume"].map(lambda v: f"{v:g}") + "-" + shares
     names = done["mixture"].astype("string").str.replace(r"-s\d+$", "", regex=True)
-    label = names.groupby(key).transform("first")
-    return label.fillna(key).astype(str)
+    return _labels(_identity(done), names)
+
+
+def design_points(df: Any) -> Any:
+    """A label per design point (mixture x seed), unique to it: the trial's name
+    (`v750-b0.70-s1`), with what sets it apart in brackets when two points share a name, as in
+    `mixture_keys`: the point to count a failed trial at (the `mixture` column names two
+    different points alike after a design change). A table without volumes or seeds (one
+    built by hand) has only its names to go by."""
+    if "volume" not in df or "seed" not in df:
+        return df["mixture"].astype(str)
+    parts = _identity(df)
+    parts["seed"] = df["seed"].astype(float).map(lambda s: f"seed {s:.12g}")
+    return _labels(parts, df["mixture"].astype("string"))
+
+
+def _labels(parts: Any, names: Any) -> Any:
+    """Per row, the first name of its identity (a row of `parts`), made unique per identity."""
+    if parts.empty:
+        return names.astype(str)
+    key = parts.agg("|".join, axis=1)
+    fallback = parts["volume"] + "-" + parts["shares"]
+    base = names.groupby(key).transform("first").fillna(fallback).astype(str)
+    label = {}
+    for name, same in parts.assign(key=key, base=base).drop_duplicates("key").groupby("base"):
+        differ = [c for c in parts.columns if same[c].nunique() > 1]  # several of one name:
+        for row in same.to_dict("records"):  # what sets each apart, `v1000-lat1 (0.5/0.5/0)`
+            what = [
+                row[c] if c in ("volume", "shares", "seed") else f"{c} {row[c]}" for c in differ
+            ]
+            label[row["key"]] = f"{name} ({', '.join(what)})" if differ else str(name)
+    return key.map(label)
 
 
 @dataclass(frozen=True)

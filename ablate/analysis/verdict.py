@@ -35,15 +35,37 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Family, Noise, family, noise
-from ablate.analysis.stats import add_levels
-from ablate.analysis.words import gain, next_seeds, signed
+from ablate.analysis.contrasts import (
+    TOLERANCE,
+    Family,
+    arrangements,
+    family,
+    guard_needs,
+    guard_seeds,
+)
+from ablate.analysis.stats import Design, study_design
+from ablate.analysis.words import RETRY, check_metric, gain, lost_text, next_seeds, plural, signed
 from ablate.analysis.words import vol as _vol
+
+__all__ = [
+    "ALPHA",
+    "RETRY",
+    "BalanceEffect",
+    "Comparison",
+    "Design",
+    "LessIsMore",
+    "Status",
+    "balance_effects",
+    "balance_verdicts",
+    "guard_text",
+    "less_is_more",
+    "study_design",
+    "volume_verdicts",
+]
 
 Status = Literal["holds", "does not hold", "cannot be decided"]
 #: The family-wise error of each test unless the caller sets another.
 ALPHA = 0.05
-RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
 
 
 @dataclass(frozen=True)
@@ -57,14 +79,17 @@ class Comparison:
     """Simultaneous one-sided lower bound (the family's Dunnett quantile)."""
     high: float
     """One-sided upper bound at 1 - alpha (the "does not hold" test)."""
+    tol: float = 0.0
+    """A bound within `tol` of 0 is 0 up to rounding (`contrasts.TOLERANCE`): it decides
+    nothing."""
 
     @property
     def outcome(self) -> str:
         """This comparison's own answer: `smaller better` (its simultaneous lower bound above
         0), `larger better` (its upper bound below 0) or `within noise`."""
-        if self.low > 0:
+        if self.low > self.tol:
             return "smaller better"
-        return "larger better" if self.high < 0 else "within noise"
+        return "larger better" if self.high < -self.tol else "within noise"
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,9 @@ class LessIsMore:
     alpha: float = ALPHA
     df: float | None = None
     quantile: float | None = None
+    guard: bool | None = None
+    """Whether the heavy-tail guard took part (False: too few seeds to shuffle, see
+    `contrasts.Family.guard`; None: no guard, variances per volume or no test)."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +134,23 @@ class BalanceEffect:
     high: float | None
     tests: int = 1
     alpha: float = ALPHA
+    guard: bool | None = None
+    """As `LessIsMore.guard`, for the balance family."""
 
     def describe(self, metric: str, sign: float = 1.0) -> str:
         level = f"{1 - self.alpha:.0%}"
         ci = (
             f"simultaneous {level} interval {signed(self.low)} to {signed(self.high)} over "
-            f"{self.tests} volume(s)"
+            f"{plural(self.tests, 'volume')}"
             if self.low is not None and self.high is not None
             else "one seed: no interval can be drawn"
         )
         beyond = ""
-        if self.low is not None and self.high is not None:
-            clear = self.low > 0 or self.high < 0
+        if self.low is not None and self.high is not None and self.low == self.high:
+            ci = "every seed in these cells scored the same: no interval"
+        elif self.low is not None and self.high is not None:
+            tol = TOLERANCE * (abs(self.diff) + self.high - self.low)  # 0 up to rounding
+            clear = self.low > tol or self.high < -tol
             helps = sign * self.diff > 0
             beyond = (
                 f": balance {'helps' if helps else 'hurts'} beyond seed noise"
@@ -129,89 +162,6 @@ class BalanceEffect:
             f"mean {metric} {self.most_mean:.3f} and the least balanced ({self.least:.2f}) "
             f"{self.least_mean:.3f}: a difference of {signed(self.diff)} ({ci}){beyond}."
         )
-
-
-@dataclass(frozen=True)
-class Design:
-    """The study as the tests see it: every level tried (completed or not), the completed
-    trials per cell, and the seed noise."""
-
-    volumes: list[float]
-    balances: list[float]
-    cells: CellMeans
-    missing: dict[tuple[float, float], int]
-    """Cells with trials but none completed: how many trials there did not complete."""
-    noise: Noise
-    sign: float
-    metric: str
-    seeds: int = 0
-    """Seeds per cell as designed: the most distinct seeds tried (in any state) in one cell."""
-    trials: int = 0
-    """Design points tried (cell x seed, in any state); a rerun counts once."""
-
-    @classmethod
-    def of(
-        cls,
-        volume: Any,
-        balance: Any,
-        y: Any,
-        done: Any,
-        sign: float = 1.0,
-        metric: str = "value",
-        variance_check: float = VARIANCE_CHECK,
-        seed: Any = None,
-    ) -> Design:
-        """From one entry per trial (any state): its levels, score, whether it completed and
-        (optionally) its seed (default: each trial its own seed of its cell).
-        `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
-        vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
-        seed = np.arange(vol.size) if seed is None else np.asarray(seed)
-        points = set(zip(vol.tolist(), bal.tolist(), seed.tolist(), strict=True))
-        per_cell: dict[tuple[float, float], int] = {}
-        for v, b, _ in points:
-            per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
-        done = np.asarray(done, dtype=bool) & np.isfinite(np.asarray(y, dtype=float))
-        cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
-        have = set(cells.keys)
-        missing: dict[tuple[float, float], int] = {}
-        for v, b in zip(vol[~done].tolist(), bal[~done].tolist(), strict=True):
-            if (v, b) not in have:
-                missing[(v, b)] = missing.get((v, b), 0) + 1
-        return cls(
-            sorted(set(vol.tolist())),
-            sorted(set(bal.tolist())),
-            cells,
-            missing,
-            noise(cells, variance_check),
-            sign,
-            metric,
-            max(per_cell.values(), default=0),
-            len(points),
-        )
-
-    def describe_missing(self) -> str:
-        return ", ".join(
-            f"{_vol(v)} at balance {b:.2f} ({k} did not complete)"
-            for (v, b), k in sorted(self.missing.items())
-        )
-
-
-def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
-    """The Design of a trial table (`ablate.analysis.load`): levels from every trial."""
-    direction = direction or df.attrs.get("direction", "maximize")
-    label = df.attrs.get("metric", metric) if metric == "value" else metric
-    rows = df[df["volume"].notna() & df["balance"].notna()]
-    levels = add_levels(rows)
-    y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
-    return Design.of(
-        levels["vol_level"],
-        levels["bal_level"],
-        y,
-        rows["state"] == "COMPLETE",
-        -1.0 if direction == "minimize" else 1.0,
-        label,
-        seed=rows.get("seed"),
-    )
 
 
 def volume_verdicts(d: Design, alpha: float = ALPHA) -> tuple[LessIsMore, list[LessIsMore]]:
@@ -228,7 +178,12 @@ def _cannot(d: Design) -> str | None:
     """Why this study cannot compare volumes at all, with what to add; None when it can."""
     tested = sorted({v for v, _ in d.cells.keys})
     if not tested:
-        return f"no trial completed, so nothing can be compared; {RETRY}"
+        if d.n_unrecorded and not d.missing:
+            return (
+                f"no completed trial recorded `{d.metric}` ({plural(d.n_unrecorded, 'trial')} "
+                f"completed without it), so nothing can be compared; {check_metric(d.metric)}"
+            )
+        return f"no trial completed, so nothing can be compared; {d.advice(list(d.missing))}"
     if len(d.volumes) < 2:
         v = d.volumes[0]
         more = (
@@ -242,11 +197,20 @@ def _cannot(d: Design) -> str | None:
         )
     if len(tested) < 2:
         lost = ", ".join(_vol(v) for v in d.volumes if v not in tested)
-        return f"only one volume has completed trials ({_vol(tested[0])}); none at {lost} completed: {RETRY}"
+        keys = [k for k in {*d.missing, *d.unrecorded} if k[0] != tested[0]]
+        return (
+            f"only one volume has completed trials ({_vol(tested[0])}); none at {lost} has a "
+            f"score ({lost_text(*d.lost(keys), d.metric)}): {d.advice(keys)}"
+        )
     if d.noise.pooled_df == 0:
         return (
             "every mixture has one completed seed, so seed noise cannot be measured and no "
-            f"interval can be drawn; {next_seeds(1)}"
+            f"interval can be drawn; {next_seeds(1, d.searched)}"
+        )
+    if d.noise.pooled_sd == 0 and np.ptp(d.cells.y) == 0:
+        return (
+            f"every completed trial scored the same ({d.cells.y[0]:.3f}): no volume or balance "
+            f"effect at all; check that `{d.metric}` varies between mixtures and seeds"
         )
     return None
 
@@ -254,24 +218,23 @@ def _cannot(d: Design) -> str | None:
 def _at_level(d: Design, b: float, alpha: float) -> LessIsMore:
     idx, vmax = d.cells.index(), d.volumes[-1]
     if (vmax, b) not in idx:
-        lost = d.missing.get((vmax, b), 0)
-        fix = (
-            f"({lost} did not complete); {RETRY}"
-            if lost
-            else "(none was run there); add this balance level at that volume to the design"
-        )
+        none = "no searched trial fell there" if d.searched else "none was run there"
+        lost = lost_text(*d.lost([(vmax, b)]), d.metric) or none
         return LessIsMore(
             b,
             "cannot be decided",
             f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed "
-            f"at this balance level {fix}",
+            f"with a score at this balance level ({lost}); "
+            f"{d.advice([(vmax, b)], 'add this balance level at that volume to the design')}",
         )
     smaller = [v for v in d.volumes[:-1] if (v, b) in idx]
     if not smaller:
+        keys = [(v, b) for v in d.volumes[:-1]]
         return LessIsMore(
             b,
             "cannot be decided",
-            f"no smaller volume completed at this balance level, only {_vol(vmax)}; {RETRY}",
+            f"no smaller volume completed with a score at this balance level, only "
+            f"{_vol(vmax)}; {d.advice(keys)}",
         )
     w = np.zeros((len(smaller), len(d.cells.keys)))
     for k, v in enumerate(smaller):
@@ -285,20 +248,27 @@ def _overall(d: Design, alpha: float) -> LessIsMore:
     idx, vmax = d.cells.index(), d.volumes[-1]
     tested = [v for v in d.volumes if any((v, b) in idx for b in d.balances)]
     if vmax not in tested:
+        keys = [(vmax, b) for b in d.balances]
         return LessIsMore(
             None,
             "cannot be decided",
-            f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed; "
-            f"{RETRY}",
+            f"the control is missing: no trial at the largest volume ({_vol(vmax)}) completed "
+            f"with a score ({lost_text(*d.lost(keys), d.metric)}); {d.advice(keys)}",
         )
     levels = [b for b in d.balances if all((v, b) in idx for v in tested)]
     if not levels:
+        keys = [(v, b) for v in tested for b in d.balances if (v, b) not in idx]
+        gaps = d.describe_missing() or (
+            "the searched trials fall in different balance bins at each volume bin"
+            if d.searched
+            else "the design does not run every balance level at every volume"
+        )
         return LessIsMore(
             None,
             "cannot be decided",
             "no balance level has completed trials at every volume, so volumes cannot be "
-            f"compared overall (no completed trial: {d.describe_missing() or 'never tried'}); "
-            f"{RETRY}",
+            f"compared overall ({gaps}); "
+            f"{d.advice(keys, 'add the missing mixtures to the design')}",
         )
     smaller = tested[:-1]
     w = np.zeros((len(smaller), len(d.cells.keys)))
@@ -330,16 +300,17 @@ def _judge(
 ) -> LessIsMore:
     """The verdict from the family's bounds; `means` are the smaller volumes' then the largest's."""
     low, q = fam.lower_bounds(alpha)
-    high = fam.upper_bounds(alpha)
+    high, tol = fam.upper_bounds(alpha), fam.tolerance
     comps = tuple(
-        Comparison(v, float(e), float(s), float(lo), float(hi))
-        for v, e, s, lo, hi in zip(smaller, fam.estimate, fam.se, low, high, strict=True)
+        Comparison(v, float(e), float(s), float(lo), float(hi), float(t))
+        for v, e, s, lo, hi, t in zip(smaller, fam.estimate, fam.se, low, high, tol, strict=True)
     )
-    holds = bool((low > 0).any())
-    i = int(np.argmax(low)) if holds else int(np.argmax(fam.estimate))
+    # a bound is compared with 0 up to rounding (`tol`): the same evidence, the same verdict
+    holds = bool((low > tol).any())
+    i = int(np.argmax(low - tol)) if holds else int(np.argmax(fam.estimate))
     c, vmax = comps[i], d.volumes[-1]
     status: Status = (
-        "holds" if holds else "does not hold" if (high < 0).all() else "cannot be decided"
+        "holds" if holds else "does not hold" if (high < -tol).all() else "cannot be decided"
     )
     why = _reason(d, status, c, len(comps), means[i], means[-1], alpha)
     return LessIsMore(
@@ -356,6 +327,7 @@ def _judge(
         alpha=alpha,
         df=fam.family_df,
         quantile=q,
+        guard=fam.guard(alpha),
     )
 
 
@@ -366,9 +338,9 @@ def _reason(
     its smaller volume and of the largest. Bounds are on the gain of the smaller volume
     (positive: better, for a loss lower)."""
     vmax, level = d.volumes[-1], f"{1 - alpha:.0%}"
-    how = f"simultaneous {level} lower bound over {k} smaller volume(s), {d.noise.short()}"
+    how = f"simultaneous {level} lower bound over {plural(k, 'smaller volume')}, {d.noise.short()}"
     point = f"{_vol(c.volume)} scores {mean:.3f} against {ref:.3f} at {_vol(vmax)}"
-    more = f"{next_seeds(d.seeds)} to decide"
+    more = f"{next_seeds(d.seeds, d.searched)} to decide"
     diff = gain(c.effect, d.metric, d.sign)
     if status == "holds":
         close = " (borderline)" if c.low < 0.1 * c.se else ""
@@ -390,6 +362,23 @@ def _reason(
     )
 
 
+def guard_text(d: Design, alpha: float, factor: Literal["volume", "balance"]) -> str:
+    """Why the tests comparing levels of `factor` ran without the heavy-tail guard, and the
+    seeds per mixture that would bring it in (`contrasts.Family.guard`)."""
+    within = 1 if factor == "volume" else 0  # the scores are shuffled within the other factor
+    other = "balance level" if factor == "volume" else "volume"
+    n = guard_seeds(d.cells, within, alpha)
+    more = f"; {n} seeds per mixture would bring it in" if n and not d.searched else ""
+    return (
+        f"The {factor} comparisons ran without the heavy-tail guard: shuffling the scores within "
+        f"each {other} gives only {plural(arrangements(d.cells, within), 'distinct arrangement')}, "
+        f"fewer than the {guard_needs(alpha):,} its permutation quantile needs at {alpha:.0%} "
+        "(with fewer it is too coarse: its bound can sit at 0 and decide nothing), so their "
+        "bounds are the multivariate t's alone: exact for normal seed noise, not guarded "
+        f"against heavy tails{more}."
+    )
+
+
 def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
     """At each volume with two or more balance levels completed: most minus least balanced."""
     idx = d.cells.index()
@@ -404,9 +393,11 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
     for k, (v, hi_b, lo_b) in enumerate(pairs):
         w[k, idx[(v, hi_b)]], w[k, idx[(v, lo_b)]] = 1.0, -1.0
     bounds: tuple[Any, Any] = ([None] * len(pairs), [None] * len(pairs))
+    guard = None
     if d.noise.pooled_df > 0:
-        lo, hi = family(w, d.cells, d.noise, within="volume").intervals(alpha)
-        bounds = (lo.tolist(), hi.tolist())
+        fam = family(w, d.cells, d.noise, within="volume")
+        lo, hi = fam.intervals(alpha)
+        bounds, guard = (lo.tolist(), hi.tolist()), fam.guard(alpha)
     mean = d.cells.mean
     return [
         BalanceEffect(
@@ -420,6 +411,7 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
             high,
             len(pairs),
             alpha,
+            guard,
         )
         for (v, hi_b, lo_b), low, high in zip(pairs, *bounds, strict=True)
     ]

@@ -31,9 +31,43 @@ def gain(better: float, metric: str, sign: float) -> str:
     return f"{size} {way} {metric}{verdict}"
 
 
-def next_seeds(seeds: int) -> str:
+#: The advice when trials failed (and only then).
+RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
+
+
+def check_metric(metric: str) -> str:
+    """The advice when completed trials did not record the metric: a rerun would not help."""
+    return (
+        f"check that the objective reports `{metric}` as a finite number (it is NaN or missing "
+        "there), or analyse another metric (`--metric`)"
+    )
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 balance level`, `3 balance levels`."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def lost_text(failed: int, unrecorded: int, metric: str) -> str:
+    """Why trials gave no score, in words: `3 did not complete`, `3 completed trials did not
+    record `acc``; '' when none were lost."""
+    out = [f"{failed} did not complete"] if failed else []
+    if unrecorded:
+        out.append(f"{plural(unrecorded, 'completed trial')} did not record `{metric}`")
+    return ", ".join(out)
+
+
+def next_seeds(seeds: int, searched: bool = False) -> str:
     """What to add to a design with `seeds` seeds per mixture: one seed more (at least 3), and
-    where to find how many a given gap needs."""
+    where to find how many a given gap needs. A search runs each mixture once
+    (`design.seeds[0]`) and `ablate plan` sizes grids only: it gets a grid follow-up instead."""
+    if searched:
+        return (
+            "a search runs each mixture once, so its levels (bins of the searched trials) are "
+            "not seed replicates; run a grid follow-up over the volumes and balance levels of "
+            "interest (`design.kind: grid`, `design.seeds: [0, 1, 2]`; `ablate plan` sizes it), "
+            "or let `ablate propose JOB.yaml` pick the next mixtures to try"
+        )
     n = max(3, seeds + 1)
     return (
         f"add seeds to the design (`design.seeds: {list(range(n))}`, {n} per mixture; "
@@ -42,4 +76,4 @@ def next_seeds(seeds: int) -> str:
     )
 
 
-__all__ = ["gain", "next_seeds", "signed", "vol"]
+__all__ = ["RETRY", "check_metric", "gain", "lost_text", "next_seeds", "plural", "signed", "vol"]

@@ -145,6 +145,12 @@ def test_cli_report_and_propose(make_job: Any, tmp_path: Path, capsys: Any) -> N
     out = capsys.readouterr().out
     assert out.startswith('"Less is more" HOLDS over all balance levels')
     assert "held-out Spearman" in out and (tmp_path / "out" / "report.html").is_file()
+    (tmp_path / "afile").write_text("mine")
+    for bad in ("afile", "afile/report"):  # a file, and a folder under a file: one line each
+        assert main(["report", str(path), "--out", str(tmp_path / bad), "--no-mlflow"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"ablate: error: --out {tmp_path / bad}: cannot make the report")
+    assert (tmp_path / "afile").read_text() == "mine"
     # a loss named by --metric is lower-is-better (its verdict agrees with the score's), and
     # the note says how to turn it
     assert main(["report", str(path), "--out", str(tmp_path / "loss"), "--no-mlflow",

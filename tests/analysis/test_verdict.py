@@ -125,7 +125,7 @@ def test_verdict_fields_are_the_bounds_the_test_uses() -> None:
         assert c.se == pytest.approx(d.noise.pooled_sd * math.sqrt(2 / 9))
         assert c.low == pytest.approx(c.effect - overall.quantile * c.se)  # type: ignore[operator]
     assert overall.low == max(c.low for c in overall.comparisons) > 0
-    assert "simultaneous 95% lower bound over 2 smaller volume(s)" in overall.reason
+    assert "simultaneous 95% lower bound over 2 smaller volumes" in overall.reason
     assert len(per_level) == 3 and all(r.balance in BALANCES for r in per_level)
 
 
