@@ -1,5 +1,5 @@
-"""The one exception type for a user's mistake (the CLI prints it without a traceback), and the
-did-you-mean hint its messages share."""
+"""The one exception type for a user's mistake (the CLI prints it without a traceback), the
+stop a SIGTERM makes, and the did-you-mean hint messages share."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from collections.abc import Iterable
 
 class UserError(Exception):
     """Bad input from the user (a file, a key, a value). The message names where and how to fix it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, `ray job stop`) in a sweep's driver: stopped as Ctrl-C stops it
+    (trials in flight requeued, runs marked), then the CLI exits 143."""
 
 
 def did_you_mean(name: object, known: Iterable[str], prefix: str = "") -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ablate.cli.commands import run
 from ablate.cli.parser import build_parser
-from ablate.errors import UserError
+from ablate.errors import Terminated, UserError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ablate data show POOL | head`
         sys.stderr.close()
         return 0
+    except Terminated:
+        print("ablate: stopped by SIGTERM; rerun the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("ablate: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

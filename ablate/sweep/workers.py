@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ablate.config import JobSpec, model_job, model_names
-from ablate.errors import UserError
+from ablate.errors import Terminated, UserError
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
 from ablate.plan import judge_key_problem
@@ -122,13 +124,32 @@ def init_ray(address: str | None) -> bool:
             log_to_driver=True,
             runtime_env={"env_vars": worker_env(None)},
         )
+    _stop_on_sigterm()
     return True
+
+
+def _stop_on_sigterm() -> None:
+    """After `ray.init`, whose own SIGTERM handler prints a C++ stack and aborts (exit -6):
+    SIGTERM (`kill PID`, `ray job stop`) stops the sweep as Ctrl-C does, the trials in flight
+    requeued, and the CLI says so (`Terminated`, exit 143)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        _SIGTERM_BEFORE.append(signal.signal(signal.SIGTERM, stop))
+
+
+#: The SIGTERM handler `_stop_on_sigterm` replaced, given back by `shutdown_ray`.
+_SIGTERM_BEFORE: list[Any] = []
 
 
 def shutdown_ray() -> None:
     import ray
 
     ray.shutdown()
+    while _SIGTERM_BEFORE:  # (None: a handler not set from Python, Ray's own)
+        signal.signal(signal.SIGTERM, _SIGTERM_BEFORE.pop() or signal.SIG_DFL)
 
 
 @contextlib.contextmanager

@@ -145,6 +145,17 @@ def test_sigkilled_driver_resumes_exactly(tmp_path: Path) -> None:
         "no progress across kills"
     )
 
+    # SIGTERM (`kill PID`, `ray job stop`) stops the driver as Ctrl-C does: exit 143 and the
+    # resume hint, not Ray's C++ stack and an abort (-6); its trials in flight are requeued
+    termed = tmp_path / "sigterm.log"
+    proc = start_driver(path, termed)
+    wait_for_text(termed, "] done ", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, termed.read_text()[-3000:]
+    text = termed.read_text()
+    assert "ablate: stopped by SIGTERM; rerun the same command to resume" in text
+    assert "SIGTERM received" not in text and "Traceback" not in text, text[-3000:]
+
     # The last run also meets a stale `ray start` address: a cluster killed without `ray stop`
     # leaves it in Ray's temp dir, and a local sweep (no --address) must start its own Ray
     # instead of joining it.
