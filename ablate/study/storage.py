@@ -8,6 +8,7 @@ driver loses nothing either way; only a power cut could lose the last writes.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,14 @@ def open_study(job: JobSpec, create: bool = True, sampler: Any = None) -> Any:
             f"study `{job.study}` in {job.storage_shown} has {len(study.directions)} objective(s), "
             f"the job asks for {len(directions(job))} (design.multi_objective); use a new `study` name"
         )
+    names = [
+        job.objective.metric,
+        *([job.design.multi_objective] if len(study.directions) > 1 else []),
+    ]
+    if study.metric_names != names:  # optuna-dashboard's axes, instead of "Objective 0"
+        with warnings.catch_warnings():  # (experimental in Optuna: a warning per study)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return study
 
 

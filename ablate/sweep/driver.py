@@ -43,7 +43,12 @@ from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
 from ablate.sweep.ladder import advance_ladder, is_ladder, ladder_lines
-from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
+from ablate.sweep.summary import (
+    SweepProgress,
+    SweepSummary,
+    best_mixture_mean,
+    print_progress,
+)
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, cluster_for
 from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
@@ -229,7 +234,22 @@ def run_trials(
         summary = {"n_complete": tally.done, "n_failed": tally.failed, **best}
         if parent is not None:
             with contextlib.suppress(Exception):  # the server went down mid-sweep
-                finish_sweep(job, parent, summary, status=status)
+                tags = _best_mixture(job, study, summary)
+                finish_sweep(job, parent, summary, status=status, tags=tags)
+
+
+def _best_mixture(job: JobSpec, study: Any, summary: dict[str, float]) -> dict[str, str]:
+    """The best mixture by its mean over seeds, into `summary` (`best_mixture_mean`, with
+    `best_mixture_seeds`) and as the parent run's tag `ablate.best_mixture`."""
+    if study is None or len(study.directions) != 1:
+        return {}
+    minimize = job.objective.direction == "minimize"
+    found = best_mixture_mean(study.get_trials(deepcopy=False), minimize)
+    if found is None:
+        return {}
+    name, mean, seeds = found
+    summary.update(best_mixture_mean=mean, best_mixture_seeds=seeds)
+    return {"ablate.best_mixture": name}
 
 
 def dispatch(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import re
+import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 from ablate.config import JobSpec
 from ablate.mixture import Mixture
@@ -94,3 +98,21 @@ def metric_stop(job: JobSpec, name: str, metrics: dict[str, float]) -> str:
         "Fix `objective.metric` (a new metric is a change of settings: start a new study with "
         "`--set study=NAME`, or record it with `--allow-changed-settings`)"
     )
+
+
+def best_mixture_mean(trials: list[Any], minimize: bool) -> tuple[str, float, int] | None:
+    """The mixture whose COMPLETE trials have the best mean over their seeds: its name (seed
+    left out, `v2000-b1.00`; `MODEL:` first for a job with `models:`), that mean and its seeds.
+    What a report calls the best mixture, not the luckiest single seed (`best_value`)."""
+    groups: dict[str, list[float]] = {}
+    for t in trials:
+        if t.state.name != "COMPLETE" or t.value is None or not math.isfinite(t.value):
+            continue
+        name = re.sub(r"-s\d+$", "", str(t.user_attrs.get("mixture_name", t.number)))
+        model = t.user_attrs.get("model")
+        groups.setdefault(f"{model}:{name}" if model else name, []).append(float(t.value))
+    if not groups:
+        return None
+    sign = -1.0 if minimize else 1.0
+    name = max(groups, key=lambda k: sign * statistics.fmean(groups[k]))
+    return name, statistics.fmean(groups[name]), len(groups[name])

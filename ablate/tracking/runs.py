@@ -68,10 +68,20 @@ def start_sweep(job: JobSpec, uid: str | None = None) -> str:
         tags={**tags, **({STUDY_UID_TAG: uid} if uid else {})},
     )
     run_id = str(run.info.run_id)
-    log_params(client, run_id, flatten(to_dict(job)))
+    log_params(client, run_id, _job_params(job))
     client.log_text(run_id, yaml.safe_dump(to_dict(job), sort_keys=False), "job.yaml")
     _log_job(client, run_id, job)
     return run_id
+
+
+def _job_params(job: JobSpec) -> dict[str, str]:
+    """The job as the parent's params, less what its trials never read: a sim or python
+    objective trains no model (`model`, `train`, `bench`, ...). `job.yaml` keeps all of it."""
+    params = flatten(to_dict(job))
+    if objective_trains(job):
+        return params
+    unused = ("model.", "train.", "bench.", "bench")
+    return {k: v for k, v in params.items() if not k.startswith(unused)}
 
 
 def _log_job(client: Any, run_id: str, job: JobSpec) -> None:
@@ -105,8 +115,11 @@ def sweep_links(job: JobSpec, parent_run_id: str) -> str | None:
     uri = job.tracking_uri.rstrip("/")
     if not uri.startswith(("http://", "https://")):
         return None
+    # the query opens the training-runs view: MLflow 3.17's UI opens its GenAI view otherwise,
+    # whatever the experiment's `mlflow.experimentKind` tag says
     experiment = f"{redact(uri)}/#/experiments/{experiment_id(job)}"
-    return f"MLflow: {experiment}/runs/{parent_run_id} (the sweep; its trials are child runs)"
+    view = "?workflowType=machine_learning"
+    return f"MLflow: {experiment}/runs/{parent_run_id}{view} (the sweep; its trials are child runs)"
 
 
 def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str, str]:
@@ -198,7 +211,9 @@ def trial_batch(
             if is_number(value):
                 metrics.append(Metric(metric_key(key), float(value), now, 0))
         for key, value in result.info.items():
-            if is_number(value):
+            if key in INFO_TAGS:
+                tags.append(RunTag(f"info/{key}", str(value)))
+            elif is_number(value):
                 metrics.append(Metric(metric_key(f"info/{key}"), float(value), now, 0))
         if result.seconds:
             metrics.append(Metric("seconds", float(result.seconds), now, 0))
@@ -241,7 +256,14 @@ def child_tags(job: JobSpec, parent_run_id: str, trial_number: int) -> dict[str,
 
 
 def run_name(trial_number: int, mixture: Mixture) -> str:
-    return f"{trial_number:04d}-{mixture.name}"
+    """`v2000-b1.00-s1 #17`: what tells seed replicates apart first (the UI's column cuts long
+    names), the trial number after it (also the tag `optuna.trial_number`)."""
+    return f"{mixture.name} #{trial_number}"
+
+
+#: Numbers in a trial's `info` that name something (a process, a landscape draw): tags, since
+#: as metrics the MLflow UI would chart them.
+INFO_TAGS = frozenset({"worker_pid", "landscape_seed"})
 
 
 def log_selection(client: Any, run_id: str, result: TrialResult | None) -> None:
@@ -344,16 +366,22 @@ def log_parent_artifact(
 
 
 def finish_sweep(
-    job: JobSpec, parent_run_id: str, summary: dict[str, float], status: str = "FINISHED"
+    job: JobSpec,
+    parent_run_id: str,
+    summary: dict[str, float],
+    status: str = "FINISHED",
+    tags: dict[str, str] | None = None,
 ) -> None:
-    """Log the sweep's summary numbers on the parent run and end it (`FINISHED`, `FAILED`, `KILLED`)."""
-    from mlflow.entities import Metric
+    """Log the sweep's summary numbers (and `tags`) on the parent run and end it (`FINISHED`,
+    `FAILED`, `KILLED`)."""
+    from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
     metrics = [Metric(metric_key(k), float(v), now, 0) for k, v in summary.items() if is_number(v)]
     client = mlflow_client(job.tracking_uri)
-    if metrics:
-        client.log_batch(parent_run_id, metrics=metrics)
+    run_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
+    if metrics or run_tags:
+        client.log_batch(parent_run_id, metrics=metrics, tags=run_tags)
     client.set_terminated(parent_run_id, status=status)
 
 

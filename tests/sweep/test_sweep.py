@@ -76,6 +76,20 @@ def test_grid_sweep_records_every_trial_and_resume_adds_nothing(ray_session, mak
         assert {"balance", "seed", "objective", "mixture"} <= set(run.data.params)
         assert "lora.r" not in run.data.params  # a python objective trains no model
 
+    # the parent: the best mixture by its mean over seeds (not the luckiest seed), the study's
+    # metric named for optuna-dashboard, no training params for an objective that trains none
+    parent = mlflow_client(job.tracking_uri).get_run(summary.parent_run_id)
+    means: dict[str, list[float]] = {}
+    for t in trials:
+        means.setdefault(t.user_attrs["mixture_name"].rsplit("-s", 1)[0], []).append(t.value)
+    top = max(means, key=lambda k: sum(means[k]) / len(means[k]))
+    assert parent.data.tags["ablate.best_mixture"] == top
+    assert parent.data.metrics["best_mixture_mean"] == pytest.approx(sum(means[top]) / 2)
+    assert parent.data.metrics["best_mixture_seeds"] == 2
+    assert "objective.metric" in parent.data.params and "model.path" not in parent.data.params
+    assert open_study(job, create=False).metric_names == ["score"]
+    assert by_number[0].info.run_name == f"{trials[0].user_attrs['mixture_name']} #0"
+
     # resume of a finished study: nothing new, the same parent run
     again = run_sweep(job, TYPES, progress=None)
     assert again.n_run == 0 and again.n_complete == 12

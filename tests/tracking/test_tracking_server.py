@@ -27,8 +27,8 @@ def test_trials_print_no_links_and_the_experiment_opens_as_training_runs(
     assert exp.tags[EXPERIMENT_KIND[0]] == "custom_model_development"
     links = tracking.sweep_links(job, parent)
     assert links == (
-        f"MLflow: {mlflow_server}/#/experiments/{exp.experiment_id}/runs/{parent} "
-        "(the sweep; its trials are child runs)"
+        f"MLflow: {mlflow_server}/#/experiments/{exp.experiment_id}/runs/{parent}"
+        "?workflowType=machine_learning (the sweep; its trials are child runs)"
     )
     assert tracking.sweep_links(make_job(), parent) is None  # a SQLite store has no UI link
 

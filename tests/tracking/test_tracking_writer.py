@@ -56,7 +56,7 @@ def test_batched_runs_equal_client_runs(make_job) -> None:
     assert _record(client, runs["2"]) == _record(client, runs["1"])
     assert _record(client, runs["4"]) == _record(client, runs["3"])
     assert _record(client, runs["5"]) == _record(client, runs["1"])
-    assert runs["2"].info.run_name == "0002-v200-b0.50-s1"
+    assert runs["2"].info.run_name == "v200-b0.50-s1 #2"
     assert runs["2"].info.start_time <= runs["2"].info.end_time - 1000  # it ran 1.5 s
     assert not tracking.child_runs(job, parent, status="RUNNING")
 
