@@ -13,6 +13,7 @@ kinds, samplers, objective kinds, landscapes), the task types and the pool.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -242,7 +243,13 @@ def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolM
         props = resolve_proportions(m, manifest)
         if any(p > 0 and not counts.get(t) for t, p in props.items()):
             continue  # a type the pool lacks: `validate` says so
-        need = rows_per_type(props, volume_rows(m, manifest))
+        rows = volume_rows(m, manifest)
+        supply = sum(counts.get(t, 0) * repeat_cap(m, t) for t, p in props.items() if p > 0)
+        if rows > supply:  # more than the pool gives at all: not apportioned (1e9 rows: minutes)
+            most = max(props, key=lambda t: props[t])
+            short.append((m, props, (most, math.ceil(props[most] * rows))))
+            continue
+        need = rows_per_type(props, rows)
         over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * repeat_cap(m, t)]
         if over:
             short.append((m, props, over[0]))

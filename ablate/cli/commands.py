@@ -37,7 +37,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_mixture(args: argparse.Namespace) -> int:
-    from ablate.mixture import load_mixture, materialize, mixture_summary, validate
+    from ablate.mixture import check_out_path, load_mixture, materialize, mixture_summary, validate
     from ablate.pool import open_pool
 
     mixture = load_mixture(args.mixture, args.overrides)
@@ -46,6 +46,7 @@ def _run_mixture(args: argparse.Namespace) -> int:
         print(mixture_summary(mixture, pool, source=str(args.mixture)))
         return 0
     validate(mixture, pool.manifest, source=str(args.mixture))
+    check_out_path(args.out)  # before the work, not after it
     selection = materialize(mixture, pool)
     selection.to_parquet(args.out, pool)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(selection.counts.items()))

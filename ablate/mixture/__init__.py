@@ -16,7 +16,7 @@ from ablate.mixture.plan import (
     validate,
     volume_rows,
 )
-from ablate.mixture.select import Selection, materialize, type_draw
+from ablate.mixture.select import Selection, check_out_path, materialize, type_draw
 from ablate.mixture.show import mixture_summary
 from ablate.mixture.spec import SUM_TOLERANCE, Mixture, Nested, check_mixture, load_mixture
 
@@ -28,6 +28,7 @@ __all__ = [
     "Selection",
     "apply_min_share",
     "check_mixture",
+    "check_out_path",
     "kl_to_uniform",
     "load_mixture",
     "materialize",

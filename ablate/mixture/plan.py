@@ -1,5 +1,6 @@
-"""From a mixture to rows per task type (and per stratum): resolved proportions, largest-remainder
-rounding, `max_repeat` caps, and `validate`, which fails before any compute with what would fix it."""
+"""From a mixture to rows per task type (and per stratum): resolved proportions, rounding to rows
+(`apportion`: exact totals, within quota, monotone in the volume), `max_repeat` caps, and
+`validate`, which fails before any compute with what would fix it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ablate.errors import UserError, did_you_mean
+from ablate.mixture.apportion import counts_at, largest_fitting
 from ablate.mixture.spec import (
     Mixture,
     Nested,
@@ -98,23 +100,20 @@ def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, f
 
 
 def rows_per_type(proportions: Mapping[str, float], volume: int) -> dict[str, int]:
-    """Integer rows per type summing exactly to `volume` (largest remainder, ties by name).
+    """Integer rows per type summing exactly to `volume`, each the floor or the ceiling of its
+    exact share, and never fewer at a larger volume (`apportion`: so volumes nest).
 
     Only types with a positive share get rows; the result lists every type, sorted by name.
     """
     if volume < 0:
         raise ValueError(f"volume must be >= 0, got {volume}")
-    total = sum(proportions.values())
     positive = sorted(k for k, p in proportions.items() if p > 0)
     if not positive:
         raise ValueError("rows_per_type needs at least one positive share")
-    # Normalising first keeps the sum exact even when the shares sum to 1 only within 1e-6.
-    quota = {k: proportions[k] / total * volume for k in positive}
-    rows = {k: math.floor(q) for k, q in quota.items()}
-    left = volume - sum(rows.values())
-    order = sorted(positive, key=lambda k: (-(quota[k] - rows[k]), k))
-    for i in range(left):
-        rows[order[i % len(order)]] += 1
+    # Normalised inside `counts_at`: the sum is exact even when the shares sum to 1 only within 1e-6.
+    rows = dict(
+        zip(positive, counts_at(tuple(proportions[k] for k in positive), volume), strict=True)
+    )
     return {k: rows.get(k, 0) for k in sorted(proportions)}
 
 
@@ -162,15 +161,15 @@ def _inner_counts(
     return dict(joint.get(label, {}))
 
 
-def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> list[Cell]:
-    """The rows per stratum the mixture draws; raises UserError for a label the pool lacks.
-
-    Capacity (rows vs available x max_repeat) is checked by `validate`, not here.
-    """
-    mixture = check_mixture(mixture, source)
+def _checked_shares(
+    mixture: Mixture, manifest: PoolManifest, source: str
+) -> tuple[dict[str, int], dict[str, float], int]:
+    """The pool's rows per label, the resolved shares and the volume in rows of a checked
+    mixture; UserError for a label the pool lacks or a volume of 0 rows."""
     counts = _type_counts(mixture, manifest, source)
-    props = resolve_proportions(mixture, manifest)
     have = ", ".join(f"{k} ({n:,})" for k, n in counts.items())
+    _check_type_keys(mixture, counts, have, source)
+    props = resolve_proportions(mixture, manifest)
     for t, p in props.items():
         if p > 0 and counts.get(t, 0) == 0:
             floored = isinstance(mixture.min_share, Mapping) and t in mixture.min_share
@@ -183,7 +182,7 @@ def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> l
     if unknown:
         raise UserError(
             f"{source}: `within.{unknown[0]}`: the pool's `{mixture.taxonomy}` has no label "
-            f"{unknown[0]!r}; it has: {have}"
+            f"{unknown[0]!r}{did_you_mean(unknown[0], counts)}; it has: {have}"
         )
     volume = volume_rows(mixture, manifest)
     if volume < 1:
@@ -191,6 +190,16 @@ def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> l
             f"{source}: `volume` {mixture.volume} of a {manifest.rows:,}-row pool is 0 rows; "
             "raise it"
         )
+    return counts, props, volume
+
+
+def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> list[Cell]:
+    """The rows per stratum the mixture draws; raises UserError for a label the pool lacks.
+
+    Capacity (rows vs available x max_repeat) is checked by `validate`, not here.
+    """
+    mixture = check_mixture(mixture, source)
+    counts, props, volume = _checked_shares(mixture, manifest, source)
     cells = []
     for label, n in rows_per_type(props, volume).items():
         cap = repeat_cap(mixture, label)
@@ -213,6 +222,24 @@ def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> l
     return cells
 
 
+def _check_type_keys(mixture: Mixture, counts: Mapping[str, int], have: str, source: str) -> None:
+    """Every type a mapping names (`proportions`, `max_repeat`, `min_share`) must be a label of
+    the pool's taxonomy, even at share 0: a misspelt key would otherwise count as a type of its
+    own (in balance) or be silently ignored (a cap or a floor meant for another type)."""
+    mappings = {
+        "proportions": sorted(_given(mixture.proportions)),
+        "max_repeat": list(mixture.max_repeat) if isinstance(mixture.max_repeat, Mapping) else [],
+        "min_share": list(mixture.min_share) if isinstance(mixture.min_share, Mapping) else [],
+    }
+    for key, types in mappings.items():
+        for t in types:
+            if t not in counts:
+                raise UserError(
+                    f"{source}: `{key}.{t}`: the pool's `{mixture.taxonomy}` has no label "
+                    f"`{t}`{did_you_mean(t, counts)}; it has: {have}"
+                )
+
+
 def _given(props: Any) -> set[str]:
     return set(props) if isinstance(props, dict) and "natural" not in props else set()
 
@@ -220,7 +247,7 @@ def _given(props: Any) -> set[str]:
 def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> None:
     """Fail before any compute is spent if the pool cannot supply the mixture."""
     mixture = check_mixture(mixture, source)
-    cells = plan(mixture, manifest, source)
+    cells = _beyond_the_pool(mixture, manifest, source) or plan(mixture, manifest, source)
     for cell in cells:
         if cell.rows <= cell.available * cell.max_repeat:
             continue
@@ -245,6 +272,22 @@ def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") 
         )
 
 
+def _beyond_the_pool(mixture: Mixture, manifest: PoolManifest, source: str) -> list[Cell]:
+    """The outer cells at their lower quota (floor of the exact share) when the volume is more
+    rows than the pool can give at all and one cell is already over, else []: a volume far
+    beyond the pool (`volume=1e9`) fails at once, without building the row order (`apportion`,
+    about 2 s per million rows) up to it."""
+    counts, props, volume = _checked_shares(mixture, manifest, source)
+    total = sum(props.values())
+    cells = [
+        Cell(t, None, math.floor(p / total * volume), counts.get(t, 0), repeat_cap(mixture, t))
+        for t, p in sorted(props.items())
+        if p > 0
+    ]
+    over = any(c.rows > c.available * c.max_repeat for c in cells)
+    return cells if over and volume > sum(c.available * c.max_repeat for c in cells) else []
+
+
 def _max_volume_of(mixture: Mixture, manifest: PoolManifest) -> int:
     """The largest volume (rows) at which every stratum of the mixture fits."""
     if not mixture.within:
@@ -257,20 +300,17 @@ def _max_volume_of(mixture: Mixture, manifest: PoolManifest) -> int:
         cells = plan(replace(mixture, volume=v), manifest)
         return all(c.rows <= c.available * c.max_repeat for c in cells)
 
-    lo, hi = 0, max(1, manifest.rows * max(_all_caps(mixture)))
-    while lo < hi:  # largest v with fits(v); fits is monotone up to rounding
+    # The outer labels alone bound it (cheaply); the strata inside them can only lower it.
+    props = resolve_proportions(mixture, manifest)
+    counts = manifest.labels[mixture.taxonomy]
+    lo, hi = 0, max_volume(props, counts, {t: repeat_cap(mixture, t) for t in props})
+    while lo < hi:  # largest v with fits(v); fits is monotone: no stratum shrinks as v grows
         mid = (lo + hi + 1) // 2
         if fits(mid):
             lo = mid
         else:
             hi = mid - 1
     return lo
-
-
-def _all_caps(mixture: Mixture) -> list[int]:
-    if isinstance(mixture.max_repeat, Mapping):
-        return [1, *mixture.max_repeat.values()]
-    return [int(mixture.max_repeat)]
 
 
 def max_volume(
@@ -284,10 +324,6 @@ def max_volume(
         r = max_repeat.get(t, 1) if isinstance(max_repeat, Mapping) else max_repeat
         return counts.get(t, 0) * int(r)
 
-    caps = {t: cap(t) for t, p in proportions.items() if p > 0}
-    total = sum(proportions.values())
-    # Each type gets at least floor(p_t * v) rows, so no v >= (cap_t + 1) / p_t fits: search down.
-    v = math.ceil(min((caps[t] + 1) * total / proportions[t] for t in caps))
-    while v > 0 and any(n > caps.get(t, 0) for t, n in rows_per_type(proportions, v).items()):
-        v -= 1
-    return v
+    positive = sorted(t for t, p in proportions.items() if p > 0)
+    shares = tuple(proportions[t] for t in positive)
+    return largest_fitting(shares, tuple(cap(t) for t in positive))

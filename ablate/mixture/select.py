@@ -11,9 +11,8 @@ same on any machine for the same mixture and pool fingerprint:
   permutation (pass p seeded by sha256(seed, type, p)): a row appears at most once per pass;
 - the training order is one more seeded shuffle of all selected rows.
 
-Nesting holds whenever each type's row count does not shrink as the volume grows: always for two
-types; with three or more, largest-remainder rounding can (rarely) give a type one row fewer at a
-larger volume (the Alabama paradox), and then that row is the one exception.
+Nesting holds because no type's row count shrinks as the volume grows (`apportion`), with any
+number of types.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ablate.errors import UserError
 from ablate.mixture.plan import (
     plan,
     validate,
@@ -60,6 +60,7 @@ class Selection:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        path = check_out_path(path)
         labels = [c for c in pool.manifest.labels if c in pool.manifest.columns]
         out = pool.take(self.positions, ["id", *labels])
         out = out.add_column(1, "position", pa.array(self.positions, type=pa.int64()))
@@ -70,10 +71,31 @@ class Selection:
             "ablate.counts": json.dumps(self.counts),
         }
         out = out.replace_schema_metadata(meta)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(out, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(out, path)
+        except OSError as err:
+            raise UserError(f"--out {path}: cannot write it ({err.strerror or err})") from err
         return path
+
+
+def check_out_path(path: str | Path, flag: str = "--out") -> Path:
+    """`path` as a file to write, or UserError naming `flag` and the fix: it must not be an
+    existing folder, and no folder above it may be an existing file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(
+            f"{flag} {path} is a folder; give a file such as {path / 'selection.parquet'}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(
+                    f"{flag} {path}: {parent} is a file, not a folder; write elsewhere, e.g. "
+                    f"{flag} {path.name}"
+                )
+            break
+    return path
 
 
 def _rng(*parts: object) -> np.random.Generator:

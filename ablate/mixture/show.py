@@ -16,6 +16,9 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
     volume = volume_rows(mixture, pool.manifest)
     rows = rows_per_type(props, volume)
     available = pool.manifest.labels[mixture.taxonomy]
+    # Over every label of the pool's taxonomy, as a trial records `balance` (a job's task types
+    # default to those labels): {a: .5, b: .5} in a 3-label pool is 0.631, not 1.
+    shares = {t: props.get(t, 0.0) for t in sorted({*available, *props})}
     kind = mixture.proportions if isinstance(mixture.proportions, str) else "given"
     if isinstance(mixture.proportions, dict) and "natural" in mixture.proportions:
         kind = f"natural, temperature {mixture.proportions['temperature']:g}"
@@ -23,7 +26,7 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
         kind += f", min_share {mixture.min_share}"
     cells = plan(mixture, pool.manifest, source)
     inner = [c for c in cells if c.inner is not None]
-    names = [*props, *(f"  {c.inner}" for c in inner)]
+    names = [*shares, *(f"  {c.inner}" for c in inner)]
     width = max([len(mixture.taxonomy), *map(len, names)])
     lines = [
         f"mixture      {mixture.name}",
@@ -36,10 +39,10 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
         "",
         f"{mixture.taxonomy:<{width}}  {'share':>7}  {'rows':>9}  {'available':>9}  {'repeats':>7}",
     ]
-    for t in sorted(props, key=lambda k: (-props[k], k)):
-        have = available.get(t, 0)
-        reps = f"{rows[t] / have:.2f}" if have else "-"
-        lines.append(f"{t:<{width}}  {props[t]:>7.2%}  {rows[t]:>9,}  {have:>9,}  {reps:>7}")
+    for t in sorted(shares, key=lambda k: (-shares[k], k)):
+        have, n = available.get(t, 0), rows.get(t, 0)
+        reps = f"{n / have:.2f}" if have else "-"
+        lines.append(f"{t:<{width}}  {shares[t]:>7.2%}  {n:>9,}  {have:>9,}  {reps:>7}")
         if t in mixture.within:
             lines[-1] += f"   within: {mixture.within[t].taxonomy}"
             for c in inner:
@@ -52,7 +55,9 @@ def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> st
                     )
     lines += [
         "",
-        f"balance      normalised entropy {normalized_entropy(props):.3f}, "
-        f"min/max {min_max_ratio(props):.3f}, KL to uniform {kl_to_uniform(props):.3f} nats",
+        f"balance      normalised entropy {normalized_entropy(shares):.3f}, "
+        f"min/max {min_max_ratio(shares):.3f}, KL to uniform {kl_to_uniform(shares):.3f} nats",
+        f"             over the pool's {len(shares)} `{mixture.taxonomy}` labels, as a trial "
+        "records its `balance`",
     ]
     return "\n".join(lines)

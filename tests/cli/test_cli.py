@@ -359,7 +359,7 @@ def test_mixture_show(capsys: pytest.CaptureFixture[str], world: dict[str, Path]
     assert "mixture      b100" in out
     assert "volume       100 rows" in out
     assert "single_image   50.00%         50        172     0.29" in out
-    assert "normalised entropy 1.000" in out
+    assert "normalised entropy 0.631" in out  # over the pool's 3 labels, as a trial records it
 
 
 GOOD = {"name": "t", "volume": 40, "proportions": {"single_image": 0.5, "multi_image": 0.5}}
@@ -384,8 +384,8 @@ MIXTURE_ERRORS = [
     ),
     pytest.param(
         GOOD | {"proportions": {"single_image": 0.5, "video": 0.5}},
-        "m.yaml: `proportions.video` is 0.5 but the pool has no `video` rows in `task_type`; "
-        "the pool has: multi_image (78), single_image (172), text_only (50)",
+        "m.yaml: `proportions.video`: the pool's `task_type` has no label `video`; it has: "
+        "multi_image (78), single_image (172), text_only (50)",
         id="unknown-type",
     ),
     pytest.param(
@@ -539,8 +539,8 @@ def test_sweep_stops_before_training_when_the_pool_cannot_supply_a_volume(
     msg = fails(capsys, "sweep", job)  # the pool check, before Ray, Optuna or a model start
     assert msg == (
         f"{job}: `design.volumes` 250, 2000 cannot be drawn from the pool {world['pool']}: "
-        "design point v250-b0.40-s0 needs 215 rows of `colors`, the pool's `skill` has 87. "
-        "Lower `design.volumes` to at most 101 (the largest volume every `design.balance` "
+        "design point v250-b0.40-s0 needs 216 rows of `colors`, the pool's `skill` has 87. "
+        "Lower `design.volumes` to at most 100 (the largest volume every `design.balance` "
         "level can draw), or import a larger pool"
     )
     # No study, no tracking store, no run folder: nothing started.

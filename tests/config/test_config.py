@@ -388,15 +388,19 @@ def test_validate_job_volume_too_large_names_design_volumes_and_the_most_it_can_
 ) -> None:
     job = pool_job(tmp_path, small_pool, ("design.volumes=[40, 250, 2000]",))
     msg = error_of(validate_job, job)
-    # At balance 0.4 the dominant `colors` share is 0.86: 250 rows need 215 colors, the pool has 87.
+    # At balance 0.4 the dominant `colors` share is 0.86: 250 rows need 216 colors (215.2 exact:
+    # the larger type gets its extra row first), the pool has 87.
     assert msg == (
         f"{job.source}: `design.volumes` 250, 2000 cannot be drawn from the pool "
-        f"{small_pool['pool']}: design point v250-b0.40-s0 needs 215 rows of `colors`, the pool's "
-        "`skill` has 87. Lower `design.volumes` to at most 101 (the largest volume every "
+        f"{small_pool['pool']}: design point v250-b0.40-s0 needs 216 rows of `colors`, the pool's "
+        "`skill` has 87. Lower `design.volumes` to at most 100 (the largest volume every "
         "`design.balance` level can draw), or import a larger pool"
     )
     assert "max_repeat" not in msg  # a job file has no such key
-    validate_job(pool_job(tmp_path, small_pool, ("design.volumes=[101]",)))
+    validate_job(pool_job(tmp_path, small_pool, ("design.volumes=[100]",)))
+    # far more rows than the pool holds: refused before apportioning a billion rows
+    huge = error_of(validate_job, pool_job(tmp_path, small_pool, ("design.volumes=[1e9]",)))
+    assert "`design.volumes` 1000000000 cannot be drawn" in huge and "at most 100" in huge
 
 
 def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[str, Path]) -> None:

@@ -157,16 +157,47 @@ def test_rows_per_type() -> None:
     assert rows_per_type({"b": 0.5, "a": 0.5}, 7) == {"a": 4, "b": 3}  # tie -> first by name
     assert rows_per_type({"a": 0.7, "b": 0.3, "z": 0.0}, 10) == {"a": 7, "b": 3, "z": 0}
     assert rows_per_type({"a": 0.125, "b": 0.875}, 8) == {"a": 1, "b": 7}
-    rng = random.Random(0)
-    for _ in range(300):
-        k = rng.randint(1, 6)
-        shares = [rng.random() for _ in range(k)]
-        props = {f"t{i}": s / sum(shares) for i, s in enumerate(shares)}
-        volume = rng.randint(0, 100_000)
-        rows = rows_per_type(props, volume)
-        assert sum(rows.values()) == volume
-        # Within quota: each count is the floor or ceiling of its exact share.
-        assert all(abs(rows[t] - props[t] * volume) < 1 for t in props)
+    # Shares summing to 1 only within 1e-6 still give exact totals.
+    assert sum(rows_per_type({"a": 1 / 3, "b": 1 / 3, "c": 0.3333334}, 99_999).values()) == 99_999
+
+
+def test_rows_per_type_is_exact_within_quota_and_monotone_in_volume() -> None:
+    """At every volume 0..1,500 of 150 random share vectors (2 to 12 types, some very skewed):
+    the rows sum to the volume, each type's count is the floor or ceiling of its exact share,
+    and no type's count shrinks as the volume grows (so selections nest)."""
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(150):
+        k = int(rng.integers(2, 13))
+        shares = rng.dirichlet([float(rng.choice([0.1, 0.5, 2.0]))] * k)
+        props = {f"t{i:02d}": float(s) for i, s in enumerate(shares)}
+        previous = dict.fromkeys(props, 0)
+        for volume in range(1_501):
+            rows = rows_per_type(props, volume)
+            assert sum(rows.values()) == volume
+            worst = max(worst, max(abs(rows[t] - props[t] * volume) for t in props))
+            assert all(rows[t] >= previous[t] for t in props), (props, volume)
+            previous = rows
+    # Measured: strictly within one row of the exact share (largest remainder's bound too).
+    assert 0.99 < worst < 1
+
+
+def test_rows_per_type_has_no_alabama_paradox() -> None:
+    """The review's case: largest remainder gave the 1% type 1 row at volume 40 and 0 at 41."""
+    p = {"single_image": 0.01, "multi_image": 0.06, "text_only": 0.93}
+    assert rows_per_type(p, 40) == {"multi_image": 2, "single_image": 0, "text_only": 38}
+    assert rows_per_type(p, 41) == {"multi_image": 2, "single_image": 0, "text_only": 39}
+    # Its first row is due at volume 100 (0.01 x 100 = 1 row); it comes at 99, where its deadline
+    # is the earliest of the three. Its second may come once 0.01 v > 1 and is due at 200.
+    single = [rows_per_type(p, v)["single_image"] for v in range(1, 201)]
+    assert single.index(1) + 1 == 99 and single[:98] == [0] * 98
+    assert single[-1] == 2 and set(single[99:]) == {1, 2} and single == sorted(single)
+    # Large volumes: exact where the share is a whole number of rows.
+    assert rows_per_type(p, 100_000) == {
+        "multi_image": 6_000,
+        "single_image": 1_000,
+        "text_only": 93_000,
+    }
 
 
 # ---------------------------------------------------------------------------- validate
@@ -179,10 +210,13 @@ def test_validate_taxonomy_and_types() -> None:
         validate(Mixture(taxonomy="skill"), MANIFEST, source="m.yaml")
     with pytest.raises(UserError) as err:
         validate(Mixture(proportions={"text_only": 0.5, "single_image": 0.5}), MANIFEST, "m.yaml")
-    assert "`proportions.text_only` is 0.5 but the pool has no `text_only` rows" in str(err.value)
-    assert "single_image (50,000), multi_image (12,113)" in str(err.value)
-    # A zero share for an absent type is fine.
-    validate(Mixture(volume=10, proportions={"text_only": 0.0, "single_image": 1.0}), MANIFEST)
+    assert str(err.value) == (
+        "m.yaml: `proportions.text_only`: the pool's `task_type` has no label `text_only`; "
+        "it has: single_image (50,000), multi_image (12,113)"
+    )
+    # Even at share 0: it would count as a type of its own in the balance.
+    with pytest.raises(UserError, match=r"`proportions\.text_only`: the pool's `task_type` has no"):
+        validate(Mixture(volume=10, proportions={"text_only": 0.0, "single_image": 1.0}), MANIFEST)
 
 
 def test_validate_volume_supply_message() -> None:
@@ -306,7 +340,17 @@ def test_mixture_summary(pool: Pool) -> None:
     )
     assert "volume       20 rows" in text
     assert "single_image   50.00%         10         30     0.33" in text
-    assert "normalised entropy 1.000, min/max 1.000, KL to uniform 0.000" in text
+    assert "text_only       0.00%          0          5     0.00" in text
+    # Over the pool's 3 task types, as a trial records `balance`: log 2 / log 3 = 0.631.
+    assert "normalised entropy 0.631, min/max 0.000, KL to uniform 0.405 nats" in text
+    assert "over the pool's 3 `task_type` labels" in text
+    listed = Mixture(
+        name="bal",
+        volume=20,
+        proportions={"single_image": 0.5, "multi_image": 0.5, "text_only": 0.0},
+    )
+    assert mixture_summary(listed, pool).splitlines()[-2:] == text.splitlines()[-2:]
+    assert normalized_entropy(listed.proportions) == pytest.approx(math.log(2) / math.log(3))
 
 
 # ---------------------------------------------------------------------------- balance

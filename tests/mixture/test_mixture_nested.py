@@ -68,8 +68,10 @@ SHARE = Mixture(
 def test_nested_mixture_keeps_the_base_mixture_fixed(combined: Pool) -> None:
     sel = materialize(SHARE, combined)
     assert sel.counts == {"base": 45, "mmcr": 15}
-    # base's own task-type shares (30 / 10 / 20 of 60), at 45 rows: 22.5 / 7.5 / 15.
-    assert sel.cells == {"base/multi_image": 8, "base/single_image": 22, "base/text_only": 15}
+    # base's own task-type shares (30 / 10 / 20 of 60), at 45 rows: 22.5 / 7.5 / 15. The half
+    # row goes to single_image, whose 23rd row is due first (at 46 base rows; multi_image's 8th
+    # at 48): `apportion`, earliest deadline first.
+    assert sel.cells == {"base/multi_image": 7, "base/single_image": 23, "base/text_only": 15}
     table = combined.table()
     got = Counter(
         zip(
@@ -78,7 +80,7 @@ def test_nested_mixture_keeps_the_base_mixture_fixed(combined: Pool) -> None:
             strict=True,
         )
     )
-    assert got[("base", "single_image")] == 22 and got[("base", "text_only")] == 15
+    assert got[("base", "single_image")] == 23 and got[("base", "text_only")] == 15
     assert got[("mmcr", "single_image")] + got[("mmcr", "multi_image")] == 15
     # Changing the MMCR share leaves the base's inner proportions as they were.
     more = materialize(replace(SHARE, proportions={"mmcr": 0.5, "base": 0.5}), combined)
@@ -102,7 +104,7 @@ def test_nested_mixture_from_yaml_and_summary(combined: Pool, tmp_path: Path) ->
     assert load_mixture(path) == SHARE
     text = mixture_summary(load_mixture(path), combined)
     assert "base             75.00%         45         60     0.75   within: task_type" in text
-    assert "  single_image   36.67%         22         30     0.73" in text
+    assert "  single_image   38.33%         23         30     0.77" in text
 
 
 @pytest.mark.parametrize(
@@ -179,7 +181,7 @@ def test_min_share_floors() -> None:
         validate(replace(m, min_share=1.5), manifest)
     with pytest.raises(UserError, match=r"`min_share` sums to 1\.2, more than 1"):
         validate(replace(m, min_share={"single_image": 0.6, "multi_image": 0.6}), manifest)
-    with pytest.raises(UserError, match=r"`min_share\.text_only` is 0\.1 but the pool has no"):
+    with pytest.raises(UserError, match=r"`min_share\.text_only`: the pool's `task_type` has no"):
         validate(replace(m, min_share={"text_only": 0.1}), manifest)
 
 
