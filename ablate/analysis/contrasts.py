@@ -124,6 +124,9 @@ class Noise:
     check_p: float | None
     """Bartlett's test across volume levels (None: not possible, fewer than 2 volumes with
     replicated cells, or a volume with no spread at all)."""
+    unreplicated: tuple[float, ...] = ()
+    """Volume levels with no replicated cell (no variance of their own): when Bartlett's p is
+    below the check but some volume is here, the pooled variance is used all the same."""
 
     @property
     def pooled(self) -> bool:
@@ -134,7 +137,13 @@ class Noise:
         one = np.array([self.pooled_sd**2])
         group = np.zeros(self.group.size, int)
         return Noise(
-            group, one, np.array([self.pooled_df]), self.pooled_sd, self.pooled_df, self.check_p
+            group,
+            one,
+            np.array([self.pooled_df]),
+            self.pooled_sd,
+            self.pooled_df,
+            self.check_p,
+            self.unreplicated,
         )
 
     def short(self) -> str:
@@ -153,6 +162,14 @@ class Noise:
                 if self.check_p is None
                 else f"; equal variances across volumes: p = {self.check_p:.2f}"
             )
+            if self.check_p is not None and self.unreplicated and self.check_p < VARIANCE_CHECK:
+                lone = ", ".join(f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in self.unreplicated)
+                p = (
+                    f"; the variances differ across volumes (Bartlett p = {self.check_p:.2f} < "
+                    f"{VARIANCE_CHECK}), but volume {lone} has no replicated cell, so no variance "
+                    "of its own: the pooled one is used for every volume and the bounds may be "
+                    "too narrow where a volume is noisier"
+                )
             return f"seed SD {self.pooled_sd:.3g} pooled over all cells ({self.pooled_df} df{p})"
         sds = np.sqrt(self.var)
         return (
@@ -186,7 +203,8 @@ def noise(cells: CellMeans, check: float = VARIANCE_CHECK) -> Noise:
         return pooled
     p = bartlett(g_ss[has] / g_df[has], g_df[has])
     if p >= check or not has.all():
-        return Noise(pooled.group, pooled.var, pooled.df, pooled.pooled_sd, df, p)
+        lone = tuple(v for v, h in zip(vols, has, strict=True) if not h)
+        return Noise(pooled.group, pooled.var, pooled.df, pooled.pooled_sd, df, p, lone)
     return Noise(group, g_ss / g_df, g_df, pooled.pooled_sd, df, p)
 
 

@@ -8,9 +8,9 @@ bounds at a family-wise error `alpha`, 5% unless set).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from ablate.analysis.contrasts import guard_needs
+from ablate.analysis.contrasts import arrangements, guard_needs, guard_seeds
 from ablate.analysis.power import (
     GUARD_NOTE,
     GUARDED_SEEDS,
@@ -29,7 +29,6 @@ from ablate.analysis.verdict import (
     LessIsMore,
     Status,
     balance_verdicts,
-    guard_text,
     study_design,
     volume_verdicts,
 )
@@ -69,8 +68,11 @@ class Findings:
         return self.overall.status
 
     def headline(self) -> str:
+        who = f"{self.group[:1].upper()}{self.group[1:]}: " if self.group else ""
+        if self.searched:
+            return f'{who}"Less is more" {self.verdict.upper()}: {self.overall.reason}.'
         n_hold = sum(r.status == "holds" for r in self.per_level)
-        scope = "over all balance levels" if self.per_level else ""
+        scope = self.scope_words() if self.per_level else ""
         levels = len(self.per_level)
         caveat = (
             f" (each level is its own test at {self.alpha:.0%}: with {levels} levels and no "
@@ -78,18 +80,30 @@ class Findings:
             if levels > 1
             else ""
         )
-        who = f"{self.group[:1].upper()}{self.group[1:]}: " if self.group else ""
         return (
             f'{who}"Less is more" {self.verdict.upper()} {scope}: {self.overall.reason}. '
             f"Per balance level it holds at {n_hold} of {levels}{caveat}."
         )
+
+    def scope_words(self) -> str:
+        """Which balance levels the overall test averaged over: `over all balance levels`,
+        `over the balance levels completed at every volume (0.40, 1.00)`, `at balance 0.72
+        only`; `at each balance level` when no overall test ran."""
+        used = overall_levels(self.overall, self.per_level)
+        if used is None or len(used) == len(self.per_level):
+            return "over all balance levels"
+        if len(used) == 1:
+            return f"at balance {used[0]:.2f} only (the one level completed at every volume)"
+        listed = ", ".join(f"{b:.2f}" for b in used)
+        return f"over the balance levels completed at every volume ({listed})"
 
     def statements(self) -> list[str]:
         """Plain-words findings, most important first."""
         out = [self.headline()]
         if self.detectable:
             out.append(self.detectable)
-        out += [f"Balance {r.balance:.2f}: {r.status}: {r.reason}." for r in self.per_level]
+        if not self.searched:  # (a search's levels all say the headline's reason)
+            out += [f"Balance {r.balance:.2f}: {r.status}: {r.reason}." for r in self.per_level]
         out += [b.describe(self.metric, self.cells.sign) for b in self.balance]
         if self.cells.table["n"].max() < 2:
             out.append(
@@ -102,8 +116,41 @@ class Findings:
         return out
 
 
+def guard_text(d: Design, alpha: float, factor: Literal["volume", "balance"]) -> str:
+    """Why the tests comparing levels of `factor` ran without the heavy-tail guard, and the
+    seeds per mixture that would bring it in (`contrasts.Family.guard`)."""
+    within = 1 if factor == "volume" else 0  # the scores are shuffled within the other factor
+    other = "balance level" if factor == "volume" else "volume"
+    n = guard_seeds(d.cells, within, alpha)
+    more = f"; {n} seeds per mixture would bring it in" if n and not d.searched else ""
+    return (
+        f"The {factor} comparisons ran without the heavy-tail guard: shuffling the scores within "
+        f"each {other} gives only {plural(arrangements(d.cells, within), 'distinct arrangement')}, "
+        f"fewer than the {guard_needs(alpha):,} its permutation quantile needs at {alpha:.0%} "
+        "(with fewer it is too coarse: its bound can sit at 0 and decide nothing), so their "
+        "bounds are the multivariate t's alone: exact for normal seed noise, not guarded "
+        f"against heavy tails{more}."
+    )
+
+
+def overall_levels(overall: LessIsMore, per_level: list[LessIsMore]) -> list[float] | None:
+    """The balance levels the overall test averaged over (completed at every volume tested);
+    None when no overall test ran."""
+    if not overall.comparisons:
+        return None
+    return list(overall.levels) or [r.balance for r in per_level if r.balance is not None]
+
+
 def method_text(d: Design, alpha: float) -> str:
     """The tests in one paragraph, with this study's numbers."""
+    if d.searched:
+        return (
+            "How a search is read: its volumes and balances are binned into a few levels for the "
+            "plots and tables, but a bin holds different mixtures, each run once, so no volume or "
+            "balance test is run on the bins; the volume question is put to the surrogate "
+            "fitted on every trial (its predicted score against volume at the best tried shares, "
+            "within the tried volumes), and a grid follow-up with seeds can test it."
+        )
     if d.noise.pooled_df == 0:
         noise = "no seed noise measured (one seed per mixture), so no test was run"
     else:
@@ -186,7 +233,7 @@ def detectable_text(d: Design, alpha: float) -> str:
     """The minimal detectable effect of the study as run, next to the verdict (a "cannot be
     decided" means little about effects smaller than this): the design as tried, and the effect
     at its fewest completed seeds per cell when failures left some cell with fewer."""
-    if d.noise.pooled_df == 0 or len(d.volumes) < 2 or not d.cells.n.size:
+    if d.searched or d.noise.pooled_df == 0 or len(d.volumes) < 2 or not d.cells.n.size:
         return ""
     if not d.noise.pooled_sd > 0:
         return ""  # every seed scored the same: no noise to size an effect against

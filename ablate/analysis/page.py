@@ -14,6 +14,7 @@ from ablate.analysis.findings import Findings
 from ablate.analysis.recommend import Recommendation
 from ablate.analysis.surrogates import Proposal, Surrogates
 from ablate.analysis.tables import mixture_table
+from ablate.analysis.volume_answer import VolumeAnswer
 from ablate.config import JobSpec
 
 TITLES = {
@@ -21,7 +22,7 @@ TITLES = {
     "heatmap": "Volume x balance",
     "domains": "Per domain",
     "pareto": "Pareto front: score against cost",
-    "simplex": "Proportions",
+    "simplex": "Mixtures' shares, coloured by score",
     "history": "Optimisation history",
     "rank_transfer": "Rank transfer: one model's mixture means against another's",
     "ladder": "Ladder: each rung's mixtures on its model, a promoted mixture's rungs joined",
@@ -52,9 +53,11 @@ def render_page(
     rec: Recommendation | None,
     plots: dict[str, Path],
     notes: list[str],
+    answer: VolumeAnswer | None = None,
 ) -> str:
-    """The whole page, section by section."""
-    parts = _verdict(job, metric, findings)
+    """The whole page, section by section (`answer`: a search's volume question, put to the
+    surrogate)."""
+    parts = _verdict(job, metric, findings, answer)
     of = f" ({findings.group})" if findings.group else ""
     if rec is not None and rec.proposals:
         parts += _proposals(job, metric, rec.proposals, of)
@@ -87,18 +90,24 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _verdict(job: JobSpec, metric: str, f: Findings) -> list[str]:
+def _verdict(job: JobSpec, metric: str, f: Findings, answer: VolumeAnswer | None) -> list[str]:
     """The head, the verdict, the findings and how the intervals were computed."""
     status = f.verdict
     who = f"{_e(f.group[:1].upper() + f.group[1:])}: " if f.group else ""
+    scope = "" if f.searched else f" {_e(f.scope_words())}"
+    if f.searched and answer is None:
+        said = " No surrogate could be fitted to put the volume question to."
+    else:
+        said = f" {_e(answer.describe(metric))}" if answer is not None else ""
     return [
         f"<!doctype html><html><head><meta charset='utf-8'><title>ablate report: {_e(job.study)}"
         f"</title><style>{CSS}</style></head><body>",
         f"<h1>Study <code>{_e(job.study)}</code>: is less more?</h1>",
         *(f"<p><b>{_e(line)}</b></p>" for line in f.scope),
         f"<div class='verdict {status.replace(' ', '-')}'><b>{who}&ldquo;Less is more&rdquo; "
-        f"{_e(status)}</b> over all balance levels (family-wise error {f.alpha:.0%}): "
-        f"{_e(f.overall.reason)}.</div>",
+        f"{_e(status)}</b>{scope}"
+        f"{'' if f.searched else f' (family-wise error {f.alpha:.0%})'}: "
+        f"{_e(f.overall.reason)}.{said}</div>",
         f"<p>{f.n_complete} completed trials; {_e(f.failures.summary())}; objective "
         f"<code>{_e(metric)}</code> ({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>."
         "</p>",
@@ -123,7 +132,7 @@ def _comparisons(f: Findings) -> list[str]:
             _num(c.high),
             _e(c.outcome),
         ]
-        for r in [f.overall, *f.per_level]
+        for r in _compared(f)
         for c in r.comparisons
     ]
     if not rows:
@@ -139,6 +148,14 @@ def _comparisons(f: Findings) -> list[str]:
         "this comparison",
     ]
     return ["<h2>Each smaller volume against the largest</h2>", _table(header, rows)]
+
+
+def _compared(f: Findings) -> list[Any]:
+    """The tests whose comparisons the table lists: the overall one and each level's, the
+    overall left out when it averaged over one level only (its rows would copy that level's)."""
+    levels = f.overall.levels
+    single = len(levels) == 1 and any(r.balance == levels[0] for r in f.per_level)
+    return [*([] if single else [f.overall]), *f.per_level]
 
 
 def _proposals(job: JobSpec, metric: str, proposals: list[Proposal], of: str) -> list[str]:
@@ -189,11 +206,20 @@ def _surrogates(surrogates: Surrogates, of: str) -> list[str]:
         "regret of the top pick",
         "folds",
     ]
+    regrets = {round(c.regret, 12) for c in surrogates.cv.values() if math.isfinite(c.regret)}
+    tied = ""
+    if len(regrets) == 1 and len(surrogates.cv) > 1:
+        value = next(iter(regrets))
+        why = ": each ranked the best held-out mixture first in every fold" if value == 0 else ""
+        tied = (
+            f" Every model ties on regret ({_num(value, 4)}{why}), so the pick fell to the "
+            "held-out Spearman."
+        )
     return [
         f"<h2>Surrogates{_e(of)} (held-out, grouped 5-fold cross-validation)</h2>",
         _table(header, rows),
         "<p>The best proposes: the lowest held-out regret of the top pick (the best held-out "
-        "mixture's score less that of the one the model ranked first), then Spearman.</p>",
+        f"mixture's score less that of the one the model ranked first), then Spearman.{tied}</p>",
     ]
 
 
@@ -224,9 +250,22 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
         ]
         for r in cells.itertuples()
     ]
+    levels = f.overall.levels
+    if len(levels) > 1 and not f.searched:  # what the verdict's overall scores are
+        over = "/".join(f"{b:.2f}" for b in levels)
+        for v, part in cells[cells["bal_level"].isin(levels)].groupby("vol_level"):
+            if len(part) == len(levels):
+                row = [
+                    f"{v:,.0f}",
+                    f"overall (mean over balance {over})",
+                    "-",
+                    _num(part["mean"].mean()),
+                ]
+                cell_rows.append([*row, "-", "-"])
+    what = "trials" if f.searched else "seeds"
     parts = [
-        f"<h2>Cells: mean over seeds and {_e(f.cells.describe())} (the plots' error bars)</h2>",
-        _table(["volume", "balance", "seeds", "mean", "low", "high"], cell_rows[:MAX_CELLS]),
+        f"<h2>Cells: mean over {what} and {_e(f.cells.describe())} (the plots' error bars)</h2>",
+        _table(["volume", "balance", what, "mean", "low", "high"], cell_rows[:MAX_CELLS]),
     ]
     if len(cells) > MAX_CELLS:
         return parts

@@ -15,75 +15,40 @@ from typing import Any
 
 import numpy as np
 
-from ablate.analysis.load import completed, task_types
-from ablate.analysis.stats import Cells, add_levels, cell_stats
+from ablate.analysis.load import completed
+from ablate.analysis.plot_base import DPI, direction_word, load_pyplot, titled, volume_axis
+from ablate.analysis.plot_base import label as _label
+from ablate.analysis.plot_base import save as _save
+from ablate.analysis.plot_shares import plot_simplex
+from ablate.analysis.stats import Cells, add_levels, cell_stats, study_searched
 from ablate.analysis.tables import mixture_means
 
-DPI = 110
-
-
-def load_pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fig.get_layout_engine() is None:  # (a constrained layout lays itself out)
-        fig.tight_layout()
-    fig.savefig(out)
-    load_pyplot().close(fig)
-    return out
-
-
-def _label(df: Any, metric: str, label: str | None) -> str:
-    if label:
-        return label
-    return str(df.attrs.get("metric", "score")) if metric == "value" else metric
-
-
-def _titled(df: Any, title: str) -> str:
-    """`title`, naming the model (or settings) plotted in a study of several."""
-    group = df.attrs.get("group")
-    return f"{title} ({group})" if group else title
-
-
-def _direction_word(df: Any) -> str:
-    return "lower is better" if df.attrs.get("direction") == "minimize" else "higher is better"
+#: Balance levels' points at one volume are set apart by this much (log10 rows) per level.
+DODGE = 0.02
 
 
 def _curves(ax: Any, cells: Cells, replicated: bool) -> None:
+    """One line per balance level, its points dodged sideways (`DODGE`) so that the levels'
+    bars at one volume do not cover each other; a search's bins get points, no lines (bins of
+    different mixtures are no curve)."""
     t = cells.table.reset_index()
-    for b, part in t.groupby("bal_level"):
+    levels = sorted(t["bal_level"].unique())
+    for i, (b, part) in enumerate(t.groupby("bal_level")):
         part = part.sort_values("vol_level")
         yerr = np.vstack([part["mean"] - part["low"], part["high"] - part["mean"]])
         yerr = np.nan_to_num(yerr, nan=0.0)
+        shift = 10 ** (DODGE * (i - (len(levels) - 1) / 2))
         ax.errorbar(
-            part["vol_level"],
+            part["vol_level"] * shift,
             part["mean"],
-            yerr=yerr if replicated else None,
+            yerr=yerr if replicated and not cells.searched else None,
             marker="o",
             capsize=3,
+            ls="none" if cells.searched else "-",
             label=f"{b:.2f}",
         )
-    _volume_axis(ax, t["vol_level"].unique())
+    volume_axis(ax, t["vol_level"].unique())
     ax.grid(True, alpha=0.3)
-
-
-def _volume_axis(ax: Any, volumes: Any) -> None:
-    """Log axis with a labelled tick at each tested volume (matplotlib's minor labels collide)."""
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    vols = sorted(float(v) for v in volumes)
-    if len(vols) <= 8:
-        ax.set_xticks(vols, [f"{v:,.0f}" for v in vols])
-    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_volume_balance(
@@ -93,9 +58,12 @@ def plot_volume_balance(
     label: str | None = None,
     cells: Cells | None = None,
 ) -> Path:
-    """Score against volume (log axis), one line per balance level, 95% t interval bars."""
+    """Score against volume (log axis), one line per balance level, 95% t interval bars; a
+    search study's trials one point each, coloured by balance (`_searched_trials`)."""
     plt = load_pyplot()
     cells = cells or cell_stats(df, metric)
+    if cells.searched:
+        return _searched_trials(plt, df, out, metric, label)
     replicated = cells.df >= 1
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
     _curves(ax, cells, replicated)
@@ -106,10 +74,33 @@ def plot_volume_balance(
         else "one seed per mixture: no interval can be drawn"
     )
     ax.set_xlabel("training volume (rows, log scale)")
-    ax.set_ylabel(f"{name} ({_direction_word(df)})")
-    title = _titled(df, f"{name} against volume per balance level")
+    ax.set_ylabel(f"{name} ({direction_word(df)})")
+    title = titled(df, f"{name} against volume per balance level")
     ax.set_title(f"{title}\n{bars}", fontsize=9)
     ax.legend(title="balance (norm. entropy)", fontsize=8)
+    return _save(fig, out)
+
+
+def _searched_trials(plt: Any, df: Any, out: Path, metric: str, label: str | None) -> Path:
+    """A search: every completed trial at its own volume, coloured by its balance, no lines and
+    no bars (each mixture ran once: bins joined by lines would read as a volume curve)."""
+    done = completed(df, metric)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
+    sc = ax.scatter(
+        done["volume"].astype(float), done[metric], c=done["balance"].astype(float),
+        cmap="plasma", vmin=0, vmax=1, s=22, edgecolors="k", linewidths=0.3,
+    )  # fmt: skip
+    volume_axis(ax, done["volume"])
+    ax.grid(True, alpha=0.3)
+    name = _label(df, metric, label)
+    ax.set_xlabel("training volume (rows, log scale)")
+    ax.set_ylabel(f"{name} ({direction_word(df)})")
+    fig.colorbar(sc, ax=ax, label="balance (norm. entropy)")
+    title = titled(df, f"{name} of every searched trial against its volume")
+    ax.set_title(
+        f"{title}\neach a different mixture run once: not a volume curve (see the surrogate's)",
+        fontsize=9,
+    )
     return _save(fig, out)
 
 
@@ -146,7 +137,7 @@ def plot_heatmap(
     name = _label(df, metric, label)
     ax.set_xlabel("training volume (rows)")
     ax.set_ylabel("balance (normalised entropy)")
-    ax.set_title(_titled(df, f"mean {name} over seeds, volume x balance"), fontsize=10)
+    ax.set_title(titled(df, f"mean {name} over seeds, volume x balance"), fontsize=10)
     fig.colorbar(im, ax=ax, label=name)
     return _save(fig, out)
 
@@ -192,7 +183,7 @@ def plot_domains(df: Any, out: Path, prefix: str = "accuracy/") -> Path | None:
         if replicated
         else "one seed: no intervals"
     )
-    title = _titled(df, f"per-domain {prefix.rstrip('/')} against volume")
+    title = titled(df, f"per-domain {prefix.rstrip('/')} against volume")
     fig.suptitle(f"{title}\n{bars}", fontsize=10)
     return _save(fig, out)
 
@@ -223,7 +214,8 @@ def plot_pareto(df: Any, out: Path, metric: str = "value", label: str | None = N
     )
     panels = [("volume", "training volume (rows, log scale)")]
     if mix[cost2].notna().all():
-        panels.append((cost2, name2))
+        mix[cost2], unit = _cost_unit(mix[cost2].astype(float))
+        panels.append((cost2, name2.replace("hours", unit, 1)))
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=DPI, squeeze=False
     )
@@ -238,157 +230,72 @@ def plot_pareto(df: Any, out: Path, metric: str = "value", label: str | None = N
             front[col], front["score"], where="post", color="k", lw=1.2, marker="o", ms=9,
             mfc="none", label="Pareto front",
         )  # fmt: skip
-        ax.set_xscale("log")
+        if col == "volume":
+            volume_axis(ax, mix[col])
+        else:
+            _cost_axis(ax, mix[col])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"mean {name} over seeds")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right" if maximize else "upper right")
+        ax.legend(fontsize=8, loc="best")
     fig.colorbar(sc, ax=axes[0, -1], label="balance")
     fig.suptitle(
-        _titled(df, f"{name} against cost: mixtures on the front are not beaten by a cheaper one"),
+        titled(df, f"{name} against cost: mixtures on the front are not beaten by a cheaper one"),
         fontsize=10,
     )
     return _save(fig, out)
 
 
-def plot_simplex(
-    df: Any, out: Path, metric: str = "value", label: str | None = None
-) -> Path | None:
-    """3 task types: a ternary plot of the proportions coloured by score; more: parallel coordinates."""
-    types = task_types(df)
-    if len(types) < 2:
-        return None
-    plt = load_pyplot()
-    mix = mixture_means(df, metric)
-    name = _label(df, metric, label)
-    cmap = "viridis_r" if df.attrs.get("direction") == "minimize" else "viridis"
-    p = mix[[f"p/{t}" for t in types]].to_numpy(float)
-    if len(types) == 2:
-        fig = _share_scatter(plt, mix, p, types, name)
-    elif len(types) == 3:
-        title = _titled(df, f"{name} over the simplex of proportions")
-        fig = _ternary(plt, mix, p, types, name, cmap, title)
-    else:
-        fig = _parallel_coordinates(plt, mix, p, types, name, cmap)
-    return _save(fig, out)
+def _cost_unit(hours: Any) -> tuple[Any, str]:
+    """Hours in a unit that reads: minutes below 0.1 h, seconds below 0.1 min (sim trials)."""
+    top = float(hours.max()) if len(hours) else 0.0
+    if top >= 0.1:
+        return hours, "hours"
+    if top * 60 >= 0.1:
+        return hours * 60, "minutes"
+    return hours * 3600, "seconds"
 
 
-def _share_scatter(plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str) -> Any:
-    """2 task types: the score against the share of the first, coloured by volume."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=DPI)
-    sc = ax.scatter(p[:, 0], mix["score"], c=np.log10(mix["volume"].astype(float)), cmap="cividis")
-    ax.set_xlabel(f"share of {types[0]} (rest: {types[1]})")
-    ax.set_ylabel(f"mean {name} over seeds")
-    fig.colorbar(sc, ax=ax, label="log10 volume (rows)")
-    ax.grid(True, alpha=0.3)
-    ax.set_title(f"{name} against the share of {types[0]}", fontsize=10)
-    return fig
+def _cost_axis(ax: Any, cost: Any) -> None:
+    """A log cost axis with major labels only (matplotlib's minor labels collide); under a
+    decade of cost, which has no major tick, 4 labelled ticks across it."""
+    from matplotlib.ticker import NullFormatter
 
-
-def _triangle(ax: Any, types: list[str]) -> None:
-    """The simplex's outline with its corners named."""
-    corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
-    ax.plot(corners[:, 0], corners[:, 1], color="0.4", lw=1)
-    for (cx, cy), t, ha in zip(corners[:3], types, ("right", "left", "center"), strict=True):
-        ax.annotate(
-            t, (cx, cy), xytext=(0, -12 if cy == 0 else 6), textcoords="offset points", ha=ha,
-            fontsize=9,
-        )  # fmt: skip
-    ax.set_aspect("equal")
-    ax.axis("off")
-
-
-def _ternary(
-    plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str, title: str
-) -> Any:
-    """3 task types: the simplex as a triangle, a marker per mixture, one panel per volume level
-    (a mixture tried at several volumes sits at one point: drawn in one panel, the largest
-    volume's marker would hide the rest), one colour scale, each panel's best ringed in red."""
-    # barycentric -> plane: corners (0,0), (1,0), (1/2, sqrt(3)/2)
-    x = p[:, 1] + 0.5 * p[:, 2]
-    y = (np.sqrt(3) / 2) * p[:, 2]
-    score = mix["score"].to_numpy(float)
-    better = -score if cmap.endswith("_r") else score
-    levels = add_levels(mix)["vol_level"].to_numpy(float)
-    binned = mix["volume"].nunique() > len(np.unique(levels))
-    vols = np.unique(levels)
-    ncol = 2 if len(vols) in (2, 4) else min(3, len(vols))
-    nrow = -(-len(vols) // ncol)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(3.9 * ncol + 1.2, 3.6 * nrow + 0.6), dpi=DPI, squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    for ax, v in zip(axes.flat, vols, strict=False):
-        _triangle(ax, types)
-        on = np.flatnonzero(levels == v)
-        on = on[np.argsort(better[on])]  # the best drawn last, on top
-        sc = ax.scatter(
-            x[on], y[on], c=score[on], s=36, cmap=cmap, vmin=score.min(), vmax=score.max(),
-            edgecolors="k", linewidths=0.3,
-        )  # fmt: skip
-        ax.scatter(x[on[-1]], y[on[-1]], s=110, facecolors="none", edgecolors="r", lw=1.2)
-        ax.set_title(
-            f"{'about ' if binned else ''}{v:,.0f} rows: best {score[on[-1]]:.3f}",
-            fontsize=9, pad=16,  # above the top corner's name
-        )  # fmt: skip
-    for ax in axes.flat[len(vols) :]:
-        ax.set_visible(False)
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"mean {name} over seeds", shrink=0.8)
-    fig.suptitle(f"{title}\none panel per volume, the best of each ringed", fontsize=10)
-    return fig
-
-
-def _parallel_coordinates(
-    plt: Any, mix: Any, p: np.ndarray, types: list[str], name: str, cmap: str
-) -> Any:
-    """4+ task types: one axis per share, log volume and score; each line one mixture."""
-    from matplotlib.collections import LineCollection
-
-    cols = [*(f"p/{t}" for t in types), "log10 volume", "score"]
-    data = np.column_stack([p, np.log10(mix["volume"].astype(float)), mix["score"]])
-    lo, hi = data.min(axis=0), data.max(axis=0)
-    norm = (data - lo) / np.where(hi > lo, hi - lo, 1.0)
-    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2, 4.4), dpi=DPI)
-    order = np.argsort(norm[:, -1])  # best drawn last, on top
-    xs = np.arange(len(cols), dtype=float)
-    lines = LineCollection(
-        [np.column_stack([xs, row]) for row in norm[order]],
-        colors=plt.get_cmap(cmap)(norm[order, -1]),
-        alpha=0.7,
-        linewidths=1,
-    )
-    ax.add_collection(lines)  # one artist for every mixture (a Line2D each drew 5x slower)
-    ax.set_xlim(-0.05 * (len(cols) - 1), 1.05 * (len(cols) - 1))
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xticks(range(len(cols)), [c.removeprefix("p/") for c in cols], rotation=20)
-    for i in range(len(cols)):
-        ax.axvline(i, color="0.6", lw=0.8)
-        ax.annotate(f"{hi[i]:.3g}", (i, 1.0), xytext=(2, 2), textcoords="offset points", fontsize=7)
-        ax.annotate(
-            f"{lo[i]:.3g}", (i, 0.0), xytext=(2, -9), textcoords="offset points", fontsize=7
-        )
-    ax.set_yticks([])
-    ax.set_title(f"mixtures as lines (shares, volume, mean {name}); colour: {name}", fontsize=10)
-    return fig
+    ax.set_xscale("log")
+    lo, hi = float(np.min(cost)), float(np.max(cost))
+    if 0 < lo < hi < 10 * lo:
+        ticks = np.geomspace(lo, hi, 4)
+        ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_history(df: Any, out: Path, metric: str = "value", label: str | None = None) -> Path:
-    """The objective of every completed trial in trial order, the best so far as a step line."""
+    """The objective of every completed trial in trial order; for a search, the best so far as
+    a step line (a fixed design runs in its own order: captioned so, no best-so-far line)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = load_pyplot()
     done = completed(df, metric).sort_values("trial")
     maximize = df.attrs.get("direction") != "minimize"
     best = done[metric].cummax() if maximize else done[metric].cummin()
+    fixed = not study_searched(df)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=DPI)
     ax.scatter(done["trial"], done[metric], s=12, alpha=0.7, label="trial")
-    ax.step(done["trial"], best, where="post", color="C3", label="best so far")
+    if not fixed:  # a fixed design's order is the design's: its best so far is no learning
+        ax.step(done["trial"], best, where="post", color="C3", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     failed = df[df["state"] == "FAIL"]
     if len(failed):
         for k, x in enumerate(failed["trial"]):
             ax.axvline(x, color="0.7", lw=0.6, ls=":", label="failed trial" if k == 0 else None)
     name = _label(df, metric, label)
     ax.set_xlabel("trial number")
-    ax.set_ylabel(f"{name} ({_direction_word(df)})")
-    ax.set_title(_titled(df, f"optimisation history: {len(done)} completed trials"), fontsize=10)
+    ax.set_ylabel(f"{name} ({direction_word(df)})")
+    what = "trials in run order" if fixed else "optimisation history"
+    title = titled(df, f"{what}: {len(done)} completed trials")
+    if fixed:
+        title += "\na fixed design: trial order is the design's order, not a search learning"
+    ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)

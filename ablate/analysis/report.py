@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ablate import tracking
 from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
@@ -26,8 +28,9 @@ from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
 from ablate.analysis.recommend import Recommendation, check_volume, recommend
-from ablate.analysis.stats import Cells
+from ablate.analysis.stats import Cells, study_searched
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
+from ablate.analysis.volume_answer import VolumeAnswer, volume_answer
 from ablate.bench.judge import is_judged_metric
 from ablate.config import JobSpec
 from ablate.errors import UserError
@@ -61,6 +64,8 @@ class Report:
     seconds: float = 0.0
     recommendation: Recommendation | None = None
     """Whether proposal 1 is expected to beat the best tried mixture, else the latter."""
+    volume_answer: VolumeAnswer | None = None
+    """A search study's volume question, put to the surrogate (`volume_answer`)."""
 
 
 # long: the report's steps in order (load, test, fit, plot, page, MLflow), one or two lines each
@@ -109,14 +114,15 @@ def write_report(
         shown, part = main_group(groups := split_groups(df))
         for name, group in groups if len(groups) > 1 else ():
             group.attrs["group"] = name  # named in the verdict and the plots' titles
-        fitter = Child(_fit_worker, part, column, volume, n_propose) if fork else None
+        search = study_searched(part)
+        fitter = Child(_fit_worker, part, column, volume, n_propose, search) if fork else None
         if fitter is not None:
             children.append(fitter)
         findings = analyse(part, column, alpha=alpha)
         findings.scope = group_scope(df, groups, shown)
         plots = _draw(part, out, column, label, findings.cells, children if fork else None)
-        surrogates, rec, note = (
-            fitter.result() if fitter is not None else _fit(part, column, volume, n_propose)
+        surrogates, rec, note, answer = (
+            fitter.result() if fitter is not None else _fit(part, column, volume, n_propose, search)
         )
         proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
@@ -128,7 +134,9 @@ def write_report(
         notes += [line.strip() for line in ladder[1:]]  # (after its "ladder:" heading)
         plots.update({"ladder": rungs} if rungs else {})
         page = out / "report.html"
-        page.write_text(render_page(job, df, label, findings, surrogates, rec, plots, notes))
+        page.write_text(
+            render_page(job, df, label, findings, surrogates, rec, plots, notes, answer)
+        )
         run_id = None
         if mlflow_log is not None:
             run_id = mlflow_log.log([page, csv, *plots.values()], df.attrs.get("study_uid"))
@@ -152,6 +160,7 @@ def write_report(
         mlflow_run_id=run_id,
         seconds=time.perf_counter() - start,
         recommendation=rec,
+        volume_answer=answer,
     )
 
 
@@ -293,27 +302,35 @@ def _plot_worker(
     return plot_all(df, out, column, label, cells, names)
 
 
-def _fit(
-    df: Any, column: str, volume: float | None, n_propose: int
-) -> tuple[Surrogates | None, Recommendation | None, str | None]:
-    """Surrogates and the recommendation (proposals, or the best tried mixture), or why none."""
+Fitted = tuple[Surrogates | None, Recommendation | None, str | None, VolumeAnswer | None]
+
+
+def _fit(df: Any, column: str, volume: float | None, n_propose: int, search: bool) -> Fitted:
+    """Surrogates and the recommendation (proposals, or the best tried mixture), or why none;
+    for a search study (`search`), its volume question put to the surrogate."""
     try:
         surrogates = fit_surrogates(df, column)
         rec = recommend(surrogates, volume, n=n_propose) if n_propose > 0 else None
     except UserError as err:
-        return None, None, f"No surrogate was fitted: {err}."
-    return surrogates, rec, None
+        return None, None, f"No surrogate was fitted: {err}.", None
+    answer = None
+    if search:
+        try:
+            answer = volume_answer(surrogates)
+        except (ValueError, np.linalg.LinAlgError):  # a degenerate study: no curve, no claim
+            answer = None
+    return surrogates, rec, None, answer
 
 
 def _fit_worker(
-    conn: Any, df: Any, column: str, volume: float | None, n_propose: int
-) -> tuple[Surrogates | None, Recommendation | None, str | None]:
-    surrogates, proposals, note = _fit(df, column, volume, n_propose)
+    conn: Any, df: Any, column: str, volume: float | None, n_propose: int, search: bool
+) -> Fitted:
+    surrogates, proposals, note, answer = _fit(df, column, volume, n_propose, search)
     if surrogates is not None:
         # the fitted models stay behind: unpickling them would import scikit-learn here too
         # (`Surrogates.model` refits one on demand)
         surrogates.models = {}
-    return surrogates, proposals, note
+    return surrogates, proposals, note, answer
 
 
 def _mlflow_log(job: JobSpec, files: list[Path], uid: str | None) -> str | None:
@@ -339,6 +356,8 @@ def summary_text(report: Report) -> str:
     f = report.findings
     of = f" of {f.group}" if f.group else ""
     lines = [*f.scope, *f.statements()]
+    if report.volume_answer is not None:
+        lines.insert(len(f.scope) + 1, report.volume_answer.describe(f.metric))
     if report.surrogates is not None:
         lines.append(
             f"Surrogates{of}, held-out Spearman and regret of the top pick by grouped "

@@ -91,6 +91,12 @@ def searched(rows: Any, levels: Any) -> bool:
     return bool(binned or by_name)
 
 
+def study_searched(df: Any) -> bool:
+    """Whether a trial table is a search study's (`searched`, on the trials with levels)."""
+    rows = df[df["volume"].notna() & df["balance"].notna()]
+    return searched(rows, add_levels(rows))
+
+
 @dataclass
 class Cells:
     """Mean and 95% t interval (pooled seed SD) per (volume level, balance level)."""
@@ -104,11 +110,20 @@ class Cells:
     """The seed SD pooled over the cells (NaN: no cell has two seeds)."""
     df: int = 0
     """Its degrees of freedom (completed trials - cells)."""
+    searched: bool = False
+    """A search study's cells: bins of different mixtures, each run once (`searched`)."""
 
     def describe(self) -> str:
         """How the intervals were computed, for a plot's subtitle or a table's header."""
         n = self.table["n"]
         seeds = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
+        if self.searched:
+            spread = f", SD {self.sd:.3g} within bins" if self.df >= 1 else ""
+            return (
+                f"bins of searched trials, {seeds} trials per bin, each a different mixture run "
+                f"once: the interval ({LEVEL:.0%} t{spread}) is the spread of different mixtures, "
+                "not seed noise"
+            )
         if self.df < 1:
             return f"{seeds} seed(s) per cell: no interval (seed noise unknown)"
         return (
@@ -134,9 +149,9 @@ def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> 
         table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df
     )
     table = pd.DataFrame(table)
-    return Cells(
-        table, -1.0 if direction == "minimize" else 1.0, pooled.pooled_sd, pooled.pooled_df
-    )
+    sign = -1.0 if direction == "minimize" else 1.0
+    rows = df[df["volume"].notna() & df["balance"].notna()]
+    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, searched(rows, levels))
 
 
 @dataclass(frozen=True)

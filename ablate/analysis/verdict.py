@@ -38,13 +38,19 @@ import numpy as np
 from ablate.analysis.contrasts import (
     TOLERANCE,
     Family,
-    arrangements,
     family,
-    guard_needs,
-    guard_seeds,
 )
 from ablate.analysis.stats import Design, study_design
-from ablate.analysis.words import RETRY, check_metric, gain, lost_text, next_seeds, plural, signed
+from ablate.analysis.words import (
+    RETRY,
+    check_metric,
+    gain,
+    lost_text,
+    next_seeds,
+    plural,
+    searched_reason,
+    signed,
+)
 from ablate.analysis.words import vol as _vol
 
 __all__ = [
@@ -57,7 +63,6 @@ __all__ = [
     "Status",
     "balance_effects",
     "balance_verdicts",
-    "guard_text",
     "less_is_more",
     "study_design",
     "volume_verdicts",
@@ -117,6 +122,9 @@ class LessIsMore:
     guard: bool | None = None
     """Whether the heavy-tail guard took part (False: too few seeds to shuffle, see
     `contrasts.Family.guard`; None: no guard, variances per volume or no test)."""
+    levels: tuple[float, ...] = ()
+    """The overall test: the balance levels its scores are averaged over (those completed at
+    every volume tested); a level's own test: that level."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,8 @@ def _cannot(d: Design) -> str | None:
             f"only one volume has completed trials ({_vol(tested[0])}); none at {lost} has a "
             f"score ({lost_text(*d.lost(keys), d.metric)}): {d.advice(keys)}"
         )
+    if d.searched:
+        return searched_reason()
     if d.noise.pooled_df == 0:
         return (
             "every mixture has one completed seed, so seed noise cannot be measured and no "
@@ -241,7 +251,8 @@ def _at_level(d: Design, b: float, alpha: float) -> LessIsMore:
         w[k, idx[(v, b)]], w[k, idx[(vmax, b)]] = d.sign, -d.sign
     means = [float(d.cells.mean[idx[(v, b)]]) for v in [*smaller, vmax]]
     seeds = min(int(d.cells.n[idx[(v, b)]]) for v in [*smaller, vmax])
-    return _judge(d, family(w, d.cells, d.noise, within="balance"), smaller, means, b, seeds, alpha)
+    fam = family(w, d.cells, d.noise, within="balance")
+    return replace(_judge(d, fam, smaller, means, b, seeds, alpha), levels=(b,))
 
 
 def _overall(d: Design, alpha: float) -> LessIsMore:
@@ -278,9 +289,8 @@ def _overall(d: Design, alpha: float) -> LessIsMore:
             w[k, idx[(vmax, b)]] -= d.sign / len(levels)
     means = [float(np.mean([d.cells.mean[idx[(v, b)]] for b in levels])) for v in tested]
     seeds = min(int(d.cells.n[idx[(v, b)]]) for v in tested for b in levels)
-    verdict = _judge(
-        d, family(w, d.cells, d.noise, within="balance"), smaller, means, None, seeds, alpha
-    )
+    fam = family(w, d.cells, d.noise, within="balance")
+    verdict = replace(_judge(d, fam, smaller, means, levels, seeds, alpha), levels=tuple(levels))
     if len(levels) == len(d.balances) and len(tested) == len(d.volumes):
         return verdict
     left = [f"{_vol(v)} (no completed trial)" for v in d.volumes if v not in tested]
@@ -294,11 +304,12 @@ def _judge(
     fam: Family,
     smaller: list[float],
     means: list[float],
-    balance: float | None,
+    balance: float | list[float],
     seeds: int,
     alpha: float,
 ) -> LessIsMore:
-    """The verdict from the family's bounds; `means` are the smaller volumes' then the largest's."""
+    """The verdict from the family's bounds; `means` are the smaller volumes' then the largest's,
+    at one `balance` level or averaged over a list of them (the overall test)."""
     low, q = fam.lower_bounds(alpha)
     high, tol = fam.upper_bounds(alpha), fam.tolerance
     comps = tuple(
@@ -312,9 +323,12 @@ def _judge(
     status: Status = (
         "holds" if holds else "does not hold" if (high < -tol).all() else "cannot be decided"
     )
-    why = _reason(d, status, c, len(comps), means[i], means[-1], alpha)
+    over = ""
+    if isinstance(balance, list) and len(balance) > 1:  # the overall test: say what is averaged
+        over = f"mean over balance levels {'/'.join(f'{b:.2f}' for b in balance)}"
+    why = _reason(d, status, c, len(comps), (means[i], means[-1]), alpha, over)
     return LessIsMore(
-        balance,
+        balance if not isinstance(balance, list) else None,
         status,
         why,
         best_volume=c.volume,
@@ -332,14 +346,26 @@ def _judge(
 
 
 def _reason(
-    d: Design, status: Status, c: Comparison, k: int, mean: float, ref: float, alpha: float
+    d: Design,
+    status: Status,
+    c: Comparison,
+    k: int,
+    scores: tuple[float, float],
+    alpha: float,
+    over: str = "",
 ) -> str:
-    """The verdict in words: `c` the comparison shown (of `k`), `mean` and `ref` the scores of
-    its smaller volume and of the largest. Bounds are on the gain of the smaller volume
-    (positive: better, for a loss lower)."""
+    """The verdict in words: `c` the comparison shown (of `k`), `scores` those of its smaller
+    volume and of the largest (`over`: what they are means of, for the overall test). Bounds
+    are on the gain of the smaller volume (positive: better, for a loss lower)."""
+    mean, ref = scores
     vmax, level = d.volumes[-1], f"{1 - alpha:.0%}"
     how = f"simultaneous {level} lower bound over {plural(k, 'smaller volume')}, {d.noise.short()}"
     point = f"{_vol(c.volume)} scores {mean:.3f} against {ref:.3f} at {_vol(vmax)}"
+    if over:
+        point += f" ({over})"
+        ref_text = f"{ref:.3f}, {over}"
+    else:
+        ref_text = f"{ref:.3f}"
     more = f"{next_seeds(d.seeds, d.searched)} to decide"
     diff = gain(c.effect, d.metric, d.sign)
     if status == "holds":
@@ -347,7 +373,7 @@ def _reason(
         return f"{point}: {diff}, above seed noise ({how}: {signed(c.low)} > 0{close})"
     if status == "does not hold":
         return (
-            f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores better than every smaller "
+            f"the largest volume ({_vol(vmax)}, {ref_text}) scores better than every smaller "
             f"one beyond seed noise; the best smaller, {_vol(c.volume)}, scores {mean:.3f} "
             f"({diff}, one-sided {level} upper bound on its gain {signed(c.high)} < 0)"
         )
@@ -356,31 +382,16 @@ def _reason(
             f"{point} ({diff}), but the gap is within seed noise ({how}: {signed(c.low)}); {more}"
         )
     return (
-        f"the largest volume ({_vol(vmax)}, {ref:.3f}) scores at least as well as every "
+        f"the largest volume ({_vol(vmax)}, {ref_text}) scores at least as well as every "
         f"smaller one, but {_vol(c.volume)} ({mean:.3f}) is within seed noise of it "
         f"(upper bound on its gain {signed(c.high)} >= 0, {d.noise.short()}); {more}"
     )
 
 
-def guard_text(d: Design, alpha: float, factor: Literal["volume", "balance"]) -> str:
-    """Why the tests comparing levels of `factor` ran without the heavy-tail guard, and the
-    seeds per mixture that would bring it in (`contrasts.Family.guard`)."""
-    within = 1 if factor == "volume" else 0  # the scores are shuffled within the other factor
-    other = "balance level" if factor == "volume" else "volume"
-    n = guard_seeds(d.cells, within, alpha)
-    more = f"; {n} seeds per mixture would bring it in" if n and not d.searched else ""
-    return (
-        f"The {factor} comparisons ran without the heavy-tail guard: shuffling the scores within "
-        f"each {other} gives only {plural(arrangements(d.cells, within), 'distinct arrangement')}, "
-        f"fewer than the {guard_needs(alpha):,} its permutation quantile needs at {alpha:.0%} "
-        "(with fewer it is too coarse: its bound can sit at 0 and decide nothing), so their "
-        "bounds are the multivariate t's alone: exact for normal seed noise, not guarded "
-        f"against heavy tails{more}."
-    )
-
-
 def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
     """At each volume with two or more balance levels completed: most minus least balanced."""
+    if d.searched:
+        return []  # bins of different mixtures, not replicates (`searched_reason`)
     idx = d.cells.index()
     pairs = []
     for v in d.volumes:

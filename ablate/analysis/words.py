@@ -76,4 +76,24 @@ def next_seeds(seeds: int, searched: bool = False) -> str:
     )
 
 
-__all__ = ["RETRY", "check_metric", "gain", "lost_text", "next_seeds", "plural", "signed", "vol"]
+def searched_reason() -> str:
+    """Why a search study gets no volume (or balance) test: its levels are bins of trials that
+    each ran once, and one bin holds different mixtures."""
+    return (
+        "a search's bins cannot decide it: each volume x balance bin holds different mixtures "
+        "(labelled by its trials' mean balance and mid volume), so a difference between bins is "
+        f"no volume effect and their spread is no seed noise; {next_seeds(1, searched=True)}"
+    )
+
+
+__all__ = [
+    "RETRY",
+    "check_metric",
+    "gain",
+    "lost_text",
+    "next_seeds",
+    "plural",
+    "searched_reason",
+    "signed",
+    "vol",
+]

@@ -225,6 +225,7 @@ def test_a_mixing_law_on_two_volumes_does_not_bend_between_them() -> None:
 
 def _drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The figures the plots module saves, kept open to be looked at."""
+    import ablate.analysis.plot_shares as plot_shares
     import ablate.analysis.plots as plots
 
     figs: list[Any] = []
@@ -235,6 +236,7 @@ def _drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return out
 
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plot_shares, "save", keep)
     return figs
 
 
