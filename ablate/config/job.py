@@ -362,6 +362,12 @@ def _check_design_shares(job: JobSpec, src: str) -> None:
             f"{src}: `design.search_volume` needs `design.volumes` with a smaller and a larger "
             f"value (the range searched), got {list(d.volumes)}"
         )
+    if d.prune and d.multi_objective != "none":  # Optuna's trials cannot report then
+        raise UserError(
+            f"{src}: `design.prune` cannot go with `design.multi_objective: "
+            f"{d.multi_objective}` (Optuna prunes on one objective's intermediate values); "
+            "set `design.prune: false`, or search one objective"
+        )
 
 
 def _check_run(job: JobSpec, src: str) -> None:

@@ -131,13 +131,17 @@ class MixtureSampler(BaseSampler):
     ) -> dict[str, Any]:
         if study._is_multi_objective() or self.k < 2:
             return {}
-        trials = study._get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING), use_cache=True
-        )
+        states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED)
+        trials = study._get_trials(deepcopy=False, states=states, use_cache=True)
         done = [t for t in trials if t.state == TrialState.COMPLETE and self._known(t)]
         running = [t for t in trials if t.state == TrialState.RUNNING and self._known(t)]
         running = [t for t in running if t.number != trial.number]
-        x_seen = np.array([self._features(t) for t in done + running]).reshape(
+        # failed and pruned mixtures (not a dead driver's, requeued: those run again) are seen:
+        # without them a failing region (an OOM, a NaN loss) was proposed again and again, and a
+        # failed centroid was asked for ever (start-up never ended)
+        bad = [t for t in trials if t.state in states[2:] and self._known(t)]
+        bad = [t for t in bad if not t.user_attrs.get("requeued")]
+        x_seen = np.array([self._features(t) for t in done + bad + running]).reshape(
             -1, self.k + (self.volume is not None)
         )
         cands = self._candidates(done)
@@ -149,7 +153,9 @@ class MixtureSampler(BaseSampler):
             best = _farthest(self._embed(cands), x_seen)
         else:
             y = self.sign * np.array([float(t.values[0]) for t in done])
-            best = self._proposal(x_seen[: len(done)], y, x_seen[len(done) :], self._embed(cands))
+            y = np.r_[y, np.full(len(bad), y.min())]  # a failed or pruned one: the worst seen
+            n = len(done) + len(bad)
+            best = self._proposal(x_seen[:n], y, x_seen[n:], self._embed(cands))
         return self._params(cands[best])
 
     def _proposal(

@@ -20,6 +20,7 @@ import numpy as np
 
 from ablate.config import JobSpec
 from ablate.design import SEARCH, with_min_share
+from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.registry import Registry
 from ablate.search.space import CAP_TOL
@@ -102,3 +103,15 @@ def project_warm_start(job: JobSpec, points: Sequence[Mixture]) -> tuple[list[Mi
         if all(props.get(t, 0.0) <= cap + CAP_TOL for t, cap in d.max_share.items()):
             kept.append(m)
     return kept, len(points) - len(kept)
+
+
+def refuse_caps(job: JobSpec, sampler: str) -> None:
+    """A sampler that draws from the whole simplex (random, qmc) never learns `max_share`: every
+    trial it asks over a cap would be trained, and reported as the best tried."""
+    if job.design.max_share:
+        raise UserError(
+            f"{job.source or 'job'}: design.sampler {sampler} does not keep `design.max_share` "
+            "caps (it draws from the whole simplex, and a trial over a cap would still be "
+            "trained); use sampler default, which keeps them by construction, or tpe / gp, "
+            "which learn them as constraints"
+        )

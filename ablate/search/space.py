@@ -21,7 +21,8 @@ coordinates u_1..u_{k-1} in [0, 1] ("stick-breaking with Beta inverse CDFs"):
   CMA-ES all work on a unit box; ILR/softmax coordinates would be unbounded.
 The price is an order: the last types' shares are products of several coordinates. `min_share`
 m maps the simplex onto {p_i >= m} with p = m + (1 - k m) q; `max_share` bounds become Optuna
-constraints (`trial.set_constraint`, <= 0 is feasible) that TPE and GP learn to avoid.
+constraints (`trial.set_constraint`, <= 0 is feasible) that TPE and GP learn to avoid (their
+early trials can break them); random and QMC would never learn them and refuse caps.
 
 Default strategy (`sampler: default`, `ablate.search.mixture_sampler.MixtureSampler`): Bayesian optimisation
 in mixture space rather than in the box coordinates. The driver enqueues the centroid (the

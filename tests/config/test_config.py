@@ -243,6 +243,10 @@ def test_empty_study_name(tmp_path: Path) -> None:
         ),
         ("design.seeds=[]", "`design.volumes`, `design.balance` and `design.seeds` need at least"),
         ("design.seeds=[0, 1, 0]", "`design.seeds` lists 0 more than once; each value is one"),
+        (
+            "design={kind: search, prune: true, multi_objective: volume}",
+            "`design.prune` cannot go with `design.multi_objective: volume`",
+        ),
         ("design.volumes=[1000, 5000.0, 5000]", "`design.volumes` lists 5000 more than once"),
         ("design.min_share=1", "`design.min_share` is a share in [0, 1/k), got 1.0"),
         ("train.lr=0", "`train.lr` must be positive, got 0.0"),

@@ -121,3 +121,36 @@ def test_bounds_hold_with_trials_in_flight(make_job) -> None:
         p = mix.proportions
         assert min(p.values()) >= 0.05 - 1e-9 and p["caption"] <= 0.3 + 1e-9
         assert 1000 <= mix.volume <= 20000
+
+
+@pytest.mark.parametrize("region", ["centroid", "heavy caption"])
+def test_failed_mixtures_are_not_proposed_again_and_again(make_job, region) -> None:
+    """A region whose trials fail (an OOM, a NaN loss): the sampler saw only completed and
+    running trials, so a failed centroid was asked for ever and a failing region again and
+    again. Failed trials now count as seen (and as the worst value), requeued ones do not."""
+    job = make_job(objective=SIM, task_types=TYPES, design={"kind": "search", "volumes": [5000]})
+    study = _study(job)
+
+    def fails(p: dict[str, float]) -> bool:
+        if region == "centroid":
+            return max(abs(v - 0.25) for v in p.values()) < 1e-6
+        return p["caption"] > 0.4
+
+    failed = 0
+    for _ in range(20):
+        trial = study.ask()
+        mix = suggest(trial, job, TYPES)
+        if fails(dict(mix.proportions)):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            failed += 1
+        else:
+            study.tell(trial, sim_score("less_is_more", dict(mix.proportions), TYPES, 5000)[0])
+    assert failed <= (1 if region == "centroid" else 6), failed
+    # a dead driver's trial (requeued: its mixture runs again) says nothing about its mixture
+    requeued = study.ask()
+    suggest(requeued, job, TYPES)
+    requeued.set_user_attr("requeued", True)
+    study.tell(requeued, state=optuna.trial.TrialState.FAIL)
+    sampler = study.sampler
+    assert isinstance(sampler, MixtureSampler)
+    assert sampler.sample_relative(study, study.ask(), {}) != {}

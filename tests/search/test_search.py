@@ -120,6 +120,12 @@ def test_default_sampler_finds_the_optimum_and_honours_bounds(make_job) -> None:
         p = mix.proportions
         assert min(p.values()) >= 0.05 - 1e-9 and p["caption"] <= 0.3 + 1e-9
         assert 1000 <= mix.volume <= 20000
+    # random and qmc draw from the whole simplex: caps they would train past are refused
+    for name in ("random", "qmc"):
+        capped = make_job(objective=SIM, design={"kind": "search", "sampler": name,
+                                                 "max_share": {"caption": 0.3}})  # fmt: skip
+        with pytest.raises(UserError, match=f"design.sampler {name} does not keep"):
+            make_sampler(capped, 0)
     # multi-objective: Optuna's GPSampler, which models both objectives
     job = make_job(objective=SIM, design={"kind": "search", "multi_objective": "volume"})
     assert isinstance(make_sampler(job, 0).inner, optuna.samplers.GPSampler)
