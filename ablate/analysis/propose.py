@@ -5,10 +5,12 @@ first is expected to beat the best tried mixture."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ablate.analysis.load import as_job, load
 from ablate.analysis.recommend import check_volume, recommend
@@ -21,7 +23,7 @@ from ablate.mixture import Mixture, validate
 from ablate.objectives import metric_range
 from ablate.plan import job_task_types
 from ablate.pool import open_pool
-from ablate.search import cube_params
+from ablate.search import CAP_TOL, cube_params
 from ablate.study import driver_lock, enqueue_design, open_study
 
 
@@ -65,7 +67,8 @@ def propose_and_enqueue(
     column = "value" if metric in (None, job.objective.metric) else metric
     sur = fit_surrogates(df, column)
     name = model or sur.best
-    rec = recommend(sur, volume, n=n, name=name)
+    volume, keep = _search_bounds(job, sur.data.types, volume)
+    rec = recommend(sur, volume, n=n, name=name, keep=keep)
     proposals, statement = rec.proposals, rec.statement(job.objective.metric)
     _check_supply(job, proposals, volume)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
@@ -81,6 +84,33 @@ def propose_and_enqueue(
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
     return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
+
+
+def _search_bounds(
+    job: JobSpec, types: list[str], volume: float | None
+) -> tuple[float | None, Callable[[np.ndarray, np.ndarray], np.ndarray] | None]:
+    """A search study runs only mixtures inside its bounds: `min_share`, `max_share` and its
+    volumes (the range with `search_volume`, else `volumes[0]`). The volume to propose at (a
+    search at one volume proposes there) and which candidates keep the bounds; a `--volume`
+    outside them is refused. (None, None) for a fixed design: any mixture may be added."""
+    d = job.design
+    if d.kind != SEARCH:
+        return volume, None
+    low, high = (min(d.volumes), max(d.volumes)) if d.search_volume else (d.volumes[0],) * 2
+    if volume is not None and not low * (1 - 1e-9) <= volume <= high * (1 + 1e-9):
+        where = f"between {low:g} and {high:g}" if d.search_volume else f"{low:g}"
+        raise UserError(
+            f"--volume {volume:g}: this search study runs volumes {where} (`design.volumes`"
+            f"{', search_volume' if d.search_volume else ''}); propose within them, nothing "
+            "was enqueued"
+        )
+    caps = np.array([d.max_share.get(t, 1.0) for t in types]) + CAP_TOL
+
+    def keep(p: np.ndarray, vols: np.ndarray) -> np.ndarray:
+        shares = (p >= d.min_share - CAP_TOL).all(1) & (p <= caps).all(1)
+        return shares & (vols >= low * (1 - 1e-9)) & (vols <= high * (1 + 1e-9))
+
+    return (volume if d.search_volume else float(low)), keep
 
 
 def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None) -> None:

@@ -46,6 +46,7 @@ surrogate can learn, it is still made.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -251,9 +252,12 @@ def recommend(
     min_distance: float = 0.05,
     n_boot: int = 100,
     seed: int = 0,
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Recommendation:
     """The n best predicted mixtures in the trust region around the best tried ones, and whether
-    proposal 1 is expected to beat the best tried mixture (see the module docstring)."""
+    proposal 1 is expected to beat the best tried mixture (see the module docstring). `keep`:
+    (shares, volumes) -> which candidates the study may run (a search's `min_share`,
+    `max_share` and volume range)."""
     check_volume(volume)
     d = sur.data
     name = name or sur.best
@@ -264,7 +268,12 @@ def recommend(
         top = np.unique(np.r_[np.argsort(-observed)[:3], np.argsort(-predicted)[:3]])
         fixed = None if volume is None else d.z_of(volume)
         p, z = _untried(d, *trust_candidates(d, first[top], radius, fixed, z_radius, rng))
-        chosen = _spread(p, d.sign * sur.model(name).predict(p, z), n, min_distance)
+        if keep is not None:
+            allowed = keep(p, np.exp(z * d.z_sd + d.z_mean))
+            p, z = p[allowed], z[allowed]
+        chosen = (
+            _spread(p, d.sign * sur.model(name).predict(p, z), n, min_distance) if len(p) else []
+        )
         best = int(first[np.argmax(observed)])
         pick_p = np.vstack([p[chosen], d.p[best]])
         pick_z = np.r_[z[chosen], d.z[best]]
