@@ -241,6 +241,7 @@ def hull_or_simplex(tried: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return np.einsum("nk,nkt->nt", w, rows[pick])
 
 
+# long: the steps in order (candidates, picks, refits, predictions), then the one record of them
 def recommend(
     sur: Surrogates,
     volume: float | None = None,
@@ -254,10 +255,9 @@ def recommend(
     seed: int = 0,
     keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Recommendation:
-    """The n best predicted mixtures in the trust region around the best tried ones, and whether
-    proposal 1 is expected to beat the best tried mixture (see the module docstring). `keep`:
-    (shares, volumes) -> which candidates the study may run (a search's `min_share`,
-    `max_share` and volume range)."""
+    """The n best predicted mixtures in the trust region around the best tried ones (of those
+    `keep(shares, volumes)` allows: a search's bounds), and whether proposal 1 is expected to
+    beat the best tried mixture (see the module docstring)."""
     check_volume(volume)
     d = sur.data
     name = name or sur.best
@@ -267,10 +267,7 @@ def recommend(
         first, observed, predicted = _mixture_means(sur, name)
         top = np.unique(np.r_[np.argsort(-observed)[:3], np.argsort(-predicted)[:3]])
         fixed = None if volume is None else d.z_of(volume)
-        p, z = _untried(d, *trust_candidates(d, first[top], radius, fixed, z_radius, rng))
-        if keep is not None:
-            allowed = keep(p, np.exp(z * d.z_sd + d.z_mean))
-            p, z = p[allowed], z[allowed]
+        p, z = _untried(d, *trust_candidates(d, first[top], radius, fixed, z_radius, rng), keep)
         chosen = (
             _spread(p, d.sign * sur.model(name).predict(p, z), n, min_distance) if len(p) else []
         )
@@ -280,9 +277,7 @@ def recommend(
         boots, wild = sur.bootstrap(pick_p, pick_z, name, n_boot, rng)
         pred = d.clip(sur.model(name).predict(pick_p, pick_z))
     k = len(chosen)
-    vols = np.exp(pick_z * d.z_sd + d.z_mean)
-    vols = np.where(vols >= 1, np.round(vols), vols) if volume is None else np.full(k + 1, volume)
-    vols[-1] = d.volumes[best]
+    vols = _volumes(d, pick_z, volume, best)
     out = [_proposal(sur, name, pick_p[j], vols[j], pred[j], boots[:, j]) for j in range(k + 1)]
     for prop in out:
         prop.refits, prop.wild = n_boot, wild
@@ -311,20 +306,41 @@ def recommend(
     return rec
 
 
-def _untried(data: Data, p: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _volumes(d: Data, pick_z: np.ndarray, volume: float | None, best: int) -> np.ndarray:
+    """The picks' volumes in rows (`volume` when fixed; the best tried mixture's own, last)."""
+    vols = np.exp(pick_z * d.z_sd + d.z_mean)
+    if volume is None:
+        vols = np.where(vols >= 1, np.round(vols), vols)
+    else:
+        vols = np.full(len(pick_z), volume, float)
+    vols[-1] = d.volumes[best]
+    return vols
+
+
+def _untried(
+    data: Data,
+    p: np.ndarray,
+    z: np.ndarray,
+    allowed: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The candidates that are not a tried mixture again: shares within L1 SAME_SHARES of a
     tried mixture's at a volume within a factor 1 + SAME_VOLUME of its are that mixture
-    (rerunning it, or running it 1% smaller, is no proposal), whatever the surrogate predicts."""
+    (rerunning it, or running it 1% smaller, is no proposal), whatever the surrogate predicts;
+    and that `allowed` (shares, volumes) keeps, when given."""
     from scipy.spatial.distance import cdist
 
     tried = np.unique(np.column_stack([np.round(data.p, 3), data.z]), axis=0)
-    keep = np.ones(len(p), bool)
+    keep = (
+        np.ones(len(p), bool)
+        if allowed is None
+        else allowed(p, np.exp(z * data.z_sd + data.z_mean))
+    )
     near = math.log1p(SAME_VOLUME)  # in ln(volume)
     for i in range(0, len(p), 4096):
         part = slice(i, i + 4096)
         same = cdist(p[part], tried[:, :-1], "cityblock") < SAME_SHARES
         same &= np.abs(z[part, None] - tried[None, :, -1]) * data.z_sd < near
-        keep[part] = ~same.any(axis=1)
+        keep[part] &= ~same.any(axis=1)
     return p[keep], z[keep]
 
 
