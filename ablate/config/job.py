@@ -362,6 +362,18 @@ def _check_design_shares(job: JobSpec, src: str) -> None:
             f"{src}: `design.search_volume` needs `design.volumes` with a smaller and a larger "
             f"value (the range searched), got {list(d.volumes)}"
         )
+    if d.kind == "search" and len(d.seeds) > 1:  # (it ran seeds[0] and said nothing)
+        raise UserError(
+            f"{src}: a search runs each mixture once, at one seed; `design.seeds` lists "
+            f"{list(d.seeds)}: list one, and replicate the best mixtures afterwards "
+            "(`ablate propose JOB.yaml --seeds 0,1,2`, or a grid around them)"
+        )
+    if d.kind == "search" and len(d.volumes) > 1 and not d.search_volume:
+        raise UserError(
+            f"{src}: `design.volumes` lists {list(d.volumes)}, but a search without "
+            "`design.search_volume: true` runs only the first; set `search_volume: true` to "
+            "search between the smallest and the largest, or list one volume"
+        )
     if d.prune and d.multi_objective != "none":  # Optuna's trials cannot report then
         raise UserError(
             f"{src}: `design.prune` cannot go with `design.multi_objective: "

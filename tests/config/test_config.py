@@ -244,6 +244,14 @@ def test_empty_study_name(tmp_path: Path) -> None:
         ("design.seeds=[]", "`design.volumes`, `design.balance` and `design.seeds` need at least"),
         ("design.seeds=[0, 1, 0]", "`design.seeds` lists 0 more than once; each value is one"),
         (
+            "design={kind: search, seeds: [0, 1]}",
+            "a search runs each mixture once, at one seed; `design.seeds` lists [0, 1]",
+        ),
+        (
+            "design={kind: search, volumes: [1000, 5000]}",
+            "but a search without `design.search_volume: true` runs only the first",
+        ),
+        (
             "design={kind: search, prune: true, multi_objective: volume}",
             "`design.prune` cannot go with `design.multi_objective: volume`",
         ),
@@ -303,7 +311,8 @@ def test_a_mapping_without_a_space_after_the_colon_gets_a_hint(tmp_path: Path) -
         f"{path}: `design.max_share.colors:0.1` has no value: without a space after the colon "
         "YAML reads `colors:0.1` as one key; write `{colors: 0.1}`"
     )
-    job = load_job(path, ["design.kind=search", "design.max_share={colors: 0.5}"])
+    search = ["design.kind=search", "design.seeds=[0]", "design.volumes=[250]"]
+    job = load_job(path, [*search, "design.max_share={colors: 0.5}"])
     assert job.design.max_share == {"colors": 0.5}
 
 

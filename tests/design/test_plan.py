@@ -92,19 +92,20 @@ def test_warm_start_points_count_toward_n_trials_and_keep_the_floor_and_caps(
     tmp_path: Path,
 ) -> None:
     """`corners` (3 corners and the centroid) at 2 volumes, after the default sampler's centroid
-    (the same trial as the first volume's), are 8 trials: with `n_trials: 5` the search would
+    (at the geometric middle of the searched volumes), are 9 trials: with `n_trials: 5` the search would
     have run 8 and searched none. The corners (shares of 0 and 1) lay below `min_share`
     and above `max_share`."""
-    design = {"kind": "search", "volumes": [1000, 4000], "warm_start": "corners", "n_trials": 5}
+    design = {"kind": "search", "volumes": [1000, 4000], "warm_start": "corners", "n_trials": 5,
+              "search_volume": True}  # fmt: skip
     with pytest.raises(UserError) as err:
         design_mixtures(load_job(write_job(tmp_path, design=design)), TYPES)
     assert str(err.value).endswith(
-        "`design.warm_start` corners and the centroid start the search with 8 trials, more "
+        "`design.warm_start` corners and the centroid start the search with 9 trials, more "
         "than `design.n_trials` (5), which counts every trial: raise `design.n_trials` to at "
-        "least 8 (the rest are searched), or choose a smaller warm start (fewer `volumes`, "
+        "least 9 (the rest are searched), or choose a smaller warm start (fewer `volumes`, "
         "another kind, none)"
     )
-    design.update(n_trials=8, min_share=0.05, max_share={"count": 0.5})
+    design.update(n_trials=9, min_share=0.05, max_share={"count": 0.5})
     job = load_job(write_job(tmp_path, design=design))
     points, note = search_start(job, TYPES)
     # the count corners broke the cap; the others were raised to the floor as the search maps
@@ -113,9 +114,10 @@ def test_warm_start_points_count_toward_n_trials_and_keep_the_floor_and_caps(
         == "design.warm_start corners: 2 of its 8 points break `design.max_share` and are left out"
     )
     assert [p.name for p in points] == [
-        "centroid-v1000",
+        "centroid-v2000",
         "v1000-only-caption-s0",
         "v1000-only-compare-s0",
+        "v1000-centroid-s0",
         "v4000-only-caption-s0",
         "v4000-only-compare-s0",
         "v4000-centroid-s0",
