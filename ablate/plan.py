@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ablate.bench import bench_records, load_bench
@@ -135,7 +136,8 @@ def search_start(job: JobSpec, task_types: Sequence[str]) -> tuple[list[Mixture]
     warm: list[Mixture] = []
     dropped = 0
     if d.warm_start != "none":
-        warm = [m for m in fixed_design(job, task_types, d.warm_start) if m.seed == d.seeds[0]]
+        warm = fixed_design(_warm_job(job), task_types, d.warm_start)
+        warm = [m for m in warm if m.seed == d.seeds[0]]
         kept, dropped = project_warm_start(job, warm)
         points += kept
     unique = {design_key(m): m for m in reversed(points)}  # one trial each, as enqueued
@@ -155,6 +157,17 @@ def search_start(job: JobSpec, task_types: Sequence[str]) -> tuple[list[Mixture]
         else None
     )
     return points, note
+
+
+def _warm_job(job: JobSpec) -> JobSpec:
+    """The job a search's warm start is drawn from: `dirichlet` and `random` draw `n_trials`
+    points, which for a search is its whole budget; they draw `n_startup` (default a quarter
+    of `n_trials`, at least 2) instead."""
+    d = job.design
+    if d.warm_start not in ("dirichlet", "random"):
+        return job
+    n = d.n_startup if d.n_startup is not None else max(2, d.n_trials // 4)
+    return replace(job, design=replace(d, n_trials=n))
 
 
 def job_task_types(job: JobSpec) -> list[str]:

@@ -180,3 +180,15 @@ def test_share_bounds_are_checked_against_the_pools_types_when_the_job_lists_non
     mixtures = design_mixtures(job, job_task_types(job))
     assert len(mixtures) == 6
     assert min(min(m.proportions.values()) for m in mixtures) >= 0.2 - 1e-9
+
+
+def test_a_dirichlet_or_random_warm_start_leaves_the_budget_to_the_search(tmp_path: Path) -> None:
+    """They drew `n_trials` points, the search's whole budget: nothing was searched."""
+    for kind in ("dirichlet", "random"):
+        design = {"kind": "search", "volumes": [1000], "warm_start": kind, "n_trials": 20}
+        points, _ = search_start(load_job(write_job(tmp_path, design=design)), TYPES)
+        same = kind == "dirichlet"  # its cover starts at the prior, the centroid: one trial
+        assert len(points) == 1 + 5 - same  # the centroid, then a quarter of the budget
+        design["n_startup"] = 3
+        points, _ = search_start(load_job(write_job(tmp_path, design=design)), TYPES)
+        assert len(points) == 1 + 3 - same
