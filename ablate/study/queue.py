@@ -24,8 +24,11 @@ def enqueue_design(
     params: Callable[[Mixture], dict[str, Any]] | None = None,
     extra: Callable[[Mixture], dict[str, Any]] | None = None,
     level: SettingsLevel | None = None,
+    retry_failed: bool = True,
 ) -> int:
     """Enqueue the points not yet COMPLETE, WAITING or RUNNING (by `design_key`); how many.
+    `retry_failed=False` (a search's start points): a point that failed counts as there too,
+    as it counted toward `n_trials` (a dead driver's requeued ones have their copies anyway).
 
     `params`: a search's coordinates of a mixture, so its sampler learns from enqueued trials;
     `extra`: more user attributes of a mixture's trial (`proposed_by`, ...); `level`: the
@@ -34,7 +37,8 @@ def enqueue_design(
     """
     from optuna.trial import TrialState
 
-    live = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    live: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    live += () if retry_failed else (TrialState.FAIL,)
     have = {
         t.user_attrs.get("design_key")
         for t in study.get_trials(deepcopy=False, states=live)

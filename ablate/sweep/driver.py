@@ -160,7 +160,9 @@ def enqueue(
     if job.design.kind != SEARCH:
         return enqueue_design(study, mixtures, level=level)
     study.sampler = make_sampler(job, len(study.get_trials(deepcopy=False)))
-    return enqueue_design(study, mixtures, lambda m: cube_params(job, task_types, m), level=level)
+    params = lambda m: cube_params(job, task_types, m)  # noqa: E731
+    # a failed start point counted toward n_trials: retried, it would run past them each rerun
+    return enqueue_design(study, mixtures, params, level=level, retry_failed=False)
 
 
 def tally_study(job: JobSpec, study: Any) -> Tally:

@@ -281,3 +281,19 @@ def test_a_mixture_at_its_cap_is_feasible_and_on_the_pareto_front(make_job) -> N
     assert not feasible(over)
     study.tell(over, [1.0, 100])  # better in both, but infeasible
     assert [t.number for t in study.best_trials] == [0]
+
+
+def test_a_failed_start_point_of_a_search_is_not_enqueued_again(make_job) -> None:
+    """It counted toward `n_trials`; re-enqueued on every rerun, the study grew past them
+    (a grid retries its failed points, as it should)."""
+    from ablate.plan import design_mixtures
+    from ablate.sweep.driver import enqueue
+
+    for kind, again in (("search", 0), ("grid", 1)):
+        job = make_job(study=f"s-{kind}", objective=SIM, design={"kind": kind, "volumes": [5000]})
+        study = open_study(job)
+        start = design_mixtures(job, TYPES)[:1]
+        assert enqueue(job, study, start, TYPES) == 1
+        trial = study.ask()
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        assert enqueue(job, study, start, TYPES) == again
