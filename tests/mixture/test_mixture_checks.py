@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_mixture_nested import _record
 
 from ablate.errors import UserError
 from ablate.mixture import (
@@ -19,17 +20,6 @@ from ablate.mixture import (
     validate,
 )
 from ablate.pool import ImportRequest, Pool, import_pool, open_pool
-
-
-def _record(rid: str, n_images: int) -> dict[str, object]:
-    return {
-        "id": rid,
-        "image": [f"i{k}.png" for k in range(n_images)],
-        "conversations": [
-            {"from": "human", "value": "<image>" * n_images + f"q {rid}"},
-            {"from": "gpt", "value": f"a {rid}"},
-        ],
-    }
 
 
 @pytest.fixture(scope="module")
