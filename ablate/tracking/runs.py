@@ -140,6 +140,8 @@ def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str
             "objective": job.objective.kind,
         }
     )
+    if mixture.model and not objective_trains(job):  # which model a sim trial scales by
+        params["model.path"] = job.model.path
     if objective_trains(job):  # a sim or python trial never reads them: no model was trained
         params.update(
             {
