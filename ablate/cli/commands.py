@@ -77,9 +77,15 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
     for line in summary.ladder:
         print(line)
     if summary.n_failed:  # exit 1: trials failed in this run (`ablate status` shows why)
+        again = (
+            "a search does not rerun them (they count toward `design.n_trials`, and its "
+            "sampler keeps away from their mixtures): raise `design.n_trials` to search on"
+            if job.design.kind == "search"
+            else "`ablate sweep` again retries them"
+        )
         print(
             f"ablate: {summary.n_failed} trial(s) failed in this run; `ablate status "
-            f"{args.job}` shows their errors, and `ablate sweep` again retries them",
+            f"{args.job}` shows their errors, and {again}",
             file=sys.stderr,
         )
         return 1

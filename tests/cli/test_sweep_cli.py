@@ -50,6 +50,12 @@ def test_the_summary_separates_this_run_from_the_study_and_a_failed_run_exits_1(
     out = capsys.readouterr()
     assert "sweep `failing`: this run 1 complete, 1 failed; the study 1 complete" in out.out
     assert "ablate: 1 trial(s) failed in this run; `ablate status" in out.err
+    assert "`ablate sweep` again retries them" in out.err  # a grid's failed points rerun
+    # a search's failed trial counted toward n_trials: no rerun is promised
+    design = "design={kind: search, n_trials: 2, seeds: [1], volumes: [100]}"
+    assert main(["sweep", str(failing), "--set", "study=failing-search", "--set", design]) == 1
+    err = capsys.readouterr().err
+    assert "a search does not rerun them" in err and "raise `design.n_trials`" in err
 
 
 def test_a_trial_without_the_objective_metric_says_so(
