@@ -278,8 +278,8 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
             str(int(r.seeds)),
             str(int(r.failed)),
             _num(r.mean),
-            _num(r.low),
-            _num(r.high),
+            _num(r.min),
+            _num(r.max),
         ]
         for i, r in zip(table.index, table.itertuples(index=False), strict=True)
     ]

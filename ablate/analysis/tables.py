@@ -138,15 +138,15 @@ def mixture_table(df: Any, metric: str = "value") -> Any:
         balance=("balance", "first"),
         seeds=("seed", "count"),
         mean=(metric, "mean"),
-        low=(metric, "min"),
-        high=(metric, "max"),
+        min=(metric, "min"),  # over seeds: not an interval (the cells table has those)
+        max=(metric, "max"),
     )
     fails = failed.assign(mix=key[failed.index]).groupby("mix")
     lost = fails.agg(volume=("volume", "first"), balance=("balance", "first"))
     table = pd.concat([table, lost[~lost.index.isin(table.index)]])
     table["seeds"] = table["seeds"].fillna(0).astype("int64")
     table["failed"] = fails.size().reindex(table.index).fillna(0).astype("int64")
-    table["range"] = table["high"] - table["low"]
+    table["range"] = table["max"] - table["min"]
     if (table["volume"] % 1 == 0).all():  # rows are whole numbers: print 250, not 250.0
         table["volume"] = table["volume"].astype("int64")
     return table.sort_values(["volume", "balance"])
