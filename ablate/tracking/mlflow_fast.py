@@ -60,16 +60,22 @@ def insert_runs(client: Any, batch: list[dict[str, Any]]) -> None:
                 "run_uuid": run_id,
             }
             for x in {
-                x.key: x for x in item["metrics"]
-            }.values()  # a key's last value, as log_batch
+                (x.key, x.step): x for x in item["metrics"]
+            }.values()  # a key's last value at each step, as log_batch
         ]
+    # the latest value of each key: its highest step (a loss curve's last point)
+    latest = list({(m["run_uuid"], m["key"]): m for m in sorted(metrics, key=_step)}.values())
     with store.ManagedSessionMaker() as session:
         session.execute(insert(SqlRun), runs)
         for model, rows in ((SqlTag, tags), (SqlParam, params), (SqlMetric, metrics)):
             if rows:
                 session.execute(insert(model), rows)
-        if metrics:
-            session.execute(insert(SqlLatestMetric), metrics)
+        if latest:
+            session.execute(insert(SqlLatestMetric), latest)
+
+
+def _step(metric: dict[str, Any]) -> int:
+    return int(metric["step"])
 
 
 def find_sweep_run_sqlite(

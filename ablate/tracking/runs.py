@@ -212,6 +212,8 @@ def trial_batch(
         for key, value in result.metrics.items():
             if is_number(value):
                 metrics.append(Metric(metric_key(key), float(value), now, 0))
+        for step, loss in result.info.get("loss_curve") or ():  # the loss chart, by step
+            metrics.append(Metric("train/loss", float(loss), now, int(step)))
         for key, value in result.info.items():
             if key in INFO_TAGS:
                 tags.append(RunTag(f"info/{key}", str(value)))

@@ -322,6 +322,7 @@ def _trial_info(
         "resumed_from_step": stats.resumed_from_step,
         "gradient_checkpointing_fallback": stats.checkpointing_fallback,
         "liger": stats.liger,
+        "loss_curve": [list(point) for point in stats.loss_curve],
         "eval_seconds": eval_seconds,
         "truncated_turns": training.truncated,
         "train_dialogues": len(training.examples),

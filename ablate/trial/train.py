@@ -58,6 +58,8 @@ class TrainStats:
     """The run ran out of GPU memory without gradient checkpointing and was redone with it."""
     liger: str = "off"
     """What `train.liger` did (`liger_mode`): on, off, or off and why."""
+    loss_curve: tuple[tuple[int, float], ...] = ()
+    """(step, training loss) at each logging step (about 20 a run): MLflow's loss chart."""
 
     @property
     def pad_fraction(self) -> float:
@@ -263,7 +265,8 @@ def _train(
         packed = packed_attention(base) if train.packing else contextlib.nullcontext()
         with packed, _checkpointing_undone(base):
             result = trainer.train(resume_from_checkpoint=resume)
-        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        logged = [h for h in trainer.state.log_history if "loss" in h]
+        losses = [h["loss"] for h in logged]
     if saving and checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     resumed = int(Path(resume).name.split("-")[-1]) if resume else 0
@@ -282,6 +285,7 @@ def _train(
         batch_tokens=tuple(counted.per_batch),
         resumed_from_step=resumed,
         liger=liger_mode(train, device),
+        loss_curve=tuple((int(h["step"]), float(h["loss"])) for h in logged),
     )
 
 

@@ -34,7 +34,7 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
         selection_hash="abc123",
         row_ids=("r1", "r2"),
         seconds=1.5,
-        info={"tokens_per_second": 900.0, "device": "cpu"},
+        info={"tokens_per_second": 900.0, "device": "cpu", "loss_curve": [[1, 2.5], [2, 1.75]]},
     )
     child = tracking.log_trial(job, parent, 7, MIX, result, "COMPLETE")
     run = client.get_run(child)
@@ -53,7 +53,10 @@ def test_parent_run_is_found_again_and_children_are_linked(make_job, tmp_path: P
         "seconds": 1.5,
         "rows/caption": 160.0,
         "rows/count": 40.0,
+        "train/loss": 1.75,  # its last step; the chart has each step
     }
+    history = client.get_metric_history(child, "train/loss")
+    assert [(h.step, h.value) for h in history] == [(1, 2.5), (2, 1.75)]
     local = client.download_artifacts(child, "selection.json", str(tmp_path))
     assert json.loads(Path(local).read_text())["row_ids"] == ["r1", "r2"]
 

@@ -16,7 +16,7 @@ RESULT = TrialResult(
     selection_hash="abc123",
     row_ids=("r1", "r2"),
     seconds=1.5,
-    info={"tokens_per_second": 900.0, "device": "cpu"},
+    info={"tokens_per_second": 900.0, "device": "cpu", "loss_curve": [[1, 2.5], [2, 1.75]]},
 )
 
 
@@ -31,6 +31,9 @@ def _record(client: object, run: object) -> dict[str, object]:
         "stage": info.lifecycle_stage,
         "params": data.params,
         "metrics": data.metrics,
+        "loss_curve": [
+            (h.step, h.value) for h in client.get_metric_history(info.run_id, "train/loss")
+        ],  # type: ignore[attr-defined]
         "tags": tags,
         "artifacts": [a.path for a in client.list_artifacts(info.run_id)],  # type: ignore[attr-defined]
         "artifact_root": info.artifact_uri.rsplit("/", 2)[0],
@@ -57,6 +60,7 @@ def test_batched_runs_equal_client_runs(make_job) -> None:
     assert _record(client, runs["4"]) == _record(client, runs["3"])
     assert _record(client, runs["5"]) == _record(client, runs["1"])
     assert runs["2"].info.run_name == "v200-b0.50-s1 #2"
+    assert _record(client, runs["2"])["loss_curve"] == [(1, 2.5), (2, 1.75)]  # every step
     assert runs["2"].info.start_time <= runs["2"].info.end_time - 1000  # it ran 1.5 s
     assert not tracking.child_runs(job, parent, status="RUNNING")
 

@@ -150,6 +150,10 @@ def test_trial_numbers_reuse_and_base_untouched(train_job: Any) -> None:
     assert (
         first.info["steps"] == 6 and first.info["bench_turns"] == 160
     )  # 48 rows / batch 8; 32 dialogues
+    # the loss at each logging step (6 steps: every step), MLflow's loss chart
+    curve = first.info["loss_curve"]
+    assert [step for step, _ in curve] == [1, 2, 3, 4, 5, 6] and all(loss > 0 for _, loss in curve)
+    assert m["train_loss"] == pytest.approx(sum(loss for _, loss in curve) / 6, rel=1e-3)
 
 
 @pytest.mark.slow
