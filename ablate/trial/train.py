@@ -265,19 +265,17 @@ def _train(
         packed = packed_attention(base) if train.packing else contextlib.nullcontext()
         with packed, _checkpointing_undone(base):
             result = trainer.train(resume_from_checkpoint=resume)
-        logged = [h for h in trainer.state.log_history if "loss" in h]
-        losses = [h["loss"] for h in logged]
+        curve = _loss_curve(trainer.state.log_history)
     if saving and checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     resumed = int(Path(resume).name.split("-")[-1]) if resume else 0
-    tail = losses[-max(1, len(losses) // 10) :] if losses else [float("nan")]
     # an epoch's tokens scaled by the epochs run: the data loader cycles epochs
     tokens_per_epoch = sum(len(e.input_ids) for e in examples)
     tokens = int(tokens_per_epoch * max_steps / steps_per_epoch)
     return TrainStats(
         steps=max_steps,
         train_loss=float(result.training_loss),
-        final_loss=float(sum(tail) / len(tail)),
+        final_loss=_tail_mean(curve),
         tokens=tokens,
         seconds=time.perf_counter() - start,
         padded_tokens=counted.padded,
@@ -285,8 +283,19 @@ def _train(
         batch_tokens=tuple(counted.per_batch),
         resumed_from_step=resumed,
         liger=liger_mode(train, device),
-        loss_curve=tuple((int(h["step"]), float(h["loss"])) for h in logged),
+        loss_curve=curve,
     )
+
+
+def _loss_curve(log_history: list[dict[str, Any]]) -> tuple[tuple[int, float], ...]:
+    """(step, loss) of each logging step the trainer recorded."""
+    return tuple((int(h["step"]), float(h["loss"])) for h in log_history if "loss" in h)
+
+
+def _tail_mean(curve: tuple[tuple[int, float], ...]) -> float:
+    """The mean loss over the last 10% of the logged steps (NaN when none was logged)."""
+    tail = [loss for _, loss in curve[-max(1, len(curve) // 10) :]]
+    return sum(tail) / len(tail) if tail else float("nan")
 
 
 def liger_mode(train: TrainSpec, device: str) -> str:
