@@ -13,7 +13,6 @@ kinds, samplers, objective kinds, landscapes), the task types and the pool.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from ablate.design.kinds.ladder import LADDER, check_ladder_kinds
 from ablate.errors import UserError, did_you_mean
 from ablate.mixture import (
     Mixture,
+    beyond_the_pool,
     check_mixture,
     load_mixture,
     max_volume,
@@ -256,13 +256,12 @@ def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolM
         props = resolve_proportions(m, manifest)
         if any(p > 0 and not counts.get(t) for t, p in props.items()):
             continue  # a type the pool lacks: `validate` says so
-        rows = volume_rows(m, manifest)
-        supply = sum(counts.get(t, 0) * repeat_cap(m, t) for t, p in props.items() if p > 0)
-        if rows > supply:  # more than the pool gives at all: not apportioned (1e9 rows: minutes)
-            most = max(props, key=lambda t: props[t])
-            short.append((m, props, (most, math.ceil(props[most] * rows))))
+        beyond = beyond_the_pool(m, manifest, m.name)  # (1e9 rows: not apportioned)
+        if beyond:
+            cell = next(c for c in beyond if c.rows > c.available * c.max_repeat)
+            short.append((m, props, (cell.label, cell.rows)))
             continue
-        need = rows_per_type(props, rows)
+        need = rows_per_type(props, volume_rows(m, manifest))
         over = [(t, n) for t, n in need.items() if n > counts.get(t, 0) * repeat_cap(m, t)]
         if over:
             short.append((m, props, over[0]))

@@ -8,6 +8,7 @@ from ablate.mixture.balance import kl_to_uniform, min_max_ratio, normalized_entr
 from ablate.mixture.plan import (
     Cell,
     apply_min_share,
+    beyond_the_pool,
     max_volume,
     plan,
     repeat_cap,
@@ -27,6 +28,7 @@ __all__ = [
     "Nested",
     "Selection",
     "apply_min_share",
+    "beyond_the_pool",
     "check_mixture",
     "check_out_path",
     "kl_to_uniform",

@@ -247,7 +247,7 @@ def _given(props: Any) -> set[str]:
 def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> None:
     """Fail before any compute is spent if the pool cannot supply the mixture."""
     mixture = check_mixture(mixture, source)
-    cells = _beyond_the_pool(mixture, manifest, source) or plan(mixture, manifest, source)
+    cells = beyond_the_pool(mixture, manifest, source) or plan(mixture, manifest, source)
     for cell in cells:
         if cell.rows <= cell.available * cell.max_repeat:
             continue
@@ -272,7 +272,7 @@ def validate(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") 
         )
 
 
-def _beyond_the_pool(mixture: Mixture, manifest: PoolManifest, source: str) -> list[Cell]:
+def beyond_the_pool(mixture: Mixture, manifest: PoolManifest, source: str) -> list[Cell]:
     """The outer cells at their lower quota (floor of the exact share) when the volume is more
     rows than the pool can give at all and one cell is already over, else []: a volume far
     beyond the pool (`volume=1e9`) fails at once, without building the row order (`apportion`,

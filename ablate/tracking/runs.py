@@ -48,7 +48,8 @@ def start_sweep(job: JobSpec, uid: str | None = None) -> str:
 
     client = mlflow_client(job.tracking_uri)
     exp_id = experiment_id(job)
-    found, adopt = pick_parent(_parents(client, exp_id, job), redact(job.storage_url), uid)
+    parents = _parents(client, exp_id, job)
+    found, adopt = pick_parent(parents, redact(job.storage_url), uid)
     if found is not None:
         if adopt and uid is not None:
             client.set_tag(found, STUDY_UID_TAG, uid)
@@ -56,7 +57,6 @@ def start_sweep(job: JobSpec, uid: str | None = None) -> str:
             client.update_run(found, status="RUNNING")
         _log_job(client, found, job)  # params keep the first run's job; each run's is here
         return found
-    others = bool(_parents(client, exp_id, job))
     tags = {
         "ablate.study": job.study,
         "ablate.role": "sweep",
@@ -64,7 +64,7 @@ def start_sweep(job: JobSpec, uid: str | None = None) -> str:
     }
     run = client.create_run(
         exp_id,
-        run_name=f"sweep-{job.study}" + (f"-{uid}" if others and uid else ""),
+        run_name=f"sweep-{job.study}" + (f"-{uid}" if parents and uid else ""),
         tags={**tags, **({STUDY_UID_TAG: uid} if uid else {})},
     )
     run_id = str(run.info.run_id)
