@@ -81,6 +81,8 @@ class Tally:
     done: int = 0
     failed: int = 0
     run: int = 0
+    pruned: int = 0
+    """Trials this run stopped early (a search with `prune: true`)."""
     best_value: float | None = None
     best_trial: int | None = None
     best_attrs: dict[str, Any] = field(default_factory=dict)
@@ -367,6 +369,7 @@ class Dispatcher:
         else:
             self.idle.append(f.actor)
         self.study.tell(f.trial, state=TrialState.PRUNED)
+        self.tally.pruned += 1
         self._log(f, None, "PRUNED", None, f"pruned at step {f.reported}")
 
     # ------------------------------------------------------------------ helpers
@@ -434,7 +437,12 @@ class Dispatcher:
                 running=len(self.flight),
                 failed=self.tally.failed,
                 waiting=pending,
-                total=self.tally.done + self.tally.failed + len(self.flight) + pending,
+                total=self.tally.done
+                + self.tally.failed
+                + self.tally.pruned
+                + len(self.flight)
+                + pending,
+                pruned=self.tally.pruned,
                 best_value=self.tally.best_value,
                 best_trial=self.tally.best_trial,
                 last=last,

@@ -107,6 +107,7 @@ def run_sweep(
         best_mixture=best_mix,
         wall_seconds=time.perf_counter() - start_wall,
         n_run=tally.run,
+        n_pruned=tally.pruned,
         parent_run_id=parent or "",
         pareto_front=pareto,
         settings_id=level.id,
@@ -233,7 +234,12 @@ def run_trials(
         with contextlib.suppress(Exception):
             writer.close()  # interrupted: still write what finished
         best = {"best_value": tally.best_value} if tally.best_value is not None else {}
-        summary = {"n_complete": tally.done, "n_failed": tally.failed, **best}
+        summary = {
+            "n_complete": tally.done,
+            "n_failed": tally.failed,
+            "n_pruned": tally.pruned,
+            **best,
+        }
         if parent is not None:
             with contextlib.suppress(Exception):  # the server went down mid-sweep
                 tags = _best_mixture(job, study, summary)

@@ -25,6 +25,8 @@ class SweepProgress:
     best_trial: int | None = None
     last: str = ""
     """What just happened, e.g. `v200-b0.50-s1 -> 0.65 in 14.2s`."""
+    pruned: int = 0
+    """Trials stopped early by the pruner (part of `total`, neither done nor failed)."""
 
 
 @dataclass
@@ -39,6 +41,8 @@ class SweepSummary:
     wall_seconds: float
     n_run: int = 0
     """Trials that completed during this run."""
+    n_pruned: int = 0
+    """Trials the pruner stopped during this run."""
     parent_run_id: str = ""
     """The MLflow parent run of the sweep."""
     pareto_front: list[int] = field(default_factory=list)
@@ -54,9 +58,10 @@ class SweepSummary:
     def line(self, study: str) -> str:
         """`sweep `S`: this run 20 complete, 1 failed; the study 36 complete, best ...`: what
         ran in this run, then the study's totals (a rerun of a finished study ran nothing)."""
+        pruned = f", {self.n_pruned} pruned" if self.n_pruned else ""
         ran = (
-            f"this run {self.n_run} complete, {self.n_failed} failed"
-            if self.n_run or self.n_failed
+            f"this run {self.n_run} complete, {self.n_failed} failed{pruned}"
+            if self.n_run or self.n_failed or self.n_pruned
             else "nothing left to run"
         )
         best = (
@@ -74,9 +79,10 @@ def print_progress(p: SweepProgress) -> None:
     """Default progress printer: one line per finished trial."""
     best = f"{p.best_value:.4g} (trial {p.best_trial})" if p.best_value is not None else "-"
     width = len(str(p.total))
+    pruned = f"  pruned {p.pruned}" if p.pruned else ""
     print(
-        f"[{p.done + p.failed:>{width}}/{p.total}] done {p.done}  running {p.running}  failed {p.failed}  "
-        f"best {best}  last: {p.last}",
+        f"[{p.done + p.failed + p.pruned:>{width}}/{p.total}] done {p.done}  running {p.running}  "
+        f"failed {p.failed}{pruned}  best {best}  last: {p.last}",
         flush=True,
     )
 

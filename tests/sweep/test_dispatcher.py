@@ -19,6 +19,7 @@ from ablate.result import TrialResult
 from ablate.study import enqueue_design, open_study
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher, Tally
+from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
 from ablate.sweep.workers import WorkerLost
 from ablate.tracking import RunWriter, start_sweep
 
@@ -109,6 +110,8 @@ def test_a_pruned_trial_whose_worker_dies_ends_pruned_and_is_not_rerun(make_job)
 
     pool = ScriptedPool(dies)
     d, study = _dispatcher(job, pool)
+    seen: list[SweepProgress] = []
+    d.progress = seen.append
     d.dispatch()
     ((ref, f),) = d.flight.items()
     f.pruned = True  # the driver pruned it; its worker then died while stopping
@@ -116,6 +119,9 @@ def test_a_pruned_trial_whose_worker_dies_ends_pruned_and_is_not_rerun(make_job)
     d.writer.close()
     (trial,) = study.get_trials()
     assert trial.state == TrialState.PRUNED
+    # counted as pruned: the progress total keeps it (before: it fell out of the total)
+    assert (d.tally.pruned, seen[-1].pruned, seen[-1].total) == (1, 1, 1)
+    assert (seen[-1].done, seen[-1].failed) == (0, 0)
     assert [name for name, _ in pool.calls] == [f.mixture.name]  # no retry of a pruned trial
     assert pool.forgotten == ["worker-0"] and pool.started() == ["worker-1"]  # replaced
     assert not d.flight
@@ -277,3 +283,12 @@ def test_the_best_trial_keeps_the_caps_as_the_pareto_front_does(make_job) -> Non
         study.tell(trial, value)
     tally = tally_study(job, study)
     assert tally.done == 2 and (tally.best_trial, tally.best_value) == (0, 0.5)
+
+
+def test_progress_and_summary_lines_count_pruned_trials(capsys: pytest.CaptureFixture[str]) -> None:
+    print_progress(SweepProgress(done=3, running=1, failed=0, waiting=0, total=6, pruned=2))
+    assert capsys.readouterr().out.startswith("[5/6] done 3  running 1  failed 0  pruned 2  best -")
+    summary = SweepSummary(3, 0, None, None, None, 1.0, n_run=3, n_pruned=2)
+    assert "this run 3 complete, 0 failed, 2 pruned;" in summary.line("s")
+    only_pruned = SweepSummary(0, 0, None, None, None, 1.0, n_pruned=1)
+    assert "this run 0 complete, 0 failed, 1 pruned;" in only_pruned.line("s")
