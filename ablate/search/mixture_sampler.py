@@ -152,7 +152,7 @@ class MixtureSampler(BaseSampler):
                 cands = self._blind_design(x_seen, cands)
             best = _farthest(self._embed(cands), x_seen)
         else:
-            y = self.sign * np.array([float(t.values[0]) for t in done])
+            y = _fence_bad_tail(self.sign * np.array([float(t.values[0]) for t in done]))
             y = np.r_[y, np.full(len(bad), y.min())]  # a failed or pruned one: the worst seen
             n = len(done) + len(bad)
             best = self._proposal(x_seen[:n], y, x_seen[n:], self._embed(cands))
@@ -340,7 +340,10 @@ class _GP:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, volume: bool) -> _GP:
-        mean, scale = float(y.mean()), float(y.std()) or 1.0
+        # standardised through y / max|y|: y.std() of a 1e200 squares past the float range
+        # (inf), and the GP's predictions were NaN
+        top = float(np.abs(y).max()) or 1.0
+        mean, scale = float((y / top).mean()) * top, float((y / top).std()) * top or 1.0
         yn = (y - mean) / scale
         n_ls = 2 if volume else 1
         # bounds: length scales (Hellinger-embedding units: corners are sqrt(2) apart),
@@ -384,6 +387,26 @@ class _GP:
         v = cho_solve(self.chol, ks.T)
         var = np.clip(math.exp(self.theta[-2]) - (ks * v.T).sum(1), 1e-12, None)
         return mu * self.scale + self.mean, np.sqrt(var) * self.scale
+
+
+def _fence_bad_tail(y: np.ndarray) -> np.ndarray:
+    """Results far on the bad side (below the lower quartile by more than 3 interquartile
+    ranges: a diverged run's loss of 1e6 among losses near 2) pulled in to that fence, order
+    kept. Left as they are, standardising squeezed every other result into a sliver and the GP
+    took the outlier's jump for noise. Maximising, so the bad side is low; the good side stays
+    as it is (a far better result is the one to follow)."""
+    if len(y) < 4:
+        return y
+    q1, q3 = np.percentile(y, [25, 75])
+    spread = q3 - q1
+    if not spread > 0:
+        return y
+    fence = q1 - 3.0 * spread
+    below = y < fence
+    # squeezed into one spread below the fence, order kept: the worst still ranks last
+    y = y.copy()
+    y[below] = fence - spread * (1.0 - 1.0 / (1.0 + (fence - y[below]) / spread))
+    return y
 
 
 def _farthest(feats: np.ndarray, x_seen: np.ndarray) -> int:

@@ -297,3 +297,28 @@ def test_a_failed_start_point_of_a_search_is_not_enqueued_again(make_job) -> Non
         trial = study.ask()
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         assert enqueue(job, study, start, TYPES) == again
+
+
+@pytest.mark.parametrize("huge", [1e6, 1e200])
+def test_default_sampler_is_not_thrown_by_a_diverged_result(make_job, huge: float) -> None:
+    """Minimising a loss where one region diverges (a loss of 1e6, or 1e200 whose square
+    overflows): the search still proposes distinct mixtures and finds the optimum elsewhere."""
+    from ablate.objectives import sim_score
+    from ablate.search import default_warm_start
+
+    objective = {**SIM, "direction": "minimize"}
+    job = make_job(objective=objective, design={"kind": "search", "volumes": [5000]})
+    study = optuna.create_study(direction="minimize", sampler=make_sampler(job, 0))
+    for mix in default_warm_start(job, TYPES):
+        study.enqueue_trial(cube_params(job, TYPES, mix))
+    closeness, proposed = [], set()
+    for _ in range(16):
+        trial = study.ask()
+        mix = suggest(trial, job, TYPES)
+        value, c = sim_score("less_is_more", dict(mix.proportions), TYPES, mix.volume)
+        diverged = mix.proportions["caption"] > 0.5
+        study.tell(trial, huge if diverged else 1.0 - value)
+        closeness.append(0.0 if diverged else c)
+        proposed.add(tuple(round(v, 6) for v in mix.proportions.values()))
+    assert len(proposed) == 16  # before: NaN predictions, the same candidate over and over
+    assert max(closeness) >= 0.99
