@@ -10,6 +10,7 @@ logged to the sweep's parent MLflow run (under `report/`). `ablate propose` live
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from ablate.analysis.groups import main_group, plot_transfer, rank_transfer, spl
 from ablate.analysis.ladder_view import ladder_view
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
+from ablate.analysis.plot_effects import plot_effects
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
 from ablate.analysis.propose import Enqueued, propose_and_enqueue
 from ablate.analysis.recommend import Recommendation, check_volume, recommend
@@ -115,15 +117,21 @@ def write_report(
         for name, group in groups if len(groups) > 1 else ():
             group.attrs["group"] = name  # named in the verdict and the plots' titles
         search = study_searched(part)
-        fitter = Child(_fit_worker, part, column, volume, n_propose, search) if fork else None
+        fit_args = (part, column, volume, n_propose, search, out, label)
+        fitter = Child(_fit_worker, *fit_args) if fork else None
         if fitter is not None:
             children.append(fitter)
         findings = analyse(part, column, alpha=alpha)
         findings.scope = group_scope(df, groups, shown)
         plots = _draw(part, out, column, label, findings.cells, children if fork else None)
+        fitted = fitter.result() if fitter is not None else _fit(*fit_args)
         surrogates, rec, note, answer = (
-            fitter.result() if fitter is not None else _fit(part, column, volume, n_propose, search)
-        )
+            fitted.surrogates, fitted.recommendation, fitted.note, fitted.answer
+        )  # fmt: skip
+        if fitted.effects is not None:  # beside the simplex plot, the other view of shares
+            items = list(plots.items())
+            at = next((i + 1 for i, (k, _) in enumerate(items) if k == "simplex"), len(items))
+            plots = dict([*items[:at], ("effects", fitted.effects), *items[at:]])
         proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
         notes += turned + judged + group_notes(df, groups, shown, column, alpha)
@@ -302,35 +310,56 @@ def _plot_worker(
     return plot_all(df, out, column, label, cells, names)
 
 
-Fitted = tuple[Surrogates | None, Recommendation | None, str | None, VolumeAnswer | None]
+@dataclass
+class Fitted:
+    """What the surrogate side of a report gives: the surrogates and the recommendation, or
+    `note` saying why none; a search study's volume answer; the per-type effects plot."""
+
+    surrogates: Surrogates | None = None
+    recommendation: Recommendation | None = None
+    note: str | None = None
+    answer: VolumeAnswer | None = None
+    effects: Path | None = None
 
 
-def _fit(df: Any, column: str, volume: float | None, n_propose: int, search: bool) -> Fitted:
+def _fit(
+    df: Any, column: str, volume: float | None, n_propose: int, search: bool, out: Path, label: str
+) -> Fitted:
     """Surrogates and the recommendation (proposals, or the best tried mixture), or why none;
-    for a search study (`search`), its volume question put to the surrogate."""
+    for a search study (`search`), its volume question put to the surrogate; the effect of each
+    type's share around the recommended mixture (`effects.png`, drawn here: the models are)."""
     try:
         surrogates = fit_surrogates(df, column)
         rec = recommend(surrogates, volume, n=n_propose) if n_propose > 0 else None
     except UserError as err:
-        return None, None, f"No surrogate was fitted: {err}.", None
-    answer = None
+        return Fitted(note=f"No surrogate was fitted: {err}.")
+    fitted = Fitted(surrogates, rec)
+    degenerate = (ValueError, np.linalg.LinAlgError)  # a degenerate study: no curve, no claim
     if search:
-        try:
-            answer = volume_answer(surrogates)
-        except (ValueError, np.linalg.LinAlgError):  # a degenerate study: no curve, no claim
-            answer = None
-    return surrogates, rec, None, answer
+        with contextlib.suppress(*degenerate):
+            fitted.answer = volume_answer(surrogates)
+    if rec is not None:
+        with contextlib.suppress(*degenerate):
+            fitted.effects = plot_effects(surrogates, rec, out / "effects.png", label)
+    return fitted
 
 
 def _fit_worker(
-    conn: Any, df: Any, column: str, volume: float | None, n_propose: int, search: bool
+    conn: Any,
+    df: Any,
+    column: str,
+    volume: float | None,
+    n_propose: int,
+    search: bool,
+    out: Path,
+    label: str,
 ) -> Fitted:
-    surrogates, proposals, note, answer = _fit(df, column, volume, n_propose, search)
-    if surrogates is not None:
+    fitted = _fit(df, column, volume, n_propose, search, out, label)
+    if fitted.surrogates is not None:
         # the fitted models stay behind: unpickling them would import scikit-learn here too
         # (`Surrogates.model` refits one on demand)
-        surrogates.models = {}
-    return surrogates, proposals, note, answer
+        fitted.surrogates.models = {}
+    return fitted
 
 
 def _mlflow_log(job: JobSpec, files: list[Path], uid: str | None) -> str | None:

@@ -78,15 +78,16 @@ def test_report_files_verdict_and_mlflow(make_job: Any, tmp_path: Path) -> None:
     page = report.html.read_text()
     # the verdict opens the page, before any plot
     assert page.index("Less is more&rdquo; holds") < page.index("<img")
-    assert page.count("data:image/png;base64,") == len(report.plots) == 6
-    assert set(report.plots) == {
+    assert page.count("data:image/png;base64,") == len(report.plots) == 7
+    assert list(report.plots) == [  # the page's order: the effects beside the simplex plot
         "volume_balance",
         "heatmap",
         "domains",
         "pareto",
         "simplex",
+        "effects",
         "history",
-    }
+    ]
     csv = (tmp_path / "report" / "trials.csv").read_text().splitlines()
     assert len(csv) == 25 and "p/caption" in csv[0] and "gpu_seconds" in csv[0]
     assert len(report.proposals) == 2
@@ -210,3 +211,35 @@ def test_forked_and_serial_reports_agree(make_job: Any, tmp_path: Path) -> None:
     ]
     # the forked fit hands back no models (no scikit-learn import here); one refits on demand
     assert forked.surrogates.predict([[1 / 3] * 3], 5000).shape == (1,)
+
+
+def test_effect_curves_follow_the_landscape_around_the_recommended_mixture(
+    make_job: Any, tmp_path: Path
+) -> None:
+    """On 60 Dirichlet mixtures of a landscape whose quality peaks at equal shares, each type's
+    curve (its share moved, the others keeping their ratios) peaks near where the true
+    landscape does on the same path and follows its shape; the plot is drawn."""
+    from scipy.stats import spearmanr
+
+    from ablate.analysis.plot_effects import GRID, effect_curves, effect_paths, plot_effects
+    from ablate.analysis.recommend import recommend
+
+    paths = effect_paths(np.array([0.5, 0.3, 0.2]))
+    assert paths.shape == (3, GRID, 3)
+    np.testing.assert_allclose(paths.sum(-1), 1.0)
+    np.testing.assert_allclose(paths[0][:-1, 1] / paths[0][:-1, 2], 1.5)  # ratios kept
+    job = make_job()
+    dirichlet_study(job)
+    sur = fit_surrogates(load(job))
+    rec = recommend(sur, n=1)
+    curves = effect_curves(sur, rec)
+    start = np.array([curves.anchor.proportions[t] for t in TYPES])
+    for t, path in enumerate(effect_paths(start)):
+        truth = np.array([peak_at_5000(dict(zip(TYPES, p, strict=True)), curves.anchor.volume, 0)
+                          for p in path])  # fmt: skip
+        assert abs(curves.share[curves.mid[t].argmax()] - curves.share[truth.argmax()]) <= 0.1
+        # the shape (a surrogate's level may be off: the bootstrap band shows its variance, not bias)
+        assert spearmanr(curves.mid[t], truth).statistic >= 0.9
+    assert (curves.low <= curves.mid + 1e-9).all() and (curves.mid <= curves.high + 1e-9).all()
+    drawn = plot_effects(sur, rec, tmp_path / "effects.png", "score")
+    assert drawn is not None and drawn.stat().st_size > 10_000
