@@ -28,7 +28,10 @@ from ablate.mixture import (
     Mixture,
     beyond_the_pool,
     check_mixture,
+    held_rows,
+    heldout_positions,
     load_mixture,
+    manifest_without,
     max_volume,
     repeat_cap,
     resolve_proportions,
@@ -37,7 +40,7 @@ from ablate.mixture import (
     volume_rows,
 )
 from ablate.objectives import check_objective
-from ablate.pool import PoolManifest, open_pool
+from ablate.pool import Pool, PoolManifest, open_pool
 from ablate.registry import import_plugins
 from ablate.search import SAMPLERS, default_warm_start, project_warm_start
 from ablate.trial.scorer import SCORERS
@@ -202,10 +205,22 @@ def validate_job(job: JobSpec) -> None:
     task_types = job_task_types(job)
     check_share_bounds(job, task_types)
     mixtures = design_mixtures(job, task_types)
-    _check_design_volumes(job, mixtures, pool.manifest)
+    manifest, less = drawable(job, pool)
+    _check_design_volumes(job, mixtures, manifest, less)
     for mixture in mixtures:
-        validate(mixture, pool.manifest, source=f"{job.source} (design point {mixture.name})")
+        validate(mixture, manifest, source=f"{job.source} (design point {mixture.name}){less}")
     check_bench(job)
+
+
+def drawable(job: JobSpec, pool: Pool) -> tuple[PoolManifest, str]:
+    """The pool as the job's trials draw from it: less the rows `bench.heldout_of_pool` holds
+    out of every trial (they leave the pool before the draw), and a note for messages about
+    its counts ('' when nothing is held out)."""
+    if not job.heldout_fraction:
+        return pool.manifest, ""
+    held = held_rows(heldout_positions(pool, job.taxonomy, job.heldout_fraction, job.seed))
+    note = f" (counts less the {len(held):,} rows `bench.heldout_of_pool` holds out)"
+    return manifest_without(pool, held), note
 
 
 def check_bench(job: JobSpec) -> None:
@@ -245,7 +260,9 @@ def judge_key_problem(job: JobSpec) -> str | None:
     return None
 
 
-def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest) -> None:
+def _check_design_volumes(
+    job: JobSpec, mixtures: list[Mixture], manifest: PoolManifest, less: str = ""
+) -> None:
     """Name the job's own keys when a design volume is more than the pool can supply.
 
     (A mixture file's message would suggest `max_repeat`, which a job file has no key for.)
@@ -273,7 +290,7 @@ def _check_design_volumes(job: JobSpec, mixtures: list[Mixture], manifest: PoolM
     raise UserError(
         f"{job.source}: `design.volumes` {', '.join(map(str, volumes))} cannot be drawn from "
         f"the pool {job.pool_dir}: design point {m.name} needs {n:,} rows of `{label}`, the "
-        f"pool's `{job.taxonomy}` has {counts.get(label, 0):,}. Lower `design.volumes` to at "
+        f"pool's `{job.taxonomy}` has {counts.get(label, 0):,}{less}. Lower `design.volumes` to at "
         f"most {cap:,} (the largest volume every `design.balance` level can draw), or import "
         "a larger pool"
     )
@@ -298,6 +315,7 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         mixture, where = load_mixture(path), str(path)
     if job.objective.kind == "train":
         assert job.pool_dir is not None  # the train objective's check requires it
-        validate(mixture, open_pool(job.pool_dir).manifest, source=where)
+        manifest, less = drawable(job, open_pool(job.pool_dir))
+        validate(mixture, manifest, source=where + less)
         check_bench(job)
     return mixture

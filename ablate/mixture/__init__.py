@@ -5,6 +5,7 @@ Only re-exports: the mixture file (`spec`), rows per type and validation (`plan`
 """
 
 from ablate.mixture.balance import kl_to_uniform, min_max_ratio, normalized_entropy
+from ablate.mixture.heldout import held_rows, heldout_positions, manifest_without
 from ablate.mixture.plan import (
     Cell,
     apply_min_share,
@@ -31,8 +32,11 @@ __all__ = [
     "beyond_the_pool",
     "check_mixture",
     "check_out_path",
+    "held_rows",
+    "heldout_positions",
     "kl_to_uniform",
     "load_mixture",
+    "manifest_without",
     "materialize",
     "max_volume",
     "min_max_ratio",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ablate.errors import UserError
+from ablate.mixture.heldout import manifest_without
 from ablate.mixture.plan import (
     plan,
     validate,
@@ -116,15 +117,23 @@ def type_draw(seed: int, label: str, rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def materialize(mixture: Mixture, pool: Pool) -> Selection:
-    """Select the mixture's rows from the pool: deterministic given the mixture and fingerprint.
+def materialize(mixture: Mixture, pool: Pool, exclude: np.ndarray | None = None) -> Selection:
+    """Select the mixture's rows from the pool: deterministic given the mixture and fingerprint
+    (and `exclude`: pool positions never drawn, e.g. a job's held-out rows; the volume and
+    shares are then drawn in full from the rest).
 
     Cost: one pass over the label codes per stratum, a seeded permutation per stratum, one
     `take` of the selected ids; the pool's text is never read (it stays memory-mapped).
     """
-    validate(mixture, pool.manifest)
+    exclude = np.empty(0, dtype=np.int64) if exclude is None else exclude
+    manifest = manifest_without(pool, exclude)
+    validate(mixture, manifest)
     mixture = check_mixture(mixture)
-    cells = plan(mixture, pool.manifest)
+    cells = plan(mixture, manifest)
+    allowed = None
+    if len(exclude):
+        allowed = np.ones(pool.manifest.rows, dtype=bool)
+        allowed[exclude] = False
     outer, outer_labels = pool.codes(mixture.taxonomy)
     outer_index = {label: i for i, label in enumerate(outer_labels)}
     parts = []
@@ -139,6 +148,8 @@ def materialize(mixture: Mixture, pool: Pool) -> Selection:
             inner, inner_labels = pool.codes(inner_tax)
             mask &= inner == inner_labels.index(cell.inner)
             key = f"{cell.label}/{inner_tax}={cell.inner}"
+        if allowed is not None:
+            mask &= allowed
         rows = np.flatnonzero(mask).astype(np.int64)
         parts.append(type_draw(mixture.seed, key, rows, cell.rows))
     chosen = np.concatenate(parts)

@@ -27,12 +27,20 @@ import numpy as np
 
 from ablate.config import JobSpec, resolve_path, to_dict
 from ablate.errors import UserError
-from ablate.mixture import Mixture, Selection, materialize, validate
+from ablate.mixture import (
+    Mixture,
+    Selection,
+    held_rows,
+    heldout_positions,
+    manifest_without,
+    materialize,
+    validate,
+)
 from ablate.models import LoadedModel, load_model
 from ablate.pool import Pool, open_pool
 from ablate.result import TrialResult
 from ablate.trial.encode import DialogueEncoder, Encoded, EncodeError, PixelCache, encode_rows
-from ablate.trial.heldout import heldout_metrics, heldout_positions, without_heldout
+from ablate.trial.heldout import heldout_metrics
 from ablate.trial.packing import unpacked_attention
 from ablate.trial.scoring import score_bench
 from ablate.trial.train import TrainStats, resident_adapter, train_lora
@@ -121,26 +129,33 @@ def select_rows(job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialD
     pool_dir = job.pool_dir
     assert pool_dir is not None  # run_trial checked it
     pool = _cached(cache, ("pool", str(pool_dir)), lambda: open_pool(pool_dir))
-    validate(mixture, pool.manifest, source=job.source or "job")
-    selection = materialize(mixture, pool)
-    data = TrialData(
+    heldout = None
+    if job.heldout_fraction:
+        heldout = _cached(
+            cache,
+            ("heldout", str(pool_dir), job.taxonomy, job.heldout_fraction, job.seed),
+            lambda: heldout_positions(pool, job.taxonomy, job.heldout_fraction, job.seed),
+        )
+    # the held-out rows leave the pool before the draw: the trial trains on its full volume
+    exclude = held_rows(heldout)
+    validate(mixture, manifest_without(pool, exclude), source=_held_source(job, exclude))
+    selection = materialize(mixture, pool, exclude)
+    return TrialData(
         pool=pool,
         selection=selection,
         positions=selection.positions,
         counts=dict(selection.counts),
         selection_hash=selection.content_hash,
-        heldout=None,
+        heldout=heldout,
     )
-    if job.heldout_fraction:
-        data.heldout = _cached(
-            cache,
-            ("heldout", str(pool_dir), job.taxonomy, job.heldout_fraction, job.seed),
-            lambda: heldout_positions(pool, job.taxonomy, job.heldout_fraction, job.seed),
-        )
-        data.positions, data.counts, data.selection_hash = without_heldout(
-            pool, selection, data.heldout
-        )
-    return data
+
+
+def _held_source(job: JobSpec, exclude: np.ndarray) -> str:
+    """Where a supply error points: the job, and its held-out rows when they shrank the pool."""
+    source = job.source or "job"
+    if len(exclude):
+        source += f" (its pool less the {len(exclude):,} rows `bench.heldout_of_pool` holds out)"
+    return source
 
 
 def resident_model(job: JobSpec, cache: dict[Any, Any]) -> TrialModel:
@@ -329,7 +344,8 @@ def _trial_info(
         "skipped_dialogues": sum(training.skipped.values()),
         **{f"skipped/{k}": v for k, v in training.skipped.items()},
         "skip_reasons": training.notes,
-        "heldout_excluded": len(data.selection.positions) - len(data.positions),
+        # rows the job holds out of its pool (none of them drawn: the volume is whole)
+        "heldout_rows": int(held_rows(data.heldout).size),
         "model": model.path,
         "model_kind": loaded.kind,
         "dtype": loaded.dtype,

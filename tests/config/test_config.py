@@ -414,6 +414,11 @@ def test_validate_job_volume_too_large_names_design_volumes_and_the_most_it_can_
     # far more rows than the pool holds: refused before apportioning a billion rows
     huge = error_of(validate_job, pool_job(tmp_path, small_pool, ("design.volumes=[1e9]",)))
     assert "`design.volumes` 1000000000 cannot be drawn" in huge and "at most 100" in huge
+    # rows held out of every trial leave the pool before the draw: 100 no longer fits
+    held = f"bench={{file: {small_pool['bench']}, heldout_of_pool: 0.1}}"
+    msg = error_of(validate_job, pool_job(tmp_path, small_pool, ("design.volumes=[100]", held)))
+    assert "the pool's `skill` has 78 (counts less the " in msg  # 87 colors, 9 held out
+    assert "rows `bench.heldout_of_pool` holds out). Lower `design.volumes` to at most 90" in msg
 
 
 def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[str, Path]) -> None:

@@ -199,3 +199,46 @@ def test_flat_materialize_matches_golden_after_fast_path(tmp_path: Path) -> None
     m = Mixture(volume=20, proportions={"single_image": 0.5, "multi_image": 0.5}, seed=7)
     sel = materialize(m, open_pool(tmp_path / "pool"))
     assert sel.ids[:6] == GOLDEN_FIRST_IDS and sel.content_hash == GOLDEN_HASH
+
+
+def test_rows_held_out_leave_the_pool_before_the_draw(combined: Pool) -> None:
+    """`exclude` (a job's held-out rows): never drawn, the volume and the strata drawn in full
+    from the rest, and validation counts the pool less them (nested strata too)."""
+    from ablate.mixture import held_rows, heldout_positions, manifest_without
+
+    held = heldout_positions(combined, "task_type", 0.25, seed=0)
+    # 25% of each task type: single 70 -> 18, multi 30 -> 8 (7.5 rounds to even), text 20 -> 5
+    assert {k: len(v) for k, v in held.items()} == {
+        "multi_image": 8,
+        "single_image": 18,
+        "text_only": 5,
+    }
+    exclude = held_rows(held)
+    less = manifest_without(combined, exclude)
+    assert less.rows == 120 - 31
+    assert less.labels["task_type"] == {"single_image": 52, "multi_image": 22, "text_only": 15}
+    table = combined.table()
+    pairs = Counter(
+        zip(
+            table.column("source").take(exclude).to_pylist(),
+            table.column("task_type").take(exclude).to_pylist(),
+            strict=True,
+        )
+    )
+    joint = less.joint["source"]["task_type"]
+    for (source, task_type), n in pairs.items():
+        assert (
+            joint[source][task_type]
+            == combined.manifest.joint["source"]["task_type"][source][task_type] - n
+        )
+    sel = materialize(replace(SHARE, volume=48), combined, exclude)
+    assert len(sel.positions) == 48 and sel.counts == {"base": 36, "mmcr": 12}
+    assert not set(sel.positions.tolist()) & set(exclude.tolist())
+    # nested volumes still nest with rows held out
+    small = materialize(replace(SHARE, volume=24), combined, exclude)
+    assert set(small.ids) <= set(sel.ids)
+    # a volume the whole pool supplies but the pool less its held-out rows does not
+    flat = Mixture(name="f", volume=20, proportions={"text_only": 1.0}, taxonomy="task_type")
+    validate(flat, combined.manifest)  # 20 text-only rows: all of them
+    with pytest.raises(UserError, match="needs 20 rows of text_only, the pool has 15"):
+        materialize(flat, combined, exclude)
