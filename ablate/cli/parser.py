@@ -82,7 +82,9 @@ def _add_data_import(data: Any) -> None:
         description="Import LLaVA/Ovis JSON or JSONL, the Hugging Face messages+images layout "
         "(JSONL, Parquet, a dataset saved to disk, any datasets.load_dataset source) into one "
         "memory-mapped Arrow pool, validating and labelling every record. Several sources make "
-        "one combined pool with a `source` label (NAME=PATH names a source).",
+        "one combined pool with a `source` label (NAME=PATH names a source; "
+        "--image-root NAME=DIR gives it its own image folder). A source of a combined pool "
+        "that gives no row is an error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="label rules (--label NAME=RULE, or NAME: RULE in --labels FILE.yaml):\n"
         "  images:0=text_only,1=single_image,2+=multi_image   buckets of the image count\n"
@@ -117,9 +119,11 @@ def _add_data_import(data: Any) -> None:
     )
     p.add_argument(
         "--image-root",
-        type=Path,
-        default=None,
-        help="folder relative image paths resolve against (default: the source's folder)",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="folder relative image paths resolve against (default: the source's folder); "
+        "DIR for every source, NAME=DIR for source NAME's own (repeatable)",
     )
     p.add_argument(
         "--on-invalid",

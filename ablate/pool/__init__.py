@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from ablate.pool.importer import ImportProgress, import_pool
 from ablate.pool.items import InvalidRecord
-from ablate.pool.request import ImportRequest, Source, parse_source, parse_turns
+from ablate.pool.request import (
+    ImportRequest,
+    Source,
+    parse_image_roots,
+    parse_source,
+    parse_turns,
+)
 from ablate.pool.store import (
     BASE_SCHEMA,
     MANIFEST_FILE,
@@ -38,6 +44,7 @@ __all__ = [
     "Source",
     "import_pool",
     "open_pool",
+    "parse_image_roots",
     "parse_source",
     "parse_turns",
     "show_pool",

@@ -2,7 +2,8 @@
 
 The checks run in a fixed order (the first failing one names the record's problem): the record
 is an object (with an id, or one is made from its position), its turns alternate human/gpt (a
-leading answer and a trailing question are dropped and counted), their number is in `--turns`,
+leading answer and a trailing question are dropped and counted) and no answer holds an `<image>`
+(`image_in_answer`: the image would be a training target), their number is in `--turns`,
 there is one `<image>` placeholder per image, image paths stay inside the image root, the files
 exist (and decode, with `decode_images`), every label rule labels it, and its id is new (or,
 with `duplicate_ids="rename"`, is made new).
@@ -147,7 +148,8 @@ class RecordChecker:
                     raise InvalidRecord(
                         "outside_root",
                         f"image path {p!r} {kind} the image root {self.root}; pass "
-                        "--allow-outside-root to accept it, or set --image-root to a folder above it",
+                        f"--allow-outside-root to accept it, or set {self._root_option()} to a "
+                        "folder above it",
                     )
         if req.check_images or req.decode_images:
             for p, full in zip(paths, images, strict=True):
@@ -155,13 +157,17 @@ class RecordChecker:
                     raise InvalidRecord(
                         "missing_image",
                         f"image file not found: {full} (from {p!r} under the image root "
-                        f"{self.root}); if the images sit elsewhere, pass --image-root DIR "
-                        "(the folder their paths start from)",
+                        f"{self.root}); if the images sit elsewhere, pass "
+                        f"{self._root_option()} (the folder their paths start from)",
                     )
         if req.decode_images:
             for full in images:
                 self._decode(full)
         return images
+
+    def _root_option(self) -> str:
+        """`--image-root DIR`, or in a combined pool this source's own `--image-root NAME=DIR`."""
+        return f"--image-root {self.source_label}=DIR" if self.id_prefix else "--image-root DIR"
 
     def _place(self, checked: list[str | bytes]) -> tuple[list[str], list[str]]:
         """The paths `pool.arrow` holds and those the fingerprint uses: a file by its absolute
@@ -267,10 +273,24 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
             )
         if not isinstance(value, str) or not value.strip():
             raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
+        if role == "gpt" and dialogue and IMAGE_TOKEN in value:  # a leading answer: `_trimmed`
+            raise InvalidRecord("image_in_answer", _image_in_answer(i, value))
         turns.append({"from": role, "value": value})
     if not turns:
         raise InvalidRecord("bad_conversations", "`conversations` holds only empty system turns")
     return turns
+
+
+def _image_in_answer(turn: int, value: str) -> str:
+    at = value.index(IMAGE_TOKEN)
+    quote = short_text(value[max(0, at - 40) : at + len(IMAGE_TOKEN) + 40])
+    return (
+        f"turn {turn} (gpt) holds {IMAGE_TOKEN} ({quote}): an answer cannot take an image as "
+        "input, and at training the image would sit inside the labelled answer. If it is the "
+        "question's image, move the placeholder into the human turn before it; if it is "
+        f"literal text (an HTML tag, say), the pool cannot tell it from a placeholder: reword "
+        "it (e.g. <img>) or leave the record out"
+    )
 
 
 def _trimmed(turns: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:

@@ -7,6 +7,8 @@ source formats: `readers`.
 
 Every record read is either a row of the pool or a line of `skipped.jsonl` (or, with
 `on_invalid="error"`, the reason the import stopped): `manifest.records_read == rows + skipped`.
+A source of a combined pool that gives no row at all stops the import (its most common reason
+named): a pool quietly without it would not be the mixture asked for.
 Memory: one batch of rows (`batch_rows`) plus the set of ids seen (duplicate check, about
 100 bytes per record: ~30 MB for 310k records) plus the reader's own bound.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,11 +177,14 @@ def _write_rows(
             prefix = f"{label}/" if several else ""  # ids stay unique across sources
             checker = RecordChecker(req, image_root, writer.columns, label, prefix, seen, store)
             counts = _write_source(req, source, several, checker, writer, reads)
+            if several and not counts.rows:  # the others would make a pool without it
+                writer.publish_report()
+                raise UserError(_empty_source(source, counts, Path(req.out) / SKIPPED_FILE))
             files = source_files(source.path, source.format, req.split)
-            summaries.append(source.summary(image_root, files, **counts))
-            if counts["turns_trimmed"]:
+            summaries.append(source.summary(image_root, files, **counts.summary()))
+            if counts.turns_trimmed:
                 reads.note(
-                    f"{counts['turns_trimmed']:,} record(s) of source `{label}` opened with a gpt "
+                    f"{counts.turns_trimmed:,} record(s) of source `{label}` opened with a gpt "
                     "turn or ended with an unanswered question; those turns were dropped (as "
                     "LLaVA's preprocessing drops them: no answer to learn) and the rest kept"
                 )
@@ -202,13 +208,13 @@ def _write_source(
     checker: RecordChecker,
     writer: PoolWriter,
     reads: _Reads,
-) -> dict[str, int]:
-    """Each record of one source becomes a row or a report line; its read / rows / skipped."""
-    read = rows = skipped = made = renamed = trimmed = 0
+) -> _SourceCounts:
+    """Each record of one source becomes a row or a report line; what it made of them."""
+    counts = _SourceCounts()
     for item in read_records(source.path, source.format, req.split):
         # an unreadable shard stands for all the rows it could not give (InvalidRecord.count)
         n = item.record.count if isinstance(item.record, InvalidRecord) else 1
-        read += n
+        counts.read += n
         reads.count(n)
         try:
             # a record without an id is named by its position: the same on every re-import of
@@ -216,21 +222,52 @@ def _write_source(
             row = checker.check(item.record, _position(item))
         except InvalidRecord as bad:
             writer.skip(_reject(req, source, several, item, bad), bad.count)
-            skipped += bad.count
+            counts.skipped += bad.count
+            counts.codes[bad.code] += bad.count
+            counts.examples.setdefault(bad.code, bad.reason)
             continue
-        rows += 1
-        made += row.id_made
-        renamed += row.id_renamed
-        trimmed += row.turns_trimmed > 0
+        counts.rows += 1
+        counts.ids_made += row.id_made
+        counts.ids_renamed += row.id_renamed
+        counts.turns_trimmed += row.turns_trimmed > 0
         writer.add(row)
-    return {
-        "read": read,
-        "rows": rows,
-        "skipped": skipped,
-        "ids_made": made,
-        "ids_renamed": renamed,
-        "turns_trimmed": trimmed,
-    }
+    return counts
+
+
+@dataclass
+class _SourceCounts:
+    """What one source's records became."""
+
+    read: int = 0
+    rows: int = 0
+    skipped: int = 0
+    ids_made: int = 0
+    ids_renamed: int = 0
+    turns_trimmed: int = 0
+    """Rows that lost a leading answer or a trailing question."""
+    codes: Counter[str] = dataclasses.field(default_factory=Counter)
+    """Skipped records per reason code."""
+    examples: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The first reason given for each code."""
+
+    def summary(self) -> dict[str, int]:
+        """The counts the manifest's `sources` entry holds."""
+        keep = ("read", "rows", "skipped", "ids_made", "ids_renamed", "turns_trimmed")
+        return {k: getattr(self, k) for k in keep}
+
+
+def _empty_source(source: ResolvedSource, counts: _SourceCounts, report: Path) -> str:
+    """Why a source of a combined pool gave no row: its most common skip reason, with its fix."""
+    label, given = source.source.label, source.source
+    drop = f"fix it, or leave `{f'{given.name}=' if given.name else ''}{given.path}` out"
+    if not counts.read:
+        return f"source `{label}` ({source.path}) holds no records; {drop}"
+    code, n = counts.codes.most_common(1)[0]
+    return (
+        f"source `{label}` ({source.path}) gave no rows: all {counts.skipped:,} of its records "
+        f"were skipped, {n:,} as `{code}`, e.g. {counts.examples[code]}. Reasons per record in "
+        f"{report}; {drop}"
+    )
 
 
 def _position(item: Item) -> str:

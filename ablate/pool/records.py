@@ -5,7 +5,14 @@ Accepted layouts (any source format, see `ablate.pool.readers`):
   "value": "...<image>..."}]}` with one `<image>` placeholder per image (text-only: no `image`);
 - Hugging Face: `{"id", "images": [paths], "messages": [{"role": "user"|"assistant", "content":
   str | [{"type": "image"} | {"type": "text", "text": ...}]}]}`, converted to the first layout.
-  An image may also be a `{"bytes", "path"}` struct (a `datasets.Image` column): its path is used.
+  An image may also be a `{"bytes", "path"}` struct (a `datasets.Image` column): its path is used;
+- the Cauldron: `{"images", "texts": [{"user", "assistant"}]}`, the images before the first turn.
+
+The pool keeps each turn as one string in which `<image>` marks an image. Layouts that place
+images with parts of their own (`hf` parts, the Cauldron) may hold `<image>` as plain text; such
+a record is refused (`literal_image_text`) rather than have its text read as a placeholder. An
+image part in an assistant message is refused (`image_in_answer`), as `checks` refuses an
+`<image>` in a gpt turn.
 """
 
 from __future__ import annotations
@@ -109,10 +116,13 @@ def _from_cauldron(rec: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(text, dict):
             turns.append(text)  # refused by the conversation check, naming it
             continue
-        user = str(text.get("user") or "")
+        user = _literal_text(text.get("user"), f"texts[{i}].user")
         if i == 0 and n_images:
             user = f"{IMAGE_TOKEN}\n" * n_images + user
-        turns += [{"from": "human", "value": user}, {"from": "gpt", "value": text.get("assistant")}]
+        answer = text.get("assistant")  # None stays None: refused as an empty message
+        if isinstance(answer, str):
+            answer = _literal_text(answer, f"texts[{i}].assistant")
+        turns += [{"from": "human", "value": user}, {"from": "gpt", "value": answer}]
     out = {k: v for k, v in rec.items() if k not in ("texts", "images")}
     out["conversations"] = turns
     out["image"] = images
@@ -136,10 +146,9 @@ def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(msg, dict):
             turns.append(msg)
             continue
-        content = msg.get("content")
+        content, role = msg.get("content"), msg.get("role")
         if isinstance(content, list):
-            content = _parts_text(content, len(turns))
-        role = msg.get("role")
+            content = _parts_text(content, len(turns), answer=role in ("assistant", "gpt"))
         turns.append({"from": _HF_ROLES.get(str(role), role), "value": content})
     out = {k: v for k, v in rec.items() if k not in ("messages", "images")}
     out["conversations"] = turns
@@ -147,17 +156,25 @@ def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parts_text(content: list[Any], turn: int) -> str:
+def _parts_text(content: list[Any], turn: int, answer: bool) -> str:
     """The text of a turn's content parts, `<image>` where an image part stands. A part of
     another type (`image_url`, `audio`, ...) is refused: dropped, it would turn an image
-    dialogue into a text-only one without a word."""
+    dialogue into a text-only one without a word. So is an image part in an answer
+    (`answer`: an assistant turn), and text holding a literal `<image>` (`literal_image_text`)."""
     parts = []
     for i, part in enumerate(map(_json_struct, content)):
         kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image" and answer:
+            raise InvalidRecord(
+                "image_in_answer",
+                f"message {turn} (assistant), content part {i} is an image; an answer cannot "
+                "take an image as input (at training the image would sit inside the labelled "
+                "answer): move the image part into the user message before it",
+            )
         if kind == "image":
             parts.append(IMAGE_TOKEN)
         elif kind == "text":
-            parts.append(str(part.get("text") or ""))
+            parts.append(_literal_text(part.get("text"), f"message {turn}, content part {i}"))
         else:
             what = f"type {kind!r}" if isinstance(part, dict) else short_text(part)
             raise InvalidRecord(
@@ -167,6 +184,25 @@ def _parts_text(content: list[Any], turn: int) -> str:
                 'place in the turn is a {"type": "image"} part)',
             )
     return "\n".join(p for p in parts if p)
+
+
+def _literal_text(text: Any, where: str) -> str:
+    """Text that the layout marks as text (an `hf` text part, a Cauldron turn), refused when it
+    holds the string `<image>`: the pool keeps a turn as one string in which `<image>` marks an
+    image (`ablate.trial.encode` splits on it), so the literal text would become a placeholder
+    and the image count be wrong, or an image be put where the text was."""
+    text = str(text or "")
+    if IMAGE_TOKEN in text:
+        at = text.index(IMAGE_TOKEN)
+        quote = short_text(text[max(0, at - 40) : at + len(IMAGE_TOKEN) + 40])
+        raise InvalidRecord(
+            "literal_image_text",
+            f"{where} is text holding the literal string {IMAGE_TOKEN} ({quote}); this layout "
+            f"places images with their own parts, but the pool stores a turn as text in which "
+            f"{IMAGE_TOKEN} marks an image, so this text would be taken for an image "
+            f"placeholder. Reword it (e.g. <img>) or leave the record out",
+        )
+    return text
 
 
 #: An image as a record gives it: a path, embedded bytes, or both (a `datasets.Image` struct).

@@ -6,6 +6,7 @@ or any file is written.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "Source",
     "check_options",
     "is_combined",
+    "parse_image_roots",
     "parse_source",
     "parse_turns",
     "resolve_sources",
@@ -38,6 +40,9 @@ class Source:
     """The `source` label of its rows (default: the file name without suffix)."""
     format: str | None = None
     """Reader (see `ablate.pool.readers`); default: the request's `format`."""
+    image_root: Path | None = None
+    """Folder its relative image paths resolve against (`--image-root NAME=DIR`); default:
+    the request's `image_root`, else the source's folder."""
 
     @property
     def label(self) -> str:
@@ -50,6 +55,39 @@ def parse_source(text: str) -> Source:
     if sep and name and not Path(text).exists() and "/" not in name:
         return Source(Path(path), name=name)
     return Source(Path(text))
+
+
+def parse_image_roots(
+    values: Sequence[str | Path], sources: Sequence[Source]
+) -> tuple[Path | None, list[Source]]:
+    """The repeatable `--image-root`: `DIR` for every source without its own, `NAME=DIR` for
+    the source NAME (its label, as `NAME=PATH` or the file name gives it). A value is `NAME=DIR`
+    when NAME names a source and the whole value is not an existing folder. Returns the root of
+    every source and the sources with their own roots set."""
+    labels = [s.label for s in sources]
+    common: Path | None = None
+    own: dict[str, Path] = {}
+    for value in map(str, values):
+        name, sep, folder = value.partition("=")
+        if sep and name in labels and not Path(value).is_dir():
+            if name in own:
+                raise UserError(f"--image-root {name}=...: given twice for source `{name}`")
+            own[name] = Path(folder)
+        elif sep and name and "/" not in name and not Path(value).exists():
+            raise UserError(
+                f"--image-root {value}: no source is named `{name}` (the sources: "
+                f"{', '.join(labels)}); give NAME=DIR for a source's own root, or DIR for all"
+            )
+        elif common is not None:
+            raise UserError(
+                f"--image-root {common} and --image-root {value}: one folder serves every "
+                "source; give a source its own with --image-root NAME=DIR"
+            )
+        else:
+            common = Path(value)
+    return common, [
+        dataclasses.replace(s, image_root=own.get(s.label, s.image_root)) for s in sources
+    ]
 
 
 def parse_turns(text: str | None) -> tuple[int | None, int | None]:
@@ -80,7 +118,8 @@ class ImportRequest:
     out: Path
     """The pool folder to write (created; an existing pool there is replaced)."""
     image_root: Path | None = None
-    """Folder relative image paths resolve against; default: each source's folder."""
+    """Folder relative image paths resolve against, for every source without its own
+    (`Source.image_root`); default: each source's folder."""
     on_invalid: Literal["error", "skip"] = "error"
     """`error`: stop at the first bad record; `skip`: keep the good ones, report the rest."""
     check_images: bool = True
@@ -126,9 +165,11 @@ class ResolvedSource:
     """The reader (`auto` resolved, see `ablate.pool.readers.detect_format`)."""
 
     def image_root(self, req: ImportRequest) -> Path:
-        """The folder this source's relative image paths resolve against."""
-        if req.image_root:
-            return Path(req.image_root).resolve()
+        """The folder this source's relative image paths resolve against: its own, else the
+        request's, else the source's folder."""
+        root = self.source.image_root or req.image_root
+        if root:
+            return Path(root).resolve()
         return self.path if self.path.is_dir() else self.path.parent
 
     def summary(
@@ -191,6 +232,9 @@ def check_options(req: ImportRequest) -> None:
     """The request's options other than its sources and labels."""
     if req.image_root is not None and not Path(req.image_root).is_dir():
         raise UserError(f"--image-root {req.image_root}: no such folder")
+    for s in req.sources():
+        if s.image_root is not None and not Path(s.image_root).is_dir():
+            raise UserError(f"--image-root {s.label}={s.image_root}: no such folder")
     if req.on_invalid not in ("error", "skip"):
         raise UserError(f"--on-invalid must be error or skip, got {req.on_invalid!r}")
     if req.duplicate_ids not in ("error", "rename"):

@@ -142,6 +142,14 @@ class PoolWriter:
         self._writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=self.schema))
         batch.clear()
 
+    def publish_report(self) -> None:
+        """Put the report written so far in place as `skipped.jsonl` (for a failing import,
+        which then leaves it behind: the reasons)."""
+        assert self._report is not None, "publish_report() outside open()"
+        if self.skipped:
+            self._report.flush()
+            self.tmp_skipped.replace(self.out / SKIPPED_FILE)
+
     def finish(self, sources: Sequence[ResolvedSource]) -> None:
         """Move the table in place, without the implicit label columns no row had a value for."""
         if self.rows == 0:
