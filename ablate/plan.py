@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ablate.bench import bench_records, load_bench
+from ablate.bench import bench_problems, bench_records, load_bench
 from ablate.bench.judge_http import judge_key
 from ablate.bench.preflight import JudgeCheck, check_judge
 from ablate.config import JobSpec, build, read_job, resolve_path
@@ -184,10 +184,11 @@ def job_task_types(job: JobSpec) -> list[str]:
     return types
 
 
-def validate_job(job: JobSpec) -> None:
-    """Every design point must be suppliable by the pool: fail before any training."""
+def validate_job(job: JobSpec) -> list[str]:
+    """Every design point must be suppliable by the pool and the bench scorable: fail before
+    any training; warnings to print (a bench with some unscorable dialogues)."""
     if job.objective.kind != "train":
-        return
+        return []
     assert job.pool_dir is not None  # load_job requires it for kind train
     pool = open_pool(job.pool_dir)
     if job.taxonomy not in pool.manifest.labels:
@@ -209,7 +210,7 @@ def validate_job(job: JobSpec) -> None:
     _check_design_volumes(job, mixtures, manifest, less)
     for mixture in mixtures:
         validate(mixture, manifest, source=f"{job.source} (design point {mixture.name}){less}")
-    check_bench(job)
+    return check_bench(job)
 
 
 def drawable(job: JobSpec, pool: Pool) -> tuple[PoolManifest, str]:
@@ -223,13 +224,30 @@ def drawable(job: JobSpec, pool: Pool) -> tuple[PoolManifest, str]:
     return manifest_without(pool, held), note
 
 
-def check_bench(job: JobSpec) -> None:
-    """The job's bench file exists, reads, and names a known scorer (before any training)."""
+def check_bench(job: JobSpec) -> list[str]:
+    """The job's bench file exists, reads, names a known scorer, and has dialogues that can be
+    scored (before any training): a UserError when none can; a warning line when some cannot
+    (they are left out of every trial's score, as `info/bench_skipped` counts)."""
     if job.bench_file is None:
-        return
+        return []
     if not job.bench_file.is_file():
         raise UserError(f"{job.source}: `bench` file {job.bench_file} does not exist")
-    SCORERS.get(load_bench(job.bench_file).scorer, str(job.bench_file))
+    spec = load_bench(job.bench_file)
+    SCORERS.get(spec.scorer, str(job.bench_file))
+    records = bench_records(spec)
+    problems = bench_problems(records)
+    if not problems:
+        return []
+    first = "; ".join(problems[:3])
+    if len(problems) == len(records):
+        raise UserError(
+            f"bench {job.bench_file}: none of its {len(records)} dialogues can be scored: "
+            f"{first}. Fix its images (paths are relative to its `data` file) or placeholders"
+        )
+    return [
+        f"warning: bench {job.bench_file}: {len(problems)} of its {len(records)} dialogues "
+        f"cannot be scored and are left out of every trial's score: {first}"
+    ]
 
 
 def check_job_judge(job: JobSpec, probe: bool = True) -> JudgeCheck | None:

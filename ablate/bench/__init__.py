@@ -5,6 +5,7 @@ from ablate.bench.judge_parse import RATINGS
 from ablate.bench.spec import (
     BenchSpec,
     JudgeSpec,
+    bench_problems,
     bench_records,
     label_fields,
     load_bench,
@@ -15,6 +16,7 @@ __all__ = [
     "RATINGS",
     "BenchSpec",
     "JudgeSpec",
+    "bench_problems",
     "bench_records",
     "label_fields",
     "load_bench",

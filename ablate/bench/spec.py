@@ -147,6 +147,26 @@ def bench_records(spec: BenchSpec) -> list[dict[str, Any]]:
     return records
 
 
+def bench_problems(records: list[dict[str, Any]]) -> list[str]:
+    """What makes a bench dialogue unscorable whatever the model: an image file that is not
+    there, or a count of `<image>` placeholders that is not its count of images. One line each,
+    `id: problem` (the encoder refuses the same; checked before a sweep trains anything)."""
+    out = []
+    for n, r in enumerate(records, 1):
+        name = r.get("id", f"record {n}")
+        placeholders = sum(
+            str(t.get("value", t.get("content", ""))).count("<image>") for t in r["conversations"]
+        )
+        missing = [p for p in r["images"] if not Path(p).is_file()]
+        if missing:
+            out.append(f"{name}: image {missing[0]} does not exist")
+        elif placeholders != len(r["images"]):
+            out.append(
+                f"{name}: {placeholders} <image> placeholder(s) but {len(r['images'])} image(s)"
+            )
+    return out
+
+
 def _check_choices(record: dict[str, Any], data: Path, line: int) -> None:
     for turn in record["conversations"][record["n_history"] :]:
         if turn.get("from") not in ("gpt", "assistant"):

@@ -60,7 +60,8 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.plan import job_task_types, validate_job
     from ablate.sweep import run_sweep
 
-    validate_job(job)
+    for line in validate_job(job):  # e.g. bench dialogues that cannot be scored
+        print(line, file=sys.stderr, flush=True)
     summary = run_sweep(
         job,
         job_task_types(job),
@@ -173,6 +174,7 @@ def _run_data_import(args: argparse.Namespace) -> int:
         ImportRequest,
         import_pool,
         open_pool,
+        parse_image_roots,
         parse_source,
         parse_turns,
         show_pool,
@@ -189,11 +191,12 @@ def _run_data_import(args: argparse.Namespace) -> int:
         line = state.line(time.perf_counter() - start)
         print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
 
+    image_root, sources = parse_image_roots(args.image_root, [parse_source(s) for s in args.source])
     manifest = import_pool(
         ImportRequest(
-            source=[parse_source(s) for s in args.source],
+            source=sources,
             out=args.out,
-            image_root=args.image_root,
+            image_root=image_root,
             on_invalid=args.on_invalid,
             check_images=not args.no_check_images,
             format=args.format,
@@ -219,9 +222,12 @@ def _run_data_import(args: argparse.Namespace) -> int:
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
-    from ablate.plan import check_job_judge, trial_mixture
+    from ablate.plan import check_bench, check_job_judge, trial_mixture
     from ablate.sweep.summary import unusable_metric
 
+    if job.objective.kind == "train":
+        for line in check_bench(job):  # some bench dialogues left out: say so up front
+            print(line, file=sys.stderr, flush=True)
     mixture = trial_mixture(job, args.mixture)
     judge = check_job_judge(job, probe=not args.skip_judge_probe)  # before any training
     if judge is not None:

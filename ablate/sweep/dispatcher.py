@@ -5,11 +5,10 @@
     completed  the worker returned a result with a finite objective: tell Optuna, log it
     failed     the trial raised, or returned no usable objective: tell FAIL (after
                JUDGE_FAILURES_IN_A_ROW trials failed by an unavailable judge, the sweep stops)
-    worker_lost  the worker died under the trial: the trial is retried first by the next idle
-               worker (at most MAX_WORKER_RETRIES times, then FAIL); idle workers that died
-               with it are dropped, and a replacement is requested that holds nothing until
-               the cluster has room, so a sweep without spare capacity goes on at the reduced
-               capacity instead of waiting for the replacement
+    worker_lost  the worker died under the trial: the next idle worker retries it first (at
+               most MAX_WORKER_RETRIES times, then FAIL); idle workers that died with it are
+               dropped, and a replacement that holds nothing until the cluster has room is
+               requested: a sweep without spare capacity goes on at the reduced capacity
     (elastic)  every GROW_EVERY_SECONDS, workers are requested up to what the cluster has now:
                a node that joins mid-sweep takes trials
     pruned     the driver pruned the trial (even if its worker died meanwhile: never retried)
@@ -41,7 +40,7 @@ from ablate.search import feasible, objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
-from ablate.sweep.summary import SweepProgress, metric_stop, unusable_metric
+from ablate.sweep.summary import SweepProgress, left_out_note, metric_stop, unusable_metric
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
 from ablate.tracking import RunWriter, start_trial
 
@@ -83,6 +82,7 @@ class Tally:
     run: int = 0
     pruned: int = 0
     """Trials this run stopped early (a search with `prune: true`)."""
+    warned: bool = False
     best_value: float | None = None
     best_trial: int | None = None
     best_attrs: dict[str, Any] = field(default_factory=dict)
@@ -318,6 +318,9 @@ class Dispatcher:
         best = float(value) if not self.job.design.max_share or feasible(f.trial) else None
         self.tally.offer(self.job.objective.direction, f.trial.number, best, f.trial.user_attrs)
         self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {f.seconds():.1f}s")
+        if not self.tally.warned and (note := left_out_note(result.info)):
+            self.tally.warned = True  # once a run: every trial scores the same bench
+            self._say(note)
 
     def failed(self, f: InFlight, error: str, result: TrialResult | None = None) -> None:
         from optuna.trial import TrialState
@@ -431,17 +434,14 @@ class Dispatcher:
         if self.progress is None:
             return
         pending = self.n_waiting + self.n_ask + len(self.retry)
+        ended = self.tally.done + self.tally.failed + self.tally.pruned
         self.progress(
             SweepProgress(
                 done=self.tally.done,
                 running=len(self.flight),
                 failed=self.tally.failed,
                 waiting=pending,
-                total=self.tally.done
-                + self.tally.failed
-                + self.tally.pruned
-                + len(self.flight)
-                + pending,
+                total=ended + len(self.flight) + pending,
                 pruned=self.tally.pruned,
                 best_value=self.tally.best_value,
                 best_trial=self.tally.best_trial,

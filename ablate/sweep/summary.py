@@ -95,6 +95,19 @@ def unusable_metric(metric: str, value: object, metrics: dict[str, float]) -> st
     )
 
 
+def left_out_note(info: dict[str, Any]) -> str | None:
+    """A trial's bench dialogues its model could not score (too long for `train.max_length`,
+    images for a text-only model): said once a sweep, since every trial's score leaves them out."""
+    skipped = int(info.get("bench_skipped") or 0)
+    if not skipped:
+        return None
+    reasons = "; ".join(map(str, (info.get("bench_skip_reasons") or [])[:2]))
+    return (
+        f"warning: {skipped} bench dialogue(s) cannot be scored with this model and are left "
+        f"out of every trial's score ({reasons}); MLflow: info/bench_skipped"
+    )
+
+
 def metric_stop(job: JobSpec, name: str, metrics: dict[str, float]) -> str:
     """The sweep stops: its first finished trial lacks `objective.metric`, so every trial would."""
     return (

@@ -42,7 +42,7 @@ from ablate.result import TrialResult
 from ablate.trial.encode import DialogueEncoder, Encoded, EncodeError, PixelCache, encode_rows
 from ablate.trial.heldout import heldout_metrics
 from ablate.trial.packing import unpacked_attention
-from ablate.trial.scoring import score_bench
+from ablate.trial.scoring import encoded_bench, score_bench
 from ablate.trial.train import TrainStats, resident_adapter, train_lora
 
 T = TypeVar("T")
@@ -104,6 +104,8 @@ def run_trial(
     data = select_rows(job, mixture, cache)
     model = resident_model(job, cache)
     _check_text_only(job, data, model)
+    if job.bench_file is not None:  # a bench that cannot be scored fails before training
+        encoded_bench(job.bench_file, model.encoder, cache, model.path)
     training = encode_selection(job, data, model)
     # kept on the resident model between trials and redrawn from the seed: no per-trial rebuild
     slot: dict[str, Any] = _cached(cache, ("adapter",), dict)

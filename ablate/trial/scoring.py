@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.bench import bench_records, load_bench, record_labels
+from ablate.errors import UserError
 from ablate.models import LoadedModel
 from ablate.trial.encode import DialogueEncoder, EncodeError, PixelCache
 from ablate.trial.evaluate import accuracy_metrics, score_turns
@@ -41,6 +42,28 @@ def _encode_bench(bench_file: Path, encoder: DialogueEncoder) -> EncodedBench:
     return bench
 
 
+def encoded_bench(
+    bench_file: Path, encoder: DialogueEncoder, cache: dict[Any, Any], model_path: str
+) -> EncodedBench:
+    """The bench encoded for this model (resident in `cache`); a UserError when not one of its
+    dialogues can be scored (images missing, a text-only model, all too long): what
+    `run_trial` checks before training, since a bench scoring nothing gave `bench_loss` 0."""
+    key = ("bench", str(bench_file), model_path, encoder.max_length)
+    if key not in cache:
+        cache[key] = _encode_bench(bench_file, encoder)
+    bench: EncodedBench = cache[key]
+    if not any(e.turn_spans for e in bench.examples):
+        causes = ", ".join(f"{k} {n}" for k, n in sorted(bench.skipped.items())) or "no answers"
+        raise UserError(
+            f"bench {bench_file}: none of its {len(bench.examples) + sum(bench.skipped.values())} "
+            f"dialogues can be scored with model {model_path} ({causes}); first problems: "
+            + ("; ".join(bench.notes) or "every answer was cut by train.max_length")
+            + ". Fix the bench's data or images (paths are relative to its `data` file), or "
+            "use a model that takes them"
+        )
+    return bench
+
+
 def score_bench(
     model: Any,
     bench_file: Path,
@@ -52,10 +75,7 @@ def score_bench(
     model_path: str,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """The bench's metrics (`accuracy_metrics` of its scorer, `bench_loss`) and what to log."""
-    key = ("bench", str(bench_file), model_path, encoder.max_length)
-    if key not in cache:
-        cache[key] = _encode_bench(bench_file, encoder)
-    bench = cache[key]
+    bench = encoded_bench(bench_file, encoder, cache, model_path)
     spec = bench.spec
     exact, bench_loss = score_turns(
         model,

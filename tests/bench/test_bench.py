@@ -281,3 +281,64 @@ def test_a_judged_bench_fails_loudly_and_keeps_unreadable_replies(
     shown = info["judge_unparsable"]
     assert len(shown) == 3 and shown[0]["raw"] == "I cannot rate this."
     assert "no JSON object" in shown[0]["reason"]
+
+
+def _broken_bench(tiny_world: dict[str, Path], out: Path, broken: int | None) -> Path:
+    """The world's bench copied to `out` with image paths made absolute, the first `broken`
+    dialogues' images pointing nowhere (all of them when None: only those with images kept)."""
+    src = tiny_world["bench"]
+    spec = yaml.safe_load(src.read_text())
+    data = src.parent / spec["data"]
+    lines = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    if broken is None:
+        lines = [r for r in lines if r.get("image", r.get("images"))]
+    for n, r in enumerate(lines):
+        images = r.get("image", r.get("images")) or []
+        images = [images] if isinstance(images, str) else images
+        gone = broken is None or n < broken
+        r["image"] = [str(out / "nowhere.png") if gone else str(data.parent / p) for p in images]
+        r.pop("images", None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (out / "bench.yaml").write_text(yaml.safe_dump({**spec, "data": "bench.jsonl"}))
+    return out / "bench.yaml"
+
+
+def test_a_bench_that_cannot_be_scored_is_refused_before_training(
+    train_job: Any, tiny_world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every bench image missing: refused by `validate_job` (the sweep's check) and by the trial
+    before it trains (before: each trial trained, then `bench_loss` was 0 on no turns); a few
+    missing: a warning naming them, and the rest is scored."""
+    from ablate.errors import UserError
+    from ablate.plan import validate_job
+    from ablate.trial import run_trial
+    from ablate.trial.scoring import encoded_bench
+
+    dead = _broken_bench(tiny_world, tmp_path / "dead", None)
+    job = train_job(bench=str(dead))
+    with pytest.raises(UserError, match=r"none of its \d+ dialogues can be scored: .*nowhere.png"):
+        validate_job(job)
+    mix = Mixture(name="m", volume=16, proportions={"colors": 1.0}, taxonomy="skill")
+    with pytest.raises(UserError, match=r"dialogues can be scored with model .*unreadable_image"):
+        run_trial(job, mix, {}, callbacks=[_NoTraining()])
+    part = _broken_bench(tiny_world, tmp_path / "part", 2)
+    (warning,) = validate_job(train_job(bench=str(part)))
+    n = len(bench_records(load_bench(part)))
+    assert warning.startswith(f"warning: bench {part}: 2 of its {n} dialogues cannot be scored")
+    from ablate.models import load_model
+    from ablate.trial.encode import DialogueEncoder
+
+    encoder = DialogueEncoder(load_model(str(tiny_world["model"])).processor, 1024)
+    bench = encoded_bench(part, encoder, {}, "m")
+    assert len(bench.examples) == n - 2 and bench.skipped == {"unreadable_image": 2}
+
+
+class _NoTraining:
+    """A TrainerCallback stand-in that fails the test if training starts."""
+
+    def on_train_begin(self, *args: Any, **kw: Any) -> None:
+        raise AssertionError("trained on a bench that cannot be scored")
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kw: None

@@ -292,3 +292,26 @@ def test_progress_and_summary_lines_count_pruned_trials(capsys: pytest.CaptureFi
     assert "this run 3 complete, 0 failed, 2 pruned;" in summary.line("s")
     only_pruned = SweepSummary(0, 0, None, None, None, 1.0, n_pruned=1)
     assert "this run 0 complete, 0 failed, 1 pruned;" in only_pruned.line("s")
+
+
+def test_bench_dialogues_a_model_cannot_score_are_said_once(make_job) -> None:
+    """The first completed trial whose bench left dialogues unscored prints one warning line;
+    the next ones do not repeat it."""
+    job = make_job(design={"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0, 1]})
+    info = {"bench_skipped": 2, "bench_skip_reasons": ["b1: too long", "b2: too long"]}
+
+    def scored(ref: Any) -> TrialResult:
+        return TrialResult(metrics={"score": 0.5}, seconds=0.1, info=info)
+
+    pool = ScriptedPool(scored)
+    d, study = _dispatcher(job, pool)
+    seen: list[SweepProgress] = []
+    d.progress = seen.append
+    d.run()
+    d.writer.close()
+    warnings = [p.last for p in seen if p.last.startswith("warning:")]
+    assert warnings == [
+        "warning: 2 bench dialogue(s) cannot be scored with this model and are left out of every "
+        "trial's score (b1: too long; b2: too long); MLflow: info/bench_skipped"
+    ]
+    assert len([t for t in study.get_trials() if t.state == TrialState.COMPLETE]) == 2
