@@ -21,7 +21,7 @@ from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.mixture import Mixture, validate
 from ablate.objectives import metric_range
-from ablate.plan import job_task_types
+from ablate.plan import drawable, job_task_types
 from ablate.pool import open_pool
 from ablate.search import CAP_TOL, cube_params
 from ablate.study import driver_lock, enqueue_design, open_study
@@ -66,6 +66,12 @@ def propose_and_enqueue(
     df.attrs["range"] = metric_range(job, metric or job.objective.metric)
     column = "value" if metric in (None, job.objective.metric) else metric
     sur = fit_surrogates(df, column)
+    if not np.ptp(sur.data.y) > 0:  # a constant (a bench scoring 0 everywhere): no ranking
+        raise UserError(
+            f"every completed trial of study `{job.study}` scored {sur.data.y[0]:g} on "
+            f"{metric or job.objective.metric}: a surrogate has nothing to rank mixtures by, "
+            "nothing was enqueued. Check the trials' metrics (`ablate report`) first"
+        )
     name = model or sur.best
     volume, keep = _search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
@@ -118,7 +124,7 @@ def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None)
     fail each of their trials), naming --volume when it was given."""
     if job.objective.kind != "train" or job.pool_dir is None:
         return
-    manifest = open_pool(job.pool_dir).manifest
+    manifest, less = drawable(job, open_pool(job.pool_dir))
     asked = "" if volume is None else f" --volume {volume:g}"
     for i, p in enumerate(proposals, 1):
         mix = Mixture(
@@ -127,7 +133,8 @@ def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None)
             proportions=p.proportions,
             taxonomy=job.taxonomy,
         )
-        validate(mix, manifest, source=f"ablate propose{asked} (proposal {i}; nothing enqueued)")
+        where = f"ablate propose{asked} (proposal {i}; nothing enqueued){less}"
+        validate(mix, manifest, source=where)
 
 
 def _mixtures(

@@ -243,3 +243,17 @@ def test_effect_curves_follow_the_landscape_around_the_recommended_mixture(
     assert (curves.low <= curves.mid + 1e-9).all() and (curves.mid <= curves.high + 1e-9).all()
     drawn = plot_effects(sur, rec, tmp_path / "effects.png", "score")
     assert drawn is not None and drawn.stat().st_size > 10_000
+
+
+def test_propose_refuses_a_study_whose_trials_all_scored_the_same(make_job: Any) -> None:
+    """Every trial at 0 (a bench that scored nothing): nothing to rank, nothing enqueued
+    (before: a held-out Spearman of nan, then trials enqueued anyway)."""
+    import optuna
+
+    job = make_job()
+    grid_study(job, lambda props, volume, seed: 0.0, noise=0.0)
+    before = len(optuna.load_study(study_name=job.study, storage=job.storage_url).trials)
+    with pytest.raises(UserError, match="scored 0 on score: a surrogate has nothing to rank"):
+        propose_and_enqueue(job, n=2)
+    after = optuna.load_study(study_name=job.study, storage=job.storage_url).trials
+    assert len(after) == before
