@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -84,9 +85,10 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
             if job.design.kind == "search"
             else "`ablate sweep` again retries them"
         )
+        sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the same study
         print(
             f"ablate: {summary.n_failed} trial(s) failed in this run; `ablate status "
-            f"{args.job}` shows their errors, and {again}",
+            f"{args.job}{sets}` shows their errors, and {again}",
             file=sys.stderr,
         )
         return 1

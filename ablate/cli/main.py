@@ -12,6 +12,7 @@ from ablate.errors import Terminated, UserError
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    again = "start again" if args.command == "data" else "resume"  # an import restarts
     try:
         return run(args)
     except UserError as err:
@@ -21,8 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Terminated:
-        print("ablate: stopped by SIGTERM; rerun the same command to resume", file=sys.stderr)
+        print(f"ablate: stopped by SIGTERM; rerun the same command to {again}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print("ablate: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"ablate: interrupted; rerun the same command to {again}", file=sys.stderr)
         return 130

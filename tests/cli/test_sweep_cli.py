@@ -49,7 +49,8 @@ def test_the_summary_separates_this_run_from_the_study_and_a_failed_run_exits_1(
     assert main(["sweep", str(failing), "--set", "study=failing"]) == 1
     out = capsys.readouterr()
     assert "sweep `failing`: this run 1 complete, 1 failed; the study 1 complete" in out.out
-    assert "ablate: 1 trial(s) failed in this run; `ablate status" in out.err
+    # the hint names the study this run used: with its --set overrides
+    assert f"failed in this run; `ablate status {failing} --set study=failing` shows" in out.err
     assert "`ablate sweep` again retries them" in out.err  # a grid's failed points rerun
     # a search's failed trial counted toward n_trials: no rerun is promised
     design = "design={kind: search, n_trials: 2, seeds: [1], volumes: [100]}"
