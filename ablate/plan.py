@@ -38,6 +38,7 @@ from ablate.mixture import (
     rows_per_type,
     validate,
     volume_rows,
+    with_within,
 )
 from ablate.objectives import check_objective
 from ablate.pool import Pool, PoolManifest, open_pool
@@ -209,7 +210,8 @@ def validate_job(job: JobSpec) -> list[str]:
     manifest, less = drawable(job, pool)
     _check_design_volumes(job, mixtures, manifest, less)
     for mixture in mixtures:
-        validate(mixture, manifest, source=f"{job.source} (design point {mixture.name}){less}")
+        where = f"{job.source} (design point {mixture.name}){less}"
+        validate(with_within(mixture, job.within, where), manifest, source=where)
     return check_bench(job)
 
 
@@ -334,6 +336,6 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
     if job.objective.kind == "train":
         assert job.pool_dir is not None  # the train objective's check requires it
         manifest, less = drawable(job, open_pool(job.pool_dir))
-        validate(mixture, manifest, source=where + less)
+        validate(with_within(mixture, job.within, where), manifest, source=where + less)
         check_bench(job)
     return mixture

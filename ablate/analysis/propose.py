@@ -19,7 +19,7 @@ from ablate.analysis.surrogates import Proposal, fit_surrogates
 from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.errors import UserError
-from ablate.mixture import Mixture, validate
+from ablate.mixture import Mixture, validate, with_within
 from ablate.objectives import metric_range
 from ablate.plan import drawable, job_task_types
 from ablate.pool import open_pool
@@ -134,7 +134,7 @@ def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None)
             taxonomy=job.taxonomy,
         )
         where = f"ablate propose{asked} (proposal {i}; nothing enqueued){less}"
-        validate(mix, manifest, source=where)
+        validate(with_within(mix, job.within, where), manifest, source=where)
 
 
 def _mixtures(

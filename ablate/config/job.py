@@ -229,6 +229,11 @@ class JobSpec:
     """The pool label column the proportions refer to."""
     task_types: tuple[str, ...] = ()
     """Task types to mix; default: all of the pool's taxonomy."""
+    within: dict[str, Any] = field(default_factory=dict)
+    """Nested mixtures for every design point: label of `taxonomy` -> {taxonomy: INNER,
+    proportions: natural | {label: share}}, the split of that label's rows over a second label
+    column held fixed while the design varies the outer shares (e.g. `taxonomy: source`, the
+    share of `mmcr` inside a base mixture whose task types keep their natural split)."""
     model: ModelSpec = field(default_factory=ModelSpec)
     models: tuple[NamedModel, ...] = ()
     """Several models in one study (instead of `model:`): every design point runs once per

@@ -20,7 +20,14 @@ from ablate.mixture.plan import (
 )
 from ablate.mixture.select import Selection, check_out_path, materialize, type_draw
 from ablate.mixture.show import mixture_summary
-from ablate.mixture.spec import SUM_TOLERANCE, Mixture, Nested, check_mixture, load_mixture
+from ablate.mixture.spec import (
+    SUM_TOLERANCE,
+    Mixture,
+    Nested,
+    check_mixture,
+    load_mixture,
+    with_within,
+)
 
 __all__ = [
     "SUM_TOLERANCE",
@@ -49,4 +56,5 @@ __all__ = [
     "type_draw",
     "validate",
     "volume_rows",
+    "with_within",
 ]

@@ -130,6 +130,18 @@ def _check_repeat_and_floors(mixture: Mixture, source: str) -> None:
         )
 
 
+def with_within(mixture: Mixture, within: Mapping[str, Any], source: str) -> Mixture:
+    """`mixture` with a job's `within:` (label -> {taxonomy, proportions} mappings) as its
+    nested parts; the mixture itself when the job has none or the mixture has its own."""
+    if not within or mixture.within:
+        return mixture
+    nested = {
+        str(label): build(Nested, spec, source, f"within.{label}.")
+        for label, spec in within.items()
+    }
+    return check_mixture(replace(mixture, within=nested), source)
+
+
 def _canonical_within(mixture: Mixture, source: str) -> dict[str, Nested]:
     within = {}
     for label, nested in mixture.within.items():

@@ -11,7 +11,8 @@ is the same model once its old path is gone), `model.lora`, `train` (with `model
 model's as `models.<name>.*`, with its `size`: a model added to the list extends the study, like
 a new volume; a change to a listed model's settings is a change of settings), `bench` (its file's
 contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
-the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, and `seed`
+the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, `within`
+(when set), and `seed`
 when `bench.heldout_of_pool` is set (it draws the held-out rows). The model, training and bench
 keys only for an objective kind that trains (`ablate.objectives.objective_trains`: `train`, not
 `sim` or `python`, whose trials never read them; with `models:`, each model's `model.path` and
@@ -173,6 +174,7 @@ def job_settings(job: JobSpec, task_types: list[str]) -> dict[str, Any]:
         "pool.fingerprint": pool,
         "taxonomy": job.taxonomy,
         "task_types": sorted(task_types),
+        **({"within": job.within} if job.within else {}),  # (absent: studies before it resume)
         **order,
     }
 

@@ -35,6 +35,7 @@ from ablate.mixture import (
     manifest_without,
     materialize,
     validate,
+    with_within,
 )
 from ablate.models import LoadedModel, load_model
 from ablate.pool import Pool, open_pool
@@ -140,6 +141,7 @@ def select_rows(job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialD
         )
     # the held-out rows leave the pool before the draw: the trial trains on its full volume
     exclude = held_rows(heldout)
+    mixture = with_within(mixture, job.within, job.source or "job")
     validate(mixture, manifest_without(pool, exclude), source=_held_source(job, exclude))
     selection = materialize(mixture, pool, exclude)
     return TrialData(

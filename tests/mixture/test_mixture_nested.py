@@ -242,3 +242,49 @@ def test_rows_held_out_leave_the_pool_before_the_draw(combined: Pool) -> None:
     validate(flat, combined.manifest)  # 20 text-only rows: all of them
     with pytest.raises(UserError, match="needs 20 rows of text_only, the pool has 15"):
         materialize(flat, combined, exclude)
+
+
+def test_a_job_holds_its_within_fixed_at_every_design_point(combined: Pool, tmp_path: Path) -> None:
+    """`within:` in a job: every design point (the share of `mmcr` varied by the grid) draws
+    the base's rows at its natural task-type split; the settings fingerprint it; an inner
+    stratum the pool cannot supply is refused before any training."""
+    from ablate.config import JobSpec, build
+    from ablate.plan import design_mixtures, validate_job
+    from ablate.study.settings import job_settings
+    from ablate.trial.run import select_rows
+
+    data = {
+        "study": "within",
+        "pool": str(combined.path),
+        "bench": {"heldout_of_pool": 0.05},
+        "taxonomy": "source",
+        "task_types": ["mmcr", "base"],
+        "within": {"base": {"taxonomy": "task_type", "proportions": "natural"}},
+        "design": {"kind": "grid", "volumes": [40], "balance": [0.5, 1.0], "seeds": [0]},
+        "model": {"path": "unused"},
+    }
+    job = build(JobSpec, data, tmp_path / "job.yaml")
+    assert validate_job(job) == []
+    for mixture in design_mixtures(job, ["mmcr", "base"]):
+        sel = select_rows(job, mixture, {}).selection
+        base = sel.counts["base"]
+        inner = {k.split("/")[1]: n for k, n in sel.cells.items()}
+        assert sum(inner.values()) == base and set(inner) == {
+            "single_image",
+            "multi_image",
+            "text_only",
+        }
+        # the base pool less its held-out rows: 30 single, 10 multi, 20 text -> about 1/2, 1/6, 1/3
+        assert abs(inner["single_image"] - base / 2) <= 1.5
+        assert abs(inner["text_only"] - base / 3) <= 1.5
+    settings = job_settings(job, ["mmcr", "base"])
+    assert settings["within"] == data["within"]
+    assert "within" not in job_settings(build(JobSpec, {**data, "within": {}}, "j"), ["a"])
+    mostly_multi = {"single_image": 0.2, "multi_image": 0.6, "text_only": 0.2}
+    too_big = build(
+        JobSpec,
+        {**data, "within": {"base": {"taxonomy": "task_type", "proportions": mostly_multi}}},
+        "j.yaml",
+    )  # base: 20 of 40 rows at balance 1.0, 12 of them multi-image; the pool has 9 left
+    with pytest.raises(UserError, match=r"base / multi_image \(`task_type` multi_image within"):
+        validate_job(too_big)
