@@ -60,13 +60,11 @@ class NamedModel(ModelSpec):
     train: dict[str, Any] = field(default_factory=dict)
     """Keys of the job's `train:` this model trains with instead (e.g. `{lr: 1.0e-4}`)."""
     gpus_per_trial: float | None = None
-    """GPUs per trial of this model (fractions share a GPU through Ray's fractional GPUs);
-    default `resources.gpus_per_trial`."""
+    """GPUs per trial of this model (a fraction shares a GPU); default `resources.gpus_per_trial`."""
     cpus_per_trial: float | None = None
     """CPUs per trial of this model; default `resources.cpus_per_trial`."""
     size: float | None = None
-    """Parameters (e.g. 0.5e9): what objective kind `sim` scales its landscape by (needed for
-    `sim`; recorded otherwise)."""
+    """Parameters (e.g. 0.5e9): what kind `sim` scales its landscape by (else recorded)."""
 
 
 @dataclass(frozen=True)
@@ -230,10 +228,8 @@ class JobSpec:
     task_types: tuple[str, ...] = ()
     """Task types to mix; default: all of the pool's taxonomy."""
     within: dict[str, Any] = field(default_factory=dict)
-    """Nested mixtures for every design point: label of `taxonomy` -> {taxonomy: INNER,
-    proportions: natural | {label: share}}, the split of that label's rows over a second label
-    column held fixed while the design varies the outer shares (e.g. `taxonomy: source`, the
-    share of `mmcr` inside a base mixture whose task types keep their natural split)."""
+    """label -> {taxonomy, proportions}: a nested split held fixed at every design point (as a
+    mixture file's `within`), e.g. a base source's task types while the design varies sources."""
     model: ModelSpec = field(default_factory=ModelSpec)
     models: tuple[NamedModel, ...] = ()
     """Several models in one study (instead of `model:`): every design point runs once per

@@ -27,7 +27,7 @@ import collections
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ablate.bench.judge import JudgeUnavailable
@@ -40,7 +40,13 @@ from ablate.search import feasible, objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
-from ablate.sweep.summary import SweepProgress, left_out_note, metric_stop, unusable_metric
+from ablate.sweep.summary import (
+    SweepProgress,
+    Tally,
+    left_out_note,
+    metric_stop,
+    unusable_metric,
+)
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
 from ablate.tracking import RunWriter, start_trial
 
@@ -71,37 +77,6 @@ class InFlight:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started
-
-
-@dataclass
-class Tally:
-    """Counts over the whole study (done) and this run (failed, run), and the best trial."""
-
-    done: int = 0
-    failed: int = 0
-    run: int = 0
-    pruned: int = 0
-    """Trials this run stopped early (a search with `prune: true`)."""
-    warned: bool = False
-    best_value: float | None = None
-    best_trial: int | None = None
-    best_attrs: dict[str, Any] = field(default_factory=dict)
-    judge_failures: int = 0
-    """Trials failed in a row because the judge was unavailable (see JUDGE_FAILURES_IN_A_ROW)."""
-
-    def offer(
-        self, direction: str, number: int, value: float | None, attrs: dict[str, Any]
-    ) -> None:
-        """Keep the trial if it is the best so far in `direction`."""
-        if value is None:
-            return
-        better = (
-            self.best_value is None
-            or (direction == "maximize" and value > self.best_value)
-            or (direction == "minimize" and value < self.best_value)
-        )
-        if better:
-            self.best_value, self.best_trial, self.best_attrs = float(value), number, dict(attrs)
 
 
 class Dispatcher:

@@ -41,11 +41,12 @@ from ablate.study import (
 )
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.optuna_fast import waiting_ids
-from ablate.sweep.dispatcher import Dispatcher, Tally
+from ablate.sweep.dispatcher import Dispatcher
 from ablate.sweep.ladder import advance_ladder, is_ladder, ladder_lines
 from ablate.sweep.summary import (
     SweepProgress,
     SweepSummary,
+    Tally,
     best_mixture_mean,
     print_progress,
 )

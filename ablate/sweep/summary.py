@@ -30,6 +30,39 @@ class SweepProgress:
 
 
 @dataclass
+class Tally:
+    """Counts over the whole study (done) and this run (failed, run), and the best trial."""
+
+    done: int = 0
+    failed: int = 0
+    run: int = 0
+    pruned: int = 0
+    """Trials this run stopped early (a search with `prune: true`)."""
+    warned: bool = False
+    best_value: float | None = None
+    best_trial: int | None = None
+    best_attrs: dict[str, Any] = field(default_factory=dict)
+    judge_failures: int = 0
+    """Trials failed in a row because the judge was unavailable (see JUDGE_FAILURES_IN_A_ROW)."""
+
+    def offer(
+        self, direction: str, number: int, value: float | None, attrs: dict[str, Any]
+    ) -> None:
+        """Keep the trial if it is the best so far in `direction`."""
+        if value is None:
+            return
+        better = (
+            self.best_value is None
+            or (direction == "maximize" and value > self.best_value)
+            or (direction == "minimize" and value < self.best_value)
+            # a tie goes to the earlier trial, as `ablate status` (Optuna's best_trial) has it
+            or (value == self.best_value and number < (self.best_trial or 0))
+        )
+        if better:
+            self.best_value, self.best_trial, self.best_attrs = float(value), number, dict(attrs)
+
+
+@dataclass
 class SweepSummary:
     n_complete: int
     """COMPLETE trials in the study (including those of earlier runs)."""

@@ -8,7 +8,8 @@ follow (Qwen3), each answer is found after its own assistant header instead, and
 neither holds is refused (`ablate.trial.turns`). Tokens of the (unexpanded) rendering whose
 offsets start inside a span are labelled; the span includes the template's end-of-turn marker,
 or the tokenizer's eos appended to every answer when the template has none (LLaVA-1.5), so the
-model also learns to stop.
+model also learns to stop. A dialogue whose own text holds a special token's text (an answer
+quoting `<|im_end|>`) is refused: the tokenizer would read it as that control token.
 
 Images go through the model's own processor: it expands each image placeholder into as many
 tokens as that image needs (a fixed count for Llava, a count that depends on the image size for
@@ -30,11 +31,22 @@ from ablate.pool import Pool
 from ablate.trial.align import align
 from ablate.trial.errors import EncodeError
 from ablate.trial.images import PixelCache, load_image
-from ablate.trial.turns import PROBE, TemplateUnstable, answer_spans, end_of_turn_ids
+from ablate.trial.turns import (
+    PROBE,
+    TemplateUnstable,
+    answer_spans,
+    end_of_turn_ids,
+    special_ids,
+    special_token_text,
+)
 
 IGNORE = -100
 PLACEHOLDER = "<image>"
 """The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
+TYPE_KEYS = ("mm_token_type_ids", "token_type_ids")
+"""The processor's per-token type rows a model reads (1 on image tokens): Qwen2-VL's M-RoPE
+needs `mm_token_type_ids`; Gemma3 lets the tokens of one image attend to each other
+(bidirectionally) by `token_type_ids`. Kept when the processor returns them."""
 
 
 @dataclass
@@ -56,6 +68,8 @@ class Encoded:
     starting before t)."""
     token_types: list[int] | None = None
     """The processor's `mm_token_type_ids` (M-RoPE models such as Qwen2-VL need them)."""
+    token_type_ids: list[int] | None = None
+    """The processor's `token_type_ids` (Gemma3's bidirectional attention within an image)."""
     answers: list[str] = field(default_factory=list)
     """Reference answer text of each kept assistant turn."""
     turn_extras: list[dict[str, Any]] = field(default_factory=list)
@@ -99,6 +113,8 @@ class DialogueEncoder:
         (LLaVA-1.5's `ASSISTANT: blue `): the tokenizer's eos, so the model learns to stop."""
         self.stop_ids = self._check_template()
         """The tokens that end an answer: the template's end-of-turn (`<|im_end|>`), else eos."""
+        self.special = special_ids(self.tokenizer) - {self.tokenizer.unk_token_id}
+        """Control tokens a dialogue's own text must not hold (unk: text, however unknown)."""
 
     def _check_template(self) -> list[int]:
         """Refuse a template whose answers cannot be placed (see `ablate.trial.turns`); the
@@ -178,19 +194,18 @@ class DialogueEncoder:
         """Encode one dialogue; the first `history` turns are context only (never labelled).
 
         Raises EncodeError for an image count the placeholders disagree with, an unreadable
-        image, or images given to a text-only model.
+        image, images given to a text-only model, or a special token's text in a turn.
         """
         messages = to_messages(conversations)
         self._check_images(messages, images)
+        self._check_special_text(messages)
         scored = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= history]
         turns = [conversations[i] for i in scored]
         full, ids, labels, spans = self._label_turns(self.render(messages), messages, scored)
-        token_types: list[int] | None = None
+        types: dict[str, list[int]] = {}
         image_starts: list[int] = []
         if images:
-            ids, labels, spans, image_starts, token_types = self._expand(
-                full, ids, labels, spans, images
-            )
+            ids, labels, spans, image_starts, types = self._expand(full, ids, labels, spans, images)
 
         kept = len(spans)
         while kept and spans[kept - 1][1] > self.max_length:
@@ -205,7 +220,8 @@ class DialogueEncoder:
             truncated_turns=len(spans) - kept,
             turn_flags=[bool(x.get("contextual", False)) for x in turns[:kept]],
             image_starts=image_starts[:n_images],
-            token_types=None if token_types is None else token_types[:cut],
+            token_types=types["mm_token_type_ids"][:cut] if "mm_token_type_ids" in types else None,
+            token_type_ids=types["token_type_ids"][:cut] if "token_type_ids" in types else None,
             answers=[str(x.get("value", "")) for x in turns[:kept]],
             turn_extras=[
                 {k: v for k, v in x.items() if k not in ("from", "value", "contextual")}
@@ -226,6 +242,24 @@ class DialogueEncoder:
                 "image_count",
                 f"the dialogue has {n_placeholders} {PLACEHOLDER} placeholder(s) but "
                 f"{len(images)} image(s)",
+            )
+
+    def _check_special_text(self, messages: list[dict[str, str]]) -> None:
+        """Refuse a dialogue whose own text holds a special token's text (`<|im_end|>` in an
+        answer: `ablate.trial.turns.special_token_text`); it is left out and counted, as a
+        too-long one is (`train.max_skipped`). Not escaped: that would change the text the
+        model learns and is scored on. Not tokenized apart (`split_special_tokens`): every
+        processor re-tokenizes the whole rendering to expand its images, and the alignment
+        of the two tokenizations is what keeps the labels exact."""
+        texts = [(n, t) for n, m in enumerate(messages) for t in m["content"].split(PLACEHOLDER)]
+        found = special_token_text(self.tokenizer, self.special, texts)
+        if found is not None:
+            n, token = found
+            raise EncodeError(
+                "special_token_text",
+                f"turn {n + 1} ({messages[n]['role']}) holds the text {token!r}, which the "
+                "tokenizer reads as its special (control) token: trained as is, the model would "
+                "learn it mid-turn; remove or escape it in the data",
             )
 
     def _label_turns(
@@ -270,8 +304,9 @@ class DialogueEncoder:
         labels: list[int],
         spans: list[tuple[int, int]],
         images: Sequence[str],
-    ) -> tuple[list[int], list[int], list[tuple[int, int]], list[int], list[int] | None]:
-        """Run the processor on the rendering + images and carry labels over to its tokens."""
+    ) -> tuple[list[int], list[int], list[tuple[int, int]], list[int], dict[str, list[int]]]:
+        """Run the processor on the rendering + images and carry labels over to its tokens;
+        the processor's type rows (`TYPE_KEYS`) it returns."""
         pil = [load_image(p) for p in images]
         try:
             out = self.processor(text=[full], images=pil, add_special_tokens=False)
@@ -280,7 +315,7 @@ class DialogueEncoder:
                 "image_count", f"the processor refused the dialogue's images: {err}"
             ) from None
         expanded: list[int] = [int(x) for x in out["input_ids"][0]]
-        types = out.get("mm_token_type_ids")
+        types = {k: [int(x) for x in out[k][0]] for k in TYPE_KEYS if out.get(k) is not None}
         mapping = align(ids, expanded, self.image_token_id)
         if mapping is None or ids.count(self.image_token_id) != len(images):
             raise EncodeError(
@@ -299,8 +334,7 @@ class DialogueEncoder:
             if x == self.image_token_id:
                 # the expansion of placeholder i begins right after the token before it
                 starts.append(mapping[i - 1] + 1 if i else 0)
-        token_types = [int(x) for x in types[0]] if types is not None else None
-        return expanded, new_labels, new_spans, starts, token_types
+        return expanded, new_labels, new_spans, starts, types
 
 
 def _with_text_after(
@@ -327,24 +361,29 @@ def collate(
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
-    types = None
-    if any(e.token_types is not None for e in batch):
-        types = torch.zeros((len(batch), width), dtype=torch.long)
+    # type rows: 0 (text) on padding and on a dialogue without images
+    present = [k for k in TYPE_KEYS if any(_types(e, k) is not None for e in batch)]
+    types = {k: torch.zeros_like(input_ids) for k in present}
     for row, e in enumerate(batch):
         n = len(e.input_ids)
         cols = slice(width - n, width) if left else slice(0, n)
         input_ids[row, cols] = torch.tensor(e.input_ids, dtype=torch.long)
         labels[row, cols] = torch.tensor(e.labels, dtype=torch.long)
         attention[row, cols] = 1
-        if types is not None and e.token_types is not None:
-            types[row, cols] = torch.tensor(e.token_types, dtype=torch.long)
+        for key, rows in types.items():
+            if (values := _types(e, key)) is not None:
+                rows[row, cols] = torch.tensor(values, dtype=torch.long)
     out: dict[str, Any] = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
-    if types is not None:
-        out["mm_token_type_ids"] = types
+    out.update(types)
     paths = [p for e in batch for p in e.images]
     if paths and pixels is not None:
         out.update(pixels.batch(paths))
     return out
+
+
+def _types(example: Encoded, key: str) -> list[int] | None:
+    """The example's type row named `key` (one of `TYPE_KEYS`), None when it has none."""
+    return example.token_types if key == "mm_token_type_ids" else example.token_type_ids
 
 
 def prefix(example: Encoded, end: int) -> Encoded:
@@ -357,6 +396,7 @@ def prefix(example: Encoded, end: int) -> Encoded:
         images=images,
         image_starts=example.image_starts[: len(images)],
         token_types=None if example.token_types is None else example.token_types[:end],
+        token_type_ids=None if example.token_type_ids is None else example.token_type_ids[:end],
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.trial.encode import IGNORE, Encoded, PixelCache, collate, prefix
+from ablate.trial.images import model_inputs
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class TurnScore:
 
 
 def _forward(model: Any, batch: dict[str, Any], device: str) -> Any:
-    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+    inputs = {k: v.to(device) for k, v in model_inputs(model, batch).items() if k != "labels"}
     return model(**inputs).logits.float()
 
 
@@ -137,7 +138,8 @@ def generate_answers(
             chunk = prompts[lo : lo + batch_size]
             batch = collate([p for _, _, p in chunk], pixels, pad_id, left=True)
             batch.pop("labels")
-            inputs = {k: v.to(device) for k, v in batch.items()}
+            # only what the model takes (not Gemma3's `num_crops`); its `token_type_ids` stay
+            inputs = {k: v.to(device) for k, v in model_inputs(model, batch).items()}
             out = model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,

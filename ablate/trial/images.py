@@ -66,3 +66,21 @@ class PixelCache:
     def __call__(self, paths: Sequence[str]) -> Any:
         """Pixel values of `paths` (the batch's main image tensor), or None for no images."""
         return self.batch(paths).get("pixel_values")
+
+
+def model_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `batch` that `model` (or the model inside a peft wrapper) takes: as
+    `generate` judges them, the arguments of its `prepare_inputs_for_generation`, of its
+    forward where that passes keyword arguments on, and transformers' shared keyword arguments.
+    A processor's own bookkeeping goes (Gemma3's image processor returns `num_crops`, which its
+    model does not take and `generate` refuses)."""
+    import inspect
+
+    from transformers.utils import TransformersKwargs
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    takes = set(inspect.signature(base.prepare_inputs_for_generation).parameters)
+    if takes & {"kwargs", "model_kwargs"}:
+        takes |= set(inspect.signature(base.forward).parameters)
+    takes |= set(TransformersKwargs.__optional_keys__)
+    return {k: v for k, v in batch.items() if k in takes}

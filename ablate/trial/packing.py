@@ -29,6 +29,11 @@ from ablate.trial.encode import IGNORE, Encoded, PixelCache
 
 ATTENTION = "ablate_varlen"
 """The name the varlen attention is registered under in transformers' AttentionInterface."""
+IMAGE_BLOCKS = (
+    "the tokens of one image attend to each other both ways (`token_type_ids`, Gemma3's and "
+    "PaliGemma's convention), and the packed kernel runs plain causal attention per dialogue"
+)
+"""Why a model whose image tokens attend bidirectionally cannot train on packed rows."""
 
 
 def pack_bins(
@@ -86,6 +91,8 @@ def collate_packed(
     """
     import torch
 
+    if any(e.token_type_ids is not None for e in batch):
+        raise ValueError(f"packed rows cannot carry `token_type_ids`: {IMAGE_BLOCKS}")
     lengths = [len(e.input_ids) for e in batch]
     input_ids = torch.tensor([t for e in batch for t in e.input_ids], dtype=torch.long)
     labels = torch.tensor([t for e in batch for t in e.labels], dtype=torch.long)
@@ -147,6 +154,11 @@ def multimodal_rope(model: Any) -> Any:
 
 def supports_packing(model: Any) -> str | None:
     """None when `model` can train on packed rows, else why not (for the user's message)."""
+    if (
+        hasattr(model, "get_image_features")
+        and "token_type_ids" in inspect.signature(model.forward).parameters
+    ):
+        return IMAGE_BLOCKS
     rope_index = multimodal_rope(model)
     if (
         rope_index is not None

@@ -38,7 +38,10 @@ def _encode_bench(bench_file: Path, encoder: DialogueEncoder) -> EncodedBench:
     bench = EncodedBench(
         spec, kept, examples, labels, skipped, notes, stop_ids=tuple(encoder.stop_ids)
     )
-    bench.extra = scorer.prepare(bench, encoder)
+    try:
+        bench.extra = scorer.prepare(bench, encoder)
+    except EncodeError as err:  # e.g. a `choices` entry that quotes a special token's text
+        raise UserError(f"bench {bench_file}: scorer `{spec.scorer}`: {err}") from None
     return bench
 
 

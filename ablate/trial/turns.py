@@ -117,13 +117,40 @@ def turn_parts(render: Render, messages: list[dict[str, Any]], i: int) -> tuple[
     return header, answer, tail
 
 
+def special_ids(tokenizer: Any) -> set[int]:
+    """The ids of the tokenizer's special tokens: eos, pad, ... and every added token marked
+    special (`<|im_end|>`, `<end_of_turn>`, `<|image_pad|>`)."""
+    return {int(i) for i in tokenizer.all_special_ids} | {
+        int(i) for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special
+    }
+
+
 def end_of_turn_ids(render: Render, tokenizer: Any) -> list[int]:
     """The special tokens the template renders after an answer (`<|im_end|>`,
     `<end_of_turn>`): none for a template whose turns end in plain text (LLaVA-1.5's
     `USER: ... ASSISTANT: ... `)."""
     _, _, tail = turn_parts(render, PROBE[:2], 1)
-    special = set(tokenizer.all_special_ids) | {
-        i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special
-    }
+    special = special_ids(tokenizer)
     ids = tokenizer(tail, add_special_tokens=False)["input_ids"] if tail else []
     return [int(t) for t in ids if t in special]
+
+
+def special_token_text(
+    tokenizer: Any, special: set[int], texts: list[tuple[int, str]]
+) -> tuple[int, str] | None:
+    """The first (message index, token text) of a special token the tokenizer reads in the
+    dialogue's own `texts` (message index, text), or None.
+
+    A tokenizer matches its added tokens in raw text before anything else, wherever the text
+    came from: an answer holding the literal `<|im_end|>` would be encoded as the real
+    end-of-turn token and labelled mid-answer, and a question holding `<|im_start|>assistant`
+    would fake a turn. Tokenizing a text alone finds exactly the tokens it brings."""
+    pieces = [(i, t) for i, t in texts if t]
+    if not pieces:
+        return None
+    rows = tokenizer([t for _, t in pieces], add_special_tokens=False)["input_ids"]
+    for (i, _), ids in zip(pieces, rows, strict=True):
+        found = next((t for t in ids if t in special), None)
+        if found is not None:
+            return i, str(tokenizer.convert_ids_to_tokens(int(found)))
+    return None

@@ -18,8 +18,8 @@ from ablate.errors import UserError
 from ablate.result import TrialResult
 from ablate.study import enqueue_design, open_study
 from ablate.study.optuna_fast import waiting_ids
-from ablate.sweep.dispatcher import Dispatcher, Tally
-from ablate.sweep.summary import SweepProgress, SweepSummary, print_progress
+from ablate.sweep.dispatcher import Dispatcher
+from ablate.sweep.summary import SweepProgress, SweepSummary, Tally, print_progress
 from ablate.sweep.workers import WorkerLost
 from ablate.tracking import RunWriter, start_sweep
 
