@@ -11,7 +11,8 @@ is the same model once its old path is gone), `model.lora`, `train` (with `model
 model's as `models.<name>.*`, with its `size`: a model added to the list extends the study, like
 a new volume; a change to a listed model's settings is a change of settings), `bench` (its file's
 contents and a hash of its data), `pool.fingerprint` (the pool manifest's, so any spelling of
-the path to the same pool is the same pool), `objective`, `taxonomy`, `task_types`, `within`
+the path to the same pool is the same pool), `pool.labels` (its rows' labels in the columns the
+job draws by: a pool re-imported with other label rules keeps its fingerprint), `objective`, `taxonomy`, `task_types`, `within`
 (when set), and `seed`
 when `bench.heldout_of_pool` is set (it draws the held-out rows). The model, training and bench
 keys only for an objective kind that trains (`ablate.objectives.objective_trains`: `train`, not
@@ -43,7 +44,7 @@ from ablate.config import JobSpec, model_job, resolve_path, to_dict
 from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.objectives import objective_trains
-from ablate.pool import open_pool
+from ablate.pool import Pool, open_pool
 
 #: Study user attributes (see the module doc).
 STUDY_SETTINGS_ID = "ablate.settings_id"
@@ -77,7 +78,7 @@ SPEED_KEYS = frozenset(
     }
 )
 #: Keys a study recorded before ablate fingerprinted them lacks: compared only when recorded.
-COMPARED_WHEN_RECORDED = ("model.files", "search.task_order")
+COMPARED_WHEN_RECORDED = ("model.files", "search.task_order", "pool.labels")
 #: The flag that records a change of settings as a factor of the study.
 ALLOW_FLAG = "--allow-changed-settings"
 
@@ -163,20 +164,41 @@ def _bench_settings(job: JobSpec) -> dict[str, Any]:
 
 def job_settings(job: JobSpec, task_types: list[str]) -> dict[str, Any]:
     """The settings that give the job's trials their meaning (see the module doc)."""
-    pool = None
+    pool, labels = None, {}
     trains = objective_trains(job)
     if job.pool_dir is not None and (trains or job.pool_dir.is_dir()):
-        pool = open_pool(job.pool_dir).manifest.fingerprint[:16]
+        opened = open_pool(job.pool_dir)
+        pool = opened.manifest.fingerprint[:16]
+        labels = {"pool.labels": _labels_hash(opened, job)}
     order = {"search.task_order": list(task_types)} if job.design.kind == SEARCH else {}
     return {
         **_spec_settings(job, trains),
         **(_bench_settings(job) if trains else {}),
         "pool.fingerprint": pool,
+        **labels,
         "taxonomy": job.taxonomy,
         "task_types": sorted(task_types),
         **({"within": job.within} if job.within else {}),  # (absent: studies before it resume)
         **order,
     }
+
+
+def _labels_hash(pool: Pool, job: JobSpec) -> str | None:
+    """16 hex digits over the label of every row in the columns the job draws by (`taxonomy`
+    and `within`'s): the pool's fingerprint covers the dialogues, not their labels, so a pool
+    re-imported with other label rules had the same fingerprint and a study mixed trials drawn
+    by different labels. None when the pool lacks the taxonomy (validation says so)."""
+    inner = {
+        str(n.get("taxonomy", "task_type")) for n in job.within.values() if isinstance(n, dict)
+    }
+    columns = [job.taxonomy, *sorted(inner)]
+    h = hashlib.sha256()
+    for column in columns:
+        if column not in pool.manifest.labels:
+            return None
+        codes, names = pool.codes(column)
+        h.update("\x1f".join([column, *names]).encode() + b"\n" + codes.astype("<i4").tobytes())
+    return h.hexdigest()[:16]
 
 
 def canonical(settings: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from ablate.study import (
     settings_id,
 )
 from ablate.study.optuna_fast import pop_waiting, waiting_ids
-from ablate.study.settings import STUDY_SETTINGS, canonical
+from ablate.study.settings import STUDY_SETTINGS, canonical, differences
 from ablate.sweep import study_status
 from ablate.sweep.driver import enqueue, trials_to_ask
 
@@ -356,3 +356,29 @@ def test_a_search_refuses_task_types_in_another_order(
     assert check_settings(study, first, job_settings(first, TYPES))[0].id == level.id
     grid = make_job(design=GRID)
     assert "search.task_order" not in job_settings(grid, TYPES)
+
+
+def test_a_pool_relabelled_by_other_rules_is_another_pool(
+    make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """Same dialogues, other label rules: the fingerprint (over the dialogues) is the same, the
+    selections differ, so the settings differ in `pool.labels` and the study refuses the rerun.
+    A study recorded before `pool.labels` existed lacks the key and resumes."""
+    pool = _pool(tmp_path / "data")
+    records = tmp_path / "data" / "d.jsonl"
+    rule = (("task_type", "turns:1=short,2+=long"),)  # every record: 1 turn pair -> all `short`
+    import_pool(ImportRequest(source=records, out=tmp_path / "relabelled", labels=rule))
+    relabelled = open_pool(tmp_path / "relabelled")
+    assert relabelled.manifest.fingerprint == open_pool(pool).manifest.fingerprint
+    job = make_job(pool=str(pool), task_types=[])
+    other = make_job(pool=str(tmp_path / "relabelled"), task_types=[])
+    mine, theirs = job_settings(job, ["text_only"]), job_settings(other, ["text_only"])
+    assert mine["pool.fingerprint"] == theirs["pool.fingerprint"]
+    assert mine["pool.labels"] != theirs["pool.labels"]
+    study = open_study(job)
+    level, _ = check_settings(study, job, mine)
+    enqueue(job, study, design_mixtures(job, ["text_only"]), ["text_only"], level)
+    with pytest.raises(UserError, match=r"pool\.labels: study has \w{16}, this job has \w{16}"):
+        check_settings(study, other, theirs)
+    old = {k: v for k, v in mine.items() if k != "pool.labels"}  # recorded before the key
+    assert "pool.labels" not in differences(old, mine)
