@@ -98,6 +98,20 @@ def _module_of(factory: object) -> str:
     return str(getattr(factory, "__module__", "") or "")
 
 
+def import_failure(name: str, err: BaseException) -> str:
+    """Why module `name` cannot be imported, and the fix: a module of the user's own that is
+    not on the import path (Python looks in neither the job's folder nor, for an installed
+    command, the current one) is put there with PYTHONPATH, which Ray's local workers inherit."""
+    why = f"{type(err).__name__}: {err}"
+    if isinstance(err, ModuleNotFoundError) and err.name == name.split(".")[0]:
+        return (
+            f"{why}; a module of your own must be on the import path: run from its folder with "
+            f"`PYTHONPATH=. ablate ...` (on a cluster, ship it with `ray job submit "
+            f"--working-dir`); searched {', '.join(sys.path[:4])}, ..."
+        )
+    return why  # the module was found and failed while importing: its own error says why
+
+
 def import_plugins(modules: tuple[str, ...] | list[str], source: str = "") -> None:
     """Import a job's `plugins` (modules that register extensions of their own); a module that
     cannot be imported is a UserError naming it and the search path."""
@@ -108,5 +122,5 @@ def import_plugins(modules: tuple[str, ...] | list[str], source: str = "") -> No
             where = f"{source}: " if source else ""
             raise UserError(
                 f"{where}`plugins` names module `{name}`, which cannot be imported "
-                f"({type(err).__name__}: {err}); searched sys.path = {sys.path}"
+                f"({import_failure(name, err)})"
             ) from None

@@ -60,6 +60,19 @@ def test_a_plugin_that_does_not_import_is_named(tmp_path: Path) -> None:
     assert "`plugins` names module `no_such_plugin_module`, which cannot be imported" in str(
         err.value
     )
+    assert "run from its folder with `PYTHONPATH=. ablate ...`" in str(err.value)  # the fix
+    # a module that is found but fails while importing: its own error, no PYTHONPATH advice
+    (tmp_path / "broken_plugin_for_test.py").write_text("import no_such_dependency_xyz\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(UserError) as err:
+            load_job(write_job(tmp_path, plugins=["broken_plugin_for_test"]))
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "No module named 'no_such_dependency_xyz'" in str(err.value)
+    assert "PYTHONPATH" not in str(err.value)
 
 
 @pytest.mark.slow

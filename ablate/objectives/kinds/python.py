@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.mixture import Mixture
 from ablate.objectives.base import OBJECTIVES
+from ablate.registry import import_failure
 from ablate.result import TrialResult
 
 
@@ -55,7 +55,7 @@ def load_target(target: str | None) -> Callable[..., Any]:
     except Exception as err:
         raise UserError(
             f"objective.target {target!r}: cannot import module `{module_name}` "
-            f"({type(err).__name__}: {err}); searched sys.path = {sys.path}"
+            f"({import_failure(module_name, err)})"
         ) from None
     func = getattr(module, func_name, None)
     if not callable(func):
