@@ -180,9 +180,21 @@ def job_task_types(job: JobSpec) -> list[str]:
         return list(job.task_types)
     if job.pool_dir is None:
         raise UserError(f"{job.source}: list `task_types` or give a `pool`")
-    types = sorted(open_pool(job.pool_dir).manifest.labels.get(job.taxonomy, {}))
+    types = sorted(job_pool(job).manifest.labels.get(job.taxonomy, {}))
     check_share_bounds(job, types)
     return types
+
+
+def job_pool(job: JobSpec) -> Pool:
+    """The job's pool; a folder that is not one is named with the job file and its key (the
+    path is relative to the job file's folder, which a user running elsewhere may not expect)."""
+    assert job.pool_dir is not None
+    try:
+        return open_pool(job.pool_dir)
+    except UserError as err:
+        raise UserError(
+            f"{job.source}: `pool: {job.pool}` (relative to the job file's folder) is {err}"
+        ) from None
 
 
 def validate_job(job: JobSpec) -> list[str]:
@@ -191,7 +203,7 @@ def validate_job(job: JobSpec) -> list[str]:
     if job.objective.kind != "train":
         return []
     assert job.pool_dir is not None  # load_job requires it for kind train
-    pool = open_pool(job.pool_dir)
+    pool = job_pool(job)
     if job.taxonomy not in pool.manifest.labels:
         hint = did_you_mean(job.taxonomy, pool.manifest.labels)
         raise UserError(
@@ -335,7 +347,7 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         mixture, where = load_mixture(path), str(path)
     if job.objective.kind == "train":
         assert job.pool_dir is not None  # the train objective's check requires it
-        manifest, less = drawable(job, open_pool(job.pool_dir))
+        manifest, less = drawable(job, job_pool(job))
         validate(with_within(mixture, job.within, where), manifest, source=where + less)
         check_bench(job)
     return mixture

@@ -424,7 +424,10 @@ def test_validate_job_volume_too_large_names_design_volumes_and_the_most_it_can_
 def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[str, Path]) -> None:
     job = pool_job(tmp_path, small_pool, (f"pool={tmp_path / 'nopool'}",))
     msg = error_of(validate_job, job)
-    assert msg.startswith(f"{tmp_path / 'nopool'}: not a pool folder (does not exist); ")
+    assert msg.startswith(  # the job file and its key first: the path is relative to it
+        f"{job.source}: `pool: {tmp_path / 'nopool'}` (relative to the job file's folder) is "
+        f"{tmp_path / 'nopool'}: not a pool folder (does not exist); "
+    )
     assert "ablate data import" in msg
     job = pool_job(tmp_path, small_pool, ("bench=missing.yaml",))
     assert error_of(validate_job, job) == (
