@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.pool.items import InvalidRecord, Item
 from ablate.pool.parquet import parquet_shards, read_parquet, split_files
 from ablate.pool.records import LAYOUT_KEYS
@@ -308,7 +308,17 @@ def _read_hf(path: Path, fmt: str, split: str) -> Iterator[Item]:
     those of the file read as JSONL.
     """
     import datasets
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 
+    if fmt not in ("disk", "dataset", *_PACKAGED_DATASETS_MODULES):
+        # an unknown builder name is looked up on the Hugging Face Hub: minutes of retries
+        # offline, for what is a typo (`parket`)
+        known = ["json", "jsonl", "parquet", "disk", "dataset", *_PACKAGED_DATASETS_MODULES]
+        raise UserError(
+            f"{path}: --format `{fmt}` is not a format{did_you_mean(fmt, known)}; choose json, "
+            "jsonl, parquet, disk, dataset, or a datasets.load_dataset builder such as csv or "
+            "arrow"
+        )
     try:
         if fmt == "disk":
             ds: Any = datasets.load_from_disk(str(path))

@@ -156,3 +156,15 @@ def test_image_parts_that_disagree_with_the_images_are_refused_per_record(tmp_pa
     report = [json.loads(x) for x in (tmp_path / "pool/skipped.jsonl").read_text().splitlines()]
     assert [(e["row"], e["code"]) for e in report] == [(2, "image_count"), (3, "image_count"),
                                                         (4, "image_count")]  # fmt: skip
+
+
+def test_a_misspelt_format_is_refused_at_once_with_a_suggestion(tmp_path: Path) -> None:
+    """`--format parket`: refused before `datasets` looks the name up on the Hub (offline, that
+    was 24 s of retries), naming the closest format."""
+    source = tmp_path / "d.jsonl"
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    source.write_text(json.dumps({"id": "a", "conversations": turns}) + "\n")
+    with pytest.raises(
+        UserError, match=r"--format `parket` is not a format \(did you mean `parquet`"
+    ):
+        import_pool(ImportRequest(source=source, out=tmp_path / "pool", format="parket"))
