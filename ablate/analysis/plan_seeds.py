@@ -109,6 +109,13 @@ def plan_text(
             )
             sizes.append(bigger)
     lines += guard_notes(sizes, alpha)
+    if len(job.models) > 1:  # each model's verdict is its own: the power above is per model
+        k = len(job.models)
+        trials = " and ".join(f"{k * s.trials:,}" for s in sizes) or f"{k * size.trials:,}"
+        lines.append(
+            f"Per model: the job runs every design point once for each of its {k} models "
+            f"(`models:`), {trials} trials in all, and each model gets its own verdict."
+        )
     return "\n".join(lines)
 
 

@@ -51,6 +51,13 @@ def test_plan_from_a_given_noise_and_from_a_pilot_study(make_job: Any, tmp_path:
     text = plan_text(job, effect=0.02, noise=0.01)
     assert "given: seed SD 0.01" in text and "3 volumes x 2 balance levels x 2 seeds" in text
     assert "It detects a volume effect of" in text and "To detect 0.02 (2.00 seed SDs" in text
+    assert "Per model" not in text
+    # a job with 3 models runs every point 3 times: the trial counts say so (12 and, with the
+    # seeds the effect needs, more), and the power is per model
+    models = [{"name": n, "path": "m", "size": s} for n, s in (("a", 1e8), ("b", 1e9), ("c", 7e9))]
+    text = plan_text(make_job(design=design, models=models), effect=0.02, noise=0.01)
+    assert "once for each of its 3 models (`models:`), 36 and " in text
+    assert "each model gets its own verdict" in text
     # the pilot: this job's own study, its noise pooled over cells
     grid_study(job, peak_at_5000, balances=(0.5, 1.0), seeds=(0, 1, 2), noise=0.005)
     text = plan_text(job, effect=0.01)
