@@ -12,6 +12,7 @@ from typing import Any
 from ablate.errors import UserError, did_you_mean
 from ablate.mixture.apportion import counts_at, largest_fitting
 from ablate.mixture.spec import (
+    SUM_TOLERANCE,
     Mixture,
     Nested,
     canonical_proportions,
@@ -96,7 +97,14 @@ def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, f
         shares = dict(props)
     else:
         shares = _natural_shares(props, _type_counts(mixture, manifest, "mixture"))
-    return apply_min_share(shares, mixture.min_share)
+    floor = mixture.min_share
+    n = sum(1 for v in shares.values() if v > 0)
+    if not isinstance(floor, Mapping) and floor * n > 1 + SUM_TOLERANCE:
+        raise UserError(  # (water-filling then gave every type 1/n, under the floor asked for)
+            f"mixture: `min_share` {floor:g} for each of its {n} types with a share needs "
+            f"{floor * n:.4g} of the volume, more than all of it; lower it to at most {1 / n:.4g}"
+        )
+    return apply_min_share(shares, floor)
 
 
 def rows_per_type(proportions: Mapping[str, float], volume: int) -> dict[str, int]:

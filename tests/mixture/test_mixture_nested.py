@@ -183,6 +183,11 @@ def test_min_share_floors() -> None:
         validate(replace(m, min_share={"single_image": 0.6, "multi_image": 0.6}), manifest)
     with pytest.raises(UserError, match=r"`min_share\.text_only`: the pool's `task_type` has no"):
         validate(replace(m, min_share={"text_only": 0.1}), manifest)
+    # a number over the 2 types with a share: 0.6 each cannot hold (before: 50/50, silently)
+    with pytest.raises(UserError, match=r"`min_share` 0\.6 for each of its 2 types with a share"):
+        validate(replace(m, min_share=0.6), manifest)
+    half = resolve_proportions(replace(m, min_share=0.5), manifest)  # 50/50 exactly: allowed
+    assert half == pytest.approx({"single_image": 0.5, "multi_image": 0.5})
 
 
 def test_flat_materialize_matches_golden_after_fast_path(tmp_path: Path) -> None:
