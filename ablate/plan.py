@@ -44,6 +44,7 @@ from ablate.objectives import check_objective
 from ablate.pool import Pool, PoolManifest, open_pool
 from ablate.registry import import_plugins
 from ablate.search import SAMPLERS, default_warm_start, project_warm_start
+from ablate.trial.lora_targets import check_lora_targets
 from ablate.trial.scorer import SCORERS
 
 #: Slack when comparing sums of shares (shares come from YAML decimals).
@@ -218,6 +219,7 @@ def validate_job(job: JobSpec) -> list[str]:
         )
     task_types = job_task_types(job)
     check_share_bounds(job, task_types)
+    check_lora_targets(job)  # a misspelt target fails here, from config.json, not in each trial
     mixtures = design_mixtures(job, task_types)
     manifest, less = drawable(job, pool)
     _check_design_volumes(job, mixtures, manifest, less)
@@ -347,6 +349,7 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         mixture, where = load_mixture(path), str(path)
     if job.objective.kind == "train":
         assert job.pool_dir is not None  # the train objective's check requires it
+        check_lora_targets(job)
         manifest, less = drawable(job, job_pool(job))
         validate(with_within(mixture, job.within, where), manifest, source=where + less)
         check_bench(job)

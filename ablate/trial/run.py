@@ -110,7 +110,9 @@ def run_trial(
     training = encode_selection(job, data, model)
     # kept on the resident model between trials and redrawn from the seed: no per-trial rebuild
     slot: dict[str, Any] = _cached(cache, ("adapter",), dict)
-    peft_model = resident_adapter(slot, model.loaded.model, job.model.lora, mixture.seed)
+    peft_model = resident_adapter(
+        slot, model.loaded.model, job.model.lora, mixture.seed, job.source
+    )
     stats = train(job, mixture, data, model, training, peft_model, callbacks, cache)
     eval_start = time.perf_counter()
     metrics, info = evaluate(job, data, model, peft_model, cache)

@@ -24,7 +24,7 @@ from typing import Any
 from ablate.config import LoraSpec, TrainSpec
 from ablate.errors import UserError
 from ablate.trial.encode import Encoded, PixelCache, collate
-from ablate.trial.lora_targets import LANGUAGE_LINEAR, language_linear
+from ablate.trial.lora_targets import TARGETS_KEY, wrap_lora
 from ablate.trial.packing import (
     collate_packed,
     labelled_loss,
@@ -67,23 +67,12 @@ class TrainStats:
         return 1.0 - self.collated_tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
-def attach_lora(model: Any, lora: LoraSpec, seed: int) -> Any:
-    """A fresh adapter, initialised from `seed`; the base weights stay frozen and untouched."""
-    from peft import LoraConfig, get_peft_model
-
-    targets: str | list[str] = (
-        lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+def attach_lora(model: Any, lora: LoraSpec, seed: int, source: str = "") -> Any:
+    """A fresh adapter, initialised from `seed`; the base weights stay frozen and untouched.
+    Targets that match no module: a UserError naming `source` (the job file) and the key."""
+    peft_model = wrap_lora(
+        model, lora, f"{source}: `{TARGETS_KEY}`" if source else f"`{TARGETS_KEY}`"
     )
-    if targets == LANGUAGE_LINEAR:
-        targets = language_linear(model)
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=targets,
-        modules_to_save=list(lora.modules_to_save) or None,
-    )
-    peft_model = get_peft_model(model, config)
     reset_adapter(peft_model, seed)  # the same draw a resident worker's reset makes
     return peft_model
 
@@ -120,10 +109,13 @@ def reset_adapter(peft_model: Any, seed: int) -> None:
                     copy.load_state_dict(module.original_module.state_dict())
 
 
-def resident_adapter(slot: dict[str, Any], model: Any, lora: LoraSpec, seed: int) -> Any:
+def resident_adapter(
+    slot: dict[str, Any], model: Any, lora: LoraSpec, seed: int, source: str = ""
+) -> Any:
     """The adapter a worker keeps on its resident `model` between trials, redrawn from `seed`.
 
     `slot` lives as long as the worker; a different LoRA recipe unloads the old adapter first.
+    `source`: the job file, named when the targets match no module.
     """
     held = slot.get("adapter")
     if held is not None and held[0] is model and held[1] == lora:
@@ -131,7 +123,7 @@ def resident_adapter(slot: dict[str, Any], model: Any, lora: LoraSpec, seed: int
         return held[2]
     if held is not None:
         held[2].unload()
-    peft_model = attach_lora(model, lora, seed)
+    peft_model = attach_lora(model, lora, seed, source)
     slot["adapter"] = (model, lora, peft_model)
     return peft_model
 

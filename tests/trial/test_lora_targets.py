@@ -1,6 +1,8 @@
 """LoRA's default targets: the language model's linear layers only (the vision tower and the
 projector stay frozen), `all-linear` keeps peft's meaning (every linear layer but the head),
-and a study recorded under the old default is refused, not trained differently."""
+and a study recorded under the old default is refused, not trained differently. Targets that
+match no module are refused up front from the model's config alone (no weights read), and in
+the trial in one line, not with peft's traceback."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from ablate.config import JobSpec, LoraSpec
+from ablate.config import JobSpec, LoraSpec, ModelSpec, read_job
 from ablate.errors import UserError
 from ablate.models import load_model
 from ablate.testing import TINY_FAMILIES, image_text_families
+from ablate.trial.lora_targets import check_lora_targets, meta_model
 from ablate.trial.train import attach_lora
 
 CORPUS = ["What color is it? red blue green", "user assistant system image"] * 20
@@ -73,3 +76,119 @@ def test_a_study_recorded_with_the_old_default_refuses_the_new_one(
     assert "model.lora.target_modules" in str(err.value) and "all-linear" in str(err.value)
     explicit = make_job(model={"lora": {"target_modules": "all-linear"}})
     check_settings(study, explicit, _model_settings(explicit))  # the same settings: resumes
+
+
+#: A training job beside its model folder (`model`, relative to the job file's folder).
+JOB_YAML = """\
+study: lora-targets
+pool: pool
+bench: bench.yaml
+task_types: [colors]
+model: {path: model}
+design: {kind: grid, volumes: [100], balance: [1.0], seeds: [0]}
+"""
+
+
+@pytest.fixture(scope="module")
+def config_only(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A job file per tiny family (causal LM, Llava) whose model folder has lost its weights:
+    what the check reads must be the config alone."""
+    jobs = {}
+    for name in ("causal_lm", "llava"):
+        root = tmp_path_factory.mktemp(f"config-only-{name}")
+        folder = TINY_FAMILIES.get(name)(root / "model", CORPUS)
+        weights = list(folder.glob("*.safetensors"))
+        assert weights
+        for path in weights:
+            path.unlink()
+        (root / "my_job.yaml").write_text(JOB_YAML)
+        jobs[name] = root / "my_job.yaml"
+    return jobs
+
+
+def refusal(job_file: Path, *overrides: str) -> str:
+    """The one-line message the check gives for the job with `overrides` (as `--set` gives)."""
+    with pytest.raises(UserError) as err:
+        check_lora_targets(read_job(job_file, list(overrides)))
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name", ["causal_lm", "llava"])
+def test_the_keywords_and_a_list_of_layer_names_pass_from_the_config_alone(
+    config_only: dict[str, Path], name: str
+) -> None:
+    """No weights file in the folder: the check builds the model on the meta device."""
+    job_file = config_only[name]
+    model = meta_model(ModelSpec(path="model"), job_file.parent)
+    assert model is not None and all(p.is_meta for p in model.parameters())
+    for targets in ("language-linear", "all-linear", "[q_proj, v_proj]"):
+        check_lora_targets(read_job(job_file, [f"model.lora.target_modules={targets}"]))
+    check_lora_targets(read_job(job_file))  # the default: language-linear
+
+
+@pytest.mark.parametrize("name", ["causal_lm", "llava"])
+def test_a_misspelt_keyword_is_refused_with_the_file_the_key_and_the_fix(
+    config_only: dict[str, Path], name: str
+) -> None:
+    job_file = config_only[name]
+    message = refusal(job_file, "model.lora.target_modules=language-linaer")
+    assert message.startswith(f"{job_file}: `model.lora.target_modules` `language-linaer` ")
+    assert "matches no module of the model" in message
+    assert "(did you mean `language-linear`?)" in message
+    assert "write `language-linear` (its language model's linear layers), `all-linear`" in message
+    assert "q_proj" in message  # the model's own layer names
+    message = refusal(job_file, "model.lora.target_modules=all-lnear")
+    assert "(did you mean `all-linear`?)" in message
+
+
+def test_a_misspelt_list_is_refused_naming_the_closest_layer_names(
+    config_only: dict[str, Path],
+) -> None:
+    job_file = config_only["causal_lm"]
+    message = refusal(job_file, "model.lora.target_modules=[q_prj, v_prj]")
+    assert message.startswith(f"{job_file}: `model.lora.target_modules` [q_prj, v_prj] ")
+    assert "`q_prj` (did you mean `q_proj`?), `v_prj` (did you mean `v_proj`?)" in message
+    assert "(q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head)" in message
+    # one name, not in a list: peft reads it as a pattern for the whole module name
+    message = refusal(job_file, "model.lora.target_modules=q_proj")
+    assert "write a list, `[q_proj]`" in message
+
+
+def test_each_model_of_a_models_job_is_checked_under_its_own_key(
+    config_only: dict[str, Path], tmp_path: Path
+) -> None:
+    """`models:` entries each have their path and LoRA; the message names the entry."""
+    model = config_only["causal_lm"].parent / "model"
+    job_file = tmp_path / "models.yaml"
+    entries = [
+        {"name": "small", "path": str(model)},
+        {"name": "typo", "path": str(model), "lora": {"target_modules": ["q_prj"]}},
+    ]
+    job_file.write_text(JOB_YAML.replace("model: {path: model}", f"models: {entries}"))
+    message = refusal(job_file)
+    assert f"{job_file}: `models[1].lora.target_modules` [q_prj] " in message
+    assert "(did you mean `q_proj`?)" in message
+
+
+def test_a_model_it_cannot_build_from_a_config_is_left_to_the_trial(tmp_path: Path) -> None:
+    """A hub id outside the local cache: no network, no refusal (the trial loads and says)."""
+    (tmp_path / "my_job.yaml").write_text(JOB_YAML.replace("path: model", "path: org/no-model"))
+    assert meta_model(ModelSpec(path="org/no-model"), tmp_path) is None
+    check_lora_targets(read_job(tmp_path / "my_job.yaml", ["model.lora.target_modules=[q_prj]"]))
+
+
+def test_the_trial_turns_peft_s_no_match_into_the_same_line(tmp_path: Path) -> None:
+    """The second line of defence (a job whose check was skipped): `attach_lora` refuses the
+    targets with the same message as the check, not with peft's NoMatchingPeftModuleError."""
+    loaded = load_model(TINY_FAMILIES.get("causal_lm")(tmp_path / "model", CORPUS), device="cpu")
+    lora = LoraSpec(r=4, alpha=8, target_modules=("q_prj",))
+    with pytest.raises(UserError) as err:
+        attach_lora(loaded.model, lora, seed=0, source="my_job.yaml")
+    assert str(err.value).startswith(
+        "my_job.yaml: `model.lora.target_modules` [q_prj] matches no module of the model "
+        f"(LlamaForCausalLM at {tmp_path / 'model'}): `q_prj` (did you mean `q_proj`?); write"
+    )
+    fixed = adapted(attach_lora(loaded.model, LoraSpec(target_modules=("q_proj",)), seed=0))
+    assert fixed == [f"model.layers.{i}.self_attn.q_proj" for i in range(2)]  # unchanged by it
