@@ -215,9 +215,12 @@ def _run_data_import(args: argparse.Namespace) -> int:
     if done["n"]:
         print(file=sys.stderr)
     skipped = (
-        f", skipped {manifest.skipped} (see {manifest.skipped_report})" if manifest.skipped else ""
+        f", skipped {manifest.skipped:,} (see {manifest.skipped_report})"
+        if manifest.skipped
+        else ""
     )
-    print(f"imported {manifest.rows:,} dialogues into {args.out}{skipped}")
+    dialogues = "dialogue" if manifest.rows == 1 else "dialogues"
+    print(f"imported {manifest.rows:,} {dialogues} into {args.out}{skipped}")
     print(show_pool(open_pool(args.out)))
     return 0
 

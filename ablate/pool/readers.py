@@ -291,7 +291,8 @@ class _ArrayText:
                 cut = err.msg.startswith("Unterminated") or err.pos >= len(self.buf.rstrip())
                 what = "cut short: the file looks truncated" if cut else "not valid JSON"
                 raise UserError(
-                    f"{self.path}: record {record:,} of the JSON array is {what} ({err.msg} at "
+                    f"{self.path}: record {record:,} of the JSON array is {what} "
+                    f"({err.msg.removesuffix(' at')} at "
                     f"character {self.base + err.pos + 1:,}); fix the file or convert it to JSONL"
                 ) from None
         self.pos = end

@@ -51,7 +51,7 @@ from ablate.sweep.summary import (
     print_progress,
 )
 from ablate.sweep.sync import backfill_runs, reconcile_runs
-from ablate.sweep.workers import WorkerPool, cluster_for
+from ablate.sweep.workers import WorkerPool, check_cluster_address, cluster_for
 from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
 
 
@@ -67,9 +67,9 @@ def run_sweep(
 
     `allow_changed_settings`: settings that differ from the study's are recorded as a factor
     (new trials carry their `settings_id`) instead of refused. `judge_probe=False` skips the
-    judge's sanity probe (its other checks always run).
-    """
+    judge's sanity probe (its other checks always run)."""
     start_wall = time.perf_counter()
+    check_cluster_address(address)  # before the study is opened (and its lock file made)
     judge = check_job_judge(job, probe=judge_probe)  # before Ray, the study or any training
     if judge is not None and progress is not None:
         print(judge.line(), flush=True)

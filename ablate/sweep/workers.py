@@ -101,18 +101,34 @@ class TrialWorker:
         self.stopping = True
 
 
-def init_ray(address: str | None) -> bool:
-    """Connect to (or start) Ray; True when this call started it (so the driver shuts it down)."""
+def check_cluster_address(address: str | None) -> str | None:
+    """The address to connect to (`--address`, else RAY_ADDRESS, else None: a local Ray),
+    refused in one line where no Ray cluster answers (not minutes of Ray's retries)."""
     given_by = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        check_address(address, given_by)  # one line now, not minutes of Ray's retries
+        check_address(address, given_by)
+    return address
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray; True when this call started it (so the driver shuts it down)."""
+    given_by = "--address" if address else "RAY_ADDRESS"
+    address = check_cluster_address(address)
     import ray
 
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)})
+        try:
+            ray.init(
+                address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)}
+            )
+        except ConnectionError as err:  # something answered the probe as a GCS does
+            raise UserError(
+                f"no Ray cluster answers at {address} (Ray: {str(err).splitlines()[0]}); check "
+                f"`ray status` on the cluster's head node, and the {given_by} given"
+            ) from None
     else:
         ray.init(
             # "local": start this driver's own Ray. Without it Ray joins the cluster of the
