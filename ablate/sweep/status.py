@@ -100,6 +100,7 @@ def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
     """The best mixture by its mean over seeds, when some mixture has several: one lucky seed
     is not the best mixture (the report tests it against the seed noise)."""
     groups: dict[tuple[Any, ...], list[float]] = {}
+    shown: dict[tuple[Any, ...], dict[str, float]] = {}  # the trials' own order of the types
     for t in complete:
         props = t.user_attrs.get("proportions") or {}
         key = (
@@ -109,10 +110,11 @@ def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
             t.user_attrs.get("settings_id", ""),
         )
         groups.setdefault(key, []).append(t.values[0])
+        shown.setdefault(key, props)
     if max(len(v) for v in groups.values()) < 2:
         return []
     key, values = pick(groups.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
-    share = ", ".join(f"{k} {v:.3f}" for k, v in key[0])
+    share = ", ".join(f"{k} {float(v):.3f}" for k, v in shown[key].items())
     model = f", model {key[2]}" if key[2] else ""
     return [
         f"  best mixture by its mean over seeds: {job.objective.metric} "

@@ -108,9 +108,15 @@ class SweepSummary:
         )
 
 
+def _value(v: float) -> str:
+    """A score as `0.6512` or `1.0` (a bare `1` read as a count: `best 1 (trial 14)`)."""
+    text = f"{v:.4g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
 def print_progress(p: SweepProgress) -> None:
     """Default progress printer: one line per finished trial."""
-    best = f"{p.best_value:.4g} (trial {p.best_trial})" if p.best_value is not None else "-"
+    best = f"{_value(p.best_value)} (trial {p.best_trial})" if p.best_value is not None else "-"
     width = len(str(p.total))
     pruned = f"  pruned {p.pruned}" if p.pruned else ""
     print(

@@ -315,3 +315,18 @@ def test_bench_dialogues_a_model_cannot_score_are_said_once(make_job) -> None:
         "trial's score (b1: too long; b2: too long); MLflow: info/bench_skipped"
     ]
     assert len([t for t in study.get_trials() if t.state == TrialState.COMPLETE]) == 2
+
+
+def test_ties_go_to_the_earlier_trial_and_a_whole_score_reads_as_a_score(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The sweep's best on a tie is the earlier trial, as `ablate status` (Optuna's best_trial)
+    names it, whatever order trials finish in; a score of 1 prints as `1.0`, not a count."""
+    tally = Tally()
+    for number, value in ((3, 0.5), (1, 0.5), (2, 0.4)):
+        tally.offer("maximize", number, value, {})
+    assert (tally.best_trial, tally.best_value) == (1, 0.5)
+    print_progress(SweepProgress(1, 0, 0, 0, 1, best_value=1.0, best_trial=14))
+    print_progress(SweepProgress(1, 0, 0, 0, 1, best_value=0.65123, best_trial=2))
+    out = capsys.readouterr().out
+    assert "best 1.0 (trial 14)" in out and "best 0.6512 (trial 2)" in out
