@@ -129,7 +129,7 @@ LAST_FAILED = 3
 
 def failure_lines(trials: list[Any]) -> list[str]:
     """What failed, counted as the report counts it (`ablate.analysis.findings.Failures`): failed
-    trials and the design points they are at, requeued ones (a dead driver's, run again) apart,
+    trials and the design points they are at, requeued ones (left running by a driver that stopped: killed, Ctrl-C, SIGTERM; run again) apart,
     and the last few with their first error line."""
     failed = [t for t in trials if t.state.name == "FAIL"]
     if not failed:
@@ -138,7 +138,7 @@ def failure_lines(trials: list[Any]) -> list[str]:
     points = {t.user_attrs.get("mixture_name", t.number) for t in own}
     requeued = len(failed) - len(own)
     line = f"  failed: {len(own)} trial(s) at {len(points)} design point(s)"
-    line += f"; {requeued} requeued (a dead driver's, run again)" if requeued else ""
+    line += f"; {requeued} requeued (a stopped driver's, run again)" if requeued else ""
     lines = [line]
     for t in sorted(own, key=lambda t: t.number)[-LAST_FAILED:]:
         error = str(t.user_attrs.get("error") or "no error recorded").splitlines()[0][:160]

@@ -184,7 +184,7 @@ def test_failures_are_counted_alike_in_the_report_status_and_mixture_table() -> 
     lines = failure_lines(trials)
     assert (
         lines[0]
-        == "  failed: 1 trial(s) at 1 design point(s); 1 requeued (a dead driver's, run again)"
+        == "  failed: 1 trial(s) at 1 design point(s); 1 requeued (a stopped driver's, run again)"
     )
     assert lines[1:] == ["    trial 0 m-s0: boom"]
 
