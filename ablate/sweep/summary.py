@@ -135,16 +135,24 @@ def unusable_metric(metric: str, value: object, metrics: dict[str, float]) -> st
 
 
 def left_out_note(info: dict[str, Any]) -> str | None:
-    """A trial's bench dialogues its model could not score (too long for `train.max_length`,
-    images for a text-only model): said once a sweep, since every trial's score leaves them out."""
-    skipped = int(info.get("bench_skipped") or 0)
-    if not skipped:
-        return None
-    reasons = "; ".join(map(str, (info.get("bench_skip_reasons") or [])[:2]))
-    return (
-        f"warning: {skipped} bench dialogue(s) cannot be scored with this model and are left "
-        f"out of every trial's score ({reasons}); MLflow: info/bench_skipped"
-    )
+    """What a trial's model does to the data that every trial shares, said once a sweep: bench
+    dialogues it could not score (too long for `train.max_length`, images for a text-only
+    model), and images its chat template moved away from the text that names them."""
+    notes = []
+    if skipped := int(info.get("bench_skipped") or 0):
+        reasons = "; ".join(map(str, (info.get("bench_skip_reasons") or [])[:2]))
+        notes.append(
+            f"{skipped} bench dialogue(s) cannot be scored with this model and are left out of "
+            f"every trial's score ({reasons}); MLflow: info/bench_skipped"
+        )
+    if moved := int(info.get("images_moved_by_template") or 0):
+        notes.append(
+            f"the model's chat template puts a turn's images before its text (llava-hf's "
+            f"LLaVA-1.5 and OneVision do), so in {moved} training dialogue(s) of the first trial text "
+            "that sat before an image (`Image1: <image>`) is read after it; MLflow: "
+            "info/images_moved_by_template"
+        )
+    return "warning: " + "; and ".join(notes) if notes else None
 
 
 def metric_stop(job: JobSpec, name: str, metrics: dict[str, float]) -> str:

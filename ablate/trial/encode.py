@@ -12,9 +12,8 @@ model also learns to stop. A dialogue whose own text holds a special token's tex
 quoting `<|im_end|>`) is refused: the tokenizer would read it as that control token.
 
 Images go through the model's own processor: it expands each image placeholder into as many
-tokens as that image needs (a fixed count for Llava, a count that depends on the image size for
-Qwen2-VL). The unexpanded tokens are then aligned with the processor's expanded ones: between two
-placeholders the text tokens are identical, so each text chunk is found again in order.
+tokens as that image needs (fixed for Llava, by image size for Qwen2-VL). The unexpanded tokens
+are aligned with the expanded ones: between two placeholders the text tokens are identical.
 """
 
 from __future__ import annotations
@@ -36,17 +35,18 @@ from ablate.trial.turns import (
     TemplateUnstable,
     answer_spans,
     end_of_turn_ids,
+    images_inside_text,
     special_ids,
     special_token_text,
+    template_moves_images,
 )
 
 IGNORE = -100
 PLACEHOLDER = "<image>"
 """The image placeholder of the LLaVA/Ovis layout, one per image, in the dialogue text."""
 TYPE_KEYS = ("mm_token_type_ids", "token_type_ids")
-"""The processor's per-token type rows a model reads (1 on image tokens): Qwen2-VL's M-RoPE
-needs `mm_token_type_ids`; Gemma3 lets the tokens of one image attend to each other
-(bidirectionally) by `token_type_ids`. Kept when the processor returns them."""
+"""Per-token type rows (1 on image tokens), kept when the processor returns them: Qwen2-VL's
+M-RoPE needs `mm_token_type_ids`; Gemma3's image tokens attend both ways by `token_type_ids`."""
 
 
 @dataclass
@@ -74,6 +74,8 @@ class Encoded:
     """Reference answer text of each kept assistant turn."""
     turn_extras: list[dict[str, Any]] = field(default_factory=list)
     """Per kept assistant turn: the record's extra turn fields (`choices`, ...)."""
+    images_moved: bool = False
+    """The template moved images that sit inside a turn's text to its front (LLaVA-1.5)."""
 
     def images_before(self, position: int) -> list[str]:
         return [p for p, s in zip(self.images, self.image_starts, strict=True) if s < position]
@@ -108,6 +110,7 @@ class DialogueEncoder:
         )
         self.structured = self.multimodal and self._template_takes_parts()
         self.image_newline = self.structured and self._template_breaks_after_image()
+        self.moves_images = self.structured and template_moves_images(processor, self.image_token)
         self.eos_after_answer = ""
         """Appended to every answer when the template ends a turn with no special token
         (LLaVA-1.5's `ASSISTANT: blue `): the tokenizer's eos, so the model learns to stop."""
@@ -145,8 +148,8 @@ class DialogueEncoder:
         return 0 <= image < question and text[:question].endswith("\n")
 
     def _template_takes_parts(self) -> bool:
-        """Whether the template renders content given as parts ([{type: image}, {type: text}]),
-        as real VLM templates do; otherwise content is a string with the image token inline."""
+        """Whether the template renders content as parts ([{type: image}, {type: text}]), as
+        real VLM templates do; else content is a string with the image token inline."""
         probe = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q7"}]}]
         try:
             text = str(self.processor.apply_chat_template(probe, tokenize=False))
@@ -227,6 +230,7 @@ class DialogueEncoder:
                 {k: v for k, v in x.items() if k not in ("from", "value", "contextual")}
                 for x in turns[:kept]
             ],
+            images_moved=self.moves_images and images_inside_text(messages, PLACEHOLDER),
         )
 
     def _check_images(self, messages: list[dict[str, str]], images: Sequence[str]) -> None:

@@ -350,6 +350,8 @@ def _trial_info(
         "skipped_dialogues": sum(training.skipped.values()),
         **{f"skipped/{k}": v for k, v in training.skipped.items()},
         "skip_reasons": training.notes,
+        # dialogues with text before an image the template rendered after it (LLaVA-1.5)
+        "images_moved_by_template": sum(e.images_moved for e in training.examples),
         # rows the job holds out of its pool (none of them drawn: the volume is whole)
         "heldout_rows": int(held_rows(data.heldout).size),
         "model": model.path,

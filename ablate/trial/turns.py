@@ -154,3 +154,29 @@ def special_token_text(
         if found is not None:
             return i, str(tokenizer.convert_ids_to_tokens(int(found)))
     return None
+
+
+def template_moves_images(processor: Any, image_token: str) -> bool:
+    """Whether the chat template puts a turn's images first whatever their place in its text
+    (llava-hf's LLaVA-1.5 template does: `Image1: <image>` then renders as images, then
+    `Image1:`), probed with an image between two texts."""
+    parts = [{"type": "text", "text": "A7 "}, {"type": "image"}, {"type": "text", "text": " B7"}]
+    try:
+        text = str(
+            processor.apply_chat_template([{"role": "user", "content": parts}], tokenize=False)
+        )
+    except Exception:  # a template that refuses the probe: nothing to say about it
+        return False
+    image, before = text.find(image_token), text.find("A7")
+    return 0 <= image < before
+
+
+def images_inside_text(messages: list[dict[str, str]], placeholder: str) -> bool:
+    """Whether some turn has text before one of its images (`Image1: <image>`, `Compare <image>
+    and <image>`), which a template that moves images to the front detaches from them."""
+    return any(
+        piece.strip()
+        for m in messages
+        if placeholder in m["content"]
+        for piece in m["content"].split(placeholder)[:-1]
+    )

@@ -202,3 +202,24 @@ def test_images_are_read_upright_as_their_exif_orientation_says(tmp_path: Path) 
     assert load_image(str(tmp_path / "phone.jpg")).size == (20, 80)
     Image.new("I;16", (8, 4)).save(tmp_path / "grey16.png")
     assert load_image(str(tmp_path / "grey16.png")).size == (8, 4)
+
+
+def test_a_template_that_moves_images_to_the_front_is_flagged(llava15: Any, tmp_path: Path) -> None:
+    """llava-hf's LLaVA-1.5 template renders a turn's images first, whatever their place in its
+    text: a dialogue with text before an image (`Image1: <image>`) is flagged (the sweep warns
+    once, `info/images_moved_by_template` counts them); one with its images first is not."""
+    from ablate.sweep.summary import left_out_note
+
+    Image.new("RGB", (30, 30), "blue").save(tmp_path / "a.png")
+    encoder = DialogueEncoder(llava15.processor)
+    assert encoder.moves_images
+    image = [str(tmp_path / "a.png")]
+    labelled = [
+        {"from": "human", "value": "Image1: <image>\nWhat is it?"},
+        {"from": "gpt", "value": "x"},
+    ]
+    first = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "x"}]
+    assert encoder.encode(labelled, image).images_moved
+    assert not encoder.encode(first, image).images_moved
+    note = left_out_note({"images_moved_by_template": 3})
+    assert note is not None and "in 3 training dialogue(s)" in note
