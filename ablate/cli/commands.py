@@ -194,6 +194,7 @@ def _run_data_import(args: argparse.Namespace) -> int:
         print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
 
     image_root, sources = parse_image_roots(args.image_root, [parse_source(s) for s in args.source])
+    was = (args.out / "manifest.json").is_file() and open_pool(args.out).manifest
     manifest = import_pool(
         ImportRequest(
             source=sources,
@@ -221,6 +222,10 @@ def _run_data_import(args: argparse.Namespace) -> int:
     )
     dialogues = "dialogue" if manifest.rows == 1 else "dialogues"
     print(f"imported {manifest.rows:,} {dialogues} into {args.out}{skipped}")
+    if was:  # a study drawn from the old pool refuses this one by its settings, not silently
+        same = "the same dialogues" if was.fingerprint == manifest.fingerprint else "new dialogues"
+        rows = f"{was.rows:,} row{'' if was.rows == 1 else 's'}"
+        print(f"replaced the pool that was there ({rows}; now {same})", file=sys.stderr)
     print(show_pool(open_pool(args.out)))
     return 0
 

@@ -593,3 +593,17 @@ def test_an_unreachable_storage_is_one_line_without_its_password(
     (line,) = err.strip().splitlines()
     assert "postgresql://ablate:***@127.0.0.1:1/studies" in line
     assert "check that the database server runs" in line or "cannot be read" in line
+
+
+def test_an_import_over_a_pool_says_it_replaced_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "d.jsonl"
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    source.write_text(json.dumps({"id": "a", "conversations": turns}) + "\n")
+    code, out, err = run_cli(capsys, "data", "import", source, "--out", tmp_path / "pool")
+    assert code == 0 and "imported 1 dialogue into" in out and "replaced" not in err
+    source.write_text(source.read_text() + json.dumps({"id": "b", "conversations": turns}) + "\n")
+    code, out, err = run_cli(capsys, "data", "import", source, "--out", tmp_path / "pool")
+    assert code == 0 and "imported 2 dialogues into" in out
+    assert "replaced the pool that was there (1 row; now new dialogues)" in err
