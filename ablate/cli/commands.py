@@ -19,6 +19,7 @@ from ablate.errors import UserError
 
 if TYPE_CHECKING:
     from ablate.config import JobSpec
+    from ablate.pool import PoolManifest
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,11 +224,15 @@ def _run_data_import(args: argparse.Namespace) -> int:
     dialogues = "dialogue" if manifest.rows == 1 else "dialogues"
     print(f"imported {manifest.rows:,} {dialogues} into {args.out}{skipped}")
     if was:  # a study drawn from the old pool refuses this one by its settings, not silently
-        same = "the same dialogues" if was.fingerprint == manifest.fingerprint else "new dialogues"
-        rows = f"{was.rows:,} row{'' if was.rows == 1 else 's'}"
-        print(f"replaced the pool that was there ({rows}; now {same})", file=sys.stderr)
+        print(_replaced(was, manifest), file=sys.stderr)
     print(show_pool(open_pool(args.out)))
     return 0
+
+
+def _replaced(was: PoolManifest, now: PoolManifest) -> str:
+    same = "the same dialogues" if was.fingerprint == now.fingerprint else "new dialogues"
+    rows = f"{was.rows:,} row{'' if was.rows == 1 else 's'}"
+    return f"replaced the pool that was there ({rows}; now {same})"
 
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
