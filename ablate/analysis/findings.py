@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ablate.analysis.contrasts import arrangements, guard_needs, guard_seeds
+from ablate.analysis.load import proposed
 from ablate.analysis.power import (
     GUARD_NOTE,
     GUARDED_SEEDS,
@@ -20,7 +21,7 @@ from ablate.analysis.power import (
     minimal_effect,
 )
 from ablate.analysis.stats import Cells, cell_stats
-from ablate.analysis.tables import design_points, failed_trials
+from ablate.analysis.tables import design_points, failed_trials, mixture_keys
 from ablate.analysis.verdict import (
     ALPHA,
     RETRY,
@@ -32,7 +33,7 @@ from ablate.analysis.verdict import (
     study_design,
     volume_verdicts,
 )
-from ablate.analysis.words import next_seeds, plural
+from ablate.analysis.words import bal, next_seeds, plural
 from ablate.errors import UserError
 
 
@@ -93,8 +94,8 @@ class Findings:
         if used is None or len(used) == len(self.per_level):
             return "over all balance levels"
         if len(used) == 1:
-            return f"at balance {used[0]:.2f} only (the one level completed at every volume)"
-        listed = ", ".join(f"{b:.2f}" for b in used)
+            return f"at balance {bal(used[0])} only (the one level completed at every volume)"
+        listed = ", ".join(bal(b) for b in used)
         return f"over the balance levels completed at every volume ({listed})"
 
     def statements(self) -> list[str]:
@@ -103,7 +104,11 @@ class Findings:
         if self.detectable:
             out.append(self.detectable)
         if not self.searched:  # (a search's levels all say the headline's reason)
-            out += [f"Balance {r.balance:.2f}: {r.status}: {r.reason}." for r in self.per_level]
+            out += [
+                f"Balance {bal(r.balance)}: {r.status}: {r.reason}."
+                for r in self.per_level
+                if r.balance is not None  # (always: a level's test)
+            ]
         out += [b.describe(self.metric, self.cells.sign) for b in self.balance]
         if self.cells.table["n"].max() < 2:
             out.append(
@@ -207,6 +212,8 @@ def analyse(
             f"No completed trial with a score in {len(lost)} cell(s) of the design: "
             f"{design.describe_missing()}; the tests leave them out."
         )
+    if extra := proposals_note(df, design):
+        notes.append(extra)
     if any(r.guard is False for r in [overall, *per_level]):
         notes.append(guard_text(design, alpha, "volume"))
     if any(b.guard is False for b in balance):
@@ -226,6 +233,23 @@ def analyse(
         detectable=detectable_text(design, alpha),
         group=str(df.attrs.get("group", "")),
         searched=design.searched,
+    )
+
+
+def proposals_note(df: Any, d: Design) -> str:
+    """One line on the trials `ablate propose` added to a fixed design: how many, and where the
+    report shows them (`stats.design_trials` leaves them out of the cells); '' when none."""
+    extra = proposed(df)
+    if d.searched or not extra.any() or extra.all():
+        return ""
+    rows = df[extra & df["volume"].notna()]
+    done = int((rows["state"] == "COMPLETE").sum())
+    return (
+        f"{plural(len(rows), 'trial')} of {plural(mixture_keys(rows).nunique(), 'mixture')} "
+        f"proposed by `ablate propose` ({done} completed) are not part of the design: they are "
+        "left out of its volume x balance cells, its tests and its size above and of the plots "
+        "by balance level, and shown in the Mixtures table (marked proposed), the surrogates, "
+        "the Pareto, shares and history plots and trials.csv."
     )
 
 
@@ -318,7 +342,7 @@ class Failures:
             )
         if self.requeued:
             out.append(
-                f"{self.requeued} trial(s) were requeued (a dead driver's, run again as new "
+                f"{self.requeued} trial(s) were requeued (a stopped driver's, run again as new "
                 "trials): not counted as failed."
             )
         return out

@@ -7,8 +7,10 @@ are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` 
 task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
 `seconds` (the trial's own compute time), `duration` (wall seconds from dispatch to result),
 `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`, `requeued` (a dead driver's trial,
-marked FAIL and enqueued again: not a failure of its mixture), and for a bench scored by an LLM
-judge `judge` (`MODEL at HOST (rubric vN)`: the judge that scored the trial).
+marked FAIL and enqueued again: not a failure of its mixture), for a bench scored by an LLM
+judge `judge` (`MODEL at HOST (rubric vN)`: the judge that scored the trial), and in a study
+`ablate propose` added trials to, `proposed_by` (the surrogate that proposed the trial's
+mixture; empty for the design's own trials; see `proposed`).
 
 `df.attrs` carries `study`, `metric`, `direction`, `task_types` and `study_uid` (its MLflow parent
 run's tag) so later calls need no job.
@@ -32,7 +34,7 @@ from ablate.study import STUDY_SETTINGS_ID, STUDY_UID, TRIAL_SETTINGS_ID, open_s
 #: Columns of `load`'s table that describe a trial rather than measure it.
 NOT_METRICS = frozenset(
     ("trial", "state", "mixture", "error", "volume", "balance", "seed", "model", "settings",
-     "requeued", "seconds", "duration", "gpus", "gpu_seconds", "judge")
+     "requeued", "seconds", "duration", "gpus", "gpu_seconds", "judge", "proposed_by")
 )  # fmt: skip
 #: The user attributes every ablate trial carries (see ablate.study.codec).
 REQUIRED_ATTRS = ("proportions", "volume", "seed")
@@ -245,6 +247,8 @@ def _row(
     row.update(attrs.get("metrics") or {})
     if isinstance(attrs.get("judge"), dict):
         row["judge"] = judge_label(attrs["judge"])
+    if attrs.get("proposed_by"):  # enqueued by `ablate propose`
+        row["proposed_by"] = str(attrs["proposed_by"])
     row["error"] = attrs.get("error") if t.state != "COMPLETE" else None
     return row
 
@@ -280,6 +284,8 @@ def load(
             df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     for t_ in types:  # a type missing from a trial's proportions has share 0
         df[f"p/{t_}"] = df[f"p/{t_}"].fillna(0.0)
+    if "proposed_by" in df:
+        df["proposed_by"] = df["proposed_by"].fillna("")
     df.attrs.update(
         {
             "study": source.name,
@@ -319,6 +325,16 @@ def completed(df: Any, metric: str = "value") -> Any:
         )
     done = done[np.isfinite(done[metric].astype(float))]
     return done.copy()
+
+
+def proposed(df: Any) -> Any:
+    """Per trial, whether `ablate propose` enqueued it (its `proposed_by`): a mixture a surrogate
+    proposed, not one of the design's (all False in a study without proposals)."""
+    import pandas as pd
+
+    if "proposed_by" not in df:
+        return pd.Series(False, index=df.index)
+    return df["proposed_by"].fillna("").astype(str) != ""
 
 
 def task_types(df: Any) -> list[str]:

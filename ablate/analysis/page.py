@@ -15,6 +15,7 @@ from ablate.analysis.recommend import Recommendation
 from ablate.analysis.surrogates import Proposal, Surrogates
 from ablate.analysis.tables import mixture_table
 from ablate.analysis.volume_answer import VolumeAnswer
+from ablate.analysis.words import bal
 from ablate.config import JobSpec
 
 TITLES = {
@@ -125,7 +126,7 @@ def _comparisons(f: Findings) -> list[str]:
     """Every smaller volume against the largest, with the bounds the verdicts use."""
     rows = [
         [
-            "overall" if r.balance is None else _num(r.balance, 2),
+            "overall" if r.balance is None else bal(r.balance),
             f"{c.volume:,.0f}" if c.volume >= 1 else f"{c.volume:g}",
             f"{r.largest_volume:,.0f}" if (r.largest_volume or 0) >= 1 else _e(r.largest_volume),
             _num(c.effect),
@@ -243,7 +244,7 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
     cell_rows = [
         [
             f"{r.vol_level:,.0f}",
-            _num(r.bal_level, 2),
+            bal(r.bal_level),
             str(int(r.n)),
             _num(r.mean),
             _num(r.low),
@@ -253,7 +254,7 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
     ]
     levels = f.overall.levels
     if len(levels) > 1 and not f.searched:  # what the verdict's overall scores are
-        over = "/".join(f"{b:.2f}" for b in levels)
+        over = "/".join(bal(b) for b in levels)
         for v, part in cells[cells["bal_level"].isin(levels)].groupby("vol_level"):
             if len(part) == len(levels):
                 row = [
@@ -271,18 +272,19 @@ def _cells_and_mixtures(df: Any, f: Findings) -> list[str]:
     if len(cells) > MAX_CELLS:
         return parts
     table = mixture_table(df)
+    mark = table["proposed"] if "proposed" in table else [False] * len(table)
     mixture_rows = [
         [
-            _e(i),
+            _e(i) + (" (proposed)" if m else ""),
             f"{r.volume:,.0f}",
-            _num(r.balance, 2),
+            bal(round(r.balance, 3)),  # (as the levels print)
             str(int(r.seeds)),
             str(int(r.failed)),
             _num(r.mean),
             _num(r.min),
             _num(r.max),
         ]
-        for i, r in zip(table.index, table.itertuples(index=False), strict=True)
+        for i, m, r in zip(table.index, mark, table.itertuples(index=False), strict=True)
     ]
     header = ["mixture", "volume", "balance", "seeds", "failed", "mean", "min", "max"]
     return [*parts, "<h2>Mixtures</h2>", _table(header, mixture_rows)]

@@ -22,6 +22,7 @@ from ablate.analysis.plot_base import save as _save
 from ablate.analysis.plot_shares import plot_simplex
 from ablate.analysis.stats import Cells, add_levels, cell_stats, study_searched
 from ablate.analysis.tables import mixture_means
+from ablate.analysis.words import bal
 
 #: Balance levels' points at one volume are set apart by this much (log10 rows) per level.
 DODGE = 0.02
@@ -45,7 +46,7 @@ def _curves(ax: Any, cells: Cells, replicated: bool) -> None:
             marker="o",
             capsize=3,
             ls="none" if cells.searched else "-",
-            label=f"{b:.2f}",
+            label=bal(b),
         )
     volume_axis(ax, t["vol_level"].unique())
     ax.grid(True, alpha=0.3)
@@ -115,7 +116,7 @@ def plot_heatmap(
     cmap = "viridis_r" if df.attrs.get("direction") == "minimize" else "viridis"
     im = ax.imshow(grid.to_numpy().T, origin="lower", aspect="auto", cmap=cmap)
     ax.set_xticks(range(len(grid.index)), [f"{v:,.0f}" for v in grid.index], rotation=30)
-    ax.set_yticks(range(len(grid.columns)), [f"{b:.2f}" for b in grid.columns])
+    ax.set_yticks(range(len(grid.columns)), [bal(b) for b in grid.columns])
     if grid.size <= 150:
         lo, hi = np.nanmin(grid.to_numpy()), np.nanmax(grid.to_numpy())
         for i, v in enumerate(grid.index):

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
-from ablate.analysis.load import completed
-from ablate.analysis.words import RETRY, check_metric, lost_text, next_seeds
+from ablate.analysis.load import completed, proposed
+from ablate.analysis.words import RETRY, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
+from ablate.errors import UserError
 
 #: More distinct values than this and a search study's volumes / balances are binned into levels.
 MAX_VOLUME_LEVELS = 12
@@ -92,9 +93,28 @@ def searched(rows: Any, levels: Any) -> bool:
 
 
 def study_searched(df: Any) -> bool:
-    """Whether a trial table is a search study's (`searched`, on the trials with levels)."""
+    """Whether a trial table is a search study's (`searched`, on the design's trials)."""
+    return design_trials(df)[2]
+
+
+def design_trials(df: Any) -> tuple[Any, Any, bool]:
+    """The trials that make the volume x balance cells, their levels (`add_levels`), and
+    whether the study is a search (`searched`): the one place they are picked.
+
+    Trials with a volume and a balance; in a fixed design (a grid, ...) not those `ablate
+    propose` enqueued (`proposed`): a proposed mixture is no level of the design, and counted
+    as one it would add a balance level per proposal, tests nobody designed and trials the power
+    sentence counts as missing. They stay in the mixtures, the surrogates' data and the share
+    and history plots. A search keeps them: its bins hold any mixture, and whether it is one is
+    judged on its own trials (a proposal's name is not a search's)."""
     rows = df[df["volume"].notna() & df["balance"].notna()]
-    return searched(rows, add_levels(rows))
+    extra = proposed(rows)
+    own = rows[~extra] if extra.any() and not extra.all() else rows
+    levels = add_levels(own)
+    search = searched(own, levels)
+    if own is rows or not search:
+        return own, levels, search
+    return rows, add_levels(rows), True
 
 
 @dataclass
@@ -138,9 +158,15 @@ def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> 
 
     direction = direction or df.attrs.get("direction", "maximize")
     done = completed(df, metric)
-    # levels from every trial, failed ones included, as the verdict takes them
-    levels = add_levels(df[df["volume"].notna() & df["balance"].notna()])
+    # levels from every trial of the design, failed ones included, as the verdict takes them
+    _, levels, search = design_trials(df)
     done = levels[levels.index.isin(done.index)]
+    if done.empty and proposed(df).any():  # only trials `ablate propose` added completed
+        study = df.attrs.get("study", "the study")
+        raise UserError(
+            f"study `{study}` has no completed trial of its design, only trials `ablate "
+            f"propose` added; {RETRY}"
+        )
     grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
     cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
@@ -150,8 +176,7 @@ def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> 
     )
     table = pd.DataFrame(table)
     sign = -1.0 if direction == "minimize" else 1.0
-    rows = df[df["volume"].notna() & df["balance"].notna()]
-    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, searched(rows, levels))
+    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search)
 
 
 @dataclass(frozen=True)
@@ -238,7 +263,7 @@ class Design:
         """The cells with trials but no score, each with why (`lost_text`)."""
         keys = sorted({*self.missing, *self.unrecorded})
         return ", ".join(
-            f"{_vol(v)} at balance {b:.2f} ({lost_text(*self.lost([(v, b)]), self.metric)})"
+            f"{_vol(v)} at balance {bal(b)} ({lost_text(*self.lost([(v, b)]), self.metric)})"
             for v, b in keys
         )
 
@@ -253,11 +278,11 @@ class Design:
 
 
 def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
-    """The Design of a trial table (`ablate.analysis.load`): levels from every trial."""
+    """The Design of a trial table (`ablate.analysis.load`): levels from every trial of the
+    design (`design_trials`), failed ones included."""
     direction = direction or df.attrs.get("direction", "maximize")
     label = df.attrs.get("metric", metric) if metric == "value" else metric
-    rows = df[df["volume"].notna() & df["balance"].notna()]
-    levels = add_levels(rows)
+    rows, levels, search = design_trials(df)
     y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
     return Design.of(
         levels["vol_level"],
@@ -267,5 +292,5 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         -1.0 if direction == "minimize" else 1.0,
         label,
         seed=rows.get("seed"),
-        searched=searched(rows, levels),
+        searched=search,
     )

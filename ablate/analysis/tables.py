@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ablate.analysis.load import completed, task_types
+from ablate.analysis.load import completed, proposed, task_types
 
 #: Columns that set a trial's group apart: trials of different models or settings are never
 #: seed replicates of each other, so never one mixture (see `ablate.analysis.groups`).
@@ -124,14 +124,16 @@ def failed_trials(df: Any) -> Any:
 
 
 def mixture_table(df: Any, metric: str = "value") -> Any:
-    """Mean, range and count over seeds for each mixture (volume x proportions), and its failed
-    trials (`failed`; a mixture whose every trial failed has a row with 0 seeds)."""
+    """Mean, range and count over seeds for each mixture (volume x proportions), its failed
+    trials (`failed`; a mixture whose every trial failed has a row with 0 seeds) and, in a study
+    `ablate propose` added trials to, whether it is one of theirs (`proposed`)."""
     import pandas as pd
 
     done = completed(df, metric)
     failed = failed_trials(df)
     failed = failed[failed["volume"].notna()]
-    key = mixture_keys(pd.concat([done, failed]))
+    both = pd.concat([done, failed])
+    key = mixture_keys(both)
     grouped = done.assign(mix=key[done.index]).groupby("mix")
     table = grouped.agg(
         volume=("volume", "first"),
@@ -147,6 +149,9 @@ def mixture_table(df: Any, metric: str = "value") -> Any:
     table["seeds"] = table["seeds"].fillna(0).astype("int64")
     table["failed"] = fails.size().reindex(table.index).fillna(0).astype("int64")
     table["range"] = table["max"] - table["min"]
+    if "proposed_by" in df:
+        mine = proposed(both).groupby(key).any()
+        table["proposed"] = mine.reindex(table.index, fill_value=False).astype(bool)
     if (table["volume"] % 1 == 0).all():  # rows are whole numbers: print 250, not 250.0
         table["volume"] = table["volume"].astype("int64")
     return table.sort_values(["volume", "balance"])

@@ -43,6 +43,7 @@ from ablate.analysis.contrasts import (
 from ablate.analysis.stats import Design, study_design
 from ablate.analysis.words import (
     RETRY,
+    bal,
     check_metric,
     gain,
     lost_text,
@@ -166,8 +167,8 @@ class BalanceEffect:
                 else ": within seed noise"
             )
         return (
-            f"At {_vol(self.volume)}, the most balanced mixture (balance {self.most:.2f}) has "
-            f"mean {metric} {self.most_mean:.3f} and the least balanced ({self.least:.2f}) "
+            f"At {_vol(self.volume)}, the most balanced mixture (balance {bal(self.most)}) has "
+            f"mean {metric} {self.most_mean:.3f} and the least balanced ({bal(self.least)}) "
             f"{self.least_mean:.3f}: a difference of {signed(self.diff)} ({ci}){beyond}."
         )
 
@@ -294,7 +295,7 @@ def _overall(d: Design, alpha: float) -> LessIsMore:
     if len(levels) == len(d.balances) and len(tested) == len(d.volumes):
         return verdict
     left = [f"{_vol(v)} (no completed trial)" for v in d.volumes if v not in tested]
-    left += [f"balance {b:.2f}" for b in d.balances if b not in levels]
+    left += [f"balance {bal(b)}" for b in d.balances if b not in levels]
     scope = f"; left out of this test: {', '.join(left)}: not completed at every volume"
     return replace(verdict, reason=verdict.reason + scope)
 
@@ -325,7 +326,7 @@ def _judge(
     )
     over = ""
     if isinstance(balance, list) and len(balance) > 1:  # the overall test: say what is averaged
-        over = f"mean over balance levels {'/'.join(f'{b:.2f}' for b in balance)}"
+        over = f"mean over balance levels {'/'.join(bal(b) for b in balance)}"
     why = _reason(d, status, c, len(comps), (means[i], means[-1]), alpha, over)
     return LessIsMore(
         balance if not isinstance(balance, list) else None,

@@ -1,5 +1,6 @@
-"""Numbers in words, the same way on every line of the report: volumes, gains that say which
-way is better (for a loss, lower), and bounds printed with enough digits to show their sign."""
+"""Numbers in words, the same way on every line of the report: volumes, balance levels, gains
+that say which way is better (for a loss, lower), and bounds printed with enough digits to show
+their sign."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import math
 def vol(v: float) -> str:
     """`4,000 rows`, or for a share of the pool `0.25 of the pool`."""
     return f"{v:,.0f} rows" if v >= 1 else f"{v:g} of the pool"
+
+
+def bal(b: float) -> str:
+    """A balance level: `0.70`, or `0.993` where two decimals would not show it. A grid's levels
+    are its balances to 3 decimals and a search's bins are labelled to 2, so no two levels ever
+    print alike (two mixtures at 0.993 and 0.994 would both read `0.99`); `-` for none (NaN)."""
+    if not math.isfinite(b):
+        return "-"
+    return f"{b:.2f}" if abs(b - round(b, 2)) < 5e-7 else f"{b:.3f}"
 
 
 def signed(x: float, digits: int = 3) -> str:
@@ -88,6 +98,7 @@ def searched_reason() -> str:
 
 __all__ = [
     "RETRY",
+    "bal",
     "check_metric",
     "gain",
     "lost_text",
