@@ -65,7 +65,7 @@ def test_python_objective(make_job) -> None:
 
 
 def test_bad_target_is_a_user_error() -> None:
-    with pytest.raises(UserError, match=r"no_such_module.*sys\.path"):
+    with pytest.raises(UserError, match=r"no_such_module.*PYTHONPATH=\. ablate"):
         load_target("no_such_module:f")
     with pytest.raises(UserError, match="has no function `nope`"):
         load_target("objectives_for_tests:nope")
