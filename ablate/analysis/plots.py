@@ -167,12 +167,15 @@ def plot_domains(df: Any, out: Path, prefix: str = "accuracy/") -> Path | None:
     )
     replicated = False
     for ax, m in zip(axes.flat, metrics, strict=False):
-        cells = cell_stats(df, m)
+        cells = cell_stats(df, m, bounds=(0.0, 1.0) if prefix == "accuracy/" else None)
         replicated = cells.df >= 1
         _curves(ax, cells, replicated)
         ax.set_title(m[len(prefix) :], fontsize=9)
     for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
+    low, high = axes.flat[0].get_ylim()  # (shared by every panel)
+    if high - low < 1e-9:  # every score equal (all 0): an axis of 1e-17 offsets otherwise
+        axes.flat[0].set_ylim(low - 0.05, high + 0.05)
     for ax in axes[-1]:
         ax.set_xlabel("volume (rows)")
     for ax in axes[:, 0]:

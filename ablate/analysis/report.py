@@ -109,6 +109,7 @@ def write_report(
         df.attrs["direction"], turned = metric_direction(job, metric, direction)
         df.attrs["range"] = metric_range(job, metric or job.objective.metric)
         column = "value" if metric in (None, job.objective.metric) else metric
+        df.attrs["range_of"] = column  # the column `range` bounds
         label, judged = _judged(df, metric or job.objective.metric)
         csv = out / "trials.csv"
         df.to_csv(csv, index=False)

@@ -152,8 +152,15 @@ class Cells:
         )
 
 
-def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> Cells:
-    """Per cell: seeds, mean, SD and the 95% t interval of the mean (pooled seed SD)."""
+def cell_stats(
+    df: Any,
+    metric: str = "value",
+    direction: str | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> Cells:
+    """Per cell: seeds, mean, SD and the 95% t interval of the mean (pooled seed SD), the
+    interval kept inside `bounds`, the values the metric can take (default: the study's
+    `range` when `metric` is the column it is of, `range_of`, by default `value`)."""
     import pandas as pd
 
     direction = direction or df.attrs.get("direction", "maximize")
@@ -171,9 +178,12 @@ def cell_stats(df: Any, metric: str = "value", direction: str | None = None) -> 
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
     cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
     pooled = noise(cells, check=0.0)  # one SD for all: the bars do not decide anything
-    table["low"], table["high"] = t_interval(
-        table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df
-    )
+    low, high = t_interval(table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df)
+    # kept inside the metric's range (an accuracy's bar below 0 says nothing the data can)
+    if bounds is None and metric == df.attrs.get("range_of", "value"):
+        bounds = df.attrs.get("range")
+    bottom, top = bounds or (-math.inf, math.inf)
+    table["low"], table["high"] = np.clip(low, bottom, top), np.clip(high, bottom, top)
     table = pd.DataFrame(table)
     sign = -1.0 if direction == "minimize" else 1.0
     return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search)

@@ -297,3 +297,26 @@ def test_failed_trials_are_counted_once_per_trial_and_point_requeued_apart() -> 
     text = " ".join(f.describe())
     assert "b-s0 (2 failed; first error: OOM)" in text and "requeued" in text
     assert failures(df[df["state"] == "COMPLETE"]).summary() == "no failed trial"
+
+
+def test_cell_intervals_stay_inside_the_metrics_range(make_job: Any, tmp_path: Path) -> None:
+    """An accuracy near 0 with a wide seed spread: its interval stops at 0 (before: bars below
+    0 in volume_balance.png); another column than the one `range` is of is left as it is; a
+    domains plot where every score is 0 gets a readable axis."""
+    from ablate.analysis.plots import plot_domains
+    from ablate.analysis.stats import cell_stats
+
+    job = make_job()
+    grid_study(
+        job, lambda props, volume, seed: 0.12 if seed == 2 else 0.0, seeds=(0, 1, 2), noise=0.0
+    )
+    df = load(job)
+    df.attrs["range"] = (0.0, 1.0)
+    cells = cell_stats(df).table
+    assert (cells["low"] >= 0.0).all() and (cells["low"] == 0.0).any()
+    assert (cells["high"] <= 1.0).all()
+    unbounded = cell_stats(df.assign(other=df["value"]), "other").table
+    assert (unbounded["low"] < 0.0).any()  # `range` is of `value`, not of `other`
+    zero = df.assign(**{"accuracy/arts": 0.0})
+    out = plot_domains(zero, tmp_path / "domains.png")
+    assert out is not None and out.stat().st_size > 5_000
