@@ -13,6 +13,7 @@ kinds, samplers, objective kinds, landscapes), the task types and the pool.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -223,10 +224,40 @@ def validate_job(job: JobSpec) -> list[str]:
     mixtures = design_mixtures(job, task_types)
     manifest, less = drawable(job, pool)
     _check_design_volumes(job, mixtures, manifest, less)
+    _check_search_reach(job, task_types, manifest, less)
     for mixture in mixtures:
         where = f"{job.source} (design point {mixture.name}){less}"
         validate(with_within(mixture, job.within, where), manifest, source=where)
     return check_bench(job)
+
+
+def _check_search_reach(
+    job: JobSpec, task_types: list[str], manifest: PoolManifest, less: str
+) -> None:
+    """A search proposes any mixture within its bounds, up to a type's largest share (its
+    `max_share`, or what the other types' `min_share` floors leave) at the largest volume: one
+    the pool cannot supply failed at run time and used up `n_trials` (4 of 6 in a review).
+    Refused here, with the cap or the volume that would fit."""
+    d = job.design
+    if d.kind != SEARCH:
+        return
+    volume = max(d.volumes) if d.search_volume else d.volumes[0]
+    rows = volume_rows(Mixture(volume=volume, proportions={task_types[0]: 1.0}), manifest)
+    counts = manifest.labels.get(job.taxonomy, {})
+    short = []  # (type, share it can reach, rows that needs, rows the pool has)
+    for t in task_types:
+        reach = min(d.max_share.get(t, 1.0), 1.0 - (len(task_types) - 1) * d.min_share)
+        if math.ceil(reach * rows - 1e-9) > counts.get(t, 0):
+            short.append((t, reach, math.ceil(reach * rows - 1e-9), counts.get(t, 0)))
+    if short:
+        what = ", ".join(f"`{t}` {r:.3g} ({n:,} rows; it has {h:,})" for t, r, n, h in short)
+        caps = ", ".join(f"{t}: {math.floor(h / rows * 1000) / 1000:g}" for t, _, _, h in short)
+        most = min(math.floor(h / r) for _, r, _, h in short)
+        raise UserError(
+            f"{job.source}: at {rows:,} rows the search can propose shares the pool's "
+            f"`{job.taxonomy}`{less} cannot supply: {what}; cap them with `design.max_share: "
+            f"{{{caps}}}`, or lower the largest of `design.volumes` to at most {most:,}"
+        )
 
 
 def drawable(job: JobSpec, pool: Pool) -> tuple[PoolManifest, str]:

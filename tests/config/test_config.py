@@ -421,6 +421,29 @@ def test_validate_job_volume_too_large_names_design_volumes_and_the_most_it_can_
     assert "rows `bench.heldout_of_pool` holds out). Lower `design.volumes` to at most 90" in msg
 
 
+def test_a_search_is_checked_at_the_largest_share_it_can_propose(
+    tmp_path: Path, small_pool: dict[str, Path]
+) -> None:
+    """A search proposes up to a whole type (or its cap) at its largest volume: refused up
+    front where the pool cannot supply it (before: those trials failed and used up n_trials)."""
+    search = "design={kind: search, n_trials: 6, volumes: [80]}"
+    fits = search.replace("80", "50")
+    validate_job(pool_job(tmp_path, small_pool, (fits,)))  # lists: 50 rows, each type fits
+    msg = error_of(validate_job, pool_job(tmp_path, small_pool, (search,)))
+    assert msg == (
+        f"{tmp_path / 'job.yaml'}: at 80 rows the search can propose shares the pool's `skill` "
+        "cannot supply: `compare` 1 (80 rows; it has 78), `lists` 1 (80 rows; it has 50); cap "
+        "them with `design.max_share: {compare: 0.975, lists: 0.625}`, or lower the largest of "
+        "`design.volumes` to at most 50"
+    )
+    capped = search.replace("80]", "80], max_share: {compare: 0.975, lists: 0.625}")
+    validate_job(pool_job(tmp_path, small_pool, (capped,)))  # the cap it suggests fits
+    floors = search.replace("80]", "80], min_share: 0.15")  # 1 - 3 x 0.15 = 0.55 of 80: 44
+    validate_job(pool_job(tmp_path, small_pool, (floors,)))
+    ranged = "design={kind: search, n_trials: 6, volumes: [20, 200], search_volume: true}"
+    assert "at 200 rows" in error_of(validate_job, pool_job(tmp_path, small_pool, (ranged,)))
+
+
 def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[str, Path]) -> None:
     job = pool_job(tmp_path, small_pool, (f"pool={tmp_path / 'nopool'}",))
     msg = error_of(validate_job, job)
