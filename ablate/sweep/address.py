@@ -61,16 +61,18 @@ HINTS = {
 
 
 def host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) of `HOST:PORT` or `ray://HOST:PORT` (Ray client); None for `auto`, `local`
-    or an address without a port (left to Ray)."""
+    """(host, port) of `HOST:PORT` or `ray://HOST:PORT` (Ray client); None for `auto` and
+    `local`. Anything else (no port, an empty host, a port past 65535, stray spaces) raises
+    ValueError: Ray answered those with a traceback or minutes of retries."""
     if address in NO_HOST:
         return None
     parts = urlsplit(address if "://" in address else f"gcs://{address}")
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    return (parts.hostname, port) if parts.hostname and port else None
+    port = parts.port  # (ValueError past 65535 or not a number)
+    if parts.scheme == "ray" and port is None:
+        port = 10001  # Ray client's default port, as `ray.init("ray://HEAD")` takes it
+    if address != address.strip() or not parts.hostname or not port:
+        raise ValueError(address)
+    return parts.hostname, port
 
 
 def check_address(address: str, given_by: str = "--address") -> None:
@@ -82,7 +84,14 @@ def check_address(address: str, given_by: str = "--address") -> None:
             f"(the dashboard's job server); {given_by} takes the cluster's GCS address, "
             "HEAD:6379 (the head's `ray start --head --port`), or `auto` on a node of the cluster"
         )
-    target = host_port(address)
+    try:
+        target = host_port(address)
+    except ValueError:
+        raise UserError(
+            f"{given_by} {address!r} is not a Ray address: give HEAD:PORT (the head's GCS port, "
+            "6379 unless its `ray start --head --port` says otherwise), ray://HEAD:10001 for "
+            "Ray's client, or `auto` on a node of the cluster"
+        ) from None
     if target is None:
         return
     try:

@@ -103,7 +103,13 @@ def test_the_host_and_port_of_each_address_form() -> None:
     assert host_port("127.0.0.1:6380") == ("127.0.0.1", 6380)
     assert host_port("ray://head.example:10001") == ("head.example", 10001)
     assert host_port("auto") is None and host_port("local") is None
-    assert host_port("head") is None  # no port: left to Ray
+    # no port, an empty host or port, a port out of range, stray spaces: one line, not Ray's
+    # traceback or minutes of retries
+    for bad in ("head", "127.0.0.1", "127.0.0.1:", ":6379", "127.0.0.1:99999", "127.0.0.1:6379 "):
+        with pytest.raises(ValueError):
+            host_port(bad)
+        with pytest.raises(UserError, match=r"is not a Ray address: give HEAD:PORT"):
+            check_address(bad)
 
 
 def test_an_address_nobody_listens_on_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
