@@ -24,7 +24,7 @@ from ablate.objectives import metric_range
 from ablate.plan import drawable, job_task_types
 from ablate.pool import open_pool
 from ablate.search import CAP_TOL, cube_params
-from ablate.study import driver_lock, enqueue_design, open_study
+from ablate.study import check_settings, driver_lock, enqueue_design, job_settings, open_study
 
 
 @dataclass
@@ -82,13 +82,16 @@ def propose_and_enqueue(
         return Enqueued(proposals, 0, name, sur.cv[name].spearman, statement)
     study = open_study(job, create=False)
     with driver_lock(job, study):
+        # the proposals train with this job's settings: a job a sweep would refuse (another
+        # pool, relabelled rows) is refused here too, before anything is enqueued
+        level, _ = check_settings(study, job, job_settings(job, job_task_types(job)))
         stamp = len(study.get_trials(deepcopy=False))
         mixtures, extra = _mixtures(job, proposals, seeds, f"prop{stamp}", name)
         params = None
         if job.design.kind == SEARCH:
             types = job_task_types(job)
             params = lambda m: cube_params(job, types, m)  # noqa: E731
-        count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name])
+        count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name], level=level)
     return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
 
 

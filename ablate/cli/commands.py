@@ -138,6 +138,11 @@ def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
     print(done.statement)
     if args.dry_run:
         print("dry run: nothing enqueued")
+    elif not done.trials:  # an earlier `propose` enqueued the same mixtures and seeds
+        print(
+            f"enqueued nothing: study `{job.study}` already has these mixtures at these seeds "
+            f"(waiting or run); `ablate sweep {args.job}` runs what waits"
+        )
     else:
         print(
             f"enqueued {done.trials} trial(s) into study `{job.study}` "

@@ -257,3 +257,27 @@ def test_propose_refuses_a_study_whose_trials_all_scored_the_same(make_job: Any)
         propose_and_enqueue(job, n=2)
     after = optuna.load_study(study_name=job.study, storage=job.storage_url).trials
     assert len(after) == before
+
+
+def test_propose_refuses_a_job_a_sweep_would_refuse(make_job: Any) -> None:
+    """The proposals train with this job's settings: a job whose settings differ from the
+    study's (as `ablate sweep` refuses it) enqueues nothing (before: it enqueued anyway)."""
+    import optuna
+
+    from ablate.plan import job_task_types
+    from ablate.study import check_settings, job_settings, open_study
+
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    study = open_study(job)
+    check_settings(study, job, job_settings(job, job_task_types(job)))  # as the sweep records
+    before = len(optuna.load_study(study_name=job.study, storage=job.storage_url).trials)
+    other = make_job(
+        objective={**to_dict(job)["objective"], "target": "objectives_for_tests:fails_for_seed_1"}
+    )
+    with pytest.raises(UserError, match=r"objective\.target: study has"):
+        propose_and_enqueue(other, n=2)
+    after = optuna.load_study(study_name=job.study, storage=job.storage_url).trials
+    assert len(after) == before
+    done = propose_and_enqueue(job, n=2)  # the job's own settings: enqueued, with its level
+    assert done.trials > 0
