@@ -213,6 +213,8 @@ def settings_id(settings: dict[str, Any]) -> str:
 #: A key a recorded settings lacks (fingerprinted by a later version of ablate) had its default.
 _DEFAULTS = {k: v for k, v in _spec_settings(JobSpec(study="-")).items() if k != "model.path"}
 _UNRECORDED = "(not recorded)"
+#: Keys the settings hold only when the job gives them (so that studies before them resume).
+_SET_WHEN_GIVEN = ("within",)
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -229,6 +231,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, 
         was = recorded[key] if key in recorded else _DEFAULTS.get(key, _UNRECORDED)
         if was != current[key] and not _moved_model(key, recorded, current):
             out[key] = (was, current[key])
+    for key in _SET_WHEN_GIVEN:  # recorded, and no longer given: named (not only its hash)
+        if key in recorded and key not in current:
+            out[key] = (recorded[key], "(none)")
     return out
 
 

@@ -382,3 +382,6 @@ def test_a_pool_relabelled_by_other_rules_is_another_pool(
         check_settings(study, other, theirs)
     old = {k: v for k, v in mine.items() if k != "pool.labels"}  # recorded before the key
     assert "pool.labels" not in differences(old, mine)
+    # `within` recorded, then left out of the job: named, not only as the labels' hash
+    nested = {**mine, "within": {"base": {"taxonomy": "task_type"}}}
+    assert differences(nested, mine)["within"] == ({"base": {"taxonomy": "task_type"}}, "(none)")
