@@ -293,9 +293,10 @@ class Dispatcher:
         best = float(value) if not self.job.design.max_share or feasible(f.trial) else None
         self.tally.offer(self.job.objective.direction, f.trial.number, best, f.trial.user_attrs)
         self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {f.seconds():.1f}s")
-        if not self.tally.warned and (note := left_out_note(result.info)):
-            self.tally.warned = True  # once a run: every trial scores the same bench
-            self._say(note)
+        note = None if self.tally.warned else left_out_note(result.info)
+        if note and self.progress is not None:  # its own line, once: every trial has that bench
+            self.tally.warned = True
+            print(note, flush=True)
 
     def failed(self, f: InFlight, error: str, result: TrialResult | None = None) -> None:
         from optuna.trial import TrialState

@@ -294,7 +294,9 @@ def test_progress_and_summary_lines_count_pruned_trials(capsys: pytest.CaptureFi
     assert "this run 0 complete, 0 failed, 1 pruned;" in only_pruned.line("s")
 
 
-def test_bench_dialogues_a_model_cannot_score_are_said_once(make_job) -> None:
+def test_bench_dialogues_a_model_cannot_score_are_said_once(
+    make_job, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The first completed trial whose bench left dialogues unscored prints one warning line;
     the next ones do not repeat it."""
     job = make_job(design={"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0, 1]})
@@ -309,7 +311,8 @@ def test_bench_dialogues_a_model_cannot_score_are_said_once(make_job) -> None:
     d.progress = seen.append
     d.run()
     d.writer.close()
-    warnings = [p.last for p in seen if p.last.startswith("warning:")]
+    assert not [p.last for p in seen if p.last.startswith("warning:")]  # not a progress line
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
     assert warnings == [
         "warning: 2 bench dialogue(s) cannot be scored with this model and are left out of every "
         "trial's score (b1: too long; b2: too long); MLflow: info/bench_skipped"
