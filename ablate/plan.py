@@ -46,6 +46,7 @@ from ablate.pool import Pool, PoolManifest, open_pool
 from ablate.registry import import_plugins
 from ablate.search import SAMPLERS, default_warm_start, project_warm_start
 from ablate.trial.lora_targets import check_lora_targets
+from ablate.trial.model_check import check_model_images
 from ablate.trial.scorer import SCORERS
 
 #: Slack when comparing sums of shares (shares come from YAML decimals).
@@ -228,7 +229,7 @@ def validate_job(job: JobSpec) -> list[str]:
     for mixture in mixtures:
         where = f"{job.source} (design point {mixture.name}){less}"
         validate(with_within(mixture, job.within, where), manifest, source=where)
-    return check_bench(job)
+    return check_bench(job) + check_model_images(job)
 
 
 def _check_search_reach(
@@ -384,4 +385,5 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         manifest, less = drawable(job, job_pool(job))
         validate(with_within(mixture, job.within, where), manifest, source=where + less)
         check_bench(job)
+        check_model_images(job)
     return mixture

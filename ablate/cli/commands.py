@@ -244,9 +244,10 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
     from ablate.plan import check_bench, check_job_judge, trial_mixture
     from ablate.sweep.summary import unusable_metric
+    from ablate.trial.model_check import check_model_images
 
-    if job.objective.kind == "train":
-        for line in check_bench(job):  # some bench dialogues left out: say so up front
+    if job.objective.kind == "train":  # some bench dialogues left out: say so up front
+        for line in check_bench(job) + check_model_images(job):
             print(line, file=sys.stderr, flush=True)
     mixture = trial_mixture(job, args.mixture)
     judge = check_job_judge(job, probe=not args.skip_judge_probe)  # before any training

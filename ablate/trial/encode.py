@@ -239,7 +239,7 @@ class DialogueEncoder:
             raise EncodeError(
                 "images_for_text_model",
                 f"{len(images)} image(s) given to a text-only model; use an image-text-to-text "
-                "model or a text-only pool",
+                "model, or data without images",
             )
         if n_placeholders != len(images):
             raise EncodeError(

@@ -3,20 +3,24 @@
 `language-linear` names the language model's linear layers; anything else (`all-linear`, a list
 of names) goes to peft as written (`resolve_targets`). `wrap_lora` is the trial's one call of
 peft: a target that matches no module becomes one line naming the key and the fix, not peft's
-traceback. `check_lora_targets(job)` runs that same call before anything is enqueued, on the
-model built from its `config.json` on the meta device (no weights read, no memory).
+traceback; so does each entry of a list that matches none (peft refuses only a list none of whose
+entries match, and would adapt the others). `check_lora_targets(job)` runs that same call
+before anything is enqueued, on the model built from its `config.json` on the meta device (no
+weights read, no memory).
 
     check_lora_targets(job)   every model of the job (`model:` or each of `models:`)
 """
 
 from __future__ import annotations
 
+import difflib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, LoraSpec, ModelSpec
-from ablate.errors import UserError, did_you_mean
+from ablate.errors import UserError
 
 #: `lora.target_modules`: the language model's linear layers only (`language_linear`).
 LANGUAGE_LINEAR = "language-linear"
@@ -68,9 +72,14 @@ def resolve_targets(model: Any, lora: LoraSpec) -> str | list[str]:
 
 def wrap_lora(model: Any, lora: LoraSpec, where: str = f"`{TARGETS_KEY}`") -> Any:
     """peft's model with a fresh LoRA adapter on `model` (`get_peft_model`, peft's own init).
-    A `target_modules` that matches no module: a UserError naming `where` (`FILE: KEY`)."""
+    A `target_modules` that matches no module, or a list with an entry that matches none: a
+    UserError naming `where` (`FILE: KEY`)."""
     from peft import LoraConfig, NoMatchingPeftModuleError, get_peft_model
 
+    if not isinstance(lora.target_modules, str):
+        unmatched = unmatched_entries(model, lora.target_modules)
+        if unmatched:
+            raise UserError(no_match(where, lora, model, unmatched))
     config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
@@ -84,26 +93,71 @@ def wrap_lora(model: Any, lora: LoraSpec, where: str = f"`{TARGETS_KEY}`") -> An
         raise UserError(no_match(where, lora, model)) from None
 
 
-def no_match(where: str, lora: LoraSpec, model: Any) -> str:
-    """The one line for targets that match no module of `model`: what was given, the closest
-    keyword or linear-layer name, and what to write instead."""
+def unmatched_entries(model: Any, targets: Sequence[str]) -> list[str]:
+    """The entries of a `target_modules` list that match no module of `model`, by peft's rule
+    for a list (`check_target_module_exists`): an entry matches a module whose full name is
+    the entry, or ends in `.` and the entry (`q_proj`, `self_attn.q_proj`)."""
+    ends = {
+        ".".join(parts[i:])
+        for name, _ in model.named_modules()
+        if name  # peft skips the model itself
+        for parts in [name.split(".")]
+        for i in range(len(parts))
+    }
+    return [entry for entry in targets if entry not in ends]
+
+
+def closest(given: str, known: Sequence[str]) -> str:
+    """` (did you mean `NAME`?)` for the known name closest to `given`, case ignored (`Q_PROJ`
+    suggests `q_proj`), or ""."""
+    by_lower = {name.lower(): name for name in reversed(known)}  # the first spelling wins
+    close = difflib.get_close_matches(given.lower(), list(by_lower), n=1)
+    return f" (did you mean `{by_lower[close[0]]}`?)" if close else ""
+
+
+def _entry_hint(entry: str, linear: list[str]) -> str:
+    """`entry` and the closest end of a linear layer's name with as many `.` parts as it."""
+    n = entry.count(".") + 1
+    ends = list(dict.fromkeys(".".join(name.split(".")[-n:]) for name in linear))
+    return f"`{entry}`{closest(entry, ends)}"
+
+
+def no_match(where: str, lora: LoraSpec, model: Any, unmatched: Sequence[str] | None = None) -> str:
+    """The one line for targets that match no module of `model` (for a list, its `unmatched`
+    entries; None: all of them): what was given, the closest keyword or linear-layer name for
+    each, and what to write instead."""
     given = lora.target_modules
-    suffixes = list(dict.fromkeys(name.rsplit(".", 1)[-1] for name in linear_names(model)))
+    linear = linear_names(model)
+    suffixes = list(dict.fromkeys(name.rsplit(".", 1)[-1] for name in linear))
+    folder = getattr(getattr(model, "config", None), "name_or_path", "") or "?"
+    about = f"({type(model).__name__} at {folder})"
+    listed = ", ".join(suffixes[:12]) + (", ..." if len(suffixes) > 12 else "")
+    keywords = (
+        f"`{LANGUAGE_LINEAR}` (its language model's linear layers), `{ALL_LINEAR}` (every "
+        "linear layer)"
+    )
     if isinstance(given, str):
-        shown = f"`{given}`"
-        hint = did_you_mean(given, [LANGUAGE_LINEAR, ALL_LINEAR, *suffixes])
+        hint = closest(given, [LANGUAGE_LINEAR, ALL_LINEAR, *suffixes])
         if given in suffixes:  # peft matches a string as a pattern for the whole name
             hint = f" (one name is a pattern for the full module name: write a list, `[{given}]`)"
-    else:
-        shown = f"[{', '.join(given)}]"
-        hints = [f"`{name}`{did_you_mean(name, suffixes)}" for name in given]
-        hint = ": " + ", ".join(hints) if any("did you mean" in h for h in hints) else ""
-    folder = getattr(getattr(model, "config", None), "name_or_path", "") or "?"
-    listed = ", ".join(suffixes[:12]) + (", ..." if len(suffixes) > 12 else "")
+        return (
+            f"{where} `{given}` matches no module of the model {about}{hint}; write {keywords}, "
+            f"or a list of its layer names ({listed})"
+        )
+    shown = f"[{', '.join(given)}]"
+    bad = list(given) if unmatched is None else list(unmatched)
+    hints = [_entry_hint(entry, linear) for entry in bad]
+    if len(bad) == len(given):
+        found = ": " + ", ".join(hints) if any("did you mean" in h for h in hints) else ""
+        return (
+            f"{where} {shown} matches no module of the model {about}{found}; write {keywords}, "
+            f"or a list of its layer names ({listed})"
+        )
+    verb, them = ("matches", "it") if len(bad) == 1 else ("match", "them")
     return (
-        f"{where} {shown} matches no module of the model ({type(model).__name__} at "
-        f"{folder}){hint}; write `{LANGUAGE_LINEAR}` (its language model's linear layers), "
-        f"`{ALL_LINEAR}` (every linear layer), or a list of its layer names ({listed})"
+        f"{where} {shown}: {', '.join(hints)} {verb} no module of the model {about}, and peft "
+        f"would adapt the other entries only; correct or drop {them} (an entry names a layer, "
+        f"or the end of its name after a `.`; its layer names: {listed}), or write {keywords}"
     )
 
 
@@ -123,10 +177,7 @@ def check_lora_targets(job: JobSpec) -> None:
     """
     if job.objective.kind != "train":
         return
-    specs: list[tuple[str, ModelSpec]] = [("model", job.model)]
-    if job.models:
-        specs = [(f"models[{i}]", m) for i, m in enumerate(job.models)]
-    for key, spec in specs:
+    for key, spec in job_models(job):
         model = meta_model(spec, job.base_dir)
         if model is None:
             continue
@@ -156,33 +207,66 @@ def meta_model(spec: ModelSpec, base_dir: Path) -> Any | None:
     `config.json` alone, as the trial's `load_model` would build it (same auto class); None
     when that cannot be done without loading it (then the trial checks its targets)."""
     import torch
-    from transformers import AutoConfig
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
     from transformers.utils import logging as hf_logging
 
-    local = base_dir / spec.path  # as the trial looks for it (`resident_model`)
-    where = str(local) if local.exists() else spec.path
-    trust = spec.trust_remote_code
+    found = model_config(spec, base_dir)
+    if found is None:
+        return None
+    config = found[0]
+    auto = (
+        AutoModelForImageTextToText
+        if model_kind(config, spec.kind) == "image-text-to-text"
+        else AutoModelForCausalLM
+    )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        config = AutoConfig.from_pretrained(where, trust_remote_code=trust, local_files_only=True)
         with torch.device("meta"):
-            return _auto_class(config, spec.kind).from_config(config, trust_remote_code=trust)
-    except Exception:  # unreadable or unknown here: the trial says why
+            return auto.from_config(config, trust_remote_code=spec.trust_remote_code)
+    except Exception:  # unknown here: the trial says why
         return None
     finally:
         hf_logging.set_verbosity(verbosity)
 
 
-def _auto_class(config: Any, kind: str) -> Any:
-    """`load_model`'s auto class for `kind`; `auto` (which `load_model` decides by the
-    processor, not read here): image-text-to-text for an architecture transformers has an
-    image-text-to-text class of, else causal LM."""
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+def model_config(spec: ModelSpec, base_dir: Path) -> tuple[Any, str] | None:
+    """The model's config (its `config.json`, no weights) and where it was read from (the
+    folder, as the trial looks for it, or the hub id in the local cache); None when it cannot
+    be read here (a hub id not cached, an architecture transformers does not know)."""
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    local = base_dir / spec.path  # as the trial looks for it (`resident_model`)
+    where = str(local) if local.exists() else spec.path
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        config = AutoConfig.from_pretrained(
+            where, trust_remote_code=spec.trust_remote_code, local_files_only=True
+        )
+    except Exception:  # unreadable or unknown here: the trial says why
+        return None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return config, where
+
+
+def model_kind(config: Any, kind: str) -> str:
+    """`load_model`'s kind for `model.kind`: `auto` (which `load_model` decides by the
+    processor, not read here) is image-text-to-text for an architecture transformers has an
+    image-text-to-text class of, else causal-lm."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-    if kind == "auto":
-        remote = "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
-        known = getattr(config, "model_type", "") in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-        kind = "image-text-to-text" if remote or known else "causal-lm"
-    return AutoModelForImageTextToText if kind == "image-text-to-text" else AutoModelForCausalLM
+    if kind != "auto":
+        return kind
+    remote = "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
+    known = getattr(config, "model_type", "") in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    return "image-text-to-text" if remote or known else "causal-lm"
+
+
+def job_models(job: JobSpec) -> list[tuple[str, ModelSpec]]:
+    """The job's models with the key a message names each by: `model`, or `models[i]`."""
+    if job.models:
+        return [(f"models[{i}]", m) for i, m in enumerate(job.models)]
+    return [("model", job.model)]

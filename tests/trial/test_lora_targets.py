@@ -192,3 +192,105 @@ def test_the_trial_turns_peft_s_no_match_into_the_same_line(tmp_path: Path) -> N
     )
     fixed = adapted(attach_lora(loaded.model, LoraSpec(target_modules=("q_proj",)), seed=0))
     assert fixed == [f"model.layers.{i}.self_attn.q_proj" for i in range(2)]  # unchanged by it
+
+
+@pytest.mark.parametrize("name", ["causal_lm", "llava"])
+def test_a_list_with_some_misspelt_entries_is_refused_entry_by_entry(
+    config_only: dict[str, Path], name: str
+) -> None:
+    """peft refuses a list only when none of its entries match; one with a good entry trains
+    that one alone. Each entry that matches no module is refused, with its did-you-mean."""
+    job_file = config_only[name]
+    message = refusal(job_file, "model.lora.target_modules=[q_proj, k_prj, vv_proj]")
+    assert message.startswith(
+        f"{job_file}: `model.lora.target_modules` [q_proj, k_prj, vv_proj]: "
+        "`k_prj` (did you mean `k_proj`?), `vv_proj` (did you mean `v_proj`?) match no module "
+        "of the model ("
+    )
+    assert "correct or drop them" in message and "`q_proj`:" not in message
+    assert "its layer names: " in message and "o_proj" in message.split("layer names: ")[1]
+    message = refusal(job_file, "model.lora.target_modules=[q_proj, v_prj]")
+    assert "`v_prj` (did you mean `v_proj`?) matches no module" in message
+    assert "correct or drop it " in message
+
+
+def test_the_did_you_mean_ignores_case(config_only: dict[str, Path]) -> None:
+    job_file = config_only["causal_lm"]
+    message = refusal(job_file, "model.lora.target_modules=[Q_PROJ]")
+    assert "[Q_PROJ] matches no module of the model" in message
+    assert "`Q_PROJ` (did you mean `q_proj`?)" in message
+    message = refusal(job_file, "model.lora.target_modules=[q_proj, V_Proj]")
+    assert "`V_Proj` (did you mean `v_proj`?) matches no module" in message
+    assert "(did you mean `language-linear`?)" in refusal(
+        job_file, "model.lora.target_modules=Language-Linear"
+    )
+
+
+def test_entries_match_as_peft_matches_them(config_only: dict[str, Path]) -> None:
+    """A full module name, or its end after a `.`, matches; an end inside a name part does
+    not (`_proj`). The rule is peft's own (`check_target_module_exists`), entry by entry."""
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    from ablate.trial.lora_targets import unmatched_entries
+
+    job_file = config_only["causal_lm"]
+    model = meta_model(ModelSpec(path="model"), job_file.parent)
+    keys = [key for key, _ in model.named_modules() if key]
+    entries = [
+        "q_proj",
+        "self_attn.q_proj",
+        "model.layers.0.self_attn.q_proj",
+        "layers.1.mlp",
+        "_proj",
+        "elf_attn.q_proj",
+        "proj",
+        "0.self_attn.q_proj",
+        "model",
+        "lm_head",
+        "q_proj.weight",
+    ]
+    for entry in entries:
+        config = LoraConfig(target_modules=[entry])
+        by_peft = any(check_target_module_exists(config, key) for key in keys)
+        assert (entry not in unmatched_entries(model, [entry])) == by_peft, entry
+    check_lora_targets(
+        read_job(job_file, ["model.lora.target_modules=[self_attn.q_proj, mlp.down_proj]"])
+    )
+    message = refusal(job_file, "model.lora.target_modules=[self_attn.q_proj, elf_attn.v_proj]")
+    assert "`elf_attn.v_proj` (did you mean `self_attn.v_proj`?) matches no module" in message
+    assert "`_proj`" in refusal(job_file, "model.lora.target_modules=[q_proj, _proj]")
+
+
+def test_each_model_of_a_models_job_is_checked_entry_by_entry(
+    config_only: dict[str, Path], tmp_path: Path
+) -> None:
+    """The review's `models[1]` (tiny Llava) with `[q_proj, v_prj]`: refused, not trained."""
+    causal = config_only["causal_lm"].parent / "model"
+    llava = config_only["llava"].parent / "model"
+    job_file = tmp_path / "models.yaml"
+    entries = [
+        {"name": "small", "path": str(causal), "lora": {"target_modules": ["q_proj", "v_proj"]}},
+        {"name": "llava", "path": str(llava), "lora": {"target_modules": ["q_proj", "v_prj"]}},
+    ]
+    job_file.write_text(JOB_YAML.replace("model: {path: model}", f"models: {entries}"))
+    message = refusal(job_file)
+    assert message.startswith(
+        f"{job_file}: `models[1].lora.target_modules` [q_proj, v_prj]: `v_prj` (did you mean "
+        "`v_proj`?) matches no module of the model (LlavaForConditionalGeneration at "
+    )
+
+
+def test_the_trial_refuses_a_partly_misspelt_list_too(tmp_path: Path) -> None:
+    """The second line of defence (`attach_lora`, where the trial applies peft) refuses the
+    same entries with the same line, on the loaded model."""
+    loaded = load_model(TINY_FAMILIES.get("causal_lm")(tmp_path / "model", CORPUS), device="cpu")
+    lora = LoraSpec(r=4, alpha=8, target_modules=("q_proj", "k_prj", "vv_proj"))
+    with pytest.raises(UserError) as err:
+        attach_lora(loaded.model, lora, seed=0, source="my_job.yaml")
+    assert str(err.value).startswith(
+        "my_job.yaml: `model.lora.target_modules` [q_proj, k_prj, vv_proj]: `k_prj` (did you "
+        "mean `k_proj`?), `vv_proj` (did you mean `v_proj`?) match no module of the model "
+        f"(LlamaForCausalLM at {tmp_path / 'model'}), and peft would adapt the other entries only"
+    )
+    assert not any(hasattr(m, "lora_A") for m in loaded.model.modules())  # nothing attached
