@@ -24,7 +24,10 @@ TITLES = {
     "domains": "Per domain",
     "pareto": "Pareto front: score against cost",
     "simplex": "Mixtures' shares, coloured by score",
-    "effects": "Each task type's share, moved from the recommended mixture (surrogate)",
+    "effects": (
+        "Each task type's share, moved from the recommended mixture (the best tried one when no "
+        "proposal is expected to beat it; surrogate)"
+    ),
     "history": "Optimisation history",
     "rank_transfer": "Rank transfer: one model's mixture means against another's",
     "ladder": "Ladder: each rung's mixtures on its model, a promoted mixture's rungs joined",

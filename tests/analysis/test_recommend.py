@@ -14,7 +14,13 @@ from test_analysis import TYPES, peak_at_5000
 from test_report import dirichlet_study
 
 from ablate.analysis import load
-from ablate.analysis.recommend import recommend, trust_candidates, trust_radius
+from ablate.analysis.recommend import (
+    hull_or_simplex,
+    recommend,
+    spans_simplex,
+    trust_candidates,
+    trust_radius,
+)
 from ablate.analysis.report import summary_text, write_report
 from ablate.analysis.surrogates import (
     SURROGATES,
@@ -181,3 +187,56 @@ def test_fit_surrogates_picks_the_model_with_the_lower_held_out_regret() -> None
     assert right.regret == 0.0 < wrong.regret
     cv = {"top_wrong": wrong, "top_right": right}
     assert best_by(cv) == "top_right" and best_by(cv, "spearman") == "top_wrong"
+
+
+def two_type_grid_study(job: Any) -> None:
+    """The review's `within` grid: the share of mmcr in a base mixture at 0.5 and 0.89 (balance
+    1.0 and 0.5), 3 volumes, 3 seeds; the score rises with mmcr's share, so a model left to
+    extrapolate proposes more mmcr than any trial had."""
+    import optuna
+
+    from ablate.analysis.load import result_trial
+
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
+    for v in (1000, 5000, 20000):
+        for m in (0.5, 0.89):
+            props = {"mmcr": m, "base": 1 - m}
+            for s in range(3):
+                value = 0.3 + 0.4 * m + 0.05 * math.log10(v) + rng.normal(0, 0.005)
+                trial = result_trial(props, v, s, f"v{v}-m{m}-s{s}", value, {"score": value}, 1.0)
+                study.add_trial(trial)
+
+
+def test_a_two_type_grid_proposes_only_between_its_tried_shares(
+    make_job: Any, tmp_path: Path
+) -> None:
+    # any two distinct 2-type mixtures are of full affine rank (1 = k - 1): not the test
+    from matplotlib.image import imread
+
+    from ablate.analysis.plot_effects import plot_effects
+
+    job = make_job(task_types=["mmcr", "base"])
+    two_type_grid_study(job)
+    sur = fit_surrogates(load(job))
+    assert not spans_simplex(np.unique(sur.data.p, axis=0))
+    for volume in (None, 5000.0):
+        rec = recommend(sur, volume=volume, n=3, n_boot=20)
+        assert rec.proposals
+        for prop in rec.proposals:
+            assert 0.5 - 1e-6 <= prop.proportions["mmcr"] <= 0.89 + 1e-6, prop.proportions
+    drawn = plot_effects(sur, rec, tmp_path / "effects.png", "score")
+    assert drawn is not None and imread(drawn).shape[1] < imread(drawn).shape[0] * 1.5  # 1 panel
+    q = hull_or_simplex(np.array([[0.5, 0.5], [0.89, 0.11]]), 500, np.random.default_rng(0))
+    assert q[:, 0].min() >= 0.5 - 1e-9 and q[:, 0].max() <= 0.89 + 1e-9
+
+
+def test_searches_span_the_simplex_and_grids_do_not() -> None:
+    rng = np.random.default_rng(0)
+    assert spans_simplex(np.array([[0.03, 0.97], [0.4, 0.6], [0.96, 0.04]]))
+    assert not spans_simplex(np.array([[0.3, 0.7], [0.96, 0.04]]))  # short of one end
+    assert spans_simplex(rng.dirichlet(np.ones(4), 60))  # near every face, if no corner
+    # full rank, every face reached only by the first type: a grid of profiles
+    assert not spans_simplex(np.array([[0.0, 0.5, 0.5], [0.5, 0.3, 0.2], [0.5, 0.2, 0.3]]))
+    line = np.array([[1.0, 0.0, 0.0], [0.5, 0.25, 0.25], [0.0, 0.5, 0.5]])
+    assert not spans_simplex(line)  # every face reached, but a line (rank 1)
