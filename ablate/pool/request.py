@@ -72,6 +72,8 @@ def parse_image_roots(
         if sep and name in labels and not Path(value).is_dir():
             if name in own:
                 raise UserError(f"--image-root {name}=...: given twice for source `{name}`")
+            if not folder.strip():  # (an empty path is the current folder: never meant)
+                raise UserError(f"--image-root {value}: no folder after `{name}=`; give NAME=DIR")
             own[name] = Path(folder)
         elif sep and name and "/" not in name and not Path(value).exists():
             raise UserError(

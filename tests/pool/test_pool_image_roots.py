@@ -115,6 +115,8 @@ def test_image_root_values_are_read_by_source_name(tmp_path: Path) -> None:
         parse_image_roots(["imgs", "more"], sources)
     with pytest.raises(UserError, match="given twice for source `base`"):
         parse_image_roots(["base=a", "base=b"], sources)
+    with pytest.raises(UserError, match=r"--image-root base=: no folder after `base=`"):
+        parse_image_roots(["base="], sources)  # (it meant the current folder, silently)
 
 
 def test_cli_takes_a_root_per_source(
