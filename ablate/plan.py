@@ -383,7 +383,8 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         assert job.pool_dir is not None  # the train objective's check requires it
         check_lora_targets(job)
         manifest, less = drawable(job, job_pool(job))
-        validate(with_within(mixture, job.within, where), manifest, source=where + less)
+        nested = with_within(mixture, job.within, f"{job.source} (`within`, on {where})")
+        validate(nested, manifest, source=where + less)
         check_bench(job)
         check_model_images(job)
     return mixture

@@ -132,9 +132,15 @@ def _check_repeat_and_floors(mixture: Mixture, source: str) -> None:
 
 def with_within(mixture: Mixture, within: Mapping[str, Any], source: str) -> Mixture:
     """`mixture` with a job's `within:` (label -> {taxonomy, proportions} mappings) as its
-    nested parts; the mixture itself when the job has none or the mixture has its own."""
-    if not within or mixture.within:
+    nested parts; the mixture itself when the job has none. A mixture with a `within` of its
+    own and a job with one too is refused: which of them holds is nothing to guess."""
+    if not within:
         return mixture
+    if mixture.within:
+        raise UserError(
+            f"{source}: the mixture has a `within` of its own and the job gives `within` too; "
+            "keep one of them"
+        )
     nested = {
         str(label): build(Nested, spec, source, f"within.{label}.")
         for label, spec in within.items()

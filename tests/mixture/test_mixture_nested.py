@@ -285,6 +285,10 @@ def test_a_job_holds_its_within_fixed_at_every_design_point(combined: Pool, tmp_
     settings = job_settings(job, ["mmcr", "base"])
     assert settings["within"] == data["within"]
     assert "within" not in job_settings(build(JobSpec, {**data, "within": {}}, "j"), ["a"])
+    from ablate.mixture import with_within
+
+    with pytest.raises(UserError, match="has a `within` of its own and the job gives `within` too"):
+        with_within(SHARE, data["within"], "job.yaml")  # SHARE has its own: nothing to guess
     mostly_multi = {"single_image": 0.2, "multi_image": 0.6, "text_only": 0.2}
     too_big = build(
         JobSpec,
