@@ -44,6 +44,10 @@ def study_status(job: JobSpec) -> str:
     if is_ladder(job):
         lines += ladder_lines(job, study, job_task_types(job))
     lines.append(settings_line(job, study, trials))
+    for label, nested in job.within.items():  # held at every point: shares below are outer
+        if isinstance(nested, dict):
+            lines.append(f"  within {label}: {nested.get('taxonomy', 'task_type')} "
+                         f"{nested.get('proportions', 'natural')} (at every design point)")  # fmt: skip
     judge = study.user_attrs.get(STUDY_JUDGE)
     if isinstance(judge, dict):
         lines.append(f"  judge {judge_label(judge)}, output {judge.get('output')}")

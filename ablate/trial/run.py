@@ -352,6 +352,9 @@ def _trial_info(
         "skip_reasons": training.notes,
         # dialogues with text before an image the template rendered after it (LLaVA-1.5)
         "images_moved_by_template": sum(e.images_moved for e in training.examples),
+        # a nested mixture's rows per inner stratum (`base/task_type=single_image`): the
+        # outer `counts` do not show what `within` drew
+        **{f"strata/{key}": n for key, n in data.selection.cells.items()},
         # rows the job holds out of its pool (none of them drawn: the volume is whole)
         "heldout_rows": int(held_rows(data.heldout).size),
         "model": model.path,

@@ -267,6 +267,9 @@ def test_status_shows_the_settings_and_whether_the_job_matches(
     level, _ = sweep_without_ray(changed, allow=True)
     text = study_status(changed)
     assert f"{level.id} train.lr=0.001 (4 trials)" in text and f"same as {level.id}" in text
+    # a job's `within` is held at every point: status says so (the shares it lists are outer)
+    nested = dataclasses.replace(changed, within={"base": {"taxonomy": "task_type"}})
+    assert "  within base: task_type natural (at every design point)" in study_status(nested)
 
 
 def test_objectives_that_do_not_train_have_no_training_settings(
