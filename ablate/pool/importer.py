@@ -179,7 +179,7 @@ def _write_rows(
             counts = _write_source(req, source, several, checker, writer, reads)
             if several and not counts.rows:  # the others would make a pool without it
                 writer.publish_report()
-                raise UserError(_empty_source(source, counts, Path(req.out) / SKIPPED_FILE))
+                raise UserError(_empty_source(source, counts, writer.failed_report))
             files = source_files(source.path, source.format, req.split)
             summaries.append(source.summary(image_root, files, **counts.summary()))
             if counts.turns_trimmed:

@@ -27,6 +27,9 @@ from ablate.pool.records import Row
 from ablate.pool.request import ImportRequest, ResolvedSource, turns_text
 from ablate.pool.store import BASE_SCHEMA, MANIFEST_FILE, POOL_FILE, SKIPPED_FILE, PoolManifest
 
+#: A failed import's reasons, beside a pool that was already there (see `failed_report`).
+FAILED_FILE = "skipped.failed.jsonl"
+
 __all__ = ["MAX_JOINT_COMBINATIONS", "PoolWriter", "prepare_out"]
 
 MAX_JOINT_COMBINATIONS = 100_000
@@ -46,7 +49,8 @@ def prepare_out(out: Path) -> bool:
         foreign = [
             p.name
             for p in out.iterdir()
-            if p.name not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, STORE_DIR, RAY_IGNORE_FILE)
+            if p.name
+            not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, FAILED_FILE, STORE_DIR, RAY_IGNORE_FILE)
         ]
         if foreign:
             raise UserError(
@@ -78,6 +82,10 @@ class PoolWriter:
         self.schema = schema
         self.tmp = out / (POOL_FILE + ".tmp")
         self.tmp_skipped = out / (SKIPPED_FILE + ".tmp")
+        # where a failing import leaves its reasons: beside a pool already there, a file of
+        # its own (that pool's `skipped.jsonl` is its manifest's record, not this import's)
+        failed = FAILED_FILE if (out / MANIFEST_FILE).is_file() else SKIPPED_FILE
+        self.failed_report = out / failed
         self.hasher = hashlib.sha256()
         self.combos: Counter[tuple[str, ...]] | None = Counter()
         self.present: set[str] = set()
@@ -148,17 +156,17 @@ class PoolWriter:
         assert self._report is not None, "publish_report() outside open()"
         if self.skipped:
             self._report.flush()
-            self.tmp_skipped.replace(self.out / SKIPPED_FILE)
+            self.tmp_skipped.replace(self.failed_report)
 
     def finish(self, sources: Sequence[ResolvedSource]) -> None:
         """Move the table in place, without the implicit label columns no row had a value for."""
         if self.rows == 0:
             if self.skipped:
-                self.tmp_skipped.replace(self.out / SKIPPED_FILE)
+                self.tmp_skipped.replace(self.failed_report)
             where = ", ".join(str(s.path) for s in sources)
             raise UserError(
                 f"{where}: no valid records ({self.skipped} skipped, reasons in "
-                f"{self.out / SKIPPED_FILE}); check the file layout (LLaVA-style `conversations`, "
+                f"{self.failed_report}); check the file layout (LLaVA-style `conversations`, "
                 "or `messages`)"
             )
         keep_labels = self._kept_labels()
@@ -180,6 +188,7 @@ class PoolWriter:
         `summaries`: per source, its entry of `PoolManifest.sources`.
         """
         skipped_path = self.out / SKIPPED_FILE
+        (self.out / FAILED_FILE).unlink(missing_ok=True)  # an earlier failed import's reasons
         if self.skipped:
             self.tmp_skipped.replace(skipped_path)
         else:

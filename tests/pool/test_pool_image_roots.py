@@ -86,6 +86,25 @@ def test_a_source_with_no_row_stops_the_import_naming_it(
     ]
 
 
+def test_a_failed_import_over_a_pool_leaves_that_pool_as_it_was(
+    tmp_path: Path, apart: dict[str, Path]
+) -> None:
+    """Its reasons go to `skipped.failed.jsonl` (the pool's `skipped.jsonl` is its manifest's
+    record: before, a failed import put its own reasons there); the next import removes them."""
+    out = tmp_path / "pool"
+    import_pool(ImportRequest(source=apart["mmcr"], out=out, image_root=apart["mmcr_images"]))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    sources = [Source(apart["mmcr"], "mmcr"), Source(apart["base"], "base")]
+    req = ImportRequest(source=sources, out=out, image_root=apart["mmcr_images"], on_invalid="skip")
+    with pytest.raises(UserError, match=r"skipped\.failed\.jsonl"):
+        import_pool(req)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "skipped.failed.jsonl"} == before
+    assert "skipped.failed.jsonl" in after and "skipped.jsonl" not in after
+    import_pool(ImportRequest(source=apart["mmcr"], out=out, image_root=apart["mmcr_images"]))
+    assert not (out / "skipped.failed.jsonl").exists()
+
+
 def test_an_empty_source_stops_the_import(tmp_path: Path, apart: dict[str, Path]) -> None:
     empty = tmp_path / "data" / "empty.jsonl"
     empty.write_text("\n")
