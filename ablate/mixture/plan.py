@@ -222,8 +222,8 @@ def plan(mixture: Mixture, manifest: PoolManifest, source: str = "mixture") -> l
                 rows_have = ", ".join(f"{k} ({v:,})" for k, v in inner.items())
                 raise UserError(
                     f"{source}: `within.{label}.proportions.{t}` is {p:g} but the pool has no "
-                    f"`{t}` rows in `{nested.taxonomy}` among its `{label}` rows; they have: "
-                    f"{rows_have}"
+                    f"`{t}` rows in `{nested.taxonomy}` among its `{label}` rows"
+                    f"{did_you_mean(t, inner)}; they have: {rows_have}"
                 )
         for t, m in rows_per_type(inner_props, n).items():
             cells.append(Cell(label, t, m, inner.get(t, 0), cap))

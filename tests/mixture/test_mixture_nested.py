@@ -124,6 +124,10 @@ def test_nested_mixture_from_yaml_and_summary(combined: Pool, tmp_path: Path) ->
             "`task_type` among its `base` rows; they have: multi_image (10), single_image (30), "
             "text_only (20)",
         ),
+        (
+            {"within": {"base": Nested("task_type", {"single_imag": 0.5, "text_only": 0.5})}},
+            "`task_type` among its `base` rows (did you mean `single_image`?); they have: ",
+        ),
         ({"within": {"wiki": Nested()}}, "`within.wiki`: the pool's `source` has no label 'wiki'"),
         ({"within": {"base": Nested("source")}}, "the mixture's own taxonomy"),
         ({"within": {"base": Nested("genre")}}, "`within.base.taxonomy` 'genre' is not a label"),
