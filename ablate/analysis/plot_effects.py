@@ -92,7 +92,7 @@ def _panels(sur: Surrogates, c: EffectCurves, name: str) -> Any:
     d = sur.data
     k = len(d.types)
     shown = 1 if k == 2 else k
-    ncol = min(shown, 4)
+    ncol = 3 if shown in (5, 6) else min(shown, 4)  # 5 types: 3 + 2, not 4 + a lone panel
     nrow = -(-shown // ncol)
     width = 3.3 * ncol + 0.6 if shown > 1 else 5.2
     fig, axes = plt.subplots(
