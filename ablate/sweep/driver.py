@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ablate.config import JobSpec
+from ablate.config import JobSpec, redact
 from ablate.design import SEARCH
 from ablate.errors import UserError
 from ablate.objectives import prepare_objective
@@ -139,7 +139,7 @@ def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
         if not job.tracking_uri.startswith(("http://", "https://")):
             raise
         if say:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
             print(
                 f"MLflow at {job.tracking_shown} does not answer ({reason}); the sweep goes on "
                 "with the Optuna study as its record, and the next `ablate sweep` writes the "
@@ -224,7 +224,7 @@ def run_trials(
                 job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"
             )
         if isinstance(err, Exception) and storage_lost(err):
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            first = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
             raise UserError(
                 f"lost the study storage {job.storage_shown} mid-sweep ({first}); the trials in "
                 "flight were stopped and those that finished are recorded. Run `ablate sweep` "

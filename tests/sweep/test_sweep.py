@@ -247,12 +247,14 @@ def test_a_tracking_server_that_is_down_does_not_stop_the_sweep(
     answers, the next `ablate sweep` writes every missing run (and runs no trial again)."""
     from conftest import free_port
 
-    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    job = make_job(study="mlflow-down", tracking=down, design={"kind": "grid", **GRID})
+    port = free_port()  # nothing listens there; its URL with a password, which no line shows
+    job = make_job(study="mlflow-down", tracking=f"http://u:secret@127.0.0.1:{port}",
+                   design={"kind": "grid", **GRID})  # fmt: skip
     summary = run_sweep(job, TYPES)
     out = capsys.readouterr().out
     assert summary.n_complete == 12 and summary.n_run == 12
-    assert f"MLflow at {down} does not answer" in out
+    assert f"MLflow at http://u:***@127.0.0.1:{port} does not answer" in out
+    assert "secret" not in out  # (MLflow's own error quoted the URL with its password)
     assert "12 trial(s) have no run yet" in out
     back = make_job(study="mlflow-down", tracking=mlflow_server, design={"kind": "grid", **GRID})
     again = run_sweep(back, TYPES, progress=None)
