@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from pathlib import Path
@@ -29,7 +30,7 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader()) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
+        raise UserError(f"{path}{_yaml_problem(err)}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file (not UTF-8); expected a YAML file") from None
     except OSError as err:
@@ -73,6 +74,16 @@ _FLOAT_WITHOUT_DOT = r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0
 
 
 @functools.cache
+def _yaml_problem(err: Any) -> str:
+    """`:LINE:COLUMN: not valid YAML: PROBLEM` on one line (PyYAML's own text spans several,
+    with a caret drawing and `<unicode string>` where the file's name belongs)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _loader() -> type:
     """PyYAML's safe loader, also reading `1e-3` as a float (as `--set train.lr=1e-3` means)."""
     import re
@@ -80,7 +91,19 @@ def _loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            # a key given twice: PyYAML keeps the last silently; which one was meant is a guess
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key `{key}` appears twice (lines {seen[key]} and {line})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key] = line
+            return super().construct_mapping(node, deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float", re.compile(_FLOAT_WITHOUT_DOT), list("-+0123456789.")
@@ -149,6 +172,8 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"{source}: `{key}` must be a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .inf and .nan (a 1e999 is inf too)
+            raise UserError(f"{source}: `{key}` must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, float) and value.is_integer():

@@ -124,9 +124,15 @@ def test_read_yaml_a_folder_is_no_file(tmp_path: Path) -> None:
 
 def test_read_yaml_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.yaml", "study: x\ndesign: {volumes: [1, 2\n")
-    msg = error_of(read_yaml, path)
-    assert msg.startswith(f"{path}: not valid YAML: ")
-    assert "line 2" in msg
+    msg = error_of(read_yaml, path)  # one line: file:line:column, then the problem
+    assert msg.startswith(f"{path}:3:1: not valid YAML: ") and "\n" not in msg
+    twice = write(tmp_path / "twice.yaml", "study: x\ntrain: {lr: 1}\nstudy: y\n")
+    assert error_of(read_yaml, twice) == (
+        f"{twice}:3:1: not valid YAML: key `study` appears twice (lines 1 and 3)"
+    )  # (PyYAML kept the last one silently)
+    inf = write(tmp_path / "inf.yaml", "study: x\ntrain: {lr: .inf}\n")
+    with pytest.raises(UserError, match=r"`train.lr` must be a finite number, got inf"):
+        load_job(inf)
 
 
 def test_read_yaml_top_level_must_be_a_mapping(tmp_path: Path) -> None:
@@ -258,7 +264,7 @@ def test_empty_study_name(tmp_path: Path) -> None:
         ("design.volumes=[1000, 5000.0, 5000]", "`design.volumes` lists 5000 more than once"),
         ("design.min_share=1", "`design.min_share` is a share in [0, 1/k), got 1.0"),
         ("train.lr=0", "`train.lr` must be positive, got 0.0"),
-        ("train.lr=.nan", "`train.lr` must be positive, got nan"),
+        ("train.lr=.nan", "`train.lr` must be a finite number, got nan"),
         ("train.max_steps=0", "`train.max_steps` must be positive, got 0"),
         ("resources.max_in_flight=0", "`resources.max_in_flight` must be positive, got 0"),
         ("resources.gpus_per_trial=-1", "`resources.gpus_per_trial` must be 0 or more, got -1.0"),
