@@ -137,8 +137,14 @@ def bench_records(spec: BenchSpec) -> list[dict[str, Any]]:
             images = [images] if isinstance(images, str) else images
             record["images"] = [str(resolve_path(p, data.parent)) for p in images]
             history = record.get("history") or []
+            if not isinstance(history, list):
+                raise UserError(
+                    f"{data}:{n}: `history` must be a list of turns ({{from, value}}), got "
+                    f"{type(history).__name__}"
+                )
             record["n_history"] = len(history)
             record["conversations"] = [*history, *record["conversations"]]
+            _check_roles(record["conversations"], data, n)
             if spec.scorer == "choice":
                 _check_choices(record, data, n)
             records.append(record)
@@ -165,6 +171,26 @@ def bench_problems(records: list[dict[str, Any]]) -> list[str]:
                 f"{name}: {placeholders} <image> placeholder(s) but {len(r['images'])} image(s)"
             )
     return out
+
+
+def _check_roles(turns: list[Any], data: Path, line: int) -> None:
+    """Turns are {from, value} mappings whose roles alternate, a question first (after any
+    system turn), as the pool's import checks its records: a chat template indexes them so,
+    and two answers in a row failed inside transformers with an IndexError."""
+    want = "user"
+    for i, turn in enumerate(turns):
+        role = (
+            ROLES.get(str(turn.get("from", turn.get("role")))) if isinstance(turn, dict) else None
+        )
+        if role == "system" and i == 0:
+            continue
+        if role != want:
+            got = turn.get("from", turn.get("role")) if isinstance(turn, dict) else turn
+            raise UserError(
+                f"{data}:{line}: turn {i} is {got!r}; a bench dialogue's turns alternate human "
+                "and gpt, a human question first (`history` turns included)"
+            )
+        want = "assistant" if want == "user" else "user"
 
 
 def _check_choices(record: dict[str, Any], data: Path, line: int) -> None:

@@ -342,3 +342,23 @@ class _NoTraining:
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kw: None
+
+
+def test_a_bench_record_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
+    """`history` that is no list, and turns that do not alternate (two answers in a row):
+    one line naming the data file's line (before: an AttributeError, or an IndexError inside
+    transformers' chat template)."""
+    from ablate.errors import UserError
+
+    (tmp_path / "b.yaml").write_text("name: b\ndata: b.jsonl\n")
+    q, a = {"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}
+    for record, match in (
+        ({"conversations": [q, a], "history": "oops"}, r"b\.jsonl:1: `history` must be a list"),
+        ({"conversations": [a, a]}, r"b\.jsonl:1: turn 0 is 'gpt'; a bench dialogue's turns"),
+        ({"conversations": [q, a, a]}, r"turn 2 is 'gpt'"),
+    ):
+        (tmp_path / "b.jsonl").write_text(json.dumps(record) + "\n")
+        with pytest.raises(UserError, match=match):
+            bench_records(load_bench(tmp_path / "b.yaml"))
+    (tmp_path / "b.jsonl").write_text(json.dumps({"conversations": [q, a], "history": [q, a]}))
+    assert bench_records(load_bench(tmp_path / "b.yaml"))[0]["n_history"] == 2
