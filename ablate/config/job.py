@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config.loader import build, read_yaml, to_dict
-from ablate.config.paths import redact, resolve_db_url, resolve_path
+from ablate.config.paths import check_store_urls, redact, resolve_db_url, resolve_path
 from ablate.errors import UserError
 
 # --------------------------------------------------------------------------- job file
@@ -88,8 +88,7 @@ class TrainSpec:
     """Batch dialogues of similar length together (shuffled groups) to cut padding."""
     packing: bool = False
     """Concatenate whole dialogues into rows of `pack_tokens` tokens (no padding at all; each
-    dialogue attends only to itself through a variable-length attention kernel). Not for
-    M-RoPE models (Qwen2-VL style)."""
+    dialogue attends only to itself through a variable-length attention kernel)."""
     pack_tokens: int = 0
     """Tokens per packed row (0: about `batch_size` dialogues' worth, at least the longest);
     with packing this, not `batch_size`, sets a step's memory."""
@@ -307,6 +306,7 @@ def check_job_shape(job: JobSpec, src: str) -> None:
     """Ranges and consistency of the job's keys; `src` names the file in every message."""
     if not job.study.strip():
         raise UserError(f"{src}: `study` must be a non-empty name")
+    check_store_urls(job.storage, job.tracking, src)
     _check_design_points(job.design, src)
     _check_design_shares(job, src)
     _check_run(job, src)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ablate.errors import UserError
+
 SQLITE_PREFIX = "sqlite:///"
 
 #: A folder ablate fills with data (a pool, a world, the demo's output) carries this file. Ray's
@@ -19,6 +21,10 @@ RAY_IGNORE_FILE = ".rayignore"
 
 #: Where Ray unpacks a job's working dir on a node: a data path under it came with the code.
 RAY_WORKING_DIR = "runtime_resources/working_dir_files"
+
+
+#: URI schemes an MLflow tracking store takes (databases through SQLAlchemy, a server, files).
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
 def keep_out_of_ray_uploads(folder: Path) -> None:
@@ -94,3 +100,25 @@ def redact(text: str) -> str:
 
     text = _URL_AUTHORITY.sub(authority, text)
     return _PASSWORD_VALUE.sub(lambda m: m.group(1) + "***", text)
+
+
+def check_store_urls(storage: str, tracking: str, src: str) -> None:
+    """`storage` and `tracking` that name no store, refused when the job is read (before Ray
+    or a study): an empty string (it opened the job's folder as a file), `sqlite:/x` with one
+    slash (a journal file named `sqlite:/x` was made), a scheme MLflow does not know (`ftp://`,
+    refused by MLflow only after Ray had started)."""
+    fix = {
+        "storage": "sqlite:///FILE.db (relative to the job file), postgresql://..., or a journal "
+        "file path",
+        "tracking": "sqlite:///FILE.db, http(s)://HOST:PORT of an MLflow server, or file:FOLDER",
+    }
+    for key, url in (("storage", storage), ("tracking", tracking)):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if not url.strip():
+            raise UserError(f"{src}: `{key}` is empty; give {fix[key]}")
+        if url.lower().startswith("sqlite:") and not url.lower().startswith("sqlite:///"):
+            raise UserError(f"{src}: `{key}` {redact(url)} is not a SQLite URL; write {fix[key]}")
+        if key == "tracking" and scheme and scheme.split("+")[0] not in TRACKING_SCHEMES:
+            raise UserError(
+                f"{src}: `tracking` {redact(url)} is not an MLflow tracking URI; give {fix[key]}"
+            )

@@ -462,3 +462,23 @@ def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[st
     assert error_of(validate_job, job) == (
         f"{job.source}: `bench` file {tmp_path.resolve() / 'missing.yaml'} does not exist"
     )
+
+
+@pytest.mark.parametrize(
+    ("storage", "tracking", "message"),
+    [
+        ("", "sqlite:///m.db", "`storage` is empty; give sqlite:///FILE.db"),
+        ("sqlite:/x.db", "sqlite:///m.db", "`storage` sqlite:/x.db is not a SQLite URL"),
+        ("sqlite:///a.db", "ftp://x", "`tracking` ftp://x is not an MLflow tracking URI"),
+        ("sqlite:///a.db", "sqlite:/m.db", "`tracking` sqlite:/m.db is not a SQLite URL"),
+    ],
+)
+def test_store_urls_that_name_no_store_are_refused_when_read(
+    tmp_path: Path, storage: str, tracking: str, message: str
+) -> None:
+    """(before: an IsADirectoryError, a journal file named `sqlite:/x.db`, MLflow's exception
+    after Ray had started)"""
+    path = write(tmp_path / "j.yaml", {**demo_data(), "storage": storage, "tracking": tracking})
+    assert message in error_of(load_job, path)
+    ok = {**demo_data(), "tracking": "postgresql+psycopg2://u:pw@h/db", "storage": "j.log"}
+    load_job(write(tmp_path / "ok.yaml", ok))  # a driver in the scheme, a journal file: fine
