@@ -82,6 +82,9 @@ def test_lattice_corners_leave_one_out_and_seed_replicates(make_job) -> None:
     )
     points = design_mixtures(job, types)
     assert len(points) == (6 + 1) * 2 * 2  # lattice + centroid, x volumes x seeds
+    huge = make_job(design={"kind": "lattice", "divisions": 1_000_000, "volumes": [100]})
+    with pytest.raises(UserError, match=r"`design.divisions` 1000000 gives 500,001,500,001 "):
+        design_mixtures(huge, types)  # (before: memory ran out, the process was killed)
     assert {tuple(p.proportions.values()) for p in points} >= {
         (0.5, 0.5, 0.0),
         (1 / 3, 1 / 3, 1 / 3),
