@@ -78,7 +78,7 @@ def check_job_kinds(job: JobSpec, src: str) -> None:
     else:
         SAMPLERS.get(d.sampler, src)
         if d.warm_start != "none":
-            DESIGNS.get(d.warm_start, src)
+            DESIGNS.get(d.warm_start, src, key="design.warm_start")
     if job.task_types:
         check_share_bounds(job, list(job.task_types))
 

@@ -76,10 +76,11 @@ class Registry(Generic[F]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def get(self, name: str, source: str = "", also: Sequence[str] = ()) -> F:
+    def get(self, name: str, source: str = "", also: Sequence[str] = (), key: str = "") -> F:
         """The factory registered as `name`; a UserError with the closest names otherwise.
         `also`: names the key accepts besides the registered ones (handled by the caller, such
-        as `design.kind: search`), offered in the error too."""
+        as `design.kind: search`), offered in the error too; `key`: the job key that named it
+        when not the registry's own (`design.warm_start` names a design kind too)."""
         self._discover()
         try:
             return self._entries[name]
@@ -89,7 +90,7 @@ class Registry(Generic[F]):
         hint = did_you_mean(name, names)
         where = f"{source}: " if source else ""
         raise UserError(
-            f"{where}`{self.key}` {name!r} is not a known {self.what}{hint}; "
+            f"{where}`{key or self.key}` {name!r} is not a known {self.what}{hint}; "
             f"choose one of {', '.join(names)}"
         ) from None
 

@@ -67,6 +67,11 @@ def test_warm_start_centroid_is_named_after_the_volume_it_runs(tmp_path: Path) -
             "`design.kind` 'gird' is not a known design kind (did you mean `grid`?)",
         ),
         (
+            "design.warm_start",
+            "corner",  # named by its own key (before: as `design.kind`)
+            "`design.warm_start` 'corner' is not a known design kind (did you mean `corners`?)",
+        ),
+        (
             "design.sampler",
             "tpee",
             "`design.sampler` 'tpee' is not a known sampler (did you mean `tpe`?)",
@@ -82,7 +87,8 @@ def test_unknown_kinds_name_the_key_and_the_closest_name(
     tmp_path: Path, key: str, value: str, message: str
 ) -> None:
     path = write_job(tmp_path)
-    overrides = [f"{key}={value}"] + (["design.kind=search"] if key == "design.sampler" else [])
+    search = key in ("design.sampler", "design.warm_start")
+    overrides = [f"{key}={value}"] + (["design.kind=search"] if search else [])
     with pytest.raises(UserError) as err:
         load_job(path, overrides)
     assert str(err.value).startswith(f"{path}: {message}")

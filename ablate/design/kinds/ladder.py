@@ -72,7 +72,7 @@ def check_ladder_kinds(job: JobSpec, src: str) -> None:
             f"{src}: `design.promote` is the share of a rung's mixtures promoted to the next model "
             f"and must lie strictly between 0 and 1, got {job.design.promote}"
         )
-    DESIGNS.get(job.design.ladder_of, src)
+    DESIGNS.get(job.design.ladder_of, src, key="design.ladder_of")
 
 
 def base_points(job: JobSpec, task_types: Sequence[str]) -> list[Mixture]:
