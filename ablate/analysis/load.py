@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec, model_job, sqlite_path
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
 from ablate.study import STUDY_SETTINGS_ID, STUDY_UID, TRIAL_SETTINGS_ID, open_study
@@ -253,6 +253,23 @@ def _row(
     return row
 
 
+def _check_recorded(source: Any, trials: list[Any]) -> None:
+    """The job's objective metric is one the study's completed trials recorded: else Optuna's
+    value (another metric's) was analysed under its name (`--set objective.metric=...`)."""
+    recorded: set[str] = set()
+    for t in trials:
+        if t.state == "COMPLETE" and isinstance(t.user_attrs.get("metrics"), dict):
+            recorded |= set(t.user_attrs["metrics"])
+    if source.metric and recorded and source.metric not in recorded:
+        names = sorted(recorded)
+        raise UserError(
+            f"{source.where}: its completed trials recorded no `{source.metric}` (the job's "
+            f"`objective.metric`){did_you_mean(source.metric, names)}; they recorded "
+            f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}: give the metric the "
+            "study ran with, or analyse another with --metric"
+        )
+
+
 def load(
     job: JobSpec | str | Path | Any, metric: str | None = None, gpus_per_trial: float | None = None
 ) -> Any:
@@ -273,6 +290,7 @@ def load(
             f"{list(REQUIRED_ATTRS)}: it was not made by `ablate sweep`; point the job's "
             "`storage` and `study` at an ablate study"
         )
+    _check_recorded(source, trials)
     types: list[str] = []  # in the order the trials first list them
     for t in trials:
         types += [str(k) for k in t.user_attrs.get("proportions") or {} if str(k) not in types]

@@ -281,3 +281,15 @@ def test_propose_refuses_a_job_a_sweep_would_refuse(make_job: Any) -> None:
     assert len(after) == before
     done = propose_and_enqueue(job, n=2)  # the job's own settings: enqueued, with its level
     assert done.trials > 0
+
+
+def test_a_job_metric_its_trials_never_recorded_is_refused(make_job: Any) -> None:
+    """`--set objective.metric=accuracy/nope` on a study of `score`: refused (before: propose
+    analysed Optuna's value, another metric's, under that name)."""
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    other = make_job(objective={**to_dict(job)["objective"], "metric": "scor"})
+    with pytest.raises(UserError, match=r"recorded no `scor` .*\(did you mean `score`\?\)"):
+        propose_and_enqueue(other, n=1, dry_run=True)
+    with pytest.raises(UserError, match=r"recorded no `scor`"):
+        load(other)
