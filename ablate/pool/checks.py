@@ -271,6 +271,10 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 "roles",
                 f"roles must alternate human/gpt; turns {i - 1} and {i} are both {role}",
             )
+        if value is not None and not isinstance(value, str):
+            raise InvalidRecord(
+                "bad_message", f"turn {i} ({role}): a message is text, found {value!r}"[:200]
+            )
         if not isinstance(value, str) or not value.strip():
             raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
         if role == "gpt" and dialogue and IMAGE_TOKEN in value:  # a leading answer: `_trimmed`

@@ -127,6 +127,7 @@ INVALID = {
     "roles": _bad(lambda r: r["conversations"][1].update({"from": "human"})),
     "unknown_role": _bad(lambda r: r["conversations"][1].update({"from": "narrator"})),
     "empty_message": _bad(lambda r: r["conversations"][1].update(value=None)),
+    "bad_message": _bad(lambda r: r["conversations"][1].update(value=5)),
     "bad_conversations": _bad(lambda r: r.update(conversations="hello")),
     "missing_id": _bad(lambda r: r.update(id="  ")),  # an id given but blank (none is made)
     "bad_id": _bad(lambda r: r.update(id=1.5)),  # ids are strings or integers
@@ -139,6 +140,7 @@ REASONS = {
     "roles": "roles must alternate human/gpt; turns 0 and 1 are both human",
     "unknown_role": "unknown role 'narrator'",
     "empty_message": "empty or null message",
+    "bad_message": "turn 1 (gpt): a message is text, found 5",  # (before: "empty or null")
     "bad_conversations": "`conversations` must be a list",
     "missing_id": "`id` is blank",
     "bad_id": "`id` must be a string or an integer, found 1.5 (float)",
