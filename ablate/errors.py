@@ -16,7 +16,15 @@ class Terminated(KeyboardInterrupt):
     (trials in flight requeued, runs marked), then the CLI exits 143."""
 
 
-def did_you_mean(name: object, known: Iterable[str], prefix: str = "") -> str:
-    """` (did you mean `PREFIX<closest>`?)` for the known name closest to `name`, or ""."""
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+def did_you_mean(
+    name: object, known: Iterable[str], prefix: str = "", ignore_case: bool = False
+) -> str:
+    """` (did you mean `PREFIX<closest>`?)` for the known name closest to `name`, or "";
+    `ignore_case`: compared in lower case (`Q_PROJ` suggests `q_proj`), the first spelling of
+    a name shown."""
+    if not ignore_case:
+        close = difflib.get_close_matches(str(name), list(known), n=1)
+        return f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+    by_lower = {k.lower(): k for k in reversed(list(known))}  # the first spelling wins
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    return f" (did you mean `{prefix}{by_lower[close[0]]}`?)" if close else ""

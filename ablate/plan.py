@@ -248,8 +248,9 @@ def _check_search_reach(
     short = []  # (type, share it can reach, rows that needs, rows the pool has)
     for t in task_types:
         reach = min(d.max_share.get(t, 1.0), 1.0 - (len(task_types) - 1) * d.min_share)
-        if math.ceil(reach * rows - 1e-9) > counts.get(t, 0):
-            short.append((t, reach, math.ceil(reach * rows - 1e-9), counts.get(t, 0)))
+        need, have = math.ceil(reach * rows - 1e-9), counts.get(t, 0)
+        if need > have:
+            short.append((t, reach, need, have))
     if short:
         what = ", ".join(f"`{t}` {r:.3g} ({n:,} rows; it has {h:,})" for t, r, n, h in short)
         caps = ", ".join(f"{t}: {math.floor(h / rows * 1000) / 1000:g}" for t, _, _, h in short)
@@ -362,13 +363,15 @@ def _check_design_volumes(
     )
 
 
-def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixture:
+def trial_mixture(
+    job: JobSpec, mixture_file: str | Path | None = None
+) -> tuple[Mixture, list[str]]:
     """The mixture `ablate trial` runs, validated against the pool: `--mixture FILE`, else the
     job's `mixture:` (a path, or an inline mapping whose `taxonomy` defaults to the job's), else
-    the design's first point."""
+    the design's first point; and the warnings to print (bench dialogues left unscored)."""
     if mixture_file is None and job.mixture is None:
-        validate_job(job)
-        return design_mixtures(job, job_task_types(job))[0]
+        warnings = validate_job(job)
+        return design_mixtures(job, job_task_types(job))[0], warnings
     if mixture_file is not None:
         mixture, where = load_mixture(mixture_file), str(mixture_file)
     elif isinstance(job.mixture, dict):  # inline in the job file
@@ -385,6 +388,5 @@ def trial_mixture(job: JobSpec, mixture_file: str | Path | None = None) -> Mixtu
         manifest, less = drawable(job, job_pool(job))
         nested = with_within(mixture, job.within, f"{job.source} (`within`, on {where})")
         validate(nested, manifest, source=where + less)
-        check_bench(job)
-        check_model_images(job)
-    return mixture
+        return mixture, check_bench(job) + check_model_images(job)
+    return mixture, []

@@ -91,7 +91,7 @@ def switch_times(job_path: Path, volume: int) -> dict[str, float]:
             raise StopAfterFirstStep
 
     job = load_job(job_path)
-    first = replace(trial_mixture(job), volume=volume)
+    first = replace(trial_mixture(job)[0], volume=volume)
     cache: dict[object, object] = {}
     out = {}
     for name, mixture in (("cold", first), ("switch", replace(first, seed=first.seed + 1))):

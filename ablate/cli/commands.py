@@ -242,14 +242,12 @@ def _replaced(was: PoolManifest, now: PoolManifest) -> str:
 
 def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
-    from ablate.plan import check_bench, check_job_judge, trial_mixture
+    from ablate.plan import check_job_judge, trial_mixture
     from ablate.sweep.summary import unusable_metric
-    from ablate.trial.model_check import check_model_images
 
-    if job.objective.kind == "train":  # some bench dialogues left out: say so up front
-        for line in check_bench(job) + check_model_images(job):
-            print(line, file=sys.stderr, flush=True)
-    mixture = trial_mixture(job, args.mixture)
+    mixture, warnings = trial_mixture(job, args.mixture)
+    for line in warnings:  # some bench dialogues left out: say so before training
+        print(line, file=sys.stderr, flush=True)
     judge = check_job_judge(job, probe=not args.skip_judge_probe)  # before any training
     if judge is not None:
         print(judge.line(), file=sys.stderr, flush=True)

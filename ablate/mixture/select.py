@@ -117,17 +117,19 @@ def type_draw(seed: int, label: str, rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def materialize(mixture: Mixture, pool: Pool, exclude: np.ndarray | None = None) -> Selection:
+def materialize(
+    mixture: Mixture, pool: Pool, exclude: np.ndarray | None = None, source: str = "mixture"
+) -> Selection:
     """Select the mixture's rows from the pool: deterministic given the mixture and fingerprint
     (and `exclude`: pool positions never drawn, e.g. a job's held-out rows; the volume and
-    shares are then drawn in full from the rest).
+    shares are then drawn in full from the rest). `source` names the mixture in a supply error.
 
     Cost: one pass over the label codes per stratum, a seeded permutation per stratum, one
     `take` of the selected ids; the pool's text is never read (it stays memory-mapped).
     """
     exclude = np.empty(0, dtype=np.int64) if exclude is None else exclude
     manifest = manifest_without(pool, exclude)
-    validate(mixture, manifest)
+    validate(mixture, manifest, source)
     mixture = check_mixture(mixture)
     cells = plan(mixture, manifest)
     allowed = None

@@ -13,14 +13,13 @@ weights read, no memory).
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, LoraSpec, ModelSpec
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 #: `lora.target_modules`: the language model's linear layers only (`language_linear`).
 LANGUAGE_LINEAR = "language-linear"
@@ -107,19 +106,11 @@ def unmatched_entries(model: Any, targets: Sequence[str]) -> list[str]:
     return [entry for entry in targets if entry not in ends]
 
 
-def closest(given: str, known: Sequence[str]) -> str:
-    """` (did you mean `NAME`?)` for the known name closest to `given`, case ignored (`Q_PROJ`
-    suggests `q_proj`), or ""."""
-    by_lower = {name.lower(): name for name in reversed(known)}  # the first spelling wins
-    close = difflib.get_close_matches(given.lower(), list(by_lower), n=1)
-    return f" (did you mean `{by_lower[close[0]]}`?)" if close else ""
-
-
 def _entry_hint(entry: str, linear: list[str]) -> str:
     """`entry` and the closest end of a linear layer's name with as many `.` parts as it."""
     n = entry.count(".") + 1
     ends = list(dict.fromkeys(".".join(name.split(".")[-n:]) for name in linear))
-    return f"`{entry}`{closest(entry, ends)}"
+    return f"`{entry}`{did_you_mean(entry, ends, ignore_case=True)}"
 
 
 def no_match(where: str, lora: LoraSpec, model: Any, unmatched: Sequence[str] | None = None) -> str:
@@ -137,7 +128,7 @@ def no_match(where: str, lora: LoraSpec, model: Any, unmatched: Sequence[str] | 
         "linear layer)"
     )
     if isinstance(given, str):
-        hint = closest(given, [LANGUAGE_LINEAR, ALL_LINEAR, *suffixes])
+        hint = did_you_mean(given, [LANGUAGE_LINEAR, ALL_LINEAR, *suffixes], ignore_case=True)
         if given in suffixes:  # peft matches a string as a pattern for the whole name
             hint = f" (one name is a pattern for the full module name: write a list, `[{given}]`)"
         return (

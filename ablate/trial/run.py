@@ -32,9 +32,7 @@ from ablate.mixture import (
     Selection,
     held_rows,
     heldout_positions,
-    manifest_without,
     materialize,
-    validate,
     with_within,
 )
 from ablate.models import LoadedModel, load_model
@@ -144,8 +142,7 @@ def select_rows(job: JobSpec, mixture: Mixture, cache: dict[Any, Any]) -> TrialD
     # the held-out rows leave the pool before the draw: the trial trains on its full volume
     exclude = held_rows(heldout)
     mixture = with_within(mixture, job.within, job.source or "job")
-    validate(mixture, manifest_without(pool, exclude), source=_held_source(job, exclude))
-    selection = materialize(mixture, pool, exclude)
+    selection = materialize(mixture, pool, exclude, source=_held_source(job, exclude))
     return TrialData(
         pool=pool,
         selection=selection,
