@@ -125,13 +125,26 @@ def _run_report(job: JobSpec, args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds_option(text: str) -> tuple[int, ...]:
+    """`--seeds 0,1,2`: each seed once, in the range a trial can take."""
+    from ablate.config.seeds import check_seeds
+
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(
+            f"--seeds must be comma-separated whole numbers such as 0,1,2; got {text!r}"
+        ) from None
+    if len(set(seeds)) < len(seeds):
+        raise UserError(f"--seeds lists a seed twice ({text}); list each seed once")
+    check_seeds({"--seeds": seeds}, "ablate propose")
+    return seeds
+
+
 def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.analysis.report import propose_and_enqueue
 
-    try:
-        seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
-    except ValueError:
-        raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    seeds = None if args.seeds is None else _seeds_option(args.seeds)
     done = propose_and_enqueue(job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run)
     for i, p in enumerate(done.proposals, 1):
         print(f"{i}. {p.describe(job.objective.metric)}")

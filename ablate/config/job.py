@@ -10,9 +10,8 @@ from typing import Any
 
 from ablate.config.loader import build, read_yaml, to_dict
 from ablate.config.paths import check_store_urls, redact, resolve_db_url, resolve_path
+from ablate.config.seeds import check_seeds
 from ablate.errors import UserError
-
-# --------------------------------------------------------------------------- job file
 
 
 @dataclass(frozen=True)
@@ -307,6 +306,8 @@ def check_job_shape(job: JobSpec, src: str) -> None:
     if not job.study.strip():
         raise UserError(f"{src}: `study` must be a non-empty name")
     check_store_urls(job.storage, job.tracking, src)
+    seeds = {"seed": [job.seed], "design.seeds": job.design.seeds}
+    check_seeds({**seeds, "objective.landscape_seed": [job.objective.landscape_seed]}, src)
     _check_design_points(job.design, src)
     _check_design_shares(job, src)
     _check_run(job, src)
@@ -428,16 +429,14 @@ def _check_models(job: JobSpec, src: str) -> None:
             f"{src}: `objective.rank_correlation` must lie in [0, 1], got "
             f"{job.objective.rank_correlation}"
         )
-    seen: set[str] = set()
     for i, m in enumerate(job.models):
         key = f"models[{i}]"
         if not m.name.strip():
             raise UserError(f"{src}: `{key}.name` is missing: give every model a short name")
-        if m.name in seen:
+        if m.name in [earlier.name for earlier in job.models[:i]]:
             raise UserError(
                 f"{src}: `{key}.name` {m.name!r} names two models; give each model its own name"
             )
-        seen.add(m.name)
         build(TrainSpec, {**to_dict(job.train), **m.train}, src, f"{key}.train.")
         for what, value in (("gpus_per_trial", m.gpus_per_trial), ("size", m.size)):
             if value is not None and not value >= 0:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from paths_for_tests import REPO
 
-from ablate.config import DesignSpec, JobSpec, apply_override, build, read_yaml
+from ablate.config import DesignSpec, JobSpec, apply_override, build, read_job, read_yaml
 from ablate.errors import UserError
 from ablate.plan import job_task_types, load_job, validate_job
 
@@ -482,3 +482,53 @@ def test_store_urls_that_name_no_store_are_refused_when_read(
     assert message in error_of(load_job, path)
     ok = {**demo_data(), "tracking": "postgresql+psycopg2://u:pw@h/db", "storage": "j.log"}
     load_job(write(tmp_path / "ok.yaml", ok))  # a driver in the scheme, a journal file: fine
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("design.seeds", [0, -1], "`design.seeds` has the seed -1"),
+        ("design.seeds", [2**32], "`design.seeds` has the seed 4294967296"),
+        ("seed", -3, "`seed` has the seed -3"),
+        ("objective.landscape_seed", -1, "`objective.landscape_seed` has the seed -1"),
+    ],
+)
+def test_a_seed_numpy_cannot_take_is_refused_when_the_job_is_read(
+    tmp_path: Path, key: str, value: Any, named: str
+) -> None:
+    """(transformers' set_seed fails on it inside every trial of the sweep otherwise)"""
+    data = demo_data()
+    apply_override(data, f"{key}={value}")
+    msg = error_of(read_job, write(tmp_path / "job.yaml", data))
+    assert named in msg and "0 to 4294967295" in msg and "job.yaml" in msg
+
+
+def test_the_largest_seed_numpy_takes_is_accepted(tmp_path: Path) -> None:
+    data = demo_data()
+    apply_override(data, f"design.seeds=[0, {2**32 - 1}]")
+    assert read_job(write(tmp_path / "job.yaml", data)).design.seeds == (0, 2**32 - 1)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "named"),
+    [
+        ("", "comma-separated whole numbers"),
+        ("0,x", "comma-separated whole numbers"),
+        ("-1", "`--seeds` has the seed -1"),
+        ("1,2,1", "lists a seed twice"),
+    ],
+)
+def test_propose_seeds_are_checked_before_the_study_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seeds: str, named: str
+) -> None:
+    from ablate.cli.main import main
+
+    data = demo_data()
+    data["storage"] = f"sqlite:///{tmp_path / 'never-made.db'}"
+    path = write(tmp_path / "job.yaml", data)
+    assert main(["propose", str(path), "--seeds", seeds]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "never-made.db").exists()
