@@ -18,6 +18,7 @@ is the one record of truth: the driver alone asks and tells; workers only comput
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -83,19 +84,17 @@ def run_sweep(
             print(note, flush=True)
         with cluster_for(job, address):  # a cluster without room for a trial: refused here
             parent = open_sweep_run(job, study_uid(study), progress is not None)
-            if judge is not None:
-                study.set_user_attr(STUDY_JUDGE, judge.identity)
-                if parent is not None:
-                    tag_sweep_judge(job, parent, judge.identity)
+            record_judge(job, study, parent, judge)
             links = sweep_links(job, parent) if parent is not None else None
             if links and progress is not None:
                 print(links, flush=True)  # once, in the sweep's first lines (not per trial)
-            reconcile_runs(job, study, parent)
+            requeued = reconcile_runs(job, study, parent)
             if is_ladder(job):  # rung 0, and what a dead driver decided or left undecided
                 advance_ladder(job, study, task_types, level, restart=True)
             else:
                 enqueue(job, study, mixtures, task_types, level)
             tally = tally_study(job, study)
+            say_resume(job, study, len(requeued), progress is not None)
             n_ask = trials_to_ask(job, study, level)
             run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
         pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
@@ -115,6 +114,14 @@ def run_sweep(
         notes=[note] if note else [],
         ladder=ladder_lines(job, study, task_types) if is_ladder(job) else [],
     )
+
+
+def record_judge(job: JobSpec, study: Any, parent: str | None, judge: Any) -> None:
+    """The judge's identity on the study and the sweep's parent run (what `status` shows)."""
+    if judge is not None:
+        study.set_user_attr(STUDY_JUDGE, judge.identity)
+        if parent is not None:
+            tag_sweep_judge(job, parent, judge.identity)
 
 
 def sweep_design(job: JobSpec, task_types: list[str], say: bool = True) -> list[Any]:
@@ -180,6 +187,30 @@ def tally_study(job: JobSpec, study: Any) -> Tally:
     return tally
 
 
+def say_resume(job: JobSpec, study: Any, requeued: int, say: bool) -> None:
+    line = resume_line(job, study, requeued) if say else None
+    if line:
+        print(line, flush=True)
+
+
+def resume_line(job: JobSpec, study: Any, requeued: int) -> str | None:
+    """What a rerun found, before it runs anything: `resuming study `S`: 3 complete (kept),
+    2 left running by a driver that stopped (requeued), 5 to run`; None for a new study."""
+    from optuna.trial import TrialState
+
+    counts = {s: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] += 1
+    done = counts[TrialState.COMPLETE]
+    if not (done or requeued or counts[TrialState.FAIL] or counts[TrialState.PRUNED]):
+        return None  # a new study: its trials were enqueued just now
+    parts = [f"{done} complete (kept, not rerun)"]
+    if requeued:
+        parts.append(f"{requeued} left running by a driver that stopped (failed, requeued)")
+    parts.append(f"{counts[TrialState.WAITING]} to run")
+    return f"resuming study `{job.study}`: " + ", ".join(parts)
+
+
 def trials_to_ask(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
     """A search's trials still to ask: `n_trials` minus those in the study at these settings
     (requeued copies of a dead driver's trials do not count: their copies run instead)."""
@@ -219,9 +250,17 @@ def run_trials(
         close_writer(writer, progress is not None)
     except BaseException as err:
         status = "KILLED"
+        stopped: list[int] = []
         with contextlib.suppress(Exception):
-            reconcile_runs(
+            stopped = reconcile_runs(
                 job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"
+            )
+        if isinstance(err, KeyboardInterrupt) and progress is not None:  # Ctrl-C, SIGTERM
+            print(
+                f"stopped: {len(stopped)} trial(s) in flight requeued (they run again on the "
+                f"next `ablate sweep`); {tally.run} finished in this run are kept",
+                file=sys.stderr,
+                flush=True,
             )
         if isinstance(err, Exception) and storage_lost(err):
             first = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]

@@ -1,12 +1,11 @@
 """The sweep's workers on Ray: ablate's only importer of ray.
 
 A `TrialWorker` is a long-lived Ray actor, one per GPU slot (a job with `models:` has a lane of
-workers per model, each of its model's size: `models[i].gpus_per_trial` may be a fraction): its `cache` outlives trials (the
-resident base model, the pool, encoded dialogues). `WorkerPool` is everything the dispatcher
-asks of Ray (start, started, grow, alive, submit, wait, result, progress, stop, forget), so the
-dispatcher reads as
-events and never sees a Ray type: a failed trial comes back as `TrialError` or `WorkerLost`.
-"""
+workers per model, each of its model's size: `models[i].gpus_per_trial` may be a fraction): its
+`cache` outlives trials (the resident base model, the pool, encoded dialogues). `WorkerPool` is
+everything the dispatcher asks of Ray (start, started, grow, alive, submit, wait, result,
+progress, stop, forget), so the dispatcher reads as events and never sees a Ray type: a failed
+trial comes back as `TrialError` or `WorkerLost`."""
 
 from __future__ import annotations
 
@@ -119,35 +118,44 @@ def init_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    if address:
-        try:
+    # SIGTERM during `ray.init`: its core worker's C++ handler would print a stack and abort
+    # (-6, Ray's processes left behind); without it Ray's Python one raises SystemExit(15)
+    ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True  # this process's
+    env = {"env_vars": worker_env(None)}
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True, runtime_env=env)
+        else:
             ray.init(
-                address=address, log_to_driver=True, runtime_env={"env_vars": worker_env(None)}
+                # "local": start this driver's own Ray. Without it Ray joins the cluster of the
+                # machine's last `ray start` (read from /tmp/ray/ray_current_cluster, even when
+                # that cluster is gone), and refuses the object store size with a ValueError
+                address="local",
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                log_to_driver=True,
+                runtime_env=env,
             )
-        except ConnectionError as err:  # something answered the probe as a GCS does
-            raise UserError(
-                f"no Ray cluster answers at {address} (Ray: {str(err).splitlines()[0]}); check "
-                f"`ray status` on the cluster's head node, and the {given_by} given"
-            ) from None
-    else:
-        ray.init(
-            # "local": start this driver's own Ray. Without it Ray joins the cluster of the
-            # machine's last `ray start` (read from /tmp/ray/ray_current_cluster, even when that
-            # cluster is gone), and refuses the object store size with a ValueError
-            address="local",
-            include_dashboard=False,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            log_to_driver=True,
-            runtime_env={"env_vars": worker_env(None)},
-        )
+    except ConnectionError as err:  # something answered the probe as a GCS does
+        if not address:
+            raise
+        raise UserError(
+            f"no Ray cluster answers at {address} (Ray: {str(err).splitlines()[0]}); check "
+            f"`ray status` on the cluster's head node, and the {given_by} given"
+        ) from None
+    except SystemExit as err:
+        if err.code != signal.SIGTERM:
+            raise
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # what it started of the local node
+        raise Terminated() from None  # the CLI: "stopped by SIGTERM", exit 143
     _stop_on_sigterm()
     return True
 
 
 def _stop_on_sigterm() -> None:
-    """After `ray.init`, whose own SIGTERM handler prints a C++ stack and aborts (exit -6):
-    SIGTERM (`kill PID`, `ray job stop`) stops the sweep as Ctrl-C does, the trials in flight
-    requeued, and the CLI says so (`Terminated`, exit 143)."""
+    """After `ray.init`: SIGTERM (`kill PID`, `ray job stop`) stops the sweep as Ctrl-C does, the
+    trials in flight requeued, and the CLI says so (`Terminated`, exit 143)."""
 
     def stop(signum: int, frame: Any) -> None:
         raise Terminated()
@@ -177,8 +185,7 @@ def cluster_for(job: JobSpec, address: str | None) -> Iterator[None]:
         for i, name in enumerate(model_names(job) or [""]):
             one = model_job(job, name)
             key = f"models[{i}].gpus_per_trial" if name else "resources.gpus_per_trial"
-            # raises, naming what the cluster has
-            n_slots(one, float(one.resources.cpus_per_trial), gpus_per_trial(one), key)
+            n_slots(one, float(one.resources.cpus_per_trial), gpus_per_trial(one), key)  # or raises
         yield
     finally:
         if started:
@@ -430,15 +437,10 @@ def _fit(free: float, need: float) -> int:
 def _is_worker_death(err: BaseException) -> bool:
     from ray import exceptions as rex
 
-    kinds: tuple[type[BaseException], ...] = (
-        rex.RayActorError,
-        rex.WorkerCrashedError,
-        rex.NodeDiedError,
-        rex.ObjectLostError,
-    )
+    kinds: tuple[type[BaseException], ...] = (rex.RayActorError, rex.WorkerCrashedError)
+    kinds += (rex.NodeDiedError, rex.ObjectLostError)
     oom = getattr(rex, "OutOfMemoryError", None)
-    if oom is not None:
-        kinds = (*kinds, oom)
+    kinds += (oom,) if oom is not None else ()
     return isinstance(err, kinds) and not isinstance(err, rex.RayTaskError)
 
 

@@ -3,7 +3,10 @@ limits, metric names). ablate's only importer of mlflow is this package (inside 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, safe_name, sqlite_path
@@ -31,8 +34,6 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def mlflow_client(uri: str) -> Any:
-    import os
-
     from mlflow.tracking import MlflowClient
 
     # with an HTTP tracking server MLflow prints "View run / View experiment" links each time a
@@ -44,6 +45,9 @@ def mlflow_client(uri: str) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     if uri not in _CLIENTS:
+        db = sqlite_path(uri)
+        if db is not None and db.name != ":memory:" and not db.exists():
+            create_sqlite_store(db)
         client = MlflowClient(tracking_uri=uri)
         if sqlite_path(uri) is not None:
             # WAL + synchronous=NORMAL: an fsync per commit costs 3-18 ms here (see
@@ -53,6 +57,43 @@ def mlflow_client(uri: str) -> Any:
                 sqlite_fast_commits(store.engine)
         _CLIENTS[uri] = client
     return _CLIENTS[uri]
+
+
+def create_sqlite_store(db: Path) -> None:
+    """Make a new SQLite tracking store whole or not at all. MLflow's first open runs its ~50
+    schema migrations, not in one transaction: a driver killed among them (its first seconds)
+    left a database that every later open refused ("duplicate column name: step", "out-of-date
+    database schema"), so the store is migrated in a file beside it and linked into place
+    only when done (`os.link` fails if another process made it first: theirs is kept)."""
+    from mlflow.tracking import MlflowClient
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{db.name}.creating-"
+    for stale in db.parent.glob(f"{prefix}*"):  # a killed creator's file (and its -journal)
+        pid = stale.name[len(prefix) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    tmp = db.with_name(f"{prefix}{os.getpid()}")
+    try:
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp.resolve()}")
+        client.search_experiments()  # the migrations
+        engine = getattr(sql_store(client), "engine", None)
+        if engine is not None:
+            engine.dispose()  # closed before the file is linked (no journal left open)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def artifact_location(uri: str, study: str) -> str | None:

@@ -13,9 +13,6 @@ worker's second trial only redraws the adapter.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ablate.config import JobSpec, resolve_path, to_dict
+from ablate.config import JobSpec
 from ablate.errors import UserError
 from ablate.mixture import (
     Mixture,
@@ -38,6 +35,7 @@ from ablate.mixture import (
 from ablate.models import LoadedModel, load_model
 from ablate.pool import Pool, open_pool
 from ablate.result import TrialResult
+from ablate.trial.checkpoints import checkpoint_folder
 from ablate.trial.encode import DialogueEncoder, Encoded, EncodeError, PixelCache, encode_rows
 from ablate.trial.heldout import heldout_metrics
 from ablate.trial.packing import unpacked_attention
@@ -397,17 +395,6 @@ def _advice(skipped: dict[str, int]) -> str:
 
 def _describe(skipped: dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in skipped.items()) or "none skipped"
-
-
-def checkpoint_folder(job: JobSpec, model_path: str, selection_hash: str, seed: int) -> Path:
-    """`<checkpoint_dir>/<selection hash[:16]>-s<seed>-<settings hash[:8]>`: a retried trial
-    finds its own folder; a change of model, LoRA or training settings starts afresh."""
-    assert job.train.checkpoint_dir is not None
-    kept = dataclasses.replace(job.train, checkpoint_dir=None, checkpoint_every=0, threads=None)
-    settings = json.dumps([model_path, to_dict(job.model), to_dict(kept)], sort_keys=True)
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
-    root = resolve_path(job.train.checkpoint_dir, job.base_dir)
-    return root / f"{selection_hash[:16]}-s{seed}-{digest}"
 
 
 def _cached(cache: dict[Any, Any], key: tuple[Any, ...], make: Callable[[], T]) -> T:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ablate.config import LoraSpec, TrainSpec
 from ablate.errors import UserError
+from ablate.trial.checkpoints import last_whole_checkpoint
 from ablate.trial.encode import Encoded, PixelCache, collate
 from ablate.trial.lora_targets import TARGETS_KEY, wrap_lora
 from ablate.trial.packing import (
@@ -230,7 +231,6 @@ def _train(
     callbacks: Sequence[Any],
 ) -> TrainStats:
     from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     start = time.perf_counter()
     dataset, collate_rows = _training_rows(peft_model, examples, pixels, pad_id, train, seed)
@@ -240,7 +240,7 @@ def _train(
     saving = checkpoint is not None and train.checkpoint_every > 0
     resume = None
     if saving and checkpoint is not None and checkpoint.is_dir():
-        resume = get_last_checkpoint(str(checkpoint))
+        resume = last_whole_checkpoint(checkpoint)
     counted = _CountingCollator(collate_rows)
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = str(checkpoint) if saving else scratch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,17 @@ def test_a_retried_trial_resumes_from_its_checkpoint(train_job: Any, tmp_path: P
     assert [p.name for p in folder.iterdir() if p.name.startswith("checkpoint-")] == [
         "checkpoint-2"
     ]
+    # a worker killed while it saved steps 4 and 6: one without its trainer_state.json (written
+    # last) and an empty optimizer, one whose trainer_state.json was cut short. Before, the
+    # retry took checkpoint-6 (the highest) and failed on it every time.
+    for step, torn in ((4, "missing"), (6, "cut")):
+        shutil.copytree(folder / "checkpoint-2", folder / f"checkpoint-{step}")
+        state = folder / f"checkpoint-{step}" / "trainer_state.json"
+        if torn == "missing":
+            state.unlink()
+            (folder / f"checkpoint-{step}" / "optimizer.pt").write_bytes(b"")
+        else:
+            state.write_text(state.read_text()[:40])
     resumed = run_trial(job, mix, cache)
     assert resumed.info["resumed_from_step"] == 2 and not folder.exists()
     for key in ("overall_accuracy", "bench_loss"):
