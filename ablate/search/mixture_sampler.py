@@ -38,6 +38,9 @@ the parameters into a mixture) but models and proposes in mixture space:
    With nothing running, proposals are exactly those of a sequential search. `in_flight=
    "believer"` keeps the earlier behaviour (maximin until the GP; running trials believed at the
    GP's noise level, the incumbent from finished trials only) for benchmarks/batch_search_benchmark.py.
+5. distinct data: of the candidates in order (maximin or expected improvement), the first whose
+   rows per type differ from every trial's at its volume (`ablate.search.distinct`): at small
+   volumes nearby mixtures round to one selection, which would train on the same data again.
 
 Multi-objective studies keep Optuna's GPSampler (see `ablate.search.make_sampler`).
 
@@ -58,11 +61,11 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import minimize
 from scipy.stats import norm
 
 from ablate.config import JobSpec
+from ablate.search.distinct import first_new
+from ablate.search.gp import GP, fence_bad_tail
 from ablate.search.space import CAP_TOL, VOLUME_PARAM, param_names, to_cube, to_simplex
 
 #: Candidate mixtures scored by the acquisition per proposal (global + face + local).
@@ -88,11 +91,14 @@ class MixtureSampler(BaseSampler):
     before the trial's first parameter is asked (`bind`), since a job may take them from its pool.
     """
 
-    def __init__(self, job: JobSpec, seed: int | None = None, in_flight: str = "plan") -> None:
+    def __init__(
+        self, job: JobSpec, seed: int | None = None, in_flight: str = "plan", distinct: bool = True
+    ) -> None:
         if in_flight not in IN_FLIGHT:
             raise ValueError(f"in_flight must be one of {IN_FLIGHT}, not {in_flight!r}")
         d = job.design
         self.in_flight = in_flight
+        self.distinct = distinct  # False: repeats allowed (the baseline of its benchmark)
         self.job = job
         self.logu = d.parameterization == "logu"
         self.min_share = float(d.min_share)
@@ -103,6 +109,7 @@ class MixtureSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._fallback = RandomSampler(seed=seed)
         self.names: list[str] = []
+        self.types: list[str] = []
         self.k = 0
         self.caps: dict[int, float] = {}
         if job.task_types:
@@ -114,6 +121,7 @@ class MixtureSampler(BaseSampler):
         if types and len(types) == self.k:
             return
         self.names = param_names(self.job, types)
+        self.types = types
         self.k = len(types)
         self.caps = {i: self.max_share[t] for i, t in enumerate(types) if t in self.max_share}
 
@@ -150,19 +158,27 @@ class MixtureSampler(BaseSampler):
             # past the first start-up points with trials in flight: of the blind design
             if running and self.in_flight == "plan" and len(x_seen) >= self.n_startup:
                 cands = self._blind_design(x_seen, cands)
-            best = _farthest(self._embed(cands), x_seen)
+            score = _distance_to_seen(self._embed(cands), x_seen)
         else:
-            y = _fence_bad_tail(self.sign * np.array([float(t.values[0]) for t in done]))
+            y = fence_bad_tail(self.sign * np.array([float(t.values[0]) for t in done]))
             y = np.r_[y, np.full(len(bad), y.min())]  # a failed or pruned one: the worst seen
             n = len(done) + len(bad)
-            best = self._proposal(x_seen[:n], y, x_seen[n:], self._embed(cands))
+            score = self._improvement(x_seen[:n], y, x_seen[n:], self._embed(cands))
+        tried = [self._mixture(t.params) for t in done + bad + running if self.distinct]
+        best = first_new(
+            np.argsort(-score, kind="stable"),
+            *self._mixtures(cands),
+            (np.array([p for p, _ in tried]).reshape(-1, self.k), np.array([v for _, v in tried])),
+            lambda i: self._mixture(self._params(cands[i])),
+            self.types,
+        )
         return self._params(cands[best])
 
-    def _proposal(
+    def _improvement(
         self, x_done: np.ndarray, y: np.ndarray, x_run: np.ndarray, feats: np.ndarray
-    ) -> int:
-        """The candidate of highest expected improvement, running trials believed."""
-        gp = _GP.fit(x_done, y, self.volume is not None)
+    ) -> np.ndarray:
+        """Each candidate's expected improvement, running trials believed."""
+        gp = GP.fit(x_done, y, self.volume is not None)
         incumbent = float(gp.predict(x_done)[0].max())
         if len(x_run):
             believed = gp.predict(x_run)[0]
@@ -175,8 +191,7 @@ class MixtureSampler(BaseSampler):
                 gp = gp.condition(x_run, believed)
         mu, sd = gp.predict(feats)
         z = (mu - incumbent) / np.maximum(sd, 1e-12)
-        ei = (mu - incumbent) * norm.cdf(z) + sd * norm.pdf(z)
-        return int(np.argmax(ei))
+        return (mu - incumbent) * norm.cdf(z) + sd * norm.pdf(z)
 
     def sample_independent(
         self,
@@ -193,13 +208,33 @@ class MixtureSampler(BaseSampler):
             self.volume is None or VOLUME_PARAM in t.params
         )
 
-    def _shares(self, t: FrozenTrial) -> np.ndarray:
-        """The trial's q (shares before the min_share map), as `suggest` computed them."""
-        vals = [float(t.params[n]) for n in self.names]
+    def _shares(self, params: dict[str, Any]) -> np.ndarray:
+        """A trial's q (shares before the min_share map), as `suggest` computes them."""
+        vals = [float(params[n]) for n in self.names]
         if self.logu:
             x = np.array([-math.log(max(v, 1e-300)) for v in vals])
             return x / x.sum() if x.sum() > 0 else np.full(self.k, 1.0 / self.k)
         return to_simplex(vals)
+
+    def _mixture(self, params: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """The shares (after the min_share map) and volume a trial of `params` trains on."""
+        p = self.min_share + (1.0 - self.k * self.min_share) * self._shares(params)
+        return p, int(params.get(VOLUME_PARAM, self.job.design.volumes[0]))
+
+    def _mixtures(self, cands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_mixture` of every candidate at once, up to rounding (`_params` is exact)."""
+        q = np.clip(cands[:, : self.k], 0.0, None)
+        p = self.min_share + (1.0 - self.k * self.min_share) * q / q.sum(1, keepdims=True)
+        if self.volume is None:
+            return p, np.full(len(cands), int(self.job.design.volumes[0]))
+        return p, self._volume_at(cands[:, -1])
+
+    def _volume_at(self, coord: np.ndarray) -> np.ndarray:
+        """Rows at volume coordinates in [0, 1] (log scale between the searched bounds)."""
+        assert self.volume is not None
+        lo, hi = (math.log(v) for v in self.volume)
+        vol = np.round(np.exp(lo + np.clip(coord, 0.0, 1.0) * (hi - lo)))
+        return np.clip(vol, self.volume[0], self.volume[1]).astype(int)
 
     def _vol01(self, volume: float) -> float:
         assert self.volume is not None
@@ -207,7 +242,7 @@ class MixtureSampler(BaseSampler):
         return (math.log(volume) - lo) / (hi - lo) if hi > lo else 0.5
 
     def _features(self, t: FrozenTrial) -> np.ndarray:
-        q = self._shares(t)
+        q = self._shares(t.params)
         if self.volume is None:
             return np.sqrt(q)
         return np.r_[np.sqrt(q), self._vol01(float(t.params[VOLUME_PARAM]))]
@@ -226,9 +261,7 @@ class MixtureSampler(BaseSampler):
             values = [min(max(v, 0.0), 1.0) for v in to_cube(q)]
         params: dict[str, Any] = dict(zip(self.names, values, strict=True))
         if self.volume is not None:
-            lo, hi = (math.log(v) for v in self.volume)
-            vol = round(math.exp(lo + float(np.clip(cand[-1], 0.0, 1.0)) * (hi - lo)))
-            params[VOLUME_PARAM] = int(min(max(vol, self.volume[0]), self.volume[1]))
+            params[VOLUME_PARAM] = int(self._volume_at(cand[-1:])[0])
         return params
 
     # --- candidates -----------------------------------------------------------------------
@@ -250,7 +283,7 @@ class MixtureSampler(BaseSampler):
                     if self.volume is None
                     else self._vol01(float(done[i].params[VOLUME_PARAM]))
                 )
-                block, vol = self._local(self._shares(done[i]), v0)
+                block, vol = self._local(self._shares(done[i].params), v0)
                 parts.append(block)
                 vols.append(vol)
         shares, volumes = np.vstack(parts), np.concatenate(vols)
@@ -307,119 +340,12 @@ class MixtureSampler(BaseSampler):
         return cands
 
 
-class _GP:
-    """A small exact GP: Matern-5/2 with one length scale for the shares' sqrt-embedding and one
-    for the volume coordinate, Gaussian noise, standardised targets; ML-II hyperparameters."""
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        theta: np.ndarray,
-        mean: float,
-        scale: float,
-        noise: np.ndarray | None = None,
-    ):
-        self.x, self.theta, self.mean, self.scale = x, theta, mean, scale
-        self.yn = (y - mean) / scale
-        # per-observation noise variance (standardised units): the learnt level unless given
-        self.noise = np.full(len(x), math.exp(theta[-1])) if noise is None else noise
-        kxx = self._k(x, x) + np.diag(self.noise + 1e-8)
-        self.chol = cho_factor(kxx, lower=True)
-        self.alpha = cho_solve(self.chol, self.yn)
-
-    @staticmethod
-    def _scaled(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        ls = np.full(x.shape[1], math.exp(theta[0]))
-        if len(theta) == 4:  # shares + volume
-            ls[-1] = math.exp(theta[1])
-        return x / ls
-
-    def _k(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _matern(self._scaled(a, self.theta), self._scaled(b, self.theta), self.theta[-2])
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, volume: bool) -> _GP:
-        # standardised through y / max|y|: y.std() of a 1e200 squares past the float range
-        # (inf), and the GP's predictions were NaN
-        top = float(np.abs(y).max()) or 1.0
-        mean, scale = float((y / top).mean()) * top, float((y / top).std()) * top or 1.0
-        yn = (y - mean) / scale
-        n_ls = 2 if volume else 1
-        # bounds: length scales (Hellinger-embedding units: corners are sqrt(2) apart),
-        # log signal variance, log noise variance (standardised units)
-        bounds = [(math.log(0.05), math.log(5.0))] * n_ls + [
-            (math.log(0.05), math.log(20.0)),
-            (math.log(1e-6), math.log(0.5)),
-        ]
-
-        def nll(theta: np.ndarray) -> float:
-            xs = cls._scaled(x, theta)
-            kxx = _matern(xs, xs, theta[-2]) + (math.exp(theta[-1]) + 1e-8) * np.eye(len(x))
-            try:
-                c = cho_factor(kxx, lower=True)
-            except np.linalg.LinAlgError:
-                return 1e10
-            a = cho_solve(c, yn)
-            return float(0.5 * yn @ a + np.log(np.diag(c[0])).sum())
-
-        best = None
-        for ls0 in (0.3, 1.0):
-            x0 = np.array([math.log(ls0)] * n_ls + [0.0, math.log(1e-2)])
-            res = minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options={"maxiter": 60})
-            if best is None or res.fun < best.fun:
-                best = res
-        assert best is not None
-        return cls(x, y, best.x, mean, scale)
-
-    def condition(self, x_new: np.ndarray, y_new: np.ndarray, noise: float | None = None) -> _GP:
-        """The same hyperparameters with extra (pseudo-)observations, with the learnt noise
-        level or the given noise variance (standardised units; 1e-6, the least the fit learns:
-        exact)."""
-        x = np.vstack([self.x, x_new])
-        y = np.r_[self.yn * self.scale + self.mean, y_new]
-        extra = np.full(len(x_new), math.exp(self.theta[-1]) if noise is None else noise)
-        return _GP(x, y, self.theta, self.mean, self.scale, np.r_[self.noise, extra])
-
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ks = self._k(x, self.x)
-        mu = ks @ self.alpha
-        v = cho_solve(self.chol, ks.T)
-        var = np.clip(math.exp(self.theta[-2]) - (ks * v.T).sum(1), 1e-12, None)
-        return mu * self.scale + self.mean, np.sqrt(var) * self.scale
-
-
-def _fence_bad_tail(y: np.ndarray) -> np.ndarray:
-    """Results far on the bad side (below the lower quartile by more than 3 interquartile
-    ranges: a diverged run's loss of 1e6 among losses near 2) pulled in to that fence, order
-    kept. Left as they are, standardising squeezed every other result into a sliver and the GP
-    took the outlier's jump for noise. Maximising, so the bad side is low; the good side stays
-    as it is (a far better result is the one to follow)."""
-    if len(y) < 4:
-        return y
-    q1, q3 = np.percentile(y, [25, 75])
-    spread = q3 - q1
-    if not spread > 0:
-        return y
-    fence = q1 - 3.0 * spread
-    below = y < fence
-    # squeezed into one spread below the fence, order kept: the worst still ranks last
-    y = y.copy()
-    y[below] = fence - spread * (1.0 - 1.0 / (1.0 + (fence - y[below]) / spread))
-    return y
-
-
-def _farthest(feats: np.ndarray, x_seen: np.ndarray) -> int:
-    """Maximin: the candidate farthest from every point seen (the first one when none is)."""
+def _distance_to_seen(feats: np.ndarray, x_seen: np.ndarray) -> np.ndarray:
+    """Each candidate's distance to the nearest point seen, whose largest is the maximin pick
+    (when none is seen: the first candidate first, then the others in order)."""
     if not len(x_seen):
-        return 0
-    return int(np.sqrt(((feats[:, None, :] - x_seen[None, :, :]) ** 2).sum(-1)).min(1).argmax())
-
-
-def _matern(a: np.ndarray, b: np.ndarray, log_var: float) -> np.ndarray:
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    r = np.sqrt(5.0 * np.clip(d2, 0.0, None))
-    return math.exp(log_var) * (1.0 + r + r * r / 3.0) * np.exp(-r)
+        return -np.arange(len(feats), dtype=float)
+    return np.sqrt(((feats[:, None, :] - x_seen[None, :, :]) ** 2).sum(-1)).min(1)
 
 
 __all__ = ["MixtureSampler"]

@@ -322,3 +322,26 @@ def test_default_sampler_is_not_thrown_by_a_diverged_result(make_job, huge: floa
         proposed.add(tuple(round(v, 6) for v in mix.proportions.values()))
     assert len(proposed) == 16  # before: NaN predictions, the same candidate over and over
     assert max(closeness) >= 0.99
+
+
+@pytest.mark.parametrize("design", [{"min_share": 0.0}, {"min_share": 0.05}])
+def test_a_search_at_a_small_volume_never_trains_on_a_selection_twice(make_job, design) -> None:
+    """30 trials at 40 rows over 3 types (861 possible selections): without the check, 17 of
+    them repeated an earlier trial's rows per type, so trained on the same data again."""
+    from ablate.mixture import rows_per_type
+
+    job = make_job(objective=SIM, design={"kind": "search", "volumes": [40], **design})
+    _, runs = _in_memory_search(job, TYPES, 30)
+    selections = [tuple(rows_per_type(mix.proportions, mix.volume).values()) for mix, _ in runs]
+    assert len(set(selections)) == 30
+    assert all(sum(rows) == 40 for rows in selections)
+
+
+def test_a_lattice_with_no_new_selection_left_repeats_the_best_one(make_job) -> None:
+    """3 types at 2 rows hold 6 selections; the 7th trial on has nothing new to train on."""
+    from ablate.mixture import rows_per_type
+
+    job = make_job(objective=SIM, design={"kind": "search", "volumes": [2]})
+    _, runs = _in_memory_search(job, TYPES, 9)
+    selections = [tuple(rows_per_type(mix.proportions, mix.volume).values()) for mix, _ in runs]
+    assert len(set(selections[:6])) == 6 and len(set(selections)) == 6
