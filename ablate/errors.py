@@ -4,7 +4,10 @@ stop a SIGTERM makes, and the did-you-mean hint messages share."""
 from __future__ import annotations
 
 import difflib
+import signal
+import threading
 from collections.abc import Iterable
+from typing import Any
 
 
 class UserError(Exception):
@@ -14,6 +17,19 @@ class UserError(Exception):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill PID`, `ray job stop`) in a sweep's driver: stopped as Ctrl-C stops it
     (trials in flight requeued, runs marked), then the CLI exits 143."""
+
+
+def stop_on_sigterm() -> Any:
+    """From now on SIGTERM raises `Terminated` (a KeyboardInterrupt: it stops what runs as
+    Ctrl-C does). Returns the handler it replaced, to restore; None off the main thread, where
+    Python cannot set one."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def did_you_mean(

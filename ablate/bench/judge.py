@@ -60,7 +60,6 @@ from ablate.bench.judge_parse import DIMENSIONS, parse_scores
 from ablate.bench.spec import ROLES, JudgeSpec
 from ablate.errors import UserError
 
-RUBRIC_VERSION = 1
 CONTEXT_DIMENSIONS = ("references", "logic")
 #: Causes of an unscored answer (its last failure), each a metric `judge_unscored/<cause>`.
 CAUSES = ("auth", "transport", "unparsable")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
 from ablate.cli.commands import run
 from ablate.cli.parser import build_parser
-from ablate.errors import Terminated, UserError
+from ablate.errors import Terminated, UserError, stop_on_sigterm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     again = "start again" if args.command == "data" else "resume"  # an import restarts
+    # SIGTERM (`kill PID`, a scheduler's preemption) stops any command as Ctrl-C does, from its
+    # start: one before a sweep's Ray started used to end the process silently (-15)
+    previous = stop_on_sigterm()
     try:
         return run(args)
     except UserError as err:
@@ -27,3 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ablate: interrupted; rerun the same command to {again}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

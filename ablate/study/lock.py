@@ -34,7 +34,9 @@ from ablate.study.storage import local_store_file, postgres_driver
 
 #: PostgreSQL finds a vanished driver host after keepalive idle + count x interval seconds.
 KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
-KEEPALIVE_SECONDS = 25
+KEEPALIVE_SECONDS = KEEPALIVE["tcp_keepalives_idle"] + (
+    KEEPALIVE["tcp_keepalives_count"] * KEEPALIVE["tcp_keepalives_interval"]
+)
 #: A heartbeat lock (servers other than PostgreSQL) older than this is taken over.
 LOCK_STALE_SECONDS = 120.0
 LOCK_HEARTBEAT_SECONDS = 30.0

@@ -13,12 +13,11 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ablate.config import JobSpec, model_job, model_names
-from ablate.errors import Terminated, UserError
+from ablate.errors import Terminated, UserError, stop_on_sigterm
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
 from ablate.plan import judge_key_problem
@@ -157,11 +156,9 @@ def _stop_on_sigterm() -> None:
     """After `ray.init`: SIGTERM (`kill PID`, `ray job stop`) stops the sweep as Ctrl-C does, the
     trials in flight requeued, and the CLI says so (`Terminated`, exit 143)."""
 
-    def stop(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    if threading.current_thread() is threading.main_thread():
-        _SIGTERM_BEFORE.append(signal.signal(signal.SIGTERM, stop))
+    previous = stop_on_sigterm()
+    if previous is not None:
+        _SIGTERM_BEFORE.append(previous)
 
 
 #: The SIGTERM handler `_stop_on_sigterm` replaced, given back by `shutdown_ray`.

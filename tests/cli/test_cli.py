@@ -605,3 +605,35 @@ def test_an_import_over_a_pool_says_it_replaced_it(
     code, out, err = run_cli(capsys, "data", "import", source, "--out", tmp_path / "pool")
     assert code == 0 and "imported 2 dialogues into" in out
     assert "replaced the pool that was there (1 row; now new dialogues)" in err
+
+
+def test_sigterm_stops_any_command_with_its_line_and_143(tmp_path: Path) -> None:
+    """Before: a SIGTERM before a sweep's Ray started (or to any other command) ended the
+    process silently with -15."""
+    import signal
+    import time
+
+    out = tmp_path / "world"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ablate.cli",
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--n-train",
+            "200000",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(out.rglob("*.png"))) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the command runs (writing images): main() has started
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "ablate: stopped by SIGTERM; rerun the same command to start again" in err
+    assert "Traceback" not in err
