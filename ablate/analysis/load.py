@@ -110,6 +110,45 @@ def _read_sqlite(job: JobSpec) -> tuple[list[_Trial], str | None] | None:
         con.close()
 
 
+#: Storage URL schemes `_read_postgres` reads with psycopg 3 (what SQLAlchemy uses for them).
+_PG_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+class _Qmark:
+    """A psycopg connection taking `_query_trials`' qmark (`?`) parameters."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.con.execute(sql.replace("?", "%s"), params)
+
+
+def _read_postgres(job: JobSpec) -> tuple[list[_Trial], str | None] | None:
+    """`_read_sqlite`'s three queries on an Optuna PostgreSQL database, read-only, through
+    psycopg 3: Optuna's storage builds a FrozenTrial per trial through SQLAlchemy (5,000
+    trials: about 6 CPU seconds more than these queries). None, and the caller goes through
+    Optuna, for anything unexpected (no psycopg, another driver, no connection, no study)."""
+    url = job.storage_url
+    if not url.startswith(_PG_SCHEMES):
+        return None
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    try:
+        con = psycopg.connect("postgresql://" + url.split("://", 1)[1], connect_timeout=10)
+    except psycopg.Error:
+        return None
+    try:
+        con.read_only = True
+        return _query_trials(_Qmark(con), job.study)
+    except (psycopg.Error, TypeError, ValueError, KeyError):
+        return None
+    finally:
+        con.close()
+
+
 def _query_trials(con: Any, study: str) -> tuple[list[_Trial], str | None] | None:
     """`_read_sqlite`'s queries on an open connection (Optuna's v3 schema)."""
     (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -146,8 +185,8 @@ def _query_trials(con: Any, study: str) -> tuple[list[_Trial], str | None] | Non
     ):
         attrs[trial_id][key] = json.loads(value)
 
-    def when(x: Any) -> datetime | None:
-        return datetime.fromisoformat(x) if x else None
+    def when(x: Any) -> datetime | None:  # SQLite gives text, PostgreSQL a datetime
+        return x if isinstance(x, datetime) or not x else datetime.fromisoformat(x)
 
     base = {TRIAL_SETTINGS_ID: json.loads(settings[0])} if settings else {}
     return [
@@ -195,6 +234,7 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
         return _Source(name, direction, metric, gpus, f"study `{name}`", trials, None, uid)
     job = as_job(job)
     found = _read_sqlite(job)
+    found = found if found is not None else _read_postgres(job)
     trials, uid = found if found is not None else _study_trials(_open(job))
     return _Source(
         job.study,

@@ -25,7 +25,8 @@ def _identity(done: Any) -> Any:
     shares = pd.DataFrame(
         {c: (done[c].astype(float).round(3) + 0.0).map("{:g}".format) for c in cols}
     )
-    parts["shares"] = shares.agg("/".join, axis=1) if cols else ""
+    # column-wise concatenation: a row-wise `agg("/".join, axis=1)` costs ~1 ms a trial
+    parts["shares"] = _joined(shares, "/") if cols else ""
     for col in GROUP_COLUMNS:
         if col in done:
             parts[col] = done[col].fillna("").astype(str)
@@ -61,21 +62,38 @@ def design_points(df: Any) -> Any:
     return _labels(parts, df["mixture"].astype("string"))
 
 
+def _joined(parts: Any, sep: str) -> Any:
+    """Each row's text columns joined by `sep` (as `sep.join(row)`), column by column."""
+    first, *rest = (parts[c] for c in parts.columns)
+    return first.str.cat(rest, sep=sep) if rest else first.copy()
+
+
 def _labels(parts: Any, names: Any) -> Any:
     """Per row, the first name of its identity (a row of `parts`), made unique per identity."""
+    import numpy as np
+    import pandas as pd
+
     if parts.empty:
         return names.astype(str)
-    key = parts.agg("|".join, axis=1)
+    key = _joined(parts, "|")
     fallback = parts["volume"] + "-" + parts["shares"]
     base = names.groupby(key).transform("first").fillna(fallback).astype(str)
-    label = {}
-    for name, same in parts.assign(key=key, base=base).drop_duplicates("key").groupby("base"):
-        differ = [c for c in parts.columns if same[c].nunique() > 1]  # several of one name:
-        for row in same.to_dict("records"):  # what sets each apart, `v1000-lat1 (0.5/0.5/0)`
-            what = [
-                row[c] if c in ("volume", "shares", "seed") else f"{c} {row[c]}" for c in differ
-            ]
-            label[row["key"]] = f"{name} ({', '.join(what)})" if differ else str(name)
+    ids = parts.assign(key=key, base=base).drop_duplicates("key")
+    # A name held by one identity is its label; a name several identities share (after a
+    # design change, or balance levels closer than a name's 2 decimals) gets, per identity,
+    # the columns that differ within its name: `v1000-lat1 (0.5/0.5/0)`, `(model big)`.
+    shared = ids["base"].duplicated(keep=False)
+    label = pd.Series(ids["base"].to_numpy(), index=ids["key"].to_numpy())
+    same = ids[shared]
+    if len(same):
+        differ = same.groupby("base")[list(parts.columns)].nunique().gt(1)
+        differ = differ.reindex(same["base"]).to_numpy()  # one row per identity
+        what = pd.Series("", index=same.index)
+        for k, c in enumerate(parts.columns):
+            text = same[c] if c in ("volume", "shares", "seed") else f"{c} " + same[c]
+            sep = np.where((what != "") & differ[:, k], ", ", "")
+            what = what + sep + text.where(differ[:, k], "")
+        label.loc[same["key"].to_numpy()] = (same["base"] + " (" + what + ")").to_numpy()
     return key.map(label)
 
 

@@ -284,7 +284,7 @@ def beyond_the_pool(mixture: Mixture, manifest: PoolManifest, source: str) -> li
     """The outer cells at their lower quota (floor of the exact share) when the volume is more
     rows than the pool can give at all and one cell is already over, else []: a volume far
     beyond the pool (`volume=1e9`) fails at once, without building the row order (`apportion`,
-    about 2 s per million rows) up to it."""
+    under 1 s per million rows) up to it."""
     counts, props, volume = _checked_shares(mixture, manifest, source)
     total = sum(props.values())
     cells = [
