@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ablate.analysis.load import as_job, load
-from ablate.analysis.recommend import check_volume, recommend
+from ablate.analysis.recommend import MIN_DISTANCE, check_volume, recommend
 from ablate.analysis.surrogate_registry import SURROGATES
 from ablate.analysis.surrogates import Proposal, fit_surrogates
 from ablate.config import JobSpec
@@ -76,6 +76,12 @@ def propose_and_enqueue(
     volume, keep = _search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
     proposals, statement = rec.proposals, rec.statement(job.objective.metric)
+    if len(proposals) < n:  # all the trust region holds, each MIN_DISTANCE from the others
+        statement += (
+            f" Asked for {n} proposals: {len(proposals)} mixture(s) at least {MIN_DISTANCE:g} "
+            "apart (L1) "
+            "lie in the region the surrogate trusts, around the best tried mixtures."
+        )
     _check_supply(job, proposals, volume)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
     if dry_run:

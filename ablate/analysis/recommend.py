@@ -72,6 +72,9 @@ CORNER = 0.05
 #: A --volume beyond this factor of the tried range is an extrapolation the report warns about.
 EXTRAPOLATION = 2.0
 
+#: How far apart (L1 over the shares) any two proposals are.
+MIN_DISTANCE = 0.05
+
 
 def check_volume(volume: float | None) -> None:
     """A target volume must be a positive number of rows (or a share of the pool below 1)."""
@@ -270,7 +273,7 @@ def recommend(
     radius: float | None = None,
     z_radius: float = 0.25,
     confidence: float = 0.8,
-    min_distance: float = 0.05,
+    min_distance: float = MIN_DISTANCE,
     n_boot: int = 100,
     seed: int = 0,
     keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,

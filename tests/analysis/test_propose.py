@@ -72,3 +72,18 @@ def test_propose_on_a_search_study_keeps_its_bounds(make_job: Any) -> None:
     with pytest.raises(UserError, match=r"--volume 9000: this search study runs volumes 5000"):
         propose_and_enqueue(job, n=1, volume=9000)
     assert not open_study(job, create=False).get_trials(states=(TrialState.WAITING,))
+
+
+def test_propose_says_when_it_has_fewer_mixtures_than_asked(make_job: Any) -> None:
+    """Before, `-n 500` printed the few mixtures the trust region holds and said nothing of
+    the rest."""
+    job = make_job(design=SEARCH)
+    dirichlet_study(job, n=40)
+    done = propose_and_enqueue(job, n=500, volume=5000, dry_run=True)
+    assert 1 <= len(done.proposals) < 500
+    assert (
+        f"Asked for 500 proposals: {len(done.proposals)} mixture(s) at least 0.05 apart (L1) lie "
+        "in the region the surrogate trusts" in done.statement
+    )
+    few = propose_and_enqueue(job, n=1, volume=5000, dry_run=True)
+    assert len(few.proposals) == 1 and "Asked for" not in few.statement
