@@ -7,6 +7,7 @@ only the result on the way back), and a heavy import done in a child costs the p
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -44,8 +45,10 @@ class Child:
         theirs.close()
 
     def send(self, obj: Any) -> None:
-        """Hand `fn` something it reads from its `conn` (files to log once they exist)."""
-        self.conn.send(obj)
+        """Hand `fn` something it reads from its `conn` (files to log once they exist). A
+        child that has ended already is not an error here: `result` raises what ended it."""
+        with contextlib.suppress(OSError):  # BrokenPipeError: the child's end is closed
+            self.conn.send(obj)
 
     def result(self) -> Any:
         """Wait for `fn`'s return value; its exception is raised here."""

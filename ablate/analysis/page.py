@@ -114,7 +114,7 @@ def _verdict(job: JobSpec, metric: str, f: Findings, answer: VolumeAnswer | None
         f"{'' if f.searched else f' (family-wise error {f.alpha:.0%})'}: "
         f"{_e(f.overall.reason)}.{said}</div>",
         f"<p>{f.n_complete} completed trials; {_e(f.failures.summary())}; objective "
-        f"<code>{_e(metric)}</code> ({_e(f.direction)}). Storage <code>{_e(job.storage_url)}</code>."
+        f"<code>{_e(metric)}</code> ({_e(f.direction)}). Storage <code>{_e(job.storage_shown)}</code>."
         "</p>",
         "<h2>Findings</h2><ul>",
         *(f"<li>{_e(s)}</li>" for s in f.statements()[1:] if s != f.method),

@@ -34,7 +34,7 @@ from ablate.analysis.stats import Cells, study_searched
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.analysis.volume_answer import VolumeAnswer, volume_answer
 from ablate.bench.judge import is_judged_metric
-from ablate.config import JobSpec
+from ablate.config import JobSpec, redact
 from ablate.errors import UserError
 from ablate.objectives import metric_range
 
@@ -148,9 +148,16 @@ def write_report(
         )
         run_id = None
         if mlflow_log is not None:
-            run_id = mlflow_log.log([page, csv, *plots.values()], df.attrs.get("study_uid"))
-            if run_id is None:
-                notes.append(f"no MLflow sweep run of study `{job.study}` in {job.tracking_uri}")
+            try:  # the report is written: a tracking server that fails does not undo it
+                run_id = mlflow_log.log([page, csv, *plots.values()], df.attrs.get("study_uid"))
+            except Exception as err:
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                notes.append(f"not logged to MLflow at {job.tracking_shown}: {redact(first)}")
+            else:
+                if run_id is None:
+                    notes.append(
+                        f"no MLflow sweep run of study `{job.study}` in {job.tracking_shown}"
+                    )
     except BaseException:
         if created:  # a failed report leaves no folder of half-written files behind
             shutil.rmtree(out, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"ablate: error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `ablate data show POOL | head`
+    except BrokenPipeError:  # `ablate data show POOL | head`: the reader of stdout left
+        if not _stdout_gone():
+            raise  # another pipe (a report's worker process): a failure, never a quiet 0
         sys.stderr.close()
         return 0
     except Terminated:
@@ -34,3 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has left (poll: POLLERR on its write end)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (OSError, ValueError):  # no file descriptor (captured, closed): not a pipe we know
+        return False

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ablate.config import JobSpec, safe_name, sqlite_path
+from ablate.config import JobSpec, redact, safe_name, sqlite_path
 from ablate.study import sqlite_fast_commits
 from ablate.tracking.mlflow_fast import sql_store
 
@@ -55,8 +55,33 @@ def mlflow_client(uri: str) -> Any:
             store = sql_store(client)
             if getattr(store, "engine", None) is not None:
                 sqlite_fast_commits(store.engine)
-        _CLIENTS[uri] = client
+        # MLflow's errors quote the request URL, password included (`API request to
+        # http://u:secret@host/api/...`): a URI with one gets a client whose errors do not
+        _CLIENTS[uri] = client if redact(uri) == uri else _Redacting(client)
     return _CLIENTS[uri]
+
+
+class _Redacting:
+    """An MlflowClient whose exceptions (same types) say its URI without the password."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._client, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except Exception as err:
+                err.args = tuple(redact(a) if isinstance(a, str) else a for a in err.args)
+                if isinstance(getattr(err, "message", None), str):
+                    err.message = redact(err.message)  # type: ignore[attr-defined]
+                raise
+
+        return call
 
 
 def create_sqlite_store(db: Path) -> None:

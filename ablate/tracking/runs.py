@@ -69,15 +69,23 @@ def start_sweep(job: JobSpec, uid: str | None = None) -> str:
     )
     run_id = str(run.info.run_id)
     log_params(client, run_id, _job_params(job))
-    client.log_text(run_id, yaml.safe_dump(to_dict(job), sort_keys=False), "job.yaml")
+    client.log_text(run_id, yaml.safe_dump(job_record(job), sort_keys=False), "job.yaml")
     _log_job(client, run_id, job)
     return run_id
+
+
+def job_record(job: JobSpec) -> dict[str, Any]:
+    """The job as the parent run records it (`job.yaml`, params): `storage` and `tracking`
+    without their passwords, as every message shows them; the rest as the file says."""
+    record: dict[str, Any] = to_dict(job)
+    record.update(storage=redact(job.storage), tracking=redact(job.tracking))
+    return record
 
 
 def _job_params(job: JobSpec) -> dict[str, str]:
     """The job as the parent's params, less what its trials never read: a sim or python
     objective trains no model (`model`, `train`, `bench`, ...). `job.yaml` keeps all of it."""
-    params = flatten(to_dict(job))
+    params = flatten(job_record(job))
     if objective_trains(job):
         return params
     unused = ("model.", "train.", "bench.", "bench")
@@ -92,7 +100,7 @@ def _log_job(client: Any, run_id: str, job: JobSpec) -> None:
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = f"jobs/{stamp}.yaml"
-    client.log_text(run_id, yaml.safe_dump(to_dict(job), sort_keys=False), path)
+    client.log_text(run_id, yaml.safe_dump(job_record(job), sort_keys=False), path)
     client.set_tag(run_id, "ablate.last_job", path)
 
 

@@ -293,3 +293,23 @@ def test_a_job_metric_its_trials_never_recorded_is_refused(make_job: Any) -> Non
         propose_and_enqueue(other, n=1, dry_run=True)
     with pytest.raises(UserError, match=r"recorded no `scor`"):
         load(other)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_tracking_server_that_fails_leaves_the_report_written(
+    make_job: Any, tmp_path: Path, parallel: bool
+) -> None:
+    """Before: the MLflow child died, its pipe broke, the report folder was deleted and the CLI
+    took the broken pipe for `| head` (exit 0, nothing printed, nothing written)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = make_job(tracking=f"http://u:S3cretPW@127.0.0.1:{port}")
+    dirichlet_study(job, n=30)
+    report = write_report(job, tmp_path / "r", n_propose=1, parallel=parallel)
+    assert (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "trials.csv").exists()
+    (note,) = [n for n in report.notes if "not logged to MLflow" in n]
+    assert f"not logged to MLflow at http://u:***@127.0.0.1:{port}" in note
+    assert "S3cretPW" not in "\n".join(report.notes) and report.mlflow_run_id is None

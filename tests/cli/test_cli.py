@@ -637,3 +637,42 @@ def test_sigterm_stops_any_command_with_its_line_and_143(tmp_path: Path) -> None
     assert proc.returncode == 143, err
     assert "ablate: stopped by SIGTERM; rerun the same command to start again" in err
     assert "Traceback" not in err
+
+
+def test_a_broken_pipe_other_than_stdout_is_no_quiet_success(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `ablate report` whose MLflow worker process had ended (a tracking server that
+    did not answer) got BrokenPipeError writing to it, taken for `| head`: exit 0, no output,
+    and the report folder removed."""
+    cli_main = sys.modules["ablate.cli.main"]  # (`ablate.cli.main` is also the function)
+
+    def worker_gone(args: Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_main, "run", worker_gone)
+    with pytest.raises(BrokenPipeError):
+        main(["status", "job.yaml"])
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`ablate ... | head`: the reader leaves early; exit 0, nothing on stderr."""
+    script = tmp_path / "many.py"
+    script.write_text(
+        "import sys\n"
+        "from ablate.cli import main\n"
+        "def many(args):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "sys.modules['ablate.cli.main'].run = many\n"
+        "sys.exit(main(['status', 'job.yaml']))\n"
+    )
+    proc = subprocess.run(
+        f"set -o pipefail; {sys.executable} {script} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "line 0\n", "")
