@@ -20,18 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from report_benchmark import DOMAINS  # the MMCR-like domain names the report bench uses
 
 TYPES = ["captioning", "counting", "comparison", "reasoning", "ocr", "spatial"]
-DOMAINS = [
-    "arts",
-    "education",
-    "humanities",
-    "lifestyle",
-    "natural",
-    "science",
-    "sports",
-    "technology",
-]
 SHAPES = {  # n -> (volumes, balance levels, seeds)
     100: ([1000, 5000, 20000, 50000, 100000], 5, 4),
     1000: ([1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000], 25, 5),
