@@ -52,6 +52,8 @@ class _Order:
         self.waiting: list[tuple[int, int, int]] = []  # (release, deadline, type)
         self.order = array("I")
         self.lock = threading.Lock()
+        self.horizon = 0  # the volume `times` reaches
+        self.times: tuple[list[list[int]], list[list[int]]] = ([], [])
 
     def _times(self, volume: int) -> tuple[list[list[int]], list[list[int]]]:
         """Per type, indexed by j: the release and due volume of its row j + 1, for every j it
@@ -73,7 +75,10 @@ class _Order:
             h = len(self.order)
             if h >= volume:
                 return np.frombuffer(self.order, dtype=np.uint32)[:volume]
-            rel, dues = self._times(volume)
+            if volume > self.horizon:  # doubled: extending one row at a time stays linear
+                self.horizon = max(volume, 2 * self.horizon)
+                self.times = self._times(self.horizon)
+            rel, dues = self.times
             ready, waiting, taken = self.ready, self.waiting, self.taken
             pop, push, append = heapq.heappop, heapq.heappush, self.order.append
             while h < volume:
