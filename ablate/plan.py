@@ -202,9 +202,16 @@ def job_pool(job: JobSpec) -> Pool:
 
 def validate_job(job: JobSpec) -> list[str]:
     """Every design point must be suppliable by the pool and the bench scorable: fail before
-    any training; warnings to print (a bench with some unscorable dialogues)."""
+    any training; warnings to print (a bench with some unscorable dialogues, or one that
+    a kind other than `train` does not read)."""
     if job.objective.kind != "train":
-        return []
+        if job.bench_file is None:
+            return []
+        gone = "" if job.bench_file.is_file() else "; the file does not exist either"
+        return [
+            f"warning: {job.source}: `bench` {job.bench_file} is not read: objective kind "
+            f"`{job.objective.kind}` computes its own score, only kind `train` scores a bench{gone}"
+        ]
     assert job.pool_dir is not None  # load_job requires it for kind train
     pool = job_pool(job)
     if job.taxonomy not in pool.manifest.labels:

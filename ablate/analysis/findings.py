@@ -33,7 +33,7 @@ from ablate.analysis.verdict import (
     study_design,
     volume_verdicts,
 )
-from ablate.analysis.words import bal, next_seeds, plural
+from ablate.analysis.words import WAIT, bal, next_seeds, plural
 from ablate.errors import UserError
 
 
@@ -167,9 +167,16 @@ def method_text(d: Design, alpha: float) -> str:
         f"{guard_needs(alpha):,} distinct arrangements to shuffle the permutation quantile is "
         "left out (it would be too coarse to decide anything) and the notes say so."
     )
+    several = ""
+    if d.mixtures_per_cell > 1:
+        several = (
+            f" A cell holds up to {d.mixtures_per_cell} mixtures (the design's balances, binned "
+            "or equal), its mean is over them, and the seed noise is pooled over replicates of "
+            "the same mixture, not over a cell's different mixtures."
+        )
     return (
         f"How the verdicts are computed: a linear model over the {len(d.cells.keys)} completed "
-        f"cells (volume x balance), {noise}. Each smaller volume is compared with the largest, "
+        f"cells (volume x balance), {noise}.{several} Each smaller volume is compared with the largest, "
         "one-sided, with simultaneous lower bounds from the multivariate t (Dunnett), at each "
         "balance level and on scores averaged over the balance levels completed at every "
         'volume; "holds" when a lower bound is above 0 (under no volume effect, in at most '
@@ -199,14 +206,17 @@ def analyse(
     except UserError as err:
         if df.empty or (df["state"] == "COMPLETE").any():
             raise
-        # only failed (or running) trials: no verdict and nothing to plot
-        raise UserError(f'"less is more" cannot be decided: {err}; {RETRY}') from None
+        # only failed (or waiting, or running) trials: no verdict and nothing to plot
+        to_come = df["state"].isin(["WAITING", "RUNNING"]).any()
+        raise UserError(
+            f'"less is more" cannot be decided: {err}; {WAIT if to_come else RETRY}'
+        ) from None
     design = study_design(df, metric, direction)
     overall, per_level = volume_verdicts(design, alpha)
     balance = balance_verdicts(design, alpha)
     failed = failures(df)
     notes = failed.describe()
-    lost = {*design.missing, *design.unrecorded}
+    lost = design.lost_cells
     if lost:
         notes.append(
             f"No completed trial with a score in {len(lost)} cell(s) of the design: "
@@ -288,8 +298,11 @@ def detectable_text(d: Design, alpha: float) -> str:
     note = f" ({GUARD_NOTE})" if fewest <= GUARDED_SEEDS else ""
     if fewest <= GUARDED_SEEDS and not planned.guarded(alpha):
         note = f" ({NO_GUARD_NOTE})"
+    size = planned.describe()
+    if d.mixtures_per_cell > 1:  # a cell's n is its mixtures' seeds, all together
+        size = size.replace(plural(planned.seeds, "seed"), f"{planned.seeds} trials per cell")
     return (
-        f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({planned.describe()}"
+        f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({size}"
         f"{ran}) detects a volume effect of {mde:.3g} with {POWER:.0%} power{worst}; {plan}"
         f"{note}."
     )

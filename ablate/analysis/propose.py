@@ -15,7 +15,7 @@ import numpy as np
 from ablate.analysis.load import as_job, load
 from ablate.analysis.recommend import MIN_DISTANCE, check_volume, recommend
 from ablate.analysis.surrogate_registry import SURROGATES
-from ablate.analysis.surrogates import Proposal, fit_surrogates
+from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.config import JobSpec
 from ablate.design import SEARCH
 from ablate.errors import UserError
@@ -63,15 +63,10 @@ def propose_and_enqueue(
     if model is not None:
         SURROGATES.get(model, "ablate propose")
     df = load(job)
-    df.attrs["range"] = metric_range(job, metric or job.objective.metric)
-    column = "value" if metric in (None, job.objective.metric) else metric
-    sur = fit_surrogates(df, column)
-    if not np.ptp(sur.data.y) > 0:  # a constant (a bench scoring 0 everywhere): no ranking
-        raise UserError(
-            f"every completed trial of study `{job.study}` scored {sur.data.y[0]:g} on "
-            f"{metric or job.objective.metric}: a surrogate has nothing to rank mixtures by, "
-            "nothing was enqueued. Check the trials' metrics (`ablate report`) first"
-        )
+    if not dry_run:  # a running sweep refuses it now, not after the surrogates' fits
+        with driver_lock(job, open_study(job, create=False)):
+            pass
+    sur = _fit(job, df, metric)
     name = model or sur.best
     volume, keep = _search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
@@ -99,6 +94,20 @@ def propose_and_enqueue(
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name], level=level)
     return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
+
+
+def _fit(job: JobSpec, df: Any, metric: str | None) -> Surrogates:
+    """The surrogates of `metric` (default: the objective's), refused on constant scores."""
+    df.attrs["range"] = metric_range(job, metric or job.objective.metric)
+    column = "value" if metric in (None, job.objective.metric) else metric
+    sur = fit_surrogates(df, column)
+    if not np.ptp(sur.data.y) > 0:  # a constant (a bench scoring 0 everywhere): no ranking
+        raise UserError(
+            f"every completed trial of study `{job.study}` scored {sur.data.y[0]:g} on "
+            f"{metric or job.objective.metric}: a surrogate has nothing to rank mixtures by, "
+            "nothing was enqueued. Check the trials' metrics (`ablate report`) first"
+        )
+    return sur
 
 
 def _search_bounds(

@@ -135,12 +135,13 @@ class Recommendation:
         skill = f"{b.model}, held-out Spearman {self.spearman:.2f}"
         warn = "".join(f" {n}" for n in self.notes)
         if self.beats:
-            diff = gain(
-                self.sign * (self.proposals[0].predicted - self.observed), metric, self.sign
-            )
+            # the gain the claim rests on: two predictions of one model (see the module's
+            # docstring), not the prediction against the observed mean
+            diff = gain(self.gain, metric, self.sign)
             return (
-                f"Proposal 1 is expected to beat {tried}: predicted {diff} than it ({b.model} "
-                f"predicts it at {b.predicted:.3f}), {self._against_noise()}, better in "
+                f"Proposal 1 is expected to beat {tried}: predicted {diff} than it by the same "
+                f"model ({b.model} predicts it at {b.predicted:.3f}, proposal 1 at "
+                f"{self.proposals[0].predicted:.3f}), {self._against_noise()}, better in "
                 f"{self.chance:.0%} of bootstrap refits ({skill}; proposals stay within L1 "
                 f"{self.radius:.2f} of the best tried mixtures, where the surrogate has data).{warn}"
             )

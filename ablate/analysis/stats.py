@@ -3,8 +3,13 @@
 A cell (one volume level x one balance level) gets the 95% t interval of its mean with the seed
 noise pooled over all cells, as the verdict pools it (`ablate.analysis.contrasts`):
 
-    mean +- t(0.975, df) * s / sqrt(n),   s^2 = sum of squares about the cell means / df,
-    df = completed trials - cells
+    mean +- t(0.975, df) * s / sqrt(n),   s^2 = sum of squares about the mixture means / df,
+    df = completed trials - mixtures
+
+The noise is pooled over replicates of the same mixture (volume and shares, `mixture_identity`), not
+over a cell's trials: a cell can hold several mixtures (a lattice's corners all have balance 0; a
+random design's balances are binned into quartiles), and their differences are no seed noise (a
+random design of 20 mixtures x 3 seeds at seed SD 0.01 pooled within its bins: 0.05).
 
 With normal seed noise of the same SD in every cell this covers the true mean in 95% of studies
 whatever n (a 3 x 3 grid with 2 seeds: 9 df), where a bootstrap of each cell's own 2 seeds
@@ -20,14 +25,15 @@ not from these.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
 from ablate.analysis.load import completed, proposed
-from ablate.analysis.words import RETRY, bal, check_metric, lost_text, next_seeds
+from ablate.analysis.tables import mixture_identity
+from ablate.analysis.words import RETRY, WAIT, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
 from ablate.errors import UserError
 
@@ -80,8 +86,10 @@ def add_levels(done: Any) -> Any:
 
 
 def searched(rows: Any, levels: Any) -> bool:
-    """Whether a trial table is a search study's: its levels are bins (`add_levels`), or every
-    mixture is named as the search names them (`search3-v5822`, `centroid-v4472`)."""
+    """Whether a trial table is a search study's: every mixture is named as the search names
+    them (`search3-v5822`, `centroid-v4472`), or its levels are bins (`add_levels`) and no
+    mixture was tried with two seeds (a random design of 20 mixtures x 3 seeds has binned
+    balances too, but seed replicates: a fixed design)."""
     binned = (levels["vol_level"] != levels["volume"].astype(float)).any() or (
         levels["bal_level"] != levels["balance"].astype(float).round(3)
     ).any()
@@ -89,7 +97,30 @@ def searched(rows: Any, levels: Any) -> bool:
     if "mixture" in rows and len(rows):
         names = rows["mixture"].astype(str)
         by_name = bool(names.str.contains(r"(?:^|-)(?:search\d+|centroid)-v", regex=True).all())
-    return bool(binned or by_name)
+    return bool(by_name or (binned and not replicated(rows)))
+
+
+def replicated(rows: Any) -> bool:
+    """Whether some mixture (`mixture_identity`) of `rows` was tried with two seeds or more, in any
+    state: a search runs each of its mixtures at `design.seeds[0]` only."""
+    if rows.empty or "seed" not in rows:
+        return False
+    return bool(rows["seed"].groupby(mixture_identity(rows).to_numpy()).nunique().max() > 1)
+
+
+def replicate_noise(
+    vol: Any, mixture: Any, y: Any, cells: CellMeans, check: float = VARIANCE_CHECK
+) -> Noise:
+    """The seed noise (`noise`) pooled over replicates of the same mixture, one entry per
+    completed trial (its volume level, mixture label and score), for the cells `cells` of the
+    same trials: a cell uses its volume's variance when they are kept per volume."""
+    _, code = np.unique(np.asarray(mixture, dtype=str), return_inverse=True)
+    per_mixture = CellMeans.of(vol, code.ravel(), y)
+    found = noise(per_mixture, check)
+    if found.pooled:
+        return replace(found, group=np.zeros(len(cells.keys), int))
+    vols = sorted({v for v, _ in per_mixture.keys})
+    return replace(found, group=np.array([vols.index(v) for v, _ in cells.keys]))
 
 
 def study_searched(df: Any) -> bool:
@@ -129,7 +160,7 @@ class Cells:
     sd: float = math.nan
     """The seed SD pooled over the cells (NaN: no cell has two seeds)."""
     df: int = 0
-    """Its degrees of freedom (completed trials - cells)."""
+    """Its degrees of freedom (completed trials - mixtures)."""
     searched: bool = False
     """A search study's cells: bins of different mixtures, each run once (`searched`)."""
 
@@ -177,7 +208,12 @@ def cell_stats(
     grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
     cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
-    pooled = noise(cells, check=0.0)  # one SD for all: the bars do not decide anything
+    if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
+        pooled = noise(cells, check=0.0)
+    else:  # one SD for all: the bars do not decide anything
+        pooled = replicate_noise(
+            done["vol_level"], mixture_identity(done), done[metric], cells, 0.0
+        )
     low, high = t_interval(table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df)
     # kept inside the metric's range (an accuracy's bar below 0 says nothing the data can)
     if bounds is None and metric == df.attrs.get("range_of", "value"):
@@ -214,6 +250,12 @@ class Design:
     searched: bool = False
     """A search study: its levels are bins of searched trials, each mixture run once
     (`design.seeds[0]`); more seeds or `ablate plan` do not apply to it."""
+    pending: dict[tuple[float, float], int] = field(default_factory=dict)
+    """Cells with trials but no score: how many trials there are still waiting or running
+    (not lost: the sweep has yet to finish them)."""
+    mixtures_per_cell: int = 1
+    """The most mixtures tried in one cell: above 1 a cell's mean is over several mixtures
+    (binned balances of a random design, a lattice's corners), each with its seeds."""
 
     @classmethod
     def of(
@@ -227,51 +269,64 @@ class Design:
         variance_check: float = VARIANCE_CHECK,
         seed: Any = None,
         searched: bool = False,
+        mixture: Any = None,
+        waiting: Any = None,
     ) -> Design:
         """From one entry per trial (any state): its levels, score, whether it completed and
-        (optionally) its seed (default: each trial its own seed of its cell).
+        (optionally) its seed (default: each trial its own seed of its cell) and mixture label
+        (`mixture_identity`: the seed noise is pooled over replicates of a mixture; default: one
+        mixture per cell, as in a grid).
+        `waiting`: per trial, whether it is still waiting or running (default: none is).
         `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
         vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
         seed = np.arange(vol.size) if seed is None else np.asarray(seed)
-        points = set(zip(vol.tolist(), bal.tolist(), seed.tolist(), strict=True))
-        per_cell: dict[tuple[float, float], int] = {}
-        for v, b, _ in points:
-            per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
+        seeds = _distinct_per_cell(vol, bal, seed)
         complete = np.asarray(done, dtype=bool)
         done = complete & np.isfinite(np.asarray(y, dtype=float))
-        cells = CellMeans.of(vol[done], bal[done], np.asarray(y, dtype=float)[done])
-        have = set(cells.keys)
-        missing: dict[tuple[float, float], int] = {}
-        unrecorded: dict[tuple[float, float], int] = {}
-        for v, b, c in zip(vol[~done].tolist(), bal[~done].tolist(), complete[~done], strict=True):
-            if (v, b) not in have:
-                into = unrecorded if c else missing
-                into[(v, b)] = into.get((v, b), 0) + 1
+        y_done = np.asarray(y, dtype=float)[done]
+        cells = CellMeans.of(vol[done], bal[done], y_done)
+        waits = np.zeros(vol.size, bool) if waiting is None else np.asarray(waiting, dtype=bool)
+        missing, unrecorded, pending = _lost(vol, bal, complete, done, waits, set(cells.keys))
         return cls(
             sorted(set(vol.tolist())),
             sorted(set(bal.tolist())),
             cells,
             missing,
-            noise(cells, variance_check),
+            noise(cells, variance_check)
+            if mixture is None
+            else replicate_noise(
+                vol[done], np.asarray(mixture)[done], y_done, cells, variance_check
+            ),
             sign,
             metric,
-            max(per_cell.values(), default=0),
-            len(points),
+            max(seeds.values(), default=0),
+            sum(seeds.values()),
             unrecorded,
             int((complete & ~done).sum()),
             searched,
+            pending,
+            1
+            if mixture is None
+            else max(_distinct_per_cell(vol, bal, mixture).values(), default=1),
         )
 
-    def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int]:
-        """(trials that did not complete, completed trials without the metric) in `keys`."""
+    def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int, int]:
+        """(trials that did not complete, completed trials without the metric, trials still
+        waiting or running) in `keys`."""
         return (
             sum(self.missing.get(k, 0) for k in keys),
             sum(self.unrecorded.get(k, 0) for k in keys),
+            sum(self.pending.get(k, 0) for k in keys),
         )
+
+    @property
+    def lost_cells(self) -> list[tuple[float, float]]:
+        """The cells with trials but no score (failed, without the metric, or to come)."""
+        return sorted({*self.missing, *self.unrecorded, *self.pending})
 
     def describe_missing(self) -> str:
         """The cells with trials but no score, each with why (`lost_text`)."""
-        keys = sorted({*self.missing, *self.unrecorded})
+        keys = self.lost_cells
         return ", ".join(
             f"{_vol(v)} at balance {bal(b)} ({lost_text(*self.lost([(v, b)]), self.metric)})"
             for v, b in keys
@@ -280,11 +335,53 @@ class Design:
     def advice(self, keys: list[tuple[float, float]], add: str = "add it to the design") -> str:
         """What to do about the cells `keys` having no score: rerun failed trials, check a
         metric that completed trials did not record, or (nothing lost) change the design."""
-        failed, unrecorded = self.lost(keys)
+        failed, unrecorded, pending = self.lost(keys)
         out = [RETRY] if failed else []
+        if pending:
+            out.append(WAIT)
         if unrecorded:
             out.append(check_metric(self.metric))
         return "; ".join(out) or (add if not self.searched else next_seeds(1, searched=True))
+
+
+def _distinct_per_cell(vol: np.ndarray, bal: np.ndarray, of: Any) -> dict[tuple[float, float], int]:
+    """Per cell (volume, balance), how many distinct values of `of` (seeds, mixture labels) its
+    trials have."""
+    found = set(zip(vol.tolist(), bal.tolist(), np.asarray(of).tolist(), strict=True))
+    per_cell: dict[tuple[float, float], int] = {}
+    for v, b, _ in found:
+        per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
+    return per_cell
+
+
+Lost = dict[tuple[float, float], int]
+
+
+def _lost(
+    vol: np.ndarray,
+    bal: np.ndarray,
+    complete: np.ndarray,
+    scored: np.ndarray,
+    waiting: np.ndarray,
+    have: set[tuple[float, float]],
+) -> tuple[Lost, Lost, Lost]:
+    """Per cell with no score (not in `have`): its trials that failed, that completed without
+    the metric, and that are still waiting or running."""
+    missing: Lost = {}
+    unrecorded: Lost = {}
+    pending: Lost = {}
+    rows = zip(
+        vol[~scored].tolist(),
+        bal[~scored].tolist(),
+        complete[~scored],
+        waiting[~scored],
+        strict=True,
+    )
+    for v, b, c, w in rows:
+        if (v, b) not in have:
+            into = unrecorded if c else pending if w else missing
+            into[(v, b)] = into.get((v, b), 0) + 1
+    return missing, unrecorded, pending
 
 
 def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
@@ -293,6 +390,9 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
     direction = direction or df.attrs.get("direction", "maximize")
     label = df.attrs.get("metric", metric) if metric == "value" else metric
     rows, levels, search = design_trials(df)
+    if "requeued" in rows:  # a stopped driver's trial: its copy is the one that counts (`load`)
+        copy = rows["requeued"].fillna(False).astype(bool) & (rows["state"] == "FAIL")
+        rows, levels = rows[~copy], levels[~copy]
     y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
     return Design.of(
         levels["vol_level"],
@@ -303,4 +403,6 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         label,
         seed=rows.get("seed"),
         searched=search,
+        mixture=mixture_identity(rows).to_numpy() if len(rows) else None,
+        waiting=rows["state"].isin(["WAITING", "RUNNING"]),
     )

@@ -49,6 +49,16 @@ def mixture_keys(done: Any) -> Any:
     return _labels(_identity(done), names)
 
 
+def mixture_identity(done: Any) -> Any:
+    """Per trial, one text per mixture (volume, shares, model and settings), the same for its
+    seed replicates: `mixture_keys` without the names, so also for a table with no `mixture`
+    column. A table without shares (built by hand) goes by its balance."""
+    parts = _identity(done)
+    if not any(str(c).startswith("p/") for c in done.columns) and "balance" in done:
+        parts["shares"] = done["balance"].astype(float).map("{:.12g}".format)
+    return _joined(parts, "|")
+
+
 def design_points(df: Any) -> Any:
     """A label per design point (mixture x seed), unique to it: the trial's name
     (`v750-b0.70-s1`), with what sets it apart in brackets when two points share a name, as in

@@ -187,12 +187,12 @@ def _cannot(d: Design) -> str | None:
     """Why this study cannot compare volumes at all, with what to add; None when it can."""
     tested = sorted({v for v, _ in d.cells.keys})
     if not tested:
-        if d.n_unrecorded and not d.missing:
+        if d.n_unrecorded and not d.missing and not d.pending:
             return (
                 f"no completed trial recorded `{d.metric}` ({plural(d.n_unrecorded, 'trial')} "
                 f"completed without it), so nothing can be compared; {check_metric(d.metric)}"
             )
-        return f"no trial completed, so nothing can be compared; {d.advice(list(d.missing))}"
+        return f"no trial completed, so nothing can be compared; {d.advice(d.lost_cells)}"
     if len(d.volumes) < 2:
         v = d.volumes[0]
         more = (
@@ -206,7 +206,7 @@ def _cannot(d: Design) -> str | None:
         )
     if len(tested) < 2:
         lost = ", ".join(_vol(v) for v in d.volumes if v not in tested)
-        keys = [k for k in {*d.missing, *d.unrecorded} if k[0] != tested[0]]
+        keys = [k for k in d.lost_cells if k[0] != tested[0]]
         return (
             f"only one volume has completed trials ({_vol(tested[0])}); none at {lost} has a "
             f"score ({lost_text(*d.lost(keys), d.metric)}): {d.advice(keys)}"

@@ -43,6 +43,11 @@ def gain(better: float, metric: str, sign: float) -> str:
 
 #: The advice when trials failed (and only then).
 RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
+#: The advice when trials are still waiting or running (a sweep under way, or stopped).
+WAIT = (
+    "the sweep has yet to finish them (`ablate status JOB.yaml` follows it; a stopped sweep "
+    "resumes with `ablate sweep JOB.yaml`)"
+)
 
 
 def check_metric(metric: str) -> str:
@@ -58,10 +63,12 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-def lost_text(failed: int, unrecorded: int, metric: str) -> str:
+def lost_text(failed: int, unrecorded: int, pending: int, metric: str) -> str:
     """Why trials gave no score, in words: `3 did not complete`, `3 completed trials did not
-    record `acc``; '' when none were lost."""
+    record `acc``, `2 still waiting or running`; '' when none were lost."""
     out = [f"{failed} did not complete"] if failed else []
+    if pending:
+        out.append(f"{pending} still waiting or running")
     if unrecorded:
         out.append(f"{plural(unrecorded, 'completed trial')} did not record `{metric}`")
     return ", ".join(out)
@@ -98,6 +105,7 @@ def searched_reason() -> str:
 
 __all__ = [
     "RETRY",
+    "WAIT",
     "bal",
     "check_metric",
     "gain",

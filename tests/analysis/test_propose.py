@@ -39,9 +39,17 @@ def test_propose_on_a_search_study_enqueues_the_samplers_coordinates(make_job: A
         assert t.user_attrs["proposed_by"] == done.model
 
 
-def test_propose_refuses_while_a_driver_holds_the_study(make_job: Any) -> None:
+def test_propose_refuses_while_a_driver_holds_the_study(
+    make_job: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = make_job(design=SEARCH)
     dirichlet_study(job, n=40)
+
+    def fit(*_: Any, **__: Any) -> None:
+        raise AssertionError("the surrogates were fitted (seconds) before the lock was tried")
+
+    # refused before the fits, which take seconds on a large study
+    monkeypatch.setattr("ablate.analysis.propose.fit_surrogates", fit)
     with driver_lock(job, open_study(job, create=False)), pytest.raises(UserError) as err:
         propose_and_enqueue(job, n=1, volume=5000)
     assert "another `ablate sweep` is driving this study" in str(err.value)

@@ -91,7 +91,8 @@ def test_a_proposal_beats_a_best_tried_mixture_far_from_the_optimum(make_job: An
     assert truth > tried + 0.03
     text = rec.statement("score")
     assert text.startswith("Proposal 1 is expected to beat the best tried")
-    assert "higher score (better) than it (" in text and "seed noise unknown" in text
+    assert "higher score (better) than it by the same model (gp" in text
+    assert f"{rec.gain:.3f} higher" in text and "seed noise unknown" in text
 
 
 @pytest.mark.parametrize("radius", [0.05, 0.15])

@@ -244,3 +244,33 @@ def test_plural() -> None:
     assert plural(3, "balance level") == "3 balance levels"
     assert plural(1200, "trial") == "1,200 trials"
     assert DesignSize(1, 1, 1).describe() == "1 volume x 1 balance level x 1 seed = 1 trial"
+
+
+# --- a sweep under way: trials still to come are not failures ----------------------------------
+
+
+def test_waiting_and_requeued_trials_are_not_counted_as_failed() -> None:
+    # the largest volume's cell: one trial waiting, one running, and a stopped driver's trial
+    # (FAIL, requeued) whose copy is the waiting one: 2 to come, none failed
+    df = table(
+        [
+            (5000, 1.0, 0.61, "COMPLETE"),
+            (5000, 1.0, 0.63, "COMPLETE"),
+            (20000, 1.0, math.nan, "FAIL"),
+            (20000, 1.0, math.nan, "WAITING"),
+            (20000, 1.0, math.nan, "RUNNING"),
+        ]
+    )
+    df["requeued"] = [False, False, True, False, False]
+    df.loc[3, "seed"] = 2  # the requeued trial's copy: the same design point
+    d = study_design(df, "acc")
+    assert d.pending == {(20000.0, 1.0): 2} and d.missing == {}
+    assert d.lost([(20000.0, 1.0)]) == (0, 0, 2)
+    f = analyse(df, "acc")
+    assert "(2 still waiting or running)" in f.headline()
+    assert "the sweep has yet to finish them" in f.headline() and RETRY not in f.headline()
+    # a failure next to them is still one, with its own advice
+    df.loc[4, "state"] = "FAIL"
+    d = study_design(df, "acc")
+    assert d.lost([(20000.0, 1.0)]) == (1, 0, 1)
+    assert RETRY in analyse(df, "acc").headline()

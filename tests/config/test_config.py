@@ -386,6 +386,20 @@ def test_validate_job_accepts_what_the_pool_supplies(
     validate_job(job)
 
 
+def test_a_bench_no_objective_reads_is_said(tmp_path: Path, small_pool: dict[str, Path]) -> None:
+    # a sim job copied from a training job keeps its `bench`: nothing scores it, and the user
+    # is told so rather than left to think the scores are the bench's
+    objective = "objective={kind: sim, landscape: less_is_more, metric: score}"
+    job = pool_job(tmp_path, small_pool, (objective,))
+    (line,) = validate_job(job)
+    assert line == (
+        f"warning: {job.source}: `bench` {job.bench_file} is not read: objective kind `sim` "
+        "computes its own score, only kind `train` scores a bench"
+    )
+    job = pool_job(tmp_path, small_pool, (objective, "bench=nothere.yaml"))
+    assert validate_job(job)[0].endswith("scores a bench; the file does not exist either")
+
+
 def test_validate_job_task_type_the_pool_lacks(tmp_path: Path, small_pool: dict[str, Path]) -> None:
     job = pool_job(tmp_path, small_pool, ("task_types=[colors, painting]",))
     assert error_of(validate_job, job) == (
