@@ -171,8 +171,9 @@ def method_text(d: Design, alpha: float) -> str:
     if d.mixtures_per_cell > 1:
         several = (
             f" A cell holds up to {d.mixtures_per_cell} mixtures (the design's balances, binned "
-            "or equal), its mean is over them, and the seed noise is pooled over replicates of "
-            "the same mixture, not over a cell's different mixtures."
+            "or equal), its mean is over them, each balance level keeps the same mixtures, each "
+            "as often, at every volume, and the seed noise is pooled over replicates of the "
+            "same mixture, not over a cell's different mixtures."
         )
     return (
         f"How the verdicts are computed: a linear model over the {len(d.cells.keys)} completed "
@@ -222,6 +223,9 @@ def analyse(
             f"No completed trial with a score in {len(lost)} cell(s) of the design: "
             f"{design.describe_missing()}; the tests leave them out."
         )
+    if design.unbalanced:
+        to_come = bool(df["state"].isin(["WAITING", "RUNNING"]).any())
+        notes.append(unbalanced_note(design, failed.trials > 0, to_come))
     if extra := proposals_note(df, design):
         notes.append(extra)
     if any(r.guard is False for r in [overall, *per_level]):
@@ -260,6 +264,22 @@ def proposals_note(df: Any, d: Design) -> str:
         "left out of its volume x balance cells, its tests and its size above and of the plots "
         "by balance level, and shown in the Mixtures table (marked proposed), the surrogates, "
         "the Pareto, shares and history plots and trials.csv."
+    )
+
+
+def unbalanced_note(d: Design, failed: bool, to_come: bool) -> str:
+    """Why some completed trials are not in the cells (`replicates.balanced`), and what to do."""
+    if failed:
+        why, advice = "failed trials left some mixture", f"; {RETRY}"
+    elif to_come:
+        why, advice = "trials still to finish left some mixture", f"; {WAIT}"
+    else:
+        why, advice = "the study ran some mixture", ""
+    return (
+        f"{plural(d.unbalanced, 'completed trial')} left out of the volume x balance cells "
+        "(not of the seed noise) so that each balance level holds the same mixtures, each as "
+        f"often, at every volume: {why} with fewer seeds at one volume than at another, and "
+        f"the cells compare like with like{advice}."
     )
 
 

@@ -6,10 +6,8 @@ noise pooled over all cells, as the verdict pools it (`ablate.analysis.contrasts
     mean +- t(0.975, df) * s / sqrt(n),   s^2 = sum of squares about the mixture means / df,
     df = completed trials - mixtures
 
-The noise is pooled over replicates of the same mixture (volume and shares, `mixture_identity`), not
-over a cell's trials: a cell can hold several mixtures (a lattice's corners all have balance 0; a
-random design's balances are binned into quartiles), and their differences are no seed noise (a
-random design of 20 mixtures x 3 seeds at seed SD 0.01 pooled within its bins: 0.05).
+The noise is pooled over replicates of the same mixture, not over a cell's trials: a cell can
+hold several mixtures, and their differences are no seed noise (`ablate.analysis.replicates`).
 
 With normal seed noise of the same SD in every cell this covers the true mean in 95% of studies
 whatever n (a 3 x 3 grid with 2 seeds: 9 df), where a bootstrap of each cell's own 2 seeds
@@ -25,13 +23,14 @@ not from these.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
 from ablate.analysis.load import completed, proposed
+from ablate.analysis.replicates import balanced, distinct_per_cell, replicate_noise, replicated
 from ablate.analysis.tables import mixture_identity
 from ablate.analysis.words import RETRY, WAIT, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
@@ -98,29 +97,6 @@ def searched(rows: Any, levels: Any) -> bool:
         names = rows["mixture"].astype(str)
         by_name = bool(names.str.contains(r"(?:^|-)(?:search\d+|centroid)-v", regex=True).all())
     return bool(by_name or (binned and not replicated(rows)))
-
-
-def replicated(rows: Any) -> bool:
-    """Whether some mixture (`mixture_identity`) of `rows` was tried with two seeds or more, in any
-    state: a search runs each of its mixtures at `design.seeds[0]` only."""
-    if rows.empty or "seed" not in rows:
-        return False
-    return bool(rows["seed"].groupby(mixture_identity(rows).to_numpy()).nunique().max() > 1)
-
-
-def replicate_noise(
-    vol: Any, mixture: Any, y: Any, cells: CellMeans, check: float = VARIANCE_CHECK
-) -> Noise:
-    """The seed noise (`noise`) pooled over replicates of the same mixture, one entry per
-    completed trial (its volume level, mixture label and score), for the cells `cells` of the
-    same trials: a cell uses its volume's variance when they are kept per volume."""
-    _, code = np.unique(np.asarray(mixture, dtype=str), return_inverse=True)
-    per_mixture = CellMeans.of(vol, code.ravel(), y)
-    found = noise(per_mixture, check)
-    if found.pooled:
-        return replace(found, group=np.zeros(len(cells.keys), int))
-    vols = sorted({v for v, _ in per_mixture.keys})
-    return replace(found, group=np.array([vols.index(v) for v, _ in cells.keys]))
 
 
 def study_searched(df: Any) -> bool:
@@ -256,6 +232,9 @@ class Design:
     mixtures_per_cell: int = 1
     """The most mixtures tried in one cell: above 1 a cell's mean is over several mixtures
     (binned balances of a random design, a lattice's corners), each with its seeds."""
+    unbalanced: int = 0
+    """Scored trials left out of the cells (not of the noise) so that a balance level holds
+    the same mixtures, each as often, at every volume (`replicates.balanced`)."""
 
     @classmethod
     def of(
@@ -280,13 +259,17 @@ class Design:
         `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
         vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
         seed = np.arange(vol.size) if seed is None else np.asarray(seed)
-        seeds = _distinct_per_cell(vol, bal, seed)
+        seeds = distinct_per_cell(vol, bal, seed)
         complete = np.asarray(done, dtype=bool)
-        done = complete & np.isfinite(np.asarray(y, dtype=float))
-        y_done = np.asarray(y, dtype=float)[done]
-        cells = CellMeans.of(vol[done], bal[done], y_done)
+        y = np.asarray(y, dtype=float)
+        done = complete & np.isfinite(y)
+        several = 1 if mixture is None else max(distinct_per_cell(vol, bal, mixture).values())
+        # (a search's bins hold each mixture at one volume: no test, nothing to balance)
+        use = balanced(vol, bal, mixture, done) if several > 1 and not searched else done
+        cells = CellMeans.of(vol[use], bal[use], y[use])
         waits = np.zeros(vol.size, bool) if waiting is None else np.asarray(waiting, dtype=bool)
-        missing, unrecorded, pending = _lost(vol, bal, complete, done, waits, set(cells.keys))
+        have = set(zip(vol[done].tolist(), bal[done].tolist(), strict=True))
+        missing, unrecorded, pending = _lost(vol, bal, complete, done, waits, have)
         return cls(
             sorted(set(vol.tolist())),
             sorted(set(bal.tolist())),
@@ -295,7 +278,7 @@ class Design:
             noise(cells, variance_check)
             if mixture is None
             else replicate_noise(
-                vol[done], np.asarray(mixture)[done], y_done, cells, variance_check
+                vol[done], np.asarray(mixture)[done], y[done], cells, variance_check
             ),
             sign,
             metric,
@@ -305,9 +288,8 @@ class Design:
             int((complete & ~done).sum()),
             searched,
             pending,
-            1
-            if mixture is None
-            else max(_distinct_per_cell(vol, bal, mixture).values(), default=1),
+            several,
+            int(done.sum() - use.sum()),
         )
 
     def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int, int]:
@@ -342,16 +324,6 @@ class Design:
         if unrecorded:
             out.append(check_metric(self.metric))
         return "; ".join(out) or (add if not self.searched else next_seeds(1, searched=True))
-
-
-def _distinct_per_cell(vol: np.ndarray, bal: np.ndarray, of: Any) -> dict[tuple[float, float], int]:
-    """Per cell (volume, balance), how many distinct values of `of` (seeds, mixture labels) its
-    trials have."""
-    found = set(zip(vol.tolist(), bal.tolist(), np.asarray(of).tolist(), strict=True))
-    per_cell: dict[tuple[float, float], int] = {}
-    for v, b, _ in found:
-        per_cell[(v, b)] = per_cell.get((v, b), 0) + 1
-    return per_cell
 
 
 Lost = dict[tuple[float, float], int]
@@ -403,6 +375,6 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         label,
         seed=rows.get("seed"),
         searched=search,
-        mixture=mixture_identity(rows).to_numpy() if len(rows) else None,
+        mixture=mixture_identity(rows, volume=False).to_numpy() if len(rows) else None,
         waiting=rows["state"].isin(["WAITING", "RUNNING"]),
     )

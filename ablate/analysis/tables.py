@@ -49,11 +49,14 @@ def mixture_keys(done: Any) -> Any:
     return _labels(_identity(done), names)
 
 
-def mixture_identity(done: Any) -> Any:
+def mixture_identity(done: Any, volume: bool = True) -> Any:
     """Per trial, one text per mixture (volume, shares, model and settings), the same for its
     seed replicates: `mixture_keys` without the names, so also for a table with no `mixture`
-    column. A table without shares (built by hand) goes by its balance."""
+    column. A table without shares (built by hand) goes by its balance. `volume=False`: the
+    same text for a mixture's shares at every volume."""
     parts = _identity(done)
+    if not volume:
+        parts = parts.drop(columns="volume")
     if not any(str(c).startswith("p/") for c in done.columns) and "balance" in done:
         parts["shares"] = done["balance"].astype(float).map("{:.12g}".format)
     return _joined(parts, "|")

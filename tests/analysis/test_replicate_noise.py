@@ -23,11 +23,18 @@ SEED_SD = 0.01
 
 
 def fixed_study(
-    job: Any, mixtures: list[dict[str, float]], seeds: int, name: str, step: float = 0.0
+    job: Any,
+    mixtures: list[dict[str, float]],
+    seeds: int,
+    name: str,
+    step: float = 0.0,
+    failed: frozenset[str] = frozenset(),
 ) -> None:
     """Every mixture at 1,000 and 5,000 rows, `seeds` seeds each, seed noise SD 0.01; mixture
-    i scores `step` x i more than the landscape says (for mixtures the landscape ties)."""
+    i scores `step` x i more than the landscape says (for mixtures the landscape ties); the
+    trials named in `failed` fail."""
     import optuna
+    from optuna.trial import TrialState
 
     rng = np.random.default_rng(7)
     study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
@@ -36,9 +43,11 @@ def fixed_study(
             for seed in range(seeds):
                 value = peak_at_5000(props, volume, seed) + step * i + rng.normal(0, SEED_SD)
                 label = f"v{volume}-{name}{i}-s{seed}"
-                study.add_trial(
-                    result_trial(props, volume, seed, label, value, {"score": value}, 1)
-                )
+                trial = result_trial(props, volume, seed, label, value, {"score": value}, 1)
+                if label in failed:
+                    attrs = {k: v for k, v in trial.user_attrs.items() if k != "metrics"}
+                    trial = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs)
+                study.add_trial(trial)
 
 
 def random_mixtures(n: int) -> list[dict[str, float]]:
@@ -96,3 +105,27 @@ def test_a_grid_keeps_one_mixture_per_cell(make_job: Any) -> None:
     assert d.mixtures_per_cell == 1 and not d.searched
     assert d.noise.pooled_sd == pytest.approx(noise(d.cells, 0.0).pooled_sd)
     assert d.noise.pooled_df == 12 - 6
+
+
+def test_failed_trials_leave_each_level_with_the_same_mixtures_at_every_volume(
+    make_job: Any,
+) -> None:
+    # mixtures 0.05 apart (5 seed SDs); mixture 0 loses a seed at 5,000 rows and mixture 1 all
+    # three at 1,000: a level's cell means would then weigh its mixtures differently at the
+    # two volumes, and their differences would pass for a volume effect
+    lost = frozenset({"v5000-rand0-s0", "v1000-rand1-s0", "v1000-rand1-s1", "v1000-rand1-s2"})
+    job = make_job(design={"kind": "grid", "volumes": [1000, 5000], "seeds": [0, 1, 2]})
+    fixed_study(job, random_mixtures(12), seeds=3, name="rand", step=0.05, failed=lost)
+    df = load(job)
+    assert (df["state"] == "FAIL").sum() == 4
+    d = study_design(df)
+    assert d.mixtures_per_cell > 1 and not d.searched
+    # mixture 0: 2 kept at each volume (1 left out at 1,000); mixture 1 leaves its level (3)
+    assert d.unbalanced == 1 + 3
+    assert int(d.cells.n.sum()) == 72 - 4 - 4
+    # the noise keeps every completed trial: 68 trials, 23 mixture x volume groups
+    assert d.noise.pooled_df == 68 - 23
+    f = analyse(df)
+    (note,) = [n for n in f.notes if "left out of the volume x balance cells" in n]
+    assert note.startswith("4 completed trials left out") and "failed trials left" in note
+    assert "retries failed trials" in note
