@@ -145,6 +145,8 @@ class BalanceEffect:
     alpha: float = ALPHA
     guard: bool | None = None
     """As `LessIsMore.guard`, for the balance family."""
+    several: bool = False
+    """Its cells hold several mixtures each (`Design.mixtures_per_cell`): means over them."""
 
     def describe(self, metric: str, sign: float = 1.0) -> str:
         level = f"{1 - self.alpha:.0%}"
@@ -167,7 +169,9 @@ class BalanceEffect:
                 else ": within seed noise"
             )
         return (
-            f"At {_vol(self.volume)}, the most balanced mixture (balance {bal(self.most)}) has "
+            f"At {_vol(self.volume)}, the most balanced "
+            f"{'level (a mean over its mixtures, ' if self.several else 'mixture ('}"
+            f"balance {bal(self.most)}) has "
             f"mean {metric} {self.most_mean:.3f} and the least balanced ({bal(self.least)}) "
             f"{self.least_mean:.3f}: a difference of {signed(self.diff)} ({ci}){beyond}."
         )
@@ -424,6 +428,7 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
             len(pairs),
             alpha,
             guard,
+            d.mixtures_per_cell > 1,
         )
         for (v, hi_b, lo_b), low, high in zip(pairs, *bounds, strict=True)
     ]
