@@ -319,13 +319,28 @@ def detectable_text(d: Design, alpha: float) -> str:
     if fewest <= GUARDED_SEEDS and not planned.guarded(alpha):
         note = f" ({NO_GUARD_NOTE})"
     size = planned.describe()
-    if d.mixtures_per_cell > 1:  # a cell's n is its mixtures' seeds, all together
-        size = size.replace(plural(planned.seeds, "seed"), f"{planned.seeds} trials per cell")
+    if d.mixtures_per_cell > 1:  # a cell's n is its mixtures' trials, all together
+        size, ran, worst, plan = _several_mixtures(d, fewest)
+        note = ""  # (the notes about seeds per mixture are a grid's: its cells are mixtures)
     return (
         f"With its seed noise (SD {d.noise.pooled_sd:.3g}) this design ({size}"
         f"{ran}) detects a volume effect of {mde:.3g} with {POWER:.0%} power{worst}; {plan}"
         f"{note}."
     )
+
+
+def _several_mixtures(d: Design, fewest: int) -> tuple[str, str, str, str]:
+    """`detectable_text`'s design, completed, fewest and advice for cells of several mixtures:
+    their trials per cell differ with the mixtures a level holds (a lattice's corners: 3)."""
+    most = int(d.cells.n.max())
+    per = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    size = (
+        f"{plural(len(d.volumes), 'volume')} x {plural(len(d.balances), 'balance level')}, "
+        f"{per} trials per cell over its mixtures = {plural(int(d.cells.n.sum()), 'trial')}"
+    )
+    worst = f", computed for its fewest trials in a cell ({fewest})" if fewest < most else ""
+    plan = "more seeds per mixture (`design.seeds`) shrink it"
+    return size, "", worst, plan
 
 
 #: The report lists at most this many failed design points by name.

@@ -74,7 +74,10 @@ def test_a_random_design_with_seeds_is_tested_on_its_seed_noise(make_job: Any) -
     headline = f.headline()
     # the landscape peaks at 5,000 rows: "less is more" does not hold, beyond seed noise
     assert "DOES NOT HOLD" in headline and "search" not in headline
-    assert "15 trials per cell" in f.detectable and "up to 5 mixtures" in f.method
+    assert "(2 volumes x 4 balance levels, 15 trials per cell over its mixtures = 120 trials)" in (
+        f.detectable
+    )
+    assert "up to 5 mixtures" in f.method
     assert "the most balanced level (a mean over its mixtures, balance" in " ".join(f.statements())
     # `ablate plan` sizes a grid on this pilot's seed noise, not on the bins' spread
     sd, where = pilot_noise(job, None)
