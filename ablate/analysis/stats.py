@@ -139,6 +139,8 @@ class Cells:
     """Its degrees of freedom (completed trials - mixtures)."""
     searched: bool = False
     """A search study's cells: bins of different mixtures, each run once (`searched`)."""
+    several: bool = False
+    """A cell holds several mixtures (`Design.mixtures_per_cell`): its n counts their trials."""
 
     def describe(self) -> str:
         """How the intervals were computed, for a plot's subtitle or a table's header."""
@@ -153,9 +155,10 @@ class Cells:
             )
         if self.df < 1:
             return f"{seeds} seed(s) per cell: no interval (seed noise unknown)"
+        per = "trials per cell over its mixtures" if self.several else "seeds per cell"
         return (
             f"{LEVEL:.0%} t interval per cell (pooled seed SD {self.sd:.3g}, {self.df} df; "
-            f"{seeds} seeds per cell)"
+            f"{seeds} {per})"
         )
 
 
@@ -184,12 +187,13 @@ def cell_stats(
     grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
     cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
+    mixture = mixture_identity(done)
     if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
         pooled = noise(cells, check=0.0)
     else:  # one SD for all: the bars do not decide anything
-        pooled = replicate_noise(
-            done["vol_level"], mixture_identity(done), done[metric], cells, 0.0
-        )
+        pooled = replicate_noise(done["vol_level"], mixture, done[metric], cells, 0.0)
+    vol, bal = done["vol_level"].to_numpy(), done["bal_level"].to_numpy()
+    several = bool(len(done)) and max(distinct_per_cell(vol, bal, mixture).values()) > 1
     low, high = t_interval(table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df)
     # kept inside the metric's range (an accuracy's bar below 0 says nothing the data can)
     if bounds is None and metric == df.attrs.get("range_of", "value"):
@@ -198,7 +202,7 @@ def cell_stats(
     table["low"], table["high"] = np.clip(low, bottom, top), np.clip(high, bottom, top)
     table = pd.DataFrame(table)
     sign = -1.0 if direction == "minimize" else 1.0
-    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search)
+    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search, several)
 
 
 @dataclass(frozen=True)

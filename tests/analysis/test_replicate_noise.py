@@ -70,6 +70,7 @@ def test_a_random_design_with_seeds_is_tested_on_its_seed_noise(make_job: Any) -
     cells = cell_stats(df)
     assert not cells.searched and cells.sd == pytest.approx(d.noise.pooled_sd)
     assert "seed SD" in cells.describe() and "not seed noise" not in cells.describe()
+    assert cells.describe().endswith("; 15 trials per cell over its mixtures)")
     f = analyse(df)
     headline = f.headline()
     # the landscape peaks at 5,000 rows: "less is more" does not hold, beyond seed noise
