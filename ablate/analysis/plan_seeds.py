@@ -1,7 +1,8 @@
 """`ablate plan JOB.yaml [--effect X] [--noise SD | --pilot JOB_OR_STUDY]`: the seeds per mixture
 a grid design needs to detect a volume effect of X with 80% power (`ablate.analysis.power`), from
-the seed noise of a pilot study (pooled over its cells, as the verdict pools it) or a given SD,
-and the effect the current design can detect.
+the seed noise of a pilot study (pooled over the replicates of its mixtures, as the verdict
+pools it; any fixed design with seeds: a grid, a lattice, a random design) or a given SD, and the
+effect the current design can detect.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def pilot_noise(job: JobSpec, pilot: str | None) -> tuple[float, str]:
             "is unknown; give --noise SD, or a pilot study with `design.seeds: [0, 1]` or more"
         )
     return noise.pooled_sd, (
-        f"study `{source.study}`: seed SD {noise.pooled_sd:.4g} pooled over its cells "
-        f"({noise.pooled_df} df)"
+        f"study `{source.study}`: seed SD {noise.pooled_sd:.4g} pooled over the replicates of its "
+        f"mixtures ({noise.pooled_df} df)"
     )
 
 
