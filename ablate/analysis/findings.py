@@ -63,6 +63,8 @@ class Findings:
     scope: list[str] = field(default_factory=list)
     """What the report says before the verdict: how many models (or settings) the study has and
     which one the verdict, plots, proposals and surrogates are of."""
+    to_come: int = 0
+    """Trials still waiting or running: a report of a sweep under way (or stopped)."""
 
     @property
     def verdict(self) -> Status:
@@ -236,6 +238,7 @@ def analyse(
         metric=label,
         direction=direction,
         n_complete=int((df["state"] == "COMPLETE").sum()),
+        to_come=int(df["state"].isin(["WAITING", "RUNNING"]).sum()),
         failures=failed,
         cells=cells,
         overall=overall,

@@ -113,7 +113,9 @@ def _verdict(job: JobSpec, metric: str, f: Findings, answer: VolumeAnswer | None
         f"{_e(status)}</b>{scope}"
         f"{'' if f.searched else f' (family-wise error {f.alpha:.0%})'}: "
         f"{_e(f.overall.reason)}.{said}</div>",
-        f"<p>{f.n_complete} completed trials; {_e(f.failures.summary())}; objective "
+        f"<p>{f.n_complete} completed trials; {_e(f.failures.summary())}"
+        f"{f'; {f.to_come} still waiting or running (a sweep under way, or stopped)' if f.to_come else ''}"
+        "; objective "
         f"<code>{_e(metric)}</code> ({_e(f.direction)}). Storage <code>{_e(job.storage_shown)}</code>."
         "</p>",
         "<h2>Findings</h2><ul>",

@@ -269,6 +269,7 @@ def test_waiting_and_requeued_trials_are_not_counted_as_failed() -> None:
     f = analyse(df, "acc")
     assert "(2 still waiting or running)" in f.headline()
     assert "the sweep has yet to finish them" in f.headline() and RETRY not in f.headline()
+    assert f.to_come == 2 and f.failures.trials == 0  # the report's line: "2 still waiting..."
     # a failure next to them is still one, with its own advice
     df.loc[4, "state"] = "FAIL"
     d = study_design(df, "acc")
