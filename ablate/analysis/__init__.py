@@ -25,7 +25,7 @@ study) are not re-exported here: `from ablate.analysis import load` stays cheap.
 
 from __future__ import annotations
 
-from ablate.analysis.findings import Findings, analyse
+from ablate.analysis.findings import Findings, analyse, balance_effects, less_is_more
 from ablate.analysis.load import completed, load, task_types
 from ablate.analysis.plots import (
     plot_all,
@@ -45,9 +45,7 @@ from ablate.analysis.verdict import (
     Comparison,
     Design,
     LessIsMore,
-    balance_effects,
     balance_verdicts,
-    less_is_more,
     study_design,
     volume_verdicts,
 )

@@ -44,11 +44,40 @@ cost calibration when the variances are in fact equal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from ablate.analysis.permutation import (
+    CellMeans,
+    arrangements,
+    guard_needs,
+    guard_seeds,
+    multinomial,
+    permutation_quantile,
+    permuted,
+)
+
+__all__ = [  # (the guard's names live in `permutation` and are used from here)
+    "MVT_POINTS",
+    "TOLERANCE",
+    "VARIANCE_CHECK",
+    "CellMeans",
+    "Family",
+    "Noise",
+    "arrangements",
+    "bartlett",
+    "family",
+    "guard_needs",
+    "guard_seeds",
+    "multinomial",
+    "noise",
+    "permutation_quantile",
+    "permuted",
+    "quantile",
+]
 
 #: Bartlett's test across volume levels below this p-value: variances are kept per volume. A
 #: lenient level on purpose: with a few df per volume the test misses real differences often,
@@ -58,55 +87,9 @@ VARIANCE_CHECK = 0.2
 #: Quasi-Monte Carlo points per multivariate-t probability: quantiles to about 1e-3 (20,000
 #: points move the two-comparison, 9-df quantile by 6e-4 only, at 4x the time).
 MVT_POINTS = 5_000
-#: Shuffles of the scores for the permutation guard; the 95% quantile of a maximum to ~0.05.
-N_PERMUTATIONS = 1000
-PERMUTATION_SEED = 1955
-#: The permutation guard needs GUARD_TAIL / alpha distinct arrangements at least (40 at 5%): with
-#: fewer than 1 / alpha no arrangement is rare enough to reject on, and just above it the
-#: rejection turns on whether the observed arrangement's share of the shuffles falls above or
-#: below alpha (21 arrangements: about 1 study in 3 either way). And at least N_PERMUTATIONS.
-GUARD_TAIL = 2
 #: Bounds within TOLERANCE x (|estimate| + se) of 0 count as 0: a bound that is 0 up to rounding
 #: (an estimate equal to q x se) must not decide a verdict by the sign of 1e-13.
 TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class CellMeans:
-    """The completed trials summarised per cell (only cells with at least one trial)."""
-
-    keys: list[tuple[float, float]]
-    """(volume level, balance level) of each cell, sorted."""
-    n: np.ndarray
-    """Completed trials (seeds) per cell."""
-    mean: np.ndarray
-    ss: np.ndarray
-    """Sum of squares of the seeds about the cell mean."""
-    cell: np.ndarray
-    """Per completed trial: the index of its cell (for permutations)."""
-    y: np.ndarray
-    """Per completed trial: its score."""
-    shuffled: dict[int, tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    """Cache of `permuted`: the same shuffles serve every family of a study."""
-
-    @classmethod
-    def of(cls, volume: Any, balance: Any, y: Any) -> CellMeans:
-        """From one entry per completed trial: its volume level, balance level and score."""
-        vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if y.size == 0:
-            return cls([], np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0, int), y)
-        keys, idx = np.unique(np.column_stack([vol, bal]), axis=0, return_inverse=True)
-        idx = idx.ravel()
-        n = np.bincount(idx, minlength=len(keys))
-        mean = np.bincount(idx, weights=y, minlength=len(keys)) / n
-        ss = np.bincount(idx, weights=(y - mean[idx]) ** 2, minlength=len(keys))
-        return cls([(float(v), float(b)) for v, b in keys], n, mean, ss, idx, y)
-
-    def index(self) -> dict[tuple[float, float], int]:
-        return {k: i for i, k in enumerate(self.keys)}
 
 
 @dataclass(frozen=True)
@@ -335,80 +318,6 @@ def _family(w: np.ndarray, cells: CellMeans, noise: Noise, within: str | None = 
     if within is not None and noise.pooled_sd > 0:
         axis = 0 if within == "volume" else 1
     return Family(w @ cells.mean, np.sqrt(np.diag(cov)), corr, dfs, w, cells, axis)
-
-
-def guard_needs(alpha: float) -> int:
-    """The distinct arrangements the permutation guard needs at `alpha` (1,000 at 5%)."""
-    return max(N_PERMUTATIONS, math.ceil(GUARD_TAIL / alpha - 1e-9))
-
-
-def arrangements(cells: CellMeans, within: int) -> int:
-    """Distinct ways to deal the scores to the cells, each staying within its level of factor
-    `within`: per level, the multinomial (seeds there)! / prod over its cells of (seeds)!, and
-    the product over the levels (2 volumes x 2 seeds at one level: 4! / (2! 2!) = 6)."""
-    per_level: dict[float, list[int]] = {}
-    for key, n in zip(cells.keys, cells.n.tolist(), strict=True):
-        per_level.setdefault(key[within], []).append(int(n))
-    return math.prod(multinomial(ns) for ns in per_level.values())
-
-
-def guard_seeds(cells: CellMeans, within: int, alpha: float, most: int = 50) -> int | None:
-    """The fewest seeds per cell (the same in every cell of this study) that give the guard
-    its arrangements at `alpha`; None beyond `most`."""
-    per_level: dict[float, int] = {}
-    for key in cells.keys:
-        per_level[key[within]] = per_level.get(key[within], 0) + 1
-    for n in range(2, most + 1):
-        if math.prod(multinomial([n] * k) for k in per_level.values()) >= guard_needs(alpha):
-            return n
-    return None
-
-
-def multinomial(ns: list[int]) -> int:
-    """(sum ns)! / prod(n!): the distinct ways to split sum(ns) items into groups of ns."""
-    out, total = 1, 0
-    for n in ns:
-        total += n
-        out *= math.comb(total, n)
-    return out
-
-
-def permutation_quantile(
-    cells: CellMeans, within: int, w: np.ndarray, alpha: float, two_sided: bool
-) -> float:
-    """The 1 - alpha quantile of max T over N_PERMUTATIONS shuffles of the scores, each score
-    staying within its level of factor `within` (0: volume, 1: balance).
-
-    With no effect of the factor compared (and equal variances), the scores within a level of
-    the other are exchangeable whatever the noise's distribution: this quantile holds the
-    family-wise error where heavy tails would break the multivariate t's (an outlier in a cell
-    with one seed moves its mean but not the pooled variance). Seeded: one study, one answer."""
-    means, sd = permuted(cells, within)
-    unit = np.sqrt(np.diag((w / cells.n) @ w.T))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (means @ w.T) / unit / sd[:, None]
-    t = np.nan_to_num(t, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    top = np.abs(t).max(axis=1) if two_sided else t.max(axis=1)
-    return float(np.quantile(top, 1 - alpha, method="higher"))
-
-
-def permuted(cells: CellMeans, within: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell means (shuffles x cells) and pooled SDs (shuffles) of the shuffled scores."""
-    if within in cells.shuffled:
-        return cells.shuffled[within]
-    rng = np.random.default_rng(PERMUTATION_SEED)
-    strata = np.array([k[within] for k in cells.keys])[cells.cell]
-    perm = np.empty((N_PERMUTATIONS, cells.y.size), dtype=int)
-    for level in np.unique(strata):
-        pos = np.flatnonzero(strata == level)
-        perm[:, pos] = pos[rng.random((N_PERMUTATIONS, pos.size)).argsort(axis=1)]
-    onehot = np.zeros((cells.y.size, cells.n.size))
-    onehot[np.arange(cells.y.size), cells.cell] = 1.0
-    means = (cells.y[perm] @ onehot) / cells.n
-    ss = float((cells.y**2).sum()) - (means**2 * cells.n).sum(axis=1)
-    sd = np.sqrt(np.maximum(ss, 0.0) / int((cells.n - 1).sum()))
-    cells.shuffled[within] = (means, sd)
-    return means, sd
 
 
 def quantile(corr: np.ndarray, df: float, alpha: float, two_sided: bool) -> float:

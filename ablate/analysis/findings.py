@@ -33,7 +33,7 @@ from ablate.analysis.verdict import (
     study_design,
     volume_verdicts,
 )
-from ablate.analysis.words import WAIT, bal, next_seeds, plural
+from ablate.analysis.words import BINNED, WAIT, bal, next_seeds, plural
 from ablate.errors import UserError
 
 
@@ -130,6 +130,8 @@ def guard_text(d: Design, alpha: float, factor: Literal["volume", "balance"]) ->
     other = "balance level" if factor == "volume" else "volume"
     n = guard_seeds(d.cells, within, alpha)
     more = f"; {n} seeds per mixture would bring it in" if n and not d.searched else ""
+    if d.mixtures_per_cell > 1:  # (the shuffles stay within a mixture: `CellMeans.unit`)
+        other += " and mixture"
     return (
         f"The {factor} comparisons ran without the heavy-tail guard: shuffling the scores within "
         f"each {other} gives only {plural(arrangements(d.cells, within), 'distinct arrangement')}, "
@@ -218,18 +220,8 @@ def analyse(
     overall, per_level = volume_verdicts(design, alpha)
     balance = balance_verdicts(design, alpha)
     failed = failures(df)
-    notes = failed.describe()
-    lost = design.lost_cells
-    if lost:
-        notes.append(
-            f"No completed trial with a score in {len(lost)} cell(s) of the design: "
-            f"{design.describe_missing()}; the tests leave them out."
-        )
-    if design.unbalanced:
-        to_come = bool(df["state"].isin(["WAITING", "RUNNING"]).any())
-        notes.append(unbalanced_note(design, failed.trials > 0, to_come))
-    if extra := proposals_note(df, design):
-        notes.append(extra)
+    to_come = int(df["state"].isin(["WAITING", "RUNNING"]).sum())
+    notes = failed.describe() + design_notes(df, design, failed.trials > 0, to_come > 0)
     if any(r.guard is False for r in [overall, *per_level]):
         notes.append(guard_text(design, alpha, "volume"))
     if any(b.guard is False for b in balance):
@@ -238,7 +230,7 @@ def analyse(
         metric=label,
         direction=direction,
         n_complete=int((df["state"] == "COMPLETE").sum()),
-        to_come=int(df["state"].isin(["WAITING", "RUNNING"]).sum()),
+        to_come=to_come,
         failures=failed,
         cells=cells,
         overall=overall,
@@ -270,19 +262,34 @@ def proposals_note(df: Any, d: Design) -> str:
     )
 
 
+def design_notes(df: Any, design: Design, failed: bool, to_come: bool) -> list[str]:
+    """What the design's cells leave out: cells with no score, balance tests of bins, trials
+    left out to balance a level, trials `ablate propose` added."""
+    notes = []
+    if lost := design.lost_cells:
+        notes.append(
+            f"No completed trial with a score in {len(lost)} cell(s) of the design: "
+            f"{design.describe_missing()}; the tests leave them out."
+        )
+    if design.binned and design.mixtures_per_cell > 1 and not design.searched:
+        notes.append(f"{BINNED}.")
+    if design.unbalanced:
+        notes.append(unbalanced_note(design, failed, to_come))
+    if extra := proposals_note(df, design):
+        notes.append(extra)
+    return notes
+
+
 def unbalanced_note(d: Design, failed: bool, to_come: bool) -> str:
     """Why some completed trials are not in the cells (`replicates.balanced`), and what to do."""
-    if failed:
-        why, advice = "failed trials left some mixture", f"; {RETRY}"
-    elif to_come:
-        why, advice = "trials still to finish left some mixture", f"; {WAIT}"
-    else:
-        why, advice = "the study ran some mixture", ""
+    causes = [c for c, on in (("failed", failed), ("still to finish", to_come)) if on]
+    why = f"{' and '.join(causes)} trials left" if causes else "the study ran"
+    advice = "".join(f"; {a}" for a, on in ((RETRY, failed), (WAIT, to_come)) if on)
     return (
         f"{plural(d.unbalanced, 'completed trial')} left out of the volume x balance cells "
         "(not of the seed noise) so that each balance level holds the same mixtures, each as "
-        f"often, at every volume: {why} with fewer seeds at one volume than at another, and "
-        f"the cells compare like with like{advice}."
+        f"often, at every volume: {why} some mixture with fewer seeds at one volume than at "
+        f"another, and the cells compare like with like{advice}."
     )
 
 
@@ -337,8 +344,10 @@ def _several_mixtures(d: Design, fewest: int) -> tuple[str, str, str, str]:
     their trials per cell differ with the mixtures a level holds (a lattice's corners: 3)."""
     most = int(d.cells.n.max())
     per = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    cells, shape = len(d.cells.keys), len(d.volumes) * len(d.balances)
+    some = f" ({cells} of its {shape} cells compared)" if cells < shape else ""
     size = (
-        f"{plural(len(d.volumes), 'volume')} x {plural(len(d.balances), 'balance level')}, "
+        f"{plural(len(d.volumes), 'volume')} x {plural(len(d.balances), 'balance level')}{some}, "
         f"{per} trials per cell over its mixtures = {plural(int(d.cells.n.sum()), 'trial')}"
     )
     worst = f", computed for its fewest trials in a cell ({fewest})" if fewest < most else ""
@@ -420,3 +429,17 @@ def failures(df: Any) -> Failures:
         rerun=len(failed) - len(left),
         requeued=int((df["state"] == "FAIL").sum()) - len(failed),
     )
+
+
+def less_is_more(
+    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
+) -> tuple[LessIsMore, list[LessIsMore]]:
+    """The overall "less is more" test and one per balance level of a trial table."""
+    return volume_verdicts(study_design(df, metric, direction), alpha)
+
+
+def balance_effects(
+    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
+) -> list[BalanceEffect]:
+    """The balance effect at each volume of a trial table, simultaneous over the volumes."""
+    return balance_verdicts(study_design(df, metric, direction), alpha)

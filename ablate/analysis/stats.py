@@ -23,7 +23,7 @@ not from these.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
 from ablate.analysis.load import completed, proposed
 from ablate.analysis.replicates import balanced, distinct_per_cell, replicate_noise, replicated
 from ablate.analysis.tables import mixture_identity
-from ablate.analysis.words import RETRY, WAIT, bal, check_metric, lost_text, next_seeds
+from ablate.analysis.words import BALANCE, RETRY, WAIT, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
 from ablate.errors import UserError
 
@@ -184,16 +184,19 @@ def cell_stats(
             f"study `{study}` has no completed trial of its design, only trials `ablate "
             f"propose` added; {RETRY}"
         )
+    # the seed noise from every scored trial; the cells from those the tests compare
+    mixture, same = mixture_identity(done), mixture_identity(done, volume=False).to_numpy()
+    vol, bal = done["vol_level"].to_numpy(), done["bal_level"].to_numpy()
+    several = bool(len(done)) and max(distinct_per_cell(vol, bal, same).values()) > 1
+    every = CellMeans.of(vol, bal, done[metric])
+    if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
+        pooled = noise(every, check=0.0)
+    else:  # one SD for all: the bars do not decide anything
+        pooled = replicate_noise(vol, mixture, done[metric], every, 0.0)
+    if several and not search:  # as `Design.of` keeps them (`replicates.balanced`)
+        done = done[balanced(vol, bal, same, np.ones(len(done), bool))]
     grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
-    cells = CellMeans.of(done["vol_level"], done["bal_level"], done[metric])
-    mixture = mixture_identity(done)
-    if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
-        pooled = noise(cells, check=0.0)
-    else:  # one SD for all: the bars do not decide anything
-        pooled = replicate_noise(done["vol_level"], mixture, done[metric], cells, 0.0)
-    vol, bal = done["vol_level"].to_numpy(), done["bal_level"].to_numpy()
-    several = bool(len(done)) and max(distinct_per_cell(vol, bal, mixture).values()) > 1
     low, high = t_interval(table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df)
     # kept inside the metric's range (an accuracy's bar below 0 says nothing the data can)
     if bounds is None and metric == df.attrs.get("range_of", "value"):
@@ -239,6 +242,10 @@ class Design:
     unbalanced: int = 0
     """Scored trials left out of the cells (not of the noise) so that a balance level holds
     the same mixtures, each as often, at every volume (`replicates.balanced`)."""
+    left: dict[tuple[float, float], int] = field(default_factory=dict)
+    """Cells with scored trials but none kept (`unbalanced`): how many were left out there."""
+    binned: bool = False
+    """The balance levels are bins of the design's balances (`add_levels`, past 8 levels)."""
 
     @classmethod
     def of(
@@ -254,11 +261,14 @@ class Design:
         searched: bool = False,
         mixture: Any = None,
         waiting: Any = None,
+        replicate: Any = None,
     ) -> Design:
         """From one entry per trial (any state): its levels, score, whether it completed and
         (optionally) its seed (default: each trial its own seed of its cell) and mixture label
-        (`mixture_identity`: the seed noise is pooled over replicates of a mixture; default: one
-        mixture per cell, as in a grid).
+        (`mixture_identity(volume=False)`: the seed noise is pooled over replicates of a
+        mixture, and a balance level keeps the same mixtures at every volume; default: one
+        mixture per cell, as in a grid). `replicate`: per trial, its group of seed replicates
+        (default: its volume level and mixture; with binned volumes, its own volume's).
         `waiting`: per trial, whether it is still waiting or running (default: none is).
         `variance_check`: Bartlett's p below which volumes keep their own variance (0: never)."""
         vol, bal = np.asarray(volume, dtype=float), np.asarray(balance, dtype=float)
@@ -267,48 +277,52 @@ class Design:
         complete = np.asarray(done, dtype=bool)
         y = np.asarray(y, dtype=float)
         done = complete & np.isfinite(y)
-        several = 1 if mixture is None else max(distinct_per_cell(vol, bal, mixture).values())
+        several = 1
+        if mixture is not None:
+            several = max(distinct_per_cell(vol, bal, mixture).values(), default=1)
         # (a search's bins hold each mixture at one volume: no test, nothing to balance)
-        use = balanced(vol, bal, mixture, done) if several > 1 and not searched else done
-        cells = CellMeans.of(vol[use], bal[use], y[use])
+        cells, use = _tested(vol, bal, y, done, mixture if several > 1 and not searched else None)
         waits = np.zeros(vol.size, bool) if waiting is None else np.asarray(waiting, dtype=bool)
-        have = set(zip(vol[done].tolist(), bal[done].tolist(), strict=True))
-        missing, unrecorded, pending = _lost(vol, bal, complete, done, waits, have)
+        lost = _lost(vol, bal, complete, done, use, waits)
+        group = mixture if replicate is None else replicate
         return cls(
             sorted(set(vol.tolist())),
             sorted(set(bal.tolist())),
             cells,
-            missing,
+            lost[0],
             noise(cells, variance_check)
-            if mixture is None
+            if group is None
             else replicate_noise(
-                vol[done], np.asarray(mixture)[done], y[done], cells, variance_check
+                vol[done], np.asarray(group)[done], y[done], cells, variance_check
             ),
             sign,
             metric,
             max(seeds.values(), default=0),
             sum(seeds.values()),
-            unrecorded,
+            lost[1],
             int((complete & ~done).sum()),
             searched,
-            pending,
+            lost[2],
             several,
             int(done.sum() - use.sum()),
+            lost[3],
         )
 
-    def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int, int]:
+    def lost(self, keys: list[tuple[float, float]]) -> tuple[int, int, int, int]:
         """(trials that did not complete, completed trials without the metric, trials still
-        waiting or running) in `keys`."""
+        waiting or running, scored trials left out to balance the level) in `keys`."""
         return (
             sum(self.missing.get(k, 0) for k in keys),
             sum(self.unrecorded.get(k, 0) for k in keys),
             sum(self.pending.get(k, 0) for k in keys),
+            sum(self.left.get(k, 0) for k in keys),
         )
 
     @property
     def lost_cells(self) -> list[tuple[float, float]]:
-        """The cells with trials but no score (failed, without the metric, or to come)."""
-        return sorted({*self.missing, *self.unrecorded, *self.pending})
+        """The cells with trials but no score (failed, without the metric, to come, or left
+        out to balance their level)."""
+        return sorted({*self.missing, *self.unrecorded, *self.pending, *self.left})
 
     def describe_missing(self) -> str:
         """The cells with trials but no score, each with why (`lost_text`)."""
@@ -321,10 +335,12 @@ class Design:
     def advice(self, keys: list[tuple[float, float]], add: str = "add it to the design") -> str:
         """What to do about the cells `keys` having no score: rerun failed trials, check a
         metric that completed trials did not record, or (nothing lost) change the design."""
-        failed, unrecorded, pending = self.lost(keys)
+        failed, unrecorded, pending, left = self.lost(keys)
         out = [RETRY] if failed else []
         if pending:
             out.append(WAIT)
+        if left:
+            out.append(BALANCE)
         if unrecorded:
             out.append(check_metric(self.metric))
         return "; ".join(out) or (add if not self.searched else next_seeds(1, searched=True))
@@ -333,31 +349,44 @@ class Design:
 Lost = dict[tuple[float, float], int]
 
 
+def _tested(
+    vol: np.ndarray, bal: np.ndarray, y: np.ndarray, scored: np.ndarray, mixture: Any
+) -> tuple[CellMeans, np.ndarray]:
+    """The cells the tests compare and which trials they keep: every scored trial, or with
+    `mixture` (cells of several mixtures) those `balanced` keeps, each with its mixture as the
+    permutation guard's unit (`CellMeans.unit`)."""
+    if mixture is None:
+        return CellMeans.of(vol[scored], bal[scored], y[scored]), scored
+    use = balanced(vol, bal, mixture, scored)
+    unit = np.unique(np.asarray(mixture, dtype=str)[use], return_inverse=True)[1].ravel()
+    return replace(CellMeans.of(vol[use], bal[use], y[use]), unit=unit), use
+
+
 def _lost(
     vol: np.ndarray,
     bal: np.ndarray,
     complete: np.ndarray,
     scored: np.ndarray,
+    kept: np.ndarray,
     waiting: np.ndarray,
-    have: set[tuple[float, float]],
-) -> tuple[Lost, Lost, Lost]:
-    """Per cell with no score (not in `have`): its trials that failed, that completed without
-    the metric, and that are still waiting or running."""
-    missing: Lost = {}
-    unrecorded: Lost = {}
-    pending: Lost = {}
+) -> tuple[Lost, Lost, Lost, Lost]:
+    """Per cell with no kept trial: its trials that failed, that completed without the metric,
+    that are still waiting or running, and that scored but were left out (`balanced`)."""
+    have = set(zip(vol[kept].tolist(), bal[kept].tolist(), strict=True))
+    out: tuple[Lost, Lost, Lost, Lost] = ({}, {}, {}, {})
     rows = zip(
-        vol[~scored].tolist(),
-        bal[~scored].tolist(),
-        complete[~scored],
-        waiting[~scored],
+        vol[~kept].tolist(),
+        bal[~kept].tolist(),
+        complete[~kept],
+        scored[~kept],
+        waiting[~kept],
         strict=True,
     )
-    for v, b, c, w in rows:
+    for v, b, c, s, w in rows:
         if (v, b) not in have:
-            into = unrecorded if c else pending if w else missing
+            into = out[3] if s else out[1] if c else out[2] if w else out[0]
             into[(v, b)] = into.get((v, b), 0) + 1
-    return missing, unrecorded, pending
+    return out
 
 
 def study_design(df: Any, metric: str = "value", direction: str | None = None) -> Design:
@@ -370,7 +399,8 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         copy = rows["requeued"].fillna(False).astype(bool) & (rows["state"] == "FAIL")
         rows, levels = rows[~copy], levels[~copy]
     y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
-    return Design.of(
+    binned = bool((levels["bal_level"] != rows["balance"].astype(float).round(3)).any())
+    design = Design.of(
         levels["vol_level"],
         levels["bal_level"],
         y,
@@ -381,4 +411,6 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         searched=search,
         mixture=mixture_identity(rows, volume=False).to_numpy() if len(rows) else None,
         waiting=rows["state"].isin(["WAITING", "RUNNING"]),
+        replicate=mixture_identity(rows).to_numpy() if len(rows) else None,
     )
+    return replace(design, binned=binned)

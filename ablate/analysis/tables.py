@@ -18,7 +18,8 @@ def _identity(done: Any) -> Any:
     has them, model and settings; one column each, as text."""
     import pandas as pd
 
-    cols = [f"p/{t}" for t in task_types(done)]
+    # (a table cut from `load`'s keeps its attrs' task types, maybe not their columns)
+    cols = [f"p/{t}" for t in task_types(done) if f"p/{t}" in done]
     parts = pd.DataFrame(index=done.index)
     parts["volume"] = "v" + done["volume"].astype(float).map(lambda v: f"{v:.12g}")
     # (+ 0.0: -0.0 prints as 0)

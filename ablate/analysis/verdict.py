@@ -35,13 +35,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ablate.analysis.contrasts import (
-    TOLERANCE,
-    Family,
-    family,
-)
+from ablate.analysis.contrasts import TOLERANCE, Family, family
 from ablate.analysis.stats import Design, study_design
 from ablate.analysis.words import (
+    BALANCE,
     RETRY,
     bal,
     check_metric,
@@ -62,9 +59,7 @@ __all__ = [
     "Design",
     "LessIsMore",
     "Status",
-    "balance_effects",
     "balance_verdicts",
-    "less_is_more",
     "study_design",
     "volume_verdicts",
 ]
@@ -190,6 +185,12 @@ def volume_verdicts(d: Design, alpha: float = ALPHA) -> tuple[LessIsMore, list[L
 def _cannot(d: Design) -> str | None:
     """Why this study cannot compare volumes at all, with what to add; None when it can."""
     tested = sorted({v for v, _ in d.cells.keys})
+    if not tested and d.unbalanced:  # scored trials, but no level's mixtures at two volumes
+        return (
+            "no balance level has one of its mixtures completed at two volumes "
+            f"({plural(d.unbalanced, 'completed trial')} left out), so no volume can be "
+            f"compared; {BALANCE}"
+        )
     if not tested:
         if d.n_unrecorded and not d.missing and not d.pending:
             return (
@@ -397,6 +398,8 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
     """At each volume with two or more balance levels completed: most minus least balanced."""
     if d.searched:
         return []  # bins of different mixtures, not replicates (`searched_reason`)
+    if d.binned and d.mixtures_per_cell > 1:
+        return []  # bins of different random mixtures: their gap is no balance effect (`BINNED`)
     idx = d.cells.index()
     pairs = []
     for v in d.volumes:
@@ -432,17 +435,3 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
         )
         for (v, hi_b, lo_b), low, high in zip(pairs, *bounds, strict=True)
     ]
-
-
-def less_is_more(
-    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
-) -> tuple[LessIsMore, list[LessIsMore]]:
-    """The overall "less is more" test and one per balance level of a trial table."""
-    return volume_verdicts(study_design(df, metric, direction), alpha)
-
-
-def balance_effects(
-    df: Any, metric: str = "value", direction: str | None = None, alpha: float = ALPHA
-) -> list[BalanceEffect]:
-    """The balance effect at each volume of a trial table, simultaneous over the volumes."""
-    return balance_verdicts(study_design(df, metric, direction), alpha)

@@ -43,6 +43,18 @@ def gain(better: float, metric: str, sign: float) -> str:
 
 #: The advice when trials failed (and only then).
 RETRY = "`ablate sweep JOB.yaml` again retries failed trials"
+#: The advice when a balance level's mixtures lack trials at some volume (`replicates.balanced`).
+BALANCE = (
+    "a balance level compares the same mixtures at every volume: each of its mixtures needs a "
+    "completed trial at each (`ablate sweep JOB.yaml` again retries failed trials)"
+)
+#: Why balance levels that are bins of several mixtures get no balance test.
+BINNED = (
+    "Balance: the balance levels are bins of the design's mixtures (quartiles of their "
+    "balances), and mixtures differ in more than balance, so the gap between two bins is no "
+    "balance effect beyond seed noise and none is tested; the effects plot and the surrogates "
+    "show how the score moves with each share"
+)
 #: The advice when trials are still waiting or running (a sweep under way, or stopped).
 WAIT = (
     "the sweep has yet to finish them (`ablate status JOB.yaml` follows it; a stopped sweep "
@@ -63,12 +75,18 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-def lost_text(failed: int, unrecorded: int, pending: int, metric: str) -> str:
+def lost_text(failed: int, unrecorded: int, pending: int, left: int, metric: str) -> str:
     """Why trials gave no score, in words: `3 did not complete`, `3 completed trials did not
-    record `acc``, `2 still waiting or running`; '' when none were lost."""
+    record `acc``, `2 still waiting or running`, `6 completed but left out ...`; '' when none
+    were lost."""
     out = [f"{failed} did not complete"] if failed else []
     if pending:
         out.append(f"{pending} still waiting or running")
+    if left:
+        out.append(
+            f"{plural(left, 'completed trial')} left out: their mixtures have no completed trial "
+            "at another volume of the level"
+        )
     if unrecorded:
         out.append(f"{plural(unrecorded, 'completed trial')} did not record `{metric}`")
     return ", ".join(out)
@@ -104,6 +122,8 @@ def searched_reason() -> str:
 
 
 __all__ = [
+    "BALANCE",
+    "BINNED",
     "RETRY",
     "WAIT",
     "bal",

@@ -61,7 +61,10 @@ def test_plan_from_a_given_noise_and_from_a_pilot_study(make_job: Any, tmp_path:
     # the pilot: this job's own study, its noise pooled over cells
     grid_study(job, peak_at_5000, balances=(0.5, 1.0), seeds=(0, 1, 2), noise=0.005)
     text = plan_text(job, effect=0.01)
-    assert f"study `{job.study}`: seed SD" in text and "pooled over the replicates of its mixtures (12 df)" in text
+    assert (
+        f"study `{job.study}`: seed SD" in text
+        and "pooled over the replicates of its mixtures (12 df)" in text
+    )
     with pytest.raises(UserError, match=r"--noise -1\.0: the seed SD must be positive"):
         plan_text(job, noise=-1.0)
     # a pilot of another metric has its noise on another scale

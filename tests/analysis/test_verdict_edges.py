@@ -265,7 +265,7 @@ def test_waiting_and_requeued_trials_are_not_counted_as_failed() -> None:
     df.loc[3, "seed"] = 2  # the requeued trial's copy: the same design point
     d = study_design(df, "acc")
     assert d.pending == {(20000.0, 1.0): 2} and d.missing == {}
-    assert d.lost([(20000.0, 1.0)]) == (0, 0, 2)
+    assert d.lost([(20000.0, 1.0)]) == (0, 0, 2, 0)
     f = analyse(df, "acc")
     assert "(2 still waiting or running)" in f.headline()
     assert "the sweep has yet to finish them" in f.headline() and RETRY not in f.headline()
@@ -273,5 +273,5 @@ def test_waiting_and_requeued_trials_are_not_counted_as_failed() -> None:
     # a failure next to them is still one, with its own advice
     df.loc[4, "state"] = "FAIL"
     d = study_design(df, "acc")
-    assert d.lost([(20000.0, 1.0)]) == (1, 0, 1)
+    assert d.lost([(20000.0, 1.0)]) == (1, 0, 1, 0)
     assert RETRY in analyse(df, "acc").headline()
