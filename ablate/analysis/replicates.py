@@ -73,15 +73,11 @@ def balanced(vol: np.ndarray, bal: np.ndarray, mixture: Any, scored: np.ndarray)
     import pandas as pd
 
     t = pd.DataFrame({"v": vol, "b": bal, "m": np.asarray(mixture, dtype=str)})[scored]
-    count = t.groupby(["b", "m", "v"]).size().unstack("v")  # NaN: no scored trial there
-    vols = t.groupby("b")["v"].unique()
-    fewest = pd.Series(
-        [
-            count.loc[(b, m), vols[b]].fillna(0).min()
-            for b, m in count.index  # (only the level's own volumes count)
-        ],
-        index=count.index,
-    )
+    count = t.groupby(["b", "m", "v"]).size().unstack("v", fill_value=0)
+    # only the level's own volumes count (those where it has any scored trial): elsewhere NaN
+    level_has = t.groupby(["b", "v"]).size().unstack("v", fill_value=0) > 0
+    mask = level_has.reindex(count.index.get_level_values("b")).to_numpy()
+    fewest = pd.Series(np.where(mask, count.to_numpy(), np.inf).min(axis=1), index=count.index)
     rank = t.groupby(["b", "m", "v"]).cumcount()
     keep = rank.to_numpy() < fewest.reindex(pd.MultiIndex.from_frame(t[["b", "m"]])).to_numpy()
     out = np.zeros(vol.size, bool)
