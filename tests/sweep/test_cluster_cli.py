@@ -11,6 +11,8 @@ Only the processes this test started are stopped (never `ray stop`: it kills eve
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import os
 import signal
 import subprocess
@@ -89,9 +91,20 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
             subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
+@functools.cache
+def _storage(url: str) -> Any:
+    """One storage for every poll, its connections closed after each use: a new one per poll
+    (`optuna.load_study(storage=URL)`, 3 a second) kept an engine and its open connection until
+    the garbage collector ran, and CI's PostgreSQL ran out of them ("too many clients already")."""
+    from sqlalchemy.pool import NullPool
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": NullPool})
+
+
 def _states(storage: str, study: str) -> dict[str, int]:
     try:
-        trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+        polled = optuna.load_study(study_name=study, storage=_storage(storage))
+        trials = polled.get_trials(deepcopy=False)
     except KeyError:  # the first driver has not made the study yet
         return {}
     out: dict[str, int] = {}
@@ -134,6 +147,7 @@ def test_a_sweep_on_a_two_node_cli_cluster_survives_stop_kill_and_node_loss(
 ) -> None:
     if not postgres_ready():
         pytest.skip(f"no PostgreSQL at {POSTGRES}")
+    gc.collect()  # engines of earlier tests hold PostgreSQL connections until they are collected
     study = f"cluster-{uuid.uuid4().hex[:8]}"
     storage = postgres_driver(POSTGRES)
     workdir = tmp_path / "work"
