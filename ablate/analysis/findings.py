@@ -179,6 +179,12 @@ def method_text(d: Design, alpha: float) -> str:
             "as often, at every volume, and the seed noise is pooled over replicates of the "
             "same mixture, not over a cell's different mixtures."
         )
+    balance = (
+        "Balance: not tested, its levels being bins of different random mixtures (see the notes)."
+        if d.binned and d.mixtures_per_cell > 1
+        else "Balance: the most minus the least balanced mixture at each volume, simultaneous "
+        "two-sided intervals over the volumes."
+    )
     return (
         f"How the verdicts are computed: a linear model over the {len(d.cells.keys)} completed "
         f"cells (volume x balance), {noise}.{several} Each smaller volume is compared with the largest, "
@@ -186,9 +192,8 @@ def method_text(d: Design, alpha: float) -> str:
         "balance level and on scores averaged over the balance levels completed at every "
         'volume; "holds" when a lower bound is above 0 (under no volume effect, in at most '
         f'{alpha:.0%} of studies), "does not hold" when every smaller volume is below the '
-        "largest beyond seed noise (one-sided upper bounds below 0). Balance: the most minus the "
-        "least balanced mixture at each volume, simultaneous two-sided intervals over the "
-        f"volumes. Family-wise error {alpha:.0%} per test.{guard}"
+        f"largest beyond seed noise (one-sided upper bounds below 0). {balance} Family-wise "
+        f"error {alpha:.0%} per test.{guard}"
     )
 
 

@@ -78,7 +78,7 @@ def test_a_random_design_with_seeds_is_tested_on_its_seed_noise(make_job: Any) -
     assert "(2 volumes x 4 balance levels, 15 trials per cell over its mixtures = 120 trials)" in (
         f.detectable
     )
-    assert "up to 5 mixtures" in f.method
+    assert "up to 5 mixtures" in f.method and "Balance: not tested" in f.method
     # its bins hold different random mixtures: no balance test, and the notes say why
     assert f.balance == [] and any(
         n.startswith("Balance: the balance levels are bins") for n in f.notes
