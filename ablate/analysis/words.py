@@ -33,11 +33,14 @@ def signed(x: float, digits: int = 3) -> str:
 
 def gain(better: float, metric: str, sign: float) -> str:
     """A difference in "better" units (positive: better) as words: `0.018 higher score
-    (better)`, `0.102 lower loss (better)`, `0.010 higher loss (worse)`."""
+    (better)`, `0.102 lower loss (better)`, `0.010 higher loss (worse)`, `no different in
+    loss`."""
     raw = sign * better  # in the metric's own units
+    if raw == 0:  # (not "0.000 no different in score")
+        return f"no different in {metric}"
     size = signed(abs(raw))[1:]
-    way = "higher" if raw > 0 else "lower" if raw < 0 else "no different in"
-    verdict = " (better)" if better > 0 else " (worse)" if better < 0 else ""
+    way = "higher" if raw > 0 else "lower"
+    verdict = " (better)" if better > 0 else " (worse)"
     return f"{size} {way} {metric}{verdict}"
 
 

@@ -192,6 +192,7 @@ def test_failures_are_counted_alike_in_the_report_status_and_mixture_table() -> 
 def test_words_are_direction_aware_and_keep_their_sign() -> None:
     assert gain(0.102, "loss", -1.0) == "0.102 lower loss (better)"
     assert gain(-0.01, "score", 1.0) == "0.010 lower score (worse)"
+    assert gain(0.0, "score", 1.0) == "no different in score"  # not "0.000 no different in"
     assert signed(0.00036) == "+0.00036" and signed(-0.0123) == "-0.012"
     assert "`design.seeds: [0, 1, 2, 3]`" in next_seeds(3)
     assert "`design.seeds: [0, 1, 2]`" in next_seeds(1)
