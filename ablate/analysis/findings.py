@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ablate.analysis.contrasts import arrangements, guard_needs, guard_seeds
-from ablate.analysis.load import proposed
+from ablate.analysis.load import proposed, to_come
 from ablate.analysis.power import (
     GUARD_NOTE,
     GUARDED_SEEDS,
@@ -217,16 +217,14 @@ def analyse(
         if df.empty or (df["state"] == "COMPLETE").any():
             raise
         # only failed (or waiting, or running) trials: no verdict and nothing to plot
-        to_come = df["state"].isin(["WAITING", "RUNNING"]).any()
-        raise UserError(
-            f'"less is more" cannot be decided: {err}; {WAIT if to_come else RETRY}'
-        ) from None
+        advice = WAIT if to_come(df).any() else RETRY
+        raise UserError(f'"less is more" cannot be decided: {err}; {advice}') from None
     design = study_design(df, metric, direction)
     overall, per_level = volume_verdicts(design, alpha)
     balance = balance_verdicts(design, alpha)
     failed = failures(df)
-    to_come = int(df["state"].isin(["WAITING", "RUNNING"]).sum())
-    notes = failed.describe() + design_notes(df, design, failed.trials > 0, to_come > 0)
+    pending = int(to_come(df).sum())
+    notes = failed.describe() + design_notes(df, design, failed.trials > 0, pending > 0)
     if any(r.guard is False for r in [overall, *per_level]):
         notes.append(guard_text(design, alpha, "volume"))
     if any(b.guard is False for b in balance):
@@ -235,7 +233,7 @@ def analyse(
         metric=label,
         direction=direction,
         n_complete=int((df["state"] == "COMPLETE").sum()),
-        to_come=to_come,
+        to_come=pending,
         failures=failed,
         cells=cells,
         overall=overall,
@@ -267,7 +265,7 @@ def proposals_note(df: Any, d: Design) -> str:
     )
 
 
-def design_notes(df: Any, design: Design, failed: bool, to_come: bool) -> list[str]:
+def design_notes(df: Any, design: Design, failed: bool, pending: bool) -> list[str]:
     """What the design's cells leave out: cells with no score, balance tests of bins, trials
     left out to balance a level, trials `ablate propose` added."""
     notes = []
@@ -279,17 +277,17 @@ def design_notes(df: Any, design: Design, failed: bool, to_come: bool) -> list[s
     if design.binned and design.mixtures_per_cell > 1 and not design.searched:
         notes.append(f"{BINNED}.")
     if design.unbalanced:
-        notes.append(unbalanced_note(design, failed, to_come))
+        notes.append(unbalanced_note(design, failed, pending))
     if extra := proposals_note(df, design):
         notes.append(extra)
     return notes
 
 
-def unbalanced_note(d: Design, failed: bool, to_come: bool) -> str:
+def unbalanced_note(d: Design, failed: bool, pending: bool) -> str:
     """Why some completed trials are not in the cells (`replicates.balanced`), and what to do."""
-    causes = [c for c, on in (("failed", failed), ("still to finish", to_come)) if on]
+    causes = [c for c, on in (("failed", failed), ("still to finish", pending)) if on]
     why = f"{' and '.join(causes)} trials left" if causes else "the study ran"
-    advice = "".join(f"; {a}" for a, on in ((RETRY, failed), (WAIT, to_come)) if on)
+    advice = "".join(f"; {a}" for a, on in ((RETRY, failed), (WAIT, pending)) if on)
     return (
         f"{plural(d.unbalanced, 'completed trial')} left out of the volume x balance cells "
         "(not of the seed noise) so that each balance level holds the same mixtures, each as "

@@ -395,6 +395,11 @@ def proposed(df: Any) -> Any:
     return df["proposed_by"].fillna("").astype(str) != ""
 
 
+def to_come(df: Any) -> Any:
+    """Per trial, whether it is still waiting or running (a sweep under way, or stopped)."""
+    return df["state"].isin(["WAITING", "RUNNING"])
+
+
 def task_types(df: Any) -> list[str]:
     """The task types of the study, in the order the trials first listed them."""
     types = df.attrs.get("task_types")

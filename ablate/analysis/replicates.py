@@ -66,6 +66,11 @@ def distinct_per_cell(vol: np.ndarray, bal: np.ndarray, of: Any) -> dict[tuple[f
     return per_cell
 
 
+def most_mixtures(vol: np.ndarray, bal: np.ndarray, mixture: Any) -> int:
+    """The most distinct mixtures (labels) in one cell; 1 with no trial."""
+    return max(distinct_per_cell(vol, bal, mixture).values(), default=1)
+
+
 def balanced(vol: np.ndarray, bal: np.ndarray, mixture: Any, scored: np.ndarray) -> np.ndarray:
     """Of the `scored` trials, those the cells keep: per balance level and mixture, as many at
     every volume as the mixture's fewest at any volume the level has scored trials at (see the

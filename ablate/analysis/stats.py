@@ -29,8 +29,14 @@ from typing import Any
 import numpy as np
 
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
-from ablate.analysis.load import completed, proposed
-from ablate.analysis.replicates import balanced, distinct_per_cell, replicate_noise, replicated
+from ablate.analysis.load import completed, proposed, to_come
+from ablate.analysis.replicates import (
+    balanced,
+    distinct_per_cell,
+    most_mixtures,
+    replicate_noise,
+    replicated,
+)
 from ablate.analysis.tables import mixture_identity
 from ablate.analysis.words import BALANCE, RETRY, WAIT, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
@@ -187,7 +193,7 @@ def cell_stats(
     # the seed noise from every scored trial; the cells from those the tests compare
     mixture, same = mixture_identity(done), mixture_identity(done, volume=False).to_numpy()
     vol, bal = done["vol_level"].to_numpy(), done["bal_level"].to_numpy()
-    several = bool(len(done)) and max(distinct_per_cell(vol, bal, same).values()) > 1
+    several = most_mixtures(vol, bal, same) > 1
     every = CellMeans.of(vol, bal, done[metric])
     if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
         pooled = noise(every, check=0.0)
@@ -277,9 +283,7 @@ class Design:
         complete = np.asarray(done, dtype=bool)
         y = np.asarray(y, dtype=float)
         done = complete & np.isfinite(y)
-        several = 1
-        if mixture is not None:
-            several = max(distinct_per_cell(vol, bal, mixture).values(), default=1)
+        several = 1 if mixture is None else most_mixtures(vol, bal, mixture)
         # (a search's bins hold each mixture at one volume: no test, nothing to balance)
         cells, use = _tested(vol, bal, y, done, mixture if several > 1 and not searched else None)
         waits = np.zeros(vol.size, bool) if waiting is None else np.asarray(waiting, dtype=bool)
@@ -410,7 +414,7 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         seed=rows.get("seed"),
         searched=search,
         mixture=mixture_identity(rows, volume=False).to_numpy() if len(rows) else None,
-        waiting=rows["state"].isin(["WAITING", "RUNNING"]),
+        waiting=to_come(rows),
         replicate=mixture_identity(rows).to_numpy() if len(rows) else None,
     )
     return replace(design, binned=binned)
