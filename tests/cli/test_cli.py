@@ -609,31 +609,45 @@ def test_an_import_over_a_pool_says_it_replaced_it(
 
 def test_sigterm_stops_any_command_with_its_line_and_143(tmp_path: Path) -> None:
     """Before: a SIGTERM before a sweep's Ray started (or to any other command) ended the
-    process silently with -15."""
+    process silently with -15. The command reads its source from a FIFO this test holds open,
+    so the signal lands while it runs, however slow the machine (a `data synth` polled for
+    its first image once finished before the signal was sent, on a loaded CI machine)."""
+    import errno
+    import os
     import signal
     import time
 
-    out = tmp_path / "world"
+    source = tmp_path / "dialogues.jsonl"
+    os.mkfifo(source)
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "ablate.cli",
             "data",
-            "synth",
+            "import",
+            str(source),
             "--out",
-            str(out),
-            "--n-train",
-            "200000",
+            str(tmp_path / "pool"),
         ],
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not (out.exists() and any(out.rglob("*.png"))) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the command runs (writing images): main() has started
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    while True:  # a FIFO opens for writing once the command has opened it: main() runs
+        try:
+            writer = os.open(source, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as err:
+            assert err.errno == errno.ENXIO and time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    os.write(writer, (json.dumps({"id": "a", "conversations": turns}) + "\n").encode())
+    try:  # the writer stays open: the command waits for the rest of its source
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(writer)
     assert proc.returncode == 143, err
     assert "ablate: stopped by SIGTERM; rerun the same command to start again" in err
     assert "Traceback" not in err
