@@ -3,6 +3,7 @@ effect against seed noise."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,15 @@ def _labels(parts: Any, names: Any) -> Any:
 
 @dataclass(frozen=True)
 class MixtureEffect:
-    """Is the spread between mixtures larger than the spread between seeds of one mixture?"""
+    """Do the mixtures' means differ by more than seed noise? A one-way ANOVA of the completed
+    trials by mixture (the seed replicates of one mixture give the noise).
+
+    Before: the best and worst were the highest and lowest means whatever the direction (a loss
+    study named its worst mixture best), and "a real mixture effect" meant a gap over 3x the
+    largest seed range: with one mixture truly better by 5 seed SDs (9 mixtures, 2 seeds) it said
+    so in 24% of studies. The F test says so in 93% there (3 SDs: 45%, against 6%) and in 5.0%
+    of studies with no effect (400 simulated studies each; 3 seeds: 4.5%).
+    """
 
     best: str
     best_mean: float
@@ -123,26 +132,38 @@ class MixtureEffect:
     """Largest (max - min) over the seed replicates of any one mixture."""
     n_replicated: int
     """Mixtures with at least two seeds."""
+    mixtures: int = 0
+    """Mixtures with a completed trial."""
+    f: float = math.nan
+    """The ANOVA's F (NaN: no mixture has two seeds, or every seed of a mixture scored alike)."""
+    p_value: float = math.nan
+    df_within: int = 0
+    """Degrees of freedom of the seed noise: completed trials minus mixtures."""
 
     @property
     def gap(self) -> float:
+        """Best minus worst mean, in the metric's own units (negative for a loss)."""
         return self.best_mean - self.worst_mean
 
-    @property
-    def ratio(self) -> float:
-        return self.gap / self.max_seed_range if self.max_seed_range > 0 else float("inf")
-
     def describe(self, metric: str) -> str:
-        if self.n_replicated == 0:
-            return (
-                f"best mixture {self.best} ({self.best_mean:.3f}) vs worst {self.worst} "
-                f"({self.worst_mean:.3f}); no mixture has two seeds, so seed noise is unknown"
-            )
-        verdict = "a real mixture effect" if self.ratio > 3 else "not clearly above seed noise"
-        return (
+        head = (
             f"mean {metric}: best mixture {self.best} {self.best_mean:.3f}, worst {self.worst} "
-            f"{self.worst_mean:.3f}, gap {self.gap:.3f} = {self.ratio:.1f} x the largest seed range "
-            f"({self.max_seed_range:.3f} over {self.n_replicated} replicated mixtures): {verdict}"
+            f"{self.worst_mean:.3f} (of {self.mixtures} mixtures)"
+        )
+        if self.n_replicated == 0:
+            return f"{head}; no mixture has two seeds, so seed noise is unknown"
+        if not math.isfinite(self.p_value):
+            return f"{head}; every seed of each mixture scored the same: no test"
+        verdict = (
+            "the mixtures differ by more than seed noise"
+            if self.p_value < 0.05
+            else "no difference between mixtures beyond seed noise"
+        )
+        return (
+            f"{head}: {verdict} (one-way ANOVA over mixtures, F = {self.f:.2f}, p = "
+            f"{self.p_value:.2g}, seed noise from {self.n_replicated} replicated mixtures, "
+            f"{self.df_within} df; the best of {self.mixtures} means is optimistic: it was "
+            "picked as the best)"
         )
 
 
@@ -207,13 +228,35 @@ def mixture_means(df: Any, metric: str = "value") -> Any:
 
 
 def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:
+    """Best and worst mixture by mean (best: highest, or lowest when `df.attrs["direction"]`
+    is minimize) and the one-way ANOVA of their trials (`MixtureEffect`)."""
+    from scipy.stats import f as f_dist
+
     table = mixture_table(df, metric)
+    table = table[table["seeds"] > 0]
     replicated = table[table["seeds"] >= 2]
+    means = table["mean"]
+    low, high = means.idxmin(), means.idxmax()
+    best, worst = (low, high) if df.attrs.get("direction") == "minimize" else (high, low)
+    done = completed(df, metric)
+    scores = done.assign(mix=mixture_keys(done)).groupby("mix")[metric]
+    n, mean, var = scores.count(), scores.mean(), scores.var(ddof=1).fillna(0.0)
+    df_between, df_within = len(n) - 1, int(n.sum()) - len(n)
+    within = float(((n - 1) * var).sum())
+    between = float((n * (mean - float(done[metric].mean())) ** 2).sum())
+    f = p = math.nan
+    if df_between > 0 and df_within > 0 and within > 0:
+        f = (between / df_between) / (within / df_within)
+        p = float(f_dist.sf(f, df_between, df_within))
     return MixtureEffect(
-        best=str(table["mean"].idxmax()),
-        best_mean=float(table["mean"].max()),
-        worst=str(table["mean"].idxmin()),
-        worst_mean=float(table["mean"].min()),
+        best=str(best),
+        best_mean=float(means[best]),
+        worst=str(worst),
+        worst_mean=float(means[worst]),
         max_seed_range=float(replicated["range"].max()) if len(replicated) else 0.0,
         n_replicated=len(replicated),
+        mixtures=len(table),
+        f=f,
+        p_value=p,
+        df_within=df_within,
     )

@@ -85,6 +85,7 @@ def test_table_effect_and_plot(make_job: Any, ray_session: Any, tmp_path: Path) 
     assert effect.worst_mean == pytest.approx(means.min())
     spread = df.groupby(["volume", "balance"])["value"].agg(lambda v: v.max() - v.min())
     assert effect.max_seed_range == pytest.approx(spread.max())
+    assert effect.mixtures == 4 and effect.df_within == 4  # 8 trials - 4 mixtures
     png = plot_volume_balance(df, tmp_path / "plot.png")
     assert png.stat().st_size > 10_000
 
@@ -320,3 +321,41 @@ def test_cell_intervals_stay_inside_the_metrics_range(make_job: Any, tmp_path: P
     zero = df.assign(**{"accuracy/arts": 0.0})
     out = plot_domains(zero, tmp_path / "domains.png")
     assert out is not None and out.stat().st_size > 5_000
+
+
+def _mixture_study(rng: Any, shift: float, direction: str = "maximize") -> Any:
+    """9 mixtures x 2 seeds (seed SD 0.01), the one at 4000 rows and balance 1.0 `shift` higher."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for v in (1000, 4000, 16000):
+        for b in (0.4, 0.7, 1.0):
+            for seed in (0, 1):
+                mean = 0.6 + (shift if (v, b) == (4000, 1.0) else 0.0)
+                rows.append(
+                    {"trial": len(rows), "state": "COMPLETE", "volume": v, "balance": b,
+                     "seed": seed, "mixture": f"v{v}-b{b:.2f}", "p/a": b, "p/b": 1 - b,
+                     "value": mean + 0.01 * rng.standard_normal(), "seconds": 1.0,
+                     "gpu_seconds": 0.0, "model": "", "settings": ""}
+                )  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs.update(direction=direction, metric="value", task_types=["a", "b"])
+    return df
+
+
+def test_mixture_effect_knows_a_loss_and_is_an_f_test() -> None:
+    """Before: for a loss the highest mean was called best, and 'a real mixture effect' meant a
+    gap over 3x the largest seed range (24% power at 5 seed SDs)."""
+    from scipy.stats import f_oneway
+
+    rng = np.random.default_rng(0)
+    loss = _mixture_study(rng, -0.05, "minimize")
+    effect = mixture_effect(loss)
+    assert effect.best.startswith("v4000-b1.00") and effect.best_mean < 0.56
+    groups = [g["value"].to_numpy() for _, g in loss.groupby("mixture")]
+    assert effect.p_value == pytest.approx(f_oneway(*groups).pvalue)
+    assert "differ by more than seed noise" in effect.describe("loss")
+    said = [mixture_effect(_mixture_study(rng, 0.0)).p_value < 0.05 for _ in range(100)]
+    assert sum(said) <= 12  # 5% expected; 12 of 100 has chance 0.5% under a true 5%
+    found = [mixture_effect(_mixture_study(rng, 0.05)).p_value < 0.05 for _ in range(40)]
+    assert sum(found) >= 32  # 93% expected at 5 seed SDs
