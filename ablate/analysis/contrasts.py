@@ -260,6 +260,14 @@ class Family:
             low = np.minimum(low, self.welch.lower_bounds(alpha)[0])
         return low, q
 
+    def simultaneous_upper_bounds(self, alpha: float) -> np.ndarray:
+        """Simultaneous one-sided upper bounds, `lower_bounds` mirrored: what labels a single
+        comparison "larger better" (unadjusted bounds labelled one in 12-43% of null studies)."""
+        high = self.estimate + self.quantile(alpha, two_sided=False) * self.se
+        if self.welch is not None:
+            high = np.maximum(high, self.welch.simultaneous_upper_bounds(alpha))
+        return high
+
     def upper_bounds(self, alpha: float) -> np.ndarray:
         """One-sided upper bounds, each at level 1 - alpha on its own: an intersection-union
         test ("every contrast is below 0") needs no multiplicity adjustment."""

@@ -79,7 +79,7 @@ class Findings:
         levels = len(self.per_level)
         caveat = (
             f" (each level is its own test at {self.alpha:.0%}: with {levels} levels and no "
-            "effect at all, one of them holds by chance more often than that)"
+            "effect at all, one of them holds or does not hold by chance more often than that)"
             if levels > 1
             else ""
         )

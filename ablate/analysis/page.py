@@ -136,6 +136,7 @@ def _comparisons(f: Findings) -> list[str]:
             f"{r.largest_volume:,.0f}" if (r.largest_volume or 0) >= 1 else _e(r.largest_volume),
             _num(c.effect),
             _num(c.low),
+            _num(c.high_sim),
             _num(c.high),
             _e(c.outcome),
         ]
@@ -151,10 +152,16 @@ def _comparisons(f: Findings) -> list[str]:
         "largest",
         "difference (+: smaller better)",
         f"simultaneous {level} lower bound",
-        f"{level} upper bound",
-        "this comparison",
+        f"simultaneous {level} upper bound",
+        f"{level} upper bound (every smaller volume worse: all below 0)",
+        "this comparison (by its simultaneous bounds)",
     ]
-    return ["<h2>Each smaller volume against the largest</h2>", _table(header, rows)]
+    note = (
+        f"<p><small>The rows of one balance level (or overall) are one family: its bounds hold "
+        f"together at {level}. Each level is its own family, so with no effect at all some row "
+        "of some level reads better or worse by chance more often than that.</small></p>"
+    )
+    return ["<h2>Each smaller volume against the largest</h2>", _table(header, rows), note]
 
 
 def _compared(f: Findings) -> list[Any]:

@@ -130,7 +130,7 @@ class Recommendation:
         shares = ", ".join(f"{t} {x:.3f}" for t, x in b.proportions.items())
         tried = (
             f"the best tried mixture ({{{shares}}} at {vol(b.volume)}, observed {metric} "
-            f"{self.observed:.3f} over {self.seeds} trial(s))"
+            f"{self.observed:.3f} over {self.seeds} trial(s){self._picked()})"
         )
         skill = f"{b.model}, held-out Spearman {self.spearman:.2f}"
         warn = "".join(f" {n}" for n in self.notes)
@@ -150,6 +150,12 @@ class Recommendation:
             f"mixture itself ({b.model} predicts {b.predicted:.3f}, {b.interval()}); the "
             f"proposals are exploration.{warn}"
         )
+
+    def _picked(self) -> str:
+        """The winner's curse: the best of several noisy means sits above its mixture's score."""
+        if self.mixtures < 2:
+            return ""
+        return f"; the best of {self.mixtures} means, so optimistic: picked for being best"
 
     def _against_noise(self) -> str:
         if math.isnan(self.noise):

@@ -37,7 +37,7 @@ from ablate.analysis.replicates import (
     replicate_noise,
     replicated,
 )
-from ablate.analysis.tables import mixture_identity
+from ablate.analysis.tables import favoured_type, mixture_identity
 from ablate.analysis.words import BALANCE, RETRY, WAIT, bal, check_metric, lost_text, next_seeds
 from ablate.analysis.words import vol as _vol
 from ablate.errors import UserError
@@ -68,7 +68,10 @@ def add_levels(done: Any) -> Any:
 
     A grid has a few distinct volumes and balances: they are the levels. A searched study draws
     them freely: volumes go into log-spaced bins (labelled by the geometric mid-point) and
-    balances into quartile bins (labelled by their mean), so curves still have a few lines.
+    balances into quartile bins (labelled by their mean), so curves still have a few lines. A
+    grid's balances are never binned, however many (`on_balance_axis`): each is one mixture
+    that differs from the others in balance alone (10 levels were binned into quartiles, their
+    balance test dropped as if they were random mixtures).
     """
     import pandas as pd
 
@@ -82,12 +85,25 @@ def add_levels(done: Any) -> Any:
     else:
         out["vol_level"] = vol
     bal = out["balance"].astype(float).round(3)
-    if bal.nunique() > MAX_BALANCE_LEVELS:
+    if bal.nunique() > MAX_BALANCE_LEVELS and not on_balance_axis(out):
         q = pd.qcut(bal, 4, labels=False, duplicates="drop")
         out["bal_level"] = bal.groupby(q).transform("mean").round(2)
     else:
         out["bal_level"] = bal
     return out
+
+
+def on_balance_axis(rows: Any) -> bool:
+    """Whether every mixture is a grid's balance level (`proportions_for_balance`): one type's
+    share x, the others (1 - x) / (k - 1) each, and the same type on top in every unbalanced one."""
+    shares = rows[[c for c in rows.columns if c.startswith("p/")]].to_numpy(float)
+    if shares.shape[1] < 2 or np.isnan(shares).any():
+        return False
+    top = shares.argmax(1)
+    rest = np.sort(shares, 1)[:, :-1]  # all but the largest share
+    even = np.ptp(rest, 1) <= 1e-6  # (1 - x) / (k - 1) each
+    uniform = np.ptp(shares, 1) <= 1e-6
+    return bool(even.all() and len(set(top[~uniform].tolist())) <= 1)
 
 
 def searched(rows: Any, levels: Any) -> bool:
@@ -252,6 +268,8 @@ class Design:
     """Cells with scored trials but none kept (`unbalanced`): how many were left out there."""
     binned: bool = False
     """The balance levels are bins of the design's balances (`add_levels`, past 8 levels)."""
+    favours: dict[float, str] = field(default_factory=dict)
+    """Balance level -> the task type all its mixtures give the largest share (`favoured_type`)."""
 
     @classmethod
     def of(
@@ -417,4 +435,5 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         waiting=to_come(rows),
         replicate=mixture_identity(rows).to_numpy() if len(rows) else None,
     )
-    return replace(design, binned=binned)
+    favours = {b: favoured_type(rows[levels["bal_level"] == b]) for b in design.balances}
+    return replace(design, binned=binned, favours=favours)

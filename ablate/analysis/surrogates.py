@@ -198,8 +198,9 @@ class Proposal:
     wild: int = 0
 
     def interval(self) -> str:
-        """`95% bootstrap interval 0.61 to 0.62` (and the wild refits left out, when any)."""
-        text = f"95% bootstrap interval {self.low:.3f} to {self.high:.3f}"
+        """`95% bootstrap interval of the prediction 0.61 to 0.62` (and the wild refits left
+        out, when any): the surrogate's uncertainty, not a run's seed noise around it."""
+        text = f"95% bootstrap interval of the prediction {self.low:.3f} to {self.high:.3f}"
         if self.wild:  # (they missed a tried mixture's mean by over WILD x the means' spread)
             text += f", {self.wild} of {self.refits} refits left out as wild"
         return text

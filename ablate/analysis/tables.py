@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ablate.analysis.load import completed, proposed, task_types
 
 #: Columns that set a trial's group apart: trials of different models or settings are never
@@ -260,3 +262,17 @@ def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:
         p_value=p,
         df_within=df_within,
     )
+
+
+def favoured_type(rows: Any) -> str:
+    """The task type every mixture of `rows` gives strictly the largest share, or "" (none
+    does, or they favour different types)."""
+    cols = [c for c in rows.columns if c.startswith("p/")]
+    shares = rows[cols].to_numpy(float)
+    if not len(shares) or len(cols) < 2:
+        return ""
+    top = np.sort(shares, 1)
+    if (top[:, -1] - top[:, -2] <= 1e-6).any():  # a tie on top: no one type is favoured
+        return ""
+    first = set(shares.argmax(1).tolist())
+    return cols[first.pop()][2:] if len(first) == 1 else ""

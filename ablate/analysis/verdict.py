@@ -30,6 +30,7 @@ scipy's multivariate t (a test checks both agree where they should: one balance 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -52,17 +53,9 @@ from ablate.analysis.words import (
 from ablate.analysis.words import vol as _vol
 
 __all__ = [
-    "ALPHA",
-    "RETRY",
-    "BalanceEffect",
-    "Comparison",
-    "Design",
-    "LessIsMore",
-    "Status",
-    "balance_verdicts",
-    "study_design",
-    "volume_verdicts",
-]
+    "ALPHA", "RETRY", "BalanceEffect", "Comparison", "Design", "LessIsMore", "Status",
+    "balance_verdicts", "study_design", "volume_verdicts",
+]  # fmt: skip
 
 Status = Literal["holds", "does not hold", "cannot be decided"]
 #: The family-wise error of each test unless the caller sets another.
@@ -83,14 +76,17 @@ class Comparison:
     tol: float = 0.0
     """A bound within `tol` of 0 is 0 up to rounding (`contrasts.TOLERANCE`): it decides
     nothing."""
+    high_sim: float = math.inf
+    """Simultaneous one-sided upper bound (`low` mirrored): what a row is labelled by."""
 
     @property
     def outcome(self) -> str:
         """This comparison's own answer: `smaller better` (its simultaneous lower bound above
-        0), `larger better` (its upper bound below 0) or `within noise`."""
+        0), `larger better` (its simultaneous upper bound below 0) or `within noise`. (`high`,
+        unadjusted, is the intersection-union test's: every smaller volume worse together.)"""
         if self.low > self.tol:
             return "smaller better"
-        return "larger better" if self.high < -self.tol else "within noise"
+        return "larger better" if self.high_sim < -self.tol else "within noise"
 
 
 @dataclass(frozen=True)
@@ -142,6 +138,8 @@ class BalanceEffect:
     """As `LessIsMore.guard`, for the balance family."""
     several: bool = False
     """Its cells hold several mixtures each (`Design.mixtures_per_cell`): means over them."""
+    favours: str = ""
+    """The type all the least balanced mixtures give most (a grid's first; `favoured_type`)."""
 
     def describe(self, metric: str, sign: float = 1.0) -> str:
         level = f"{1 - self.alpha:.0%}"
@@ -163,6 +161,12 @@ class BalanceEffect:
                 if clear
                 else ": within seed noise"
             )
+            if clear and self.favours:  # (a grid: balance and the first type's share move together)
+                beyond += (
+                    f", or {'less' if helps else 'more'} `{self.favours}` helps: the less "
+                    f"balanced mixtures give more to `{self.favours}`, so this gap cannot tell "
+                    f"balance from the share of `{self.favours}`"
+                )
         return (
             f"At {_vol(self.volume)}, the most balanced "
             f"{'level (a mean over its mixtures, ' if self.several else 'mixture ('}"
@@ -318,9 +322,10 @@ def _judge(
     at one `balance` level or averaged over a list of them (the overall test)."""
     low, q = fam.lower_bounds(alpha)
     high, tol = fam.upper_bounds(alpha), fam.tolerance
+    both = zip(low, high, fam.simultaneous_upper_bounds(alpha), strict=True)
     comps = tuple(
-        Comparison(v, float(e), float(s), float(lo), float(hi), float(t))
-        for v, e, s, lo, hi, t in zip(smaller, fam.estimate, fam.se, low, high, tol, strict=True)
+        Comparison(v, float(e), float(s), float(lo), float(hi), float(t), float(hs))
+        for v, e, s, (lo, hi, hs), t in zip(smaller, fam.estimate, fam.se, both, tol, strict=True)
     )
     # a bound is compared with 0 up to rounding (`tol`): the same evidence, the same verdict
     holds = bool((low > tol).any())
@@ -432,6 +437,7 @@ def balance_verdicts(d: Design, alpha: float = ALPHA) -> list[BalanceEffect]:
             alpha,
             guard,
             d.mixtures_per_cell > 1,
+            d.favours.get(lo_b, ""),
         )
         for (v, hi_b, lo_b), low, high in zip(pairs, *bounds, strict=True)
     ]

@@ -67,6 +67,10 @@ def test_when_the_best_tried_is_optimal_it_is_the_recommendation(
     text = rec.statement("score")
     assert text.startswith("No proposal is expected to beat the best tried mixture")
     assert "Recommended: the best tried mixture itself" in text
+    # the winner's curse said, the interval named as the prediction's (review i: it covered the
+    # mixture's true score in 60-86% of simulated studies, read as the mixture's own)
+    assert f"the best of {rec.mixtures} means, so optimistic: picked for being best" in text
+    assert "95% bootstrap interval of the prediction" in text
     # the report says so, on the page and in the summary
     report = write_report(job, tmp_path / "r", log_to_mlflow=False, parallel=False, n_propose=2)
     assert report.recommendation is not None and not report.recommendation.beats

@@ -1,0 +1,126 @@
+"""Statistics audit (review i): a grid's balance levels however many, the balance verdict's
+favoured type, the comparison table's labels under no effect. Trial tables built by hand as
+`ablate.analysis.load` returns them; no Ray, no Optuna."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ablate.analysis import analyse
+from ablate.analysis.stats import add_levels
+from ablate.design import proportions_for_balance
+
+TYPES = ["a", "b", "c", "d"]
+
+
+def grid_table(
+    rng: np.random.Generator,
+    volumes: Sequence[float] = (1000, 4000, 16000),
+    balances: Sequence[float] = (0.4, 0.7, 1.0),
+    seeds: int = 2,
+    score: Callable[[float, dict[str, float]], float] = lambda v, p: 0.6,
+    sd: float = 0.02,
+    types: Sequence[str] = TYPES,
+    direction: str = "maximize",
+) -> pd.DataFrame:
+    """A grid (`proportions_for_balance`: the first type on top) of volumes x balances x seeds,
+    scored `score(volume, shares)` + N(0, sd)."""
+    rows = []
+    for v in volumes:
+        for b in balances:
+            props = proportions_for_balance(list(types), b)
+            for s in range(seeds):
+                rows.append(
+                    {"trial": len(rows), "state": "COMPLETE",
+                     "value": score(v, props) + rng.normal(0, sd),
+                     "mixture": f"v{v:g}-b{b:.2f}-s{s}", "volume": float(v), "balance": b,
+                     "seed": s, "model": "", "settings": "", "requeued": False,
+                     **{f"p/{t}": props[t] for t in types}}
+                )  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs.update(metric="score", direction=direction, study="sim", task_types=list(types))
+    return df
+
+
+def test_a_grid_of_ten_balance_levels_keeps_them_and_tests_balance() -> None:
+    """Before: past 8 levels a grid's balances were binned into quartiles as a random design's
+    are: no balance statement for an effect of 18 seed SDs, levels at invented balances."""
+    balances = [0.1 * i for i in range(1, 11)]
+    df = grid_table(
+        np.random.default_rng(0),
+        balances=balances,
+        score=lambda v, p: 0.6 + 0.09 * (1.0 - max(p.values())),
+        sd=0.005,
+    )
+    levels = add_levels(df)
+    assert (levels["bal_level"] == df["balance"].round(3)).all()
+    findings = analyse(df)
+    assert sorted(r.balance for r in findings.per_level) == sorted(round(b, 3) for b in balances)
+    said = " ".join(b.describe("score", findings.cells.sign) for b in findings.balance)
+    assert said.count("balance helps beyond seed noise") == 3  # at each of the 3 volumes
+
+
+def test_random_mixtures_past_eight_balances_are_still_binned() -> None:
+    """A random design's mixtures differ in more than balance: their bins keep the plots
+    readable, and `analyse` tests no balance between them."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, shares in enumerate(rng.dirichlet(np.ones(len(TYPES)), 12)):
+        props = dict(zip(TYPES, shares.tolist(), strict=True))
+        balance = float(-(shares * np.log(shares)).sum() / math.log(len(TYPES)))
+        for v in (1000.0, 4000.0):
+            for s in range(2):
+                rows.append(
+                    {"trial": len(rows), "state": "COMPLETE", "value": 0.6 + rng.normal(0, 0.01),
+                     "mixture": f"rand{i}-v{v:g}-s{s}", "volume": v, "balance": balance,
+                     "seed": s, "model": "", "settings": "", "requeued": False,
+                     **{f"p/{t}": props[t] for t in TYPES}}
+                )  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs.update(metric="score", direction="maximize", study="sim", task_types=TYPES)
+    assert add_levels(df)["bal_level"].nunique() == 4
+    assert analyse(df).balance == []
+
+
+def test_a_grid_balance_effect_names_the_type_its_unbalanced_mixtures_favour() -> None:
+    """Before: a score that moves with the share of `a` alone read "balance hurts" with `a`
+    listed first and "balance helps" with `b` first, as an effect of balance."""
+    for order, helps in ((["a", "b", "c", "d"], False), (["b", "a", "c", "d"], True)):
+        df = grid_table(
+            np.random.default_rng(2),
+            types=order,
+            score=lambda v, p: 0.5 + 0.1 * p["a"],
+            sd=0.005,
+        )
+        findings = analyse(df)
+        said = [b.describe("score", findings.cells.sign) for b in findings.balance]
+        assert len(said) == 3
+        first = order[0]
+        way = "helps" if helps else "hurts"
+        more = "less" if helps else "more"
+        for text in said:
+            assert f"balance {way} beyond seed noise, or {more} `{first}` helps" in text
+            assert f"cannot tell balance from the share of `{first}`" in text
+
+
+def test_larger_better_rows_are_labelled_by_simultaneous_bounds() -> None:
+    """Before: "smaller better" needed the family's simultaneous bound, "larger better" only
+    its own one-sided one: with no effect at all, 11% of 5-volume studies had such a row (36%
+    with 6 balance levels); now at most the family's 5% (4.5% in 200 studies)."""
+    from ablate.analysis.verdict import Comparison
+
+    edge = Comparison(1000.0, -0.03, 0.01, -0.06, -0.01, 0.0, 0.002)
+    assert edge.outcome == "within noise"  # its own bound below 0, the family's not
+    assert Comparison(1000.0, -0.05, 0.01, -0.08, -0.03, 0.0, -0.02).outcome == "larger better"
+    rng = np.random.default_rng(12345)
+    labelled = 0
+    for _ in range(60):
+        findings = analyse(grid_table(rng, (500, 1000, 2000, 4000, 16000), (1.0,), 2))
+        comparisons = findings.overall.comparisons
+        assert all(c.high_sim >= c.high for c in comparisons)
+        labelled += any(c.outcome == "larger better" for c in comparisons)
+    assert labelled <= 7  # 5% expected: 3 of 60; 8 or more has chance under 2%
