@@ -19,12 +19,18 @@ class Terminated(KeyboardInterrupt):
     (trials in flight requeued, runs marked), then the CLI exits 143."""
 
 
+#: Set by the SIGTERM handler: Ray's wait turns any KeyboardInterrupt raised inside it
+#: (`Terminated` included) into a plain one, and the CLI then said "interrupted", exit 130.
+SIGTERM_SEEN = threading.Event()
+
+
 def stop_on_sigterm() -> Any:
     """From now on SIGTERM raises `Terminated` (a KeyboardInterrupt: it stops what runs as
     Ctrl-C does). Returns the handler it replaced, to restore; None off the main thread, where
     Python cannot set one."""
 
     def stop(signum: int, frame: Any) -> None:
+        SIGTERM_SEEN.set()
         raise Terminated()
 
     if threading.current_thread() is not threading.main_thread():

@@ -36,7 +36,8 @@ from ablate.analysis.plots import (
     plot_simplex,
     plot_volume_balance,
 )
-from ablate.analysis.stats import cell_stats, t_interval
+from ablate.analysis.replicates import t_interval
+from ablate.analysis.stats import cell_stats
 from ablate.analysis.surrogate_registry import SURROGATES, Model
 from ablate.analysis.surrogates import CrossValidation, Proposal, Surrogates, fit_surrogates
 from ablate.analysis.tables import MixtureEffect, mixture_effect, mixture_table

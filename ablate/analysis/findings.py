@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ablate.analysis.contrasts import arrangements, guard_needs, guard_seeds
+from ablate.analysis.failures import Failures, failures
 from ablate.analysis.load import proposed, to_come
 from ablate.analysis.power import (
     GUARD_NOTE,
@@ -21,7 +22,7 @@ from ablate.analysis.power import (
     minimal_effect,
 )
 from ablate.analysis.stats import Cells, cell_stats
-from ablate.analysis.tables import design_points, failed_trials, mixture_keys
+from ablate.analysis.tables import mixture_keys
 from ablate.analysis.verdict import (
     ALPHA,
     RETRY,
@@ -356,82 +357,6 @@ def _several_mixtures(d: Design, fewest: int) -> tuple[str, str, str, str]:
     worst = f", computed for its fewest trials in a cell ({fewest})" if fewest < most else ""
     plan = "more seeds per mixture (`design.seeds`) shrink it"
     return size, "", worst, plan
-
-
-#: The report lists at most this many failed design points by name.
-MAX_LISTED = 10
-
-
-@dataclass(frozen=True)
-class Failures:
-    """The study's failed trials, counted one way everywhere: a trial requeued after its driver
-    died is "requeued" (its copy runs instead), not failed."""
-
-    trials: int = 0
-    """Failed trials, requeued ones excluded."""
-    points: int = 0
-    """Design points (mixture x volume x seed) those trials are at."""
-    left_out: tuple[tuple[str, int, str], ...] = ()
-    """Points with no completed trial: (point, failed trials there, the first error)."""
-    rerun: int = 0
-    """Failed trials whose point completed since (retried)."""
-    requeued: int = 0
-
-    def summary(self) -> str:
-        """`6 failed trials at 3 design points` (and the requeued ones, when any)."""
-        text = (
-            f"{self.trials} failed trial(s) at {self.points} design point(s)"
-            if self.trials
-            else "no failed trial"
-        )
-        return text + (f", {self.requeued} requeued" if self.requeued else "")
-
-    def describe(self) -> list[str]:
-        """The failures in words, the points left out listed with their first error."""
-        out = []
-        if self.trials:
-            again = f"; {self.rerun} of them ran again and completed" if self.rerun else ""
-            out.append(f"{self.summary()}{again}.")
-        if self.left_out:
-            listed = "; ".join(
-                f"{name} ({k} failed; first error: {err or 'none recorded'})"
-                for name, k, err in self.left_out[:MAX_LISTED]
-            )
-            more = len(self.left_out) - MAX_LISTED
-            out.append(
-                f"{len(self.left_out)} design point(s) have no completed trial and are left out "
-                f"(`ablate sweep` again retries them): {listed}"
-                + (f"; and {more} more (trials.csv lists every error)." if more > 0 else ".")
-            )
-        if self.requeued:
-            out.append(
-                f"{self.requeued} trial(s) were requeued (a stopped driver's, run again as new "
-                "trials): not counted as failed."
-            )
-        return out
-
-
-def failures(df: Any) -> Failures:
-    """Count the failed trials of a study table: per design point (`mixture`, which names the
-    seed), requeued trials apart."""
-    if "mixture" not in df or not (df["state"] == "FAIL").any():
-        return Failures()
-    failed = failed_trials(df)
-    point = design_points(df)  # a name may stand for two mixtures after a design change
-    done = set(point[df["state"] == "COMPLETE"])
-    left = failed[~point[failed.index].isin(done)]
-    errors = left.get("error")
-    listed = []
-    for name, part in left.groupby(point[left.index], sort=False):
-        first = "" if errors is None else str(next(iter(errors[part.index].dropna()), ""))
-        listed.append((str(name), len(part), first.splitlines()[0][:200] if first else ""))
-    return Failures(
-        trials=len(failed),
-        points=int(point[failed.index].nunique()),
-        left_out=tuple(listed),
-        rerun=len(failed) - len(left),
-        requeued=int((df["state"] == "FAIL").sum()) - len(failed),
-    )
 
 
 def less_is_more(

@@ -41,7 +41,7 @@ def plot_rungs(rungs: list[Rung], models: list[str], out: Path, label: str) -> P
     for rung in rungs:
         for r in rung.ranked:
             paths.setdefault(r.key, []).append((rung.index, r.mean))
-            lo, hi = r.interval()
+            lo, hi = r.interval(noise=rung.noise)  # (mean, mean: no bar, no seed SD at all)
             kept = r.key in rung.promoted
             ax.errorbar(
                 rung.index, r.mean, yerr=[[r.mean - lo], [hi - r.mean]], fmt="o", ms=4,

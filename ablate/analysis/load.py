@@ -7,7 +7,9 @@ are not seed replicates of each other; see `ablate.study.settings`), `p/<type>` 
 task type), every metric the trial recorded (`overall_accuracy`, `accuracy/<domain>`, ...),
 `seconds` (the trial's own compute time), `duration` (wall seconds from dispatch to result),
 `gpus`, `gpu_seconds` (= seconds x GPUs per trial), `error`, `requeued` (a dead driver's trial,
-marked FAIL and enqueued again: not a failure of its mixture), for a bench scored by an LLM
+marked FAIL and enqueued again: not a failure of its mixture), `dropped` (a waiting trial a
+later run left out, its design point no longer in the job: marked FAIL, never run), for a bench
+scored by an LLM
 judge `judge` (`MODEL at HOST (rubric vN)`: the judge that scored the trial), and in a study
 `ablate propose` added trials to, `proposed_by` (the surrogate that proposed the trial's
 mixture; empty for the design's own trials; see `proposed`).
@@ -34,7 +36,7 @@ from ablate.study import STUDY_SETTINGS_ID, STUDY_UID, TRIAL_SETTINGS_ID, open_s
 #: Columns of `load`'s table that describe a trial rather than measure it.
 NOT_METRICS = frozenset(
     ("trial", "state", "mixture", "error", "volume", "balance", "seed", "model", "settings",
-     "requeued", "seconds", "duration", "gpus", "gpu_seconds", "judge", "proposed_by")
+     "requeued", "dropped", "seconds", "duration", "gpus", "gpu_seconds", "judge", "proposed_by")
 )  # fmt: skip
 #: The user attributes every ablate trial carries (see ablate.study.codec).
 REQUIRED_ATTRS = ("proportions", "volume", "seed")
@@ -277,6 +279,8 @@ def _row(
         "settings": attrs.get(TRIAL_SETTINGS_ID, ""),
         # a dead driver's trial, failed and enqueued again: its copy is the trial that counts
         "requeued": bool(attrs.get("requeued")),
+        # a waiting trial a later run's smaller design left out (never run, not a failure)
+        "dropped": bool(attrs.get("dropped")),
         "seconds": seconds,
         "duration": duration,
         "gpus": gpus,

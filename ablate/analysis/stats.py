@@ -31,9 +31,11 @@ import numpy as np
 from ablate.analysis.contrasts import VARIANCE_CHECK, CellMeans, Noise, noise
 from ablate.analysis.load import completed, proposed, to_come
 from ablate.analysis.replicates import (
+    LEVEL,
     balanced,
     distinct_per_cell,
     most_mixtures,
+    noise_intervals,
     replicate_noise,
     replicated,
 )
@@ -45,22 +47,6 @@ from ablate.errors import UserError
 #: More distinct values than this and a search study's volumes / balances are binned into levels.
 MAX_VOLUME_LEVELS = 12
 MAX_BALANCE_LEVELS = 8
-#: The level of the cells' intervals.
-LEVEL = 0.95
-
-
-def t_interval(
-    mean: Any, n: Any, sd: float, df: int, level: float = LEVEL
-) -> tuple[np.ndarray, np.ndarray]:
-    """mean -+ t(level, df) * sd / sqrt(n) for means of n seeds each, sd a pooled seed SD with
-    `df` degrees of freedom (NaN when df is 0: the noise is unknown)."""
-    from scipy.stats import t
-
-    mean, n = np.asarray(mean, dtype=float), np.asarray(n, dtype=float)
-    if df < 1 or not math.isfinite(sd):
-        return np.full_like(mean, math.nan), np.full_like(mean, math.nan)
-    half = float(t.ppf(0.5 + level / 2, df)) * sd / np.sqrt(n)
-    return mean - half, mean + half
 
 
 def add_levels(done: Any) -> Any:
@@ -163,6 +149,8 @@ class Cells:
     """A search study's cells: bins of different mixtures, each run once (`searched`)."""
     several: bool = False
     """A cell holds several mixtures (`Design.mixtures_per_cell`): its n counts their trials."""
+    per_volume: str = ""
+    """The seed noise per volume the intervals use, or "" when pooled."""
 
     def describe(self) -> str:
         """How the intervals were computed, for a plot's subtitle or a table's header."""
@@ -178,10 +166,8 @@ class Cells:
         if self.df < 1:
             return f"{seeds} seed(s) per cell: no interval (seed noise unknown)"
         per = "trials per cell over its mixtures" if self.several else "seeds per cell"
-        return (
-            f"{LEVEL:.0%} t interval per cell (pooled seed SD {self.sd:.3g}, {self.df} df; "
-            f"{seeds} {per})"
-        )
+        sd = self.per_volume or f"pooled seed SD {self.sd:.3g}, {self.df} df"
+        return f"{LEVEL:.0%} t interval per cell ({sd}; {seeds} {per})"
 
 
 def cell_stats(
@@ -213,13 +199,14 @@ def cell_stats(
     every = CellMeans.of(vol, bal, done[metric])
     if search:  # the spread of different mixtures in a bin (`Cells.describe` says so)
         pooled = noise(every, check=0.0)
-    else:  # one SD for all: the bars do not decide anything
-        pooled = replicate_noise(vol, mixture, done[metric], every, 0.0)
+    else:  # the noise the verdict uses: per volume when the volumes' seed noise differs
+        pooled = replicate_noise(vol, mixture, done[metric], every, VARIANCE_CHECK)
     if several and not search:  # as `Design.of` keeps them (`replicates.balanced`)
         done = done[balanced(vol, bal, same, np.ones(len(done), bool))]
     grouped = done.groupby(["vol_level", "bal_level"], sort=True)[metric]
     table = grouped.agg(["count", "mean", "std"]).rename(columns={"count": "n", "std": "sd"})
-    low, high = t_interval(table["mean"], table["n"], pooled.pooled_sd, pooled.pooled_df)
+    cell_vol = table.index.get_level_values(0)
+    low, high = noise_intervals(table["mean"], table["n"], cell_vol, pooled)
     # kept inside the metric's range (an accuracy's bar below 0 says nothing the data can)
     if bounds is None and metric == df.attrs.get("range_of", "value"):
         bounds = df.attrs.get("range")
@@ -227,7 +214,12 @@ def cell_stats(
     table["low"], table["high"] = np.clip(low, bottom, top), np.clip(high, bottom, top)
     table = pd.DataFrame(table)
     sign = -1.0 if direction == "minimize" else 1.0
-    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search, several)
+    sds = np.sqrt(pooled.var)  # (one per volume when they differ, as the verdict has them)
+    per_volume = "" if pooled.pooled else (
+        f"seed SD pooled {pooled.pooled_sd:.3g}, {pooled.pooled_df} df, and per volume "
+        f"{sds.min():.3g} to {sds.max():.3g}, the wider interval: the volumes' noise differs"
+    )  # fmt: skip
+    return Cells(table, sign, pooled.pooled_sd, pooled.pooled_df, search, several, per_volume)
 
 
 @dataclass(frozen=True)
@@ -417,9 +409,10 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
     direction = direction or df.attrs.get("direction", "maximize")
     label = df.attrs.get("metric", metric) if metric == "value" else metric
     rows, levels, search = design_trials(df)
-    if "requeued" in rows:  # a stopped driver's trial: its copy is the one that counts (`load`)
-        copy = rows["requeued"].fillna(False).astype(bool) & (rows["state"] == "FAIL")
-        rows, levels = rows[~copy], levels[~copy]
+    # a stopped driver's trial (its copy is the one that counts), one dropped from the design
+    gone = rows.reindex(columns=["requeued", "dropped"]).fillna(False).astype(bool).any(axis=1)
+    copy = gone & (rows["state"] == "FAIL")
+    rows, levels = rows[~copy], levels[~copy]
     y = rows[metric].astype(float) if metric in rows else np.full(len(rows), np.nan)
     binned = bool((levels["bal_level"] != rows["balance"].astype(float).round(3)).any())
     design = Design.of(

@@ -171,10 +171,11 @@ class MixtureEffect:
 
 def failed_trials(df: Any) -> Any:
     """The FAIL trials that count as failures: a requeued one (a dead driver's, run again as a
-    new trial) is not one."""
+    new trial) is not one, nor one dropped from a design that shrank (never run)."""
     failed = df["state"] == "FAIL"
-    if "requeued" in df:
-        failed &= ~df["requeued"].fillna(False).astype(bool)
+    for column in ("requeued", "dropped"):
+        if column in df:
+            failed &= ~df[column].fillna(False).astype(bool)
     return df[failed]
 
 

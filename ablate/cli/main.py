@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ablate.cli.commands import run
 from ablate.cli.parser import build_parser
-from ablate.errors import Terminated, UserError, stop_on_sigterm
+from ablate.errors import SIGTERM_SEEN, Terminated, UserError, stop_on_sigterm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (`kill PID`, a scheduler's preemption) stops any command as Ctrl-C does, from its
     # start: one before a sweep's Ray started used to end the process silently (-15)
     previous = stop_on_sigterm()
+    SIGTERM_SEEN.clear()  # (an earlier command in this process, a test's)
     try:
         return run(args)
     except UserError as err:
@@ -28,10 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # another pipe (a report's worker process): a failure, never a quiet 0
         sys.stderr.close()
         return 0
-    except Terminated:
-        print(f"ablate: stopped by SIGTERM; rerun the same command to {again}", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if isinstance(err, Terminated) or SIGTERM_SEEN.is_set():
+            print(f"ablate: stopped by SIGTERM; rerun the same command to {again}", file=sys.stderr)
+            return 143
         print(f"ablate: interrupted; rerun the same command to {again}", file=sys.stderr)
         return 130
     finally:

@@ -16,7 +16,7 @@ from ablate.study.lock import (
     driver_lock,
     lock_file,
 )
-from ablate.study.queue import enqueue_design, reconcile
+from ablate.study.queue import drop_outside, enqueue_design, reconcile
 from ablate.study.settings import (
     ALLOW_FLAG,
     STUDY_SETTINGS_ID,
@@ -49,6 +49,7 @@ __all__ = [
     "check_settings",
     "driver_holder",
     "driver_lock",
+    "drop_outside",
     "enqueue_design",
     "job_settings",
     "lock_file",

@@ -29,6 +29,9 @@ DESIGN_ATTRS = (
     "settings_id",
     "settings_changes",
     "model",
+    # a proposal's: without them its requeued copy read as a design trial (a balance level)
+    "proposed_by",
+    "predicted",
 )
 #: The study user attribute naming the judge of the latest sweep of a judged bench (model, host,
 #: url, rubric version, settings: `ablate.bench.judge_http.judge_identity`); each judged trial

@@ -58,6 +58,13 @@ def waiting_ids(
     )
 
 
+def fail_waiting(study: Any, trial: Any) -> None:
+    """Tell a WAITING trial FAIL without running it (`study.tell` takes only RUNNING ones)."""
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+
+
 def pop_waiting(study: Any, waiting: collections.deque[int]) -> Any:
     """`study.ask()` for the next enqueued trial, without its scan of every WAITING trial.
 

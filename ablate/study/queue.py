@@ -14,7 +14,12 @@ from typing import Any
 
 from ablate.mixture import Mixture
 from ablate.study.codec import DESIGN_ATTRS, RESULT_DEFAULTS, trial_attrs
-from ablate.study.optuna_fast import enqueue_many_rdb, mixture_params, set_trial_attr_by_id
+from ablate.study.optuna_fast import (
+    enqueue_many_rdb,
+    fail_waiting,
+    mixture_params,
+    set_trial_attr_by_id,
+)
 from ablate.study.settings import SettingsLevel
 
 
@@ -91,3 +96,27 @@ def reconcile(
                 user_attrs={**attrs, **RESULT_DEFAULTS, "requeued_from": t.number},
             )
     return [t.number for t in stale]
+
+
+def drop_outside(study: Any, mixtures: list[Mixture], level: SettingsLevel | None = None) -> int:
+    """Tell FAIL (`dropped`, never run) the WAITING trials of this settings `level` whose design
+    point is not among the job's `mixtures`: a design that shrank between runs (fewer seeds, a
+    volume left out) ran every trial the larger one had enqueued. Trials `ablate propose` added
+    stay. Restored in the job, their points are enqueued again (FAIL is not kept). How many."""
+    from optuna.trial import TrialState
+
+    keys = {trial_attrs(m)["design_key"] for m in mixtures}
+    gone = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if (level is None or level.owns(t.user_attrs))
+        and not t.user_attrs.get("proposed_by")
+        and t.user_attrs.get("design_key") not in keys
+    ]
+    for t in gone:
+        set_trial_attr_by_id(study, t, "dropped", True)
+        set_trial_attr_by_id(
+            study, t, "error", "dropped: the job's design no longer has this point (never run)"
+        )
+        fail_waiting(study, t)
+    return len(gone)

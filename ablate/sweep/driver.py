@@ -33,6 +33,7 @@ from ablate.study import (
     SettingsLevel,
     check_settings,
     driver_lock,
+    drop_outside,
     enqueue_design,
     job_settings,
     mixture_from_attrs,
@@ -89,12 +90,15 @@ def run_sweep(
             if links and progress is not None:
                 print(links, flush=True)  # once, in the sweep's first lines (not per trial)
             requeued = reconcile_runs(job, study, parent)
+            dropped = 0
             if is_ladder(job):  # rung 0, and what a dead driver decided or left undecided
                 advance_ladder(job, study, task_types, level, restart=True)
             else:
                 enqueue(job, study, mixtures, task_types, level)
+                if job.design.kind != SEARCH:  # a fixed design that shrank since the last run
+                    dropped = drop_outside(study, mixtures, level)
             tally = tally_study(job, study)
-            say_resume(job, study, len(requeued), progress is not None)
+            say_resume(job, study, len(requeued), progress is not None, dropped)
             n_ask = trials_to_ask(job, study, level)
             run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
         pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
@@ -187,15 +191,16 @@ def tally_study(job: JobSpec, study: Any) -> Tally:
     return tally
 
 
-def say_resume(job: JobSpec, study: Any, requeued: int, say: bool) -> None:
-    line = resume_line(job, study, requeued) if say else None
+def say_resume(job: JobSpec, study: Any, requeued: int, say: bool, dropped: int = 0) -> None:
+    line = resume_line(job, study, requeued, dropped) if say else None
     if line:
         print(line, flush=True)
 
 
-def resume_line(job: JobSpec, study: Any, requeued: int) -> str | None:
+def resume_line(job: JobSpec, study: Any, requeued: int, dropped: int = 0) -> str | None:
     """What a rerun found, before it runs anything: `resuming study `S`: 3 complete (kept),
-    2 left running by a driver that stopped (requeued), 5 to run`; None for a new study."""
+    2 left running by a driver that stopped (requeued), 5 to run`; None for a new study.
+    `dropped`: waiting trials this run left out (`drop_outside`)."""
     from optuna.trial import TrialState
 
     counts = {s: 0 for s in TrialState}
@@ -208,6 +213,11 @@ def resume_line(job: JobSpec, study: Any, requeued: int) -> str | None:
     if requeued:
         parts.append(f"{requeued} left running by a driver that stopped (failed, requeued)")
     parts.append(f"{counts[TrialState.WAITING]} to run")
+    if dropped:
+        parts.append(
+            f"{dropped} waiting trial(s) dropped, never run: this job's design no longer has "
+            "their points (put them back in the job and `ablate sweep` runs them)"
+        )
     return f"resuming study `{job.study}`: " + ", ".join(parts)
 
 

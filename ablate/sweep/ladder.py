@@ -143,13 +143,36 @@ def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
         lines.append(line)
     if len(rungs) == len(models) and rungs[-1].ranked:
         best = rungs[-1].ranked[0]
-        lo, hi = best.interval()
         lines.append(
             f"  best on {models[-1].name}: {best.name} {job.objective.metric} {best.mean:.4g} "
-            f"(95% interval {lo:.4g} .. {hi:.4g}, {len(best.values)} seed(s))"
+            f"({best_interval(rungs[-1])})"
         )
     lines.append("  " + cost_line(job, study, task_types))
     return ["ladder:", *lines]
+
+
+def best_interval(rung: Rung) -> str:
+    """The top rung's best mixture: its 95% t interval from the seed SD pooled over the rung's
+    mixtures (one model: one noise; a mixture's own 2 seeds alone give t(1) = 12.7), or no
+    interval when no mixture has two seeds; and, when it was picked among several, that its
+    mean is optimistic (the largest of several noisy means overstates its own truth)."""
+    best, (sd, df) = rung.ranked[0], rung.noise
+    seeds = f"{len(best.values)} seed(s)"
+    if best.has_interval(rung.noise):
+        lo, hi = best.interval(noise=rung.noise)
+        pool = sum(len(r.values) > 1 for r in rung.ranked)
+        text = (
+            f"95% interval {lo:.4g} .. {hi:.4g}, {seeds}, seed SD {sd:.3g} pooled over the "
+            f"rung's {pool} mixture(s) with 2+ seeds ({df} df)"
+        )
+    else:
+        text = "no interval (one seed; no mixture of the rung has two, so no seed SD)"
+    if len(rung.ranked) > 1:
+        text += (
+            f"; picked as the best of {len(rung.ranked)} mixtures on this model, so its mean "
+            "is optimistic"
+        )
+    return text
 
 
 def cost_line(job: JobSpec, study: Any, task_types: list[str]) -> str:

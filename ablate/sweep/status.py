@@ -102,7 +102,8 @@ def time_left_lines(job: JobSpec, complete: list[Any], counts: dict[str, int]) -
 
 def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
     """The best mixture by its mean over seeds, when some mixture has several: one lucky seed
-    is not the best mixture (the report tests it against the seed noise)."""
+    is not the best mixture. The largest of several noisy means overstates its mixture (the
+    winner's curse), and nothing tests it as the best, so the line says both."""
     groups: dict[tuple[Any, ...], list[float]] = {}
     shown: dict[tuple[Any, ...], dict[str, float]] = {}  # the trials' own order of the types
     for t in complete:
@@ -123,7 +124,9 @@ def best_mean_line(job: JobSpec, complete: list[Any], pick: Any) -> list[str]:
     return [
         f"  best mixture by its mean over seeds: {job.objective.metric} "
         f"{sum(values) / len(values):.4g} over {len(values)} seed(s): volume {key[1]}{model}, "
-        f"proportions {{{share}}} (`ablate report` tests it against the seed noise)"
+        f"proportions {{{share}}} (the best of {len(groups)} mixtures' means, so optimistic; "
+        "`ablate report` shows which differences are beyond seed noise, with no test that this "
+        "one is the best)"
     ]
 
 
@@ -132,17 +135,20 @@ LAST_FAILED = 3
 
 
 def failure_lines(trials: list[Any]) -> list[str]:
-    """What failed, counted as the report counts it (`ablate.analysis.findings.Failures`): failed
-    trials and the design points they are at, requeued ones (left running by a driver that stopped: killed, Ctrl-C, SIGTERM; run again) apart,
-    and the last few with their first error line."""
+    """What failed, counted as the report counts it (`ablate.analysis.failures.Failures`):
+    failed trials and the design points they are at, requeued ones (left running by a driver
+    that stopped: killed, Ctrl-C, SIGTERM; run again) and dropped ones (waiting when the job's
+    design shrank: never run) apart, and the last few with their first error line."""
     failed = [t for t in trials if t.state.name == "FAIL"]
     if not failed:
         return []
-    own = [t for t in failed if not t.user_attrs.get("requeued")]
+    requeued = sum(bool(t.user_attrs.get("requeued")) for t in failed)
+    dropped = sum(bool(t.user_attrs.get("dropped")) for t in failed)
+    own = [t for t in failed if not (t.user_attrs.get("requeued") or t.user_attrs.get("dropped"))]
     points = {t.user_attrs.get("mixture_name", t.number) for t in own}
-    requeued = len(failed) - len(own)
     line = f"  failed: {len(own)} trial(s) at {len(points)} design point(s)"
     line += f"; {requeued} requeued (a stopped driver's, run again)" if requeued else ""
+    line += f"; {dropped} dropped (outside the job's design, never run)" if dropped else ""
     lines = [line]
     for t in sorted(own, key=lambda t: t.number)[-LAST_FAILED:]:
         error = str(t.user_attrs.get("error") or "no error recorded").splitlines()[0][:160]

@@ -653,6 +653,37 @@ def test_sigterm_stops_any_command_with_its_line_and_143(tmp_path: Path) -> None
     assert "Traceback" not in err
 
 
+def test_sigterm_turned_into_a_plain_interrupt_still_exits_143(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a SIGTERM landing inside Ray's wait came out as a plain KeyboardInterrupt (Ray
+    turns any interrupt into one): "interrupted", exit 130 (review h, SIGTERM to a sweep's
+    process group right after its resume line)."""
+    import os
+    import signal
+    import time
+
+    cli_main = sys.modules["ablate.cli.main"]
+
+    def ray_like(args: Any) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # what Ray's wait raises for any interrupt
+        return 0
+
+    monkeypatch.setattr(cli_main, "run", ray_like)
+    assert main(["status", "job.yaml"]) == 143
+    assert "ablate: stopped by SIGTERM; rerun the same command to resume" in capsys.readouterr().err
+
+    def ctrl_c(args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "run", ctrl_c)  # the next command's Ctrl-C is no SIGTERM
+    assert main(["status", "job.yaml"]) == 130
+
+
 def test_a_broken_pipe_other_than_stdout_is_no_quiet_success(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -135,15 +135,37 @@ class Ranked:
     def mean(self) -> float:
         return float(np.mean(self.values))
 
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """The t interval of the mean over seeds ((mean, mean) with one seed)."""
-        n = len(self.values)
-        if n < 2:
+    def interval(
+        self, level: float = 0.95, noise: tuple[float, int] | None = None
+    ) -> tuple[float, float]:
+        """The t interval of the mean: with `noise` (a seed SD and its degrees of freedom,
+        `pooled_noise`) when it has any, else from this mixture's own seeds; (mean, mean) when
+        neither gives a seed SD (one seed, no pool): no interval, which `has_interval` tells."""
+        sd, df = noise if noise is not None and noise[1] > 0 else own_noise(self.values)
+        if df < 1:
             return self.mean, self.mean
         from scipy import stats  # here: at the top, every `import ablate.plan` paid 0.5-1 s
 
-        half = stats.t.ppf(0.5 + level / 2, n - 1) * float(np.std(self.values, ddof=1)) / n**0.5
+        half = stats.t.ppf(0.5 + level / 2, df) * sd / len(self.values) ** 0.5
         return self.mean - half, self.mean + half
+
+    def has_interval(self, noise: tuple[float, int] | None = None) -> bool:
+        return (noise is not None and noise[1] > 0) or len(self.values) > 1
+
+
+def own_noise(values: Sequence[float]) -> tuple[float, int]:
+    """One mixture's seed SD and its degrees of freedom (n - 1; 0 with one seed)."""
+    n = len(values)
+    return (float(np.std(values, ddof=1)) if n > 1 else math.nan), max(n - 1, 0)
+
+
+def pooled_noise(ranked: Sequence[Ranked]) -> tuple[float, int]:
+    """The seed SD pooled over a rung's mixtures with 2 or more seeds (one model, so one noise)
+    and its degrees of freedom, sum(n - 1); (nan, 0) when no mixture has two seeds. A mixture's
+    own 2 seeds give 1 df (t 12.7): the pool is what makes its interval usable."""
+    df = sum(len(r.values) - 1 for r in ranked)
+    ss = sum(float(np.sum((np.asarray(r.values) - r.mean) ** 2)) for r in ranked)
+    return (math.sqrt(ss / df) if df else math.nan), df
 
 
 @dataclass
@@ -157,6 +179,8 @@ class Rung:
     """Mixture keys that run on the next model (none after the last rung)."""
     unranked: list[str] = field(default_factory=list)
     """Names of mixtures with no completed seed (all their trials failed): not promoted."""
+    noise: tuple[float, int] = (math.nan, 0)
+    """The rung's pooled seed SD and its degrees of freedom (`pooled_noise`)."""
 
 
 def point_name(point: Mixture) -> str:
@@ -185,6 +209,7 @@ def rank_rung(
         ranked=ranked,
         promoted=[r.key for r in ranked[:keep]],
         unranked=[r.name for r in groups.values() if not r.values],
+        noise=pooled_noise(ranked),
     )
 
 
