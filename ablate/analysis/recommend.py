@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ablate.analysis.best_set import best_set
 from ablate.analysis.contrasts import CellMeans, noise
 from ablate.analysis.surrogates import Data, Proposal, Surrogates, single_thread_blas
 from ablate.analysis.words import gain, vol
@@ -117,6 +118,8 @@ class Recommendation:
     better)."""
     mixtures: int = 0
     """Tried mixtures the surrogate was cross-validated on."""
+    best_set: str = ""
+    """How many tried mixtures could be the best within seed noise (`best_set`), in words."""
     confidence: float = 0.8
     notes: list[str] = field(default_factory=list)
     """Warnings: a target volume outside the tried range."""
@@ -155,7 +158,8 @@ class Recommendation:
         """The winner's curse: the best of several noisy means sits above its mixture's score."""
         if self.mixtures < 2:
             return ""
-        return f"; the best of {self.mixtures} means, so optimistic: picked for being best"
+        said = f"; {self.best_set}" if self.best_set else ""
+        return f"; the best of {self.mixtures} means, so optimistic: picked for being best{said}"
 
     def _against_noise(self) -> str:
         if math.isnan(self.noise):
@@ -328,6 +332,7 @@ def recommend(
         noise=_seed_sd(d, math.nan) / math.sqrt(seeds),
         gain=float(d.sign * (pred[0] - pred[-1])) if k else math.nan,
         mixtures=len(observed),
+        best_set=best_set(d.sign * d.y, d.groups)[2].describe(len(observed)),
         confidence=confidence,
         notes=_extrapolation(d, volume),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.analysis.best_set import best_set
 from ablate.analysis.load import completed, proposed, task_types
 
 #: Columns that set a trial's group apart: trials of different models or settings are never
@@ -141,6 +142,8 @@ class MixtureEffect:
     p_value: float = math.nan
     df_within: int = 0
     """Degrees of freedom of the seed noise: completed trials minus mixtures."""
+    best_set: str = ""
+    """How many mixtures could be the best within seed noise (`best_set`), in words."""
 
     @property
     def gap(self) -> float:
@@ -165,7 +168,7 @@ class MixtureEffect:
             f"{head}: {verdict} (one-way ANOVA over mixtures, F = {self.f:.2f}, p = "
             f"{self.p_value:.2g}, seed noise from {self.n_replicated} replicated mixtures, "
             f"{self.df_within} df; the best of {self.mixtures} means is optimistic: it was "
-            "picked as the best)"
+            f"picked as the best); {self.best_set}"
         )
 
 
@@ -242,7 +245,10 @@ def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:
     low, high = means.idxmin(), means.idxmax()
     best, worst = (low, high) if df.attrs.get("direction") == "minimize" else (high, low)
     done = completed(df, metric)
-    scores = done.assign(mix=mixture_keys(done)).groupby("mix")[metric]
+    keys = mixture_keys(done)
+    scores = done.assign(mix=keys).groupby("mix")[metric]
+    sign = -1.0 if df.attrs.get("direction") == "minimize" else 1.0
+    _, _, could = best_set(sign * done[metric].to_numpy(float), keys.to_numpy(str))
     n, mean, var = scores.count(), scores.mean(), scores.var(ddof=1).fillna(0.0)
     df_between, df_within = len(n) - 1, int(n.sum()) - len(n)
     within = float(((n - 1) * var).sum())
@@ -262,6 +268,7 @@ def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:
         f=f,
         p_value=p,
         df_within=df_within,
+        best_set=could.describe(len(table)),
     )
 
 

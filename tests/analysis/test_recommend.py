@@ -71,6 +71,10 @@ def test_when_the_best_tried_is_optimal_it_is_the_recommendation(
     # mixture's true score in 60-86% of simulated studies, read as the mixture's own)
     assert f"the best of {rec.mixtures} means, so optimistic: picked for being best" in text
     assert "95% bootstrap interval of the prediction" in text
+    assert (
+        "could be the best within seed noise (Hsu's multiple comparisons with the best, 95%)"
+        in text
+    )
     # the report says so, on the page and in the summary
     report = write_report(job, tmp_path / "r", log_to_mlflow=False, parallel=False, n_propose=2)
     assert report.recommendation is not None and not report.recommendation.beats
