@@ -257,6 +257,7 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.objectives import run_objective
     from ablate.plan import check_job_judge, trial_mixture
     from ablate.sweep.summary import unusable_metric
+    from ablate.trial.checkpoints import FINISHED_CHECKPOINT, forget_checkpoint
 
     mixture, warnings = trial_mixture(job, args.mixture)
     for line in warnings:  # some bench dialogues left out: say so before training
@@ -265,6 +266,7 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
     if judge is not None:
         print(judge.line(), file=sys.stderr, flush=True)
     result = run_objective(job, mixture)
+    forget_checkpoint(result.info.pop(FINISHED_CHECKPOINT, None))  # printed: nothing to resume
     if args.json:
         print(
             json.dumps(

@@ -136,7 +136,7 @@ class Dispatcher:
         finally:
             # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
             # re-enqueues the trials that were in flight, as a restarted driver would.
-            self.pool.kill_all()
+            self.pool.kill_all(self.idle)
 
     def pending(self) -> int:
         """Trials not finished: in flight, to retry, enqueued, still to ask."""
@@ -239,7 +239,7 @@ class Dispatcher:
         if done and any(wanted.values()):
             for actor in done:
                 self.idle.remove(actor)
-                self.pool.forget(actor)
+                self.pool.retire(actor)
             self.pool.grow(wanted)
 
     def poll(self) -> None:

@@ -7,6 +7,8 @@ everything the dispatcher asks of Ray (start, started, grow, alive, submit, wait
 progress, stop, forget), so the dispatcher reads as events and never sees a Ray type: a failed
 trial comes back as `TrialError` or `WorkerLost`."""
 
+# long module: ablate's only importer of ray, so every Ray call of the sweep lives here
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +26,7 @@ from ablate.plan import judge_key_problem
 from ablate.registry import import_plugins
 from ablate.result import TrialResult
 from ablate.sweep.address import check_address
+from ablate.trial.checkpoints import FINISHED_CHECKPOINT, forget_checkpoint
 
 #: Object store of a Ray the driver starts itself: trials return small results, not tensors.
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
@@ -31,6 +34,8 @@ LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
 WORKER_START_SECONDS = 60.0
 #: How long a pruning poll waits for a worker's intermediate values.
 PROGRESS_TIMEOUT_SECONDS = 30.0
+#: How long retiring workers get to remove their last finished trial's checkpoint folder.
+FORGET_SECONDS = 10.0
 
 
 class TrialStopped(Exception):
@@ -53,6 +58,10 @@ class TrialWorker:
         self.threads = threads
         self.reports: list[tuple[int, float]] = []
         self.stopping = False
+        self.finished: str | None = None
+        """The last trial's checkpoint folder: removed once the driver has its result (it gives
+        this worker another trial, or retires it), not when training ends: a driver killed
+        first lost the folder and its requeued trial trained from step 0."""
         # the driver's `worker_env`, applied here rather than as a Ray runtime_env: an actor
         # with its own runtime_env needs a fresh worker process (seconds), one without takes a
         # worker Ray has already started; `module:function` targets import through sys.path
@@ -77,6 +86,7 @@ class TrialWorker:
 
     def run(self, job: JobSpec, mixture: Mixture) -> TrialResult:
         self.reports, self.stopping = [], False
+        self.forget()  # the driver gives a new trial only once it recorded the last one
 
         def report(step: int, value: float) -> None:
             # intermediate values wait here for the driver (workers never touch Optuna)
@@ -88,7 +98,13 @@ class TrialWorker:
         import_plugins(job.plugins)  # a job's own extensions register in this process too
         result = run_objective(job, mixture, self.cache)
         result.info.setdefault("worker_pid", os.getpid())
+        self.finished = result.info.pop(FINISHED_CHECKPOINT, None) or None
         return result
+
+    def forget(self) -> None:
+        """Remove the last finished trial's checkpoint folder (`finished`)."""
+        forget_checkpoint(self.finished)
+        self.finished = None
 
     def progress(self) -> list[tuple[int, float]]:
         """The intermediate values of the running trial so far (the driver polls them)."""
@@ -420,9 +436,25 @@ class WorkerPool:
         with contextlib.suppress(Exception):
             ray.kill(actor)
 
-    def kill_all(self) -> None:
+    def kill_all(self, idle: list[Any] | None = None) -> None:
+        """Kill every worker; the `idle` ones first remove their last finished trial's
+        checkpoint (a busy one's folder stays: its trial, requeued, resumes from it)."""
+        self.clean(idle or [])
         for actor in self.actors:
             self.kill(actor)
+
+    def retire(self, actor: Any) -> None:
+        """An idle worker no longer needed (its lane is done): cleaned, then forgotten."""
+        self.clean([actor])
+        self.forget(actor)
+
+    def clean(self, idle: list[Any]) -> None:
+        """Idle workers remove their last finished trial's checkpoint folder (`forget`)."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            refs = [a.forget.remote() for a in idle]
+            ray.wait(refs, num_returns=len(refs), timeout=FORGET_SECONDS)
 
 
 def _fit(free: float, need: float) -> int:

@@ -22,6 +22,17 @@ def checkpoint_folder(job: JobSpec, model_path: str, selection_hash: str, seed: 
     return root / f"{selection_hash[:16]}-s{seed}-{digest}"
 
 
+#: `TrialResult.info` key of a finished trial's checkpoint folder: kept until the driver has the
+#: result, so a trial whose driver was killed first resumes from it instead of step 0.
+FINISHED_CHECKPOINT = "checkpoint_folder"
+
+
+def forget_checkpoint(folder: str | None) -> None:
+    """Remove a finished trial's checkpoint folder (its result is recorded: nothing to resume)."""
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def last_whole_checkpoint(folder: Path) -> str | None:
     """The newest `checkpoint-N` the Trainer finished writing: its `trainer_state.json`, which
     the Trainer writes last, parses. Newer, unfinished ones (a worker killed mid-save) are
@@ -37,4 +48,9 @@ def last_whole_checkpoint(folder: Path) -> str | None:
     return None
 
 
-__all__ = ["checkpoint_folder", "last_whole_checkpoint"]
+__all__ = [
+    "FINISHED_CHECKPOINT",
+    "checkpoint_folder",
+    "forget_checkpoint",
+    "last_whole_checkpoint",
+]

@@ -35,7 +35,7 @@ from ablate.mixture import (
 from ablate.models import LoadedModel, load_model
 from ablate.pool import Pool, open_pool
 from ablate.result import TrialResult
-from ablate.trial.checkpoints import checkpoint_folder
+from ablate.trial.checkpoints import FINISHED_CHECKPOINT, checkpoint_folder
 from ablate.trial.encode import DialogueEncoder, Encoded, EncodeError, PixelCache, encode_rows
 from ablate.trial.heldout import heldout_metrics
 from ablate.trial.packing import unpacked_attention
@@ -336,6 +336,7 @@ def _trial_info(
         "train_tokens_per_second": stats.tokens / max(stats.seconds, 1e-9),
         "pad_fraction": stats.pad_fraction,
         "resumed_from_step": stats.resumed_from_step,
+        FINISHED_CHECKPOINT: stats.checkpoint,  # (popped by whoever records the result)
         "gradient_checkpointing_fallback": stats.checkpointing_fallback,
         "liger": stats.liger,
         "loss_curve": [list(point) for point in stats.loss_curve],

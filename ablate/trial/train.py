@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import importlib.util
 import math
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,6 +60,9 @@ class TrainStats:
     """What `train.liger` did (`liger_mode`): on, off, or off and why."""
     loss_curve: tuple[tuple[int, float], ...] = ()
     """(step, training loss) at each logging step (about 20 a run): MLflow's loss chart."""
+    checkpoint: str = ""
+    """The checkpoint folder, kept when training ends: whoever gets the result removes it
+    (`forget_checkpoint`); a killed driver's trial, requeued, resumes from it."""
 
     @property
     def pad_fraction(self) -> float:
@@ -258,8 +260,6 @@ def _train(
         with packed, _checkpointing_undone(base):
             result = trainer.train(resume_from_checkpoint=resume)
         curve = _loss_curve(trainer.state.log_history)
-    if saving and checkpoint is not None:
-        shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     resumed = int(Path(resume).name.split("-")[-1]) if resume else 0
     # an epoch's tokens scaled by the epochs run: the data loader cycles epochs
     tokens_per_epoch = sum(len(e.input_ids) for e in examples)
@@ -274,6 +274,7 @@ def _train(
         collated_tokens=counted.real,
         batch_tokens=tuple(counted.per_batch),
         resumed_from_step=resumed,
+        checkpoint=str(checkpoint) if saving and checkpoint is not None else "",
         liger=liger_mode(train, device),
         loss_curve=curve,
     )

@@ -193,6 +193,7 @@ def test_a_retried_trial_resumes_from_its_checkpoint(train_job: Any, tmp_path: P
     from transformers import TrainerCallback
 
     from ablate.trial import run_trial
+    from ablate.trial.checkpoints import forget_checkpoint
 
     class Crash(TrainerCallback):  # the worker dies after step 3
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -204,7 +205,12 @@ def test_a_retried_trial_resumes_from_its_checkpoint(train_job: Any, tmp_path: P
     mix = Mixture(name="m", volume=48, proportions={"colors": 0.5, "lists": 0.5}, taxonomy="skill")
     cache: dict[Any, Any] = {}
     clean = run_trial(job, mix, cache)
-    assert clean.info["resumed_from_step"] == 0 and not any(ckpt.iterdir())
+    assert clean.info["resumed_from_step"] == 0
+    # kept for whoever records the result (a sweep's worker, `ablate trial`) to remove
+    kept = Path(clean.info["checkpoint_folder"])
+    assert kept.parent == ckpt and (kept / "checkpoint-6" / "trainer_state.json").is_file()
+    forget_checkpoint(str(kept))
+    assert not any(ckpt.iterdir())
     with pytest.raises(RuntimeError, match="worker lost"):
         run_trial(job, mix, cache, callbacks=[Crash()])
     (folder,) = ckpt.iterdir()
@@ -224,7 +230,9 @@ def test_a_retried_trial_resumes_from_its_checkpoint(train_job: Any, tmp_path: P
         else:
             state.write_text(state.read_text()[:40])
     resumed = run_trial(job, mix, cache)
-    assert resumed.info["resumed_from_step"] == 2 and not folder.exists()
+    assert resumed.info["resumed_from_step"] == 2 and resumed.info["checkpoint_folder"] == str(
+        folder
+    )
     for key in ("overall_accuracy", "bench_loss"):
         assert resumed.metrics[key] == pytest.approx(clean.metrics[key], abs=1e-5), key
 
@@ -374,3 +382,29 @@ def test_a_bench_record_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
             bench_records(load_bench(tmp_path / "b.yaml"))
     (tmp_path / "b.jsonl").write_text(json.dumps({"conversations": [q, a], "history": [q, a]}))
     assert bench_records(load_bench(tmp_path / "b.yaml"))[0]["n_history"] == 2
+
+
+def test_a_workers_finished_checkpoint_waits_for_the_driver(train_job: Any, tmp_path: Path) -> None:
+    """Before: a trial removed its checkpoint folder when training ended; a driver killed before
+    it recorded the result left its requeued trial nothing to resume from (review h: 70 of 94
+    steps trained again from step 0). Now the worker removes it when the driver gives it its
+    next trial (it has recorded the last), or retires it."""
+    from ablate.sweep.workers import TrialWorker
+
+    ckpt = tmp_path / "ckpt"
+    job = train_job(train={"max_steps": 4, "checkpoint_dir": str(ckpt), "checkpoint_every": 2})
+    mixes = [
+        Mixture(name=f"m{s}", volume=24, proportions={"colors": 0.5, "lists": 0.5},
+                taxonomy="skill", seed=s)
+        for s in (0, 1)
+    ]  # fmt: skip
+    worker = TrialWorker()
+    first = worker.run(job, mixes[0])
+    assert "checkpoint_folder" not in first.info  # (never recorded in the study)
+    (kept,) = ckpt.iterdir()
+    assert (kept / "checkpoint-4").is_dir()  # what a requeued copy would resume from
+    worker.run(job, mixes[1])
+    (second,) = ckpt.iterdir()
+    assert second != kept and "-s1-" in second.name
+    worker.forget()  # retired: nothing left behind
+    assert not any(ckpt.iterdir())
