@@ -11,11 +11,14 @@ logged to the sweep's parent MLflow run (under `report/`). `ablate propose` live
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,6 +54,8 @@ __all__ = [
 
 #: Drawn in a forked process while this one draws the rest (about half the drawing time each).
 FORKED_PLOTS = ("domains", "history")
+#: Marks a report folder written in place (it holds other files too) until its page is done.
+INCOMPLETE = "REPORT_INCOMPLETE.txt"
 
 
 @dataclass
@@ -92,14 +97,13 @@ def write_report(
     start = time.perf_counter()
     job = as_job(job)
     check_volume(volume)
-    out = Path(out)
-    created = not out.exists()
+    final = Path(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out = _begin(final)  # the folder the files are written in, swapped in at the end
     except OSError as err:  # a file there, or above it
         raise UserError(
-            f"--out {out}: cannot make the report folder ({err.strerror}); give a folder path, "
-            "not a file's or one under a file"
+            f"--out {final}: cannot make the report folder ({err.strerror}); give a folder "
+            "path, not a file's or one under a file"
         ) from None
     fork = can_fork() if parallel is None else parallel and can_fork()
     children: list[Child] = []  # stopped on the way out, whatever happens
@@ -142,10 +146,12 @@ def write_report(
         ladder, rungs = ladder_view(job, df.attrs["task_types"], out / "ladder.png", label)
         notes += [line.strip() for line in ladder[1:]]  # (after its "ladder:" heading)
         plots.update({"ladder": rungs} if rungs else {})
-        page = out / "report.html"
-        page.write_text(
+        (out / "report.html").write_text(
             render_page(job, df, label, findings, surrogates, rec, plots, notes, answer)
         )
+        _publish(out, final)
+        page, csv = final / "report.html", final / "trials.csv"
+        plots = {k: final / p.relative_to(out) for k, p in plots.items()}
         run_id = None
         if mlflow_log is not None:
             try:  # the report is written: a tracking server that fails does not undo it
@@ -159,25 +165,61 @@ def write_report(
                         f"no MLflow sweep run of study `{job.study}` in {job.tracking_shown}"
                     )
     except BaseException:
-        if created:  # a failed report leaves no folder of half-written files behind
+        if out != final:  # a failed report leaves no folder of half-written files behind
             shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
         for child in children:
             child.stop()
     return Report(
-        html=page,
-        csv=csv,
-        plots=plots,
-        findings=findings,
-        surrogates=surrogates,
-        proposals=proposals,
-        notes=notes,
-        mlflow_run_id=run_id,
-        seconds=time.perf_counter() - start,
-        recommendation=rec,
-        volume_answer=answer,
+        page, csv, plots, findings, surrogates, proposals, notes, run_id,
+        time.perf_counter() - start, rec, answer,
+    )  # fmt: skip
+
+
+def _begin(out: Path) -> Path:
+    """Where to write `out`: a sibling `.NAME.report-PID` swapped in by `_publish` (a kill leaves
+    the old report or the new, whole); a folder with other files, or the working one, in place."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+    here = out.resolve()
+    for left in here.parent.glob(f".{glob.escape(here.name)}.report-*"):
+        pid, _, old = left.name[len(here.name) + 9 :].partition(".")  # PID or PID.old
+        if pid.isdigit() and old in ("", "old") and not _alive(int(pid)):  # a killed run's
+            if old and not out.exists():  # killed mid-swap: its old report put back
+                left.rename(out)
+            shutil.rmtree(left, ignore_errors=True)
+    mine = ("report.html", "trials.csv", INCOMPLETE)
+    theirs = out.is_dir() and any(
+        p.name not in mine and p.suffix != ".png" and p.name[:6] != "group-" for p in out.iterdir()
     )
+    if theirs or Path.cwd().is_relative_to(here):
+        (out / "report.html").unlink(missing_ok=True)
+        (out / INCOMPLETE).write_text("`ablate report` stopped before it finished: rerun it\n")
+        return out
+    work = here.parent / f".{here.name}.report-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
+
+
+def _publish(work: Path, out: Path) -> None:
+    """The finished report in `work` (`_begin`) in place as `out`."""
+    if work != out:
+        old = work.with_name(work.name + ".old")
+        if out.exists():
+            out.rename(old)
+        work.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    (out / INCOMPLETE).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:  # EPERM: another user's process, alive
+        return err.errno != errno.ESRCH
+    return True
 
 
 def group_notes(
@@ -273,8 +315,7 @@ class _MlflowLog:
 
     def __init__(self, job: JobSpec, fork: bool, children: list[Child]) -> None:
         self.job = job
-        self.quick = tracking.find_sweep_run_sqlite(job)
-        quick = self.quick
+        quick = tracking.find_sweep_run_sqlite(job)
         self.via_mlflow = quick is None or (quick[0] is not None and not quick[1])
         self.child = Child(_mlflow_worker, job) if self.via_mlflow and fork else None
         if self.child is not None:
@@ -292,8 +333,7 @@ class _MlflowLog:
             return run_id
         if self.child is not None:
             self.child.send((files, uid))
-            found: str | None = self.child.result()
-            return found
+            return cast("str | None", self.child.result())
         return _mlflow_log(self.job, files, uid)
 
 
@@ -312,10 +352,8 @@ def _draw(
     return {k: drawn[k] for k in PLOTS if k in drawn}
 
 
-def _plot_worker(
-    conn: Any, df: Any, out: Path, column: str, label: str, cells: Any, names: tuple[str, ...]
-) -> dict[str, Path]:
-    return plot_all(df, out, column, label, cells, names)
+def _plot_worker(conn: Any, *args: Any) -> dict[str, Path]:
+    return plot_all(*args)
 
 
 @dataclass
@@ -352,17 +390,8 @@ def _fit(
     return fitted
 
 
-def _fit_worker(
-    conn: Any,
-    df: Any,
-    column: str,
-    volume: float | None,
-    n_propose: int,
-    search: bool,
-    out: Path,
-    label: str,
-) -> Fitted:
-    fitted = _fit(df, column, volume, n_propose, search, out, label)
+def _fit_worker(conn: Any, *fit_args: Any) -> Fitted:
+    fitted = _fit(*fit_args)
     if fitted.surrogates is not None:
         # the fitted models stay behind: unpickling them would import scikit-learn here too
         # (`Surrogates.model` refits one on demand)
@@ -382,10 +411,7 @@ def _mlflow_worker(conn: Any, job: JobSpec) -> str | None:
     the run of the study id it sends and log the files it sends."""
     tracking.find_sweep_run(job)
     files, uid = conn.recv()
-    run_id = tracking.find_sweep_run(job, uid)
-    if run_id is not None and files:
-        tracking.log_parent_artifacts(job, run_id, files, "report")
-    return run_id
+    return _mlflow_log(job, files, uid) if files else tracking.find_sweep_run(job, uid)
 
 
 def summary_text(report: Report) -> str:

@@ -37,7 +37,7 @@ from ablate.pool.request import (
     resolve_sources,
 )
 from ablate.pool.store import MANIFEST_FILE, SKIPPED_FILE, PoolManifest
-from ablate.pool.writer import PoolWriter, prepare_out
+from ablate.pool.writer import PoolWriter, claim_out
 
 __all__ = ["PROGRESS_EVERY", "ImportProgress", "import_pool"]
 
@@ -61,26 +61,26 @@ def import_pool(
     check_options(req)
     columns = label_columns(req.labels, req.label_fields, is_combined(sources))
     out = Path(req.out)
-    made_out = prepare_out(out)
-    writer = PoolWriter(out, columns, req.batch_rows)
-    store = ImageStore(out)
-    try:
-        state = ImportProgress(total=_total(sources, req.split) if progress else None)
-        reads = _Reads(progress, store, state, warn)
-        summaries = _write_rows(req, sources, writer, store, reads)
-        writer.finish(sources)
-    except BaseException:
-        if made_out:
-            store.remove()
-        writer.discard(made_out)
-        raise
-    manifest = dataclasses.replace(
-        writer.manifest(req, sources, summaries),
-        images_written=store.written,
-        images_deduplicated=store.deduplicated,
-        notes=tuple(reads.notes),
-    )
-    manifest.save(out / MANIFEST_FILE)
+    with claim_out(out) as made_out:
+        writer = PoolWriter(out, columns, req.batch_rows)
+        store = ImageStore(out)
+        try:
+            state = ImportProgress(total=_total(sources, req.split) if progress else None)
+            reads = _Reads(progress, store, state, warn)
+            summaries = _write_rows(req, sources, writer, store, reads)
+            writer.finish(sources)
+        except BaseException:
+            if made_out:
+                store.remove()
+            writer.discard(made_out)
+            raise
+        manifest = dataclasses.replace(
+            writer.manifest(req, sources, summaries),
+            images_written=store.written,
+            images_deduplicated=store.deduplicated,
+            notes=tuple(reads.notes),
+        )
+        manifest.save(out / MANIFEST_FILE)
     return manifest
 
 

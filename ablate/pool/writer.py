@@ -7,8 +7,10 @@ so a failed import leaves an existing pool in the folder as it was. Memory: one 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from ablate.pool.store import BASE_SCHEMA, MANIFEST_FILE, POOL_FILE, SKIPPED_FIL
 #: A failed import's reasons, beside a pool that was already there (see `failed_report`).
 FAILED_FILE = "skipped.failed.jsonl"
 
-__all__ = ["MAX_JOINT_COMBINATIONS", "PoolWriter", "prepare_out"]
+__all__ = ["MAX_JOINT_COMBINATIONS", "TMP_FILES", "PoolWriter", "claim_out"]
 
 MAX_JOINT_COMBINATIONS = 100_000
 """Joint label counts are kept while the distinct label combinations stay below this."""
@@ -38,28 +40,45 @@ MAX_JOINT_COMBINATIONS = 100_000
 Joint = dict[str, dict[str, dict[str, dict[str, int]]]]
 
 
-def prepare_out(out: Path) -> bool:
-    """Create the pool folder `out`, refusing a file or a folder of other files.
+#: What an import writes before it is done (`PoolWriter`, `_finish_table`): the only files of a
+#: killed import (SIGKILL, a lost node) left in its folder; the next import there removes them.
+TMP_FILES = (POOL_FILE + ".tmp", SKIPPED_FILE + ".tmp", POOL_FILE + ".staged")
 
-    True when the folder was made now (a failed import removes it again).
-    """
+
+@contextmanager
+def claim_out(out: Path) -> Iterator[bool]:
+    """Create the pool folder `out` and hold it for one import (an exclusive `flock` on the
+    folder), refusing a file, a folder of other files or one another import holds; a killed
+    import's `TMP_FILES` are removed. Yields True when the folder was made now, or by a killed
+    import (a failed import removes it again)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder; choose another pool folder")
-    if out.is_dir():
-        foreign = [
-            p.name
-            for p in out.iterdir()
-            if p.name
-            not in (POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, FAILED_FILE, STORE_DIR, RAY_IGNORE_FILE)
-        ]
-        if foreign:
-            raise UserError(
-                f"--out {out}: the folder holds other files ({', '.join(sorted(foreign)[:3])}); "
-                "give an empty or new folder, or an existing pool to replace"
-            )
-    made_out = not out.exists()
+    left = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    ours = {POOL_FILE, MANIFEST_FILE, SKIPPED_FILE, FAILED_FILE, STORE_DIR, RAY_IGNORE_FILE}
+    if foreign := sorted(left - ours - set(TMP_FILES)):
+        raise UserError(
+            f"--out {out}: the folder holds other files ({', '.join(foreign[:3])}); "
+            "give an empty or new folder, or an existing pool to replace"
+        )
+    # a folder of a killed import's files only (with its images) counts as new, as it was then
+    made_out = not out.exists() or (bool(left & set(TMP_FILES)) and left <= {*TMP_FILES, STORE_DIR})
     out.mkdir(parents=True, exist_ok=True)
-    return made_out
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when fd closes
+        except BlockingIOError:
+            raise UserError(
+                f"--out {out}: another `ablate data import` is writing into this folder; wait "
+                "for it to finish, or give another folder"
+            ) from None
+        except OSError:  # a file system without locks on folders (some NFS): as before
+            pass
+        for name in TMP_FILES:  # not another import's: this one holds the folder
+            (out / name).unlink(missing_ok=True)
+        yield made_out
+    finally:
+        os.close(fd)
 
 
 class PoolWriter:
@@ -80,8 +99,8 @@ class PoolWriter:
         for name in self.label_names[1:]:  # label_names[0] is task_type, a BASE_SCHEMA column
             schema = schema.append(pa.field(name, pa.string()))
         self.schema = schema
-        self.tmp = out / (POOL_FILE + ".tmp")
-        self.tmp_skipped = out / (SKIPPED_FILE + ".tmp")
+        self.tmp = out / TMP_FILES[0]
+        self.tmp_skipped = out / TMP_FILES[1]
         # where a failing import leaves its reasons: beside a pool already there, a file of
         # its own (that pool's `skipped.jsonl` is its manifest's record, not this import's)
         failed = FAILED_FILE if (out / MANIFEST_FILE).is_file() else SKIPPED_FILE
@@ -298,7 +317,7 @@ def _finish_table(tmp: Path, final: Path, keep: list[str]) -> None:
             tmp.replace(final)
             return
         schema = pa.schema([reader.schema.field(n) for n in keep])
-        staged = final.with_suffix(".arrow.staged")
+        staged = final.with_name(TMP_FILES[2])
         with ipc.new_file(str(staged), schema) as writer:
             for i in range(reader.num_record_batches):
                 writer.write_batch(reader.get_batch(i).select(keep))

@@ -90,13 +90,7 @@ def run_sweep(
             if links and progress is not None:
                 print(links, flush=True)  # once, in the sweep's first lines (not per trial)
             requeued = reconcile_runs(job, study, parent)
-            dropped = 0
-            if is_ladder(job):  # rung 0, and what a dead driver decided or left undecided
-                advance_ladder(job, study, task_types, level, restart=True)
-            else:
-                enqueue(job, study, mixtures, task_types, level)
-                if job.design.kind != SEARCH:  # a fixed design that shrank since the last run
-                    dropped = drop_outside(study, mixtures, level)
+            dropped = enqueue_all(job, study, mixtures, task_types, level)
             tally = tally_study(job, study)
             say_resume(job, study, len(requeued), progress is not None, dropped)
             n_ask = trials_to_ask(job, study, level)
@@ -158,6 +152,19 @@ def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
                 flush=True,
             )
         return None
+
+
+def enqueue_all(
+    job: JobSpec, study: Any, mixtures: list[Any], task_types: list[str], level: SettingsLevel
+) -> int:
+    """What this run is to run: the design's points not yet there (a ladder: rung 0, and what
+    a dead driver decided or left undecided); a fixed design that shrank since the last run
+    drops its waiting trials outside it (`drop_outside`): how many."""
+    if is_ladder(job):
+        advance_ladder(job, study, task_types, level, restart=True)
+        return 0
+    enqueue(job, study, mixtures, task_types, level)
+    return drop_outside(study, mixtures, level) if job.design.kind != SEARCH else 0
 
 
 def enqueue(

@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ablate.config import JobSpec, redact, safe_name, sqlite_path
+from ablate.config import JobSpec, redact, sqlite_path
+from ablate.errors import UserError
 from ablate.study import sqlite_fast_commits
-from ablate.tracking.mlflow_fast import sql_store
+from ablate.tracking.mlflow_fast import default_artifacts, local_path, relocate_artifacts, sql_store
 
 _CLIENTS: dict[str, Any] = {}
 
@@ -124,15 +125,20 @@ def _alive(pid: int) -> bool:
 def artifact_location(uri: str, study: str) -> str | None:
     """Artifacts of a SQLite-tracked study live beside the database (not in the current folder)."""
     db = sqlite_path(uri)
-    return (db.parent / "mlartifacts" / safe_name(study)).resolve().as_uri() if db else None
+    return default_artifacts(db, study).as_uri() if db else None
 
 
 def experiment_id(job: JobSpec) -> str:
-    """The study's experiment (created once; cached per process: asked for once per trial)."""
+    """The study's experiment (created once; cached per process: asked for once per trial).
+    A moved or copied project's experiment is pointed at the artifact folder beside its
+    database now (`relocate_artifacts`); one whose folder cannot be written is refused."""
     key = (job.tracking_uri, job.study)
     if key in _EXPERIMENTS:
         return _EXPERIMENTS[key]
     client = mlflow_client(job.tracking_uri)
+    db = sqlite_path(job.tracking_uri)
+    if db is not None and db.name != ":memory:":
+        relocate_artifacts(db, job.study)
     exp = client.get_experiment_by_name(job.study)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
@@ -140,16 +146,44 @@ def experiment_id(job: JobSpec) -> str:
         exp_id = str(exp.experiment_id)
         if EXPERIMENT_KIND[0] not in exp.tags:  # made before ablate set it
             client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+        location = str(exp.artifact_location)
     else:
+        location = artifact_location(job.tracking_uri, job.study) or ""
         exp_id = str(
             client.create_experiment(
-                job.study,
-                artifact_location=artifact_location(job.tracking_uri, job.study),
-                tags=dict([EXPERIMENT_KIND]),
+                job.study, artifact_location=location or None, tags=dict([EXPERIMENT_KIND])
             )
         )
+    check_artifacts(job, location)
     _EXPERIMENTS[key] = exp_id
     return exp_id
+
+
+def check_artifacts(job: JobSpec, location: str) -> None:
+    """Refuse, in one line, a local artifact folder this machine cannot write, before a run
+    writes there (MLflow fails mid-sweep with a traceback: NotADirectoryError, PermissionError).
+    Nothing is made: the first artifact makes the folder."""
+    path = local_path(location)
+    if path is None:  # a server's or a bucket's: MLflow's to report
+        return
+    probe = path
+    while probe != probe.parent and not _stat_ok(probe):  # the first folder that is there
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
+        return
+    why = f"{probe} is not writable" if probe.is_dir() else f"{probe} is not a folder"
+    raise UserError(
+        f"tracking {job.tracking_shown}: the MLflow experiment `{job.study}` keeps its artifacts "
+        f"in {path}, which cannot be used here ({why}); make that a writable folder, or set "
+        "`tracking` to another store (a new sqlite:/// file, or a server)"
+    )
+
+
+def _stat_ok(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # under a folder this user may not read
+        return False
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Every use of MLflow's private internals, in one place, each measured faster than the client.
+"""Every use of MLflow's private internals, in one place, each measured faster than the client
+or doing what it cannot (`relocate_artifacts`: no call changes an experiment's artifact root).
 
 Pinned: pyproject bounds mlflow below 3.18, and tests/tracking/test_tracking_writer.py compares each
 function with the public client path it replaces (the same runs, tags, params and metrics).
@@ -6,10 +7,13 @@ function with the public client path it replaces (the same runs, tags, params an
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-from ablate.config import JobSpec, redact, sqlite_path
+from ablate.config import JobSpec, redact, safe_name, sqlite_path
 from ablate.tracking.parents import STUDY_UID_TAG, pick_parent
 
 
@@ -84,9 +88,6 @@ def find_sweep_run_sqlite(
     """`find_sweep_run` for a SQLite tracking database, read with sqlite3, without importing
     MLflow (2-3 CPU seconds): (run id or None, the run's artifact folder when it is local, else
     None). None when the question needs MLflow itself (another backend, an unexpected schema)."""
-    import sqlite3
-    from urllib.parse import unquote, urlparse
-
     uri = job.tracking_uri
     db = sqlite_path(uri)
     if db is None:
@@ -94,6 +95,7 @@ def find_sweep_run_sqlite(
     if not db.is_file():
         return None, None
     try:
+        relocate_artifacts(db, job.study)  # a moved project's report goes where its runs now do
         con = sqlite3.connect(db, timeout=30)
         try:
             rows = con.execute(
@@ -114,13 +116,73 @@ def find_sweep_run_sqlite(
     found, _ = pick_parent([(str(r[0]), r[1], r[2]) for r in rows], redact(job.storage_url), uid)
     if found is None:
         return None, None
-    artifact_uri = next(str(r[3] or "") for r in rows if str(r[0]) == found)
-    parsed = urlparse(artifact_uri)
+    return found, local_path(next(str(r[3] or "") for r in rows if str(r[0]) == found))
+
+
+def local_path(uri: str) -> Path | None:
+    """The folder of a local artifact URI (`file:///...`, or an absolute path); None for any
+    other (`mlflow-artifacts:`, `s3://`, ...)."""
+    parsed = urlparse(uri)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return found, Path(unquote(parsed.path))
-    if parsed.scheme == "" and Path(artifact_uri).is_absolute():
-        return found, Path(artifact_uri)
-    return found, None
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" and uri and Path(uri).is_absolute():
+        return Path(uri)
+    return None
+
+
+def default_artifacts(db: Path, study: str) -> Path:
+    """Where a SQLite-tracked study's artifacts live: beside the database, not in the current
+    folder (`mlartifacts/<study>`)."""
+    return (db.parent / "mlartifacts" / safe_name(study)).resolve()
+
+
+def relocate_artifacts(db: Path, study: str) -> None:
+    """Point the study's experiment and its runs at `default_artifacts`, when they name the
+    folder ablate made beside the database at its old place: the project was moved or copied
+    since. MLflow keeps absolute artifact URIs, so a moved project's runs wrote to (and
+    recreated) the old folder, or failed where it could not be made; a copy wrote into the
+    original's. The same folder under another path (a mount) is left as it is. One
+    transaction, plain SQL on MLflow's tables (see `find_sweep_run_sqlite`); a database this
+    process cannot write is left alone."""
+    new = default_artifacts(db, study)
+    con = None
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        with con:  # commits both updates, or neither
+            row = con.execute(
+                "SELECT experiment_id, artifact_location FROM experiments WHERE name = ?", (study,)
+            ).fetchone()
+            old = local_path(str(row[1] or "")) if row else None
+            if (
+                old is None
+                or old == new
+                or (old.name, old.parent.name) != (new.name, new.parent.name)
+            ):
+                return  # none, this one, or not a folder ablate made: the user's
+            if _same_folder(old.parent.parent, db.parent):
+                return
+            stored, now = str(row[1]), new.as_uri()
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (now, row[0]),
+            )
+            con.execute(
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                (now, len(stored) + 1, row[0], len(stored) + 1, stored + "/"),
+            )
+    except sqlite3.Error:  # read-only, or not MLflow's schema: MLflow says what it says
+        pass
+    finally:
+        if con is not None:
+            con.close()
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # gone
+        return False
 
 
 def copy_run_artifacts(folder: Path, paths: list[Path], artifact_path: str | None = None) -> None:
