@@ -52,7 +52,7 @@ def test_demo_runs_a_tracked_sweep_and_resumes(tmp_path: Path, ray_session: Any)
     )
 
     assert result.plot.is_file() and result.plot.stat().st_size > 10_000
-    assert "v32-b1.00" in result.table and "largest seed range" in result.effect
+    assert "v32-b1.00" in result.table and "one-way ANOVA over mixtures" in result.effect
     # the verdict line comes from the calibrated test: one volume, so it names what to add
     assert '"Less is more" CANNOT BE DECIDED' in result.effect
     assert "only one volume was tested" in result.effect and "`design.volumes`" in result.effect

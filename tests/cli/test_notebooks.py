@@ -34,7 +34,7 @@ def test_walkthrough_executes(make_job: Any, ray_session: Any, tmp_path: Path) -
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "largest seed range" in text
+    assert "one-way ANOVA over mixtures" in text
     assert '"Less is more"' in text and "held-out Spearman" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert (tmp_path / "volume_balance.png").is_file()

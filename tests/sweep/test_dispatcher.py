@@ -87,8 +87,11 @@ class ScriptedPool:
     def stop(self, actor: Any) -> None:
         self.stopped += 1
 
-    def kill_all(self) -> None:
+    def kill_all(self, idle: list[Any] | None = None) -> None:
         pass
+
+    def retire(self, actor: Any) -> None:
+        self.forget(actor)
 
 
 def _dispatcher(job: Any, pool: Any) -> tuple[Dispatcher, Any]:
