@@ -5,15 +5,13 @@ end; a folder that holds other files too is written in place, marked incomplete 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from processes_for_tests import kill_when, start_cli
 from test_analysis import grid_study, peak_at_5000
 
 from ablate.analysis import report as report_module
@@ -33,6 +31,19 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.parent.glob(f".{out.name}.report-*"))
 
 
+def _reported(make_job: Any, out: Path) -> tuple[Any, Path]:
+    """A grid study of the job `make_job` gives, and its report written into `out`."""
+    job = make_job()
+    grid_study(job, peak_at_5000)
+    write_report(job, out, log_to_mlflow=False, parallel=False)
+    return job, out
+
+
+def stop(*args: Any) -> str:
+    """A render interrupted (Ctrl-C) before the page is written."""
+    raise KeyboardInterrupt
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -40,37 +51,16 @@ def _dead_pid() -> int:
 
 
 def test_a_killed_report_leaves_the_old_one_whole(make_job: Any, tmp_path: Path) -> None:
-    job = make_job()
-    grid_study(job, peak_at_5000)
-    out = tmp_path / "rep"
-    write_report(job, out, log_to_mlflow=False, parallel=False)
+    job, out = _reported(make_job, tmp_path / "rep")
     old = _contents(out)
     assert "report.html" in old and "trials.csv" in old
     (out / "stale.png").write_bytes(b"an earlier report's plot")  # a report file: swapped too
     old = _contents(out)
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(to_dict(job)))
-    cmd = [sys.executable, "-m", "ablate.cli", "report", str(path), "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--no-mlflow"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_cli(["report", str(path), "--out", str(out), "--no-mlflow"])
     work = tmp_path / f".rep.report-{proc.pid}"
-    try:
-        deadline = time.monotonic() + 120
-        while not (work / "trials.csv").exists():  # written first; the plots take seconds
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the report never started writing"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_when(proc, (work / "trials.csv").exists, "the report writing")  # written first
     assert _contents(out) == old  # before: new plots and trials.csv beside the old page
     assert _leftovers(out) == [work.name]
     report = write_report(job, out, log_to_mlflow=False, parallel=False)  # the rerun
@@ -84,14 +74,8 @@ def test_a_killed_report_leaves_the_old_one_whole(make_job: Any, tmp_path: Path)
 def test_a_failed_report_leaves_the_old_one_or_nothing(
     make_job: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = make_job()
-    grid_study(job, peak_at_5000)
-    out = tmp_path / "rep"
-    write_report(job, out, log_to_mlflow=False, parallel=False)
+    job, out = _reported(make_job, tmp_path / "rep")
     old = _contents(out)
-
-    def stop(*args: Any) -> str:
-        raise KeyboardInterrupt
 
     monkeypatch.setattr(report_module, "render_page", stop)
     with pytest.raises(KeyboardInterrupt):
@@ -116,9 +100,6 @@ def test_a_folder_with_other_files_is_written_in_place_and_marked(
     assert (out / "report.html").is_file() and not (out / INCOMPLETE).exists()
     assert (out / "notes.txt").read_text() == "mine" and _leftovers(out) == []
 
-    def stop(*args: Any) -> str:
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(report_module, "render_page", stop)
     with pytest.raises(KeyboardInterrupt):
         write_report(job, out, log_to_mlflow=False, parallel=False)
@@ -132,10 +113,7 @@ def test_a_folder_with_other_files_is_written_in_place_and_marked(
 def test_the_working_folder_is_never_renamed(
     make_job: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = make_job()
-    grid_study(job, peak_at_5000)
-    out = tmp_path / "rep"
-    write_report(job, out, log_to_mlflow=False, parallel=False)
+    job, out = _reported(make_job, tmp_path / "rep")
     monkeypatch.chdir(out)
     inode = out.stat().st_ino
     report = write_report(job, ".", log_to_mlflow=False, parallel=False)
@@ -145,10 +123,7 @@ def test_the_working_folder_is_never_renamed(
 
 def test_a_run_killed_between_its_two_renames(make_job: Any, tmp_path: Path) -> None:
     """The one moment `out` is missing: the next run puts the old report back first."""
-    job = make_job()
-    grid_study(job, peak_at_5000)
-    out = tmp_path / "rep"
-    write_report(job, out, log_to_mlflow=False, parallel=False)
+    job, out = _reported(make_job, tmp_path / "rep")
     old = _contents(out)
     pid = _dead_pid()
     out.rename(tmp_path / f".rep.report-{pid}.old")  # the killed run's first rename

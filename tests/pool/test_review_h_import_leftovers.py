@@ -8,10 +8,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from ablate.errors import UserError
 from ablate.pool import ImportRequest, import_pool, open_pool
 from ablate.pool.writer import TMP_FILES
 from tests.pool.test_pool import GOOD, rec, write_source
+from tests.processes_for_tests import kill_when, start_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,25 +33,8 @@ def _killed_import(src: Path, out: Path) -> list[str]:
     """Run `ablate data import SRC --out OUT` in a subprocess and SIGKILL it as soon as its
     temporary files exist (it has then rows left to read for seconds); its command line."""
     argv = ["data", "import", str(src), "--out", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", *argv],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not all((out / name).exists() for name in TMP_FILES[:2]):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no temporary files appeared"
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = start_cli(argv)
+    kill_when(proc, lambda: all((out / name).exists() for name in TMP_FILES[:2]), "temp files")
     return argv
 
 
