@@ -643,11 +643,12 @@ def test_sigterm_stops_any_command_with_its_line_and_143(tmp_path: Path) -> None
             time.sleep(0.05)
     turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
     os.write(writer, (json.dumps({"id": "a", "conversations": turns}) + "\n").encode())
-    try:  # the writer stays open: the command waits for the rest of its source
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        os.close(writer)
+    # the writer still open, the command waits for the rest of its source: the signal comes
+    # now. Then EOF: a read blocked in C (pyarrow retries EINTR) returns, and the pending
+    # signal stops the command at its next line of Python
+    proc.send_signal(signal.SIGTERM)
+    os.close(writer)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "ablate: stopped by SIGTERM; rerun the same command to start again" in err
     assert "Traceback" not in err
