@@ -73,8 +73,11 @@ def split_groups(df: Any) -> list[tuple[str, Any]]:
 
 def main_group(groups: list[tuple[str, Any]]) -> tuple[str, Any]:
     """The group the report's plots and main verdict show: the one of the study's latest trial
-    (the largest model of a ladder, the settings a rerun recorded last)."""
-    return max(groups, key=lambda g: g[1]["trial"].max() if "trial" in g[1] else 0)
+    (the largest model of a ladder, the settings a rerun recorded last) among those with a
+    completed trial (a model that failed every trial made the whole report refuse the study;
+    its own line says what failed)."""
+    done = [g for g in groups if "state" not in g[1] or (g[1]["state"] == "COMPLETE").any()]
+    return max(done or groups, key=lambda g: g[1]["trial"].max() if "trial" in g[1] else 0)
 
 
 @dataclass(frozen=True)

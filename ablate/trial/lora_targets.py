@@ -256,6 +256,24 @@ def model_kind(config: Any, kind: str) -> str:
     return "image-text-to-text" if remote or known else "causal-lm"
 
 
+def check_model_paths(job: JobSpec) -> None:
+    """Refuse, before any trial is enqueued, a model path that can only be a local folder (it
+    starts with `/`, `.` or `~`, or has two slashes: no hub id does) when no such folder exists:
+    before, every trial of that model failed on it, its message naming `model.path` for any
+    model of `models:`. A name like `org/model` is left to the trial (a hub id)."""
+    if job.objective.kind != "train":
+        return
+    for key, spec in job_models(job):
+        path = spec.path
+        local = path.startswith(("/", ".", "~")) or path.count("/") >= 2
+        folder = job.base_dir / Path(path).expanduser()
+        if local and not folder.is_dir():
+            raise UserError(
+                f"{job.source or 'job'}: `{key}.path` {path}: no such model folder (resolved "
+                f"to {folder.resolve()}); a folder is relative to the job file's folder"
+            )
+
+
 def job_models(job: JobSpec) -> list[tuple[str, ModelSpec]]:
     """The job's models with the key a message names each by: `model`, or `models[i]`."""
     if job.models:

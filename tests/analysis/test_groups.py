@@ -77,6 +77,9 @@ def test_groups_by_model_and_settings_and_the_main_one_is_the_latest() -> None:
     ]
     assert main_group(groups)[0] == "model target, settings s2"
     assert split_groups(df[df["model"] == "proxy"].drop(columns="settings"))[0][0] == ""
+    # review j: a last model that failed every trial made the whole report refuse the study
+    df.loc[df["settings"] == "s2", ["state", "value"]] = ["FAIL", np.nan]
+    assert main_group(split_groups(df))[0] == "model target, settings s1"
 
 
 def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(

@@ -294,3 +294,24 @@ def test_the_trial_refuses_a_partly_misspelt_list_too(tmp_path: Path) -> None:
         f"(LlamaForCausalLM at {tmp_path / 'model'}), and peft would adapt the other entries only"
     )
     assert not any(hasattr(m, "lora_A") for m in loaded.model.modules())  # nothing attached
+
+
+def test_a_local_model_folder_that_is_not_there_is_refused_under_its_own_key(
+    config_only: dict[str, Path], tmp_path: Path
+) -> None:
+    """Review j: a `models:` entry whose folder was missing failed every one of its trials, the
+    message naming `model.path`. A path no hub id can be (`../x`, `/x`, `a/b/c`) is checked
+    before anything is enqueued; `org/name` is left to the trial (a hub id)."""
+    from ablate.trial.lora_targets import check_model_paths
+
+    model = config_only["causal_lm"].parent / "model"
+    job_file = tmp_path / "models.yaml"
+    for ghost in ("../models/does-not-exist", str(tmp_path / "gone"), "a/b/c"):
+        entries = [{"name": "small", "path": str(model)}, {"name": "ghost", "path": ghost}]
+        job_file.write_text(JOB_YAML.replace("model: {path: model}", f"models: {entries}"))
+        with pytest.raises(UserError) as err:
+            check_model_paths(read_job(job_file))
+        assert f"`models[1].path` {ghost}: no such model folder" in str(err.value)
+    entries = [{"name": "small", "path": str(model)}, {"name": "hub", "path": "org/no-model"}]
+    job_file.write_text(JOB_YAML.replace("model: {path: model}", f"models: {entries}"))
+    check_model_paths(read_job(job_file))  # a hub id: the trial loads it and says
