@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from ablate.analysis.groups import main_group, split_groups
 from ablate.analysis.load import as_job, load
 from ablate.analysis.recommend import MIN_DISTANCE, check_volume, recommend
 from ablate.analysis.surrogate_registry import SURROGATES
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
 from ablate.config import JobSpec
 from ablate.design import SEARCH
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 from ablate.mixture import Mixture, validate, with_within
 from ablate.objectives import metric_range
 from ablate.plan import drawable, job_task_types
@@ -37,6 +38,9 @@ class Enqueued:
     statement: str = ""
     """Whether proposal 1 is expected to beat the best tried mixture (else: the latter is the
     recommendation, and the proposals are exploration)."""
+    for_model: str = ""
+    """In a study across models (`models:`): the one the proposals were fitted on and train
+    on ("" in a one-model study)."""
 
 
 def propose_and_enqueue(
@@ -47,6 +51,7 @@ def propose_and_enqueue(
     model: str | None = None,
     metric: str | None = None,
     dry_run: bool = False,
+    for_model: str | None = None,
 ) -> Enqueued:
     """Fit the surrogates, take the n best mixtures at `volume` and enqueue them (x seeds) into
     the job's study; the next `ablate sweep JOB.yaml` runs them before anything else.
@@ -55,14 +60,18 @@ def propose_and_enqueue(
     one fails before the study is read, with the closest name. Enqueued like the sweep's own
     points: under the study's driver lock (a running sweep refuses it, naming its driver),
     skipping design points already in the study, and on a search study with the sampler's
-    coordinates of each mixture, so the sampler learns the parameters the trial trains on."""
+    coordinates of each mixture, so the sampler learns the parameters the trial trains on.
+
+    A study across models (`models:`): the surrogates are fitted on one model's trials, the
+    report's (the latest trained) or `for_model`, and the trials train on it. Before, every
+    model's trials were pooled and the proposals trained on `models[0]`, whatever the fit."""
     job = as_job(job)
     check_volume(volume)
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     if model is not None:
         SURROGATES.get(model, "ablate propose")
-    df = load(job)
+    df, target = one_model(load(job), for_model)
     if not dry_run:  # a running sweep refuses it now, not after the surrogates' fits
         with driver_lock(job, open_study(job, create=False)):
             pass
@@ -80,20 +89,41 @@ def propose_and_enqueue(
     _check_supply(job, proposals, volume)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
     if dry_run:
-        return Enqueued(proposals, 0, name, sur.cv[name].spearman, statement)
+        return Enqueued(proposals, 0, name, sur.cv[name].spearman, statement, target)
     study = open_study(job, create=False)
     with driver_lock(job, study):
         # the proposals train with this job's settings: a job a sweep would refuse (another
         # pool, relabelled rows) is refused here too, before anything is enqueued
         level, _ = check_settings(study, job, job_settings(job, job_task_types(job)))
         stamp = len(study.get_trials(deepcopy=False))
-        mixtures, extra = _mixtures(job, proposals, seeds, f"prop{stamp}", name)
+        mixtures, extra = _mixtures(job, proposals, seeds, f"prop{stamp}", name, target)
         params = None
         if job.design.kind == SEARCH:
             types = job_task_types(job)
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name], level=level)
-    return Enqueued(proposals, count, name, sur.cv[name].spearman, statement)
+    return Enqueued(proposals, count, name, sur.cv[name].spearman, statement, target)
+
+
+def one_model(df: Any, for_model: str | None) -> tuple[Any, str]:
+    """The trials of the model proposals are for, and its name: `for_model`, else the one the
+    report shows (`main_group`: the latest trained with a completed trial); all trials and ""
+    in a one-model study."""
+    names = sorted({str(m) for m in df["model"].dropna() if m}) if "model" in df else []
+    if for_model is not None and for_model not in names:
+        known = ", ".join(names) or "none (a one-model study)"
+        raise UserError(
+            f"--for-model {for_model}: the study has no trials of that model"
+            f"{did_you_mean(for_model, names)}; its models: {known}"
+        )
+    if len(names) < 2 and for_model is None:
+        return df, names[0] if names else ""
+    target = for_model or str(
+        main_group(split_groups(df[df["model"].isin(names)]))[1]["model"].iloc[0]
+    )
+    part = df[df["model"] == target].copy()
+    part.attrs = dict(df.attrs)
+    return part, target
 
 
 def _fit(job: JobSpec, df: Any, metric: str | None) -> Surrogates:
@@ -156,20 +186,27 @@ def _check_supply(job: JobSpec, proposals: list[Proposal], volume: float | None)
 
 
 def _mixtures(
-    job: JobSpec, proposals: list[Proposal], seeds: Sequence[int], prefix: str, model: str
+    job: JobSpec,
+    proposals: list[Proposal],
+    seeds: Sequence[int],
+    prefix: str,
+    model: str,
+    target: str = "",
 ) -> tuple[list[Mixture], dict[str, dict[str, Any]]]:
-    """One mixture per proposal x seed, named `<prefix>-<i>-v<volume>-s<seed>`, and the user
-    attributes its trial carries besides the usual ones (which surrogate, what it predicted)."""
+    """One mixture per proposal x seed, named `<prefix>-<i>-v<volume>-s<seed>` (a study across
+    models: `<target>-<prefix>-...`, trained on `target`), and the user attributes its trial
+    carries besides the usual ones (which surrogate, what it predicted)."""
     mixtures, extra = [], {}
     for i, p in enumerate(proposals):
         vol = round(p.volume) if p.volume >= 1 else p.volume
         for seed in seeds:
             mix = Mixture(
-                name=f"{prefix}-{i}-v{vol:g}-s{seed}",
+                name=f"{target + '-' if target else ''}{prefix}-{i}-v{vol:g}-s{seed}",
                 volume=vol,
                 proportions=p.proportions,
                 taxonomy=job.taxonomy,
                 seed=int(seed),
+                model=target,
             )
             mixtures.append(mix)
             extra[mix.name] = {"proposed_by": model, "predicted": p.predicted}

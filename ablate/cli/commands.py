@@ -145,7 +145,11 @@ def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
     from ablate.analysis.report import propose_and_enqueue
 
     seeds = None if args.seeds is None else _seeds_option(args.seeds)
-    done = propose_and_enqueue(job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run)
+    done = propose_and_enqueue(
+        job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run, for_model=args.for_model
+    )
+    if done.for_model:
+        print(f"proposals for model {done.for_model} (fitted on its trials alone, trained on it)")
     for i, p in enumerate(done.proposals, 1):
         print(f"{i}. {p.describe(job.objective.metric)}")
     print(done.statement)

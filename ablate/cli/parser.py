@@ -348,6 +348,13 @@ def _add_propose(sub: Any) -> None:
         help="comma-separated seeds per proposal (default: the design's seeds)",
     )
     p.add_argument(
+        "--for-model",
+        default=None,
+        metavar="NAME",
+        help="a study across models (`models:`): the model to propose for, fitted on its trials "
+        "alone and trained on it (default: the one the report shows, the latest trained)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the proposals without enqueuing them"
     )
     _add_set(p)
