@@ -7,7 +7,10 @@ trial and none WAITING or RUNNING; its promotion is then computed from those tri
 to the study's user attribute `ladder_promoted` (rung -> mixture keys) and the next rung is
 enqueued. A restarted driver re-enqueues every decided rung's missing points (a failed one is
 retried, as in every sweep) and decides what a dead driver had not: a recorded promotion is
-never recomputed, so the rungs above it stay those that ran.
+never recomputed, so the rungs above it stay those that ran. So a rung is decided only once
+each of its points completed or failed in two runs (`decidable`): a rung whose trials all
+failed once (a model folder not yet mounted, an OOM) was recorded as promoting nothing, and
+the larger models never ran after the retries succeeded.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from ablate.study import SettingsLevel, enqueue_design
 
 #: Study user attribute: {"1": [mixture keys promoted to rung 1], "2": [...]}.
 PROMOTED = "ladder_promoted"
+#: A point of a rung that failed in this many runs (not counting a dead driver's requeued
+#: trials) is given up on, and the rung decided without it.
+GIVE_UP_FAILS = 2
 
 
 def is_ladder(job: JobSpec) -> bool:
@@ -53,24 +59,42 @@ def decided_rungs(
     return out
 
 
-def trial_states(study: Any) -> dict[str, tuple[set[str], list[float]]]:
-    """Design key -> (the states of its trials, its completed values)."""
-    out: dict[str, tuple[set[str], list[float]]] = {}
+def trial_states(study: Any) -> dict[str, tuple[set[str], list[float], int]]:
+    """Design key -> (the states of its trials, its completed values, its failed trials that
+    were no dead driver's requeued ones)."""
+    out: dict[str, tuple[set[str], list[float], int]] = {}
     for t in study.get_trials(deepcopy=False):
         key = t.user_attrs.get("design_key")
         if key is None:
             continue
-        states, values = out.setdefault(key, (set(), []))
+        states, values, fails = out.get(key, (set(), [], 0))
         states.add(t.state.name)
         if t.state.name == "COMPLETE" and t.values:
             values.append(float(t.values[0]))
+        own = t.state.name == "FAIL" and not t.user_attrs.get("requeued")
+        out[key] = (states, values, fails + own)
     return out
 
 
-def finished(points: list[Mixture], states: dict[str, tuple[set[str], list[float]]]) -> bool:
+def values_of(states: dict[str, tuple[set[str], list[float], int]]) -> dict[str, list[float]]:
+    return {k: v for k, (_, v, _) in states.items()}
+
+
+def retrying(points: list[Mixture], states: dict[str, tuple[set[str], list[float], int]]) -> int:
+    """Points of a finished rung that failed and are not given up on (`GIVE_UP_FAILS`): the
+    next `ablate sweep` retries them before the rung is decided."""
+    empty: tuple[set[str], list[float], int] = (set(), [], 0)
+    return sum(
+        1
+        for p in points
+        if "COMPLETE" not in (got := states.get(design_key(p), empty))[0] and got[2] < GIVE_UP_FAILS
+    )
+
+
+def finished(points: list[Mixture], states: dict[str, tuple[set[str], list[float], int]]) -> bool:
     """Every point has a COMPLETE or FAIL trial and none waits or runs."""
     for p in points:
-        seen = states.get(design_key(p), (set(), []))[0]
+        seen = states.get(design_key(p), (set(), [], 0))[0]
         if not seen & {"COMPLETE", "FAIL"} or seen & {"WAITING", "RUNNING"}:
             return False
     return True
@@ -79,7 +103,7 @@ def finished(points: list[Mixture], states: dict[str, tuple[set[str], list[float
 def finished_rungs(job: JobSpec, study: Any, task_types: list[str]) -> list[Rung]:
     """The finished rungs, ranked (the promotions they record, when recorded)."""
     states = trial_states(study)
-    values = {k: v for k, (_, v) in states.items()}
+    values = values_of(states)
     promoted = recorded(study)
     rungs = []
     for r, points in decided_rungs(job, study, task_types):
@@ -107,10 +131,10 @@ def advance_ladder(
     if restart:
         n += enqueue_design(study, [p for _, points in decided for p in points], level=level)
     top, points = decided[-1]
-    if top + 1 >= len(job.models) or not finished(points, trial_states(study)):
+    states = trial_states(study)
+    if top + 1 >= len(job.models) or not finished(points, states) or retrying(points, states):
         return n
-    values = {k: v for k, (_, v) in trial_states(study).items()}
-    rung = rank_rung(job, top, points, values)
+    rung = rank_rung(job, top, points, values_of(states))
     promoted = {str(k): v for k, v in recorded(study).items()}
     study.set_user_attr(PROMOTED, {**promoted, str(top + 1): rung.promoted})
     return n + enqueue_design(
@@ -123,10 +147,21 @@ def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
     not started), then the largest model's best mixture with its interval, and GPU-hours."""
     models = ladder_models(job)
     rungs = finished_rungs(job, study, task_types)
-    n_decided = len(decided_rungs(job, study, task_types))
+    decided, states, promoted = (
+        decided_rungs(job, study, task_types),
+        trial_states(study),
+        recorded(study),
+    )
+    n_decided = len(decided)
     lines = []
     for r, model in enumerate(models):
-        if r < len(rungs):
+        failed = retrying(decided[r][1], states) if r < n_decided and r + 1 not in promoted else 0
+        if r < len(rungs) and r + 1 < len(models) and failed:
+            line = (
+                f"  rung {r} ({model.name}): {failed} point(s) failed: the next `ablate sweep` "
+                "retries them, then ranks the rung and promotes"
+            )
+        elif r < len(rungs):
             rung = rungs[r]
             best = rung.ranked[0] if rung.ranked else None
             line = f"  rung {r} ({model.name}): done, {len(rung.ranked)} mixture(s) ranked"
