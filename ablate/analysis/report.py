@@ -121,6 +121,7 @@ def write_report(
         shown, part = main_group(groups := split_groups(df))
         for name, group in groups if len(groups) > 1 else ():
             group.attrs["group"] = name  # named in the verdict and the plots' titles
+            group.attrs["study_volumes"] = sorted(df["volume"].dropna().unique().tolist())
         search = study_searched(part)
         fit_args = (part, column, volume, n_propose, search, out, label)
         fitter = Child(_fit_worker, *fit_args) if fork else None

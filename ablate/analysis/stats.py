@@ -262,6 +262,8 @@ class Design:
     """The balance levels are bins of the design's balances (`add_levels`, past 8 levels)."""
     favours: dict[float, str] = field(default_factory=dict)
     """Balance level -> the task type all its mixtures give the largest share (`favoured_type`)."""
+    elsewhere: tuple[float, ...] = ()
+    """Volumes other models of the study ran (`df.attrs["study_volumes"]`: a ladder's rungs)."""
 
     @classmethod
     def of(
@@ -429,4 +431,5 @@ def study_design(df: Any, metric: str = "value", direction: str | None = None) -
         replicate=mixture_identity(rows).to_numpy() if len(rows) else None,
     )
     favours = {b: favoured_type(rows[levels["bal_level"] == b]) for b in design.balances}
-    return replace(design, binned=binned, favours=favours)
+    elsewhere = tuple(df.attrs.get("study_volumes", ()))
+    return replace(design, binned=binned, favours=favours, elsewhere=elsewhere)

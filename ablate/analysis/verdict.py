@@ -202,6 +202,12 @@ def _cannot(d: Design) -> str | None:
                 f"completed without it), so nothing can be compared; {check_metric(d.metric)}"
             )
         return f"no trial completed, so nothing can be compared; {d.advice(d.lost_cells)}"
+    if len(d.volumes) < 2 and len(d.elsewhere) > 1:  # a ladder's upper rung, say
+        return (
+            f"only one volume was tested on this model ({_vol(d.volumes[0])}), while the study "
+            f"ran {', '.join(_vol(v) for v in d.elsewhere)} on others (a ladder promotes its "
+            "best mixtures whatever their volume): whether less is more is tested there"
+        )
     if len(d.volumes) < 2:
         v = d.volumes[0]
         more = (

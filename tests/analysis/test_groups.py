@@ -118,3 +118,28 @@ def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(
     curves = "Score against volume, one line per balance level: model proxy"
     assert report.plots[curves].is_file() and curves in report.html.read_text()
     assert "Rank transfer: one model" in report.html.read_text()
+
+
+def test_a_model_that_ran_one_volume_of_several_is_not_told_to_add_volumes(
+    make_job: Any, tmp_path: Path
+) -> None:
+    """Review j: a ladder's top rung ran only the promoted mixtures' volume; its verdict said
+    "add smaller volumes to `design.volumes`", which already had them (tested on rung 0)."""
+    import optuna
+
+    job = make_job(study="rungs")
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
+    for model, volumes in (("proxy", (1000, 5000, 20000)), ("target", (5000,))):
+        for v in volumes:
+            for b in (0.5, 1.0):
+                props = proportions_for_balance(TYPES, b)
+                for s in (0, 1):
+                    value = peak_at_5000(props, v, s)
+                    t = result_trial(props, v, s, f"{model}-v{v}-b{b}-s{s}", value,
+                                     {"score": value}, 1.0)  # fmt: skip
+                    t.set_user_attr("model", model)
+                    study.add_trial(t)
+    report = write_report(job, tmp_path / "report", log_to_mlflow=False, parallel=False)
+    reason = report.findings.overall.reason
+    assert report.findings.group == "model target" and "add smaller volumes" not in reason
+    assert "only one volume was tested on this model (5,000 rows), while the study ran" in reason
