@@ -33,6 +33,8 @@ from ablate.study import SettingsLevel, enqueue_design
 
 #: Study user attribute: {"1": [mixture keys promoted to rung 1], "2": [...]}.
 PROMOTED = "ladder_promoted"
+#: Study user attribute: {"1": the `design.promote` rung 0's promotion was decided with, ...}.
+PROMOTE_USED = "ladder_promote"
 #: A point of a rung that failed in this many runs (not counting a dead driver's requeued
 #: trials) is given up on, and the rung decided without it.
 GIVE_UP_FAILS = 2
@@ -136,6 +138,8 @@ def advance_ladder(
         return n
     rung = rank_rung(job, top, points, values_of(states))
     promoted = {str(k): v for k, v in recorded(study).items()}
+    used = dict(study.user_attrs.get(PROMOTE_USED) or {})
+    study.set_user_attr(PROMOTE_USED, {**used, str(top + 1): job.design.promote})
     study.set_user_attr(PROMOTED, {**promoted, str(top + 1): rung.promoted})
     return n + enqueue_design(
         study, rung_points(job, task_types, top + 1, rung.promoted), level=level
@@ -169,6 +173,7 @@ def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
                 line += f", best {best.name} {best.mean:.4g}"
             if r + 1 < len(models):
                 line += f"; {len(rung.promoted)} promoted to {models[r + 1].name}"
+                line += changed_promote(job, study, r + 1)
             if rung.unranked:
                 line += f"; not promoted, no completed seed: {', '.join(rung.unranked)}"
         elif r < n_decided:
@@ -184,6 +189,18 @@ def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
         )
     lines.append("  " + cost_line(job, study, task_types))
     return ["ladder:", *lines]
+
+
+def changed_promote(job: JobSpec, study: Any, rung: int) -> str:
+    """When `rung`'s promotion was decided with another `design.promote` than the job's now: a
+    decided rung keeps what it promoted (the rungs above ran on it), and the line says so."""
+    used = (study.user_attrs.get(PROMOTE_USED) or {}).get(str(rung))
+    if used is None or abs(float(used) - job.design.promote) < 1e-12:
+        return ""
+    return (
+        f" (decided with promote {float(used):g}; the job's {job.design.promote:g} applies to "
+        "rungs decided from now on)"
+    )
 
 
 def best_interval(rung: Rung) -> str:

@@ -67,3 +67,16 @@ def test_a_point_that_fails_in_two_runs_is_given_up_on(make_job: Any) -> None:
         # after the first run: waits for the retry; after the second: decided without them
         assert advance_ladder(job, study, TYPES) == (0 if run == 0 else 6)
     assert len(study.user_attrs[PROMOTED]["1"]) == 3
+
+
+def test_a_changed_promote_is_said_where_a_rung_was_decided_with_another(make_job: Any) -> None:
+    """Review j: a changed `design.promote` applied only to rungs decided afterwards, silently."""
+    job = ladder(make_job)
+    study = open_study(job)
+    advance_ladder(job, study, TYPES, restart=True)
+    _run_waiting(study)
+    advance_ladder(job, study, TYPES)  # rung 0 decided with promote 0.5
+    assert "decided with promote" not in "\n".join(ladder_lines(job, study, TYPES))
+    wider = ladder(lambda **kw: make_job(**{**kw, "design": {**kw["design"], "promote": 0.8}}))
+    lines = "\n".join(ladder_lines(wider, study, TYPES))
+    assert "3 promoted to mid (decided with promote 0.5; the job's 0.8 applies to rungs" in lines
