@@ -45,7 +45,7 @@ from ablate.objectives import check_objective
 from ablate.pool import Pool, PoolManifest, open_pool
 from ablate.registry import import_plugins
 from ablate.search import SAMPLERS, default_warm_start, project_warm_start
-from ablate.trial.lora_targets import check_lora_targets, check_model_paths
+from ablate.trial.lora_targets import check_lora_targets
 from ablate.trial.model_check import check_model_images
 from ablate.trial.scorer import SCORERS
 
@@ -228,7 +228,6 @@ def validate_job(job: JobSpec) -> list[str]:
         )
     task_types = job_task_types(job)
     check_share_bounds(job, task_types)
-    check_model_paths(job)  # a local model folder that is not there, before any trial
     check_lora_targets(job)  # a misspelt target fails here, from config.json, not in each trial
     mixtures = design_mixtures(job, task_types)
     manifest, less = drawable(job, pool)

@@ -55,6 +55,7 @@ from ablate.sweep.summary import (
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, check_cluster_address, cluster_for
 from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
+from ablate.trial.lora_targets import check_model_paths
 
 
 def run_sweep(
@@ -76,6 +77,7 @@ def run_sweep(
     if judge is not None and progress is not None:
         print(judge.line(), flush=True)
     prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
+    check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
     mixtures = sweep_design(job, task_types, say=progress is not None)
     settings = job_settings(job, task_types)
     study = open_study(job)
