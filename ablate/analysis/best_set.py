@@ -57,11 +57,11 @@ def dunnett_one_sided(comparisons: int, df: float, alpha: float) -> float:
     """q with P(max_i (Z_i - Z_0) / (sqrt(2) S) <= q) = 1 - alpha: Z iid normal, S^2 a
     chi-square with `df` degrees of freedom over df (`math.inf`: S = 1)."""
     from scipy.optimize import brentq
-    from scipy.special import ndtr
+    from scipy.special import ndtr, ndtri
     from scipy.stats import chi, t
 
     if comparisons < 2:
-        return float(t.ppf(1 - alpha, df)) if math.isfinite(df) else float(_norm_ppf(1 - alpha))
+        return float(t.ppf(1 - alpha, df)) if math.isfinite(df) else float(ndtri(1 - alpha))
     x, w = np.polynomial.hermite_e.hermegauss(HERMITE_POINTS)
     w = w / w.sum()  # (weights of the standard normal)
     if math.isfinite(df):
@@ -76,10 +76,27 @@ def dunnett_one_sided(comparisons: int, df: float, alpha: float) -> float:
     return float(brentq(excess, 0.0, 50.0, xtol=1e-6))
 
 
-def _norm_ppf(p: float) -> float:
-    from scipy.special import ndtri
+@dataclass(frozen=True)
+class MixtureScores:
+    """Trials' scores by mixture: what MCB and the one-way ANOVA both rest on."""
 
-    return float(ndtri(p))
+    labels: np.ndarray
+    """The mixtures, sorted (as `np.unique` gives them)."""
+    n: np.ndarray
+    mean: np.ndarray
+    within: float
+    """Sum of squares of the trials about their mixture's mean (the seed noise)."""
+    df: int
+    """Its degrees of freedom: trials less mixtures, sum(n - 1)."""
+
+
+def mixture_scores(y: Any, groups: Any) -> MixtureScores:
+    y = np.asarray(y, dtype=float)
+    labels, inverse, n = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    mean = np.bincount(inverse, weights=y) / n
+    within = float(np.sum((y - mean[inverse]) ** 2))
+    return MixtureScores(labels, n, mean, within, int(np.sum(n - 1)))
 
 
 def best_set(
@@ -88,20 +105,15 @@ def best_set(
     """MCB over trials' `signed` scores (higher is better) grouped by mixture `groups`: the
     mixtures (sorted, as `np.unique` gives them), their means, and the `BestSet`. The seed SD
     is pooled over the mixtures with two trials or more (df = sum(n - 1))."""
-    y = np.asarray(signed, dtype=float)
-    labels, inverse, n = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    mean = np.bincount(inverse, weights=y) / n
-    ss = float(np.sum((y - mean[inverse]) ** 2))
-    df = int(np.sum(n - 1))
-    if df < 1 or ss <= 0.0:
-        return labels, mean, BestSet(np.ones(len(labels), bool), False, alpha)
-    sd = math.sqrt(ss / df)
-    q = dunnett_one_sided(len(labels) - 1, float(df), alpha)
-    margin = q * sd * np.sqrt(1.0 / n[:, None] + 1.0 / n[None, :])
-    gap = mean[:, None] - mean[None, :] + margin  # i against j: above 0 unless j clearly better
+    m = mixture_scores(signed, groups)
+    if m.df < 1 or m.within <= 0.0:
+        return m.labels, m.mean, BestSet(np.ones(len(m.labels), bool), False, alpha)
+    sd = math.sqrt(m.within / m.df)
+    q = dunnett_one_sided(len(m.labels) - 1, float(m.df), alpha)
+    margin = q * sd * np.sqrt(1.0 / m.n[:, None] + 1.0 / m.n[None, :])
+    gap = m.mean[:, None] - m.mean[None, :] + margin  # i against j: above 0 unless j clearly better
     np.fill_diagonal(gap, np.inf)
-    return labels, mean, BestSet(gap.min(axis=1) > 0, True, alpha)
+    return m.labels, m.mean, BestSet(gap.min(axis=1) > 0, True, alpha)
 
 
-__all__ = ["BestSet", "best_set", "dunnett_one_sided"]
+__all__ = ["BestSet", "MixtureScores", "best_set", "dunnett_one_sided", "mixture_scores"]

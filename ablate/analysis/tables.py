@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ablate.analysis.best_set import best_set
+from ablate.analysis.best_set import best_set, mixture_scores
 from ablate.analysis.load import completed, proposed, task_types
 
 #: Columns that set a trial's group apart: trials of different models or settings are never
@@ -242,21 +242,19 @@ def mixture_effect(df: Any, metric: str = "value") -> MixtureEffect:
     table = table[table["seeds"] > 0]
     replicated = table[table["seeds"] >= 2]
     means = table["mean"]
-    low, high = means.idxmin(), means.idxmax()
-    best, worst = (low, high) if df.attrs.get("direction") == "minimize" else (high, low)
-    done = completed(df, metric)
-    keys = mixture_keys(done)
-    scores = done.assign(mix=keys).groupby("mix")[metric]
     sign = -1.0 if df.attrs.get("direction") == "minimize" else 1.0
-    _, _, could = best_set(sign * done[metric].to_numpy(float), keys.to_numpy(str))
-    n, mean, var = scores.count(), scores.mean(), scores.var(ddof=1).fillna(0.0)
-    df_between, df_within = len(n) - 1, int(n.sum()) - len(n)
-    within = float(((n - 1) * var).sum())
-    between = float((n * (mean - float(done[metric].mean())) ** 2).sum())
+    high, low = means.idxmax(), means.idxmin()
+    best, worst = (high, low) if sign > 0 else (low, high)
+    done = completed(df, metric)
+    y, keys = sign * done[metric].to_numpy(float), mixture_keys(done).to_numpy(str)
+    m = mixture_scores(y, keys)
+    between = float((m.n * (m.mean - y.mean()) ** 2).sum())
+    df_between, df_within = len(m.n) - 1, m.df
     f = p = math.nan
-    if df_between > 0 and df_within > 0 and within > 0:
-        f = (between / df_between) / (within / df_within)
+    if df_between > 0 and df_within > 0 and m.within > 0:
+        f = (between / df_between) / (m.within / df_within)
         p = float(f_dist.sf(f, df_between, df_within))
+    _, _, could = best_set(y, keys)
     return MixtureEffect(
         best=str(best),
         best_mean=float(means[best]),

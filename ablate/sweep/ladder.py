@@ -102,9 +102,15 @@ def finished(points: list[Mixture], states: dict[str, tuple[set[str], list[float
     return True
 
 
-def finished_rungs(job: JobSpec, study: Any, task_types: list[str]) -> list[Rung]:
-    """The finished rungs, ranked (the promotions they record, when recorded)."""
-    states = trial_states(study)
+def finished_rungs(
+    job: JobSpec,
+    study: Any,
+    task_types: list[str],
+    states: dict[str, tuple[set[str], list[float], int]] | None = None,
+) -> list[Rung]:
+    """The finished rungs, ranked (the promotions they record, when recorded); `states`: the
+    study's `trial_states`, when the caller has read them."""
+    states = trial_states(study) if states is None else states
     values = values_of(states)
     promoted = recorded(study)
     rungs = []
@@ -150,12 +156,9 @@ def ladder_lines(job: JobSpec, study: Any, task_types: list[str]) -> list[str]:
     """Where the ladder stands: a line per rung (done: its best and what it promoted; running;
     not started), then the largest model's best mixture with its interval, and GPU-hours."""
     models = ladder_models(job)
-    rungs = finished_rungs(job, study, task_types)
-    decided, states, promoted = (
-        decided_rungs(job, study, task_types),
-        trial_states(study),
-        recorded(study),
-    )
+    states = trial_states(study)  # (one read of the study's trials for every line)
+    rungs = finished_rungs(job, study, task_types, states)
+    decided, promoted = decided_rungs(job, study, task_types), recorded(study)
     n_decided = len(decided)
     lines = []
     for r, model in enumerate(models):
