@@ -4,7 +4,12 @@ verdict; models are compared by how they rank the mixtures they share (rank tran
 
 Rank transfer between models A and B: the mixtures both ran (same shares and volume), each
 model's mean over seeds; Spearman's rho of the two lists and the top-k overlap (k = 3, or a
-tenth of the shared mixtures when there are more than 30). Seed noise scrambles both lists, so
+tenth of the shared mixtures when there are more than 30). When the shared mixtures span
+several volumes, the mixtures are ranked within each volume (a stratified Spearman: the
+within-volume ranks, centred per volume, correlated over all volumes) and the top k taken per
+volume: more data scores higher for both models, and pooling volumes counted that shared
+volume effect as agreement on the mixtures (rho 0.65 where the within-volume rankings agreed
+at 0.40). A volume with a single shared mixture has nothing to rank and is left out. Seed noise scrambles both lists, so
 rho is below 1 even when the two models rank the mixtures identically (attenuation). Whether
 seed noise alone explains the observed rho is checked by simulating the study with identical
 true rankings: each model's true means drawn from their posterior under a prior estimated from
@@ -23,6 +28,7 @@ is no interval for it).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +114,16 @@ class Transfer:
     """The share of those simulated rhos at or below the observed one."""
     unknown: str = ""
     """The model whose seed noise is unknown (no shared mixture with 2 or more seeds)."""
+    volumes: int = 1
+    """How many volumes the shared mixtures span (ranked, and top k taken, within each)."""
+    k_each: tuple[int, int] = (0, 0)
+    """The smallest and largest top k of a volume (k sums them over the volumes)."""
+
+    def top(self) -> str:
+        if self.volumes == 1:
+            return f"top-{self.k}"
+        lo, hi = self.k_each
+        return f"top-{lo} of each volume" if lo == hi else f"top-{lo} to {hi} of each volume"
 
     @property
     def differ(self) -> bool:
@@ -133,14 +149,21 @@ class Transfer:
 
     def describe(self) -> str:
         if self.tied:
+            within = " within each volume" if self.volumes > 1 else ""
             return (
                 f"Rank transfer {self.a} -> {self.b}: undefined, {self.tied} gives all "
-                f"{self.n_mixtures} shared mixtures the same mean (nothing to rank)."
+                f"{self.n_mixtures} shared mixtures the same mean{within} (nothing to rank)."
             )
+        within = (
+            f", ranked within each of {self.volumes} volumes (both models score more data "
+            "higher; that is not agreement on the mixtures)"
+            if self.volumes > 1
+            else ""
+        )
         return (
             f"Rank transfer {self.a} -> {self.b}: Spearman {self.rho:.2f} between the two "
-            f"models' seed means over {self.n_mixtures} shared mixtures, top-{self.k} overlap "
-            f"{self.overlap}/{self.k}. {self.noise_note()} Resampling seeds moves the rho "
+            f"models' seed means over {self.n_mixtures} shared mixtures{within}, {self.top()} "
+            f"overlap {self.overlap}/{self.k}. {self.noise_note()} Resampling seeds moves the rho "
             f"{self.low:.2f} to {self.high:.2f} (the spread of the noisy rho, not an interval "
             "for the true agreement)."
         )
@@ -152,7 +175,9 @@ class Transfer:
             same = "seed noise unknown"
         else:
             same = f"identical rankings ~{self.ceiling:.2f}" + (", differ" if self.differ else "")
-        return f"Spearman {self.rho:.2f} ({same}), top-{self.k} {self.overlap}/{self.k}"
+        within = f" within {self.volumes} volumes" if self.volumes > 1 else ""
+        top = f"top-{self.k}" if self.volumes == 1 else "top"
+        return f"Spearman {self.rho:.2f}{within} ({same}), {top} {self.overlap}/{self.k}"
 
 
 def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfer]:
@@ -160,14 +185,17 @@ def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfe
     rng = np.random.default_rng(seed)
     sign = -1.0 if df.attrs.get("direction") == "minimize" else 1.0  # top k = the best k
     return [
-        _transfer(a, b, [sign * y for y in ya], [sign * y for y in yb], rng)
-        for a, b, ya, yb in shared_mixtures(df, metric)
+        _transfer(a, b, [sign * y for y in ya], [sign * y for y in yb], rng, volumes)
+        for a, b, ya, yb, volumes in shared_mixtures(df, metric)
     ]
 
 
-def shared_mixtures(df: Any, metric: str = "value") -> list[tuple[str, str, list[Any], list[Any]]]:
-    """Per ordered pair of models sharing 3 or more mixtures (same shares and volume): the
-    mixtures' seed scores under each, in the same mixture order."""
+def shared_mixtures(
+    df: Any, metric: str = "value"
+) -> list[tuple[str, str, list[Any], list[Any], Any]]:
+    """Per ordered pair of models sharing 3 or more mixtures (same shares and volume) in volumes
+    where they share 2 or more: the mixtures' seed scores under each, in the same mixture order,
+    and each mixture's volume."""
     if "model" not in df or df["model"].nunique() < 2:
         return []
     done = df[df["state"] == "COMPLETE"].dropna(subset=[metric])
@@ -175,13 +203,18 @@ def shared_mixtures(df: Any, metric: str = "value") -> list[tuple[str, str, list
     key = done[[*shares, "volume"]].round(6).astype(str).agg("|".join, axis=1)
     done = done.assign(_mix=key)
     seeds = {m: part.groupby("_mix")[metric].apply(np.asarray) for m, part in done.groupby("model")}
+    volume_of = dict(zip(done["_mix"], done["volume"].astype(float), strict=False))
     models = list(dict.fromkeys(done.sort_values("trial")["model"]))
     out = []
     for i, a in enumerate(models):
         for b in models[i + 1 :]:
             shared = sorted(set(seeds[a].index) & set(seeds[b].index))
+            per_volume = Counter(volume_of[m] for m in shared)
+            shared = [m for m in shared if per_volume[volume_of[m]] >= 2]
             if len(shared) >= 3:
-                out.append((a, b, [seeds[a][m] for m in shared], [seeds[b][m] for m in shared]))
+                volumes = np.array([volume_of[m] for m in shared])
+                out.append((a, b, [seeds[a][m] for m in shared], [seeds[b][m] for m in shared],
+                            volumes))  # fmt: skip
     return out
 
 
@@ -194,8 +227,12 @@ def plot_transfer(df: Any, out: Path, metric: str = "value", label: str = "score
     plt = load_pyplot()
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4), squeeze=False)
     transfers = rank_transfer(df, metric)[:3]  # the same pairs, in the same order
-    for ax, t, (a, b, ya, yb) in zip(axes[0], transfers, pairs, strict=True):
-        ax.scatter([y.mean() for y in ya], [y.mean() for y in yb], s=18, alpha=0.8)
+    for ax, t, (a, b, ya, yb, volumes) in zip(axes[0], transfers, pairs, strict=True):
+        for idx in strata_of(volumes, len(ya)):  # a colour per volume: ranked within each
+            ax.scatter([ya[i].mean() for i in idx], [yb[i].mean() for i in idx], s=18,
+                       alpha=0.8, label=f"{volumes[idx[0]]:,.0f} rows")  # fmt: skip
+        if t.volumes > 1:
+            ax.legend(fontsize=7)
         ax.set_xlabel(f"{a}: mean {label}")
         ax.set_ylabel(f"{b}: mean {label}")
         ax.set_title(t.title())
@@ -206,35 +243,61 @@ def plot_transfer(df: Any, out: Path, metric: str = "value", label: str = "score
     return out
 
 
-def _transfer(a: str, b: str, ya: list[Any], yb: list[Any], rng: Any) -> Transfer:
+def _transfer(
+    a: str, b: str, ya: list[Any], yb: list[Any], rng: Any, volumes: Any = None
+) -> Transfer:
+    strata = strata_of(volumes, len(ya))
     mean_a = np.array([y.mean() for y in ya])
     mean_b = np.array([y.mean() for y in yb])
-    rho = float(row_spearman(mean_a[None], mean_b[None])[0])
-    boots = row_spearman(resampled_means(ya, rng), resampled_means(yb, rng))
-    k = max(3, len(ya) // 10) if len(ya) > 30 else min(3, len(ya))
-    top_a = set(np.argsort(-mean_a)[:k])
-    top_b = set(np.argsort(-mean_b)[:k])
+    rho = float(row_spearman(mean_a[None], mean_b[None], strata)[0])
+    boots = row_spearman(resampled_means(ya, rng), resampled_means(yb, rng), strata)
+    ks = [max(3, idx.size // 10) if idx.size > 30 else min(3, idx.size) for idx in strata]
+    overlap = 0
+    for idx, k_v in zip(strata, ks, strict=True):  # the top k of each volume
+        top_a = set(idx[np.argsort(-mean_a[idx])[:k_v]])
+        top_b = set(idx[np.argsort(-mean_b[idx])[:k_v]])
+        overlap += len(top_a & top_b)
     low, high = np.percentile(boots, [2.5, 97.5])
-    tied = a if np.ptp(mean_a) == 0 else b if np.ptp(mean_b) == 0 else ""
-    null_a, null_b = identical_null(ya, rng), identical_null(yb, rng)
+    tied = a if _all_tied(mean_a, strata) else b if _all_tied(mean_b, strata) else ""
+    null_a, null_b = identical_null(ya, rng, strata), identical_null(yb, rng, strata)
     unknown = a if null_a is None else b if null_b is None else ""
     ceiling = floor = p = math.nan
     if null_a is not None and null_b is not None:
-        null = row_spearman(null_a, null_b)
+        null = row_spearman(null_a, null_b, strata)
         ceiling, floor = (float(q) for q in np.quantile(null, [0.5, ALPHA]))
         p = float(np.mean(null <= rho + RHO_TOL))
-    return Transfer(a, b, len(ya), rho, float(low), float(high), k, len(top_a & top_b), tied,
-                    ceiling, floor, p, unknown)  # fmt: skip
+    return Transfer(a, b, len(ya), rho, float(low), float(high), sum(ks), overlap, tied,
+                    ceiling, floor, p, unknown, len(strata), (min(ks), max(ks)))  # fmt: skip
 
 
-def row_spearman(xa: Any, xb: Any) -> Any:
+def strata_of(volumes: Any, n: int) -> list[Any]:
+    """The column indices of each volume, in volume order (one stratum when volumes is None)."""
+    if volumes is None:
+        return [np.arange(n)]
+    volumes = np.asarray(volumes)
+    return [np.flatnonzero(volumes == v) for v in np.unique(volumes)]
+
+
+def _all_tied(means: Any, strata: list[Any]) -> bool:
+    return all(np.ptp(means[idx]) == 0 for idx in strata)
+
+
+def row_spearman(xa: Any, xb: Any, strata: list[Any] | None = None) -> Any:
     """Spearman's rho of each row of `xa` with the same row of `xb` (average ranks for ties;
-    0 where a row is all tied: no ranking, where scipy would warn and give nan)."""
-    ra, rb = rankdata(xa, axis=1), rankdata(xb, axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
+    0 where a row is all tied: no ranking, where scipy would warn and give nan). With strata
+    (column indices per volume), ranks are taken and centred within each stratum and then
+    correlated over all columns: the stratified rho, blind to differences between strata."""
+    ra, rb = _centred_ranks(xa, strata), _centred_ranks(xb, strata)
     den = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
     return np.where(den > 0, (ra * rb).sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _centred_ranks(x: Any, strata: list[Any] | None) -> Any:
+    out = np.empty(np.shape(x), dtype=float)
+    for idx in strata if strata is not None else [np.arange(np.shape(x)[1])]:
+        r = rankdata(x[:, idx], axis=1)
+        out[:, idx] = r - r.mean(axis=1, keepdims=True)
+    return out
 
 
 def resampled_means(ys: list[Any], rng: Any, n: int = N_BOOT) -> Any:
@@ -250,30 +313,39 @@ def seed_noise(ys: list[Any]) -> tuple[float, int]:
     return (math.sqrt(ss / df) if df else math.nan), df
 
 
-def identical_null(ys: list[Any], rng: Any, n: int = N_NULL) -> Any | None:
+def identical_null(ys: list[Any], rng: Any, strata: list[Any] | None = None,
+                   n: int = N_NULL) -> Any | None:  # fmt: skip
     """`n` x mixtures: one model's seed means simulated under identical true rankings (each
-    draw's true means sorted, so both models share the order); None when its seed noise is
-    unknown. The true means are drawn from their posterior under a prior estimated from the
-    data (`npmle_prior`): the sorted observed means would overstate the gaps that the seed noise
-    widened (near-ties look ranked). The seed SD of each draw comes from its chi-square
-    uncertainty, so a noise estimate from few seeds widens the simulated rhos."""
+    draw's true means sorted within each stratum, so both models share the order); None when
+    its seed noise is unknown. The true means are drawn from their posterior under a prior
+    estimated from the data, per stratum (`npmle_prior`): the sorted observed means would
+    overstate the gaps that the seed noise widened (near-ties look ranked). The seed SD (pooled
+    over all mixtures) of each draw comes from its chi-square uncertainty, so a noise estimate
+    from few seeds widens the simulated rhos."""
     sd, df = seed_noise(ys)
     if not df:
         return None
     means = np.array([y.mean() for y in ys])
     counts = np.array([y.size for y in ys], dtype=float)
-    if sd == 0 or np.ptp(means) == 0:
-        truth = np.broadcast_to(means, (n, len(ys)))
-    else:
-        grid, post = npmle_prior(means, sd / np.sqrt(counts))
-        cdf = np.cumsum(post, axis=1)
-        pick = [np.searchsorted(c, rng.random(n) * c[-1]) for c in cdf]
-        truth = grid[np.minimum(np.stack(pick, axis=1), grid.size - 1)]
-    order = np.argsort(truth, axis=1, kind="stable")
-    truth = np.take_along_axis(truth, order, axis=1)
     sds = sd * np.sqrt(df / rng.chisquare(df, n))
-    noise = rng.standard_normal(truth.shape) * sds[:, None] / np.sqrt(counts[order])
-    return truth + noise
+    out = np.empty((n, len(ys)))
+    for idx in strata if strata is not None else [np.arange(len(ys))]:
+        truth = _true_means(means[idx], sd / np.sqrt(counts[idx]), rng, n)
+        order = np.argsort(truth, axis=1, kind="stable")
+        truth = np.take_along_axis(truth, order, axis=1)
+        noise = rng.standard_normal(truth.shape) * sds[:, None] / np.sqrt(counts[idx][order])
+        out[:, idx] = truth + noise
+    return out
+
+
+def _true_means(means: Any, se: Any, rng: Any, n: int) -> Any:
+    """`n` draws of the mixtures' true means from their posterior (`npmle_prior`)."""
+    if not se.all() or np.ptp(means) == 0:
+        return np.broadcast_to(means, (n, means.size))
+    grid, post = npmle_prior(means, se)
+    cdf = np.cumsum(post, axis=1)
+    pick = [np.searchsorted(c, rng.random(n) * c[-1]) for c in cdf]
+    return grid[np.minimum(np.stack(pick, axis=1), grid.size - 1)]
 
 
 def npmle_prior(x: Any, se: Any) -> tuple[Any, Any]:
