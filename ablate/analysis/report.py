@@ -23,9 +23,10 @@ from typing import Any, cast
 import numpy as np
 
 from ablate import tracking
+from ablate.analysis.across_groups import group_curves, group_notes, group_scope
 from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
-from ablate.analysis.groups import main_group, plot_transfer, rank_transfer, split_groups
+from ablate.analysis.groups import main_group, plot_transfer, split_groups
 from ablate.analysis.ladder_view import ladder_view
 from ablate.analysis.load import as_job, load
 from ablate.analysis.page import CSS, TITLES, render_page
@@ -140,7 +141,7 @@ def write_report(
             plots = dict([*items[:at], ("effects", fitted.effects), *items[at:]])
         proposals = rec.proposals if rec is not None else []
         notes = [note] if note else []
-        notes += turned + judged + group_notes(df, groups, shown, column, alpha)
+        notes += turned + judged + group_notes(df, groups, findings, column, alpha)
         if transfer := plot_transfer(df, out / "rank_transfer.png", column, label):
             plots["rank_transfer"] = transfer
         plots.update(group_curves(groups, shown, out, column, label))
@@ -221,58 +222,6 @@ def _alive(pid: int) -> bool:
     except OSError as err:  # EPERM: another user's process, alive
         return err.errno != errno.ESRCH
     return True
-
-
-def group_notes(
-    df: Any, groups: list[tuple[str, Any]], shown: str, metric: str, alpha: float
-) -> list[str]:
-    """What the page says of a study across models or settings below the proposals: every
-    other group's own verdict (its headline names it), and the rank transfer between models."""
-    if len(groups) < 2:
-        return []
-    notes = []
-    for name, part in groups:
-        if name == shown:
-            continue
-        try:
-            notes.append(analyse(part, metric, alpha=alpha).headline())
-        except UserError as err:
-            notes.append(f"{name}: {err}")
-    notes += [t.describe() for t in rank_transfer(df, metric)]
-    return notes
-
-
-def group_scope(df: Any, groups: list[tuple[str, Any]], shown: str) -> list[str]:
-    """The first thing the page says of a study across models or settings: how many, and which
-    one the verdict, plots, proposals and surrogates are of."""
-    if len(groups) < 2:
-        return []
-    models = df["model"].nunique() if "model" in df else 0
-    what = f"{models} models" if models == len(groups) else f"{len(groups)} groups of trials"
-    names = "; ".join(name for name, _ in groups)
-    return [
-        f"This study has {what} ({names}), never pooled as seed replicates of each other: the "
-        f"verdict, plots, proposals and surrogates are of {shown}; every other's verdict and "
-        "score against volume follow the surrogates."
-    ]
-
-
-def group_curves(
-    groups: list[tuple[str, Any]], shown: str, out: Path, metric: str, label: str
-) -> dict[str, Path]:
-    """Score against volume for every group besides the one the main plots show (each model's
-    curves, in a study across models), titled by group."""
-    curves = {}
-    for i, (name, part) in enumerate(groups):
-        if name == shown:
-            continue
-        try:
-            drawn = plot_all(part, out / f"group-{i}", metric, label, None, ("volume_balance",))
-        except UserError:  # no completed trial in this group: its verdict line says so
-            continue
-        if "volume_balance" in drawn:
-            curves[f"{TITLES['volume_balance']}: {name}"] = drawn["volume_balance"]
-    return curves
 
 
 def metric_direction(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from test_analysis import TYPES, peak_at_5000
 
+from ablate.analysis.across_groups import across_verdict
 from ablate.analysis.groups import main_group, rank_transfer, split_groups
 from ablate.analysis.load import result_trial
 from ablate.analysis.report import write_report
@@ -106,6 +107,10 @@ def test_a_report_across_two_models_gives_each_its_verdict_and_the_transfer(
     assert scope.startswith("This study has 2 models (model proxy; model target)")
     assert "the verdict, plots, proposals and surrogates are of model target" in scope
     assert 'Model proxy: "Less is more" HOLDS' in notes
+    assert report.notes[0] == (
+        'Across the 2 models, "less is more" HOLDS for model proxy, model target: it survives '
+        "the change of model."
+    )
     assert report.findings.verdict == "holds"
     assert report.findings.headline().startswith('Model target: "Less is more" HOLDS')
     page = report.html.read_text()
@@ -143,3 +148,25 @@ def test_a_model_that_ran_one_volume_of_several_is_not_told_to_add_volumes(
     reason = report.findings.overall.reason
     assert report.findings.group == "model target" and "add smaller volumes" not in reason
     assert "only one volume was tested on this model (5,000 rows), while the study ran" in reason
+
+
+def test_the_verdict_across_models_says_whether_it_survives_the_change_of_model() -> None:
+    """Each model is its own test at alpha: "survives" needs every one to hold; one holding
+    among undecided ones is no answer yet (by chance, up to g x alpha of null studies)."""
+    both = across_verdict({"model small": "holds", "model big": "holds"}, 0.05)
+    assert both.endswith("HOLDS for model small, model big: it survives the change of model.")
+    split = across_verdict({"model small": "holds", "model big": "does not hold"}, 0.05)
+    assert split == (
+        'Across the 2 models, "less is more" HOLDS for model small; DOES NOT HOLD for model big: '
+        "the answer changes with the model."
+    )
+    open_ = across_verdict(
+        {"model a": "holds", "model b": "cannot be decided", "model c": "holds"}, 0.05
+    )
+    assert "HOLDS for model a, model c; CANNOT BE DECIDED for model b" in open_
+    assert "cannot be told until every one is decided" in open_ and "up to 15% of" in open_
+    assert across_verdict({"model a": "does not hold", "model b": "does not hold"}, 0.05).endswith(
+        "the largest volume is best for every one."
+    )
+    settings = across_verdict({"settings s1": "cannot be decided", "settings s2": "holds"}, 0.05)
+    assert settings.startswith('Across the 2 groups of trials, "less is more" CANNOT BE DECIDED')
