@@ -177,9 +177,9 @@ def _write_rows(
             prefix = f"{label}/" if several else ""  # ids stay unique across sources
             checker = RecordChecker(req, image_root, writer.columns, label, prefix, seen, store)
             counts = _write_source(req, source, several, checker, writer, reads)
-            if several and not counts.rows:  # the others would make a pool without it
+            if not counts.rows:  # (combined: the others would make a pool without it)
                 writer.publish_report()
-                raise UserError(_empty_source(source, counts, writer.failed_report))
+                raise UserError(_empty_source(source, counts, writer.failed_report, several))
             files = source_files(source.path, source.format, req.split)
             summaries.append(source.summary(image_root, files, **counts.summary()))
             if counts.turns_trimmed:
@@ -256,10 +256,15 @@ class _SourceCounts:
         return {k: getattr(self, k) for k in keep}
 
 
-def _empty_source(source: ResolvedSource, counts: _SourceCounts, report: Path) -> str:
-    """Why a source of a combined pool gave no row: its most common skip reason, with its fix."""
+def _empty_source(
+    source: ResolvedSource, counts: _SourceCounts, report: Path, several: bool
+) -> str:
+    """Why a source gave no row: its most common skip reason, with its fix (a guess at the
+    layout would say less: records in a known layout are refused for their own reasons)."""
     label, given = source.source.label, source.source
     drop = f"fix it, or leave `{f'{given.name}=' if given.name else ''}{given.path}` out"
+    if not several:
+        drop = "fix the records, or import another source"
     if not counts.read:
         return f"source `{label}` ({source.path}) holds no records; {drop}"
     code, n = counts.codes.most_common(1)[0]

@@ -14,7 +14,9 @@ Formats (`--format`, default `auto`):
 
 `auto` picks by the path: a folder with `dataset_info.json` or `state.json` -> `disk`, a folder
 holding `.parquet` files -> `parquet` (a hub snapshot), another folder -> `dataset`; `.parquet` -> `parquet`; `.jsonl`/`.ndjson` -> `jsonl`; `.json` -> `json`;
-`.csv`/`.tsv`/`.arrow` -> that builder.
+`.csv`/`.tsv`/`.arrow` -> that builder. A JSON or JSONL file compressed with gzip, bzip2 or xz
+(`train.jsonl.gz`, as many instruction sets are published) is read through its decompressor,
+still a record at a time: the format is that of the name without `.gz`/`.bz2`/`.xz`.
 
 Each reader yields `Item`s (location kind, number, record or InvalidRecord): kind `line` (JSONL,
 1-based line number), `record` (JSON array, 1-based) or `row` (tabular sources, 1-based, counted
@@ -23,11 +25,15 @@ on across the shards of a sharded source; `Item.shard` / `shard_row` say which f
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import json
+import lzma
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import pyarrow as pa
 
@@ -43,6 +49,15 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 FORMATS = ("auto", "json", "jsonl", "parquet", "disk", "dataset")
 
+#: Compressed files by their magic bytes, each read through its decompressor (streaming).
+COMPRESSED: dict[bytes, tuple[str, Callable[..., Any]]] = {
+    b"\x1f\x8b": ("gzip", gzip.open),
+    b"BZh": ("bzip2", bz2.open),
+    b"\xfd7zXZ\x00": ("xz", lzma.open),
+}
+#: What a damaged compressed stream raises while it is read.
+_DAMAGED = (EOFError, gzip.BadGzipFile, lzma.LZMAError, OSError, ValueError)
+
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
     """The reader a path needs (see the module docstring)."""
@@ -53,6 +68,8 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
             return "disk"
         return "parquet" if next(path.rglob("*.parquet"), None) else "dataset"
     suffix = path.suffix.lower()
+    if suffix in (".gz", ".bz2", ".xz"):
+        suffix = Path(path.stem).suffix.lower()  # train.jsonl.gz: a compressed .jsonl
     return {
         ".parquet": "parquet",
         ".jsonl": "jsonl",
@@ -97,9 +114,40 @@ def _check_text_start(path: Path, head: bytes) -> None:
         )
 
 
-def _read_json(path: Path, array_allowed: bool) -> Iterator[Item]:
+def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it starts with a compressor's magic bytes."""
     with path.open("rb") as fh:
-        head = fh.read(4096)
+        magic = fh.read(6)
+    for prefix, (_, opener) in COMPRESSED.items():
+        if magic.startswith(prefix):
+            return opener(path, "rb")
+    return path.open("rb")
+
+
+def _open_text(path: Path) -> TextIO:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
+
+
+def _damaged(path: Path, err: BaseException, where: str) -> UserError:
+    """A compressed file whose stream breaks off (a cut download): the records before `where`
+    were read; nothing after can be."""
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    kind = next((k for p, (k, _) in COMPRESSED.items() if magic.startswith(p)), "")
+    if not kind:  # a plain file's OSError is not a decompression fault
+        raise err
+    return UserError(
+        f"{path}: the {kind} stream is damaged or cut short after {where} ({err}); download "
+        f"or compress the file again (`{kind} -t {path.name}` tests it)"
+    )
+
+
+def _read_json(path: Path, array_allowed: bool) -> Iterator[Item]:
+    try:
+        with _open_binary(path) as fh:
+            head = fh.read(4096)
+    except _DAMAGED as err:
+        raise _damaged(path, err, "its start") from None
     _check_text_start(path, head)
     stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if array_allowed and stripped.startswith(b"["):
@@ -112,8 +160,8 @@ def _read_json(path: Path, array_allowed: bool) -> Iterator[Item]:
 
 def _read_jsonl(path: Path) -> Iterator[Item]:
     """Line by line in binary, decoding each line, so a bad byte costs one line, not the file."""
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
+    with _open_binary(path) as fh:
+        for n, raw in _numbered_lines(path, fh):
             if n == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
@@ -143,13 +191,22 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
                 )
 
 
+def _numbered_lines(path: Path, fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    n = 0
+    try:
+        for n, raw in enumerate(fh, start=1):
+            yield n, raw
+    except _DAMAGED as err:
+        raise _damaged(path, err, f"line {n:,}") from None
+
+
 def _read_json_array(path: Path) -> Iterator[Item]:
     """Stream the elements of one top-level JSON array with `raw_decode`, a chunk at a time.
 
     Memory: the text of the element being parsed plus one chunk. A syntax error inside the
     array is a file-level error (the parser cannot find the next element reliably).
     """
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with _open_text(path) as fh:
         text = _ArrayText(path, fh)
         if text.skip_ws() != "[":
             raise UserError(f"{path}: expected a JSON array starting with `[`")
@@ -197,7 +254,7 @@ def _refuse_wrapped(path: Path) -> None:
     of objects passes (each is then a record, refused or not on its own)."""
     keys: list[str] = []
     lists: list[str] = []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with _open_text(path) as fh:
         text = _ArrayText(path, fh)
         try:
             text.skip_ws()
@@ -259,6 +316,8 @@ class _ArrayText:
                 f"{self.path}: not UTF-8 text ({err.reason} after character "
                 f"{self.base + len(self.buf):,}); re-encode the file as UTF-8"
             ) from None
+        except _DAMAGED as err:
+            raise _damaged(self.path, err, f"character {self.base + len(self.buf):,}") from None
         if not chunk:
             self.eof = True
             return False

@@ -5,7 +5,13 @@ Accepted layouts (any source format, see `ablate.pool.readers`):
   "value": "...<image>..."}]}` with one `<image>` placeholder per image (text-only: no `image`);
 - Hugging Face: `{"id", "images": [paths], "messages": [{"role": "user"|"assistant", "content":
   str | [{"type": "image"} | {"type": "text", "text": ...}]}]}`, converted to the first layout.
-  An image may also be a `{"bytes", "path"}` struct (a `datasets.Image` column): its path is used;
+  An image may also be a `{"bytes", "path"}` struct (a `datasets.Image` column): its path is used.
+  An image part may carry its own image instead of the `images` list, as Qwen-VL, TRL and
+  transformers' chat-template docs write it (`{"type": "image", "image" | "path" | "url" |
+  "base64": ...}`), or OpenAI's `{"type": "image_url", "image_url": {"url": ...}}`: a local
+  path, `file://` path or `data:` URI (a web URL is refused: nothing is downloaded). The parts
+  are joined with nothing between them, as the model's own processor renders them (a newline
+  between an image and its question was text the record did not have);
 - the Cauldron: `{"images", "texts": [{"user", "assistant"}]}`, the images before the first turn.
 
 The pool keeps each turn as one string in which `<image>` marks an image. Layouts that place
@@ -72,7 +78,10 @@ LAYOUTS = {
 #: The key that marks each layout (a record holding none of them is in no known layout).
 LAYOUT_KEYS = {"llava": "conversations", "hf": "messages", "cauldron": "texts"}
 #: The content part types of the `hf` layout: an image placeholder, or text.
-PART_TYPES = ("image", "text")
+PART_TYPES = ("image", "image_url", "text")
+#: Keys under which an image part carries its own image (transformers' chat-template docs,
+#: qwen-vl-utils, TRL), in the order they are looked up.
+PART_IMAGE_KEYS = ("image", "path", "url", "base64")
 
 
 def to_llava(rec: dict[str, Any], layout: str = "auto") -> dict[str, Any]:
@@ -117,8 +126,8 @@ def _from_cauldron(rec: dict[str, Any]) -> dict[str, Any]:
             turns.append(text)  # refused by the conversation check, naming it
             continue
         user = _literal_text(text.get("user"), f"texts[{i}].user")
-        if i == 0 and n_images:
-            user = f"{IMAGE_TOKEN}\n" * n_images + user
+        if i == 0 and n_images:  # as Idefics' processor renders them: no newline after
+            user = IMAGE_TOKEN * n_images + user
         answer = text.get("assistant")  # None stays None: refused as an empty message
         if isinstance(answer, str):
             answer = _literal_text(answer, f"texts[{i}].assistant")
@@ -141,38 +150,64 @@ def _json_struct(value: Any) -> Any:
 
 def _from_hf(rec: dict[str, Any]) -> dict[str, Any]:
     """Convert a Hugging Face `messages` + `images` record to the LLaVA layout."""
-    turns = []
+    turns, in_parts = [], []
     for msg in map(_json_struct, rec["messages"]):
         if not isinstance(msg, dict):
             turns.append(msg)
             continue
         content, role = msg.get("content"), msg.get("role")
         if isinstance(content, list):
-            content = _parts_text(content, len(turns), answer=role in ("assistant", "gpt"))
+            answer = role in ("assistant", "gpt")
+            content, images = _parts_text(content, len(turns), answer)
+            in_parts += images
         turns.append({"from": _HF_ROLES.get(str(role), role), "value": content})
     out = {k: v for k, v in rec.items() if k not in ("messages", "images")}
     out["conversations"] = turns
-    out["image"] = rec.get("images") or []
+    out["image"] = _record_images(rec.get("images") or [], in_parts)
     return out
 
 
-def _parts_text(content: list[Any], turn: int, answer: bool) -> str:
-    """The text of a turn's content parts, `<image>` where an image part stands. A part of
-    another type (`image_url`, `audio`, ...) is refused: dropped, it would turn an image
-    dialogue into a text-only one without a word. So is an image part in an answer
-    (`answer`: an assistant turn), and text holding a literal `<image>` (`literal_image_text`)."""
-    parts = []
+def _record_images(listed: Any, in_parts: list[Any]) -> Any:
+    """The record's images: its `images` list, or those its image parts carry (None for a
+    part without one). Both, or parts of which only some carry an image, are refused."""
+    carried = [img for img in in_parts if img is not None]
+    if not carried:
+        return listed
+    if len(carried) < len(in_parts):
+        raise InvalidRecord(
+            "bad_image",
+            f"{len(carried)} of the record's {len(in_parts)} image parts carry their image and "
+            "the others do not: give every image part its image, or none and list the images "
+            "in the record's `images`",
+        )
+    if listed and listed != carried:
+        raise InvalidRecord(
+            "bad_image",
+            f"the record lists {len(listed)} image(s) in `images` and its image parts carry "
+            f"{len(carried)} others: keep one of the two",
+        )
+    return carried
+
+
+def _parts_text(content: list[Any], turn: int, answer: bool) -> tuple[str, list[Any]]:
+    """The text of a turn's content parts, `<image>` where an image part stands, and the image
+    each image part carries (None: the record's `images` list has it). A part of another type
+    (`audio`, `video`, ...) is refused: dropped, it would turn an image dialogue into a
+    text-only one without a word. So is an image part in an answer (`answer`: an assistant
+    turn), and text holding a literal `<image>` (`literal_image_text`)."""
+    parts, images = [], []
     for i, part in enumerate(map(_json_struct, content)):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "image" and answer:
+        if kind in ("image", "image_url") and answer:
             raise InvalidRecord(
                 "image_in_answer",
                 f"message {turn} (assistant), content part {i} is an image; an answer cannot "
                 "take an image as input (at training the image would sit inside the labelled "
                 "answer): move the image part into the user message before it",
             )
-        if kind == "image":
+        if kind in ("image", "image_url"):
             parts.append(IMAGE_TOKEN)
+            images.append(_part_image(part, f"message {turn}, content part {i}"))
         elif kind == "text":
             parts.append(_literal_text(part.get("text"), f"message {turn}, content part {i}"))
         else:
@@ -183,7 +218,32 @@ def _parts_text(content: list[Any], turn: int, answer: bool) -> str:
                 f"{', '.join(PART_TYPES)} (an image goes in the record's `images` list, its "
                 'place in the turn is a {"type": "image"} part)',
             )
-    return "\n".join(p for p in parts if p)
+    return "".join(parts), images
+
+
+def _part_image(part: dict[str, Any], where: str) -> Any:
+    """The image an image part carries (None: none, the record's `images` list has it)."""
+    if part.get("type") == "image_url":
+        url = part.get("image_url")
+        value = url.get("url") if isinstance(url, dict) else url
+        key = "image_url.url"
+    else:
+        key = next((k for k in PART_IMAGE_KEYS if part.get(k) not in (None, "")), "")
+        value = part.get(key) if key else None
+        if key == "base64" and isinstance(value, str) and not value.startswith("data:"):
+            value = f"data:image/png;base64,{value}"  # decoded, then sniffed for its format
+    if isinstance(value, str) and value.startswith("file://"):
+        value = value.removeprefix("file://")
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        raise InvalidRecord(
+            "remote_image",
+            f"{where} gives its image as the web address {short_text(value)} under `{key}`; "
+            "ablate reads images from files and downloads nothing: download the images and "
+            "give their local paths",
+        )
+    if value is None and part.get("type") == "image_url":
+        raise InvalidRecord("bad_image", f"{where} is an image_url part without a url")
+    return value
 
 
 def _literal_text(text: Any, where: str) -> str:
@@ -213,7 +273,10 @@ def image_paths(raw: Any) -> list[ImageRef]:
     """The images of a record: a path, a list of paths, raw bytes, `data:image/...;base64,`
     URIs, or `{"bytes", "path"}` structs (`datasets.Image`; with both, the checker uses the
     path when that file exists, else the bytes)."""
-    items = [] if raw is None else [raw] if isinstance(raw, str | dict | bytes) else raw
+    # "" like null: exports that fill the column on every row write "" for text-only records
+    items = (
+        [] if raw is None or raw == "" else [raw] if isinstance(raw, str | dict | bytes) else raw
+    )
     if not isinstance(items, list):
         raise InvalidRecord(
             "bad_image", f"`image` must be a path or a list of paths, found {raw!r}"

@@ -223,7 +223,7 @@ def test_hf_messages_layout(tmp_path: Path) -> None:
     assert t.column("task_type").to_pylist() == ["multi_image"]
     assert t.column("conversations").to_pylist()[0][0] == {
         "from": "human",
-        "value": "<image>\n<image>\nhi",
+        "value": "<image><image>hi",
     }
 
 
@@ -278,7 +278,7 @@ def test_reimport_replaces_pool_and_refuses_foreign_folder(tmp_path: Path) -> No
 
 def test_all_invalid_and_missing_source(tmp_path: Path) -> None:
     src = write_source(tmp_path / "src", [INVALID["roles"]])
-    with pytest.raises(UserError, match="no valid records"):
+    with pytest.raises(UserError, match="gave no rows"):
         import_pool(ImportRequest(source=src, out=tmp_path / "pool", on_invalid="skip"))
     # what a failed import into a new folder leaves: the reasons, nothing else
     assert [p.name for p in (tmp_path / "pool").iterdir()] == ["skipped.jsonl"]

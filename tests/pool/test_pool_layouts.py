@@ -45,7 +45,7 @@ def test_the_cauldrons_layout_puts_the_images_before_the_first_user_turn(tmp_pat
     table = open_pool(tmp_path / "pool").table()
     first = table.column("conversations").to_pylist()[0]
     conv = json.loads(first) if isinstance(first, str) else first
-    assert conv[0]["value"] == "<image>\n<image>\nWhich is red?"
+    assert conv[0]["value"] == "<image><image>Which is red?"
     assert [t["value"] for t in conv[1:]] == ["The first.", "And blue?", "The second."]
 
 

@@ -143,7 +143,7 @@ def test_legitimate_placements_of_published_sets_import(tmp_path: Path) -> None:
         "Be brief.",
         "Hi.",
         "Hello.",
-        "And this?\n<image>",
+        "And this?<image>",
         "A dark square.",
     ]
 

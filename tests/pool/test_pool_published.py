@@ -167,7 +167,7 @@ def test_an_unknown_content_part_is_refused_not_dropped(tmp_path: Path) -> None:
         return {"id": rid, "messages": [{"role": "user", "content": content}, reply]}
 
     records = [
-        hf("url", {"type": "image_url", "image_url": {"url": "a.jpg"}}),
+        hf("audio", {"type": "audio", "audio": "a.wav"}),
         hf("null", None),
         hf("ok", {"type": "text", "text": None}),
     ]
@@ -176,8 +176,8 @@ def test_an_unknown_content_part_is_refused_not_dropped(tmp_path: Path) -> None:
     assert m.rows == 1 and m.labels["task_type"] == {"text_only": 1}
     bad = {e["id"]: e for e in report(tmp_path / "pool")}
     assert {e["code"] for e in bad.values()} == {"unknown_part"}
-    assert "message 0, content part 0 is type 'image_url'" in bad["url"]["reason"]
-    assert "the part types known are image, text" in bad["url"]["reason"]
+    assert "message 0, content part 0 is type 'audio'" in bad["audio"]["reason"]
+    assert "the part types known are image, image_url, text" in bad["audio"]["reason"]
     assert "content part 0 is None" in bad["null"]["reason"]
 
 

@@ -91,7 +91,7 @@ def test_failed_import_leaves_the_previous_pool_and_no_temporary_files(tmp_path:
     assert not (tmp_path / "new").exists()
     # Nothing valid at all: the report is kept to say why.
     empty = _jsonl(tmp_path / "empty.jsonl", [{"id": "z"}])
-    with pytest.raises(UserError, match=r"no valid records \(1 skipped"):
+    with pytest.raises(UserError, match=r"gave no rows: all 1 of its records were skipped"):
         import_pool(ImportRequest(source=empty, out=tmp_path / "new", on_invalid="skip"))
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [SKIPPED_FILE]
 
