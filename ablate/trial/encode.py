@@ -1,11 +1,8 @@
 """Dialogues -> token ids, labels on assistant turns only, images for the model's processor.
 
-Labels come from the model's own chat template without `{% generation %}` markers, by rendering
-growing prefixes: the character span of assistant turn i in the full rendering is
-[len(render(turns before i, add_generation_prompt=True)), len(render(turns up to i))), checked to
-be prefixes of the full rendering; where a template renders a turn differently once later turns
-follow (Qwen3), each answer is found after its own assistant header instead, and a template where
-neither holds is refused (`ablate.trial.turns`). Tokens of the (unexpanded) rendering whose
+Labels come from the model's own chat template without `{% generation %}` markers: each answer's
+character span by rendering growing prefixes, or after its own assistant header (Qwen3); other
+templates are refused (`ablate.trial.turns`). Tokens of the (unexpanded) rendering whose
 offsets start inside a span are labelled; the span includes the template's end-of-turn marker,
 or the tokenizer's eos appended to every answer when the template has none (LLaVA-1.5), so the
 model also learns to stop. A dialogue whose own text holds a special token's text (an answer
@@ -32,6 +29,7 @@ from ablate.trial.errors import EncodeError
 from ablate.trial.images import PixelCache, load_image
 from ablate.trial.turns import (
     PROBE,
+    TemplateTail,
     TemplateUnstable,
     answer_spans,
     end_of_turn_ids,
@@ -128,11 +126,13 @@ class DialogueEncoder:
         except TemplateUnstable as err:
             raise EncodeError(
                 "template_unstable",
-                f"its chat template renders an earlier turn differently once later turns "
-                f"follow (as Qwen3's empty think block on the last answer only), and {err}, so "
-                "labels would fall on other turns' tokens: give the model a chat template whose "
-                "turns render the same in any prefix (a `chat_template.jinja` in its folder)",
+                f"its chat template renders an earlier turn differently once later turns follow "
+                f"(as Qwen3's empty think block on the last answer only), and {err}, so labels "
+                "would fall on other turns' tokens: give the model a chat template whose turns "
+                "render the same in any prefix (a `chat_template.jinja` in its folder)",
             ) from None
+        except TemplateTail as err:  # (its message names the text and the fix)
+            raise EncodeError("template_tail", str(err)) from None
         eos = self.tokenizer.eos_token
         if ends or not eos:
             return ends

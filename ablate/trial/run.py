@@ -384,6 +384,7 @@ _FIXES = {
     "images_for_text_model": "use an image-text-to-text model",
     "template_refused": "give the model a chat template that takes these roles",
     "template_unstable": "give the model a prefix-stable chat template",
+    "template_tail": "correct the model's chat template (a `chat_template.jinja` in its folder)",
     "special_token_text": "remove the special tokens' text (`<|im_end|>`, `</s>`) from the pool",
 }
 

@@ -128,11 +128,34 @@ def special_ids(tokenizer: Any) -> set[int]:
 def end_of_turn_ids(render: Render, tokenizer: Any) -> list[int]:
     """The special tokens the template renders after an answer (`<|im_end|>`,
     `<end_of_turn>`): none for a template whose turns end in plain text (LLaVA-1.5's
-    `USER: ... ASSISTANT: ... `)."""
+    `USER: ... ASSISTANT: ... `). Refused (`TemplateTail`): a template that renders other
+    text after every answer, which would be trained as the end of every answer."""
     _, _, tail = turn_parts(render, PROBE[:2], 1)
     special = special_ids(tokenizer)
     ids = tokenizer(tail, add_special_tokens=False)["input_ids"] if tail else []
+    added = {str(t) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    text = tail
+    for token in sorted(added | set(tokenizer.all_special_tokens), key=len, reverse=True):
+        text = text.replace(token, "")
+    if text.strip():
+        raise TemplateTail(tail, text.strip())
     return [int(t) for t in ids if t in special]
+
+
+class TemplateTail(ValueError):
+    """The template renders text after every answer that is neither whitespace nor a token of
+    the tokenizer's own (llava-hf's LLaVA-NeXT-Mistral template writes `<\\s>` for `</s>`):
+    labelled with the answer, the model would learn to end every answer with it, and scorers
+    would read it as part of the answer."""
+
+    def __init__(self, tail: str, text: str) -> None:
+        super().__init__(
+            f"its chat template renders {tail!r} after every answer, and {text!r} in it is "
+            "neither whitespace nor one of the tokenizer's own tokens (a typo such as `<\\s>` "
+            "for `</s>`): trained with the answers, the model would learn to end every answer "
+            "with it and scorers would count it in the answer. Give the model a corrected chat "
+            "template (a `chat_template.jinja` in its folder)"
+        )
 
 
 def special_token_text(

@@ -230,3 +230,23 @@ def test_a_16_bit_grey_image_keeps_its_shades(tmp_path: Path) -> None:
     rgb = np.asarray(load_image(str(path)))
     assert rgb.shape == (16, 16, 3) and rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
     assert len(np.unique(rgb[..., 0])) > 200  # the ramp's shades, not one white
+
+
+def test_a_template_that_writes_text_after_every_answer_is_refused(chatml: Any) -> None:
+    """llava-hf's LLaVA-NeXT-Mistral template ends each answer with the literal `<\\s>` (a typo
+    for `</s>`): trained with the answers, a model learns to answer `Red.<\\s>`, which the
+    `normalized` scorer reads as `reds`. Whitespace and the tokenizer's own tokens pass."""
+    import copy
+
+    tok = copy.deepcopy(chatml.tokenizer)
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+        "{% else %} {{ m['content'] }}<\\s> {% endif %}{% endfor %}"
+    )
+    with pytest.raises(EncodeError) as err:
+        DialogueEncoder(tok)
+    assert err.value.kind == "template_tail"
+    assert "renders '<\\\\s> ' after every answer, and '<\\\\s>' in it is neither" in str(err.value)
+    assert "a `chat_template.jinja` in its folder" in str(err.value)
+    tok.chat_template = tok.chat_template.replace("<\\s> ", f"{tok.eos_token}\n")
+    assert DialogueEncoder(tok).stop_ids == [tok.eos_token_id]
