@@ -338,6 +338,17 @@ def check_settings(
                 _record(study, known, {**levels, known: {**recorded, **new}}, base=base)
             return SettingsLevel(known, base, _changes(levels[base], settings)), None
     diff = differences(levels[base], settings)
+    if untried := _untried_models(study, job, diff):
+        # only models with no finished trial changed: no result is of the old settings
+        fixed = {k: v for k, v in settings.items() if k.startswith(tuple(untried))}
+        _record(study, base, {**levels, base: {**levels[base], **fixed}}, base=base)
+        names = ", ".join(p.removeprefix("models.").rstrip(".") for p in untried)
+        note = (
+            f"study `{job.study}`: the settings of model(s) {names} changed "
+            f"({describe(diff, 'this job has')}); none of their trials finished, so the study "
+            "takes the new settings for them and retries their failed trials with them"
+        )
+        return SettingsLevel(base, base, _changes(levels[base], settings)), note
     if not allow:
         raise UserError(_refusal(job, n_trials, diff, mine))
     _record(study, mine, {**levels, mine: settings}, base=base)
@@ -348,6 +359,24 @@ def check_settings(
         f"settings stay {base}"
     )
     return level, note
+
+
+def _untried_models(study: Any, job: JobSpec, diff: dict[str, tuple[Any, Any]]) -> list[str]:
+    """The `models.<name>.` prefixes of the changed keys, when every changed key is one model's
+    and none of those models has a finished (complete or pruned) trial: their settings gave no
+    result yet (a wrong `models[i].path` that failed every trial), so a fix changes nothing
+    recorded. [] otherwise."""
+    owner = {k: next((m.name for m in job.models if k.startswith(f"models.{m.name}.")), None)
+             for k in diff}  # fmt: skip
+    names = set(owner.values())
+    if not diff or None in names:
+        return []
+    finished = {
+        str(t.user_attrs.get("model"))
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name in ("COMPLETE", "PRUNED")
+    }
+    return [] if names & finished else sorted(f"models.{n}." for n in names)
 
 
 def _changes(recorded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from optuna.trial import TrialState
 
 from ablate.analysis import load
 from ablate.config import JobSpec
@@ -37,6 +38,14 @@ def models_job(
 ) -> JobSpec:
     objective = {"kind": kind, "metric": "score", "landscape": "less_is_more"}
     return make_job(models=list(models), objective=objective, design=GRID, **kw)
+
+
+def finish(study: Any, model: str, state: TrialState, n: int = 99) -> None:
+    """Ask and finish up to `n` of `model`'s WAITING trials in `state` (complete: 0.5)."""
+    waiting = waiting_ids(study, lambda attrs: attrs.get("model") == model)
+    for _ in range(min(n, len(waiting))):
+        trial = pop_waiting(study, waiting)
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
 
 
 def test_the_design_runs_once_per_model_and_one_model_jobs_are_unchanged(make_job) -> None:
@@ -77,9 +86,12 @@ def test_adding_a_model_extends_the_study_and_changing_one_is_a_change_of_settin
     study = open_study(job)
     base, _ = check_settings(study, job, job_settings(job, TYPES))
     enqueue_design(study, design_mixtures(job, TYPES), level=base)
+    finish(study, "proxy", TrialState.COMPLETE, n=1)
     grown = models_job(make_job, PROXY, TARGET, kind=kind)
     level, note = check_settings(study, grown, job_settings(grown, TYPES))
     assert level.id == base.id and note is None  # the new model's trials join the study
+    enqueue_design(study, design_mixtures(grown, TYPES), level=level)
+    finish(study, "target", TrialState.COMPLETE, n=1)
     changed = models_job(make_job, PROXY, {**TARGET, "lora": {"r": 8, "alpha": 16}}, kind=kind)
     trained = models_job(make_job, {**PROXY, "train": {"lr": 1.0e-3}}, TARGET, kind=kind)
     if kind == "train":
@@ -132,3 +144,30 @@ def test_status_and_the_trial_table_go_by_model(make_job) -> None:
     one = make_job(study="one-model", design=GRID)
     enqueue_design(open_study(one), design_mixtures(one, TYPES))
     assert set(load(one)["model"]) == {""}
+
+
+def test_a_model_with_no_finished_trial_takes_its_fixed_settings(make_job, tmp_path) -> None:
+    """A wrong `models[i].path` (a hub id that fails every trial) fixed after the other model's
+    trials finished: no result is of the old path, so the study takes the new one for that
+    model, keeps its settings id (the other model's trials stay its own) and retries the
+    failed trials; a change to a model with a finished trial is still refused."""
+    (tmp_path / "tiny-b-fixed").mkdir()
+    job = models_job(make_job, PROXY, {**TARGET, "path": "org/tiny-b-typo"}, kind="train")
+    study = open_study(job)
+    base, _ = check_settings(study, job, job_settings(job, TYPES))
+    enqueue_design(study, design_mixtures(job, TYPES), level=base)
+    finish(study, "proxy", TrialState.COMPLETE)
+    finish(study, "target", TrialState.FAIL)
+    fixed = models_job(make_job, PROXY, {**TARGET, "path": str(tmp_path / "tiny-b-fixed")},
+                       kind="train")  # fmt: skip
+    level, note = check_settings(study, fixed, job_settings(fixed, TYPES))
+    assert level.id == base.id and level.base == base.id
+    assert note is not None and "the settings of model(s) target changed" in note
+    assert "models.target.model.path: study has org/tiny-b-typo, this job has" in note
+    assert "retries their failed trials with them" in note
+    again, second = check_settings(study, fixed, job_settings(fixed, TYPES))
+    assert again.id == base.id and second is None  # recorded: the fix is the study's now
+    proxy_changed = models_job(make_job, {**PROXY, "train": {"lr": 1.0e-3}},
+                               {**TARGET, "path": str(tmp_path / "tiny-b-fixed")}, kind="train")  # fmt: skip
+    with pytest.raises(UserError, match=r"models\.proxy\.train\.lr"):
+        check_settings(study, proxy_changed, job_settings(proxy_changed, TYPES))
