@@ -338,6 +338,14 @@ def check_settings(
                 _record(study, known, {**levels, known: {**recorded, **new}}, base=base)
             return SettingsLevel(known, base, _changes(levels[base], settings)), None
     diff = differences(levels[base], settings)
+    if not _finished_models(study):  # no result at all: nothing is of the old settings
+        _record(study, base, {**levels, base: settings}, base=base)
+        note = (
+            f"study `{job.study}`: its settings changed ({describe(diff, 'this job has')}); "
+            f"none of its {n_trials} trial(s) finished, so it takes this job's settings and "
+            "retries its failed trials with them"
+        )
+        return SettingsLevel(base, base), note
     if untried := _untried_models(study, job, diff):
         # only models with no finished trial changed: no result is of the old settings
         fixed = {k: v for k, v in settings.items() if k.startswith(tuple(untried))}
@@ -371,12 +379,16 @@ def _untried_models(study: Any, job: JobSpec, diff: dict[str, tuple[Any, Any]]) 
     names = set(owner.values())
     if not diff or None in names:
         return []
-    finished = {
+    return [] if names & _finished_models(study) else sorted(f"models.{n}." for n in names)
+
+
+def _finished_models(study: Any) -> set[str]:
+    """The `model` attribute ("None" for a one-model job) of every complete or pruned trial."""
+    return {
         str(t.user_attrs.get("model"))
         for t in study.get_trials(deepcopy=False)
         if t.state.name in ("COMPLETE", "PRUNED")
     }
-    return [] if names & finished else sorted(f"models.{n}." for n in names)
 
 
 def _changes(recorded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

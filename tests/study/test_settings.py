@@ -253,6 +253,7 @@ def test_the_pool_is_fingerprinted_by_content_not_by_path(
     study = open_study(absolute)
     level, _ = check_settings(study, absolute, job_settings(absolute, TYPES))
     enqueue(absolute, study, design_mixtures(absolute, TYPES), TYPES, level)
+    finish_waiting(study, level)  # with no result, a change would be taken (no refusal)
     with pytest.raises(UserError, match=r"pool\.fingerprint: study has \w{16}, this job has f"):
         check_settings(study, diff_job, job_settings(diff_job, TYPES))
 
@@ -381,6 +382,7 @@ def test_a_pool_relabelled_by_other_rules_is_another_pool(
     study = open_study(job)
     level, _ = check_settings(study, job, mine)
     enqueue(job, study, design_mixtures(job, ["text_only"]), ["text_only"], level)
+    finish_waiting(study, level)
     with pytest.raises(UserError, match=r"pool\.labels: study has \w{16}, this job has \w{16}"):
         check_settings(study, other, theirs)
     old = {k: v for k, v in mine.items() if k != "pool.labels"}  # recorded before the key
@@ -388,3 +390,26 @@ def test_a_pool_relabelled_by_other_rules_is_another_pool(
     # `within` recorded, then left out of the job: named, not only as the labels' hash
     nested = {**mine, "within": {"base": {"taxonomy": "task_type"}}}
     assert differences(nested, mine)["within"] == ({"base": {"taxonomy": "task_type"}}, "(none)")
+
+
+def test_a_study_with_no_finished_trial_takes_changed_settings(
+    make_job: Callable[..., JobSpec],
+) -> None:
+    """Every trial failed (a wrong learning rate, a model path that did not load): no result is
+    of the old settings, so a fixed job is taken under the study's own settings id and its
+    failed trials are retried with it, where it was refused as a change."""
+    job = make_job(design=GRID)
+    study = open_study(job)
+    level, _ = check_settings(study, job, job_settings(job, TYPES))
+    enqueue(job, study, design_mixtures(job, TYPES), TYPES, level)
+    queue = waiting_ids(study)
+    while (trial := pop_waiting(study, queue)) is not None:
+        study.tell(trial, state=TrialState.FAIL)
+    fixed = make_job(design=GRID, train={"lr": 1.0e-4})
+    again, note = check_settings(study, fixed, job_settings(fixed, TYPES))
+    assert again.id == level.id and again.base == level.id and not again.changes
+    assert note is not None and "train.lr: study has 0.0002, this job has 0.0001" in note
+    assert "none of its 4 trial(s) finished, so it takes this job's settings" in note
+    assert check_settings(study, fixed, job_settings(fixed, TYPES)) == (again, None)
+    enqueue(fixed, study, design_mixtures(fixed, TYPES), TYPES, again)
+    assert len(waiting_ids(study, again.owns)) == 4  # the failed points, requeued
