@@ -136,10 +136,24 @@ class Pool:
     def _mapped(self) -> pa.Table:
         """`pool.arrow` as it is stored (memory-mapped, cached): image paths not resolved."""
         if "mapped" not in self._cache:
-            source = pa.memory_map(str(self.path / POOL_FILE), "r")
-            self._cache["mapped"] = ipc.open_file(source).read_all()
-        table: pa.Table = self._cache["mapped"]
-        return table
+            file = self.path / POOL_FILE
+            try:  # zero-copy: reads the footer and maps the pages
+                table = ipc.open_file(pa.memory_map(str(file), "r")).read_all()
+            except (pa.ArrowInvalid, OSError) as err:
+                raise UserError(
+                    f"{file}: not a readable pool table ({err}): the file is damaged or cut short "
+                    "(a copy that did not finish?); copy the pool folder again, or import it "
+                    "again with `ablate data import`"
+                ) from None
+            if table.num_rows != self.manifest.rows:
+                raise UserError(
+                    f"{file} holds {table.num_rows:,} rows but {self.path / MANIFEST_FILE} says "
+                    f"{self.manifest.rows:,}: the two files are from different imports; copy the "
+                    "pool folder again as a whole, or import it again"
+                )
+            self._cache["mapped"] = table
+        mapped: pa.Table = self._cache["mapped"]
+        return mapped
 
     def take(self, positions: Any, columns: list[str] | tuple[str, ...] | None = None) -> pa.Table:
         """The rows at `positions` (in that order), reading only their pages of the pool.
@@ -245,8 +259,10 @@ def open_pool(path: str | Path) -> Pool:
 
 
 def show_pool(pool: Pool) -> str:
-    """Counts per taxonomy as a plain text table, for `ablate data show`."""
+    """Counts per taxonomy as a plain text table, for `ablate data show` (a damaged
+    `pool.arrow` is refused here, not first by the sweep that reads it)."""
     m = pool.manifest
+    pool._mapped()
     lines = [
         f"pool         {pool.path}",
         f"source       {m.source}",

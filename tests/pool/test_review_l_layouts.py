@@ -161,3 +161,21 @@ def test_an_import_with_no_valid_record_names_the_commonest_reason(tmp_path: Pat
     text = str(err.value)
     assert "gave no rows: all 3 of its records were skipped, 3 as `remote_image`, e.g." in text
     assert "check the file layout" not in text and "fix the records" in text
+
+
+def test_a_damaged_or_mismatched_pool_table_is_named_by_data_show(tmp_path: Path) -> None:
+    """A pool folder copied half-way: `data show` printed the manifest's counts (rc 0) and the
+    sweep that read the table died in an ArrowInvalid traceback."""
+    from ablate.pool import show_pool
+
+    src = write_source(tmp_path / "src", GOOD)
+    import_pool(ImportRequest(source=src, out=tmp_path / "pool"))
+    table = tmp_path / "pool/pool.arrow"
+    whole = table.read_bytes()
+    table.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UserError, match=r"pool\.arrow: not a readable pool table \(.*cut short"):
+        show_pool(open_pool(tmp_path / "pool"))
+    import_pool(ImportRequest(source=write_source(tmp_path / "two", GOOD[:2]), out=tmp_path / "p2"))
+    table.write_bytes((tmp_path / "p2/pool.arrow").read_bytes())
+    with pytest.raises(UserError, match=r"holds 2 rows but .*manifest\.json says 5: the two files"):
+        open_pool(tmp_path / "pool").table()
