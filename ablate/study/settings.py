@@ -338,25 +338,8 @@ def check_settings(
                 _record(study, known, {**levels, known: {**recorded, **new}}, base=base)
             return SettingsLevel(known, base, _changes(levels[base], settings)), None
     diff = differences(levels[base], settings)
-    if not _finished_models(study):  # no result at all: nothing is of the old settings
-        _record(study, base, {**levels, base: settings}, base=base)
-        note = (
-            f"study `{job.study}`: its settings changed ({describe(diff, 'this job has')}); "
-            f"none of its {n_trials} trial(s) finished, so it takes this job's settings and "
-            "retries its failed trials with them"
-        )
-        return SettingsLevel(base, base), note
-    if untried := _untried_models(study, job, diff):
-        # only models with no finished trial changed: no result is of the old settings
-        fixed = {k: v for k, v in settings.items() if k.startswith(tuple(untried))}
-        _record(study, base, {**levels, base: {**levels[base], **fixed}}, base=base)
-        names = ", ".join(p.removeprefix("models.").rstrip(".") for p in untried)
-        note = (
-            f"study `{job.study}`: the settings of model(s) {names} changed "
-            f"({describe(diff, 'this job has')}); none of their trials finished, so the study "
-            "takes the new settings for them and retries their failed trials with them"
-        )
-        return SettingsLevel(base, base, _changes(levels[base], settings)), note
+    if taken := _take_untried(study, job, levels, settings, diff, n_trials):
+        return taken
     if not allow:
         raise UserError(_refusal(job, n_trials, diff, mine))
     _record(study, mine, {**levels, mine: settings}, base=base)
@@ -367,6 +350,39 @@ def check_settings(
         f"settings stay {base}"
     )
     return level, note
+
+
+def _take_untried(
+    study: Any,
+    job: JobSpec,
+    levels: dict[str, dict[str, Any]],
+    settings: dict[str, Any],
+    diff: dict[str, tuple[Any, Any]],
+    n_trials: int,
+) -> tuple[SettingsLevel, str] | None:
+    """Changed settings that no result was trained with, taken under the study's own id: a
+    study with no finished trial takes them all; one whose changed keys are all of models
+    with no finished trial takes those models' (`_untried_models`). None: a real change."""
+    base = next(iter(levels))
+    changed = describe(diff, "this job has")
+    if not _finished_models(study):
+        _record(study, base, {**levels, base: settings}, base=base)
+        return SettingsLevel(base, base), (
+            f"study `{job.study}`: its settings changed ({changed}); none of its {n_trials} "
+            "trial(s) finished, so it takes this job's settings and retries its failed trials "
+            "with them"
+        )
+    untried = _untried_models(study, job, diff)
+    if not untried:
+        return None
+    fixed = {k: v for k, v in settings.items() if k.startswith(tuple(untried))}
+    _record(study, base, {**levels, base: {**levels[base], **fixed}}, base=base)
+    names = ", ".join(p.removeprefix("models.").rstrip(".") for p in untried)
+    return SettingsLevel(base, base), (  # (the record has them now: no change to carry)
+        f"study `{job.study}`: the settings of model(s) {names} changed ({changed}); none of "
+        "their trials finished, so the study takes the new settings for them and retries "
+        "their failed trials with them"
+    )
 
 
 def _untried_models(study: Any, job: JobSpec, diff: dict[str, tuple[Any, Any]]) -> list[str]:

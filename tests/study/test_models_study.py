@@ -161,7 +161,7 @@ def test_a_model_with_no_finished_trial_takes_its_fixed_settings(make_job, tmp_p
     fixed = models_job(make_job, PROXY, {**TARGET, "path": str(tmp_path / "tiny-b-fixed")},
                        kind="train")  # fmt: skip
     level, note = check_settings(study, fixed, job_settings(fixed, TYPES))
-    assert level.id == base.id and level.base == base.id
+    assert level.id == base.id and level.base == base.id and not level.changes
     assert note is not None and "the settings of model(s) target changed" in note
     assert "models.target.model.path: study has org/tiny-b-typo, this job has" in note
     assert "retries their failed trials with them" in note
