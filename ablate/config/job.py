@@ -186,6 +186,9 @@ class DesignSpec:
     """search: trials before the sampler models the results (sampler default when unset)."""
     promote: float = 0.34
     """ladder: the share of a rung's mixtures (best mean over seeds) that runs on the next size."""
+    promote_within: str = "all"
+    """ladder: `all` ranks a rung's mixtures together; `volume` promotes the best `promote`
+    share at each volume, so every model runs every volume (a verdict at each size)."""
     ladder_of: str = "grid"
     """ladder: the fixed design kind whose mixtures the first rung (the smallest model) runs."""
 

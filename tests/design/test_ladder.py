@@ -125,3 +125,42 @@ def test_a_share_that_promotes_nothing_is_refused_with_the_share_that_would() ->
     # 4 mixtures: 4 -> 1 -> floor(0.34) = 0 on the third size
     with pytest.raises(UserError, match=r"from rung 1 \(1 mixture"):
         design_mixtures(ladder_job(volumes=[1000], balance=[0.25, 0.5, 0.75, 1.0]), TYPES)
+
+
+def test_promote_within_volume_keeps_every_volume_on_every_model() -> None:
+    """More data scores higher on every model: ranked together, the promoted mixtures were all
+    of the largest volume, and the target could not test "less is more". Within each volume,
+    the best share of each is promoted: 10 mixtures over 2 volumes at promote 0.5 -> 2 + 2."""
+    together, within = ladder_job(promote=0.5), ladder_job(promote=0.5, promote_within="volume")
+    points = rung_points(together, TYPES, 0, None)
+    values = {design_key(p): [p.volume / 1e3 + float(point_name(p).split("-b")[1])] for p in points}
+    assert {point_name(p)[:5] for p in points} == {"v1000", "v5000"}
+    ranked_together = rank_rung(together, 0, points, values)
+    names = {r.key: r.name for r in ranked_together.ranked}
+    promoted = [names[k] for k in ranked_together.promoted]
+    assert len(promoted) == 5 and all(n.startswith("v5000") for n in promoted)
+    rung = rank_rung(within, 0, points, values)
+    assert [names[k] for k in rung.promoted] == [
+        "v5000-b1.00",
+        "v5000-b0.80",
+        "v1000-b1.00",
+        "v1000-b0.80",
+    ]  # fmt: skip  (best first, as ranked)
+    nxt = rung_points(within, TYPES, 1, rung.promoted)
+    assert {p.volume for p in nxt} == {1000, 5000} and len(nxt) == 4 * 2
+    values.update(
+        {design_key(p): [p.volume / 1e3 + float(point_name(p).split("-b")[1])] for p in nxt}
+    )
+    top = rank_rung(within, 1, nxt, values)
+    assert len(top.promoted) == 2 and {names[k][:5] for k in top.promoted} == {"v1000", "v5000"}
+
+
+def test_promote_within_is_checked_per_volume_and_by_name() -> None:
+    job = ladder_job(promote=0.34, promote_within="volume", volumes=[1000, 5000],
+                     balance=[0.25, 0.5, 0.75, 1.0])  # fmt: skip
+    with pytest.raises(UserError, match=r"from rung 1 at volume 1,000 \(1 mixture"):
+        design_mixtures(job, TYPES)  # 4 -> 1 per volume, then floor(0.34) = 0
+    with pytest.raises(
+        UserError, match=r"`design\.promote_within: model` is not one of all, volume"
+    ):
+        check_job_kinds(ladder_job(promote_within="model"), "job.yaml")

@@ -10,6 +10,10 @@ its mixtures are ranked by their mean over the completed seeds (direction-aware;
 the design's order; a mixture with no completed seed is not ranked, hence never promoted) and
 the best floor(promote x n) of the rung's n mixtures run, with all their seeds, on the next
 size. Arithmetic for 18 mixtures and promote 0.34: 18 -> 6 -> 2 mixtures on three sizes.
+With `promote_within: volume` each volume's mixtures are ranked and promoted apart (9 per
+volume at 2 volumes: 3 + 3 -> 1 + 1): more data scores higher on every model, so ranked
+together the promoted mixtures are all of the largest volume, and the larger models could not
+say whether a smaller volume beats it.
 
 These are pure functions of the design and the finished results; the sweep driver reads the
 results from the study, records each promotion there and enqueues the next rung
@@ -33,6 +37,8 @@ from ablate.mixture import Mixture
 LADDER = "ladder"
 #: Slack in floor(promote x n): 0.34 x 3 promotes 1, 1/3 x 3 too.
 PROMOTE_TOL = 1e-9
+#: `design.promote_within`: rank a rung's mixtures together, or each volume's apart.
+PROMOTE_WITHIN = ("all", "volume")
 
 
 def ladder_models(job: JobSpec) -> list[NamedModel]:
@@ -71,6 +77,12 @@ def check_ladder_kinds(job: JobSpec, src: str) -> None:
             f"{src}: `design.promote` is the share of a rung's mixtures promoted to the next model "
             f"and must lie strictly between 0 and 1, got {job.design.promote}"
         )
+    if job.design.promote_within not in PROMOTE_WITHIN:
+        raise UserError(
+            f"{src}: `design.promote_within: {job.design.promote_within}` is not one of "
+            f"{', '.join(PROMOTE_WITHIN)} (all: rank a rung's mixtures together; volume: promote "
+            "the best share of each volume)"
+        )
     DESIGNS.get(job.design.ladder_of, src, key="design.ladder_of")
 
 
@@ -83,21 +95,33 @@ def n_mixtures(points: Sequence[Mixture]) -> int:
     return len({mixture_key(p) for p in points})
 
 
+def promotion_groups(job: JobSpec, points: Sequence[Mixture]) -> dict[float, list[Mixture]]:
+    """The points ranked together: all of them (under volume 0), or each volume's apart
+    (`promote_within: volume`)."""
+    within = job.design.promote_within == "volume"
+    groups: dict[float, list[Mixture]] = {}
+    for p in points:
+        groups.setdefault(float(p.volume) if within else 0.0, []).append(p)
+    return groups
+
+
 def check_promotion(job: JobSpec, points: Sequence[Mixture]) -> None:
-    """Every rung promotes at least one mixture: refused before any training otherwise."""
-    n = n_mixtures(points)
+    """Every rung promotes at least one mixture (of each volume, with `promote_within:
+    volume`): refused before any training otherwise."""
     src = job.source or "job"
-    for rung in range(len(job.models) - 1):
-        nxt = n_promoted(job.design.promote, n)
-        if nxt < 1:
-            need = 1.0 / n
-            raise UserError(
-                f"{src}: `design.promote: {job.design.promote:g}` promotes no mixture from rung "
-                f"{rung} ({n} mixture(s): floor({job.design.promote:g} x {n}) = 0); set "
-                f"`design.promote` to at least {need:.3g}, add mixtures to `ladder_of`'s design, "
-                "or list fewer models"
-            )
-        n = nxt
+    for volume, group in promotion_groups(job, points).items():
+        n = n_mixtures(group)
+        at = f" at volume {volume:,.0f}" if job.design.promote_within == "volume" else ""
+        for rung in range(len(job.models) - 1):
+            nxt = n_promoted(job.design.promote, n)
+            if nxt < 1:
+                raise UserError(
+                    f"{src}: `design.promote: {job.design.promote:g}` promotes no mixture from "
+                    f"rung {rung}{at} ({n} mixture(s): floor({job.design.promote:g} x {n}) = 0); "
+                    f"set `design.promote` to at least {1.0 / n:.3g}, add mixtures to "
+                    "`ladder_of`'s design, or list fewer models"
+                )
+            n = nxt
 
 
 @DESIGNS.register(LADDER)
@@ -201,13 +225,17 @@ def rank_rung(
     ranked = [r for r in groups.values() if r.values]
     sign = -1.0 if job.objective.direction == "maximize" else 1.0
     ranked.sort(key=lambda r: sign * r.mean)  # stable: a tie keeps the design's order
-    last = index >= len(job.models) - 1
-    keep = 0 if last else n_promoted(job.design.promote, len(groups))
+    promoted: list[str] = []
+    if index < len(job.models) - 1:  # the last rung promotes nothing
+        for group in promotion_groups(job, points).values():
+            keys = {mixture_key(p) for p in group}
+            best = [r.key for r in ranked if r.key in keys]
+            promoted += best[: n_promoted(job.design.promote, len(keys))]
     return Rung(
         index=index,
         model=ladder_models(job)[index].name,
         ranked=ranked,
-        promoted=[r.key for r in ranked[:keep]],
+        promoted=sorted(promoted, key=[r.key for r in ranked].index),
         unranked=[r.name for r in groups.values() if not r.values],
         noise=pooled_noise(ranked),
     )
