@@ -113,6 +113,7 @@ class Dispatcher:
         self.retry: collections.deque[InFlight] = collections.deque()
         """Trials whose worker died, waiting for the next idle worker (before anything new)."""
         self.grown = time.perf_counter()
+        self.polled = time.perf_counter()
 
     # ------------------------------------------------------------------ the loop
 
@@ -129,10 +130,12 @@ class Dispatcher:
                     self.wait_for_workers()
                     continue
                 ready = self.pool.wait(list(self.flight), timeout=RUN_AFTER_SECONDS)
-                if not ready:
+                # every second, even while trials keep finishing (short trials, many in
+                # flight): polled only when none finished, pruning never saw a value
+                if not ready or time.perf_counter() - self.polled >= RUN_AFTER_SECONDS:
                     self.poll()
-                    continue
-                self.finished(self.flight.pop(ready[0]), ready[0])
+                if ready:
+                    self.finished(self.flight.pop(ready[0]), ready[0])
         finally:
             # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
             # re-enqueues the trials that were in flight, as a restarted driver would.
@@ -243,9 +246,10 @@ class Dispatcher:
             self.pool.grow(wanted)
 
     def poll(self) -> None:
-        """No trial finished this second: long trials get their RUNNING MLflow run; pruning
+        """Once a second: long trials get their RUNNING MLflow run; pruning
         reads the new intermediate values and stops the trials Optuna prunes; now and then,
         workers are requested on new capacity."""
+        self.polled = time.perf_counter()
         if time.perf_counter() - self.grown >= GROW_EVERY_SECONDS:
             self.grown = time.perf_counter()
             self.pool.grow(self.wanted())
