@@ -36,6 +36,8 @@ class BestSet:
     known: bool
     """Whether the seed noise was known (some mixture has two seeds): else no test ran."""
     alpha: float = 0.05
+    same_seeds: bool = False
+    """Mixtures have two seeds, but every seed of each scored the same: no noise to test with."""
 
     @property
     def size(self) -> int:
@@ -43,6 +45,11 @@ class BestSet:
 
     def describe(self, mixtures: int) -> str:
         """`3 of the 9 could be the best within seed noise (Hsu's MCB, 95%)`."""
+        if self.same_seeds:  # a deterministic objective, or a seed that reaches nothing
+            return (
+                "every seed of each mixture scored the same (check that the seed changes the "
+                "run), so which could be the best within seed noise is not tested"
+            )
         if not self.known:
             return "no mixture has two seeds, so which could be the best is unknown"
         level = f"{1 - self.alpha:.0%}"
@@ -107,7 +114,8 @@ def best_set(
     is pooled over the mixtures with two trials or more (df = sum(n - 1))."""
     m = mixture_scores(signed, groups)
     if m.df < 1 or m.within <= 0.0:
-        return m.labels, m.mean, BestSet(np.ones(len(m.labels), bool), False, alpha)
+        same = m.df >= 1  # seeds, all alike
+        return m.labels, m.mean, BestSet(np.ones(len(m.labels), bool), False, alpha, same)
     sd = math.sqrt(m.within / m.df)
     q = dunnett_one_sided(len(m.labels) - 1, float(m.df), alpha)
     margin = q * sd * np.sqrt(1.0 / m.n[:, None] + 1.0 / m.n[None, :])

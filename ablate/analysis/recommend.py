@@ -172,6 +172,8 @@ class Recommendation:
         if not self.proposals:
             return f"every candidate in the trust region is a tried mixture, {cannot}"
         model = self.best_tried.model
+        if math.isnan(self.spearman):  # the tried mixtures all score the same
+            return f"{model}'s held-out Spearman is undefined (constant scores), {cannot}"
         if not self.spearman > self.skill:
             return (
                 f"{model} has no held-out skill: its held-out Spearman over the {self.mixtures} "

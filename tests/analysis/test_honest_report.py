@@ -85,6 +85,9 @@ def test_a_surrogate_without_held_out_skill_claims_nothing() -> None:
     text = rec.statement("score")
     assert "has no held-out skill" in text and "0.10, not above 0.58" in text
     assert "cannot tell whether any untried mixture is better" in text
+    sur.cv["loglinear"].spearman = math.nan  # constant scores: no ranking to hold out
+    text = recommend(sur, n=1, n_boot=20).statement("score")
+    assert "held-out Spearman is undefined (constant scores)" in text and "nan" not in text
 
 
 def test_a_grid_proposes_only_inside_its_tried_shares() -> None:

@@ -192,3 +192,10 @@ def test_the_best_set_keeps_the_true_best_95_percent_of_the_time() -> None:
     _, _, unknown = best_set([0.5, 0.6, 0.7], [0, 1, 2])  # one seed each: no test
     assert not unknown.known and unknown.size == 3
     assert "which could be the best is unknown" in unknown.describe(3)
+    # review k: two seeds each, all alike (noise 0: a seed that reaches nothing) was called
+    # "no mixture has two seeds" beside "over 2 trial(s)"
+    _, _, alike = best_set([0.5, 0.5, 0.7, 0.7], [0, 0, 1, 1])
+    assert not alike.known and alike.same_seeds and alike.size == 2
+    text = alike.describe(2)
+    assert text.startswith("every seed of each mixture scored the same (check that the seed")
+    assert "two seeds" not in text
