@@ -98,7 +98,7 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
         f"Look at them:\n"
         f"  mlflow ui --backend-store-uri {job.tracking_uri}\n"
         f"  optuna-dashboard {job.storage_url}\n"
-        f"  ablate status {job_path}\n"
-        f"  ablate report {job_path} --out {out / 'report'}"
+        f"  {job.command('status', str(job_path))}\n"
+        f"  {job.command('report', str(job_path))} --out {out / 'report'}"
     )
     return DemoResult(job=job_path, plot=plot, table=table, effect=effect, seconds=seconds)

@@ -194,8 +194,8 @@ def _proposals(job: JobSpec, metric: str, proposals: list[Proposal], of: str) ->
         f"<h2>Proposed mixtures{_e(of)}</h2>",
         _table(header, rows),
         f"<p>By the <code>{_e(proposals[0].model)}</code> surrogate. Run them: "
-        f"<code>ablate propose {_e(job.source or 'JOB.yaml')} -n {len(proposals)}</code> "
-        "then <code>ablate sweep</code>.</p>",
+        f"<code>{_e(job.command('propose', job.source or 'JOB.yaml'))} -n {len(proposals)}</code> "
+        f"then <code>{_e(job.command('sweep', job.source or 'JOB.yaml'))}</code>.</p>",
     ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -86,10 +85,9 @@ def _run_sweep(job: JobSpec, args: argparse.Namespace) -> int:
             if job.design.kind == "search"
             else "`ablate sweep` again retries them"
         )
-        sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the same study
         print(
-            f"ablate: {summary.n_failed} trial(s) failed in this run; `ablate status "
-            f"{args.job}{sets}` shows their errors, and {again}",
+            f"ablate: {summary.n_failed} trial(s) failed in this run; "
+            f"`{job.command('status', args.job)}` shows their errors, and {again}",
             file=sys.stderr,
         )
         return 1
@@ -158,13 +156,13 @@ def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
     elif not done.trials:  # an earlier `propose` enqueued the same mixtures and seeds
         print(
             f"enqueued nothing: study `{job.study}` already has these mixtures at these seeds "
-            f"(waiting or run); `ablate sweep {args.job}` runs what waits"
+            f"(waiting or run); `{job.command('sweep', args.job)}` runs what waits"
         )
     else:
         print(
             f"enqueued {done.trials} trial(s) into study `{job.study}` "
             f"({done.model}, held-out Spearman {done.spearman:.3f}); run them with "
-            f"`ablate sweep {args.job}`"
+            f"`{job.command('sweep', args.job)}`"
         )
     return 0
 

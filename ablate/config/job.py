@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +248,14 @@ class JobSpec:
     own (see the README's "Extending ablate")."""
     source: str = field(default="", metadata={"internal": True})
     """The file this job came from (set by `load_job`)."""
+    overrides: tuple[str, ...] = field(default=(), metadata={"internal": True})
+    """The `--set key=value` overrides it was read with (set by `load_job`)."""
+
+    def command(self, verb: str, path: str | None = None) -> str:
+        """`ablate VERB JOB --set ...`: the command that acts on this same study (`path`: the
+        job file as the user typed it; default its resolved path)."""
+        sets = "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+        return f"ablate {verb} {path or self.source}{sets}"
 
     @property
     def base_dir(self) -> Path:
@@ -299,7 +308,7 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
             "`model` alone for a one-model study"
         )
     job = build(JobSpec, data, path)
-    job = dataclasses.replace(job, source=str(Path(path).resolve()))
+    job = dataclasses.replace(job, source=str(Path(path).resolve()), overrides=tuple(overrides))
     check_job_shape(job, str(path))
     return job
 

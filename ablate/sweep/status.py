@@ -77,7 +77,7 @@ def study_status(job: JobSpec) -> str:
     if not holder and counts["RUNNING"]:
         lines.append(
             f"  the {counts['RUNNING']} running trial(s) were left by a driver that is gone: "
-            f"`ablate sweep {job.source}` marks them failed (requeued) and runs them again"
+            f"`{job.command('sweep')}` marks them failed (requeued) and runs them again"
         )
     return "\n".join(lines)
 
@@ -146,10 +146,10 @@ def failure_lines(trials: list[Any]) -> list[str]:
     dropped = sum(bool(t.user_attrs.get("dropped")) for t in failed)
     own = [t for t in failed if not (t.user_attrs.get("requeued") or t.user_attrs.get("dropped"))]
     points = {t.user_attrs.get("mixture_name", t.number) for t in own}
-    line = f"  failed: {len(own)} trial(s) at {len(points)} design point(s)"
-    line += f"; {requeued} requeued (a stopped driver's, run again)" if requeued else ""
-    line += f"; {dropped} dropped (outside the job's design, never run)" if dropped else ""
-    lines = [line]
+    parts = [f"{len(own)} trial(s) at {len(points)} design point(s)"] if own else []
+    parts += [f"{requeued} requeued (a stopped driver's, run again)"] if requeued else []
+    parts += [f"{dropped} dropped (outside the job's design, never run)"] if dropped else []
+    lines = [f"  failed: {'; '.join(parts)}"]
     for t in sorted(own, key=lambda t: t.number)[-LAST_FAILED:]:
         error = str(t.user_attrs.get("error") or "no error recorded").splitlines()[0][:160]
         lines.append(f"    trial {t.number} {t.user_attrs.get('mixture_name', '')}: {error}")
