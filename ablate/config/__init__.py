@@ -14,7 +14,7 @@ from ablate.config.job import (
     check_job_shape,
     read_job,
 )
-from ablate.config.loader import apply_override, build, read_yaml, to_dict
+from ablate.config.loader import apply_override, build, check_colon_keys, read_yaml, to_dict
 from ablate.config.models import model_job, model_names, named_model
 from ablate.config.paths import (
     RAY_IGNORE_FILE,
@@ -40,6 +40,7 @@ __all__ = [
     "TrainSpec",
     "apply_override",
     "build",
+    "check_colon_keys",
     "check_job_shape",
     "keep_out_of_ray_uploads",
     "model_job",

@@ -143,7 +143,7 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors, shaped = [], ""
         for arg in args:
             if arg is type(None):
                 continue
@@ -151,8 +151,15 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
                 return _coerce(arg, value, source, key)
             except UserError as err:
                 errors.append(str(err))
+                if isinstance(value, dict) and typing.get_origin(arg) is dict:
+                    shaped = str(err)  # a mapping given for `int | dict`: the mapping's fault
         raise UserError(
-            errors[-1] if len(errors) == 1 else f"{source}: `{key}` has an invalid value {value!r}"
+            shaped
+            or (
+                errors[-1]
+                if len(errors) == 1
+                else f"{source}: `{key}` has an invalid value {value!r}"
+            )
         )
     if dataclasses.is_dataclass(hint):
         return build(hint, value, source, prefix=f"{key}.")  # type: ignore[arg-type]
@@ -165,7 +172,7 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{source}: `{key}` must be a mapping, got {value!r}")
         vt = args[1] if len(args) == 2 else Any
-        _check_colon_keys(value, source, key)
+        check_colon_keys(value, source, key)
         return {str(k): _coerce(vt, v, source, f"{key}.{k}") for k, v in value.items()}
     if hint is Any:
         return value
@@ -198,7 +205,7 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
     return value
 
 
-def _check_colon_keys(value: dict[Any, Any], source: str | Path, key: str) -> None:
+def check_colon_keys(value: dict[Any, Any], source: str | Path, key: str) -> None:
     """`{ocr:0.1}` (no space after the colon) is YAML for the key `ocr:0.1` with no value."""
     for k, v in value.items():
         name, colon, after = str(k).partition(":")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ablate.config import build, read_yaml
+from ablate.config import build, check_colon_keys, read_yaml
 from ablate.errors import UserError
 
 SUM_TOLERANCE = 1e-6
@@ -197,6 +197,7 @@ def canonical_proportions(props: Any, source: str) -> Any:
                 f"(1 = natural, < 1 flattens towards uniform), got {t!r}"
             )
         return "natural" if t == 1 else {"natural": True, "temperature": float(t)}
+    check_colon_keys(dict(props), source, "proportions")  # `{a:0.5}`: the key `a:0.5`
     shares: dict[str, float] = {}
     for key, value in props.items():
         if (

@@ -322,6 +322,23 @@ def test_a_mapping_without_a_space_after_the_colon_gets_a_hint(tmp_path: Path) -
     assert job.design.max_share == {"colors": 0.5}
 
 
+@pytest.mark.parametrize("line", ["proportions: {a:0.5, b: 0.5}", "max_repeat: {a:2}",
+                                  "min_share: {a:0.2}"])  # fmt: skip
+def test_a_mixture_file_without_a_space_after_the_colon_gets_the_hint(
+    tmp_path: Path, line: str
+) -> None:
+    """Review k: a mixture file said "must be a number, got None" (or "has an invalid value"
+    for `int | dict` keys) where a job file gave the hint."""
+    from ablate.mixture import load_mixture
+
+    body = line if line.startswith("proportions") else f"proportions: {{a: 0.5, b: 0.5}}\n{line}"
+    path = tmp_path / "m.yaml"
+    path.write_text(f"{body}\nvolume: 100\n")
+    msg = error_of(load_mixture, path)
+    assert "has no value: without a space after the colon YAML reads `a:" in msg
+    assert msg.startswith(f"{path}: `") and "write `{a: " in msg
+
+
 # --------------------------------------------------------------------------- paths
 
 
