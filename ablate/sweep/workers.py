@@ -230,18 +230,20 @@ def n_slots(job: JobSpec, cpus: float, gpus: float, key: str = "resources.gpus_p
     total = ray.cluster_resources()
     has = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
     slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
+    where = f"{job.source}: " if job.source else ""
     if gpus > 0:
         at_most = f" (or at most {total['GPU']:g})" if total.get("GPU", 0) > 0 else ""
         if total.get("GPU", 0) < gpus:
             raise UserError(
-                f"a trial asks for {key}={gpus:g} but the Ray cluster has "
+                f"{where}a trial asks for {key}={gpus:g} but the Ray cluster has "
                 f"{has}; connect to a cluster with GPUs (--address or RAY_ADDRESS), or set "
                 f"{key}: 0 to train on CPUs{at_most}. Nothing was enqueued."
             )
         slots = min(slots, int(total["GPU"] // gpus))
     if slots < 1:
         raise UserError(
-            f"the Ray cluster ({has}) cannot host one trial of resources.cpus_per_trial={cpus:g}; "
+            f"{where}the Ray cluster ({has}) cannot host one trial of "
+            f"resources.cpus_per_trial={cpus:g}; "
             "lower it or add nodes. Nothing was enqueued."
         )
     return max(1, min(job.resources.max_in_flight, slots))

@@ -174,7 +174,10 @@ def resident_model(job: JobSpec, cache: dict[Any, Any]) -> TrialModel:
         spec.attn_implementation,
         spec.trust_remote_code,
     )
-    loaded = _cached(cache, key, lambda: load_model(model_path, spec=spec, looked_at=local))
+    try:
+        loaded = _cached(cache, key, lambda: load_model(model_path, spec=spec, looked_at=local))
+    except UserError as err:  # (the model's own keys: named with the job file they are in)
+        raise UserError(f"{job.source}: {err}" if job.source else str(err)) from None
     if loaded.device == "cpu":
         torch.set_num_threads(job.train.threads or max(1, int(job.resources.cpus_per_trial)))
     try:

@@ -232,7 +232,7 @@ def test_gpu_settings_on_a_machine_without_cuda_fall_back_or_are_refused(
     path.write_text(yaml.safe_dump(data))
     assert main(["trial", str(path), "--json", "--set", "design.volumes=[16]"]) == 2
     err = capsys.readouterr().err
-    assert "model.attn_implementation: flash_attention_2 needs a CUDA device" in err
+    assert f"{path}: model.attn_implementation: flash_attention_2 needs a CUDA device" in err
     assert "set `attn_implementation: auto`" in err and "Traceback" not in err
 
     if importlib.util.find_spec("liger_kernel") is None:
