@@ -1,5 +1,5 @@
 """YAML files -> frozen dataclasses (`loader`), paths and database URLs (`paths`), the job file
-(`job`). Only re-exports."""
+(`job`) and its reading and checks (`read_job`). Only re-exports."""
 
 from ablate.config.job import (
     BenchRef,
@@ -11,8 +11,6 @@ from ablate.config.job import (
     ObjectiveSpec,
     ResourceSpec,
     TrainSpec,
-    check_job_shape,
-    read_job,
 )
 from ablate.config.loader import apply_override, build, check_colon_keys, read_yaml, to_dict
 from ablate.config.models import model_job, model_names, named_model
@@ -26,6 +24,7 @@ from ablate.config.paths import (
     sqlite_path,
     uploaded_hint,
 )
+from ablate.config.read_job import check_job_shape, read_job
 
 __all__ = [
     "RAY_IGNORE_FILE",

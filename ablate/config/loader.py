@@ -141,26 +141,7 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors, shaped = [], ""
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, source, key)
-            except UserError as err:
-                errors.append(str(err))
-                if isinstance(value, dict) and typing.get_origin(arg) is dict:
-                    shaped = str(err)  # a mapping given for `int | dict`: the mapping's fault
-        raise UserError(
-            shaped
-            or (
-                errors[-1]
-                if len(errors) == 1
-                else f"{source}: `{key}` has an invalid value {value!r}"
-            )
-        )
+        return _coerce_union(args, value, source, key)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, source, prefix=f"{key}.")  # type: ignore[arg-type]
     if origin in (list, tuple):
@@ -203,6 +184,26 @@ def _coerce(hint: Any, value: Any, source: str | Path, key: str) -> Any:
             )
         return value
     return value
+
+
+def _coerce_union(args: tuple[Any, ...], value: Any, source: str | Path, key: str) -> Any:
+    """The first member type of a union that takes `value`; else the error that says most."""
+    if value is None and type(None) in args:
+        return None
+    errors, shaped = [], ""
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(arg, value, source, key)
+        except UserError as err:
+            errors.append(str(err))
+            if isinstance(value, dict) and typing.get_origin(arg) is dict:
+                shaped = str(err)  # a mapping given for `int | dict`: the mapping's fault
+    raise UserError(
+        shaped
+        or (errors[-1] if len(errors) == 1 else f"{source}: `{key}` has an invalid value {value!r}")
+    )
 
 
 def check_colon_keys(value: dict[Any, Any], source: str | Path, key: str) -> None:

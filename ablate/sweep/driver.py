@@ -41,7 +41,7 @@ from ablate.study import (
     storage_lost,
     study_uid,
 )
-from ablate.study.codec import STUDY_JUDGE
+from ablate.study.codec import STUDY_JUDGE, trial_attrs
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher
 from ablate.sweep.ladder import advance_ladder, is_ladder, ladder_lines
@@ -85,7 +85,9 @@ def run_sweep(
         level, note = check_settings(study, job, settings, allow_changed_settings)
         if note and progress is not None:
             print(note, flush=True)
-        with cluster_for(job, address):  # a cluster without room for a trial: refused here
+        # a finished study's rerun says "0 to run" without Ray (10-20 s); else a cluster
+        idle = nothing_to_run(job, study, mixtures, level)  # without room is refused here
+        with contextlib.nullcontext() if idle else cluster_for(job, address):
             parent = open_sweep_run(job, study_uid(study), progress is not None)
             record_judge(job, study, parent, judge)
             links = sweep_links(job, parent) if parent is not None else None
@@ -96,7 +98,9 @@ def run_sweep(
             tally = tally_study(job, study)
             say_resume(job, study, len(requeued), progress is not None, dropped)
             n_ask = trials_to_ask(job, study, level)
-            run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
+            late = idle and (n_ask or waiting_ids(study, level.owns))  # (never, if idle is right)
+            with cluster_for(job, address) if late else contextlib.nullcontext():
+                run_trials(job, study, parent, tally, n_ask, task_types, progress, level)
         pareto = [t.number for t in study.best_trials] if len(study.directions) > 1 else []
     best_mix = mixture_from_attrs(tally.best_attrs, job.taxonomy) if tally.best_attrs else None
     return SweepSummary(
@@ -114,6 +118,28 @@ def run_sweep(
         notes=[note] if note else [],
         ladder=ladder_lines(job, study, task_types) if is_ladder(job) else [],
     )
+
+
+def nothing_to_run(job: JobSpec, study: Any, mixtures: list[Any], level: SettingsLevel) -> bool:
+    """Whether this run has nothing to train: no trial runs or waits at these settings, a
+    search has nothing left to ask, and every point of the design has a complete trial (a
+    search's start points: a finished one, as `enqueue` does not retry them). A ladder is
+    never idle here: its rungs are decided as the run goes."""
+    from optuna.trial import TrialState
+
+    if is_ladder(job) or trials_to_ask(job, study, level):
+        return False
+    trials = study.get_trials(deepcopy=False)
+    done = (TrialState.COMPLETE, TrialState.FAIL) if job.design.kind == SEARCH else ()
+    have = set()
+    for t in trials:
+        if t.state == TrialState.RUNNING or (
+            t.state == TrialState.WAITING and level.owns(t.user_attrs)
+        ):
+            return False
+        if (t.state == TrialState.COMPLETE or t.state in done) and level.owns(t.user_attrs):
+            have.add(t.user_attrs.get("design_key"))
+    return all(trial_attrs(m)["design_key"] in have for m in mixtures)
 
 
 def record_judge(job: JobSpec, study: Any, parent: str | None, judge: Any) -> None:
