@@ -283,7 +283,10 @@ def _run_trial(job: JobSpec, args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"trial {mixture.name}: {len(result.row_ids)} rows in {result.seconds:.1f} s")
+        rows = (
+            f"{len(result.row_ids)} rows" if result.row_ids else f"{job.objective.kind} objective"
+        )
+        print(f"trial {mixture.name}: {rows} in {result.seconds:.1f} s")
         for key, value in sorted(result.metrics.items()):
             print(f"  {key:40s} {value:.4f}")
     got = result.metrics.get(job.objective.metric)
