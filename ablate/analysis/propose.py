@@ -77,7 +77,7 @@ def propose_and_enqueue(
             pass
     sur = _fit(job, df, metric)
     name = model or sur.best
-    volume, keep = _search_bounds(job, sur.data.types, volume)
+    volume, keep = search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
     proposals, statement = rec.proposals, rec.statement(job.objective.metric)
     if len(proposals) < n:  # all the trust region holds, each MIN_DISTANCE from the others
@@ -140,7 +140,7 @@ def _fit(job: JobSpec, df: Any, metric: str | None) -> Surrogates:
     return sur
 
 
-def _search_bounds(
+def search_bounds(
     job: JobSpec, types: list[str], volume: float | None
 ) -> tuple[float | None, Callable[[np.ndarray, np.ndarray], np.ndarray] | None]:
     """A search study runs only mixtures inside its bounds: `min_share`, `max_share` and its
@@ -155,8 +155,7 @@ def _search_bounds(
         where = f"between {low:g} and {high:g}" if d.search_volume else f"{low:g}"
         raise UserError(
             f"--volume {volume:g}: this search study runs volumes {where} (`design.volumes`"
-            f"{', search_volume' if d.search_volume else ''}); propose within them, nothing "
-            "was enqueued"
+            f"{', search_volume' if d.search_volume else ''}); give a --volume within them"
         )
     caps = np.array([d.max_share.get(t, 1.0) for t in types]) + CAP_TOL
 

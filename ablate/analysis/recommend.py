@@ -301,6 +301,8 @@ def recommend(
     rng = np.random.default_rng(seed)
     with single_thread_blas():
         first, observed, predicted = _mixture_means(sur, name)
+        if keep is not None and (ok := keep(d.p[first], d.volumes[first])).any():
+            observed = np.where(ok, observed, -np.inf)  # the best tried keeps a search's caps
         top = np.unique(np.r_[np.argsort(-observed)[:3], np.argsort(-predicted)[:3]])
         fixed = None if volume is None else d.z_of(volume)
         p, z = _untried(d, *trust_candidates(d, first[top], radius, fixed, z_radius, rng), keep)

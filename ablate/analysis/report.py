@@ -28,11 +28,11 @@ from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.forked import Child, can_fork
 from ablate.analysis.groups import main_group, plot_transfer, split_groups
 from ablate.analysis.ladder_view import ladder_view
-from ablate.analysis.load import as_job, load
+from ablate.analysis.load import as_job, completed, load, task_types
 from ablate.analysis.page import CSS, TITLES, render_page
 from ablate.analysis.plot_effects import plot_effects
 from ablate.analysis.plots import PLOTS, load_pyplot, plot_all
-from ablate.analysis.propose import Enqueued, propose_and_enqueue
+from ablate.analysis.propose import Enqueued, propose_and_enqueue, search_bounds
 from ablate.analysis.recommend import Recommendation, check_volume, recommend
 from ablate.analysis.stats import Cells, study_searched
 from ablate.analysis.surrogates import Proposal, Surrogates, fit_surrogates
@@ -124,7 +124,9 @@ def write_report(
             group.attrs["group"] = name  # named in the verdict and the plots' titles
             group.attrs["study_volumes"] = sorted(df["volume"].dropna().unique().tolist())
         search = study_searched(part)
-        fit_args = (part, column, volume, n_propose, search, out, label)
+        # a search's bounds (max_share, min_share, its volumes), as `ablate propose` keeps them
+        at, keep = search_bounds(job, task_types(completed(part)), volume)
+        fit_args = (part, column, at, n_propose, search, out, label, keep)
         fitter = Child(_fit_worker, *fit_args) if fork else None
         if fitter is not None:
             children.append(fitter)
@@ -319,14 +321,21 @@ class Fitted:
 
 
 def _fit(
-    df: Any, column: str, volume: float | None, n_propose: int, search: bool, out: Path, label: str
+    df: Any,
+    column: str,
+    volume: float | None,
+    n_propose: int,
+    search: bool,
+    out: Path,
+    label: str,
+    keep: Any = None,
 ) -> Fitted:
     """Surrogates and the recommendation (proposals, or the best tried mixture), or why none;
     for a search study (`search`), its volume question put to the surrogate; the effect of each
     type's share around the recommended mixture (`effects.png`, drawn here: the models are)."""
     try:
         surrogates = fit_surrogates(df, column)
-        rec = recommend(surrogates, volume, n=n_propose) if n_propose > 0 else None
+        rec = recommend(surrogates, volume, n=n_propose, keep=keep) if n_propose > 0 else None
     except UserError as err:
         return Fitted(note=f"No surrogate was fitted: {err}.")
     fitted = Fitted(surrogates, rec)

@@ -337,7 +337,9 @@ def _best_mixture(job: JobSpec, study: Any, summary: dict[str, float]) -> dict[s
     if study is None or len(study.directions) != 1:
         return {}
     minimize = job.objective.direction == "minimize"
-    found = best_mixture_mean(study.get_trials(deepcopy=False), minimize)
+    trials = study.get_trials(deepcopy=False)
+    kept = [t for t in trials if feasible(t)]  # keeps a search's caps, as best_value does
+    found = best_mixture_mean(kept, minimize) or best_mixture_mean(trials, minimize)
     if found is None:
         return {}
     name, mean, seeds = found
