@@ -44,12 +44,21 @@ class VolumeAnswer:
 
     @property
     def less_is_more(self) -> bool:
-        """The surrogate predicts a smaller volume better than the largest tried."""
+        """The surrogate predicts a smaller volume better than the largest tried (never with
+        one tried volume)."""
         return self.best < len(self.volumes) - 1
 
     def describe(self, metric: str) -> str:
         shares = ", ".join(f"{t} {x:.3f}" for t, x in self.shares.items())
         v, p = self.volumes, self.predicted
+        if len(v) == 1:  # nothing to put to the surrogate: say what would be
+            return (
+                f"Every trial ran at {vol(v[0])}: this search cannot say whether less data is "
+                "better. A grid at its best tried shares "
+                f"({shares}) over several volumes with seeds (`design.kind: grid`, "
+                "`design.seeds: [0, 1, 2]`) tests it, or a search over a volume range "
+                "(`design.search_volume: true`) predicts it."
+            )
         curve = "; ".join(f"{vol(x)}: {y:.3f}" for x, y in zip(v, p, strict=True))
         head = (
             f"By the surrogate (a prediction, not a test): at the best tried shares ({shares}) "
@@ -82,7 +91,9 @@ def volume_answer(sur: Surrogates, n_boot: int = N_BOOT, seed: int = 0) -> Volum
     groups, first, inverse = np.unique(d.groups, return_index=True, return_inverse=True)
     means = np.bincount(inverse, weights=d.y) / np.bincount(inverse)
     shares = d.p[first[int(np.argmax(d.sign * means))]]
-    volumes = np.geomspace(d.volumes.min(), d.volumes.max(), N_VOLUMES)
+    # one tried volume: one point (nine equal ones had the curve's first "beat" its last)
+    n = N_VOLUMES if d.volumes.max() > d.volumes.min() else 1
+    volumes = np.geomspace(d.volumes.min(), d.volumes.max(), n)
     if d.volumes.min() >= 1:
         volumes = np.round(volumes)
     p = np.tile(shares, (len(volumes), 1))

@@ -185,3 +185,24 @@ def test_cost_in_a_unit_that_reads() -> None:
     assert unit == "seconds" and list(hours) == pytest.approx([0.18, 0.252])
     assert _cost_unit(pd.Series([0.01, 0.05]))[1] == "minutes"
     assert _cost_unit(pd.Series([0.5, 2.0]))[1] == "hours"
+
+
+def test_a_search_at_one_volume_puts_no_volume_question(make_job: Any) -> None:
+    """Review m: nine equal volumes were predicted, and the first "beat" the last: "it expects
+    less to be more" from a search that never varied volume."""
+    import optuna
+
+    from ablate.analysis.load import result_trial
+
+    job = make_job()
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url, direction="maximize")
+    for i in range(30):
+        props = dict(zip(TYPES, rng.dirichlet(np.ones(3)).tolist(), strict=True))
+        value = peak_at_5000(props, 5000, 0) + rng.normal(0, 0.01)
+        study.add_trial(result_trial(props, 5000, 0, f"d{i}", value, {"score": value}, 1.0))
+    a = volume_answer(fit_surrogates(load(job)))
+    assert a.volumes == (5000.0,) and not a.less_is_more
+    text = a.describe("score")
+    assert text.startswith("Every trial ran at 5,000 rows: this search cannot say whether less")
+    assert "less to be more" not in text
