@@ -321,14 +321,30 @@ def run_trials(
         best = {"best_value": tally.best_value} if tally.best_value is not None else {}
         summary = {
             "n_complete": tally.done,
-            "n_failed": tally.failed,
-            "n_pruned": tally.pruned,
+            **_study_counts(study),
+            "run/n_run": tally.run,
+            "run/n_failed": tally.failed,
+            "run/n_pruned": tally.pruned,
             **best,
         }
         if parent is not None:
             with contextlib.suppress(Exception):  # the server went down mid-sweep
                 tags = _best_mixture(job, study, summary)
                 finish_sweep(job, parent, summary, status=status, tags=tags)
+
+
+def _study_counts(study: Any) -> dict[str, float]:
+    """The study's failed trials (not a stopped driver's requeued ones, nor dropped ones: as the
+    report and `ablate status` count them) and pruned ones: beside `n_complete`, which is the
+    study's too (this run's are `run/...`)."""
+    failed = pruned = 0
+    with contextlib.suppress(Exception):  # the storage went down: the counts are left out
+        for t in study.get_trials(deepcopy=False):
+            own = not (t.user_attrs.get("requeued") or t.user_attrs.get("dropped"))
+            failed += t.state.name == "FAIL" and own
+            pruned += t.state.name == "PRUNED"
+        return {"n_failed": failed, "n_pruned": pruned}
+    return {}
 
 
 def _best_mixture(job: JobSpec, study: Any, summary: dict[str, float]) -> dict[str, str]:

@@ -56,3 +56,21 @@ def test_the_parent_runs_best_mixture_keeps_the_caps(make_job: Any) -> None:
     summary: dict[str, float] = {}
     assert _best_mixture(job, study, summary) == {"ablate.best_mixture": "kept-v1000"}
     assert summary["best_mixture_mean"] == 0.9
+
+
+def test_the_parent_runs_failure_counts_are_the_studys(make_job: Any) -> None:
+    """`n_complete` was the study's and `n_failed` this run's: a parent run showed 10 complete
+    and 2 failed where status, the report and optuna-dashboard showed 4 failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from ablate.sweep.driver import _study_counts
+
+    job = make_job()
+    study = optuna.create_study(study_name=job.study, storage=job.storage_url)
+    for state, attrs in ((TrialState.FAIL, {}), (TrialState.FAIL, {}),
+                         (TrialState.FAIL, {"requeued": True}), (TrialState.PRUNED, {}),
+                         (TrialState.COMPLETE, {})):  # fmt: skip
+        value = 1.0 if state == TrialState.COMPLETE else None
+        study.add_trial(optuna.trial.create_trial(state=state, value=value, user_attrs=attrs))
+    assert _study_counts(study) == {"n_failed": 2, "n_pruned": 1}
