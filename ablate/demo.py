@@ -96,7 +96,7 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
         f"  Optuna storage: {job.storage_url}\n"
         f"  MLflow runs:    {job.tracking_uri}\n"
         f"Look at them:\n"
-        f"  mlflow ui --backend-store-uri {job.tracking_uri}\n"
+        f"  {tracking.sweep_links(job, summary.parent_run_id)}\n"
         f"  optuna-dashboard {job.storage_url}\n"
         f"  {job.command('status', str(job_path))}\n"
         f"  {job.command('report', str(job_path))} --out {out / 'report'}"

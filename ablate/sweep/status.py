@@ -59,9 +59,10 @@ def study_status(job: JobSpec) -> str:
         best = pick(complete, key=lambda t: t.values[0])
         props = best.user_attrs.get("proportions", {})
         share = ", ".join(f"{k} {v:.3f}" for k, v in props.items())
+        model = f"model {best.user_attrs['model']}, " if best.user_attrs.get("model") else ""
         lines.append(
             f"  best single trial {job.objective.metric} = {best.values[0]:.4g} (trial "
-            f"{best.number}): volume {best.user_attrs.get('volume')}, seed "
+            f"{best.number}): {model}volume {best.user_attrs.get('volume')}, seed "
             f"{best.user_attrs.get('seed')}, proportions {{{share}}}"
         )
         lines += best_mean_line(job, complete, pick)

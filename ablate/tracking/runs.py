@@ -118,16 +118,19 @@ def _parents(client: Any, exp_id: str, job: JobSpec) -> list[tuple[str, str | No
     ]
 
 
-def sweep_links(job: JobSpec, parent_run_id: str) -> str | None:
-    """Where to watch the sweep in the MLflow UI, for an HTTP tracking server (None otherwise)."""
+def sweep_links(job: JobSpec, parent_run_id: str) -> str:
+    """Where to watch the sweep in the MLflow UI: a tracking server's link, or for a local store
+    the `mlflow ui` command and the link it will serve."""
     uri = job.tracking_uri.rstrip("/")
-    if not uri.startswith(("http://", "https://")):
-        return None
+    local = not uri.startswith(("http://", "https://"))
     # the query opens the training-runs view: MLflow 3.17's UI opens its GenAI view otherwise,
     # whatever the experiment's `mlflow.experimentKind` tag says
-    experiment = f"{redact(uri)}/#/experiments/{experiment_id(job)}"
-    view = "?workflowType=machine_learning"
-    return f"MLflow: {experiment}/runs/{parent_run_id}{view} (the sweep; its trials are child runs)"
+    base = "http://127.0.0.1:5000" if local else redact(uri)
+    link = f"{base}/#/experiments/{experiment_id(job)}/runs/{parent_run_id}"
+    link += "?workflowType=machine_learning"
+    if local:
+        return f"MLflow: `mlflow ui --backend-store-uri {uri}`, then {link} (the sweep's run)"
+    return f"MLflow: {link} (the sweep; its trials are child runs)"
 
 
 def trial_params(job: JobSpec, mixture: Mixture, settings: str = "") -> dict[str, str]:

@@ -137,6 +137,7 @@ def test_status_and_the_trial_table_go_by_model(make_job) -> None:
     text = study_status(job)
     assert "  model proxy: complete 3  running 0  waiting 1  fail 0; best score 0.7" in text
     assert "  model target: complete 0  running 0  waiting 4  fail 0" in text
+    assert "best single trial score = 0.7 (trial 1): model proxy, volume" in text
     df = load(job)
     assert list(df["model"]) == ["proxy"] * 4 + ["target"] * 4
     done = df[df["state"] == "COMPLETE"]

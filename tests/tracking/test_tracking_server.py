@@ -30,7 +30,10 @@ def test_trials_print_no_links_and_the_experiment_opens_as_training_runs(
         f"MLflow: {mlflow_server}/#/experiments/{exp.experiment_id}/runs/{parent}"
         "?workflowType=machine_learning (the sweep; its trials are child runs)"
     )
-    assert tracking.sweep_links(make_job(), parent) is None  # a SQLite store has no UI link
+    local = tracking.sweep_links(make_job(), parent)  # a SQLite store: the command, then the link
+    assert local.startswith("MLflow: `mlflow ui --backend-store-uri sqlite:///")
+    assert "`, then http://127.0.0.1:5000/#/experiments/" in local
+    assert local.endswith("?workflowType=machine_learning (the sweep's run)")
 
 
 def test_an_experiment_made_before_gets_the_training_view(mlflow_server: str, make_job) -> None:
