@@ -15,14 +15,16 @@ from ablate.design.points import (
     proportions_for_balance,
     with_min_share,
 )
-from ablate.design.registry import DESIGNS, SEARCH, fixed_design
+from ablate.design.registry import DESIGNS, KIND_KEYS, SEARCH, design_keys_read, fixed_design
 
 __all__ = [
     "DESIGNS",
     "KEY_DIGITS",
+    "KIND_KEYS",
     "SEARCH",
     "cross_volumes_and_seeds",
     "design_key",
+    "design_keys_read",
     "dirichlet_cover",
     "dominant_share",
     "fixed_design",

@@ -18,6 +18,30 @@ DesignFn = Callable[[JobSpec, Sequence[str]], list[Mixture]]
 DESIGNS: Registry[DesignFn] = Registry("design kind", "design.kind", package="ablate.design.kinds")
 #: The design kind that asks Optuna for each trial instead of listing mixtures up front.
 SEARCH = "search"
+_DRAWN = {"n_trials", "prior", "prior_temperature", "min_share", "concentration"}
+#: The `design.*` keys each built-in kind reads besides `kind`, `volumes` and `seeds`.
+KIND_KEYS: dict[str, set[str]] = {
+    "grid": {"balance", "concentration"},
+    "lattice": {"divisions", "centroid"},
+    "corners": {"centroid"},
+    "leave_one_out": {"centroid"},
+    "random": _DRAWN,
+    "dirichlet": _DRAWN,
+    SEARCH: _DRAWN - {"concentration"} | {"max_share", "sampler", "parameterization",
+        "search_volume", "multi_objective", "prune", "warm_start", "n_startup"},
+    "ladder": {"promote", "promote_within", "ladder_of"},
+}  # fmt: skip
+
+
+def design_keys_read(job: JobSpec) -> set[str] | None:
+    """The `design.*` keys the job's design reads (with a ladder's `ladder_of` and a search's
+    `warm_start` kinds); None when a kind is not a built-in one (a plugin's may read any)."""
+    d = job.design
+    kinds = {d.kind, d.ladder_of if d.kind == "ladder" else d.kind}
+    kinds |= {d.warm_start} if d.kind == SEARCH and d.warm_start != "none" else set()
+    if not kinds <= set(KIND_KEYS):
+        return None
+    return {"kind", "volumes", "seeds"}.union(*(KIND_KEYS[k] for k in kinds))
 
 
 def fixed_design(job: JobSpec, task_types: Sequence[str], kind: str | None = None) -> list[Mixture]:

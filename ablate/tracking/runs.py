@@ -19,6 +19,7 @@ from typing import Any
 
 from ablate.bench.judge_http import judge_label
 from ablate.config import JobSpec, model_job, redact, sqlite_path, to_dict
+from ablate.design import design_keys_read
 from ablate.mixture import Mixture, normalized_entropy
 from ablate.objectives import objective_trains
 from ablate.result import TrialResult
@@ -84,8 +85,14 @@ def job_record(job: JobSpec) -> dict[str, Any]:
 
 def _job_params(job: JobSpec) -> dict[str, str]:
     """The job as the parent's params, less what its trials never read: a sim or python
-    objective trains no model (`model`, `train`, `bench`, ...). `job.yaml` keeps all of it."""
-    params = flatten(job_record(job))
+    objective trains no model (`model`, `train`, `bench`, ...), a design kind reads only its
+    own `design.*` keys (a grid's parent showed `design.n_trials=20` on 12 trials), and unset
+    keys (None). `job.yaml` keeps all of it."""
+    params = {k: v for k, v in flatten(job_record(job)).items() if v != "None"}
+    read = design_keys_read(job)
+    if read is not None:
+        params = {k: v for k, v in params.items()
+                  if not k.startswith("design.") or k.split(".")[1] in read}  # fmt: skip
     if objective_trains(job):
         return params
     unused = ("model.", "train.", "bench.", "bench")

@@ -107,3 +107,27 @@ def test_two_studies_of_one_name_in_two_storages_get_two_parents(make_job, tmp_p
     assert tracking.start_sweep(c, "uid-c") == legacy
     assert client.get_run(legacy).data.tags["ablate.study_uid"] == "uid-c"
     assert tracking.find_sweep_run(c) == pa  # no id known (never swept since): the oldest
+
+
+def test_the_parent_params_are_the_keys_the_design_reads() -> None:
+    """Review m: a 12-trial grid's parent showed `design.n_trials=20`, `design.promote`,
+    `design.sampler` and `mixture=None`: keys its design never read, and unset ones."""
+    from ablate.config import JobSpec, build
+    from ablate.tracking.runs import _job_params
+
+    def design_params(**design: object) -> list[str]:
+        job = build(JobSpec, {"study": "x", "task_types": ["a", "b"],
+                              "objective": {"kind": "sim", "metric": "score"},
+                              "design": {"volumes": [100], **design}}, "t")  # fmt: skip
+        params = _job_params(job)
+        assert "None" not in params.values()
+        return sorted(k.removeprefix("design.") for k in params if k.startswith("design."))
+
+    common = ["kind", "seeds", "volumes"]
+    assert design_params(kind="grid") == sorted([*common, "balance", "concentration"])
+    assert design_params(kind="lattice") == sorted([*common, "centroid", "divisions"])
+    search = design_params(kind="search", warm_start="lattice")
+    assert "divisions" in search and "sampler" in search and "promote" not in search
+    ladder = design_params(kind="ladder", ladder_of="random")
+    assert {"promote", "promote_within", "ladder_of", "n_trials"} <= set(ladder)
+    assert "balance" not in ladder
