@@ -318,19 +318,19 @@ def run_trials(
     finally:
         with contextlib.suppress(Exception):
             writer.close()  # interrupted: still write what finished
-        best = {"best_value": tally.best_value} if tally.best_value is not None else {}
-        summary = {
-            "n_complete": tally.done,
-            **_study_counts(study),
-            "run/n_run": tally.run,
-            "run/n_failed": tally.failed,
-            "run/n_pruned": tally.pruned,
-            **best,
-        }
+        summary = _sweep_metrics(study, tally)
         if parent is not None:
             with contextlib.suppress(Exception):  # the server went down mid-sweep
                 tags = _best_mixture(job, study, summary)
                 finish_sweep(job, parent, summary, status=status, tags=tags)
+
+
+def _sweep_metrics(study: Any, tally: Tally) -> dict[str, float]:
+    """The parent run's metrics: the study's counts (`n_complete`, `n_failed`, `n_pruned`),
+    this run's (`run/...`) and the best value."""
+    best = {"best_value": tally.best_value} if tally.best_value is not None else {}
+    this_run = {"run/n_run": tally.run, "run/n_failed": tally.failed, "run/n_pruned": tally.pruned}
+    return {"n_complete": tally.done, **_study_counts(study), **this_run, **best}
 
 
 def _study_counts(study: Any) -> dict[str, float]:
