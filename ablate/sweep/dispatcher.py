@@ -24,6 +24,7 @@ The dispatcher alone asks and tells; workers only compute a `TrialResult`.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ class InFlight:
     reported: int = 0
     """Intermediate values already reported to Optuna."""
     pruned: bool = False
+    steps: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    """Those values, (step, value): logged to the trial's MLflow run with its result."""
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started
@@ -353,7 +356,10 @@ class Dispatcher:
             self.idle.append(f.actor)
         self.study.tell(f.trial, state=TrialState.PRUNED)
         self.tally.pruned += 1
-        self._log(f, None, "PRUNED", None, f"pruned at step {f.reported}")
+        # what the pruner saw, in the run (it had no metric at all: a finished run with no score)
+        at = f.steps[-1][0] if f.steps else 0
+        result = TrialResult(metrics={}, seconds=f.seconds(), info={"pruned_at_step": at})
+        self._log(f, result, "PRUNED", None, f"pruned at step {f.reported}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -393,12 +399,15 @@ class Dispatcher:
             return
         for step, value in values[f.reported :]:
             f.trial.report(value, step)
+            f.steps.append((int(step), float(value)))
         f.reported = len(values)
 
     def _log(
         self, f: InFlight, result: TrialResult | None, state: str, error: str | None, note: str
     ) -> None:
         """Queue the finished trial's MLflow run and print its line."""
+        if result is not None and f.steps:  # the values Optuna's pruner compared, by step
+            result = dataclasses.replace(result, info={**result.info, "intermediate": f.steps})
         self.writer.submit(
             f.trial.number,
             f.mixture,

@@ -232,6 +232,9 @@ def trial_batch(
                 metrics.append(Metric(metric_key(key), float(value), now, 0))
         for step, loss in result.info.get("loss_curve") or ():  # the loss chart, by step
             metrics.append(Metric("train/loss", float(loss), now, int(step)))
+        curve = metric_key(f"intermediate/{job.objective.metric}")  # what a pruner compared
+        for step, value in result.info.get("intermediate") or ():
+            metrics.append(Metric(curve, float(value), now, int(step)))
         for key, value in result.info.items():
             if key in INFO_TAGS:
                 tags.append(RunTag(f"info/{key}", str(value)))

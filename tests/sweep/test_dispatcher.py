@@ -369,3 +369,37 @@ def test_ties_go_to_the_earlier_trial_and_a_whole_score_reads_as_a_score(
     print_progress(SweepProgress(1, 0, 0, 0, 1, best_value=0.65123, best_trial=2))
     out = capsys.readouterr().out
     assert "best 1.0 (trial 14)" in out and "best 0.6512 (trial 2)" in out
+
+
+def test_a_pruned_trials_run_keeps_what_the_pruner_saw(make_job) -> None:
+    """Review m: a pruned trial's MLflow run was FINISHED with no metric at all; the values
+    Optuna's pruner compared never reached MLflow. Now they are its `intermediate/<metric>`
+    by step, with `seconds` and the step it was pruned at."""
+    from ablate.tracking.client import mlflow_client
+
+    job = make_job(
+        design={"kind": "search", "n_trials": 1, "sampler": "random", "prune": True,
+                "volumes": [100]},
+    )  # fmt: skip
+
+    def dies(ref: Any) -> TrialResult:
+        raise WorkerLost("RayActorError: the actor died while stopping")
+
+    pool = ScriptedPool(dies, values=[(1, 0.4), (2, 0.45)])
+    study = open_study(job)
+    writer = RunWriter(job, start_sweep(job))
+    d = Dispatcher(job, study, pool, writer, Tally(), collections.deque(), 1, TYPES, None)
+    d.idle = pool.start(1)
+    d.dispatch()
+    d.poll()  # the pruner reads the two values
+    ((ref, f),) = d.flight.items()
+    f.pruned = True
+    d.finished(d.flight.pop(ref), ref)
+    writer.close()
+    client = mlflow_client(job.tracking_uri)
+    (run,) = [r for r in client.search_runs([client.get_experiment_by_name(job.study).experiment_id])
+              if r.data.tags.get("ablate.role") == "trial"]  # fmt: skip
+    assert run.data.tags["ablate.state"] == "PRUNED"
+    history = client.get_metric_history(run.info.run_id, "intermediate/score")
+    assert [(m.step, m.value) for m in history] == [(1, 0.4), (2, 0.45)]
+    assert run.data.metrics["info/pruned_at_step"] == 2 and "seconds" in run.data.metrics
