@@ -408,6 +408,9 @@ class Dispatcher:
         """Queue the finished trial's MLflow run and print its line."""
         if result is not None and f.steps:  # the values Optuna's pruner compared, by step
             result = dataclasses.replace(result, info={**result.info, "intermediate": f.steps})
+        before = f.trial.user_attrs.get("requeued_from")  # the stopped driver's trial it reruns
+        if result is not None and before is not None:
+            result = dataclasses.replace(result, info={**result.info, "requeued_from": before})
         self.writer.submit(
             f.trial.number,
             f.mixture,

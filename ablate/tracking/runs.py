@@ -288,7 +288,7 @@ def run_name(trial_number: int, mixture: Mixture) -> str:
 
 #: Numbers in a trial's `info` that name something (a process, a landscape draw): tags, since
 #: as metrics the MLflow UI would chart them.
-INFO_TAGS = frozenset({"worker_pid", "landscape_seed"})
+INFO_TAGS = frozenset({"worker_pid", "landscape_seed", "requeued_from"})
 
 
 def log_selection(client: Any, run_id: str, result: TrialResult | None) -> None:

@@ -403,3 +403,21 @@ def test_a_pruned_trials_run_keeps_what_the_pruner_saw(make_job) -> None:
     history = client.get_metric_history(run.info.run_id, "intermediate/score")
     assert [(m.step, m.value) for m in history] == [(1, 0.4), (2, 0.45)]
     assert run.data.metrics["info/pruned_at_step"] == 2 and "seconds" in run.data.metrics
+
+
+def test_a_requeued_trials_run_names_the_trial_it_reruns(make_job) -> None:
+    """Review m: the rerun of a stopped driver's trial had no link to the KILLED run it
+    replaces (Optuna had `requeued_from`); its run now has the tag `info/requeued_from`."""
+    from ablate.tracking.client import mlflow_client
+
+    job = make_job()
+    pool = ScriptedPool(lambda ref: TrialResult(metrics={"score": 0.5}, seconds=0.1))
+    d, study = _dispatcher(job, pool)
+    (waiting,) = study.get_trials()
+    study._storage.set_trial_user_attr(waiting._trial_id, "requeued_from", 4)
+    d.run()
+    d.writer.close()
+    client = mlflow_client(job.tracking_uri)
+    exp = client.get_experiment_by_name(job.study).experiment_id
+    (run,) = [r for r in client.search_runs([exp]) if r.data.tags.get("ablate.role") == "trial"]
+    assert run.data.tags["info/requeued_from"] == "4"
