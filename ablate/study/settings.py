@@ -223,8 +223,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, 
     fingerprinted) is left out."""
     out = {}
     added = _added_models(recorded, current)
+    known = _model_prefixes(recorded) | _model_prefixes(current)
     for key in sorted(current):
-        if any(key.startswith(prefix) for prefix in added):
+        if _owner(key, known) in added:
             continue  # a model added to `models:` extends the study, like a new volume
         if key.endswith(COMPARED_WHEN_RECORDED) and key not in recorded:
             continue  # recorded before ablate fingerprinted it (or by a fixed design): resume
@@ -253,15 +254,22 @@ def _moved_model(key: str, recorded: dict[str, Any], current: dict[str, Any]) ->
 
 def _added_models(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`models.<name>.` prefixes of the models in `current` that `recorded` does not have."""
+    return sorted(_model_prefixes(current) - _model_prefixes(recorded))
 
-    def prefixes(settings: dict[str, Any]) -> set[str]:
-        return {
-            k.removesuffix("model.path")
-            for k in settings
-            if k.startswith("models.") and k.endswith(".model.path")
-        }
 
-    return sorted(prefixes(current) - prefixes(recorded))
+def _model_prefixes(settings: dict[str, Any]) -> set[str]:
+    """The `models.<name>.` prefix of every model the settings have (by its `model.path`)."""
+    return {
+        k.removesuffix("model.path")
+        for k in settings
+        if k.startswith("models.") and k.endswith(".model.path")
+    }
+
+
+def _owner(key: str, prefixes: set[str]) -> str | None:
+    """The model prefix a key is of: the longest that starts it (`models.qwen2.` starts the
+    keys of `models.qwen2.5.` too), None for a key of no model."""
+    return max((p for p in prefixes if key.startswith(p)), key=len, default=None)
 
 
 def show(value: Any) -> str:
@@ -334,7 +342,7 @@ def check_settings(
         if not differences(recorded, settings):
             added = _added_models(recorded, settings)
             if added:  # recorded, so that a later change of the new model's settings is seen
-                new = {k: v for k, v in settings.items() if k.startswith(tuple(added))}
+                new = _keys_of(settings, set(added))
                 _record(study, known, {**levels, known: {**recorded, **new}}, base=base)
             return SettingsLevel(known, base, _changes(levels[base], settings)), None
     diff = differences(levels[base], settings)
@@ -372,12 +380,14 @@ def _take_untried(
             "trial(s) finished, so it takes this job's settings and retries its failed trials "
             "with them"
         )
-    untried = _untried_models(study, job, diff)
+    untried = _untried_models(study, levels[base], settings, diff)
     if not untried:
         return None
-    fixed = {k: v for k, v in settings.items() if k.startswith(tuple(untried))}
+    # the fixed models' keys, and those of models added in the same run (recorded, so that a
+    # later change of theirs is seen)
+    fixed = _keys_of(settings, {*untried, *_added_models(levels[base], settings)})
     _record(study, base, {**levels, base: {**levels[base], **fixed}}, base=base)
-    names = ", ".join(p.removeprefix("models.").rstrip(".") for p in untried)
+    names = ", ".join(p.removeprefix("models.").removesuffix(".") for p in untried)
     return SettingsLevel(base, base), (  # (the record has them now: no change to carry)
         f"study `{job.study}`: the settings of model(s) {names} changed ({changed}); none of "
         "their trials finished, so the study takes the new settings for them and retries "
@@ -385,17 +395,25 @@ def _take_untried(
     )
 
 
-def _untried_models(study: Any, job: JobSpec, diff: dict[str, tuple[Any, Any]]) -> list[str]:
+def _untried_models(
+    study: Any, recorded: dict[str, Any], settings: dict[str, Any], diff: dict[str, Any]
+) -> list[str]:
     """The `models.<name>.` prefixes of the changed keys, when every changed key is one model's
     and none of those models has a finished (complete or pruned) trial: their settings gave no
     result yet (a wrong `models[i].path` that failed every trial), so a fix changes nothing
     recorded. [] otherwise."""
-    owner = {k: next((m.name for m in job.models if k.startswith(f"models.{m.name}.")), None)
-             for k in diff}  # fmt: skip
-    names = set(owner.values())
-    if not diff or None in names:
+    known = _model_prefixes(recorded) | _model_prefixes(settings)
+    owners = {_owner(k, known) for k in diff}
+    if not diff or None in owners:
         return []
-    return [] if names & _finished_models(study) else sorted(f"models.{n}." for n in names)
+    names = {str(p).removeprefix("models.").removesuffix(".") for p in owners}
+    return [] if names & _finished_models(study) else sorted(str(p) for p in owners)
+
+
+def _keys_of(settings: dict[str, Any], prefixes: set[str]) -> dict[str, Any]:
+    """The settings keys of the models with these prefixes (by `_owner`, not by prefix)."""
+    known = _model_prefixes(settings) | prefixes
+    return {k: v for k, v in settings.items() if _owner(k, known) in prefixes}
 
 
 def _finished_models(study: Any) -> set[str]:
