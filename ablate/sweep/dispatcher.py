@@ -133,12 +133,12 @@ class Dispatcher:
                     self.wait_for_workers()
                     continue
                 ready = self.pool.wait(list(self.flight), timeout=RUN_AFTER_SECONDS)
+                if ready:  # (first: a poll could prune a trial that has already failed)
+                    self.finished(self.flight.pop(ready[0]), ready[0])
                 # every second, even while trials keep finishing (short trials, many in
                 # flight): polled only when none finished, pruning never saw a value
                 if not ready or time.perf_counter() - self.polled >= RUN_AFTER_SECONDS:
                     self.poll()
-                if ready:
-                    self.finished(self.flight.pop(ready[0]), ready[0])
         finally:
             # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
             # re-enqueues the trials that were in flight, as a restarted driver would.
@@ -409,7 +409,8 @@ class Dispatcher:
         if result is not None and f.steps:  # the values Optuna's pruner compared, by step
             result = dataclasses.replace(result, info={**result.info, "intermediate": f.steps})
         before = f.trial.user_attrs.get("requeued_from")  # the stopped driver's trial it reruns
-        if result is not None and before is not None:
+        if before is not None:  # (a failed rerun too: an empty result carries the tag)
+            result = result or TrialResult(metrics={})
             result = dataclasses.replace(result, info={**result.info, "requeued_from": before})
         self.writer.submit(
             f.trial.number,
