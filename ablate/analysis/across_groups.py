@@ -12,10 +12,9 @@ from ablate.analysis.findings import Findings, analyse
 from ablate.analysis.groups import rank_transfer
 from ablate.analysis.page import TITLES
 from ablate.analysis.plots import plot_all
-from ablate.analysis.verdict import Status
 from ablate.errors import UserError
 
-__all__ = ["across_verdict", "group_curves", "group_notes", "group_scope"]
+__all__ = ["NO_RESULT", "across_verdict", "group_curves", "group_notes", "group_scope"]
 
 
 def group_notes(
@@ -26,15 +25,17 @@ def group_notes(
     the rank transfer between models. `shown`: the findings of the group the page shows."""
     if len(groups) < 2:
         return []
-    notes, statuses = [], {}
+    notes: list[str] = []
+    statuses: dict[str, str] = {}
     for name, part in groups:
         if name == shown.group:
             statuses[name] = shown.verdict
             continue
         try:
             findings = analyse(part, metric, alpha=alpha)
-        except UserError as err:
+        except UserError as err:  # no completed trial: no verdict, listed as such
             notes.append(f"{name}: {err}")
+            statuses[name] = NO_RESULT
             continue
         statuses[name] = findings.verdict
         notes.append(findings.headline())
@@ -43,7 +44,11 @@ def group_notes(
     return notes
 
 
-def across_verdict(statuses: dict[str, Status], alpha: float) -> str:
+#: The status of a group with no completed trial (no verdict).
+NO_RESULT = "has no completed trial"
+
+
+def across_verdict(statuses: dict[str, str], alpha: float) -> str:
     """The "less is more" verdict of every group in one line, and whether it survives the
     change of model (or settings): each group is its own test at `alpha`, so "holds for every
     one" keeps that level (each must hold), while with g groups and no effect anywhere one of
@@ -53,12 +58,16 @@ def across_verdict(statuses: dict[str, Status], alpha: float) -> str:
     by_status: dict[str, list[str]] = {}
     for name, status in statuses.items():
         by_status.setdefault(status, []).append(name)
-    told = "; ".join(f"{s.upper()} for {', '.join(names)}" for s, names in by_status.items())
+    told = "; ".join(
+        f"{s.upper()} for {', '.join(names)}" if s != NO_RESULT else f"{', '.join(names)} {s}"
+        for s, names in by_status.items()
+    )
     n = len(statuses)
+    change = what[:-1] if what == "models" else "settings"
     if set(by_status) == {"holds"}:
-        close = f"it survives the change of {what[:-1] if what == 'models' else 'settings'}"
+        close = f"it survives the change of {change}"
     elif "holds" in by_status and "does not hold" in by_status:
-        close = f"the answer changes with the {what[:-1] if what == 'models' else 'settings'}"
+        close = f"the answer changes with the {change}"
     elif "holds" in by_status:
         close = (
             "whether it survives cannot be told until every one is decided (with "
@@ -67,8 +76,10 @@ def across_verdict(statuses: dict[str, Status], alpha: float) -> str:
         )
     elif set(by_status) == {"does not hold"}:
         close = "the largest volume is best for every one"
+    elif "does not hold" in by_status:
+        close = "it holds for none of them so far; the undecided may still go either way"
     else:
-        close = "it holds for none of them"
+        close = "none is decided yet"
     return f'Across the {n} {what}, "less is more" {told}: {close}.'
 
 

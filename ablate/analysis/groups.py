@@ -4,7 +4,7 @@ verdict; models are compared by how they rank the mixtures they share (rank tran
 
 Rank transfer between models A and B: the mixtures both ran (same shares and volume), each
 model's mean over seeds; Spearman's rho of the two lists and the top-k overlap (k = 3, or a
-tenth of the shared mixtures when there are more than 30). When the shared mixtures span
+tenth of the shared mixtures when there are more than 30, and at most half of them). When the shared mixtures span
 several volumes, the mixtures are ranked within each volume (a stratified Spearman: the
 within-volume ranks, centred per volume, correlated over all volumes) and the top k taken per
 volume: more data scores higher for both models, and pooling volumes counted that shared
@@ -251,7 +251,7 @@ def _transfer(
     mean_b = np.array([y.mean() for y in yb])
     rho = float(row_spearman(mean_a[None], mean_b[None], strata)[0])
     boots = row_spearman(resampled_means(ya, rng), resampled_means(yb, rng), strata)
-    ks = [max(3, idx.size // 10) if idx.size > 30 else min(3, idx.size) for idx in strata]
+    ks = [top_k(idx.size) for idx in strata]
     overlap = 0
     for idx, k_v in zip(strata, ks, strict=True):  # the top k of each volume
         top_a = set(idx[np.argsort(-mean_a[idx])[:k_v]])
@@ -268,6 +268,12 @@ def _transfer(
         p = float(np.mean(null <= rho + RHO_TOL))
     return Transfer(a, b, len(ya), rho, float(low), float(high), sum(ks), overlap, tied,
                     ceiling, floor, p, unknown, len(strata), (min(ks), max(ks)))  # fmt: skip
+
+
+def top_k(n: int) -> int:
+    """The top k compared among n mixtures: 3, a tenth past 30, and at most half of them (a
+    top 3 of 3 overlapped 3/3 even for reversed rankings: k <= n / 2 lets them share none)."""
+    return max(3, n // 10) if n > 30 else max(1, min(3, n // 2))
 
 
 def strata_of(volumes: Any, n: int) -> list[Any]:

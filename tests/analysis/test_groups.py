@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from test_analysis import TYPES, peak_at_5000
 
-from ablate.analysis.across_groups import across_verdict
+from ablate.analysis.across_groups import NO_RESULT, across_verdict
 from ablate.analysis.groups import main_group, rank_transfer, split_groups
 from ablate.analysis.load import result_trial
 from ablate.analysis.report import write_report
@@ -167,6 +167,17 @@ def test_the_verdict_across_models_says_whether_it_survives_the_change_of_model(
     assert "cannot be told until every one is decided" in open_ and "up to 15% of" in open_
     assert across_verdict({"model a": "does not hold", "model b": "does not hold"}, 0.05).endswith(
         "the largest volume is best for every one."
+    )
+    # review n: a model with no completed trial was left out ("Across the 1 models ... it
+    # survives"); all undecided read "it holds for none of them"
+    failed = across_verdict({"model small": "holds", "model big": NO_RESULT}, 0.05)
+    assert failed.startswith('Across the 2 models, "less is more" HOLDS for model small; model ')
+    assert "model big has no completed trial: whether it survives cannot be told" in failed
+    undecided = {"model a": "cannot be decided", "model b": "cannot be decided"}
+    assert across_verdict(undecided, 0.05).endswith(": none is decided yet.")
+    mixed = across_verdict({"model a": "does not hold", "model b": "cannot be decided"}, 0.05)
+    assert mixed.endswith(
+        "it holds for none of them so far; the undecided may still go either way."
     )
     settings = across_verdict({"settings s1": "cannot be decided", "settings s2": "holds"}, 0.05)
     assert settings.startswith('Across the 2 groups of trials, "less is more" CANNOT BE DECIDED')
