@@ -250,3 +250,8 @@ def test_a_template_that_writes_text_after_every_answer_is_refused(chatml: Any) 
     assert "a `chat_template.jinja` in its folder" in str(err.value)
     tok.chat_template = tok.chat_template.replace("<\\s> ", f"{tok.eos_token}\n")
     assert DialogueEncoder(tok).stop_ids == [tok.eos_token_id]
+    # a marker that is one token of the base vocabulary, never listed as added, passes
+    word = next(w for w in ("question", "answer", "image", "the")
+                if len(tok(w, add_special_tokens=False)["input_ids"]) == 1)  # fmt: skip
+    tok.chat_template = tok.chat_template.replace(f"{tok.eos_token}\n", f"{word}\n")
+    DialogueEncoder(tok)
