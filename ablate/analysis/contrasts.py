@@ -233,7 +233,8 @@ class Family:
         `guard_needs(alpha)` distinct arrangements within the levels of `within`."""
         if self.within is None:
             return None
-        return arrangements(self.cells, self.within) >= guard_needs(alpha)
+        used = (np.abs(np.atleast_2d(self.weights)) > 0).any(axis=0)  # cells the contrasts weigh
+        return arrangements(self.cells, self.within, used) >= guard_needs(alpha)
 
     def quantile(self, alpha: float, two_sided: bool) -> float:
         """The multivariate-t quantile, or the permutation one where that is larger (when the

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from ablate.analysis.contrasts import arrangements, guard_needs, guard_seeds
 from ablate.analysis.failures import Failures, failures
 from ablate.analysis.load import proposed, to_come
@@ -124,18 +126,29 @@ class Findings:
         return out
 
 
-def guard_text(d: Design, alpha: float, factor: Literal["volume", "balance"]) -> str:
+def guard_text(
+    d: Design, alpha: float, factor: Literal["volume", "balance"], per_level: bool = False
+) -> str:
     """Why the tests comparing levels of `factor` ran without the heavy-tail guard, and the
-    seeds per mixture that would bring it in (`contrasts.Family.guard`)."""
+    seeds per mixture that would bring it in (`contrasts.Family.guard`). `per_level`: only
+    the volume tests at each balance level did (one level's scores are shuffled there)."""
     within = 1 if factor == "volume" else 0  # the scores are shuffled within the other factor
     other = "balance level" if factor == "volume" else "volume"
-    n = guard_seeds(d.cells, within, alpha)
+    n = guard_seeds(d.cells, within, alpha) if not per_level else None
     more = f"; {n} seeds per mixture would bring it in" if n and not d.searched else ""
     if d.mixtures_per_cell > 1:  # (the shuffles stay within a mixture: `CellMeans.unit`)
         other += " and mixture"
+    count = arrangements(d.cells, within)
+    which = f"The {factor} comparisons"
+    if per_level:  # the most a single level's test has (`Family.guard` counts its strata)
+        levels = {k[1] for k in d.cells.keys}
+        count = max(arrangements(d.cells, within, np.array([k[1] == b for k in d.cells.keys]))
+                    for b in levels)  # fmt: skip
+        which, other = "The volume comparisons at each balance level", "one balance level"
+    within_what = other if per_level else f"each {other}"
     return (
-        f"The {factor} comparisons ran without the heavy-tail guard: shuffling the scores within "
-        f"each {other} gives only {plural(arrangements(d.cells, within), 'distinct arrangement')}, "
+        f"{which} ran without the heavy-tail guard: shuffling the scores within "
+        f"{within_what} gives only {plural(count, 'distinct arrangement')}, "
         f"fewer than the {guard_needs(alpha):,} its permutation quantile needs at {alpha:.0%} "
         "(with fewer it is too coarse: its bound can sit at 0 and decide nothing), so their "
         "bounds are the multivariate t's alone: exact for normal seed noise, not guarded "
@@ -226,8 +239,10 @@ def analyse(
     failed = failures(df)
     pending = int(to_come(df).sum())
     notes = failed.describe() + design_notes(df, design, failed.trials > 0, pending > 0)
-    if any(r.guard is False for r in [overall, *per_level]):
+    if overall.guard is False:
         notes.append(guard_text(design, alpha, "volume"))
+    elif any(r.guard is False for r in per_level):  # the overall test has enough arrangements
+        notes.append(guard_text(design, alpha, "volume", per_level=True))
     if any(b.guard is False for b in balance):
         notes.append(guard_text(design, alpha, "balance"))
     return Findings(

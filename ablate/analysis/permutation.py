@@ -71,14 +71,22 @@ def guard_needs(alpha: float) -> int:
     return max(N_PERMUTATIONS, math.ceil(GUARD_TAIL / alpha - 1e-9))
 
 
-def arrangements(cells: CellMeans, within: int) -> int:
+def arrangements(cells: CellMeans, within: int, used: np.ndarray | None = None) -> int:
     """Distinct ways to deal the scores to the cells, each staying within its level of factor
     `within` (and its mixture, `CellMeans.unit`): per stratum, the multinomial (seeds there)! /
     prod over its cells of (seeds)!, and the product over the strata (2 volumes x 2 seeds at one
-    level: 4! / (2! 2!) = 6)."""
+    level: 4! / (2! 2!) = 6). `used` (per cell): only strata holding a cell the contrasts weigh
+    count, as shuffles elsewhere leave their statistics alone (a test at one balance level
+    of a lattice counted every level's arrangements and ran a guard with 6 of its own)."""
     strata, _ = _strata(cells, within)
+    if used is not None:
+        kept = np.unique(strata[np.asarray(used, bool)[cells.cell]])
+        keep = np.isin(strata, kept)
+        strata, cell = strata[keep], cells.cell[keep]
+    else:
+        cell = cells.cell
     per_stratum: dict[tuple[int, int], int] = {}
-    for s, c in zip(strata.tolist(), cells.cell.tolist(), strict=True):
+    for s, c in zip(strata.tolist(), cell.tolist(), strict=True):
         per_stratum[(s, c)] = per_stratum.get((s, c), 0) + 1
     counts: dict[int, list[int]] = {}
     for (s, _), n in per_stratum.items():
