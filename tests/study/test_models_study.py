@@ -214,3 +214,20 @@ def test_a_model_added_with_another_models_fix_is_recorded(make_job) -> None:
                        {**mid, "path": "org/mid-v2"}, kind="train")  # fmt: skip
     with pytest.raises(UserError, match=r"models\.mid\.model\.path: study has org/mid,"):
         check_settings(study, moved, job_settings(moved, TYPES))
+
+
+def test_status_ranks_the_best_mixture_within_the_latest_model(make_job) -> None:
+    """Review o: status ranked the best mixture over every model's mixtures ("the best of 40"
+    where the report said 20 for the same mixture)."""
+    objective = {"kind": "sim", "metric": "score", "landscape": "less_is_more"}
+    job = make_job(models=[PROXY, TARGET], objective=objective, design={**GRID, "seeds": [0, 1]})
+    study = open_study(job)
+    check_settings(study, job, job_settings(job, TYPES))
+    enqueue_design(study, design_mixtures(job, TYPES))
+    waiting = waiting_ids(study)
+    while (trial := pop_waiting(study, waiting)) is not None:
+        big = trial.user_attrs["model"] == "target"
+        study.tell(trial, (0.9 if big else 0.95) - 0.01 * trial.user_attrs["volume"] / 100)
+    text = study_status(job)
+    line = next(x for x in text.splitlines() if "best mixture by its mean" in x)
+    assert ", model target," in line and "(the best of 4 mixtures' means" in line
