@@ -54,9 +54,9 @@ class VolumeAnswer:
         if len(v) == 1:  # nothing to put to the surrogate: say what would be
             return (
                 f"Every trial ran at {vol(v[0])}: this search cannot say whether less data is "
-                "better. A grid at its best tried shares "
-                f"({shares}) over several volumes with seeds (`design.kind: grid`, "
-                "`design.seeds: [0, 1, 2]`) tests it, or a search over a volume range "
+                f"better. Seed replicates over several volumes near its best tried shares "
+                f"({shares}) test it (`design.kind: dirichlet` with `design.prior` set to them, "
+                "`design.seeds: [0, 1, 2]`), or a search over a volume range "
                 "(`design.search_volume: true`) predicts it."
             )
         curve = "; ".join(f"{vol(x)}: {y:.3f}" for x, y in zip(v, p, strict=True))
@@ -79,8 +79,10 @@ class VolumeAnswer:
             f"{self.skill:.2f}), so this curve says little"
         )
         return (
-            f"{head}. {said[:1].upper()}{said[1:]} ({skill}). A grid at these shares over these "
-            "volumes with seeds (`design.kind: grid`, `design.seeds: [0, 1, 2]`) tests it."
+            f"{head}. {said[:1].upper()}{said[1:]} ({skill}). Seed replicates over these "
+            "volumes test it: a fixed design near these shares (`design.kind: dirichlet` with "
+            "`design.prior` set to them, or the grid balance level nearest them) with "
+            "`design.seeds: [0, 1, 2]`."
         )
 
 
