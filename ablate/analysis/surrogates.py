@@ -200,7 +200,12 @@ class Proposal:
     def interval(self) -> str:
         """`95% bootstrap interval of the prediction 0.61 to 0.62` (and the wild refits left
         out, when any): the surrogate's uncertainty, not a run's seed noise around it."""
-        text = f"95% bootstrap interval of the prediction {self.low:.3f} to {self.high:.3f}"
+        # review o: read as an interval for the score a run gets, it missed 4 of 4 at a grid's
+        # peak: the refits share the model's bias there, which no refit shows
+        text = (
+            f"95% bootstrap interval of the prediction {self.low:.3f} to {self.high:.3f}, the "
+            "refits' spread (the surrogate's own bias is not in it)"
+        )
         if self.wild:  # (they missed a tried mixture's mean by over WILD x the means' spread)
             text += f", {self.wild} of {self.refits} refits left out as wild"
         return text
