@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.analysis.findings import Findings, analyse
-from ablate.analysis.groups import rank_transfer
+from ablate.analysis.groups import rank_transfer, unshared_pairs
 from ablate.analysis.page import TITLES
 from ablate.analysis.plots import plot_all
 from ablate.errors import UserError
@@ -40,7 +40,7 @@ def group_notes(
         statuses[name] = findings.verdict
         notes.append(findings.headline())
     notes.insert(0, across_verdict(statuses, alpha))
-    notes += [t.describe() for t in rank_transfer(df, metric)]
+    notes += [t.describe() for t in rank_transfer(df, metric)] + unshared_pairs(df, metric)
     return notes
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "rank_transfer",
     "shared_mixtures",
     "split_groups",
+    "unshared_pairs",
 ]
 
 #: Bootstrap replicates of the seed-resampling spread of rho.
@@ -187,6 +188,24 @@ def rank_transfer(df: Any, metric: str = "value", seed: int = 0) -> list[Transfe
     return [
         _transfer(a, b, [sign * y for y in ya], [sign * y for y in yb], rng, volumes)
         for a, b, ya, yb, volumes in shared_mixtures(df, metric)
+    ]
+
+
+def unshared_pairs(df: Any, metric: str = "value") -> list[str]:
+    """A line per pair of models that rank transfer leaves out (fewer than 3 shared mixtures in
+    volumes where they share 2 or more: a ladder's proxy and target share only what was
+    promoted), so the page says why no line compares them."""
+    if "model" not in df or df["model"].nunique() < 2:
+        return []
+    compared = {(a, b) for a, b, *_ in shared_mixtures(df, metric)}
+    done = df[df["state"] == "COMPLETE"]
+    models = list(dict.fromkeys(done.sort_values("trial")["model"]))
+    return [
+        f"No rank transfer {a} -> {b}: they share fewer than 3 mixtures (same shares and volume, "
+        "2 or more at a volume) to rank"
+        for i, a in enumerate(models)
+        for b in models[i + 1 :]
+        if (a, b) not in compared
     ]
 
 

@@ -181,3 +181,21 @@ def test_the_verdict_across_models_says_whether_it_survives_the_change_of_model(
     )
     settings = across_verdict({"settings s1": "cannot be decided", "settings s2": "holds"}, 0.05)
     assert settings.startswith('Across the 2 groups of trials, "less is more" CANNOT BE DECIDED')
+
+
+def test_model_pairs_without_enough_shared_mixtures_are_named() -> None:
+    """Review o: a ladder's proxy and target share only the few promoted mixtures; the pair was
+    left out of the page without a word."""
+    from ablate.analysis.groups import unshared_pairs
+
+    df = table({"proxy": lambda i: i, "mid": lambda i: i}, n_mix=10)
+    target = table({"target": lambda i: i}, n_mix=2)  # 2 shared mixtures with each
+    target["trial"] += 1000
+    both = pd.concat([df, target], ignore_index=True)
+    both.attrs["direction"] = "maximize"
+    assert [(t.a, t.b) for t in rank_transfer(both)] == [("proxy", "mid")]
+    assert unshared_pairs(both) == [
+        f"No rank transfer {a} -> target: they share fewer than 3 mixtures (same shares and "
+        "volume, 2 or more at a volume) to rank"
+        for a in ("proxy", "mid")
+    ]
