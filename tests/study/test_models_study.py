@@ -174,18 +174,24 @@ def test_a_model_with_no_finished_trial_takes_its_fixed_settings(make_job, tmp_p
         check_settings(study, proxy_changed, job_settings(proxy_changed, TYPES))
 
 
+def one_done_one_failed(make_job, models: list[Any], done: str, failed: str) -> Any:
+    """A train study of `models` whose `done` model completed every trial, `failed` none."""
+    job = models_job(make_job, *models, kind="train")
+    study = open_study(job)
+    base, _ = check_settings(study, job, job_settings(job, TYPES))
+    enqueue_design(study, design_mixtures(job, TYPES), level=base)
+    finish(study, done, TrialState.COMPLETE)
+    finish(study, failed, TrialState.FAIL)
+    return study, base
+
+
 def test_model_names_that_prefix_each_other_keep_their_own_settings(make_job) -> None:
     """Review n: with models `qwen2` and `qwen2.5`, a change to `qwen2.5` (finished trials)
     was matched to `qwen2` (none finished) by the prefix `models.qwen2.` and taken silently:
     qwen2.5's old and new trials would have been seed replicates of each other."""
     a = {"name": "qwen2", "path": "Qwen/Qwen2-VL-2B", "size": 2e9}
     b = {"name": "qwen2.5", "path": "Qwen/Qwen2.5-VL-3B", "size": 3e9}
-    job = models_job(make_job, a, b, kind="train")
-    study = open_study(job)
-    base, _ = check_settings(study, job, job_settings(job, TYPES))
-    enqueue_design(study, design_mixtures(job, TYPES), level=base)
-    finish(study, "qwen2.5", TrialState.COMPLETE)
-    finish(study, "qwen2", TrialState.FAIL)
+    study, base = one_done_one_failed(make_job, [a, b], done="qwen2.5", failed="qwen2")
     changed = models_job(make_job, a, {**b, "path": "Qwen/Qwen2.5-VL-7B"}, kind="train")
     with pytest.raises(UserError, match=r"models\.qwen2\.5\.model\.path: study has Qwen/Qwen2\.5"):
         check_settings(study, changed, job_settings(changed, TYPES))
@@ -198,12 +204,7 @@ def test_a_model_added_with_another_models_fix_is_recorded(make_job) -> None:
     """Review n: a model added in the run that took another model's path fix was not recorded,
     so a later change of its settings read as "a new model" and was taken under the same id."""
     bad = {**TARGET, "path": "org/typo"}
-    job = models_job(make_job, PROXY, bad, kind="train")
-    study = open_study(job)
-    base, _ = check_settings(study, job, job_settings(job, TYPES))
-    enqueue_design(study, design_mixtures(job, TYPES), level=base)
-    finish(study, "proxy", TrialState.COMPLETE)
-    finish(study, "target", TrialState.FAIL)
+    study, base = one_done_one_failed(make_job, [PROXY, bad], done="proxy", failed="target")
     mid = {"name": "mid", "path": "org/mid", "size": 2e9}
     grown = models_job(make_job, PROXY, {**TARGET, "path": "org/fixed"}, mid, kind="train")
     level, note = check_settings(study, grown, job_settings(grown, TYPES))
