@@ -52,6 +52,7 @@ def propose_and_enqueue(
     metric: str | None = None,
     dry_run: bool = False,
     for_model: str | None = None,
+    best: bool = False,
 ) -> Enqueued:
     """Fit the surrogates, take the n best mixtures at `volume` and enqueue them (x seeds) into
     the job's study; the next `ablate sweep JOB.yaml` runs them before anything else.
@@ -80,7 +81,13 @@ def propose_and_enqueue(
     volume, keep = search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
     proposals, statement = rec.proposals, rec.statement(job.objective.metric)
-    if len(proposals) < n:  # all the trust region holds, each MIN_DISTANCE from the others
+    if best:  # seed replicates of the best tried mixture (a search runs each mixture once)
+        if not seeds:
+            raise UserError("--best replicates the best tried mixture at --seeds: give them "
+                            "(e.g. --seeds 1,2 beside the seed it ran with)")  # fmt: skip
+        proposals = [rec.best_tried]
+        statement = f"The best tried mixture again, at seeds {', '.join(map(str, seeds))}."
+    if len(proposals) < n and not best:  # all the trust region holds, each MIN_DISTANCE apart
         statement += (
             f" Asked for {n} proposals: {len(proposals)} mixture(s) at least {MIN_DISTANCE:g} "
             "apart (L1) "
@@ -96,7 +103,8 @@ def propose_and_enqueue(
         # pool, relabelled rows) is refused here too, before anything is enqueued
         level, _ = check_settings(study, job, job_settings(job, job_task_types(job)))
         stamp = len(study.get_trials(deepcopy=False))
-        mixtures, extra = _mixtures(job, proposals, seeds, f"prop{stamp}", name, target)
+        prefix = f"best{stamp}" if best else f"prop{stamp}"
+        mixtures, extra = _mixtures(job, proposals, seeds, prefix, name, target)
         params = None
         if job.design.kind == SEARCH:
             types = job_task_types(job)

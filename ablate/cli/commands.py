@@ -144,8 +144,9 @@ def _run_propose(job: JobSpec, args: argparse.Namespace) -> int:
 
     seeds = None if args.seeds is None else _seeds_option(args.seeds)
     done = propose_and_enqueue(
-        job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run, for_model=args.for_model
-    )
+        job, args.n, args.volume, seeds, args.model, dry_run=args.dry_run,
+        for_model=args.for_model, best=args.best,
+    )  # fmt: skip
     if done.for_model:
         print(f"proposals for model {done.for_model} (fitted on its trials alone, trained on it)")
     for i, p in enumerate(done.proposals, 1):

@@ -355,6 +355,12 @@ def _add_propose(sub: Any) -> None:
         "alone and trained on it (default: the one the report shows, the latest trained)",
     )
     p.add_argument(
+        "--best",
+        action="store_true",
+        help="enqueue the best tried mixture again at --seeds instead of new mixtures (a "
+        "search runs each mixture once: its seed replicates)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the proposals without enqueuing them"
     )
     _add_set(p)
