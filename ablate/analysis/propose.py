@@ -80,19 +80,7 @@ def propose_and_enqueue(
     name = model or sur.best
     volume, keep = search_bounds(job, sur.data.types, volume)
     rec = recommend(sur, volume, n=n, name=name, keep=keep)
-    proposals, statement = rec.proposals, rec.statement(job.objective.metric)
-    if best:  # seed replicates of the best tried mixture (a search runs each mixture once)
-        if not seeds:
-            raise UserError("--best replicates the best tried mixture at --seeds: give them "
-                            "(e.g. --seeds 1,2 beside the seed it ran with)")  # fmt: skip
-        proposals = [rec.best_tried]
-        statement = f"The best tried mixture again, at seeds {', '.join(map(str, seeds))}."
-    if len(proposals) < n and not best:  # all the trust region holds, each MIN_DISTANCE apart
-        statement += (
-            f" Asked for {n} proposals: {len(proposals)} mixture(s) at least {MIN_DISTANCE:g} "
-            "apart (L1) "
-            "lie in the region the surrogate trusts, around the best tried mixtures."
-        )
+    proposals, statement = _picked(rec, n, best, seeds, job.objective.metric)
     _check_supply(job, proposals, volume)
     seeds = tuple(seeds) if seeds else tuple(job.design.seeds)
     if dry_run:
@@ -111,6 +99,28 @@ def propose_and_enqueue(
             params = lambda m: cube_params(job, types, m)  # noqa: E731
         count = enqueue_design(study, mixtures, params, extra=lambda m: extra[m.name], level=level)
     return Enqueued(proposals, count, name, sur.cv[name].spearman, statement, target)
+
+
+def _picked(
+    rec: Any, n: int, best: bool, seeds: tuple[int, ...] | None, metric: str
+) -> tuple[list[Proposal], str]:
+    """The mixtures to enqueue and what to say of them: the proposals, or with `best` the best
+    tried mixture itself (its seed replicates: a search runs each mixture once)."""
+    if best:
+        if not seeds:
+            raise UserError("--best replicates the best tried mixture at --seeds: give them "
+                            "(e.g. --seeds 1,2 beside the seed it ran with)")  # fmt: skip
+        return [
+            rec.best_tried
+        ], f"The best tried mixture again, at seeds {', '.join(map(str, seeds))}."
+    statement = rec.statement(metric)
+    if len(rec.proposals) < n:  # all the trust region holds, each MIN_DISTANCE from the others
+        statement += (
+            f" Asked for {n} proposals: {len(rec.proposals)} mixture(s) at least "
+            f"{MIN_DISTANCE:g} apart (L1) lie in the region the surrogate trusts, around the "
+            "best tried mixtures."
+        )
+    return rec.proposals, statement
 
 
 def one_model(df: Any, for_model: str | None) -> tuple[Any, str]:
