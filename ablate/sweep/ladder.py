@@ -232,17 +232,20 @@ def best_interval(rung: Rung) -> str:
 
 def cost_line(job: JobSpec, study: Any, task_types: list[str]) -> str:
     """GPU-hours spent (trial seconds x the model's GPUs per trial) against the full grid on the
-    largest model."""
+    largest model; trials on CPUs (no GPU per trial) count one device each, as device-hours
+    (before, a CPU ladder said "0 GPU-hours against 0")."""
     gpus = {m.name: model_job(job, m.name).resources.gpus_per_trial or 0.0 for m in job.models}
     spent: dict[str, float] = {}
     target: list[float] = []
     largest = ladder_models(job)[-1].name
+    unit = "GPU" if any(g > 0 for g in gpus.values()) else "device"
     for t in study.get_trials(deepcopy=False):
         seconds, model = t.user_attrs.get("seconds"), str(t.user_attrs.get("model") or "")
         if seconds is None or t.state.name not in ("COMPLETE", "FAIL"):
             continue
         g = float(t.user_attrs.get("gpus", gpus.get(model, 0.0)) or 0.0)
+        g = g if unit == "GPU" else 1.0
         spent[model] = spent.get(model, 0.0) + float(seconds) * g
         if model == largest and t.state.name == "COMPLETE":
             target.append(float(seconds) * g)
-    return ladder_cost_lines(job, len(base_points(job, task_types)), spent, target)
+    return ladder_cost_lines(job, len(base_points(job, task_types)), spent, target, unit)

@@ -4,6 +4,7 @@ stopped in the middle of rung 1 that a second `ablate sweep` finishes without re
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def test_a_ladder_promotes_the_best_mixtures_and_resumes(
     text = "\n".join(summary.ladder)
     assert "rung 2 (target): done, 1 mixture(s) ranked" in text
     assert f"best on target: {point_name(top[0])} score" in text and "95% interval" in text
-    assert "GPU-hours" in text
+    # CPU trials count one device each (before: "0 GPU-hours spent against ... 0")
+    assert re.search(r"device-hours: [0-9.e-]+ spent, \d+% of the full grid on target", text)
     assert run_sweep(job, TYPES, progress=None).n_run == 0  # nothing left, nothing promoted
 
     # the report draws the rungs and says what status says
@@ -97,5 +99,5 @@ def test_a_ladder_promotes_the_best_mixtures_and_resumes(
     assert report.plots["ladder"].stat().st_size > 10_000
     assert report.notes[-5].startswith("rung 0 (proxy): done, 6 mixture(s) ranked, best")
     assert report.notes[-2].startswith(f"best on target: {point_name(top[0])}")
-    assert "GPU-hours" in report.notes[-1]
+    assert "device-hours" in report.notes[-1]
     assert "Ladder: each rung" in report.html.read_text()

@@ -242,19 +242,24 @@ def rank_rung(
 
 
 def ladder_cost_lines(
-    job: JobSpec, n_base: int, gpu_seconds: Mapping[str, float], target_trials: Sequence[float]
+    job: JobSpec,
+    n_base: int,
+    gpu_seconds: Mapping[str, float],
+    target_trials: Sequence[float],
+    unit: str = "GPU",
 ) -> str:
     """`GPU-hours: 1.2 spent, 31% of the full grid on target (3.9: 54 trials x 260 s x 1 GPU)`:
     the spent GPU-seconds of every model against `n_base` trials on the largest model at the
-    mean GPU-seconds of its finished trials (`target_trials`)."""
+    mean GPU-seconds of its finished trials (`target_trials`). `unit`: "device" when the trials
+    ran on CPUs (each counted as one device, as a `gpu_hours` search counts them)."""
     spent = sum(gpu_seconds.values()) / 3600
     target = ladder_models(job)[-1].name
     if not target_trials:
-        return f"GPU-hours: {spent:.3g} spent; the full grid on {target}: not measured yet"
+        return f"{unit}-hours: {spent:.3g} spent; the full grid on {target}: not measured yet"
     per = float(np.mean(target_trials))
     full = n_base * per / 3600
     share = f", {100 * spent / full:.0f}% of" if full > 0 else " against"
     return (
-        f"GPU-hours: {spent:.3g} spent{share} the full grid on {target} "
-        f"({full:.3g}: {n_base} trials x {per:.3g} GPU-seconds)"
+        f"{unit}-hours: {spent:.3g} spent{share} the full grid on {target} "
+        f"({full:.3g}: {n_base} trials x {per:.3g} {unit}-seconds)"
     )
