@@ -188,6 +188,27 @@ def job_task_types(job: JobSpec) -> list[str]:
     return types
 
 
+def labelled_pool(job: JobSpec) -> Pool:
+    """The job's pool, once its `taxonomy` is a label column of it and every one of the job's
+    `task_types` a label there (the pool's labels named when not)."""
+    pool = job_pool(job)
+    if job.taxonomy not in pool.manifest.labels:
+        hint = did_you_mean(job.taxonomy, pool.manifest.labels)
+        raise UserError(
+            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool "
+            f"{job.pool_dir}{hint}; available: {', '.join(pool.manifest.labels)}"
+        )
+    labels = pool.manifest.labels[job.taxonomy]
+    missing = [t for t in job.task_types if t not in labels]
+    if missing:
+        hint = did_you_mean(missing[0], labels) if len(missing) == 1 else ""
+        raise UserError(
+            f"{job.source}: `task_types` lists {', '.join(missing)}, which the pool's "
+            f"`{job.taxonomy}` lacks{hint}; the pool has {', '.join(sorted(labels))}"
+        )
+    return pool
+
+
 def job_pool(job: JobSpec) -> Pool:
     """The job's pool; a folder that is not one is named with the job file and its key (the
     path is relative to the job file's folder, which a user running elsewhere may not expect)."""
@@ -205,6 +226,8 @@ def validate_job(job: JobSpec) -> list[str]:
     any training; warnings to print (a bench with some unscorable dialogues, or one that
     a kind other than `train` does not read)."""
     if job.objective.kind != "train":
+        if job.pool_dir is not None:  # a sim job's pool names its task types: a typo ran
+            labelled_pool(job)
         if job.bench_file is None:
             return []
         gone = "" if job.bench_file.is_file() else "; the file does not exist either"
@@ -213,19 +236,7 @@ def validate_job(job: JobSpec) -> list[str]:
             f"`{job.objective.kind}` computes its own score, only kind `train` scores a bench{gone}"
         ]
     assert job.pool_dir is not None  # load_job requires it for kind train
-    pool = job_pool(job)
-    if job.taxonomy not in pool.manifest.labels:
-        hint = did_you_mean(job.taxonomy, pool.manifest.labels)
-        raise UserError(
-            f"{job.source}: `taxonomy` {job.taxonomy!r} is not a label column of the pool "
-            f"{job.pool_dir}{hint}; available: {', '.join(pool.manifest.labels)}"
-        )
-    missing = [t for t in job.task_types if t not in pool.manifest.labels[job.taxonomy]]
-    if missing:
-        raise UserError(
-            f"{job.source}: `task_types` lists {', '.join(missing)}, which the pool's `{job.taxonomy}` lacks; "
-            f"the pool has {', '.join(sorted(pool.manifest.labels[job.taxonomy]))}"
-        )
+    pool = labelled_pool(job)
     task_types = job_task_types(job)
     check_share_bounds(job, task_types)
     check_lora_targets(job)  # a misspelt target fails here, from config.json, not in each trial
@@ -396,4 +407,26 @@ def trial_mixture(
         nested = with_within(mixture, job.within, f"{job.source} (`within`, on {where})")
         validate(nested, manifest, source=where + less)
         return mixture, check_bench(job) + check_model_images(job)
+    _check_mixture_types(job, mixture, where)
     return mixture, []
+
+
+def _check_mixture_types(job: JobSpec, mixture: Mixture, where: str) -> None:
+    """A mixture for an objective that scores shares itself (sim, python): its taxonomy is the
+    job's and every type it names one of the job's task types (before: a misspelt type, or a
+    `task_type` mixture in a `skill` job, got a meaningless score)."""
+    if mixture.taxonomy != job.taxonomy:
+        raise UserError(
+            f"{where}: the mixture's taxonomy is `{mixture.taxonomy}`, the job's "
+            f"({job.source}) is `{job.taxonomy}`; give a mixture over the job's task types"
+        )
+    if not isinstance(mixture.proportions, dict):
+        return
+    types = job_task_types(job)
+    unknown = [str(t) for t in mixture.proportions if t not in types]
+    if unknown:
+        hint = did_you_mean(unknown[0], types) if len(unknown) == 1 else ""
+        raise UserError(
+            f"{where}: `proportions` names {', '.join(unknown)}, not a task type of "
+            f"{job.source}{hint}; its task types are {', '.join(types)}"
+        )

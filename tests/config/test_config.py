@@ -13,7 +13,7 @@ from paths_for_tests import REPO
 
 from ablate.config import DesignSpec, JobSpec, apply_override, build, read_job, read_yaml
 from ablate.errors import UserError
-from ablate.plan import job_task_types, load_job, validate_job
+from ablate.plan import job_task_types, load_job, trial_mixture, validate_job
 
 DEMO_JOB = REPO / "jobs" / "demo.yaml"
 
@@ -423,6 +423,43 @@ def test_validate_job_task_type_the_pool_lacks(tmp_path: Path, small_pool: dict[
         f"{job.source}: `task_types` lists painting, which the pool's `skill` lacks; "
         "the pool has colors, compare, layout, lists"
     )
+
+
+def test_a_sim_job_that_names_a_pool_is_checked_against_it(
+    tmp_path: Path, small_pool: dict[str, Path]
+) -> None:
+    # review q: a sim job's `task_types: [.., list]` (the pool has `lists`) ran every trial, and
+    # a `pool:` that does not exist was ignored
+    sim = "objective={kind: sim, landscape: less_is_more, metric: score}"
+    job = pool_job(tmp_path, small_pool, (sim, "task_types=[colors, list]", "bench=null"))
+    assert error_of(validate_job, job) == (
+        f"{job.source}: `task_types` lists list, which the pool's `skill` lacks (did you mean "
+        "`lists`?); the pool has colors, compare, layout, lists"
+    )
+    job = pool_job(tmp_path, small_pool, (sim, "pool=nopool", "bench=null"))
+    assert "`pool: nopool` (relative to the job file's folder) is " in error_of(validate_job, job)
+    assert validate_job(pool_job(tmp_path, small_pool, (sim, "bench=null"))) == []
+
+
+def test_a_sim_trials_mixture_is_over_the_jobs_task_types(
+    tmp_path: Path, small_pool: dict[str, Path]
+) -> None:
+    # review q: `ablate trial SIM_JOB --mixture` with a misspelt type, or a `task_type` mixture
+    # in a `skill` job, printed a meaningless score
+    sim = "objective={kind: sim, landscape: less_is_more, metric: score}"
+    job = pool_job(tmp_path, small_pool, (sim, "bench=null"))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("taxonomy: skill\nvolume: 100\nproportions: {colors: 0.5, layuot: 0.5}\n")
+    assert error_of(trial_mixture, job, typo) == (
+        f"{typo}: `proportions` names layuot, not a task type of {job.source} (did you mean "
+        "`layout`?); its task types are colors, layout, compare, lists"
+    )
+    other = REPO / "mixtures" / "balanced.yaml"
+    assert error_of(trial_mixture, job, other).startswith(
+        f"{other}: the mixture's taxonomy is `task_type`, the job's ({job.source}) is `skill`"
+    )
+    typo.write_text("taxonomy: skill\nvolume: 100\nproportions: {colors: 0.5, layout: 0.5}\n")
+    assert trial_mixture(job, typo)[0].proportions == {"colors": 0.5, "layout": 0.5}
 
 
 def test_validate_job_taxonomy_the_pool_lacks(tmp_path: Path, small_pool: dict[str, Path]) -> None:
