@@ -96,7 +96,7 @@ def run_sweep(
             requeued = reconcile_runs(job, study, parent)
             dropped = enqueue_all(job, study, mixtures, task_types, level)
             tally = tally_study(job, study)
-            say_resume(job, study, len(requeued), progress is not None, dropped)
+            say_resume(job, study, len(requeued), progress is not None, dropped, level)
             n_ask = trials_to_ask(job, study, level)
             late = idle and (n_ask or waiting_ids(study, level.owns))  # (never, if idle is right)
             with cluster_for(job, address) if late else contextlib.nullcontext():
@@ -226,16 +226,27 @@ def tally_study(job: JobSpec, study: Any) -> Tally:
     return tally
 
 
-def say_resume(job: JobSpec, study: Any, requeued: int, say: bool, dropped: int = 0) -> None:
-    line = resume_line(job, study, requeued, dropped) if say else None
+def say_resume(
+    job: JobSpec,
+    study: Any,
+    requeued: int,
+    say: bool,
+    dropped: int = 0,
+    level: SettingsLevel | None = None,
+) -> None:
+    counted = search_counted(job, study, level) if say else 0
+    line = resume_line(job, study, requeued, dropped, counted) if say else None
     if line:
         print(line, flush=True)
 
 
-def resume_line(job: JobSpec, study: Any, requeued: int, dropped: int = 0) -> str | None:
+def resume_line(
+    job: JobSpec, study: Any, requeued: int, dropped: int = 0, counted: int = 0
+) -> str | None:
     """What a rerun found, before it runs anything: `resuming study `S`: 3 complete (kept),
     2 left running by a driver that stopped (requeued), 5 to run`; None for a new study.
-    `dropped`: waiting trials this run left out (`drop_outside`)."""
+    `dropped`: waiting trials this run left out (`drop_outside`); `counted`: the trials that
+    count toward a search's `n_trials` (`search_counted`)."""
     from optuna.trial import TrialState
 
     counts = {s: 0 for s in TrialState}
@@ -248,6 +259,14 @@ def resume_line(job: JobSpec, study: Any, requeued: int, dropped: int = 0) -> st
     if requeued:
         parts.append(f"{requeued} left running by a driver that stopped (failed, requeued)")
     parts.append(f"{counts[TrialState.WAITING]} to run")
+    if job.design.kind == SEARCH:
+        # every trial of the study counts, a fixed design's too (a grid study given a search
+        # with n_trials 4 ran 1 trial, then "nothing left to run", and never said why)
+        n_ask = max(0, job.design.n_trials - counted)
+        parts.append(
+            f"{n_ask} more to ask (`design.n_trials` {job.design.n_trials} counts the study's "
+            f"{counted} trial(s) so far, whatever design made them: raise it to search further)"
+        )
     if dropped:
         parts.append(
             f"{dropped} waiting trial(s) dropped, never run: this job's design no longer has "
@@ -257,16 +276,22 @@ def resume_line(job: JobSpec, study: Any, requeued: int, dropped: int = 0) -> st
 
 
 def trials_to_ask(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
-    """A search's trials still to ask: `n_trials` minus those in the study at these settings
-    (requeued copies of a dead driver's trials do not count: their copies run instead)."""
+    """A search's trials still to ask: `n_trials` minus those in the study at these settings."""
     if job.design.kind != SEARCH:
         return 0
-    counted = [
-        t
+    return max(0, job.design.n_trials - search_counted(job, study, level))
+
+
+def search_counted(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
+    """The study's trials at these settings, which count toward a search's `n_trials` (requeued
+    copies of a dead driver's trials do not: their copies run instead); 0 for other designs."""
+    if job.design.kind != SEARCH:
+        return 0
+    return sum(
+        1
         for t in study.get_trials(deepcopy=False)
         if not t.user_attrs.get("requeued") and (level is None or level.owns(t.user_attrs))
-    ]
-    return max(0, job.design.n_trials - len(counted))
+    )
 
 
 def run_trials(

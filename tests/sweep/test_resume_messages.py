@@ -58,3 +58,20 @@ def test_the_rerun_after_a_dead_driver_names_its_requeued_trials(
 def test_a_new_study_says_nothing_of_resuming(ray_session: Any, make_job: Any, capsys) -> None:
     run_sweep(make_job(), TYPES, progress=lambda p: None)
     assert "resuming" not in capsys.readouterr().out
+
+
+def test_a_search_on_a_grid_study_says_what_counts_toward_n_trials(
+    ray_session: Any, make_job: Any, capsys: Any
+) -> None:
+    # review q: a grid study given a search with n_trials 4 ran 1 trial, then "nothing left to
+    # run", and never said that the grid's trials count toward n_trials
+    grid = make_job(design={"seeds": [0, 1, 2, 3]})
+    run_sweep(grid, TYPES, progress=lambda p: None)
+    search = make_job(design={"kind": "search", "n_trials": 6, "volumes": [100]})
+    summary = run_sweep(search, TYPES, progress=lambda p: None)
+    assert (
+        "resuming study `test-study`: 4 complete (kept, not rerun), 0 to run, 2 more to ask "
+        "(`design.n_trials` 6 counts the study's 4 trial(s) so far, whatever design made them: "
+        "raise it to search further)\n"
+    ) in capsys.readouterr().out
+    assert summary.n_run == 2 and summary.n_complete == 6
