@@ -256,9 +256,9 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 f"turn {i} has unknown role {turn.get('from')!r} "
                 "(use human, gpt, user, assistant or system)",
             )
-        dialogue = [t["from"] for t in turns if t["from"] != "system"]
+        last = turns[-1]["from"] if turns else "system"  # the dialogue's last role so far
         if role == "system":
-            if dialogue:
+            if last != "system":
                 raise InvalidRecord(
                     "roles",
                     f"turn {i} is a system turn after the dialogue began; a system turn is "
@@ -266,7 +266,7 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 )
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue  # an empty system prompt says nothing; rendered, it adds a blank block
-        elif dialogue and role == dialogue[-1]:
+        elif role == last:
             raise InvalidRecord(
                 "roles",
                 f"roles must alternate human/gpt; turns {i - 1} and {i} are both {role}",
@@ -277,7 +277,7 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
             )
         if not isinstance(value, str) or not value.strip():
             raise InvalidRecord("empty_message", f"turn {i} ({role}) has an empty or null message")
-        if role == "gpt" and dialogue and IMAGE_TOKEN in value:  # a leading answer: `_trimmed`
+        if role == "gpt" and last != "system" and IMAGE_TOKEN in value:  # leading: `_trimmed`
             raise InvalidRecord("image_in_answer", _image_in_answer(i, value))
         turns.append({"from": role, "value": value})
     if not turns:
@@ -312,7 +312,9 @@ def _trimmed(turns: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
     if not kept:
         what = "only system turns" if not dialogue else "no question answered by a gpt turn"
         raise InvalidRecord("roles", f"the conversation holds {what}: nothing to train on")
-    dropped = [t for t in dialogue if not any(t is k for k in kept)]
+    # only the first and the last turn can be dropped (a scan of `kept` per turn was
+    # quadratic: 155 us a record of 50 turns)
+    dropped = dialogue[: keep.start] + (dialogue[keep.stop :] if keep.stop else [])
     for turn in dropped:
         if IMAGE_TOKEN in turn["value"]:
             where = "first" if turn is dialogue[0] else "last"
