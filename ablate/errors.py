@@ -3,10 +3,11 @@ stop a SIGTERM makes, and the did-you-mean hint messages share."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -36,6 +37,37 @@ def stop_on_sigterm() -> Any:
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, stop)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM held back for the block (a C++ call that an exception raised inside
+    would leave half done), then raised as they would have been: `KeyboardInterrupt`, or
+    `Terminated` for SIGTERM. Yields the signals received (the caller may clean up before they
+    are raised: see `raise_deferred`). Off the main thread, where Python sets no handler,
+    nothing is held."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in held}
+    for s in held:
+        signal.signal(s, lambda signum, frame: got.append(signum))
+    try:
+        yield got
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def raise_deferred(got: list[int]) -> None:
+    """Raise what `signals_deferred` held back: SIGTERM first (it stops as `Terminated`)."""
+    if signal.SIGTERM in got:
+        SIGTERM_SEEN.set()
+        raise Terminated()
+    if got:
+        raise KeyboardInterrupt
 
 
 def did_you_mean(

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ablate.config import JobSpec, model_job, model_names
-from ablate.errors import Terminated, UserError, stop_on_sigterm
+from ablate.errors import Terminated, UserError, raise_deferred, signals_deferred, stop_on_sigterm
 from ablate.mixture import Mixture
 from ablate.objectives import run_objective
 from ablate.plan import judge_key_problem
@@ -137,6 +137,20 @@ def init_ray(address: str | None) -> bool:
     # (-6, Ray's processes left behind); without it Ray's Python one raises SystemExit(15)
     ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True  # this process's
     env = {"env_vars": worker_env(None)}
+    # Ctrl-C held back until `ray.init` returns: raised inside its core worker's construction
+    # it left that half built, and the process died of a segfault at exit (139, not 130)
+    with signals_deferred() as got:
+        _init(ray, address, given_by, env)
+    if got:
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # what it started of the local node
+        raise_deferred(got)
+    _stop_on_sigterm()
+    return True
+
+
+def _init(ray: Any, address: str | None, given_by: str, env: dict[str, Any]) -> None:
+    """`ray.init`: join the cluster at `address`, or start this driver's own Ray."""
     try:
         if address:
             ray.init(address=address, log_to_driver=True, runtime_env=env)
@@ -164,8 +178,6 @@ def init_ray(address: str | None) -> bool:
         with contextlib.suppress(Exception):
             ray.shutdown()  # what it started of the local node
         raise Terminated() from None  # the CLI: "stopped by SIGTERM", exit 143
-    _stop_on_sigterm()
-    return True
 
 
 def _stop_on_sigterm() -> None:
