@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -99,6 +100,6 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
         f"  {tracking.sweep_links(job, summary.parent_run_id)}\n"
         f"  optuna-dashboard {job.storage_url}\n"
         f"  {job.command('status', str(job_path))}\n"
-        f"  {job.command('report', str(job_path))} --out {out / 'report'}"
+        f"  {job.command('report', str(job_path))} --out {shlex.quote(str(out / 'report'))}"
     )
     return DemoResult(job=job_path, plot=plot, table=table, effect=effect, seconds=seconds)
