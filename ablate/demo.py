@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ablate import tracking
 from ablate.analysis import analyse, load, mixture_effect, mixture_table, plot_volume_balance
-from ablate.config import keep_out_of_ray_uploads
+from ablate.config import keep_out_of_ray_uploads, writable_folder
 from ablate.plan import job_task_types, load_job, validate_job
 from ablate.pool import ImportRequest, import_pool, open_pool
 from ablate.sweep import run_sweep
@@ -52,7 +52,7 @@ class DemoResult:
 def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
     start = time.perf_counter()
     out = spec.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "demo")
     keep_out_of_ray_uploads(out)
     say(f"1/4 world: {out / 'world'}")
     world = synth_world(WorldSpec(out=out / "world", n_train=spec.n_train))

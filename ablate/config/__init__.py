@@ -23,6 +23,7 @@ from ablate.config.paths import (
     safe_name,
     sqlite_path,
     uploaded_hint,
+    writable_folder,
 )
 from ablate.config.read_job import check_job_shape, read_job
 
@@ -54,4 +55,5 @@ __all__ = [
     "sqlite_path",
     "to_dict",
     "uploaded_hint",
+    "writable_folder",
 ]

@@ -1,0 +1,68 @@
+"""Review q: a user's mistake is one line (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ablate.cli import main
+from ablate.config import read_job
+from ablate.errors import UserError
+from ablate.tracking.client import mlflow_client
+
+
+def one_line_error(argv: list[str], capsys: Any) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path: Path, capsys: Any) -> None:
+    """q#2: `--out` a file, or under one (the OSError a read-only mount gives takes the same
+    path), ended in a traceback for `data import`, `data synth` and `demo`."""
+    a_file = tmp_path / "img.png"
+    a_file.write_bytes(b"not a folder")
+    src = tmp_path / "src.jsonl"
+    src.write_text(json.dumps({"id": "a", "conversations": [
+        {"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]}) + "\n")  # fmt: skip
+    err = one_line_error(["data", "import", str(src), "--out", str(a_file / "pool")], capsys)
+    assert f"--out {a_file / 'pool'}: cannot create the pool folder" in err
+    err = one_line_error(["data", "synth", "--out", str(a_file), "--no-model"], capsys)
+    assert f"--out {a_file}: is a file, not a folder" in err
+    err = one_line_error(["data", "synth", "--out", str(a_file / "w"), "--no-model"], capsys)
+    assert "cannot create the world folder" in err
+    err = one_line_error(["demo", "--out", str(a_file)], capsys)
+    assert f"--out {a_file}: is a file, not a folder" in err
+
+
+def test_a_tracking_file_that_is_no_mlflow_database_is_one_line(tmp_path: Path) -> None:
+    """q#2: a damaged `mlflow.db`, or one that cannot be made, was an ~90-line traceback."""
+    (tmp_path / "mlflow.db").write_text("hello")
+    with pytest.raises(UserError, match=r"cannot open it as an MLflow database \(Database"):
+        mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UserError, match="cannot create the MLflow database there"):
+        mlflow_client(f"sqlite:///{tmp_path / 'f' / 'mlflow.db'}")
+
+
+def test_storage_and_tracking_naming_one_file_are_refused_when_the_job_is_read(
+    tmp_path: Path,
+) -> None:
+    """q#2: `storage:` and `tracking:` both `sqlite:///same.db` failed in MLflow's migrations."""
+    path = tmp_path / "job.yaml"
+    job = {
+        "study": "s",
+        "storage": "sqlite:///same.db",
+        "tracking": f"sqlite:///{tmp_path / 'same.db'}",
+        "task_types": ["a", "b"],
+        "objective": {"kind": "sim", "metric": "score"},
+    }
+    path.write_text(yaml.safe_dump(job))
+    with pytest.raises(UserError, match="`storage` and `tracking` name the same file"):
+        read_job(path)
+    assert read_job(path, ["tracking=sqlite:///mlflow.db"]).tracking == "sqlite:///mlflow.db"
