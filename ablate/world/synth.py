@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ablate.config import keep_out_of_ray_uploads, writable_folder
+from ablate.errors import UserError
 
 WORLD_VERSION = 1
 
@@ -249,6 +250,15 @@ def _written_before(out: Path, stamp: Path, want: dict) -> bool:
     if stamp.is_file() and json.loads(stamp.read_text()) == want:
         return True
     writable_folder(out, "world")
+    # only a world ablate wrote (its `world.json`) is replaced: a user's own files of these
+    # names were silently overwritten (review q#7)
+    ours = ("train.jsonl", "bench.jsonl", "bench.yaml", "images")
+    if not stamp.is_file() and (held := [n for n in ours if (out / n).exists()]):
+        raise UserError(
+            f"--out {out}: holds {', '.join(held)} (not a world made by ablate: no world.json); "
+            "give an empty or new folder"
+        )
+    stamp.write_text(json.dumps({"writing": True}))  # a killed run's folder stays ours
     return False
 
 

@@ -66,3 +66,19 @@ def test_storage_and_tracking_naming_one_file_are_refused_when_the_job_is_read(
     with pytest.raises(UserError, match="`storage` and `tracking` name the same file"):
         read_job(path)
     assert read_job(path, ["tracking=sqlite:///mlflow.db"]).tracking == "sqlite:///mlflow.db"
+
+
+def test_synth_refuses_a_folder_of_the_users_own_files(tmp_path: Path, capsys: Any) -> None:
+    """q#7: `data synth --out mydata` overwrote the user's `train.jsonl` and `bench.yaml`."""
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "train.jsonl").write_text('{"id": "mine"}\n')
+    (mine / "bench.yaml").write_text("name: my-real-bench\n")
+    err = one_line_error(["data", "synth", "--out", str(mine), "--no-model"], capsys)
+    assert f"--out {mine}: holds train.jsonl, bench.yaml (not a world made by ablate" in err
+    assert (mine / "train.jsonl").read_text() == '{"id": "mine"}\n'
+    # a world ablate wrote is rewritten for another spec (and reused for the same one)
+    world = tmp_path / "world"
+    argv = ["data", "synth", "--out", str(world), "--no-model", "--n-train", "20"]
+    assert main(argv) == 0 and main([*argv[:-1], "30"]) == 0
+    assert len((world / "train.jsonl").read_text().splitlines()) == 30
