@@ -12,7 +12,14 @@ from ablate.config.job import (
     ResourceSpec,
     TrainSpec,
 )
-from ablate.config.loader import apply_override, build, check_colon_keys, read_yaml, to_dict
+from ablate.config.loader import (
+    apply_override,
+    blame_overrides,
+    build,
+    check_colon_keys,
+    read_yaml,
+    to_dict,
+)
 from ablate.config.models import model_job, model_names, named_model
 from ablate.config.paths import (
     RAY_IGNORE_FILE,
@@ -39,6 +46,7 @@ __all__ = [
     "ResourceSpec",
     "TrainSpec",
     "apply_override",
+    "blame_overrides",
     "build",
     "check_colon_keys",
     "check_job_shape",

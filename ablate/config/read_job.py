@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ablate.config.job import DesignSpec, JobSpec, ModelSpec, TrainSpec
-from ablate.config.loader import build, read_yaml, to_dict
+from ablate.config.loader import blame_overrides, build, read_yaml, to_dict
 from ablate.config.paths import check_store_urls, sqlite_path
 from ablate.config.seeds import check_seeds
 from ablate.errors import UserError
@@ -20,6 +20,13 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     registries by `ablate.plan.load_job`, which is what commands call.
     """
     data = read_yaml(path, overrides)
+    try:
+        return _job_of(data, path, overrides)
+    except UserError as err:
+        raise blame_overrides(err, path, overrides) from None
+
+
+def _job_of(data: dict, path: str | Path, overrides: list[str] | tuple[str, ...]) -> JobSpec:
     if data.get("models") and data.get("model") not in (None, {}, to_dict(ModelSpec())):
         # (a job written back by `to_dict` carries the default `model:` beside `models:`)
         raise UserError(
