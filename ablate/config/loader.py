@@ -25,6 +25,11 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     import yaml
 
     path = Path(path)
+    if path.is_dir():  # (it said "no such file" of a folder that is there; review q#14)
+        yamls = ", ".join(sorted(p.name for p in path.glob("*.y*ml"))[:3]) or "none"
+        raise UserError(
+            f"{path}: is a folder, not a YAML file; give a file (YAML files there: {yamls})"
+        )
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:

@@ -82,3 +82,47 @@ def test_synth_refuses_a_folder_of_the_users_own_files(tmp_path: Path, capsys: A
     argv = ["data", "synth", "--out", str(world), "--no-model", "--n-train", "20"]
     assert main(argv) == 0 and main([*argv[:-1], "30"]) == 0
     assert len((world / "train.jsonl").read_text().splitlines()) == 30
+
+
+def test_an_import_error_after_the_progress_line_starts_a_line_of_its_own(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """q#14: an interrupted (or failed) import printed its line right after the `\\r` progress
+    line, mid-line."""
+    turns = [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]
+    rows = [json.dumps({"id": f"r{i}", "conversations": turns}) for i in range(1200)]
+    src = tmp_path / "src.jsonl"
+    src.write_text("\n".join([*rows, "{not json"]) + "\n")
+    assert main(["data", "import", str(src), "--out", str(tmp_path / "pool")]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("ablate: error: ")
+
+
+def test_a_folder_given_as_the_job_says_it_is_a_folder(tmp_path: Path, capsys: Any) -> None:
+    """q#14: `ablate status jb` (a folder) said "jb: no such file"."""
+    (tmp_path / "a.yaml").write_text("study: a\n")
+    err = one_line_error(["status", str(tmp_path)], capsys)
+    assert err == (
+        f"ablate: error: {tmp_path}: is a folder, not a YAML file; give a file (YAML files "
+        "there: a.yaml)"
+    )
+
+
+def test_a_job_without_objective_is_told_it_is_a_train_job(tmp_path: Path, capsys: Any) -> None:
+    """q#14: "`bench` is required when objective.kind is train" of a job with no `objective:`."""
+    path = tmp_path / "job.yaml"
+    path.write_text("study: s\npool: p\ntask_types: [a, b]\n")
+    err = one_line_error(["status", str(path)], capsys)
+    assert "`bench` is required when objective.kind is train (the kind when `objective:` is " in err
+
+
+def test_an_interrupted_report_is_not_said_to_resume(monkeypatch: Any, capsys: Any) -> None:
+    """q#14: Ctrl-C in `ablate report` said "rerun the same command to resume"."""
+    import sys
+
+    def ctrl_c(args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["ablate.cli.main"], "run", ctrl_c)
+    assert main(["report", "job.yaml", "--out", "r"]) == 130
+    assert "interrupted; rerun the same command to start again" in capsys.readouterr().err

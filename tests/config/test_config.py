@@ -119,7 +119,9 @@ def test_read_yaml_missing_file(tmp_path: Path) -> None:
 
 
 def test_read_yaml_a_folder_is_no_file(tmp_path: Path) -> None:
-    assert error_of(read_yaml, tmp_path) == f"{tmp_path}: no such file"
+    assert error_of(read_yaml, tmp_path) == (  # review q#14: not "no such file"
+        f"{tmp_path}: is a folder, not a YAML file; give a file (YAML files there: none)"
+    )
 
 
 def test_read_yaml_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
