@@ -24,3 +24,24 @@ def test_a_temperature_typo_beside_natural_gets_a_did_you_mean(tmp_path: Path) -
     with pytest.raises(UserError) as err:
         load_mixture(path)
     assert "mixes `natural` with temprature (did you mean `temperature`?); use" in str(err.value)
+
+
+def test_mixture_show_refuses_a_damaged_pool(tmp_path: Path) -> None:
+    """`mixture show` on a truncated `pool.arrow` printed the manifest's rows as available,
+    exit 0, while `data show` and `materialize` refused the same pool."""
+    import json
+
+    from ablate.mixture import Mixture, mixture_summary
+    from ablate.pool import ImportRequest, import_pool, open_pool
+
+    turns = [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]
+    src = tmp_path / "src.jsonl"
+    src.write_text("".join(json.dumps({"id": f"r{i}", "conversations": turns}) + "\n"
+                           for i in range(20)))  # fmt: skip
+    import_pool(ImportRequest(source=src, out=tmp_path / "pool"))
+    mixture = Mixture(volume=10, proportions="natural")
+    assert "text_only" in mixture_summary(mixture, open_pool(tmp_path / "pool"))
+    arrow = tmp_path / "pool" / "pool.arrow"
+    arrow.write_bytes(arrow.read_bytes()[:200])
+    with pytest.raises(UserError, match="not a readable pool table"):
+        mixture_summary(mixture, open_pool(tmp_path / "pool"))
