@@ -48,3 +48,17 @@ def test_parquet_forced_on_a_jsonl_file_says_what_it_is(tmp_path: Path) -> None:
     )
     (tmp_path / "b.parquet").write_bytes(b"PAR1 garbage")  # damaged: as before
     assert "download the file again" in error_of(tmp_path / "b.parquet", tmp_path)
+
+
+def test_a_split_asked_of_a_single_file_is_refused(tmp_path: Path) -> None:
+    """q#14: `--split tran` on a single Parquet file was ignored silently."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    turns = [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]
+    src = tmp_path / "one.parquet"
+    pq.write_table(pa.table({"id": ["a"], "conversations": [turns]}), src)
+    assert error_of(src, tmp_path, split="tran").startswith(
+        f"--split tran: {src} is one file, which holds no splits; drop --split"
+    )
+    assert import_pool(ImportRequest(source=src, out=tmp_path / "ok")).rows == 1
