@@ -86,6 +86,15 @@ class _Redacting:
         return call
 
 
+def check_local_store(job: JobSpec) -> None:
+    """A SQLite tracking store opened (made when missing) before Ray or the study: a folder
+    that cannot be written or a file that is no MLflow database is refused in the sweep's
+    first second (it was, after Ray had started). A server is not asked: one that is down
+    leaves the sweep running without it."""
+    if sqlite_path(job.tracking_uri) is not None:
+        mlflow_client(job.tracking_uri)
+
+
 def _open_sqlite_store(uri: str, db: Path) -> Any:
     """The client of a SQLite tracking store, made first when missing; a folder that cannot be
     written or a file that is no MLflow database (damaged, or the job's Optuna storage) is one

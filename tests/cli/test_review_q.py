@@ -126,3 +126,17 @@ def test_an_interrupted_report_is_not_said_to_resume(monkeypatch: Any, capsys: A
     monkeypatch.setattr(sys.modules["ablate.cli.main"], "run", ctrl_c)
     assert main(["report", "job.yaml", "--out", "r"]) == 130
     assert "interrupted; rerun the same command to start again" in capsys.readouterr().err
+
+
+def test_a_damaged_tracking_file_stops_the_sweep_before_its_study_or_ray(
+    make_job: Any, tmp_path: Path
+) -> None:
+    """q#2: a `tracking:` file that is no MLflow database failed after Ray had started (an
+    ~90-line traceback); now before the study is even opened."""
+    from ablate.sweep.driver import run_sweep
+
+    (tmp_path / "text.db").write_text("hello")
+    job = make_job(tracking=f"sqlite:///{tmp_path / 'text.db'}")
+    with pytest.raises(UserError, match="cannot open it as an MLflow database"):
+        run_sweep(job, ["caption", "count", "compare"], progress=None)
+    assert not (tmp_path / "optuna.db").exists()  # nothing was opened before the refusal
