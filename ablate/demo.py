@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from ablate import tracking
 from ablate.analysis import analyse, load, mixture_effect, mixture_table, plot_volume_balance
-from ablate.config import keep_out_of_ray_uploads
+from ablate.config import keep_out_of_ray_uploads, writable_folder
 from ablate.plan import job_task_types, load_job, validate_job
 from ablate.pool import ImportRequest, import_pool, open_pool
 from ablate.sweep import run_sweep
@@ -51,7 +52,7 @@ class DemoResult:
 def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
     start = time.perf_counter()
     out = spec.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "demo")
     keep_out_of_ray_uploads(out)
     say(f"1/4 world: {out / 'world'}")
     world = synth_world(WorldSpec(out=out / "world", n_train=spec.n_train))
@@ -99,6 +100,6 @@ def run_demo(spec: DemoSpec, say: Callable[[str], None] = print) -> DemoResult:
         f"  {tracking.sweep_links(job, summary.parent_run_id)}\n"
         f"  optuna-dashboard {job.storage_url}\n"
         f"  {job.command('status', str(job_path))}\n"
-        f"  {job.command('report', str(job_path))} --out {out / 'report'}"
+        f"  {job.command('report', str(job_path))} --out {shlex.quote(str(out / 'report'))}"
     )
     return DemoResult(job=job_path, plot=plot, table=table, effect=effect, seconds=seconds)

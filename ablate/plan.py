@@ -21,7 +21,7 @@ from pathlib import Path
 from ablate.bench import bench_problems, bench_records, load_bench
 from ablate.bench.judge_http import judge_key
 from ablate.bench.preflight import JudgeCheck, check_judge
-from ablate.config import JobSpec, build, read_job, resolve_path
+from ablate.config import JobSpec, blame_overrides, build, read_job, resolve_path
 from ablate.design import DESIGNS, SEARCH, design_key, fixed_design
 from ablate.design.kinds.ladder import LADDER, check_ladder_kinds
 from ablate.errors import UserError, did_you_mean
@@ -57,7 +57,10 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     """Read a job file and check it whole; pool-dependent checks happen in `validate_job`."""
     job = read_job(path, overrides)
     import_plugins(job.plugins, str(path))
-    check_job_kinds(job, str(path))
+    try:
+        check_job_kinds(job, str(path))
+    except UserError as err:
+        raise blame_overrides(err, path, overrides) from None
     return job
 
 

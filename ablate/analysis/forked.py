@@ -8,6 +8,7 @@ only the result on the way back), and a heavy import done in a child costs the p
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,11 @@ def can_fork() -> bool:
 
 
 def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    # the parent's SIGTERM handler (`stop_on_sigterm`) came with the fork: `Child.stop`'s
+    # terminate raised `Terminated` in the child, printed as a traceback (review q#12); the
+    # signal stays blocked from the fork to here (a terminate in between waits, then ends it)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         result: tuple[str, Any] = ("ok", fn(conn, *args))
     except BaseException as err:
@@ -41,7 +47,11 @@ class Child:
         ctx = multiprocessing.get_context("fork")
         self.conn, theirs = ctx.Pipe()
         self.proc = ctx.Process(target=_child_main, args=(theirs, fn, args), daemon=True)
-        self.proc.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            self.proc.start()
+        finally:  # (a SIGTERM meanwhile reaches the parent now, as it would have)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
 
     def send(self, obj: Any) -> None:

@@ -382,8 +382,8 @@ def completed(df: Any, metric: str = "value") -> Any:
             if c not in NOT_METRICS and not c.startswith("p/") and done[c].notna().any()
         )
         raise UserError(
-            f"metric `{metric}` is not recorded by any completed trial of study `{study}`; "
-            f"choose one of: {', '.join(known)}"
+            f"metric `{metric}` is not recorded by any completed trial of study "
+            f"`{study}`{did_you_mean(metric, known)}; choose one of: {', '.join(known)}"
         )
     done = done[np.isfinite(done[metric].astype(float))]
     return done.copy()

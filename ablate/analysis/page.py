@@ -195,8 +195,19 @@ def _proposals(job: JobSpec, metric: str, proposals: list[Proposal], of: str) ->
         _table(header, rows),
         f"<p>By the <code>{_e(proposals[0].model)}</code> surrogate. Run them: "
         f"<code>{_e(job.command('propose', job.source or 'JOB.yaml'))} -n {len(proposals)}</code> "
-        f"then <code>{_e(job.command('sweep', job.source or 'JOB.yaml'))}</code>.</p>",
+        f"then <code>{_e(job.command('sweep', job.source or 'JOB.yaml'))}</code>.{_masked(job)}</p>",
     ]
+
+
+def _masked(job: JobSpec) -> str:
+    """The note under commands whose `--set` password shows as `***` (never written here)."""
+    if not job.masked_overrides:
+        return ""
+    return (
+        " The password of a <code>--set</code> URL shows as <code>***</code>: put it back "
+        "before running, or better keep the URL in the job file, so that the commands need no "
+        "<code>--set</code> for it."
+    )
 
 
 def _surrogates(surrogates: Surrogates, of: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config import build, read_yaml, resolve_path
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 #: Dialogue roles as chat templates name them, from either layout's names (LLaVA `from`,
 #: Hugging Face `role`): what the encoder renders and the judge reads.
@@ -150,7 +150,25 @@ def bench_records(spec: BenchSpec) -> list[dict[str, Any]]:
             records.append(record)
     if not records:
         raise UserError(f"{data}: the bench has no dialogues")
+    _check_label_fields(spec, records)
     return records
+
+
+def _check_label_fields(spec: BenchSpec, records: list[dict[str, Any]]) -> None:
+    """A `domain_field`, `subtopic_field` or `group_fields` entry no record has (a typo) is
+    refused: every dialogue was scored as `accuracy/unknown` and the groups were lost, silently.
+    The default `domain_field: domain` may be absent (a bench without domains)."""
+    keys = {k for r in records for k in r} - {"n_history", "conversations"}
+    named = [("domain_field", spec.domain_field)] if spec.domain_field != "domain" else []
+    named += [("subtopic_field", spec.subtopic_field)] if spec.subtopic_field else []
+    named += [("group_fields", f) for f in spec.group_fields]
+    for key, field_name in named:
+        if field_name not in keys:
+            raise UserError(
+                f"{spec.source}: {key} {field_name!r} is a field of none of the bench's "
+                f"{len(records)} dialogues{did_you_mean(field_name, sorted(keys))}; fix it or "
+                "remove it"
+            )
 
 
 def bench_problems(records: list[dict[str, Any]]) -> list[str]:

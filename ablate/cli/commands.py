@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from ablate.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ablate.config import JobSpec
     from ablate.pool import PoolManifest
 
@@ -201,7 +203,6 @@ def _run_data_import(args: argparse.Namespace) -> int:
         parse_image_roots,
         parse_source,
         parse_turns,
-        show_pool,
     )
     from ablate.pool.labels import parse_label_args, read_label_file
 
@@ -216,38 +217,47 @@ def _run_data_import(args: argparse.Namespace) -> int:
         print(f"\r  {line}  ", end="", file=sys.stderr, flush=True)
 
     image_root, sources = parse_image_roots(args.image_root, [parse_source(s) for s in args.source])
-    was = (args.out / "manifest.json").is_file() and open_pool(args.out).manifest
-    manifest = import_pool(
-        ImportRequest(
-            source=sources,
-            out=args.out,
-            image_root=image_root,
-            on_invalid=args.on_invalid,
-            check_images=not args.no_check_images,
-            format=args.format,
-            layout=args.layout,
-            split=args.split,
-            decode_images=args.decode_images,
-            duplicate_ids=args.duplicate_ids,
-            allow_outside_root=args.allow_outside_root,
-            turns=parse_turns(args.turns),
-            labels=rules,
-        ),
-        progress=progress,
-    )
-    if done["n"]:
-        print(file=sys.stderr)
+    was = open_pool(args.out).manifest if (args.out / "manifest.json").is_file() else None
+    try:
+        manifest = import_pool(
+            ImportRequest(
+                source=sources,
+                out=args.out,
+                image_root=image_root,
+                on_invalid=args.on_invalid,
+                check_images=not args.no_check_images,
+                format=args.format,
+                layout=args.layout,
+                split=args.split,
+                decode_images=args.decode_images,
+                duplicate_ids=args.duplicate_ids,
+                allow_outside_root=args.allow_outside_root,
+                turns=parse_turns(args.turns),
+                labels=rules,
+            ),
+            progress=progress,
+        )
+    finally:  # the progress line ended, also before an error's or a Ctrl-C's line (review q#14)
+        if done["n"]:
+            print(file=sys.stderr)
+    _say_imported(manifest, args.out, was)
+    return 0
+
+
+def _say_imported(manifest: PoolManifest, out: Path, was: PoolManifest | None) -> None:
+    """What an import made: its rows, what it skipped and replaced, and the pool's labels."""
+    from ablate.pool import open_pool, show_pool
+
     skipped = (
         f", skipped {manifest.skipped:,} (see {manifest.skipped_report})"
         if manifest.skipped
         else ""
     )
     dialogues = "dialogue" if manifest.rows == 1 else "dialogues"
-    print(f"imported {manifest.rows:,} {dialogues} into {args.out}{skipped}")
-    if was:  # a study drawn from the old pool refuses this one by its settings, not silently
+    print(f"imported {manifest.rows:,} {dialogues} into {out}{skipped}")
+    if was is not None:  # a study drawn from the old pool refuses this one by its settings
         print(_replaced(was, manifest), file=sys.stderr)
-    print(show_pool(open_pool(args.out)))
-    return 0
+    print(show_pool(open_pool(out)))
 
 
 def _replaced(was: PoolManifest, now: PoolManifest) -> str:

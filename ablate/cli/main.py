@@ -14,7 +14,8 @@ from ablate.errors import SIGTERM_SEEN, Terminated, UserError, stop_on_sigterm
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    again = "start again" if args.command == "data" else "resume"  # an import restarts
+    # an import restarts, a report is drawn again (review q#14: it said "resume")
+    again = "start again" if args.command in ("data", "report") else "resume"
     # SIGTERM (`kill PID`, a scheduler's preemption) stops any command as Ctrl-C does, from its
     # start: one before a sweep's Ray started used to end the process silently (-15)
     previous = stop_on_sigterm()

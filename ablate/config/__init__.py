@@ -12,7 +12,14 @@ from ablate.config.job import (
     ResourceSpec,
     TrainSpec,
 )
-from ablate.config.loader import apply_override, build, check_colon_keys, read_yaml, to_dict
+from ablate.config.loader import (
+    apply_override,
+    blame_overrides,
+    build,
+    check_colon_keys,
+    read_yaml,
+    to_dict,
+)
 from ablate.config.models import model_job, model_names, named_model
 from ablate.config.paths import (
     RAY_IGNORE_FILE,
@@ -23,6 +30,7 @@ from ablate.config.paths import (
     safe_name,
     sqlite_path,
     uploaded_hint,
+    writable_folder,
 )
 from ablate.config.read_job import check_job_shape, read_job
 
@@ -38,6 +46,7 @@ __all__ = [
     "ResourceSpec",
     "TrainSpec",
     "apply_override",
+    "blame_overrides",
     "build",
     "check_colon_keys",
     "check_job_shape",
@@ -54,4 +63,5 @@ __all__ = [
     "sqlite_path",
     "to_dict",
     "uploaded_hint",
+    "writable_folder",
 ]

@@ -249,9 +249,16 @@ class JobSpec:
 
     def command(self, verb: str, path: str | None = None) -> str:
         """`ablate VERB JOB --set ...`: the command that acts on this same study (`path`: the
-        job file as the user typed it; default its resolved path)."""
-        sets = "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
-        return f"ablate {verb} {path or self.source}{sets}"
+        job file as the user typed it; default its resolved path). Shell-quoted, so a path with
+        spaces pastes as one argument; passwords in `--set` URLs masked (`redact`), as this line
+        lands in report.html and its MLflow artifact."""
+        sets = "".join(f" --set {shlex.quote(redact(o))}" for o in self.overrides)
+        return f"ablate {verb} {shlex.quote(str(path or self.source))}{sets}"
+
+    @property
+    def masked_overrides(self) -> bool:
+        """Whether `command` masked a password of a `--set` value (its line needs it put back)."""
+        return any(redact(o) != o for o in self.overrides)
 
     @property
     def base_dir(self) -> Path:

@@ -25,6 +25,11 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     import yaml
 
     path = Path(path)
+    if path.is_dir():  # (it said "no such file" of a folder that is there; review q#14)
+        yamls = ", ".join(sorted(p.name for p in path.glob("*.y*ml"))[:3]) or "none"
+        raise UserError(
+            f"{path}: is a folder, not a YAML file; give a file (YAML files there: {yamls})"
+        )
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
@@ -62,10 +67,32 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
                 f"{path}: --set {item!r}: `{part}` is not a mapping, cannot set `{key}`"
             )
         node = child
+    if not raw.strip():  # (it read as null, then blamed on the file: "`study` must be a string")
+        raise UserError(f"--set {item}: empty value; give one (or null to clear the key)")
     try:
         node[parts[-1]] = yaml.load(raw, Loader=_loader())
-    except yaml.YAMLError:
-        node[parts[-1]] = raw
+    except yaml.YAMLError as err:
+        if raw.lstrip()[:1] in "[{":  # a list or mapping meant: never a plain string
+            problem = _yaml_problem(err).split(": not valid YAML: ", 1)[-1]
+            raise UserError(
+                f"--set {item}: the value is not valid YAML ({problem}); fix it or quote it"
+            ) from None
+        node[parts[-1]] = raw  # `@x`, `%x`: a string, as meant
+
+
+def blame_overrides(err: UserError, path: str | Path, overrides: typing.Sequence[str]) -> Any:
+    """`err` about a key a `--set` gave, said of that option rather than of the file (which
+    was fine, and searched for nothing); any other error as it is."""
+    import re
+
+    text, head = str(err), f"{path}: "
+    if not text.startswith(head):
+        return err
+    for item in reversed(overrides):  # (the last `--set` of a key is the one that counts)
+        key = item.partition("=")[0].strip()
+        if re.search(rf"`{re.escape(key)}[`\[.]", text):
+            return UserError(f"--set {item} (over {path}): {text[len(head) :]}")
+    return err
 
 
 _FLOAT_WITHOUT_DOT = r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"

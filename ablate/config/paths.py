@@ -5,6 +5,7 @@ Every place that needs the file behind a `sqlite:///...` URL asks `sqlite_path` 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -34,6 +35,26 @@ def keep_out_of_ray_uploads(folder: Path) -> None:
         marker.write_text(
             "# written by ablate: data, read from a shared path on a cluster, so\n"
             "# `ray job submit --working-dir` leaves this folder out\n*\n"
+        )
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Make `--out` FOLDER (`what`: "pool", "world", ...) or refuse it in one line: a file
+    there or above it, or a folder that cannot be made or written (a read-only mount, whose
+    first write used to end in a traceback, or another user's folder)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: is a file, not a folder; give a new or empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"--out {folder}: cannot create the {what} folder ({err.strerror or err}); choose "
+            "a writable folder"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):  # (a read-only file system fails it for root)
+        raise UserError(
+            f"--out {folder}: cannot write into the {what} folder (read-only file system or no "
+            "permission); choose a writable folder"
         )
 
 

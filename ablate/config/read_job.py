@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from ablate.config.job import DesignSpec, JobSpec, ModelSpec, TrainSpec
-from ablate.config.loader import build, read_yaml, to_dict
-from ablate.config.paths import check_store_urls
+from ablate.config.loader import blame_overrides, build, read_yaml, to_dict
+from ablate.config.paths import check_store_urls, sqlite_path
 from ablate.config.seeds import check_seeds
 from ablate.errors import UserError
 
@@ -20,6 +20,13 @@ def read_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     registries by `ablate.plan.load_job`, which is what commands call.
     """
     data = read_yaml(path, overrides)
+    try:
+        return _job_of(data, path, overrides)
+    except UserError as err:
+        raise blame_overrides(err, path, overrides) from None
+
+
+def _job_of(data: dict, path: str | Path, overrides: list[str] | tuple[str, ...]) -> JobSpec:
     if data.get("models") and data.get("model") not in (None, {}, to_dict(ModelSpec())):
         # (a job written back by `to_dict` carries the default `model:` beside `models:`)
         raise UserError(
@@ -38,12 +45,27 @@ def check_job_shape(job: JobSpec, src: str) -> None:
     if not job.study.strip():
         raise UserError(f"{src}: `study` must be a non-empty name")
     check_store_urls(job.storage, job.tracking, src)
+    _check_stores_apart(job, src)
     seeds = {"seed": [job.seed], "design.seeds": job.design.seeds}
     check_seeds({**seeds, "objective.landscape_seed": [job.objective.landscape_seed]}, src)
     _check_design_points(job.design, src)
     _check_design_shares(job, src)
     _check_run(job, src)
     _check_models(job, src)
+
+
+def _check_stores_apart(job: JobSpec, src: str) -> None:
+    """`storage` and `tracking` naming one SQLite file (a copy-paste slip) are refused here:
+    MLflow then failed on Optuna's tables with a traceback ("Can't locate revision")."""
+    tracking = sqlite_path(job.tracking_uri)
+    storage = sqlite_path(job.storage_url) or (
+        None if "://" in job.storage_url else Path(job.storage_url)
+    )
+    if tracking is not None and storage is not None and tracking.resolve() == storage.resolve():
+        raise UserError(
+            f"{src}: `storage` and `tracking` name the same file {tracking}; give each its own "
+            "(e.g. storage: sqlite:///optuna.db, tracking: sqlite:///mlflow.db)"
+        )
 
 
 def _check_design_points(d: DesignSpec, src: str) -> None:

@@ -89,19 +89,21 @@ def apply_min_share(
     return {t: v / norm for t, v in out.items()}
 
 
-def resolve_proportions(mixture: Mixture, manifest: PoolManifest) -> dict[str, float]:
+def resolve_proportions(
+    mixture: Mixture, manifest: PoolManifest, source: str = "mixture"
+) -> dict[str, float]:
     """Shares per type: the given ones, or the pool's own (natural), or p_i ∝ n_i^T
-    (temperature); then floored by `min_share`."""
-    props = canonical_proportions(mixture.proportions, "mixture")
+    (temperature); then floored by `min_share` (`source`: the file messages name)."""
+    props = canonical_proportions(mixture.proportions, source)
     if isinstance(props, dict) and "natural" not in props:
         shares = dict(props)
     else:
-        shares = _natural_shares(props, _type_counts(mixture, manifest, "mixture"))
+        shares = _natural_shares(props, _type_counts(mixture, manifest, source))
     floor = mixture.min_share
     n = sum(1 for v in shares.values() if v > 0)
     if not isinstance(floor, Mapping) and floor * n > 1 + SUM_TOLERANCE:
         raise UserError(  # (water-filling then gave every type 1/n, under the floor asked for)
-            f"mixture: `min_share` {floor:g} for each of its {n} types with a share needs "
+            f"{source}: `min_share` {floor:g} for each of its {n} types with a share needs "
             f"{floor * n:.4g} of the volume, more than all of it; lower it to at most {1 / n:.4g}"
         )
     return apply_min_share(shares, floor)
@@ -157,7 +159,8 @@ def _inner_counts(
     if nested.taxonomy not in manifest.labels:
         raise UserError(
             f"{source}: `within.{label}.taxonomy` {nested.taxonomy!r} is not a label column of "
-            f"the pool; available: {', '.join(manifest.labels)}"
+            f"the pool{did_you_mean(nested.taxonomy, manifest.labels)}; available: "
+            f"{', '.join(manifest.labels)}"
         )
     joint = manifest.joint.get(mixture.taxonomy, {}).get(nested.taxonomy)
     if joint is None:
@@ -177,7 +180,7 @@ def _checked_shares(
     counts = _type_counts(mixture, manifest, source)
     have = ", ".join(f"{k} ({n:,})" for k, n in counts.items())
     _check_type_keys(mixture, counts, have, source)
-    props = resolve_proportions(mixture, manifest)
+    props = resolve_proportions(mixture, manifest, source)
     for t, p in props.items():
         if p > 0 and counts.get(t, 0) == 0:
             floored = isinstance(mixture.min_share, Mapping) and t in mixture.min_share

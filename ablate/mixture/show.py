@@ -10,6 +10,9 @@ from ablate.pool import Pool
 
 def mixture_summary(mixture: Mixture, pool: Pool, source: str = "mixture") -> str:
     """What `ablate mixture show` prints: shares, rows per type, available rows, balance."""
+    # a damaged pool is refused here too, as by `data show` (it showed the manifest's "available"
+    # rows of a table that cannot be read; review q#14)
+    pool.check_readable()
     validate(mixture, pool.manifest, source)
     mixture = check_mixture(mixture, source)
     props = resolve_proportions(mixture, pool.manifest)

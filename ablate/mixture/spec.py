@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config import build, check_colon_keys, read_yaml
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 SUM_TOLERANCE = 1e-6
 """How far the shares of a mixture may sum from 1."""
@@ -68,6 +68,11 @@ def is_fraction(volume: Any) -> bool:
 def load_mixture(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Mixture:
     """Read a mixture YAML (with `--set key=value` overrides) and check it without a pool."""
     data = read_yaml(path, overrides)
+    if not data:  # (an empty file was the natural mixture of 1,000 rows, silently)
+        raise UserError(
+            f"{path}: the mixture file is empty; give at least `proportions` (shares per task "
+            "type, or `natural` for the pool's own) and `volume`"
+        )
     return check_mixture(build(Mixture, data, path), source=str(path))
 
 
@@ -182,7 +187,8 @@ def canonical_proportions(props: Any, source: str) -> Any:
         extra = sorted(set(map(str, props)) - {"natural", "temperature"})
         if extra:
             raise UserError(
-                f"{source}: `proportions` mixes `natural` with {', '.join(extra)}; "
+                f"{source}: `proportions` mixes `natural` with {', '.join(extra)}"
+                f"{did_you_mean(extra[0], ['temperature'])}; "
                 "use either shares per task type or {natural: true, temperature: T}"
             )
         if props["natural"] is not True:

@@ -250,6 +250,13 @@ def _conversation(conv: Any) -> list[dict[str, str]]:
                 "bad_conversations", f"turn {i} must be an object with `from` and `value`"
             )
         role, value = _ROLES.get(str(turn.get("from"))), turn.get("value")
+        if "from" not in turn:  # (its role read as None: "unknown role None"; review q#10)
+            raise InvalidRecord(
+                "unknown_role",
+                f"turn {i} has no `from` key (it has {', '.join(map(str, turn)) or 'none'}); "
+                "`conversations` turns are {from, value}, while {role, content} turns belong "
+                "in `messages` (the hf layout): rename the record's key or its turns' keys",
+            )
         if role is None:
             raise InvalidRecord(
                 "unknown_role",

@@ -125,11 +125,26 @@ def _shard(path: Path, name: str) -> Shard:
     try:
         rows = pq.ParquetFile(str(path)).metadata.num_rows
     except (OSError, pa.ArrowException) as err:
+        if (like := _looks_like(path)) is not None:  # (`--format parquet` forced on it)
+            raise UserError(
+                f"{path}: is not a Parquet file (it starts like {like[0]}); import it with "
+                f"--format {like[1]}"
+            ) from None
         raise UserError(
             f"{path}: not a readable Parquet file ({err}); its footer is damaged, so not even "
             "its row count is known: download the file again"
         ) from None
     return Shard(path, name, rows)
+
+
+def _looks_like(path: Path) -> tuple[str, str] | None:
+    """(what, its --format) for a file whose first byte (after blanks) opens JSON, else None:
+    told apart from a damaged Parquet file, whose advice is to download it again."""
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"{":
+        return ("JSON lines", "jsonl")
+    return ("JSON", "json") if head[:1] == b"[" else None
 
 
 def read_parquet(path: Path, split: str = "train") -> Iterator[Item]:

@@ -82,6 +82,11 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
 
 def read_records(path: Path, fmt: str = "auto", split: str = "train") -> Iterator[Item]:
     """Yield the records of one source in file order (see the module docstring)."""
+    if split != "train" and path.is_file():  # (it was ignored silently; review q#14)
+        raise UserError(
+            f"--split {split}: {path} is one file, which holds no splits; drop --split (it "
+            "picks a split of a dataset folder or a Hugging Face dataset)"
+        )
     fmt = detect_format(path, fmt)
     if fmt in ("json", "jsonl"):
         return _read_json(path, array_allowed=fmt == "json")

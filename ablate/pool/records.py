@@ -107,6 +107,14 @@ def _layout_of(rec: dict[str, Any]) -> str:
         return "hf"
     if isinstance(rec.get("texts"), list):
         return "cauldron"
+    for name, key in LAYOUT_KEYS.items():  # the key is there, in another shape (review q#10)
+        if key in rec:
+            shape = type(rec[key]).__name__ + (" (JSON text?)" if isinstance(rec[key], str) else "")
+            raise InvalidRecord(
+                "bad_layout",
+                f"`{key}` is a {shape}, expected a list (the {name} layout: {LAYOUTS[name]}); "
+                "store it as a list, not as text",
+            )
     known = "; ".join(f"{name}: {keys}" for name, keys in LAYOUTS.items())
     raise InvalidRecord(
         "unknown_layout",

@@ -155,6 +155,11 @@ class Pool:
         mapped: pa.Table = self._cache["mapped"]
         return mapped
 
+    def check_readable(self) -> None:
+        """Refuse a damaged `pool.arrow`, or one of another import than the manifest, now (it
+        is memory-mapped: no rows are read)."""
+        self._mapped()
+
     def take(self, positions: Any, columns: list[str] | tuple[str, ...] | None = None) -> pa.Table:
         """The rows at `positions` (in that order), reading only their pages of the pool.
 

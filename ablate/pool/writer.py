@@ -21,7 +21,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ablate.config import RAY_IGNORE_FILE, keep_out_of_ray_uploads
+from ablate.config import RAY_IGNORE_FILE, keep_out_of_ray_uploads, writable_folder
 from ablate.errors import UserError
 from ablate.pool.images import STORE_DIR
 from ablate.pool.labels import SOURCE_LABEL, UNKNOWN, LabelColumns
@@ -62,7 +62,7 @@ def claim_out(out: Path) -> Iterator[bool]:
         )
     # a folder of a killed import's files only (with its images) counts as new, as it was then
     made_out = not out.exists() or (bool(left & set(TMP_FILES)) and left <= {*TMP_FILES, STORE_DIR})
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "pool")
     fd = os.open(out, os.O_RDONLY)
     try:
         try:

@@ -46,6 +46,7 @@ from ablate.sweep.summary import (
     Tally,
     left_out_note,
     metric_stop,
+    same_for_every_trial,
     unusable_metric,
 )
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
@@ -314,6 +315,8 @@ class Dispatcher:
         self.tally.failed += 1
         note = f"FAILED after {f.seconds():.1f}s: {error.splitlines()[0][:200]}"
         self._log(f, result, "FAIL", error, note)
+        if (stop := same_for_every_trial(self.job, error, self.tally.done)) is not None:
+            raise UserError(stop)
         self._judge_failed(error)
 
     def _judge_failed(self, error: str) -> None:

@@ -54,7 +54,14 @@ from ablate.sweep.summary import (
 )
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, check_cluster_address, cluster_for
-from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
+from ablate.tracking import (
+    RunWriter,
+    check_local_store,
+    finish_sweep,
+    start_sweep,
+    sweep_links,
+    tag_sweep_judge,
+)
 from ablate.trial.lora_targets import check_model_paths
 
 
@@ -67,10 +74,8 @@ def run_sweep(
     judge_probe: bool = True,
 ) -> SweepSummary:
     """Run (or resume) the job's sweep until every design point has a finished trial.
-
     `allow_changed_settings`: settings that differ from the study's are recorded as a factor
-    (new trials carry their `settings_id`) instead of refused. `judge_probe=False` skips the
-    judge's sanity probe (its other checks always run)."""
+    (new trials carry their `settings_id`), not refused; `judge_probe=False`: no judge probe."""
     start_wall = time.perf_counter()
     check_cluster_address(address)  # before the study is opened (and its lock file made)
     judge = check_job_judge(job, probe=judge_probe)  # before Ray, the study or any training
@@ -78,6 +83,7 @@ def run_sweep(
         print(judge.line(), flush=True)
     prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
     check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
+    check_local_store(job)  # an unwritable or foreign `tracking:` file: before Ray (review q#2)
     mixtures = sweep_design(job, task_types, say=progress is not None)
     settings = job_settings(job, task_types)
     study = open_study(job)

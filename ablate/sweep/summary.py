@@ -166,6 +166,19 @@ def metric_stop(job: JobSpec, name: str, metrics: dict[str, float]) -> str:
     )
 
 
+def same_for_every_trial(job: JobSpec, error: str, done: int) -> str | None:
+    """The sweep stops at its first trial when that failed for a cause every other trial
+    shares (`train.max_length` cutting every bench answer: 18 of 18 trials failed the same way,
+    one by one; review q#5); None for any other error, after a trial completed, or with
+    `models:` (another model's tokenizer may need fewer tokens)."""
+    if done or job.models or not re.match(r"UserError: train\.max_length \d+ cuts every ", error):
+        return None
+    return (
+        f"sweep stopped at its first trial: {error.removeprefix('UserError: ')}; every trial "
+        "would fail the same way"
+    )
+
+
 def best_mixture_mean(trials: list[Any], minimize: bool) -> tuple[str, float, int] | None:
     """The mixture whose COMPLETE trials have the best mean over their seeds: its name (seed
     left out, `v2000-b1.00`; `MODEL:` first for a job with `models:`), that mean and its seeds.

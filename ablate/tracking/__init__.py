@@ -3,6 +3,7 @@ ablate's only importer of mlflow (inside its functions). Only re-exports: the cl
 rules (`client`), runs (`runs`), the batched writer (`writer`), private-MLflow fast paths
 (`mlflow_fast`)."""
 
+from ablate.tracking.client import check_local_store
 from ablate.tracking.mlflow_fast import copy_run_artifacts, find_sweep_run_sqlite
 from ablate.tracking.runs import (
     child_runs,
@@ -22,6 +23,7 @@ from ablate.tracking.writer import RunWriter, insert_finished_runs
 
 __all__ = [
     "RunWriter",
+    "check_local_store",
     "child_runs",
     "copy_run_artifacts",
     "find_sweep_run",

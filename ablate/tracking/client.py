@@ -47,9 +47,10 @@ def mlflow_client(uri: str) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     if uri not in _CLIENTS:
         db = sqlite_path(uri)
-        if db is not None and db.name != ":memory:" and not db.exists():
-            create_sqlite_store(db)
-        client = MlflowClient(tracking_uri=uri)
+        if db is not None and db.name != ":memory:":
+            client = _open_sqlite_store(uri, db)
+        else:
+            client = MlflowClient(tracking_uri=uri)
         if sqlite_path(uri) is not None:
             # WAL + synchronous=NORMAL: an fsync per commit costs 3-18 ms here (see
             # ablate.study.storage); a killed driver loses nothing without it
@@ -83,6 +84,44 @@ class _Redacting:
                 raise
 
         return call
+
+
+def check_local_store(job: JobSpec) -> None:
+    """A SQLite tracking store opened (made when missing) before Ray or the study: a folder
+    that cannot be written or a file that is no MLflow database is refused in the sweep's
+    first second (it was, after Ray had started). A server is not asked: one that is down
+    leaves the sweep running without it."""
+    if sqlite_path(job.tracking_uri) is not None:
+        mlflow_client(job.tracking_uri)
+
+
+def _open_sqlite_store(uri: str, db: Path) -> Any:
+    """The client of a SQLite tracking store, made first when missing; a folder that cannot be
+    written or a file that is no MLflow database (damaged, or the job's Optuna storage) is one
+    line naming `tracking:` (MLflow's traceback was ~90 lines, after Ray had started)."""
+    from mlflow.tracking import MlflowClient
+
+    where = f"tracking {redact(uri)}"
+    if not db.exists():
+        try:
+            create_sqlite_store(db)
+        except OSError as err:
+            raise UserError(
+                f"{where}: cannot create the MLflow database there ({err.strerror or err}); "
+                "point `tracking:` at a file in a writable folder"
+            ) from None
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # opens it (and runs pending migrations)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UserError(
+            f"{where}: cannot open it as an MLflow database ({type(err).__name__}: "
+            f"{redact(first)[:200]}); if the file is damaged or another tool's (an Optuna "
+            "storage?), move it away or point `tracking:` at a new file, e.g. "
+            "sqlite:///mlflow.db"
+        ) from None
+    return client
 
 
 def create_sqlite_store(db: Path) -> None:

@@ -58,7 +58,8 @@ class Encoded:
     images: list[str]
     """Image paths, in placeholder order (only those of kept turns)."""
     truncated_turns: int = 0
-    """Assistant turns cut off by max_length."""
+    """Assistant turns cut off by max_length (`first_answer_end`: the max_length the first needs)."""
+    first_answer_end: int = 0
     turn_flags: list[bool] = field(default_factory=list)
     """Per kept assistant turn: contextual or not (bench only)."""
     image_starts: list[int] = field(default_factory=list)
@@ -221,6 +222,7 @@ class DialogueEncoder:
             turn_spans=spans[:kept],
             images=list(images[:n_images]),
             truncated_turns=len(spans) - kept,
+            first_answer_end=spans[0][1] if spans else 0,
             turn_flags=[bool(x.get("contextual", False)) for x in turns[:kept]],
             image_starts=image_starts[:n_images],
             token_types=types["mm_token_type_ids"][:cut] if "mm_token_type_ids" in types else None,
@@ -427,11 +429,9 @@ def encode_rows(
             try:
                 item = encoder.encode(row["conversations"], row["images"] or [])
                 if not item.turn_spans:  # nothing left to learn from: counted, never dropped
-                    raise EncodeError(
-                        "too_long",
-                        f"its first answer ends beyond train.max_length ({encoder.max_length} "
-                        "tokens)",
-                    )
+                    n = encoder.max_length  # (the token count says how far to raise it)
+                    why = f"its first answer ends at token {item.first_answer_end}, beyond"
+                    raise EncodeError("too_long", f"{why} train.max_length ({n} tokens)")
                 encoded[pos] = item
             except EncodeError as err:
                 err.row_id = row["id"]  # type: ignore[attr-defined]

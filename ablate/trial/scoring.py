@@ -56,13 +56,24 @@ def encoded_bench(
         cache[key] = _encode_bench(bench_file, encoder)
     bench: EncodedBench = cache[key]
     if not any(e.turn_spans for e in bench.examples):
-        causes = ", ".join(f"{k} {n}" for k, n in sorted(bench.skipped.items())) or "no answers"
+        n = len(bench.examples) + sum(bench.skipped.values())
+        cut = [e.first_answer_end for e in bench.examples if e.truncated_turns]
+        if cut and not bench.skipped:
+            # the cause first: progress lines and `ablate status` show a message's start only
+            # (this said "Fix the bench's data or images" when the data was fine; review q#5)
+            raise UserError(
+                f"train.max_length {encoder.max_length} cuts every answer of bench {bench_file}: "
+                f"raise train.max_length to at least {min(cut)} (the tokens up to the end of "
+                f"the shortest first answer of its {n} dialogues; {max(cut)} keeps every first "
+                "answer)"
+            )
+        causes = ", ".join(f"{k} {c}" for k, c in sorted(bench.skipped.items())) or "no answers"
+        too_long = f"; {len(cut)} cut by train.max_length {encoder.max_length}" if cut else ""
         raise UserError(
-            f"bench {bench_file}: none of its {len(bench.examples) + sum(bench.skipped.values())} "
-            f"dialogues can be scored with model {model_path} ({causes}); first problems: "
-            + ("; ".join(bench.notes) or "every answer was cut by train.max_length")
-            + ". Fix the bench's data or images (paths are relative to its `data` file), or "
-            "use a model that takes them"
+            f"bench {bench_file}: none of its {n} dialogues can be scored with model "
+            f"{model_path} ({causes}{too_long}); first problems: {'; '.join(bench.notes)}. Fix "
+            "the bench's data or images (paths are relative to its `data` file), or use a "
+            "model that takes them"
         )
     return bench
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate.config import keep_out_of_ray_uploads
+from ablate.config import keep_out_of_ray_uploads, writable_folder
+from ablate.errors import UserError
 
 WORLD_VERSION = 1
 
@@ -244,6 +245,23 @@ def make_dialogue(rng: np.random.Generator, skill: str, domain: str, dialogue_id
 TRAIN_SKILL_SHARES = {"colors": 0.3, "layout": 0.3, "compare": 0.25, "lists": 0.15}
 
 
+def _written_before(out: Path, stamp: Path, want: dict) -> bool:
+    """Whether `out` holds this same world; if not, `out` made ready for it (or refused)."""
+    if stamp.is_file() and json.loads(stamp.read_text()) == want:
+        return True
+    writable_folder(out, "world")
+    # only a world ablate wrote (its `world.json`) is replaced: a user's own files of these
+    # names were silently overwritten (review q#7)
+    ours = ("train.jsonl", "bench.jsonl", "bench.yaml", "images")
+    if not stamp.is_file() and (held := [n for n in ours if (out / n).exists()]):
+        raise UserError(
+            f"--out {out}: holds {', '.join(held)} (not a world made by ablate: no world.json); "
+            "give an empty or new folder"
+        )
+    stamp.write_text(json.dumps({"writing": True}))  # a killed run's folder stays ours
+    return False
+
+
 def synth_world(spec: WorldSpec) -> WorldFiles:
     """Write the world (reused as is when the same spec was written there before)."""
     out = Path(spec.out)
@@ -258,7 +276,7 @@ def synth_world(spec: WorldSpec) -> WorldFiles:
     )
     stamp = out / "world.json"
     want = {"version": WORLD_VERSION, **{k: str(v) for k, v in asdict(spec).items() if k != "out"}}
-    if stamp.is_file() and json.loads(stamp.read_text()) == want:
+    if _written_before(out, stamp, want):
         return files
     files.images.mkdir(parents=True, exist_ok=True)
     keep_out_of_ray_uploads(out)

@@ -408,3 +408,26 @@ def test_a_workers_finished_checkpoint_waits_for_the_driver(train_job: Any, tmp_
     assert second != kept and "-s1-" in second.name
     worker.forget()  # retired: nothing left behind
     assert not any(ckpt.iterdir())
+
+
+def test_a_max_length_that_cuts_every_bench_answer_says_to_raise_it(
+    tiny_world: dict[str, Path],
+) -> None:
+    """Review q#5: `train.max_length: 4` failed every trial with "none of its 128 dialogues can
+    be scored with model ..." (the cause cut from the progress line) and "Fix the bench's data
+    or images", while the data was fine."""
+    from ablate.errors import UserError
+    from ablate.models import load_model
+    from ablate.trial.encode import DialogueEncoder
+    from ablate.trial.scoring import encoded_bench
+
+    processor = load_model(str(tiny_world["model"])).processor
+    with pytest.raises(UserError) as err:
+        encoded_bench(tiny_world["bench"], DialogueEncoder(processor, 4), {}, "m")
+    said = str(err.value)
+    assert said.startswith(f"train.max_length 4 cuts every answer of bench {tiny_world['bench']}")
+    need = int(said.split("raise train.max_length to at least ")[1].split()[0])
+    assert "Fix the bench" not in said and need > 4
+    assert encoded_bench(tiny_world["bench"], DialogueEncoder(processor, need), {}, "m").examples
+    with pytest.raises(UserError, match=f"at least {need} "):
+        encoded_bench(tiny_world["bench"], DialogueEncoder(processor, need - 1), {}, "m")

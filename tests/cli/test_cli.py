@@ -494,7 +494,7 @@ def test_job_wrong_type_and_missing_study(
     assert fails(capsys, "sweep", job) == f"{job}: `train.lr` must be a number, got 'fast'"
     job = write_job(tmp_path / "job.yaml", world)
     assert fails(capsys, "sweep", job, "--set", "design.volumes=40") == (
-        f"{job}: `design.volumes` must be a list, got 40"
+        f"--set design.volumes=40 (over {job}): `design.volumes` must be a list, got 40"
     )
     assert fails(capsys, "sweep", job, "--set", "train.lr") == (
         "--set 'train.lr': expected KEY=VALUE, for example --set train.lr=1e-3"

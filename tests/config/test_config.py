@@ -119,7 +119,9 @@ def test_read_yaml_missing_file(tmp_path: Path) -> None:
 
 
 def test_read_yaml_a_folder_is_no_file(tmp_path: Path) -> None:
-    assert error_of(read_yaml, tmp_path) == f"{tmp_path}: no such file"
+    assert error_of(read_yaml, tmp_path) == (  # review q#14: not "no such file"
+        f"{tmp_path}: is a folder, not a YAML file; give a file (YAML files there: none)"
+    )
 
 
 def test_read_yaml_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
@@ -236,7 +238,9 @@ def test_missing_study_is_required(tmp_path: Path) -> None:
 
 def test_empty_study_name(tmp_path: Path) -> None:
     path = write(tmp_path / "job.yaml", demo_data())
-    assert error_of(load_job, path, ["study=' '"]) == f"{path}: `study` must be a non-empty name"
+    assert error_of(load_job, path, ["study=' '"]) == (
+        f"--set study=' ' (over {path}): `study` must be a non-empty name"
+    )
 
 
 @pytest.mark.parametrize(
@@ -285,7 +289,9 @@ def test_empty_study_name(tmp_path: Path) -> None:
 def test_out_of_range_values_name_the_key(tmp_path: Path, override: str, expected: str) -> None:
     path = write(tmp_path / "job.yaml", demo_data())
     msg = error_of(load_job, path, [override])
-    assert msg.startswith(f"{path}: ")
+    # review q#9: a bad `--set` value is said of that option (the file was fine)
+    first = override.partition("=")[0]
+    assert msg.startswith(f"--set {override} (over {path}): " if first in expected else f"{path}")
     assert expected in msg
 
 
@@ -314,7 +320,7 @@ def test_a_mapping_without_a_space_after_the_colon_gets_a_hint(tmp_path: Path) -
     path = write(tmp_path / "job.yaml", demo_data())
     msg = error_of(load_job, path, ["design.max_share={colors:0.1}"])
     assert msg == (
-        f"{path}: `design.max_share.colors:0.1` has no value: without a space after the colon "
+        f"--set design.max_share={{colors:0.1}} (over {path}): `design.max_share.colors:0.1` has no value: without a space after the colon "
         "YAML reads `colors:0.1` as one key; write `{colors: 0.1}`"
     )
     search = ["design.kind=search", "design.seeds=[0]", "design.volumes=[250]"]
@@ -600,3 +606,25 @@ def test_propose_seeds_are_checked_before_the_study_is_read(
     assert main(["propose", str(path), "--seeds", seeds]) == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "never-made.db").exists()
+
+
+def test_a_bad_set_value_names_the_set_option_not_the_job_file(tmp_path: Path) -> None:
+    """Review q#9: `--set 'design.volumes=[250,'` was taken as the string '[250,' and blamed
+    on the job file ("job.yaml: `design.volumes` must be a list"); `--set study=` read as null
+    ("job.yaml: `study` must be a string, got None"). The file was fine."""
+    path = write(tmp_path / "job.yaml", "study: s\nobjective: {kind: sim}\ntask_types: [a, b]\n")
+    msg = error_of(read_job, path, ["design.volumes=[250,"])
+    assert msg.startswith("--set design.volumes=[250,: the value is not valid YAML (")
+    assert msg.endswith("); fix it or quote it")
+    assert error_of(read_job, path, ["study="]) == (
+        "--set study=: empty value; give one (or null to clear the key)"
+    )
+    assert error_of(read_job, path, ["design.volumes=abc"]).startswith(
+        f"--set design.volumes=abc (over {path}): `design.volumes` must be a list"
+    )
+    assert error_of(read_job, path, ["design.volumes=[-5]"]).startswith(
+        f"--set design.volumes=[-5] (over {path}): `design.volumes[0]` must be a positive"
+    )
+    assert read_job(path, ["study=@x"]).study == "@x"  # not YAML, but plainly a string
+    path.write_text("study: s\nobjective: {kind: sim}\ntask_types: [a, b]\ndesign: {seeds: x}\n")
+    assert error_of(read_job, path, ["study=t"]).startswith(f"{path}: `design.seeds`")

@@ -91,7 +91,7 @@ def test_unknown_kinds_name_the_key_and_the_closest_name(
     overrides = [f"{key}={value}"] + (["design.kind=search"] if search else [])
     with pytest.raises(UserError) as err:
         load_job(path, overrides)
-    assert str(err.value).startswith(f"{path}: {message}")
+    assert str(err.value).startswith(f"--set {key}={value} (over {path}): {message}")
 
 
 def test_warm_start_points_count_toward_n_trials_and_keep_the_floor_and_caps(

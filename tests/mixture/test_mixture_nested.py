@@ -131,6 +131,13 @@ def test_nested_mixture_from_yaml_and_summary(combined: Pool, tmp_path: Path) ->
         ({"within": {"wiki": Nested()}}, "`within.wiki`: the pool's `source` has no label 'wiki'"),
         ({"within": {"base": Nested("source")}}, "the mixture's own taxonomy"),
         ({"within": {"base": Nested("genre")}}, "`within.base.taxonomy` 'genre' is not a label"),
+        # review q#14: no did-you-mean here (the top-level `taxonomy` had one), and `min_share`
+        # too large was said of "mixture:", not of the file
+        (
+            {"within": {"base": Nested("task_typ")}},
+            "'task_typ' is not a label column of the pool (did you mean `task_type`?); available: ",
+        ),
+        ({"min_share": 0.7}, "`min_share` 0.7 for each of its 2 types with a share needs 1.4"),
     ],
 )
 def test_nested_mixture_errors(combined: Pool, change: dict[str, Any], message: str) -> None:

@@ -296,6 +296,33 @@ def test_a_first_trial_without_the_metric_stops_the_sweep_naming_what_it_reporte
     assert states == [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
 
 
+def test_a_max_length_that_cuts_every_bench_answer_stops_the_sweep_at_its_first_trial(
+    make_job,
+) -> None:
+    """Review q#5: every one of 18 trials failed the same way (the bench and train.max_length
+    are the job's), one by one; now the first failure stops the sweep, the rest left waiting."""
+    from ablate.sweep.workers import TrialError
+
+    job = make_job(design={"seeds": [0, 1, 2]})
+    cut = "UserError: train.max_length 4 cuts every answer of bench b.yaml: raise it to 9"
+
+    def fails(ref: Any) -> TrialResult:
+        raise TrialError(cut)
+
+    pool = ScriptedPool(fails)
+    d, study = _dispatcher(job, pool)
+    with pytest.raises(UserError) as err:
+        d.run()
+    d.writer.close()
+    assert str(err.value) == (
+        "sweep stopped at its first trial: train.max_length 4 cuts every answer of bench "
+        "b.yaml: raise it to 9; every trial would fail the same way"
+    )
+    assert len(pool.calls) == 1
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+
+
 def test_a_trial_without_the_metric_after_one_completed_fails_alone(make_job) -> None:
     job = make_job(design={"seeds": [0, 1, 2]})
     results = {1: {"score": 0.5}, 2: {"other": 1.0}, 3: {"score": float("nan")}}

@@ -61,7 +61,10 @@ class TrainObjective:
     def check(self, job: JobSpec, source: str) -> None:
         for key in ("pool", "bench"):
             if getattr(job, key) is None:
-                raise UserError(f"{source}: `{key}` is required when objective.kind is train")
+                raise UserError(  # (review q#14: a job without `objective:` is a train job)
+                    f"{source}: `{key}` is required when objective.kind is train (the kind when "
+                    "`objective:` is left out; a simulated job says `objective: {kind: sim}`)"
+                )
         if isinstance(job.bench, BenchRef):
             if not 0 <= job.bench.heldout_of_pool < 1:
                 raise UserError(
