@@ -39,6 +39,7 @@ from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.search import feasible, objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
+from ablate.study.lock import check_driver_lock
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
 from ablate.sweep.summary import (
@@ -125,6 +126,7 @@ class Dispatcher:
         self.idle = self.pool.start(self.wanted())
         try:
             while self.flight or self.retry or self.n_waiting or self.n_ask:
+                check_driver_lock()  # another driver took over: tell nothing it requeued
                 self.idle += self.pool.started()
                 self.dispatch()
                 if not self.flight:
