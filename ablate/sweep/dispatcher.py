@@ -42,13 +42,7 @@ from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, t
 from ablate.study.lock import check_driver_lock
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
-from ablate.sweep.summary import (
-    SweepProgress,
-    Tally,
-    left_out_note,
-    metric_stop,
-    unusable_metric,
-)
+from ablate.sweep.summary import SweepProgress, Tally, left_out_note, metric_stop, unusable_metric
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
 from ablate.tracking import RunWriter, start_trial
 
@@ -61,6 +55,8 @@ JUDGE_FAILURES_IN_A_ROW = 3
 RUN_AFTER_SECONDS = 1.0
 #: How often the driver looks for new capacity (a node that joined) and requests workers on it.
 GROW_EVERY_SECONDS = 5.0
+#: While no worker can be placed, the "waiting for a worker" line comes back this often.
+WAIT_LINE_SECONDS = 60.0
 
 
 @dataclass
@@ -118,6 +114,7 @@ class Dispatcher:
         """Trials whose worker died, waiting for the next idle worker (before anything new)."""
         self.grown = time.perf_counter()
         self.polled = time.perf_counter()
+        self.said_wait: float | None = None  # the last "waiting for a worker" line's time
 
     # ------------------------------------------------------------------ the loop
 
@@ -164,13 +161,20 @@ class Dispatcher:
         return out
 
     def wait_for_workers(self) -> None:
-        """Trials wait but no worker is up (all lost, or none placed yet): wait for one."""
+        """Trials wait but no worker is up (all lost, or none placed yet): wait for one, trying
+        every GROW_EVERY_SECONDS and saying so once a minute. (`started` returns at once when
+        no worker is requested: the loop spun, printing ~1,300 lines a second.)"""
+        tried = time.perf_counter()
         self.pool.grow(self.wanted())
         up = self.pool.started(timeout=GROW_EVERY_SECONDS)
         if up:
             self.idle += up
-        else:
+            self.said_wait = None
+            return
+        if self.said_wait is None or tried - self.said_wait >= WAIT_LINE_SECONDS:
+            self.said_wait = tried
             self._say("waiting for a worker: the cluster has no free slot for a trial now")
+        time.sleep(max(0.0, GROW_EVERY_SECONDS - (time.perf_counter() - tried)))
 
     def finished(self, f: InFlight, ref: Any) -> None:
         """Route a finished remote call to its event."""
