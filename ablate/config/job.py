@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import typing
 from dataclasses import dataclass, field
@@ -285,6 +286,15 @@ class JobSpec:
     @property
     def tracking_uri(self) -> str:
         return resolve_db_url(self.tracking, self.base_dir)
+
+    @property
+    def source_shown(self) -> str:
+        """The job file as the user knows it: relative to the working directory when it lies
+        under it (`ray job submit --working-dir .` runs the driver in Ray's temporary copy of
+        that folder, whose absolute path the user never saw)."""
+        with contextlib.suppress(ValueError):
+            return str(Path(self.source).relative_to(Path.cwd().resolve()))
+        return self.source
 
     @property
     def storage_shown(self) -> str:

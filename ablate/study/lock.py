@@ -6,7 +6,9 @@ Every lock dies with its holder, so a rerun after `kill -9` is accepted at once:
 - PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) held by a connection the
   driver keeps open; the server releases it when that connection closes (a killed process's
   socket is closed by the kernel at once; a vanished host is found by TCP keepalives within
-  about KEEPALIVE_SECONDS);
+  about KEEPALIVE_SECONDS). The driver pings that session every LOCK_CHECK_SECONDS (so that
+  the server never sees it idle) and takes the lock again at once on a new one if it was
+  dropped; if another driver took it meanwhile, this one stops (`LockLost`);
 - other database servers: a study user attribute with a heartbeat; a heartbeat older than
   LOCK_STALE_SECONDS is a dead driver's and is taken over.
 The holder's host, pid and start time are written to the study attribute LOCK_ATTR in every
@@ -94,24 +96,108 @@ def advisory_key(study_name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+class LockLost(UserError):
+    """Another driver took the study's lock while this one's PostgreSQL session was down."""
+
+
+#: How often the driver pings its lock's PostgreSQL session (and re-takes the lock if the
+#: session was dropped: `pg_terminate_backend`, `idle_session_timeout`, a proxy or failover).
+LOCK_CHECK_SECONDS = 2.0
+#: The PostgreSQL lock guards of this process's drivers (`check_driver_lock` reads them).
+_GUARDS: list[_PgGuard] = []
+
+
+def check_driver_lock() -> None:
+    """Raise `LockLost` once this process's driver lock was taken by another driver (the
+    dispatcher calls it every loop: it must stop before it tells a trial the other requeued)."""
+    for guard in list(_GUARDS):
+        if guard.lost:
+            raise LockLost(guard.lost)
+
+
+class _PgGuard:
+    """The lock's own session, pinged every LOCK_CHECK_SECONDS by a daemon thread: the ping
+    keeps it from looking idle to the server, and a dropped session (whose advisory lock the
+    server released) is replaced and the lock taken again at once. If another driver took it
+    meanwhile, `lost` says so and `check_driver_lock` stops this driver."""
+
+    def __init__(self, job: JobSpec, study: Any) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        self.job, self.study, self.key = job, study, advisory_key(job.study)
+        self.engine = create_engine(
+            postgres_driver(job.storage_url),
+            poolclass=NullPool,
+            connect_args={"connect_timeout": 10},  # a reconnect to a vanished server gives up
+        )
+        self.conn: Any = None
+        self.lost = ""
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="ablate-pg-lock", daemon=True)
+
+    def take(self) -> bool:
+        """A new session (server-side keepalives, autocommit: never idle in a transaction) and
+        `pg_try_advisory_lock` on it: whether it got the lock."""
+        from sqlalchemy import text
+
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        for name, value in KEEPALIVE.items():  # server side: it is the server that must notice
+            self.conn.execute(text(f"SET {name} = {int(value)}"))
+        query = text("SELECT pg_try_advisory_lock(:key)")
+        return bool(self.conn.execute(query, {"key": self.key}).scalar())
+
+    def _watch(self) -> None:
+        from sqlalchemy import text
+
+        while not self.stop.wait(LOCK_CHECK_SECONDS):
+            try:
+                self.conn.execute(text("SELECT 1"))
+                continue
+            except Exception:  # the session is gone, and its lock with it
+                pass
+            try:
+                got = self.take()
+            except Exception:  # the server is down: try again next time
+                continue
+            if not got:
+                holder = self.study.user_attrs.get(LOCK_ATTR) or {}
+                self.lost = (
+                    f"another `ablate sweep` took this study's driver lock ("
+                    f"{describe_holder(holder if holder.get('pid') else STARTING)}) while this "
+                    "driver's PostgreSQL session was down: this driver stops, and leaves its "
+                    "trials in flight to the other one (it requeues them). Nothing to do, or "
+                    "stop both and rerun `ablate sweep` once."
+                )
+                return
+
+    def release(self) -> None:
+        from sqlalchemy import text
+
+        self.stop.set()
+        if self.thread.is_alive():  # (a ping stuck on a vanished server: not waited for)
+            self.thread.join(timeout=LOCK_CHECK_SECONDS + 1)
+        with contextlib.suppress(Exception):
+            if (
+                not (self.lost or self.thread.is_alive())
+                and self.conn.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
+                ).scalar()
+            ):
+                self.study.set_user_attr(LOCK_ATTR, {})
+        with contextlib.suppress(Exception):
+            self.conn.close()  # closing the session releases its advisory lock
+        self.engine.dispose()
+
+
 @contextlib.contextmanager
 def _pg_lock(job: JobSpec, study: Any) -> Iterator[None]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(postgres_driver(job.storage_url), poolclass=NullPool)
-    # autocommit: the connection stays open for the whole sweep, never idle in a transaction
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    got = False
+    guard = _PgGuard(job, study)
     try:
-        for name, value in KEEPALIVE.items():  # server side: it is the server that must notice
-            conn.execute(text(f"SET {name} = {int(value)}"))
-        got = bool(
-            conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": advisory_key(job.study)}
-            ).scalar()
-        )
-        if not got:
+        if not guard.take():
             holder = study.user_attrs.get(LOCK_ATTR) or {}
             raise UserError(
                 f"another `ablate sweep` is driving this study "
@@ -120,15 +206,13 @@ def _pg_lock(job: JobSpec, study: Any) -> Iterator[None]:
                 "lock goes with its process, and rerunning afterwards resumes the study."
             )
         study.set_user_attr(LOCK_ATTR, _me())
+        guard.thread.start()
+        _GUARDS.append(guard)
         yield
     finally:
-        with contextlib.suppress(Exception):
-            if conn.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": advisory_key(job.study)}
-            ).scalar():
-                study.set_user_attr(LOCK_ATTR, {})
-        conn.close()  # closing the session releases its advisory lock
-        engine.dispose()
+        with contextlib.suppress(ValueError):
+            _GUARDS.remove(guard)
+        guard.release()
 
 
 def _pg_held(job: JobSpec) -> bool:

@@ -21,9 +21,12 @@ Every ending goes through `_finish`: tell Optuna, count it, queue its MLflow run
 The dispatcher alone asks and tells; workers only compute a `TrialResult`.
 """
 
+# long module: one method per event of the driver's loop, which read best in one place
+
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import time
@@ -39,6 +42,7 @@ from ablate.mixture import Mixture
 from ablate.result import TrialResult
 from ablate.search import feasible, objective_values, suggest
 from ablate.study import TRIAL_SETTINGS_ID, SettingsLevel, mixture_from_attrs, trial_attrs
+from ablate.study.lock import check_driver_lock
 from ablate.study.optuna_fast import pop_waiting, record_mixture_params
 from ablate.sweep.lanes import lanes
 from ablate.sweep.summary import (
@@ -47,6 +51,7 @@ from ablate.sweep.summary import (
     left_out_note,
     metric_stop,
     same_for_every_trial,
+    snapshot,
     unusable_metric,
 )
 from ablate.sweep.workers import TrialError, WorkerLost, WorkerPool
@@ -61,6 +66,8 @@ JUDGE_FAILURES_IN_A_ROW = 3
 RUN_AFTER_SECONDS = 1.0
 #: How often the driver looks for new capacity (a node that joined) and requests workers on it.
 GROW_EVERY_SECONDS = 5.0
+#: While no worker can be placed, the "waiting for a worker" line comes back this often.
+WAIT_LINE_SECONDS = 60.0
 
 
 @dataclass
@@ -73,8 +80,7 @@ class InFlight:
     run_id: str | None
     started: float
     retries: int = 0
-    reported: int = 0
-    """Intermediate values already reported to Optuna."""
+    reported: int = 0  # intermediate values already reported to Optuna
     pruned: bool = False
     steps: list[tuple[int, float]] = dataclasses.field(default_factory=list)
     """Those values, (step, value): logged to the trial's MLflow run with its result."""
@@ -112,12 +118,12 @@ class Dispatcher:
         self.prune = self.search and job.design.prune
         self.flight: dict[Any, InFlight] = {}
         self.idle: list[Any] = []
-        self.tracking_up = writer.parent_run_id is not None
-        """Whether RUNNING MLflow runs are started (not while the tracking server is down)."""
+        self.tracking_up = writer.parent_run_id is not None  # RUNNING MLflow runs are started
         self.retry: collections.deque[InFlight] = collections.deque()
         """Trials whose worker died, waiting for the next idle worker (before anything new)."""
-        self.grown = time.perf_counter()
-        self.polled = time.perf_counter()
+        self.grown = self.polled = time.perf_counter()
+        self.said_wait: float | None = None  # the last "waiting for a worker" line's time
+        self.said: list[str] = []  # progress lines to print after the next dispatch
 
     # ------------------------------------------------------------------ the loop
 
@@ -126,8 +132,10 @@ class Dispatcher:
         self.idle = self.pool.start(self.wanted())
         try:
             while self.flight or self.retry or self.n_waiting or self.n_ask:
+                check_driver_lock()  # another driver took over: tell nothing it requeued
                 self.idle += self.pool.started()
                 self.dispatch()
+                self._flush()  # after dispatch: `running` counts the trial a worker just took
                 if not self.flight:
                     if not (self.retry or self.n_waiting or self.n_ask):
                         break
@@ -140,17 +148,18 @@ class Dispatcher:
                 # flight): polled only when none finished, pruning never saw a value
                 if not ready or time.perf_counter() - self.polled >= RUN_AFTER_SECONDS:
                     self.poll()
+            self._flush()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._flush()  # the lines of what ended before the error
+            raise
         finally:
             # Interrupted (Ctrl-C, an error): stop the workers; the driver then fails and
             # re-enqueues the trials that were in flight, as a restarted driver would.
             self.pool.kill_all(self.idle)
 
-    def pending(self) -> int:
-        """Trials not finished: in flight, to retry, enqueued, still to ask."""
-        return len(self.flight) + len(self.retry) + self.n_waiting + self.n_ask
-
     def wanted(self, extra: str | None = None) -> dict[str, int]:
-        """Lane -> its trials not finished (what `pending` counts, per lane), in lane order;
+        """Lane -> its trials not finished (in flight, to retry, enqueued, to ask), in lane order;
         `extra`: one more in that lane (a lost worker's trial, about to be retried)."""
         out = {lane: len(q) for lane, q in self.queues.items()}
         first = next(iter(out))
@@ -163,13 +172,21 @@ class Dispatcher:
         return out
 
     def wait_for_workers(self) -> None:
-        """Trials wait but no worker is up (all lost, or none placed yet): wait for one."""
+        """Trials wait but no worker is up (all lost, or none placed yet): wait for one, trying
+        every GROW_EVERY_SECONDS and saying so once a minute. (`started` returns at once when
+        no worker is requested: the loop spun, printing ~1,300 lines a second.)"""
+        tried = time.perf_counter()
         self.pool.grow(self.wanted())
         up = self.pool.started(timeout=GROW_EVERY_SECONDS)
         if up:
             self.idle += up
-        else:
+            self.said_wait = None
+            return
+        if self.said_wait is None or tried - self.said_wait >= WAIT_LINE_SECONDS:
+            self.said_wait = tried
             self._say("waiting for a worker: the cluster has no free slot for a trial now")
+            self._flush()
+        time.sleep(max(0.0, GROW_EVERY_SECONDS - (time.perf_counter() - tried)))
 
     def finished(self, f: InFlight, ref: Any) -> None:
         """Route a finished remote call to its event."""
@@ -300,7 +317,8 @@ class Dispatcher:
         self.tally.run += 1
         best = float(value) if not self.job.design.max_share or feasible(f.trial) else None
         self.tally.offer(self.job.objective.direction, f.trial.number, best, f.trial.user_attrs)
-        self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {f.seconds():.1f}s")
+        # the trial's own time (not a retried one's wait for a worker, nor its lost try)
+        self._log(f, result, "COMPLETE", None, f"-> {value:.4g} in {result.seconds:.1f}s")
         note = None if self.tally.warned else left_out_note(result.info)
         if note and self.progress is not None:  # its own line, once: every trial has that bench
             self.tally.warned = True
@@ -427,20 +445,11 @@ class Dispatcher:
         self._say(f"{f.mixture.name} {note}")
 
     def _say(self, last: str) -> None:
-        if self.progress is None:
-            return
-        pending = self.n_waiting + self.n_ask + len(self.retry)
-        ended = self.tally.done + self.tally.failed + self.tally.pruned
-        self.progress(
-            SweepProgress(
-                done=self.tally.done,
-                running=len(self.flight),
-                failed=self.tally.failed,
-                waiting=pending,
-                total=ended + len(self.flight) + pending,
-                pruned=self.tally.pruned,
-                best_value=self.tally.best_value,
-                best_trial=self.tally.best_trial,
-                last=last,
-            )
-        )
+        """Queue a progress line; `_flush` prints it once the idle workers have their trials."""
+        if self.progress is not None:
+            self.said.append(last)
+
+    def _flush(self) -> None:
+        while self.said and self.progress is not None:
+            pending = self.n_waiting + self.n_ask + len(self.retry)
+            self.progress(snapshot(self.tally, len(self.flight), pending, self.said.pop(0)))

@@ -42,6 +42,7 @@ from ablate.study import (
     study_uid,
 )
 from ablate.study.codec import STUDY_JUDGE, trial_attrs
+from ablate.study.lock import LockLost
 from ablate.study.optuna_fast import waiting_ids
 from ablate.sweep.dispatcher import Dispatcher
 from ablate.sweep.ladder import advance_ladder, is_ladder, ladder_lines
@@ -327,6 +328,9 @@ def run_trials(
     except BaseException as err:
         status = "KILLED"
         stopped: list[int] = []
+        if isinstance(err, LockLost):  # the study is the other driver's: its trials, its run
+            parent = None
+            raise
         with contextlib.suppress(Exception):
             stopped = reconcile_runs(
                 job, study, parent, f"driver stopped ({type(err).__name__}) while the trial ran"

@@ -62,6 +62,23 @@ class Tally:
             self.best_value, self.best_trial, self.best_attrs = float(value), number, dict(attrs)
 
 
+def snapshot(tally: Tally, running: int, pending: int, last: str) -> SweepProgress:
+    """A progress line's counts: the study's so far, `running` trials in flight, `pending` ones
+    not started (enqueued, to retry, to ask)."""
+    ended = tally.done + tally.failed + tally.pruned
+    return SweepProgress(
+        done=tally.done,
+        running=running,
+        failed=tally.failed,
+        waiting=pending,
+        total=ended + running + pending,
+        pruned=tally.pruned,
+        best_value=tally.best_value,
+        best_trial=tally.best_trial,
+        last=last,
+    )
+
+
 @dataclass
 class SweepSummary:
     n_complete: int

@@ -236,27 +236,35 @@ def gpus_per_trial(job: JobSpec) -> float:
 
 def n_slots(job: JobSpec, cpus: float, gpus: float, key: str = "resources.gpus_per_trial") -> int:
     """How many trials the cluster can run at once, capped by `resources.max_in_flight`; `key`:
-    the job key that asks for `gpus` (a model's own, in a job with `models:`)."""
+    the job key that asks for `gpus` (a model's own, in a job with `models:`). A trial runs on
+    one node: one that no node can hold is refused (Ray would wait for it forever)."""
     import ray
 
     total = ray.cluster_resources()
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    big_cpu, big_gpu = (max([n.get(r, 0.0) for n in nodes] or [0.0]) for r in ("CPU", "GPU"))
     has = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
     slots = int(total.get("CPU", 0) // cpus) if cpus > 0 else job.resources.max_in_flight
-    where = f"{job.source}: " if job.source else ""
-    if gpus > 0:
-        at_most = f" (or at most {total['GPU']:g})" if total.get("GPU", 0) > 0 else ""
-        if total.get("GPU", 0) < gpus:
-            raise UserError(
-                f"{where}a trial asks for {key}={gpus:g} but the Ray cluster has "
-                f"{has}; connect to a cluster with GPUs (--address or RAY_ADDRESS), or set "
-                f"{key}: 0 to train on CPUs{at_most}. Nothing was enqueued."
-            )
-        slots = min(slots, int(total["GPU"] // gpus))
-    if slots < 1:
+    where = f"{job.source_shown}: " if job.source else ""
+    if gpus > 0 and not total.get("GPU", 0):
         raise UserError(
-            f"{where}the Ray cluster ({has}) cannot host one trial of "
-            f"resources.cpus_per_trial={cpus:g}; "
-            "lower it or add nodes. Nothing was enqueued."
+            f"{where}a trial asks for {key}={gpus:g} but the Ray cluster has {has}; connect to "
+            f"a cluster with GPUs (--address or RAY_ADDRESS), or set {key}: 0 to train on "
+            "CPUs. Nothing was enqueued."
+        )
+    if gpus > big_gpu + 1e-9:  # (the same slack as `_fit`)
+        raise UserError(
+            f"{where}a trial asks for {key}={gpus:g} but the largest node of the Ray cluster "
+            f"has {big_gpu:g} GPUs ({has} in all; a trial runs on one node): set {key} to at "
+            f"most {big_gpu:g}, or connect to a cluster with larger nodes. Nothing was enqueued."
+        )
+    if gpus > 0:
+        slots = min(slots, int(total["GPU"] // gpus))
+    if slots < 1 or cpus > big_cpu + 1e-9:
+        raise UserError(
+            f"{where}the Ray cluster ({has}; the largest node {big_cpu:g} CPUs) cannot host one "
+            f"trial of resources.cpus_per_trial={cpus:g}; lower it or add nodes. Nothing was "
+            "enqueued."
         )
     return max(1, min(job.resources.max_in_flight, slots))
 

@@ -52,15 +52,27 @@ def _run(*cmd: str, timeout: float = 120) -> str:
     return out.stdout + out.stderr
 
 
-def _kill_matching(text: str) -> int:
-    """SIGKILL every process whose command line holds `text`, and their children."""
+def _matching(*texts: str) -> list[Any]:
+    """The processes whose command line holds every one of `texts`."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(proc.info["cmdline"] or [])
+            if all(text in line for text in texts):
+                found.append(proc)
+    return found
+
+
+def _kill_matching(*texts: str) -> int:
+    """SIGKILL every process whose command line holds every one of `texts`, and their children."""
     import psutil
 
     victims = []
-    for proc in psutil.process_iter(["cmdline"]):
+    for proc in _matching(*texts):
         with contextlib.suppress(psutil.Error):
-            if text in " ".join(proc.info["cmdline"] or []):
-                victims += [proc, *proc.children(recursive=True)]
+            victims += [proc, *proc.children(recursive=True)]
     for proc in victims:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGKILL)
@@ -73,12 +85,12 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
     started with `ray start`, each with its own temp dir and agent port."""
     base = Path(f"/tmp/ablate-rc-{uuid.uuid4().hex[:8]}")  # short: Ray's socket paths are limited
     head, worker = base / "head", base / "worker"
-    port, dash = free_port(), free_port()
+    port, dash, client = free_port(), free_port(), free_port()
     common = ["--num-cpus", "2", "--num-gpus", "2", "--disable-usage-stats"]
     _run("ray", "start", "--head", "--port", str(port), "--temp-dir", str(head),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard",
          "true", "--dashboard-agent-listen-port", str(free_port()), "--ray-client-server-port",
-         str(free_port()), *common)  # fmt: skip
+         str(client), *common)  # fmt: skip
     try:
         _run("ray", "start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(worker),
              "--dashboard-agent-listen-port", str(free_port()), *common)  # fmt: skip
@@ -87,6 +99,10 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         _kill_matching(str(worker))
         _kill_matching(str(head))
+        # the head's Ray client server names no temp dir: it outlived the head, holding its port
+        client_server = ("ray.util.client.server", f"--port={client}")
+        _kill_matching(*client_server)
+        assert not _matching(*client_server) and not _matching(str(head))
         with contextlib.suppress(OSError):
             subprocess.run(["rm", "-rf", str(base)], check=False)
 

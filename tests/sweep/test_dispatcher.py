@@ -119,6 +119,7 @@ def test_a_pruned_trial_whose_worker_dies_ends_pruned_and_is_not_rerun(make_job)
     ((ref, f),) = d.flight.items()
     f.pruned = True  # the driver pruned it; its worker then died while stopping
     d.finished(d.flight.pop(ref), ref)
+    d._flush()  # (the loop prints its lines after the next dispatch)
     d.writer.close()
     (trial,) = study.get_trials()
     assert trial.state == TrialState.PRUNED
@@ -491,3 +492,22 @@ def test_a_trial_that_failed_is_not_pruned_by_the_next_poll(make_job) -> None:
     last = study.get_trials()[-1]
     assert last.state == TrialState.FAIL and "evaluation crashed" in last.user_attrs["error"]
     assert pool.stopped == 0
+
+
+def test_progress_lines_count_the_trial_a_freed_worker_took_and_show_the_trials_own_time(
+    make_job,
+) -> None:
+    """Review p #8a-b: every line said `running 1` with 2 workers busy (printed before the freed
+    worker took the next trial), and the time shown ran from the first dispatch (a retried
+    trial's included its wait for a worker), not the trial's recorded `seconds`."""
+    job = make_job(
+        design={"kind": "grid", "volumes": [100, 200], "balance": [0.5, 1.0], "seeds": [0]}
+    )
+    pool = ScriptedPool(lambda ref: TrialResult(metrics={"score": 0.5}, seconds=7.0), workers=2)
+    d, _ = _dispatcher(job, pool)
+    lines: list[SweepProgress] = []
+    d.progress = lines.append
+    d.run()
+    d.writer.close()
+    assert [p.running for p in lines] == [2, 2, 1, 0]
+    assert all(p.last.endswith("-> 0.5 in 7.0s") for p in lines), [p.last for p in lines]

@@ -238,6 +238,47 @@ def test_node_loss_without_spare_capacity_goes_on_and_a_joining_node_takes_trial
     assert "worker died" in log.read_text()
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_sweep_with_no_node_left_waits_quietly_until_one_joins(tmp_path: Path) -> None:
+    """Review p #4: with every worker node lost, the driver spun, printing "waiting for a
+    worker" ~1,300 times a second (gigabytes of job log overnight). Now it says so once and
+    tries again every few seconds; the node that joins 12 s later runs the rest."""
+    marker = tmp_path / "nodes.txt"
+    path = write_job(
+        tmp_path,
+        objective={
+            "kind": "python",
+            "target": "objectives_for_tests:slow_on_node",
+            "metric": "score",
+        },
+        design={"kind": "grid", "volumes": [100, 200], "balance": [1.0], "seeds": [0]},
+        resources={"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 1},
+    )
+    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
+    cluster = empty_head_cluster()
+    try:
+        node = cluster.add_node(num_cpus=1, object_store_memory=NODE_STORE)
+        log = tmp_path / "driver.log"
+        proc = start_driver(path, log, "--address", cluster.address)
+        try:
+            _wait_for_starts(marker, 1, proc, log)
+            cluster.remove_node(node)  # the only node: no worker can be placed
+            time.sleep(12)
+            cluster.add_node(num_cpus=1, object_store_memory=NODE_STORE)
+            assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+    finally:
+        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
+        cluster.shutdown()
+    text = log.read_text()
+    assert 1 <= text.count("waiting for a worker") <= 2, text[-3000:]
+    trials = open_study(load_job(path), create=False).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
 def _wait_for_starts(marker: Path, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and len(_lines(marker)) < n and proc.poll() is None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from optuna.trial import TrialState
-from paths_for_tests import TESTS
+from paths_for_tests import REPO, TESTS
 
 from ablate.analysis import load
 from ablate.plan import load_job
@@ -42,7 +42,11 @@ def write_job(tmp_path: Path, models: list[dict[str, Any]]) -> Path:
 
 
 def sweep(path: Path, address: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(TESTS)}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": f"{REPO}{os.pathsep}{TESTS}",
+    }  # this checkout's ablate
     return subprocess.run(
         [sys.executable, "-m", "ablate.cli", "sweep", str(path), "--address", address],
         cwd=path.parent,
@@ -92,7 +96,10 @@ def test_two_models_share_one_fake_gpu_by_their_sizes(tmp_path: Path) -> None:
     finally:
         cluster.shutdown()
     assert refused.returncode != 0
-    assert "models[1].gpus_per_trial=2 but the Ray cluster has 4 CPUs, 1 GPUs" in refused.stderr
+    assert (
+        "models[1].gpus_per_trial=2 but the largest node of the Ray cluster has 1 GPUs "
+        "(4 CPUs, 1 GPUs in all" in refused.stderr
+    )
     assert "Nothing was enqueued" in refused.stderr and "Traceback" not in refused.stderr
     assert open_study(load_job(too_big / "job.yaml"), create=False).get_trials() == []
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

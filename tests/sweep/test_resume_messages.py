@@ -25,9 +25,9 @@ def test_ctrl_c_says_what_it_requeued_and_the_rerun_what_it_found(
         run_sweep(job, TYPES, progress=ctrl_c)
     err = capsys.readouterr().err
     assert (
-        "stopped: 1 trial(s) in flight requeued (they run again on the next `ablate sweep`); "
+        "stopped: 2 trial(s) in flight requeued (they run again on the next `ablate sweep`); "
         "1 finished in this run are kept"
-    ) in err
+    ) in err  # (the first line is printed once its freed worker took the next trial)
 
     summary = run_sweep(job, TYPES, progress=lambda p: None)
     out = capsys.readouterr().out
