@@ -54,7 +54,15 @@ from ablate.sweep.summary import (
 )
 from ablate.sweep.sync import backfill_runs, reconcile_runs
 from ablate.sweep.workers import WorkerPool, check_cluster_address, cluster_for
-from ablate.tracking import RunWriter, finish_sweep, start_sweep, sweep_links, tag_sweep_judge
+from ablate.tracking import (
+    RunWriter,
+    check_tracking_server,
+    finish_sweep,
+    refused_request,
+    start_sweep,
+    sweep_links,
+    tag_sweep_judge,
+)
 from ablate.trial.lora_targets import check_model_paths
 
 
@@ -76,8 +84,7 @@ def run_sweep(
     judge = check_job_judge(job, probe=judge_probe)  # before Ray, the study or any training
     if judge is not None and progress is not None:
         print(judge.line(), flush=True)
-    prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
-    check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
+    check_before_work(job)
     mixtures = sweep_design(job, task_types, say=progress is not None)
     settings = job_settings(job, task_types)
     study = open_study(job)
@@ -118,6 +125,13 @@ def run_sweep(
         notes=[note] if note else [],
         ladder=ladder_lines(job, study, task_types) if is_ladder(job) else [],
     )
+
+
+def check_before_work(job: JobSpec) -> None:
+    """What would fail every trial or the sweep's record, refused once before Ray or the study."""
+    prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
+    check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
+    check_tracking_server(job)  # a server that refuses ablate (403 Invalid Host header)
 
 
 def nothing_to_run(job: JobSpec, study: Any, mixtures: list[Any], level: SettingsLevel) -> bool:
@@ -171,6 +185,9 @@ def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
     except Exception as err:  # MlflowException, requests' ConnectionError, ...
         if not job.tracking_uri.startswith(("http://", "https://")):
             raise
+        refused = refused_request(job, err)  # it answers, with 401/403: a rerun cannot help
+        if refused:
+            raise UserError(refused) from None
         if say:
             reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
             print(
