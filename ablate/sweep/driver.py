@@ -25,7 +25,7 @@ from typing import Any
 
 from ablate.config import JobSpec, redact
 from ablate.design import SEARCH
-from ablate.errors import UserError
+from ablate.errors import UserError, cause_line
 from ablate.objectives import prepare_objective
 from ablate.plan import check_job_judge, design_mixtures, search_start
 from ablate.search import cube_params, feasible, make_sampler
@@ -189,7 +189,7 @@ def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
         if refused:
             raise UserError(refused) from None
         if say:
-            reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
+            reason = redact(cause_line(err))  # `[Errno 111] Connection refused`
             print(
                 f"MLflow at {job.tracking_shown} does not answer ({reason}); the sweep goes on "
                 "with the Optuna study as its record, and the next `ablate sweep` writes the "
