@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ablate.errors import UserError
+from ablate.errors import UserError, did_you_mean
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -25,6 +25,8 @@ RAY_WORKING_DIR = "runtime_resources/working_dir_files"
 
 #: URI schemes an MLflow tracking store takes (databases through SQLAlchemy, a server, files).
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
+#: Database URL schemes an Optuna storage takes (SQLAlchemy dialects; `+driver` may follow).
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "mssql", "oracle")
 
 
 def keep_out_of_ray_uploads(folder: Path) -> None:
@@ -142,7 +144,14 @@ def check_store_urls(storage: str, tracking: str, src: str) -> None:
             raise UserError(f"{src}: `{key}` is empty; give {fix[key]}")
         if url.lower().startswith("sqlite:") and not url.lower().startswith("sqlite:///"):
             raise UserError(f"{src}: `{key}` {redact(url)} is not a SQLite URL; write {fix[key]}")
-        if key == "tracking" and scheme and scheme.split("+")[0] not in TRACKING_SCHEMES:
+        known = STORAGE_SCHEMES if key == "storage" else TRACKING_SCHEMES
+        if key == "storage" and scheme and scheme.split("+")[0] not in known:
+            raise UserError(
+                f"{src}: `storage` {redact(url)}: `{scheme}://` is no database ablate knows"
+                f"{did_you_mean(scheme.split('+')[0], known)}; give {fix[key]} (known "
+                f"schemes: {', '.join(known)})"
+            )
+        if key == "tracking" and scheme and scheme.split("+")[0] not in known:
             raise UserError(
                 f"{src}: `tracking` {redact(url)} is not an MLflow tracking URI; give {fix[key]}"
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, redact, sqlite_path
-from ablate.errors import UserError, did_you_mean
+from ablate.errors import UserError, cause_line, did_you_mean, error_chain
 from ablate.search import directions, make_pruner
 from ablate.study.optuna_fast import journal_file_backend, storage_backend
 
@@ -52,15 +52,52 @@ def open_storage(url: str) -> Any:
     return storage
 
 
+#: What to install for a database's dialect when its driver is missing (`mysql://`: MySQLdb).
+DRIVERS = {
+    "postgresql": 'psycopg (pip install -e ".[postgres]")',
+    "mysql": "mysqlclient, or PyMySQL and mysql+pymysql://",
+    "mariadb": "mariadb, or PyMySQL and mariadb+pymysql://",
+    "mssql": "pyodbc",
+    "oracle": "oracledb and oracle+oracledb://",
+}
+
+
 def unreachable(url: str, err: BaseException) -> str:
-    """One line for a storage that cannot be opened: the URL without its password, the
-    driver's first line (the password scrubbed from it too), and what to check."""
+    """One line for a storage that cannot be opened: the URL without its password, the root
+    cause (the driver's first line, the password scrubbed from it too), and what to check: a
+    missing driver, a SQLite file or folder, else the database server and the URL."""
     shown = redact(url)
-    reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:300]
+    reason = redact(cause_line(err, 300))
+    return f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); " + _check(
+        url, err
+    )
+
+
+def _check(url: str, err: BaseException) -> str:
+    """What to do about `err` opening the storage `url` (see `unreachable`)."""
+    chain = error_chain(err)
+    said = " ".join(str(e) for e in chain).lower()
+    dialect = url.split("://", 1)[0].split("+")[0].lower()
+    if any(isinstance(e, ImportError) for e in chain):
+        return (
+            f"no driver for {dialect}:// is installed here: pip install "
+            f"{DRIVERS.get(dialect, 'its Python DB-API driver')}"
+        )
+    db = sqlite_path(url)
+    if db is not None and "not a database" in said:
+        return (
+            f"{db} is not a SQLite database (another file, or a damaged one): point `storage:` "
+            "at the study's .db file, or move this file away to start a new study"
+        )
+    if db is not None:
+        return (
+            f"SQLite could not open or write {db}: the file and its folder must be writable "
+            "(SQLite writes its -wal and -shm files beside it; a read-only folder cannot hold "
+            "a study), or copy the database to a writable folder"
+        )
     return (
-        f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); check that "
-        "the database server runs and that the URL's host, port, user, password and database "
-        "are right (`storage:` in the job, or --set storage=URL)"
+        "check that the database server runs and that the URL's host, port, user, password and "
+        "database are right (`storage:` in the job, or --set storage=URL)"
     )
 
 
