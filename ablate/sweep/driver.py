@@ -325,7 +325,8 @@ def run_trials(
                 flush=True,
             )
         if isinstance(err, Exception) and storage_lost(err):
-            first = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
+            # the driver's own error, not Optuna's guess ("invalid data in the commit")
+            first = redact(cause_line(err))
             raise UserError(
                 f"lost the study storage {job.storage_shown} mid-sweep ({first}); the trials in "
                 "flight were stopped and those that finished are recorded. Run `ablate sweep` "
