@@ -14,9 +14,10 @@ SQLITE_PREFIX = "sqlite:///"
 
 #: A folder ablate fills with data (a pool, a world, the demo's output) carries this file. Ray's
 #: `ray job submit --working-dir` leaves out what a `.rayignore` lists and refuses a working dir
-#: whose zip is over 512 MiB (its gRPC message limit), so a project folder holding pools of many
-#: GB still submits, in seconds. On a cluster, data is read from a shared file system, never from
-#: the uploaded working dir (README, "Run on a cluster").
+#: whose zip is over 100 MiB (the job server's request body limit: "413: Maximum request body
+#: size 104857600 exceeded", Ray 2.60), so a project folder holding pools of many GB still
+#: submits, in seconds. On a cluster, data is read from a shared file system, never from the
+#: uploaded working dir (README, "Run on a cluster").
 RAY_IGNORE_FILE = ".rayignore"
 
 #: Where Ray unpacks a job's working dir on a node: a data path under it came with the code.
