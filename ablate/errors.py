@@ -68,7 +68,7 @@ def cause_line(err: BaseException, limit: int = 200) -> str:
     its chain that says something (`[Errno 111] Connection refused`, a driver's "server closed
     the connection unexpectedly"), not the wrappers quoting the request or Optuna's guess
     ("invalid data in the commit"); cut at a word before `limit` characters, with `...`."""
-    said = [str(e).strip() for e in error_chain(err) if str(e).strip()]
+    said = [str(e).strip() for e in error_chain(err) if any(c.isalpha() for c in str(e))]
     line = said[-1].splitlines()[0].strip() if said else type(err).__name__
     if len(line) <= limit:
         return line

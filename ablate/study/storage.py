@@ -8,6 +8,7 @@ driver loses nothing either way; only a power cut could lose the last writes.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,58 @@ def open_storage(url: str) -> Any:
         raise UserError(unreachable(url, err)) from None
     if sqlite_path(url) is not None:
         sqlite_fast_commits(storage_backend(storage).engine)
+    else:
+        retry_while_away(storage_backend(storage), redact(url))
     return storage
+
+
+#: How long a storage call is retried while the database server is away (a restart, a
+#: failover: seconds), the trials in flight going on meanwhile; then the error is raised and
+#: the sweep stops (`storage_lost`). Waits grow from 1 s to 10 s between tries.
+RECONNECT_SECONDS = 60.0
+#: Set in a thread while a retried storage call runs.
+_RETRYING = threading.local()
+
+
+def retry_while_away(backend: Any, shown: str) -> None:
+    """Make each public method of an RDBStorage retry while `storage_lost` says the server is
+    away. A write whose commit failed wrote nothing, so trying it again is safe; a pooled
+    connection the server dropped is replaced by the pool's ping on the next try."""
+    for name in dir(type(backend)):
+        if not name.startswith("_") and callable(getattr(backend, name)):
+            setattr(backend, name, _retrying(getattr(backend, name), shown))
+
+
+def _retrying(call: Any, shown: str) -> Any:
+    import functools
+    import sys
+    import time
+
+    @functools.wraps(call)
+    def retried(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_RETRYING, "on", False):  # a method calling another: the outer one retries
+            return call(*args, **kwargs)
+        deadline, wait = time.monotonic() + RECONNECT_SECONDS, 1.0
+        while True:
+            _RETRYING.on = True
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:
+                if not storage_lost(err) or time.monotonic() + wait > deadline:
+                    raise
+                reason = redact(cause_line(err))
+            finally:
+                _RETRYING.on = False
+            print(
+                f"the study storage {shown} does not answer ({reason}); trying again in "
+                f"{wait:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+
+    return retried
 
 
 #: What to install for a database's dialect when its driver is missing (`mysql://`: MySQLdb).
