@@ -133,7 +133,8 @@ def check_store_urls(storage: str, tracking: str, src: str) -> None:
     """`storage` and `tracking` that name no store, refused when the job is read (before Ray
     or a study): an empty string (it opened the job's folder as a file), `sqlite:/x` with one
     slash (a journal file named `sqlite:/x` was made), a scheme MLflow does not know (`ftp://`,
-    refused by MLflow only after Ray had started)."""
+    refused by MLflow only after Ray had started), a storage scheme no database has
+    (`postgresq://`: SQLAlchemy's NoSuchModuleError, said as a server problem)."""
     fix = {
         "storage": "sqlite:///FILE.db (relative to the job file), postgresql://..., or a journal "
         "file path",
