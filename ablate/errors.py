@@ -82,3 +82,27 @@ def did_you_mean(
     by_lower = {k.lower(): k for k in reversed(list(known))}  # the first spelling wins
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
     return f" (did you mean `{prefix}{by_lower[close[0]]}`?)" if close else ""
+
+
+def error_chain(err: BaseException) -> list[BaseException]:
+    """`err`, its cause, its cause's cause, ... as a traceback reads them: `raise ... from`,
+    else what was being handled when it was raised (MLflow's errors wrap requests' that way)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and all(seen is not e for e in chain):
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return chain
+
+
+def cause_line(err: BaseException, limit: int = 200) -> str:
+    """Why `err` happened, in one line of whole words: the first line of the innermost error of
+    its chain that says something (`[Errno 111] Connection refused`, a driver's "server closed
+    the connection unexpectedly"), not the wrappers quoting the request or Optuna's guess
+    ("invalid data in the commit"); cut at a word before `limit` characters, with `...`."""
+    said = [str(e).strip() for e in error_chain(err) if any(c.isalpha() for c in str(e))]
+    line = said[-1].splitlines()[0].strip() if said else type(err).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 3].rsplit(" ", 1)[0] if " " in line[: limit - 3] else line[: limit - 3]
+    return cut.rstrip(" ,;:(") + "..."

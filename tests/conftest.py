@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -286,18 +287,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
+@contextlib.contextmanager
+def serve_mlflow(root: Path, *extra: str) -> Iterator[str]:
+    """`mlflow server` on a free loopback port (`extra`: more of its options), its stores in
+    `root`; its URL while it runs."""
     import subprocess
     import sys
     import time
     import urllib.request
 
-    root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    cmd += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db", *extra]
     cmd += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
     log = (root / "server.log").open("w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -320,3 +321,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` on a free loopback port, its stores in a temp folder; its URL."""
+    with serve_mlflow(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url

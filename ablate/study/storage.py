@@ -8,12 +8,13 @@ driver loses nothing either way; only a power cut could lose the last writes.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ablate.config import JobSpec, redact, sqlite_path
-from ablate.errors import UserError, did_you_mean
+from ablate.errors import UserError, cause_line, did_you_mean, error_chain
 from ablate.search import directions, make_pruner
 from ablate.study.optuna_fast import journal_file_backend, storage_backend
 
@@ -49,18 +50,106 @@ def open_storage(url: str) -> Any:
         raise UserError(unreachable(url, err)) from None
     if sqlite_path(url) is not None:
         sqlite_fast_commits(storage_backend(storage).engine)
+    else:
+        retry_while_away(storage_backend(storage), redact(url))
     return storage
 
 
+#: How long a storage call is retried while the database server is away (a restart, a
+#: failover: seconds), the trials in flight going on meanwhile; then the error is raised and
+#: the sweep stops (`storage_lost`). Waits grow from 1 s to 10 s between tries.
+RECONNECT_SECONDS = 60.0
+#: Set in a thread while a retried storage call runs.
+_RETRYING = threading.local()
+
+
+def retry_while_away(backend: Any, shown: str) -> None:
+    """Make each public method of an RDBStorage retry while `storage_lost` says the server is
+    away. A write whose commit failed wrote nothing, so trying it again is safe; a pooled
+    connection the server dropped is replaced by the pool's ping on the next try."""
+    for name in dir(type(backend)):
+        if not name.startswith("_") and callable(getattr(backend, name)):
+            setattr(backend, name, _retrying(getattr(backend, name), shown))
+
+
+def _retrying(call: Any, shown: str) -> Any:
+    import functools
+    import sys
+    import time
+
+    @functools.wraps(call)
+    def retried(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_RETRYING, "on", False):  # a method calling another: the outer one retries
+            return call(*args, **kwargs)
+        deadline, wait = time.monotonic() + RECONNECT_SECONDS, 1.0
+        while True:
+            _RETRYING.on = True
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:
+                if not storage_lost(err) or time.monotonic() + wait > deadline:
+                    raise
+                reason = redact(cause_line(err))
+            finally:
+                _RETRYING.on = False
+            print(
+                f"the study storage {shown} does not answer ({reason}); trying again in "
+                f"{wait:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+
+    return retried
+
+
+#: What to install for a database's dialect when its driver is missing (`mysql://`: MySQLdb).
+DRIVERS = {
+    "postgresql": 'psycopg (pip install -e ".[postgres]")',
+    "mysql": "mysqlclient, or PyMySQL and mysql+pymysql://",
+    "mariadb": "mariadb, or PyMySQL and mariadb+pymysql://",
+    "mssql": "pyodbc",
+    "oracle": "oracledb and oracle+oracledb://",
+}
+
+
 def unreachable(url: str, err: BaseException) -> str:
-    """One line for a storage that cannot be opened: the URL without its password, the
-    driver's first line (the password scrubbed from it too), and what to check."""
+    """One line for a storage that cannot be opened: the URL without its password, the root
+    cause (the driver's first line, the password scrubbed from it too), and what to check: a
+    missing driver, a SQLite file or folder, else the database server and the URL."""
     shown = redact(url)
-    reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:300]
+    reason = redact(cause_line(err, 300))
+    return f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); " + _check(
+        url, err
+    )
+
+
+def _check(url: str, err: BaseException) -> str:
+    """What to do about `err` opening the storage `url` (see `unreachable`)."""
+    chain = error_chain(err)
+    said = " ".join(str(e) for e in chain).lower()
+    dialect = url.split("://", 1)[0].split("+")[0].lower()
+    if any(isinstance(e, ImportError) for e in chain):
+        return (
+            f"no driver for {dialect}:// is installed here: pip install "
+            f"{DRIVERS.get(dialect, 'its Python DB-API driver')}"
+        )
+    db = sqlite_path(url)
+    if db is not None and "not a database" in said:
+        return (
+            f"{db} is not a SQLite database (another file, or a damaged one): point `storage:` "
+            "at the study's .db file, or move this file away to start a new study"
+        )
+    if db is not None:
+        return (
+            f"SQLite could not open or write {db}: the file and its folder must be writable "
+            "(SQLite writes its -wal and -shm files beside it; a read-only folder cannot hold "
+            "a study), or copy the database to a writable folder"
+        )
     return (
-        f"cannot open the study storage {shown} ({type(err).__name__}: {reason}); check that "
-        "the database server runs and that the URL's host, port, user, password and database "
-        "are right (`storage:` in the job, or --set storage=URL)"
+        "check that the database server runs and that the URL's host, port, user, password and "
+        "database are right (`storage:` in the job, or --set storage=URL)"
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ablate.config import JobSpec, redact
 from ablate.design import SEARCH
-from ablate.errors import UserError
+from ablate.errors import UserError, cause_line
 from ablate.objectives import prepare_objective
 from ablate.plan import check_job_judge, design_mixtures, search_start
 from ablate.search import cube_params, feasible, make_sampler
@@ -58,7 +58,9 @@ from ablate.sweep.workers import WorkerPool, check_cluster_address, cluster_for
 from ablate.tracking import (
     RunWriter,
     check_local_store,
+    check_tracking_server,
     finish_sweep,
+    refused_request,
     start_sweep,
     sweep_links,
     tag_sweep_judge,
@@ -82,9 +84,7 @@ def run_sweep(
     judge = check_job_judge(job, probe=judge_probe)  # before Ray, the study or any training
     if judge is not None and progress is not None:
         print(judge.line(), flush=True)
-    prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
-    check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
-    check_local_store(job)  # an unwritable or foreign `tracking:` file: before Ray (review q#2)
+    check_before_work(job)
     mixtures = sweep_design(job, task_types, say=progress is not None)
     settings = job_settings(job, task_types)
     study = open_study(job)
@@ -125,6 +125,14 @@ def run_sweep(
         notes=[note] if note else [],
         ladder=ladder_lines(job, study, task_types) if is_ladder(job) else [],
     )
+
+
+def check_before_work(job: JobSpec) -> None:
+    """What would fail every trial or the sweep's record, refused once before Ray or the study."""
+    prepare_objective(job)  # e.g. a bad `module:function` target fails here, once
+    check_model_paths(job)  # a local model folder that is not there: before any trial fails on it
+    check_tracking_server(job)  # a server that refuses ablate (403 Invalid Host header)
+    check_local_store(job)  # an unwritable or foreign `tracking:` file: before Ray
 
 
 def nothing_to_run(job: JobSpec, study: Any, mixtures: list[Any], level: SettingsLevel) -> bool:
@@ -178,8 +186,11 @@ def open_sweep_run(job: JobSpec, uid: str, say: bool = True) -> str | None:
     except Exception as err:  # MlflowException, requests' ConnectionError, ...
         if not job.tracking_uri.startswith(("http://", "https://")):
             raise
+        refused = refused_request(job, err)  # it answers, with 401/403: a rerun cannot help
+        if refused:
+            raise UserError(refused) from None
         if say:
-            reason = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
+            reason = redact(cause_line(err))  # `[Errno 111] Connection refused`
             print(
                 f"MLflow at {job.tracking_shown} does not answer ({reason}); the sweep goes on "
                 "with the Optuna study as its record, and the next `ablate sweep` writes the "
@@ -234,16 +245,11 @@ def tally_study(job: JobSpec, study: Any) -> Tally:
 
 
 def say_resume(
-    job: JobSpec,
-    study: Any,
-    requeued: int,
-    say: bool,
-    dropped: int = 0,
-    level: SettingsLevel | None = None,
+    job: JobSpec, study: Any, requeued: int, say: bool, dropped: int, level: SettingsLevel
 ) -> None:
-    counted = search_counted(job, study, level) if say else 0
-    line = resume_line(job, study, requeued, dropped, counted) if say else None
-    if line:
+    if say and (
+        line := resume_line(job, study, requeued, dropped, search_counted(job, study, level))
+    ):
         print(line, flush=True)
 
 
@@ -284,9 +290,8 @@ def resume_line(
 
 def trials_to_ask(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
     """A search's trials still to ask: `n_trials` minus those in the study at these settings."""
-    if job.design.kind != SEARCH:
-        return 0
-    return max(0, job.design.n_trials - search_counted(job, study, level))
+    counted = search_counted(job, study, level)
+    return max(0, job.design.n_trials - counted) if job.design.kind == SEARCH else 0
 
 
 def search_counted(job: JobSpec, study: Any, level: SettingsLevel | None = None) -> int:
@@ -343,7 +348,8 @@ def run_trials(
                 flush=True,
             )
         if isinstance(err, Exception) and storage_lost(err):
-            first = redact((str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
+            # the driver's own error, not Optuna's guess ("invalid data in the commit")
+            first = redact(cause_line(err))
             raise UserError(
                 f"lost the study storage {job.storage_shown} mid-sweep ({first}); the trials in "
                 "flight were stopped and those that finished are recorded. Run `ablate sweep` "

@@ -593,6 +593,43 @@ def test_an_unreachable_storage_is_one_line_without_its_password(
     assert "check that the database server runs" in line or "cannot be read" in line
 
 
+@pytest.mark.parametrize(
+    ("storage", "says"),
+    [
+        # /proc takes no new file, even from root: as a read-only folder (or mount)
+        (
+            "sqlite:////proc/optuna.db",
+            "SQLite could not open or write /proc/optuna.db: the file "
+            "and its folder must be writable",
+        ),
+        ("sqlite:///garbage.db", "garbage.db is not a SQLite database"),
+        (
+            "mysql://u:pw@127.0.0.1:1/x",
+            "(ImportError: No module named 'MySQLdb'); no driver for "
+            "mysql:// is installed here: pip install mysqlclient",
+        ),
+    ],
+)
+def test_a_storage_that_is_no_server_problem_says_what_it_is(
+    storage: str, says: str, make_job: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (before: every one ended "check that the database server runs": SQLite has no server)
+    import importlib.util
+
+    if storage.startswith("mysql") and importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("mysqlclient is installed here")
+    from ablate.config import to_dict
+
+    (tmp_path / "garbage.db").write_text("not a database, but a file of text\n" * 200)
+    data = to_dict(make_job(target="objectives_for_tests:landscape"))
+    data["storage"] = storage
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["sweep", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert says in line and "database server" not in line and "pw" not in line
+
+
 def test_an_import_over_a_pool_says_it_replaced_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

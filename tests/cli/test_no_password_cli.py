@@ -72,3 +72,22 @@ def test_no_command_shows_or_records_the_storage_password(
         assert _leaks(tmp_path) == []  # mlflow.db, mlartifacts/, report/
     finally:
         optuna.delete_study(study_name=study, storage=postgres_driver(POSTGRES))
+
+
+@pytest.mark.parametrize("password", ["Zx/9kLeak", "Zx?9k#Leak", "Zx 9k'Leak\""])
+def test_status_of_a_missing_study_stars_a_password_with_url_characters(
+    password: str, make_job: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLAlchemy takes all of `Zx/9kLeak` as the password (trust auth lets it connect).
+    if not postgres_ready():
+        pytest.skip(f"no PostgreSQL at {POSTGRES}")
+    scheme, rest = POSTGRES.split("://", 1)
+    user, host = rest.split("@", 1)
+    data = to_dict(make_job(study=f"nopw-missing-{uuid.uuid4().hex[:8]}"))
+    data.update(storage=f"{scheme}://{user}:{password}@{host}")
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(data))
+    assert main(["status", str(job)]) != 0
+    out, err = capsys.readouterr()
+    assert "Leak" not in out + err and "9k" not in out + err
+    assert f"{scheme}://{user}:***@{host}" in out + err

@@ -545,6 +545,14 @@ def test_validate_job_missing_pool_and_bench(tmp_path: Path, small_pool: dict[st
         ("sqlite:/x.db", "sqlite:///m.db", "`storage` sqlite:/x.db is not a SQLite URL"),
         ("sqlite:///a.db", "ftp://x", "`tracking` ftp://x is not an MLflow tracking URI"),
         ("sqlite:///a.db", "sqlite:/m.db", "`tracking` sqlite:/m.db is not a SQLite URL"),
+        (  # (before: NoSuchModuleError and "check that the database server runs")
+            "postgresq://u:pw@h/db",
+            "sqlite:///m.db",
+            "`storage` postgresq://u:***@h/db: `postgresq://` is no database ablate knows "
+            "(did you mean `postgresql`?); give sqlite:///FILE.db (relative to the job file), "
+            "postgresql://..., or a journal file path (known schemes: sqlite, postgresql,",
+        ),
+        ("postgres://h/db", "sqlite:///m.db", "(did you mean `postgresql`?)"),
     ],
 )
 def test_store_urls_that_name_no_store_are_refused_when_read(
@@ -556,6 +564,8 @@ def test_store_urls_that_name_no_store_are_refused_when_read(
     assert message in error_of(load_job, path)
     ok = {**demo_data(), "tracking": "postgresql+psycopg2://u:pw@h/db", "storage": "j.log"}
     load_job(write(tmp_path / "ok.yaml", ok))  # a driver in the scheme, a journal file: fine
+    ok["storage"] = "mysql+pymysql://u:pw@h/db"
+    load_job(write(tmp_path / "ok.yaml", ok))
 
 
 # --------------------------------------------------------------------------- seeds

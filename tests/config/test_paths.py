@@ -13,6 +13,16 @@ from ablate.study.storage import unreachable
     [
         ("postgresql://u:secret@h:1/x", "postgresql://u:***@h:1/x"),
         ("postgresql://u:p@ss@h/x", "postgresql://u:***@h/x"),  # an @ in the password
+        ("postgresql://u:p%40ss@h/x", "postgresql://u:***@h/x"),  # an encoded @
+        # SQLAlchemy's password runs to the `@`: a `/`, `?`, `#`, quote or space is part of it
+        ("postgresql://u:pa/ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:Zx/9kLeak@h:6590/x", "postgresql://u:***@h:6590/x"),
+        ("postgresql://u:pa?ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:pa#ss@h/db", "postgresql://u:***@h/db"),
+        ('postgresql://u:p"w@h/db', "postgresql://u:***@h/db"),
+        ("postgresql://u:it's@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:pa ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://:pa/ss@h/db", "postgresql://:***@h/db"),  # no user name
         ("postgresql://u@h/x", "postgresql://u@h/x"),  # no password
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),  # no user: a port is no password
         ("sqlite:////tmp/s.db", "sqlite:////tmp/s.db"),
@@ -45,6 +55,16 @@ def test_a_driver_message_keeps_its_words_and_loses_echoed_passwords() -> None:
         "invalid dsn: host=h port=1 user=u password=*** dbname=x; "
         "also tried postgresql://u:***@h:1/x and password=***"
     )
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa?ss", "pa#ss", 'p"w', "it's", "pa ss", "p@ss"])
+def test_a_quoted_url_loses_any_password_and_nothing_else_is_starred(password: str) -> None:
+    message = (
+        f"no study `s` in postgresql://u:{password}@127.0.0.1:6590/db; start it, "
+        "or ask admin@example.com; MLflow at http://127.0.0.1:5000 failed, mail a@b; "
+        "http://h:5000/x and c@d"
+    )
+    assert redact(message) == message.replace(f"u:{password}@", "u:***@")
 
 
 def test_an_unreachable_storage_names_the_driver_error_unstarred() -> None:

@@ -240,6 +240,29 @@ def test_a_cluster_without_the_gpus_a_trial_asks_for_is_refused_before_enqueuein
     assert open_study(job, create=False).get_trials() == []
 
 
+def test_the_mlflow_down_line_quotes_the_cause_whole(make_job: Any, capsys: Any) -> None:
+    # MLflow's error quotes the request and urllib3's retries first: cut at 200 characters it
+    # ended mid-word (`/api/2.0/mlflow/experi)`) before saying why.
+    from conftest import free_port
+
+    from ablate.sweep.driver import open_sweep_run
+
+    port = free_port()  # nothing listens there
+    job = make_job(study="mlflow-down-line", tracking=f"http://127.0.0.1:{port}")
+    assert open_sweep_run(job, "uid") is None
+    out = capsys.readouterr().out
+    assert f"MLflow at http://127.0.0.1:{port} does not answer (" in out
+    assert "Connection refused); the sweep goes on" in out and "/api/" not in out
+
+
+def test_a_cause_too_long_is_cut_between_words() -> None:
+    from ablate.errors import cause_line
+
+    words = "the server went away " * 20
+    line = cause_line(RuntimeError(words + "\nsecond line"))
+    assert len(line) <= 200 and line.endswith("...") and words.startswith(line[:-3] + " ")
+
+
 @pytest.mark.slow
 def test_a_tracking_server_that_is_down_does_not_stop_the_sweep(
     ray_session: Any, make_job: Any, mlflow_server: str, capsys: Any

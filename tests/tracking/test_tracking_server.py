@@ -42,3 +42,35 @@ def test_an_experiment_made_before_gets_the_training_view(mlflow_server: str, ma
     assert EXPERIMENT_KIND[0] not in client.get_experiment(exp_id).tags
     tracking.start_sweep(make_job(study="older-study", tracking=mlflow_server))
     assert client.get_experiment(exp_id).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+
+
+def test_a_server_refusing_the_host_name_stops_the_sweep_before_it_starts(
+    make_job, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MLflow 3 answers 403 "Invalid Host header" to a host it was not given: 127.0.0.1 here
+    # (a DNS name on a cluster). A rerun cannot help: the message names the server's option.
+    import yaml
+    from conftest import serve_mlflow
+
+    from ablate.cli import main
+    from ablate.config import to_dict
+    from ablate.tracking import refused_request
+
+    root = tmp_path / "server"
+    root.mkdir()
+    with serve_mlflow(root, "--allowed-hosts", "mlflow.example") as url:
+        port = url.rsplit(":", 1)[1]
+        data = to_dict(make_job(study="host-refused", tracking=url))
+        job = tmp_path / "job.yaml"
+        job.write_text(yaml.safe_dump(data))
+        assert main(["sweep", str(job)]) != 0
+        out, err = capsys.readouterr()
+        fix = f"`mlflow server --allowed-hosts 127.0.0.1,127.0.0.1:{port} ...`"
+        assert f"job.yaml: the MLflow server of `tracking` ({url}) refuses this host name" in err
+        assert fix in err and len(err.strip().splitlines()) == 1
+        assert "does not answer" not in out + err
+        assert not (tmp_path / "optuna.db").exists()  # refused before the study (and Ray)
+        # the same answer met later (the driver's first MLflow call) is refused alike
+        with pytest.raises(Exception) as raised:
+            tracking.start_sweep(make_job(study="host-refused", tracking=url))
+        assert fix in (refused_request(make_job(tracking=url), raised.value) or "")
