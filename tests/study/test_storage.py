@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,20 @@ class TcpProxy:
 
 @pytest.mark.slow
 @pytest.mark.cluster
+def _sweep_through_a_proxy(make_job: Any, prefix: str) -> tuple[str, TcpProxy, Any]:
+    """A 12-trial sim sweep's study on the real PostgreSQL through a proxy the test can cut."""
+    study_name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    via_proxy = POSTGRES.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    sim = {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.5}
+    design = {"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]}
+    return (
+        study_name,
+        proxy,
+        make_job(study=study_name, storage=via_proxy, objective=sim, design=design),
+    )
+
+
 def test_a_database_lost_mid_sweep_stops_it_cleanly_and_the_rerun_requeues(
     ray_session, make_job, monkeypatch
 ) -> None:
@@ -217,12 +232,7 @@ def test_a_database_lost_mid_sweep_stops_it_cleanly_and_the_rerun_requeues(
     monkeypatch.setattr(storage, "RECONNECT_SECONDS", 3.0)  # how long it waits for the server
     if not postgres_ready():
         pytest.skip(f"no PostgreSQL at {POSTGRES}")
-    study_name = f"lost-{uuid.uuid4().hex[:10]}"
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    via_proxy = POSTGRES.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    sim = {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.5}
-    design = {"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]}
-    job = make_job(study=study_name, storage=via_proxy, objective=sim, design=design)
+    study_name, proxy, job = _sweep_through_a_proxy(make_job, "lost")
     try:
         timer = threading.Timer(3.0, proxy.cut)
         timer.start()
@@ -234,7 +244,7 @@ def test_a_database_lost_mid_sweep_stops_it_cleanly_and_the_rerun_requeues(
         # the root cause (psycopg's), not Optuna's wrapper ("invalid data in the commit")
         assert "invalid data" not in msg and "exception is raised during" not in msg
         assert "Connection refused" in msg or "closed the connection" in msg
-        direct = make_job(study=study_name, storage=POSTGRES, objective=sim, design=design)
+        direct = replace(job, storage=POSTGRES)
         summary = None
         for _ in range(50):  # the server ends the cut session's backend (and its lock) soon
             try:
@@ -275,12 +285,8 @@ def test_a_database_back_within_the_wait_loses_no_trial(
 
     if not postgres_ready():
         pytest.skip(f"no PostgreSQL at {POSTGRES}")
-    study_name = f"back-{uuid.uuid4().hex[:10]}"
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    via_proxy = POSTGRES.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    sim = {"kind": "sim", "landscape": "less_is_more", "metric": "score", "duration_s": 0.5}
-    design = {"kind": "grid", "volumes": [1000, 5000], "balance": [0.5, 1.0], "seeds": [0, 1, 2]}
-    job = make_job(study=study_name, storage=via_proxy, objective=sim, design=design)
+    study_name, proxy, job = _sweep_through_a_proxy(make_job, "back")
+    via_proxy = job.storage
     try:
         threading.Timer(3.0, proxy.cut).start()
         threading.Timer(8.0, proxy.resume).start()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,18 +198,12 @@ def test_node_loss_without_spare_capacity_goes_on_and_a_joining_node_takes_trial
     marker = tmp_path / "nodes.txt"
     path = write_job(
         tmp_path,
-        objective={
-            "kind": "python",
-            "target": "objectives_for_tests:slow_on_node",
-            "metric": "score",
-        },
+        objective=SLOW_ON_NODE,
         # 3 x 2 x 2 = 12 trials of 4 s
         design={"kind": "grid", "volumes": [100, 200, 300], "balance": [0.5, 1.0], "seeds": [0, 1]},
         resources={"gpus_per_trial": 1, "cpus_per_trial": 1, "max_in_flight": 4},
     )
-    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
-    cluster = empty_head_cluster()
-    try:
+    with node_marked_cluster(marker) as cluster:
         nodes = [
             cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=NODE_STORE)
             for _ in range(2)
@@ -225,9 +220,6 @@ def test_node_loss_without_spare_capacity_goes_on_and_a_joining_node_takes_trial
         finally:
             if proc.poll() is None:
                 kill_group(proc)
-    finally:
-        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
-        cluster.shutdown()
     trials = open_study(load_job(path), create=False).get_trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 12 and len(trials) == 12
     assert sorted(t.user_attrs.get("retries", 0) for t in trials) == [0] * 10 + [1, 1]
@@ -247,17 +239,11 @@ def test_a_sweep_with_no_node_left_waits_quietly_until_one_joins(tmp_path: Path)
     marker = tmp_path / "nodes.txt"
     path = write_job(
         tmp_path,
-        objective={
-            "kind": "python",
-            "target": "objectives_for_tests:slow_on_node",
-            "metric": "score",
-        },
+        objective=SLOW_ON_NODE,
         design={"kind": "grid", "volumes": [100, 200], "balance": [1.0], "seeds": [0]},
         resources={"gpus_per_trial": 0, "cpus_per_trial": 1, "max_in_flight": 1},
     )
-    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
-    cluster = empty_head_cluster()
-    try:
+    with node_marked_cluster(marker) as cluster:
         node = cluster.add_node(num_cpus=1, object_store_memory=NODE_STORE)
         log = tmp_path / "driver.log"
         proc = start_driver(path, log, "--address", cluster.address)
@@ -270,13 +256,26 @@ def test_a_sweep_with_no_node_left_waits_quietly_until_one_joins(tmp_path: Path)
         finally:
             if proc.poll() is None:
                 kill_group(proc)
-    finally:
-        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
-        cluster.shutdown()
     text = log.read_text()
     assert 1 <= text.count("waiting for a worker") <= 2, text[-3000:]
     trials = open_study(load_job(path), create=False).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+#: A trial that writes the node it ran on to $ABLATE_TEST_NODE_MARKER, then takes 4 s.
+SLOW_ON_NODE = {"kind": "python", "target": "objectives_for_tests:slow_on_node", "metric": "score"}
+
+
+@contextlib.contextmanager
+def node_marked_cluster(marker: Path) -> Iterator[Any]:
+    """A Ray cluster of a head with no resources; trials write their node to `marker`."""
+    os.environ["ABLATE_TEST_NODE_MARKER"] = str(marker)
+    cluster = empty_head_cluster()
+    try:
+        yield cluster
+    finally:
+        os.environ.pop("ABLATE_TEST_NODE_MARKER", None)
+        cluster.shutdown()
 
 
 def _wait_for_starts(marker: Path, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:

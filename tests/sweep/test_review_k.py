@@ -4,27 +4,35 @@ read with. Printed without them, `ablate sweep JOB` opened the job's own study, 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from ablate.analysis.page import _proposals
+from ablate.analysis.surrogates import Proposal
 from ablate.config import read_job
 from ablate.study import open_study
 from ablate.sweep import study_status
 
 
-def test_the_hints_name_the_overrides_of_the_study_they_are_about(tmp_path: Path) -> None:
-    path = tmp_path / "job.yaml"
+def one_point_job(path: Path, store: Path) -> Path:
+    """A one-trial sim job at `path`, its study in `store`."""
     job_text = {
         "study": "base",
-        "storage": f"sqlite:///{tmp_path}/optuna.db",
+        "storage": f"sqlite:///{store}/optuna.db",
         "task_types": ["a", "b"],
         "objective": {"kind": "sim", "metric": "score"},
         "design": {"kind": "grid", "volumes": [100], "balance": [1.0], "seeds": [0]},
     }
     path.write_text(yaml.safe_dump(job_text))
+    return path
+
+
+def test_the_hints_name_the_overrides_of_the_study_they_are_about(tmp_path: Path) -> None:
+    path = one_point_job(tmp_path / "job.yaml", tmp_path)
     job = read_job(path, ["study=hint x", "design.seeds=[0]"])
     assert job.study == "hint x"
     assert job.command("sweep", "job.yaml") == (
@@ -69,3 +77,22 @@ def test_a_finished_study_rerun_does_not_start_ray(make_job: Any, monkeypatch: A
                              "seeds": [0]})  # fmt: skip
     with pytest.raises(AssertionError, match="Ray was started"):
         driver.run_sweep(grown, types, progress=None)
+
+
+# review q, findings 1 and 13: the commands report.html suggests (and its MLflow artifact
+# holds) copied each `--set` value as given, a storage password included, and left the job's
+# path unquoted, so a path with spaces pasted as three arguments
+def test_suggested_commands_mask_passwords_and_paste_as_one_argument(tmp_path: Path) -> None:
+    folder = tmp_path / "sp ace" / "ünï cødé"
+    folder.mkdir(parents=True)
+    path = one_point_job(folder / "jöb.yaml", tmp_path)
+    url = "postgresql://postgres:PGSECRET9@127.0.0.1:5432/test"
+    job = read_job(path, ["study=q", f"storage={url}", "tracking=http://bob:QSECRET3@h:5000"])
+    proposal = Proposal({"a": 0.5, "b": 0.5}, 100.0, 0.5, 0.4, 0.6, "gp")
+    page = "".join(_proposals(job, "score", [proposal], ""))
+    assert "SECRET" not in page and "SECRET" not in job.command("sweep")
+    assert "put it back" in page
+    words = shlex.split(job.command("propose"))
+    assert words[:3] == ["ablate", "propose", str(path)]
+    assert "storage=postgresql://postgres:***@127.0.0.1:5432/test" in words
+    assert "put it back" not in "".join(_proposals(read_job(path), "score", [proposal], ""))
