@@ -15,6 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ablate.config.paths import redact
 from ablate.errors import UserError, did_you_mean
 
 T = TypeVar("T")
@@ -55,7 +56,9 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
 
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"--set {item!r}: expected KEY=VALUE, for example --set train.lr=1e-3")
+        raise UserError(
+            f"--set {redact(item)!r}: expected KEY=VALUE, for example --set train.lr=1e-3"
+        )
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:
@@ -64,18 +67,18 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
             child = node[part] = {}
         if not isinstance(child, dict):
             raise UserError(
-                f"{path}: --set {item!r}: `{part}` is not a mapping, cannot set `{key}`"
+                f"{path}: --set {redact(item)!r}: `{part}` is not a mapping, cannot set `{key}`"
             )
         node = child
     if not raw.strip():  # (it read as null, then blamed on the file: "`study` must be a string")
-        raise UserError(f"--set {item}: empty value; give one (or null to clear the key)")
+        raise UserError(f"--set {redact(item)}: empty value; give one (or null to clear the key)")
     try:
         node[parts[-1]] = yaml.load(raw, Loader=_loader())
     except yaml.YAMLError as err:
         if raw.lstrip()[:1] in "[{":  # a list or mapping meant: never a plain string
             problem = _yaml_problem(err).split(": not valid YAML: ", 1)[-1]
             raise UserError(
-                f"--set {item}: the value is not valid YAML ({problem}); fix it or quote it"
+                f"--set {redact(item)}: the value is not valid YAML ({problem}); fix it or quote it"
             ) from None
         node[parts[-1]] = raw  # `@x`, `%x`: a string, as meant
 
@@ -91,7 +94,7 @@ def blame_overrides(err: UserError, path: str | Path, overrides: typing.Sequence
     for item in reversed(overrides):  # (the last `--set` of a key is the one that counts)
         key = item.partition("=")[0].strip()
         if re.search(rf"`{re.escape(key)}[`\[.]", text):
-            return UserError(f"--set {item} (over {path}): {text[len(head) :]}")
+            return UserError(f"--set {redact(item)} (over {path}): {text[len(head) :]}")
     return err
 
 

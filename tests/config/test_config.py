@@ -636,5 +636,9 @@ def test_a_bad_set_value_names_the_set_option_not_the_job_file(tmp_path: Path) -
         f"--set design.volumes=[-5] (over {path}): `design.volumes[0]` must be a positive"
     )
     assert read_job(path, ["study=@x"]).study == "@x"  # not YAML, but plainly a string
+    # the --set quoted back never shows a password (a misspelt scheme's refusal quoted it)
+    msg = error_of(read_job, path, ["storage=postgresq://u:Zx/9kLeak@h:5432/db"])
+    assert msg.startswith(f"--set storage=postgresq://u:***@h:5432/db (over {path}): ")
+    assert "9kLeak" not in msg
     path.write_text("study: s\nobjective: {kind: sim}\ntask_types: [a, b]\ndesign: {seeds: x}\n")
     assert error_of(read_job, path, ["study=t"]).startswith(f"{path}: `design.seeds`")
