@@ -20,18 +20,17 @@ run's tag) so later calls need no job.
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ablate.bench.judge_http import judge_label
-from ablate.config import JobSpec, model_job, sqlite_path
+from ablate.config import JobSpec, model_job
 from ablate.errors import UserError, did_you_mean
 from ablate.mixture import normalized_entropy
 from ablate.plan import load_job
 from ablate.study import STUDY_SETTINGS_ID, STUDY_UID, TRIAL_SETTINGS_ID, open_study
+from ablate.study.trial_rows import TrialRow, read_trial_rows
 
 #: Columns of `load`'s table that describe a trial rather than measure it.
 NOT_METRICS = frozenset(
@@ -61,15 +60,8 @@ def _open(job: JobSpec) -> Any:
         ) from None
 
 
-class _Trial(NamedTuple):
-    """What `load` reads of a trial (from an Optuna FrozenTrial or straight from SQLite)."""
-
-    number: int
-    state: str
-    value: float | None
-    user_attrs: dict[str, Any]
-    datetime_start: datetime | None
-    datetime_complete: datetime | None
+#: What `load` reads of a trial (from an Optuna FrozenTrial or straight from the database).
+_Trial = TrialRow
 
 
 def _frozen(t: Any, base: dict[str, Any]) -> _Trial:
@@ -84,124 +76,6 @@ def _study_trials(study: Any) -> tuple[list[_Trial], str | None]:
     base = {TRIAL_SETTINGS_ID: settings} if settings else {}
     trials = [_frozen(t, base) for t in study.get_trials(deepcopy=False)]
     return trials, study.user_attrs.get(STUDY_UID)
-
-
-_INF = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
-
-
-def _read_sqlite(job: JobSpec) -> tuple[list[_Trial], str | None] | None:
-    """The study's trials read from an Optuna SQLite file in three queries, without importing
-    Optuna or opening its storage (which checks the schema through SQLAlchemy and Alembic: about
-    a second of a report), and the study's own id (`STUDY_UID`). None, and the caller goes
-    through Optuna, for anything unexpected: no such file or study, another schema version,
-    several objectives."""
-    import sqlite3
-
-    path = sqlite_path(job.storage_url)
-    if path is None or not path.is_file():
-        return None
-    try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        return _query_trials(con, job.study)
-    except (sqlite3.Error, TypeError, ValueError, KeyError):
-        return None
-    finally:
-        con.close()
-
-
-#: Storage URL schemes `_read_postgres` reads with psycopg 3 (what SQLAlchemy uses for them).
-_PG_SCHEMES = ("postgresql://", "postgresql+psycopg://")
-
-
-class _Qmark:
-    """A psycopg connection taking `_query_trials`' qmark (`?`) parameters."""
-
-    def __init__(self, con: Any) -> None:
-        self.con = con
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self.con.execute(sql.replace("?", "%s"), params)
-
-
-def _read_postgres(job: JobSpec) -> tuple[list[_Trial], str | None] | None:
-    """`_read_sqlite`'s three queries on an Optuna PostgreSQL database, read-only, through
-    psycopg 3: Optuna's storage builds a FrozenTrial per trial through SQLAlchemy (5,000
-    trials: about 6 CPU seconds more than these queries). None, and the caller goes through
-    Optuna, for anything unexpected (no psycopg, another driver, no connection, no study)."""
-    url = job.storage_url
-    if not url.startswith(_PG_SCHEMES):
-        return None
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        con = psycopg.connect("postgresql://" + url.split("://", 1)[1], connect_timeout=10)
-    except psycopg.Error:
-        return None
-    try:
-        con.read_only = True
-        return _query_trials(_Qmark(con), job.study)
-    except (psycopg.Error, TypeError, ValueError, KeyError):
-        return None
-    finally:
-        con.close()
-
-
-def _query_trials(con: Any, study: str) -> tuple[list[_Trial], str | None] | None:
-    """`_read_sqlite`'s queries on an open connection (Optuna's v3 schema)."""
-    (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
-    if not str(version).startswith("v3."):
-        return None
-    row = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()
-    if row is None:
-        return None
-    study_id = row[0]
-    (n_objectives,) = con.execute(
-        "SELECT COUNT(*) FROM study_directions WHERE study_id = ?", (study_id,)
-    ).fetchone()
-    if n_objectives != 1:
-        return None
-    settings, uid = (
-        con.execute(
-            "SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = ?",
-            (study_id, key),
-        ).fetchone()
-        for key in (STUDY_SETTINGS_ID, STUDY_UID)
-    )
-    trials = con.execute(
-        "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, "
-        "v.value, v.value_type FROM trials t LEFT JOIN trial_values v "
-        "ON v.trial_id = t.trial_id AND v.objective = 0 WHERE t.study_id = ? "
-        "ORDER BY t.trial_id",
-        (study_id,),
-    ).fetchall()
-    attrs: dict[int, dict[str, Any]] = {t[0]: {} for t in trials}
-    for trial_id, key, value in con.execute(
-        "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
-        "JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = ?",
-        (study_id,),
-    ):
-        attrs[trial_id][key] = json.loads(value)
-
-    def when(x: Any) -> datetime | None:  # SQLite gives text, PostgreSQL a datetime
-        return x if isinstance(x, datetime) or not x else datetime.fromisoformat(x)
-
-    base = {TRIAL_SETTINGS_ID: json.loads(settings[0])} if settings else {}
-    return [
-        _Trial(
-            number,
-            state,
-            _INF.get(vtype, value) if vtype else None,
-            {**base, **attrs[trial_id]},  # a trial without `settings_id` has the study's
-            when(start),
-            when(end),
-        )
-        for trial_id, number, state, start, end, value, vtype in trials
-    ], (json.loads(uid[0]) if uid else None)
 
 
 def as_job(job: JobSpec | str | Path) -> JobSpec:
@@ -235,8 +109,7 @@ def _source(job: JobSpec | str | Path | Any, metric: str | None, gpus: float | N
         direction = "minimize" if minimize else "maximize"
         return _Source(name, direction, metric, gpus, f"study `{name}`", trials, None, uid)
     job = as_job(job)
-    found = _read_sqlite(job)
-    found = found if found is not None else _read_postgres(job)
+    found = read_trial_rows(job)
     trials, uid = found if found is not None else _study_trials(_open(job))
     return _Source(
         job.study,

@@ -22,6 +22,7 @@ from ablate.study import (
 from ablate.study.codec import STUDY_JUDGE
 from ablate.study.lock import describe_holder
 from ablate.study.settings import differences, show
+from ablate.study.trial_rows import read_trial_rows
 from ablate.sweep.ladder import is_ladder, ladder_lines
 
 
@@ -30,7 +31,7 @@ def study_status(job: JobSpec) -> str:
     from optuna.trial import TrialState
 
     study = open_study(job, create=False)
-    trials = study.get_trials(deepcopy=False)
+    trials = status_trials(job, study)
     counts = {
         s.name: 0
         for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
@@ -181,6 +182,41 @@ def model_lines(job: JobSpec, trials: list[Any]) -> list[str]:
             line += f"; best {job.objective.metric} {best.values[0]:.4g} (trial {best.number})"
         lines.append(line)
     return lines
+
+
+def status_trials(job: JobSpec, study: Any) -> list[Any]:
+    """The study's trials as FrozenTrials (no parameters: status reads none), built from a few
+    SQL queries (`read_trial_rows`) rather than Optuna's ORM: 3,000 trials on SQLite took
+    2.8 of status's 3.6 CPU seconds through `get_trials`; through Optuna for what the queries
+    do not read (several objectives, a journal file)."""
+    found = read_trial_rows(job)
+    if found is None:
+        return study.get_trials(deepcopy=False)
+    try:
+        return _frozen_trials(found[0])
+    except (KeyError, ValueError):  # a state or a trial Optuna would not have written
+        return study.get_trials(deepcopy=False)
+
+
+def _frozen_trials(rows: list[Any]) -> list[Any]:
+    from optuna.trial import FrozenTrial, TrialState
+
+    return [
+        FrozenTrial(
+            number=r.number,
+            state=TrialState[r.state],
+            value=r.value,
+            datetime_start=r.datetime_start,
+            datetime_complete=r.datetime_complete,
+            params={},
+            distributions={},
+            user_attrs=r.user_attrs,
+            system_attrs=r.system_attrs,
+            intermediate_values={},
+            trial_id=r.number,
+        )
+        for r in rows
+    ]
 
 
 def settings_line(job: JobSpec, study: Any, trials: list[Any]) -> str:

@@ -249,6 +249,7 @@ def test_sqlite_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -> 
 
     # the module, not the function `ablate.analysis.load` that shadows it
     load_module = importlib.import_module("ablate.analysis.load")
+    trial_rows = importlib.import_module("ablate.study.trial_rows")
 
     other = make_job(study="other")  # a second study in the same file must not leak in
     _study_with(other, [create_trial(value=9.0, user_attrs={"proportions": {"a": 1.0}})])
@@ -263,9 +264,9 @@ def test_sqlite_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -> 
             create_trial(state=TrialState.RUNNING, user_attrs={"proportions": {"c": 1.0}}),
         ],
     )
-    assert load_module._read_sqlite(job) is not None
+    assert trial_rows._read_sqlite(job) is not None
     fast = load(job)
-    monkeypatch.setattr(load_module, "_read_sqlite", lambda job: None)
+    monkeypatch.setattr(load_module, "read_trial_rows", lambda job: None)
     slow = load(job)
     pd.testing.assert_frame_equal(fast, slow)
     assert fast.attrs == slow.attrs and list(fast["state"]) == [

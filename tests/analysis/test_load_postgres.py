@@ -22,6 +22,7 @@ def test_postgres_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -
     from optuna.trial import TrialState, create_trial
 
     load_module = importlib.import_module("ablate.analysis.load")
+    trial_rows = importlib.import_module("ablate.study.trial_rows")
     name = f"load-pg-{uuid.uuid4().hex[:8]}"
     job = make_job(study=name, storage=POSTGRES)
     other = optuna.create_study(study_name=name + "-other", storage=POSTGRES)
@@ -37,9 +38,9 @@ def test_postgres_read_equals_the_optuna_read(make_job: Any, monkeypatch: Any) -
         ]:
             study.add_trial(t)
         study.set_user_attr("ablate.settings_id", "abc")
-        assert load_module._read_postgres(job) is not None
+        assert trial_rows._read_postgres(job) is not None
         fast = load(job)
-        monkeypatch.setattr(load_module, "_read_postgres", lambda job: None)
+        monkeypatch.setattr(load_module, "read_trial_rows", lambda job: None)
         slow = load(job)
         pd.testing.assert_frame_equal(fast, slow)
         assert fast.attrs == slow.attrs
