@@ -76,6 +76,8 @@ def _kill_matching(*texts: str) -> int:
     for proc in victims:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGKILL)
+    # gone, not only signalled: a check right after the kill saw one still running (CI)
+    psutil.wait_procs(victims, timeout=15)
     return len(victims)
 
 
