@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -86,8 +87,6 @@ def apply_override(data: dict[str, Any], item: str, path: str | Path = "--set") 
 def blame_overrides(err: UserError, path: str | Path, overrides: typing.Sequence[str]) -> Any:
     """`err` about a key a `--set` gave, said of that option rather than of the file (which
     was fine, and searched for nothing); any other error as it is."""
-    import re
-
     text, head = str(err), f"{path}: "
     if not text.startswith(head):
         return err

@@ -8,7 +8,10 @@ driver loses nothing either way; only a power cut could lose the last writes.
 
 from __future__ import annotations
 
+import functools
+import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,10 +76,6 @@ def retry_while_away(backend: Any, shown: str) -> None:
 
 
 def _retrying(call: Any, shown: str) -> Any:
-    import functools
-    import sys
-    import time
-
     @functools.wraps(call)
     def retried(*args: Any, **kwargs: Any) -> Any:
         if getattr(_RETRYING, "on", False):  # a method calling another: the outer one retries
